@@ -1,0 +1,388 @@
+// Package config loads crmflow's one typed configuration: defaults, then an
+// optional config file, then CRMFLOW_* environment variables, in that order of
+// precedence. Secrets are of type Secret, which never prints its value.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/jackc/pgx/v5"
+	"github.com/spf13/viper"
+)
+
+// EnvPrefix is the prefix of every environment variable crmflow reads.
+const EnvPrefix = "CRMFLOW"
+
+// Dev defaults: documented, printed at start, and only ever applied by
+// `crmflow dev`, so that `crmflow demo` works with no set-up.
+const (
+	DevAPIToken            = "dev-api-token"
+	DevStripeWebhookSecret = "whsec_crmflow_dev_stripe_secret"
+	// DevClerkWebhookSecret is a Svix secret: "whsec_" plus base64 key bytes.
+	DevClerkWebhookSecret = "whsec_Y3JtZmxvdy1kZXYtY2xlcmstd2ViaG9vay1rZXk="
+	// DevMasterKey is base64 of 32 bytes; it protects nothing of value.
+	DevMasterKey = "Y3JtZmxvdy1kZXYtbWFzdGVyLWtleS0zMi1ieXRlcyE="
+)
+
+// Config is crmflow's whole configuration. The mapstructure tags are the keys
+// of the config file; nested keys map to env vars by joining with "_", so
+// stripe.webhook_secret is CRMFLOW_STRIPE_WEBHOOK_SECRET.
+type Config struct {
+	// HTTPAddr is where webhooks, the start API, health and metrics listen.
+	HTTPAddr string `mapstructure:"http_addr" yaml:"http_addr"`
+	// DatabaseURL is the PostgreSQL connection URL. Empty under `crmflow dev`
+	// means: start an embedded PostgreSQL.
+	DatabaseURL Secret `mapstructure:"database_url" yaml:"database_url"`
+	// APITokens are the initial bearer tokens accepted by the start API.
+	APITokens []Secret `mapstructure:"api_tokens" yaml:"api_tokens"`
+	// MasterKey is base64 of the 32-byte AES-256-GCM key for stored credentials.
+	MasterKey Secret `mapstructure:"master_key" yaml:"master_key"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `mapstructure:"log_level" yaml:"log_level"`
+
+	Temporal TemporalConfig `mapstructure:"temporal" yaml:"temporal"`
+	Dev      DevConfig      `mapstructure:"dev" yaml:"dev"`
+	Webhooks WebhooksConfig `mapstructure:"webhooks" yaml:"webhooks"`
+
+	Stripe      StripeConfig   `mapstructure:"stripe" yaml:"stripe"`
+	Clerk       ClerkConfig    `mapstructure:"clerk" yaml:"clerk"`
+	Knock       ProviderConfig `mapstructure:"knock" yaml:"knock"`
+	SimpleLogin ProviderConfig `mapstructure:"simplelogin" yaml:"simplelogin"`
+	Resend      ProviderConfig `mapstructure:"resend" yaml:"resend"`
+	Sentry      SentryConfig   `mapstructure:"sentry" yaml:"sentry"`
+
+	// DevMode is set by LoadOptions.Dev, never by the file or environment.
+	DevMode bool `mapstructure:"-" yaml:"-"`
+}
+
+// TemporalConfig says how to reach the Temporal cluster.
+type TemporalConfig struct {
+	// Address is the frontend host:port; under `crmflow dev` the embedded
+	// server listens here.
+	Address string `mapstructure:"address" yaml:"address"`
+	// Namespace holds every crmflow workflow.
+	Namespace string `mapstructure:"namespace" yaml:"namespace"`
+}
+
+// DevConfig configures the embedded stack of `crmflow dev`.
+type DevConfig struct {
+	// DataDir holds the Temporal SQLite file and the PostgreSQL data.
+	DataDir string `mapstructure:"data_dir" yaml:"data_dir"`
+	// PostgresPort is the embedded PostgreSQL's port on 127.0.0.1.
+	PostgresPort int `mapstructure:"postgres_port" yaml:"postgres_port"`
+	// UIAddr is where the embedded Temporal UI listens.
+	UIAddr string `mapstructure:"ui_addr" yaml:"ui_addr"`
+}
+
+// WebhooksConfig bounds what the webhook endpoints accept.
+type WebhooksConfig struct {
+	// MaxBodyBytes is the largest body accepted; larger gets 413.
+	MaxBodyBytes int64 `mapstructure:"max_body_bytes" yaml:"max_body_bytes"`
+	// Tolerance is how old (or new) a signature timestamp may be.
+	Tolerance time.Duration `mapstructure:"tolerance" yaml:"tolerance"`
+}
+
+// StripeConfig holds Stripe's API key, webhook secret and base URL.
+type StripeConfig struct {
+	SecretKey     Secret `mapstructure:"secret_key" yaml:"secret_key"`
+	WebhookSecret Secret `mapstructure:"webhook_secret" yaml:"webhook_secret"`
+	APIURL        string `mapstructure:"api_url" yaml:"api_url"`
+}
+
+// ClerkConfig holds the Svix signing secret of Clerk's webhook endpoint.
+type ClerkConfig struct {
+	WebhookSecret Secret `mapstructure:"webhook_secret" yaml:"webhook_secret"`
+}
+
+// ProviderConfig is an API key and base URL of a provider called over REST.
+type ProviderConfig struct {
+	APIKey Secret `mapstructure:"api_key" yaml:"api_key"`
+	APIURL string `mapstructure:"api_url" yaml:"api_url"`
+}
+
+// SentryConfig enables error reporting when DSN is set.
+type SentryConfig struct {
+	DSN         Secret `mapstructure:"dsn" yaml:"dsn"`
+	Environment string `mapstructure:"environment" yaml:"environment"`
+	Release     string `mapstructure:"release" yaml:"release"`
+}
+
+// defaults lists every key with its default. Viper only maps env vars onto keys
+// it knows, so every key is here, even those whose default is empty.
+var defaults = map[string]any{
+	"http_addr":               "127.0.0.1:8080",
+	"database_url":            "",
+	"api_tokens":              "",
+	"master_key":              "",
+	"log_level":               "info",
+	"temporal.address":        "127.0.0.1:7233",
+	"temporal.namespace":      "default",
+	"dev.data_dir":            ".data",
+	"dev.postgres_port":       55432,
+	"dev.ui_addr":             "127.0.0.1:8233",
+	"webhooks.max_body_bytes": 1 << 20,
+	"webhooks.tolerance":      "5m",
+	"stripe.secret_key":       "",
+	"stripe.webhook_secret":   "",
+	"stripe.api_url":          "https://api.stripe.com",
+	"clerk.webhook_secret":    "",
+	"knock.api_key":           "",
+	"knock.api_url":           "https://api.knock.app",
+	"simplelogin.api_key":     "",
+	"simplelogin.api_url":     "https://app.simplelogin.io",
+	"resend.api_key":          "",
+	"resend.api_url":          "https://api.resend.com",
+	"sentry.dsn":              "",
+	"sentry.environment":      "development",
+	"sentry.release":          "",
+}
+
+// Keys returns every configuration key, sorted, for documentation and tests.
+func Keys() []string {
+	keys := make([]string, 0, len(defaults))
+	for k := range defaults {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// EnvVar returns the environment variable that sets key.
+func EnvVar(key string) string {
+	return EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// LoadOptions say where the config comes from.
+type LoadOptions struct {
+	// File is an optional config file (YAML, JSON or TOML); empty means the
+	// CRMFLOW_CONFIG env var, and no file if that is empty too.
+	File string
+	// Dev fills in the documented dev secrets where none are set.
+	Dev bool
+	// Environ replaces os.Environ when non-nil (tests).
+	Environ []string
+}
+
+// Load resolves the configuration and validates it, returning every problem
+// at once.
+func Load(opts LoadOptions) (*Config, error) {
+	environ := opts.Environ
+	if environ == nil {
+		environ = os.Environ()
+	}
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+
+	v := viper.New()
+	for k, d := range defaults {
+		v.SetDefault(k, d)
+	}
+	file := opts.File
+	if file == "" {
+		file = env[EnvPrefix+"_CONFIG"]
+	}
+	if file != "" {
+		v.SetConfigFile(file)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("read config file %s: %w", file, err)
+		}
+	}
+	// Env vars are applied by hand from the given environment instead of
+	// viper.AutomaticEnv, so tests can pass their own without touching the
+	// process environment.
+	for _, k := range Keys() {
+		if val, ok := env[EnvVar(k)]; ok {
+			v.Set(k, val)
+		}
+	}
+
+	var cfg Config
+	var problems []string
+	err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(),
+			splitCommaHook,
+		)
+		dc.WeaklyTypedInput = true
+	})
+	if err != nil {
+		problems = append(problems, decodeProblems(err)...)
+	}
+	cfg.DevMode = opts.Dev
+	if opts.Dev {
+		cfg.applyDevDefaults()
+	}
+	if err := cfg.validate(problems); err != nil {
+		return &cfg, err
+	}
+	return &cfg, nil
+}
+
+// splitCommaHook turns "a, b" into []string{"a","b"} for list keys set from
+// env vars, dropping empty entries.
+func splitCommaHook(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to.Kind() != reflect.Slice {
+		return data, nil
+	}
+	var out []string
+	for _, p := range strings.Split(data.(string), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// decodeProblems turns mapstructure's joined error into one line per key.
+func decodeProblems(err error) []string {
+	var out []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "*"))
+		if line == "" || strings.HasPrefix(line, "decoding failed due to") || strings.Contains(line, "error(s) decoding") {
+			continue
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+func (c *Config) applyDevDefaults() {
+	if len(c.APITokens) == 0 {
+		c.APITokens = []Secret{DevAPIToken}
+	}
+	if c.Stripe.WebhookSecret == "" {
+		c.Stripe.WebhookSecret = DevStripeWebhookSecret
+	}
+	if c.Clerk.WebhookSecret == "" {
+		c.Clerk.WebhookSecret = DevClerkWebhookSecret
+	}
+	if c.MasterKey == "" {
+		c.MasterKey = DevMasterKey
+	}
+}
+
+// Validate checks every key and reports all problems in one error.
+func (c *Config) Validate() error { return c.validate(nil) }
+
+func (c *Config) validate(problems []string) error {
+	add := func(key, format string, args ...any) {
+		problems = append(problems, fmt.Sprintf("%s (%s): %s", key, EnvVar(key), fmt.Sprintf(format, args...)))
+	}
+	checkHostPort := func(key, val string) {
+		if _, port, err := net.SplitHostPort(val); err != nil || port == "" {
+			add(key, "must be host:port, got %q", val)
+		}
+	}
+	checkHostPort("http_addr", c.HTTPAddr)
+	checkHostPort("temporal.address", c.Temporal.Address)
+	checkHostPort("dev.ui_addr", c.Dev.UIAddr)
+	if c.Temporal.Namespace == "" {
+		add("temporal.namespace", "must not be empty")
+	}
+	switch {
+	case c.DatabaseURL != "":
+		if _, err := pgx.ParseConfig(string(c.DatabaseURL)); err != nil {
+			add("database_url", "not a PostgreSQL URL: %s", redactURLError(err))
+		}
+	case !c.DevMode:
+		add("database_url", "required (only `crmflow dev` starts its own PostgreSQL)")
+	}
+	if c.MasterKey != "" {
+		if k, err := base64.StdEncoding.DecodeString(string(c.MasterKey)); err != nil || len(k) != 32 {
+			add("master_key", "must be base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)")
+		}
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log_level", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.Dev.PostgresPort <= 0 || c.Dev.PostgresPort > 65535 {
+		add("dev.postgres_port", "must be a TCP port, got %d", c.Dev.PostgresPort)
+	}
+	if c.Webhooks.MaxBodyBytes <= 0 {
+		add("webhooks.max_body_bytes", "must be positive, got %d", c.Webhooks.MaxBodyBytes)
+	}
+	if c.Webhooks.Tolerance <= 0 {
+		add("webhooks.tolerance", "must be a positive duration, got %s", c.Webhooks.Tolerance)
+	}
+	for key, val := range map[string]string{
+		"stripe.api_url":      c.Stripe.APIURL,
+		"knock.api_url":       c.Knock.APIURL,
+		"simplelogin.api_url": c.SimpleLogin.APIURL,
+		"resend.api_url":      c.Resend.APIURL,
+	} {
+		if u, err := url.Parse(val); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add(key, "must be an http(s) URL, got %q", val)
+		}
+	}
+	if c.Stripe.WebhookSecret != "" && !strings.HasPrefix(string(c.Stripe.WebhookSecret), "whsec_") {
+		add("stripe.webhook_secret", "must start with whsec_")
+	}
+	if s := string(c.Clerk.WebhookSecret); s != "" {
+		if _, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, "whsec_")); err != nil {
+			add("clerk.webhook_secret", "must be whsec_ followed by base64 (as Clerk shows it)")
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	sort.Strings(problems)
+	return &ValidationError{Problems: problems}
+}
+
+// redactURLError keeps a password in a malformed URL out of the message.
+func redactURLError(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "cannot parse `"); i >= 0 {
+		return "cannot parse the URL"
+	}
+	return msg
+}
+
+// ValidationError lists every problem found in a configuration.
+type ValidationError struct {
+	Problems []string
+}
+
+func (e *ValidationError) Error() string {
+	return "invalid configuration:\n  - " + strings.Join(e.Problems, "\n  - ")
+}
+
+// IsValidation reports whether err is a ValidationError.
+func IsValidation(err error) bool {
+	var v *ValidationError
+	return errors.As(err, &v)
+}
+
+// ConsoleProviders lists the providers that have no API key and so run in
+// console mode: their calls are recorded, not sent.
+func (c *Config) ConsoleProviders() []string {
+	var out []string
+	for name, key := range map[string]Secret{
+		"stripe":      c.Stripe.SecretKey,
+		"knock":       c.Knock.APIKey,
+		"simplelogin": c.SimpleLogin.APIKey,
+		"resend":      c.Resend.APIKey,
+	} {
+		if key == "" {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,303 @@
+// Package temporalserver embeds a single-process Temporal server (SQLite
+// persistence) and, optionally, the Temporal UI, for `crmflow dev` and for
+// tests. Production deployments point crmflow at a real cluster instead.
+package temporalserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	uiserver "github.com/temporalio/ui-server/v2/server"
+	uiconfig "github.com/temporalio/ui-server/v2/server/config"
+	uiserveroptions "github.com/temporalio/ui-server/v2/server/server_options"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/server/common/authorization"
+	"go.temporal.io/server/common/cluster"
+	"go.temporal.io/server/common/config"
+	"go.temporal.io/server/common/dynamicconfig"
+	"go.temporal.io/server/common/log"
+	"go.temporal.io/server/common/membership/static"
+	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
+	"go.temporal.io/server/common/primitives"
+	sqliteschema "go.temporal.io/server/schema/sqlite"
+	"go.temporal.io/server/temporal"
+)
+
+const clusterName = "active"
+
+// Options configures the embedded server.
+type Options struct {
+	// Host is the interface every service listens on; default 127.0.0.1.
+	Host string
+	// FrontendPort is the gRPC port clients dial; 0 picks a free port.
+	FrontendPort int
+	// UIPort serves the Temporal UI when non-zero.
+	UIPort int
+	// UICodecEndpoint is the payload codec endpoint the UI decodes through.
+	UICodecEndpoint string
+	// DatabaseFile persists state in this SQLite file; empty keeps it in memory.
+	DatabaseFile string
+	// Namespace is registered at start (default "default").
+	Namespace string
+	// SearchAttributes are registered on the namespace when it is created.
+	SearchAttributes map[string]enumspb.IndexedValueType
+	// LogLevel of the server's own log (debug, info, warn, error); default warn.
+	LogLevel string
+}
+
+// Server is a running embedded Temporal server.
+type Server struct {
+	server       temporal.Server
+	ui           *uiserver.Server
+	frontendAddr string
+	uiAddr       string
+	namespace    string
+}
+
+// Start builds and starts the server and, if asked, the UI. It returns once the
+// frontend accepts connections.
+func Start(opts Options) (*Server, error) {
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = "default"
+	}
+	if opts.LogLevel == "" {
+		opts.LogLevel = "warn"
+	}
+	if opts.FrontendPort == 0 {
+		p, err := FreePort(opts.Host)
+		if err != nil {
+			return nil, err
+		}
+		opts.FrontendPort = p
+	}
+	// Fail fast with a clear message instead of the server's own retry loop
+	// when another process holds a port we were told to use.
+	if err := checkPortFree(opts.Host, opts.FrontendPort); err != nil {
+		return nil, fmt.Errorf("temporal frontend: %w", err)
+	}
+	if opts.UIPort != 0 {
+		if err := checkPortFree(opts.Host, opts.UIPort); err != nil {
+			return nil, fmt.Errorf("temporal ui: %w", err)
+		}
+	}
+
+	s := &Server{
+		frontendAddr: net.JoinHostPort(opts.Host, strconv.Itoa(opts.FrontendPort)),
+		namespace:    opts.Namespace,
+	}
+	serverOpts, err := buildServerOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := temporal.NewServer(serverOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("new temporal server: %w", err)
+	}
+	if err := srv.Start(); err != nil {
+		return nil, fmt.Errorf("start temporal server: %w", err)
+	}
+	s.server = srv
+
+	if opts.UIPort != 0 {
+		s.uiAddr = net.JoinHostPort(opts.Host, strconv.Itoa(opts.UIPort))
+		s.ui = uiserver.NewServer(uiserveroptions.WithConfigProvider(&uiconfig.Config{
+			Host:                opts.Host,
+			Port:                opts.UIPort,
+			TemporalGRPCAddress: s.frontendAddr,
+			EnableUI:            true,
+			DefaultNamespace:    opts.Namespace,
+			Codec:               uiconfig.Codec{Endpoint: opts.UICodecEndpoint},
+			CORS:                uiconfig.CORS{CookieInsecure: true},
+			HideLogs:            true,
+			DisableNewsFetch:    true,
+		}))
+		uiErr := make(chan error, 1)
+		go func() { uiErr <- s.ui.Start() }()
+		if err := waitListening(s.uiAddr, uiErr, 30*time.Second); err != nil {
+			s.Stop()
+			return nil, fmt.Errorf("start temporal ui: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// FrontendAddr is the host:port clients dial.
+func (s *Server) FrontendAddr() string { return s.frontendAddr }
+
+// UIAddr is the host:port of the UI, or "" when it is not served.
+func (s *Server) UIAddr() string { return s.uiAddr }
+
+// Namespace is the namespace registered at start.
+func (s *Server) Namespace() string { return s.namespace }
+
+// Stop stops the UI and the server. It is safe to call more than once.
+func (s *Server) Stop() {
+	if s.ui != nil {
+		s.ui.Stop()
+		s.ui = nil
+	}
+	if s.server != nil {
+		// Stop can only fail for services that never started; nothing to do then.
+		_ = s.server.Stop()
+		s.server = nil
+	}
+}
+
+func buildServerOptions(opts Options) ([]temporal.ServerOption, error) {
+	cfg, err := buildConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	logger := log.NewZapLogger(log.BuildZapLogger(log.Config{Level: opts.LogLevel, Format: "console"}))
+	hosts := map[primitives.ServiceName]static.Hosts{}
+	for name, svc := range cfg.Services {
+		hosts[primitives.ServiceName(name)] = static.SingleLocalHost(net.JoinHostPort(opts.Host, strconv.Itoa(svc.RPC.GRPCPort)))
+	}
+	dyn := dynamicconfig.StaticClient{
+		// New search attributes must be usable the moment they are added.
+		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): true,
+		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
+		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():               8192,
+	}
+	return []temporal.ServerOption{
+		temporal.WithConfig(cfg),
+		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithStaticHosts(hosts),
+		temporal.WithLogger(logger),
+		temporal.WithAuthorizer(authorization.NewNoopAuthorizer()),
+		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return authorization.NewNoopClaimMapper() }),
+		temporal.WithDynamicConfigClient(dyn),
+	}, nil
+}
+
+func buildConfig(opts Options) (*config.Config, error) {
+	sqlCfg, err := prepareSQLite(opts)
+	if err != nil {
+		return nil, err
+	}
+	httpPort, err := FreePort(opts.Host)
+	if err != nil {
+		return nil, err
+	}
+	var cfg config.Config
+	cfg.Global.Membership.MaxJoinDuration = 30 * time.Second
+	cfg.Global.Membership.BroadcastAddress = opts.Host
+	cfg.Persistence.DefaultStore = "sqlite"
+	cfg.Persistence.VisibilityStore = "sqlite"
+	cfg.Persistence.NumHistoryShards = 1
+	cfg.Persistence.DataStores = map[string]config.DataStore{"sqlite": {SQL: sqlCfg}}
+	cfg.ClusterMetadata = &cluster.Config{
+		FailoverVersionIncrement: 10,
+		MasterClusterName:        clusterName,
+		CurrentClusterName:       clusterName,
+		ClusterInformation: map[string]cluster.ClusterInformation{
+			clusterName: {
+				Enabled:                true,
+				InitialFailoverVersion: 1,
+				RPCAddress:             net.JoinHostPort(opts.Host, strconv.Itoa(opts.FrontendPort)),
+				HTTPAddress:            net.JoinHostPort(opts.Host, strconv.Itoa(httpPort)),
+				ClusterID:              "crmflow-dev",
+			},
+		},
+	}
+	cfg.DCRedirectionPolicy.Policy = "noop"
+	cfg.Services = map[string]config.Service{}
+	for _, name := range []string{"frontend", "history", "matching", "worker"} {
+		var svc config.Service
+		svc.RPC.BindOnIP = opts.Host
+		if name == "frontend" {
+			svc.RPC.GRPCPort = opts.FrontendPort
+			svc.RPC.HTTPPort = httpPort
+		} else {
+			p, err := FreePort(opts.Host)
+			if err != nil {
+				return nil, err
+			}
+			svc.RPC.GRPCPort = p
+		}
+		cfg.Services[name] = svc
+	}
+	cfg.Archival.History.State = "disabled"
+	cfg.Archival.Visibility.State = "disabled"
+	cfg.NamespaceDefaults.Archival.History.State = "disabled"
+	cfg.NamespaceDefaults.Archival.Visibility.State = "disabled"
+	cfg.PublicClient.HostPort = net.JoinHostPort(opts.Host, strconv.Itoa(opts.FrontendPort))
+	return &cfg, nil
+}
+
+// prepareSQLite creates the schema on first use of a database file and
+// registers the namespace (a no-op when it exists already).
+func prepareSQLite(opts Options) (*config.SQL, error) {
+	sqlCfg := &config.SQL{PluginName: sqliteplugin.PluginName}
+	if opts.DatabaseFile == "" {
+		// A random name keeps two in-memory servers in one process apart.
+		sqlCfg.ConnectAttributes = map[string]string{"mode": "memory", "cache": "shared"}
+		sqlCfg.DatabaseName = "crmflow-" + strconv.Itoa(rand.IntN(1_000_000_000))
+	} else {
+		sqlCfg.ConnectAttributes = map[string]string{"mode": "rwc", "_journal_mode": "WAL"}
+		sqlCfg.DatabaseName = opts.DatabaseFile
+		if _, err := os.Stat(opts.DatabaseFile); errors.Is(err, os.ErrNotExist) {
+			if err := os.MkdirAll(filepath.Dir(opts.DatabaseFile), 0o755); err != nil {
+				return nil, fmt.Errorf("create temporal data dir: %w", err)
+			}
+			if err := sqliteschema.SetupSchema(sqlCfg); err != nil {
+				return nil, fmt.Errorf("set up temporal sqlite schema: %w", err)
+			}
+		}
+	}
+	ns, err := sqliteschema.NewNamespaceConfig(clusterName, opts.Namespace, false, opts.SearchAttributes)
+	if err != nil {
+		return nil, fmt.Errorf("namespace config: %w", err)
+	}
+	if err := sqliteschema.CreateNamespaces(sqlCfg, ns); err != nil {
+		return nil, fmt.Errorf("create namespace %q: %w", opts.Namespace, err)
+	}
+	return sqlCfg, nil
+}
+
+// FreePort asks the kernel for a free TCP port on host.
+func FreePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("find free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func checkPortFree(host string, port int) error {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return fmt.Errorf("port %d on %s is already in use (is another crmflow or temporal running?): %w", port, host, err)
+	}
+	return l.Close()
+}
+
+func waitListening(addr string, exited <-chan error, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var d net.Dialer
+	for {
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			return conn.Close()
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("exited before listening on %s: %w", addr, err)
+		case <-ctx.Done():
+			return fmt.Errorf("not listening on %s after %s", addr, timeout)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
