@@ -165,9 +165,9 @@ func buildServerOptions(opts Options) ([]temporal.ServerOption, error) {
 	}
 	dyn := dynamicconfig.StaticClient{
 		// New search attributes must be usable the moment they are added.
-		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): true,
+		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key():      true,
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
-		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():               8192,
+		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8192,
 	}
 	return []temporal.ServerOption{
 		temporal.WithConfig(cfg),
@@ -206,7 +206,8 @@ func buildConfig(opts Options) (*config.Config, error) {
 				InitialFailoverVersion: 1,
 				RPCAddress:             net.JoinHostPort(opts.Host, strconv.Itoa(opts.FrontendPort)),
 				HTTPAddress:            net.JoinHostPort(opts.Host, strconv.Itoa(httpPort)),
-				ClusterID:              "crmflow-dev",
+				// A fixed UUID: the server insists on one and a restart must see the same.
+				ClusterID: "5b1c0b7e-6a43-4c5e-9d1e-0c7f6a1d2b3c",
 			},
 		},
 	}

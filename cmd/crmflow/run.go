@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.temporal.io/sdk/client"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/internal/sdkmetrics"
+	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/webhooks"
+	"github.com/crmflow/crmflow/worker"
+)
+
+// runOptions choose which halves of crmflow a process runs.
+type runOptions struct {
+	// DatabaseURL overrides the config's (the dev stack's own PostgreSQL).
+	DatabaseURL string
+	// Worker polls the task queue; without it the process only serves HTTP.
+	Worker bool
+	// RegisterSearchAttributes adds crmflow's search attributes at start.
+	RegisterSearchAttributes bool
+	// OnReady is called once the HTTP server listens, with its address.
+	OnReady func(httpAddr string)
+	// Stop, when closed, ends the run like a signal does (e.g. the embedded
+	// PostgreSQL died).
+	Stop <-chan struct{}
+}
+
+// run connects to PostgreSQL and Temporal and runs the worker and/or the HTTP
+// server until ctx is cancelled. Every process serves /healthz, /readyz and
+// /metrics, so a worker-only replica can be probed and scraped too.
+func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runOptions) error {
+	dbURL := opts.DatabaseURL
+	if dbURL == "" {
+		dbURL = cfg.DatabaseURL.Reveal()
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+
+	st, err := store.Open(ctx, dbURL)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer st.Close()
+
+	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	tc, err := worker.Dial(dialCtx, cfg, logger, sdkmetrics.New(reg, sdkmetrics.Options{}))
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	if opts.RegisterSearchAttributes {
+		if err := worker.RegisterSearchAttributes(dialCtx, tc, cfg.Temporal.Namespace); err != nil {
+			return err
+		}
+	}
+
+	for _, p := range cfg.ConsoleProviders() {
+		logger.Warn("Provider in CONSOLE MODE: no API key, calls are recorded, not sent", "provider", p)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	if opts.Stop != nil {
+		g.Go(func() error {
+			select {
+			case <-opts.Stop:
+				return fmt.Errorf("a dependency stopped unexpectedly")
+			case <-gctx.Done():
+				return nil
+			}
+		})
+	}
+	if opts.Worker {
+		g.Go(func() error { return worker.Run(gctx, tc, worker.Options{}) })
+	}
+	srv := webhooks.NewServer(webhooks.Deps{
+		Logger:   logger,
+		Registry: reg,
+		Checks: []webhooks.Check{
+			{Name: "postgres", Probe: st.Ping},
+			{Name: "temporal", Probe: temporalProbe(tc)},
+		},
+		ConsoleProviders: cfg.ConsoleProviders(),
+	})
+	ready := make(chan string, 1)
+	g.Go(func() error { return srv.Run(gctx, cfg.HTTPAddr, 10*time.Second, ready) })
+	g.Go(func() error {
+		select {
+		case addr := <-ready:
+			if opts.OnReady != nil {
+				opts.OnReady(addr)
+			}
+		case <-gctx.Done():
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// temporalProbe checks the frontend answers for our namespace, which is what
+// starting and signalling workflows needs.
+func temporalProbe(c client.Client) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
+		return err
+	}
+}

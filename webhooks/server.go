@@ -1,0 +1,146 @@
+// Package webhooks is crmflow's HTTP server: provider webhook endpoints, the
+// authenticated start API, and the health, readiness and metrics endpoints.
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Check is one dependency /readyz reports on.
+type Check struct {
+	// Name labels the check in the readiness answer, e.g. "postgres".
+	Name string
+	// Probe returns nil when the dependency is usable.
+	Probe func(ctx context.Context) error
+}
+
+// Deps are what the server needs; every field is required unless noted.
+type Deps struct {
+	Logger *slog.Logger
+	// Registry serves /metrics and receives the HTTP metrics.
+	Registry *prometheus.Registry
+	// Checks back /readyz.
+	Checks []Check
+	// ConsoleProviders are reported by /readyz: their calls are recorded,
+	// not sent (optional).
+	ConsoleProviders []string
+}
+
+// Server routes every endpoint crmflow serves.
+type Server struct {
+	deps    Deps
+	mux     *http.ServeMux
+	metrics *httpMetrics
+}
+
+// NewServer builds the server and its routes.
+func NewServer(deps Deps) *Server {
+	s := &Server{deps: deps, mux: http.NewServeMux(), metrics: newHTTPMetrics(deps.Registry)}
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{Registry: deps.Registry}))
+	return s
+}
+
+// Handler returns the server's root handler with metrics and panic recovery.
+func (s *Server) Handler() http.Handler {
+	return s.metrics.wrap(recoverPanics(s.deps.Logger, s.mux))
+}
+
+// Run serves on addr until ctx is cancelled, then drains in-flight requests
+// for up to shutdownTimeout. ready, if not nil, receives the bound address
+// once the listener is open.
+func (s *Server) Run(ctx context.Context, addr string, shutdownTimeout time.Duration, ready chan<- string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.deps.Logger.Handler(), slog.LevelWarn),
+	}
+	if ready != nil {
+		ready <- l.Addr().String()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http server: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// checkResult is one dependency's line in the /readyz answer.
+type checkResult struct {
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+	Millis int64  `json:"ms"`
+}
+
+// readyz answers 200 only when every dependency answers; the body says which
+// one did not, so an operator needs no second tool to find out.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	type named struct {
+		name string
+		res  checkResult
+	}
+	results := make(chan named, len(s.deps.Checks))
+	for _, c := range s.deps.Checks {
+		go func() {
+			start := time.Now()
+			err := c.Probe(ctx)
+			res := checkResult{Status: "ok", Millis: time.Since(start).Milliseconds()}
+			if err != nil {
+				res.Status, res.Error = "error", err.Error()
+			}
+			results <- named{c.Name, res}
+		}()
+	}
+	body := struct {
+		Status      string                 `json:"status"`
+		Checks      map[string]checkResult `json:"checks"`
+		ConsoleMode []string               `json:"console_mode"`
+	}{Status: "ready", Checks: map[string]checkResult{}, ConsoleMode: s.deps.ConsoleProviders}
+	if body.ConsoleMode == nil {
+		body.ConsoleMode = []string{}
+	}
+	code := http.StatusOK
+	for range s.deps.Checks {
+		n := <-results
+		body.Checks[n.name] = n.res
+		if n.res.Status != "ok" {
+			body.Status, code = "not ready", http.StatusServiceUnavailable
+		}
+	}
+	writeJSON(w, code, body)
+}
