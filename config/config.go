@@ -53,6 +53,7 @@ type Config struct {
 	Temporal TemporalConfig `mapstructure:"temporal" yaml:"temporal"`
 	Dev      DevConfig      `mapstructure:"dev" yaml:"dev"`
 	Webhooks WebhooksConfig `mapstructure:"webhooks" yaml:"webhooks"`
+	Orders   OrdersConfig   `mapstructure:"orders" yaml:"orders"`
 
 	Stripe      StripeConfig   `mapstructure:"stripe" yaml:"stripe"`
 	Clerk       ClerkConfig    `mapstructure:"clerk" yaml:"clerk"`
@@ -90,6 +91,12 @@ type WebhooksConfig struct {
 	MaxBodyBytes int64 `mapstructure:"max_body_bytes" yaml:"max_body_bytes"`
 	// Tolerance is how old (or new) a signature timestamp may be.
 	Tolerance time.Duration `mapstructure:"tolerance" yaml:"tolerance"`
+}
+
+// OrdersConfig tunes the order confirmation.
+type OrdersConfig struct {
+	// PaymentTimeout is how long an order waits for a successful payment.
+	PaymentTimeout time.Duration `mapstructure:"payment_timeout" yaml:"payment_timeout"`
 }
 
 // StripeConfig holds Stripe's API key, webhook secret and base URL.
@@ -132,6 +139,7 @@ var defaults = map[string]any{
 	"dev.ui_addr":             "127.0.0.1:8233",
 	"webhooks.max_body_bytes": 1 << 20,
 	"webhooks.tolerance":      "5m",
+	"orders.payment_timeout":  "24h",
 	"stripe.secret_key":       "",
 	"stripe.webhook_secret":   "",
 	"stripe.api_url":          "https://api.stripe.com",
@@ -337,6 +345,9 @@ func (c *Config) validate(problems []string) error {
 		if _, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, "whsec_")); err != nil {
 			add("clerk.webhook_secret", "must be whsec_ followed by base64 (as Clerk shows it)")
 		}
+	}
+	if c.Orders.PaymentTimeout <= 0 {
+		add("orders.payment_timeout", "must be a positive duration, got %s", c.Orders.PaymentTimeout)
 	}
 	if len(problems) == 0 {
 		return nil

@@ -156,7 +156,7 @@ func TestEveryKeyHasAnEnvVar(t *testing.T) {
 			val = "5"
 		case key == "webhooks.max_body_bytes":
 			val = "7"
-		case key == "webhooks.tolerance":
+		case key == "webhooks.tolerance" || key == "orders.payment_timeout":
 			val = "1s"
 		case key == "log_level":
 			val = "error"

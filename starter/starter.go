@@ -7,23 +7,49 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/crmflow/crmflow/workflows"
 )
 
-// ErrNotFound means no workflow run has the given ID.
-var ErrNotFound = errors.New("workflow not found")
+// Errors callers branch on (the HTTP API maps them to status codes).
+var (
+	// ErrNotFound means no workflow run has the given ID.
+	ErrNotFound = errors.New("workflow not found")
+	// ErrInvalid means the request was malformed (a bad business key).
+	ErrInvalid = errors.New("invalid request")
+	// ErrAlreadyDone means the workflow for that key already finished.
+	ErrAlreadyDone = errors.New("workflow already finished")
+	// ErrRejected means the workflow refused an update (its validator said no).
+	ErrRejected = errors.New("rejected by the workflow")
+)
+
+// Options tune what the starter puts into new runs.
+type Options struct {
+	// TaskQueue defaults to workflows.TaskQueue.
+	TaskQueue string
+	// PaymentTimeout is how long a new order confirmation waits for payment;
+	// zero means the workflow's default.
+	PaymentTimeout time.Duration
+}
 
 // Starter wraps a Temporal client with crmflow's workflow contract.
 type Starter struct {
-	c client.Client
+	c    client.Client
+	opts Options
 }
 
 // New returns a Starter using c.
-func New(c client.Client) *Starter { return &Starter{c: c} }
+func New(c client.Client, opts Options) *Starter {
+	if opts.TaskQueue == "" {
+		opts.TaskQueue = workflows.TaskQueue
+	}
+	return &Starter{c: c, opts: opts}
+}
 
 // Status asks the workflow's latest run for its status query answer.
 func (s *Starter) Status(ctx context.Context, workflowID string) (*workflows.Status, error) {
@@ -40,4 +66,21 @@ func (s *Starter) Status(ctx context.Context, workflowID string) (*workflows.Sta
 		return nil, fmt.Errorf("decode status of %s: %w", workflowID, err)
 	}
 	return &st, nil
+}
+
+// existing turns "already started" into the run that is there.
+func (s *Starter) existing(ctx context.Context, workflowID string, startErr error) (Run, error) {
+	if !temporal.IsWorkflowExecutionAlreadyStartedError(startErr) {
+		return Run{}, fmt.Errorf("start %s: %w", workflowID, startErr)
+	}
+	desc, err := s.c.DescribeWorkflowExecution(ctx, workflowID, "")
+	if err != nil {
+		return Run{}, fmt.Errorf("describe %s: %w", workflowID, err)
+	}
+	run := Run{WorkflowID: workflowID, RunID: desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()}
+	return run, fmt.Errorf("%w: %s", ErrAlreadyDone, workflowID)
+}
+
+func searchAttributes(updates ...temporal.SearchAttributeUpdate) temporal.SearchAttributes {
+	return temporal.NewSearchAttributes(updates...)
 }

@@ -42,7 +42,7 @@ func TestStatus(t *testing.T) {
 	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "status-probe-" + queue, TaskQueue: queue}, "StatusProbe")
 	require.NoError(t, err)
 
-	s := starter.New(c)
+	s := starter.New(c, starter.Options{})
 	st, err := s.Status(ctx, "status-probe-"+queue)
 	require.NoError(t, err)
 	assert.Equal(t, workflows.Status{Step: "waiting", State: "pending"}, *st)

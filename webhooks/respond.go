@@ -51,6 +51,7 @@ func recoverPanics(logger *slog.Logger, next http.Handler) http.Handler {
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	webhooks *prometheus.CounterVec
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
@@ -65,7 +66,11 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route"}),
 	}
-	reg.MustRegister(m.requests, m.duration)
+	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crmflow_webhooks_total",
+		Help: "Webhook deliveries by provider and outcome (accepted, duplicate, ignored, unavailable, rejected_<reason>).",
+	}, []string{"provider", "outcome"})
+	reg.MustRegister(m.requests, m.duration, m.webhooks)
 	return m
 }
 

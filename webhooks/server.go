@@ -13,6 +13,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/starter"
 )
 
 // Check is one dependency /readyz reports on.
@@ -33,6 +36,25 @@ type Deps struct {
 	// ConsoleProviders are reported by /readyz: their calls are recorded,
 	// not sent (optional).
 	ConsoleProviders []string
+
+	// OpsOnly serves only /healthz, /readyz and /metrics (a worker replica);
+	// the fields below are then unused.
+	OpsOnly    bool
+	Store      *store.Store
+	Starter    *starter.Starter
+	Dispatcher *Dispatcher
+	// APITokens are the bearer tokens the start API accepts.
+	APITokens []string
+	Webhooks  WebhookOptions
+}
+
+// WebhookOptions are the webhook endpoints' secrets and limits.
+type WebhookOptions struct {
+	StripeSecret string
+	// Tolerance is how far a signature's timestamp may be from now.
+	Tolerance time.Duration
+	// MaxBodyBytes bounds a webhook body; larger gets 413.
+	MaxBodyBytes int64
 }
 
 // Server routes every endpoint crmflow serves.
@@ -48,6 +70,19 @@ func NewServer(deps Deps) *Server {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{Registry: deps.Registry}))
+	if deps.OpsOnly {
+		return s
+	}
+	s.mux.HandleFunc("POST /webhooks/stripe", s.stripeWebhook)
+	api := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.requireToken(h)) }
+	api("POST /v1/orders/{orderID}/confirmation", s.startOrderConfirmation)
+	api("GET /v1/workflows/{workflowID...}", s.workflowStatus)
+	api("GET /v1/dead-letters", s.listDeadLetters)
+	api("POST /v1/dead-letters/{id}/{action}", s.decideDeadLetter)
+	// Unknown /v1 paths still need a token, so they do not reveal the API.
+	api("/v1/", func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
+	})
 	return s
 }
 

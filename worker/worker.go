@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/workflows"
@@ -38,6 +39,8 @@ func Dial(ctx context.Context, cfg *config.Config, logger *slog.Logger, metrics 
 
 // Options configures Run.
 type Options struct {
+	// Activities are the activity structs with their injected clients.
+	Activities Activities
 	// TaskQueue defaults to workflows.TaskQueue; tests give each worker its own.
 	TaskQueue string
 	// StopTimeout bounds how long running activities get to finish on shutdown.
@@ -55,13 +58,18 @@ func New(c client.Client, opts Options) sdkworker.Worker {
 	w := sdkworker.New(c, opts.TaskQueue, sdkworker.Options{
 		WorkerStopTimeout: opts.StopTimeout,
 	})
-	register(w)
+	register(w, opts.Activities)
 	return w
 }
 
 // register is the one place that lists what the worker runs.
-func register(r sdkworker.Registry) {
-	_ = r // Workflows and activities are registered here as they land.
+func register(r sdkworker.Registry, a Activities) {
+	r.RegisterWorkflowWithOptions(workflows.OrderConfirmation, workflow.RegisterOptions{Name: workflows.OrderConfirmationType})
+	r.RegisterWorkflowWithOptions(workflows.ReferralReward, workflow.RegisterOptions{Name: workflows.ReferralRewardType})
+	r.RegisterActivity(a.Orders)
+	r.RegisterActivity(a.Stripe)
+	r.RegisterActivity(a.Knock)
+	r.RegisterActivity(a.DeadLetters)
 }
 
 // Run runs the worker until ctx is cancelled, then stops it gracefully.

@@ -6,6 +6,7 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -108,4 +109,15 @@ func ValidateKey(kind, key string) error {
 		}
 	}
 	return nil
+}
+
+// sortedKeys returns a map's keys in order, since workflow code must not
+// depend on Go's random map iteration order.
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

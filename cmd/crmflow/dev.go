@@ -63,6 +63,7 @@ func runDev(ctx context.Context, cfg *config.Config, out io.Writer) error {
 	return run(ctx, cfg, logger, runOptions{
 		DatabaseURL:              stack.DatabaseURL,
 		Worker:                   true,
+		HTTP:                     true,
 		RegisterSearchAttributes: true,
 		Stop:                     stack.PostgresExited(),
 		OnReady: func(httpAddr string) {

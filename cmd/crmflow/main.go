@@ -45,6 +45,9 @@ func newRootCmd() *cobra.Command {
 		newMigrateCmd(g),
 		newConfigCmd(g),
 		newProbeCmd(),
+		newOrderCmd(g),
+		newStatusCmd(g),
+		newDLQCmd(g),
 	)
 	return root
 }

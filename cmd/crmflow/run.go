@@ -11,9 +11,11 @@ import (
 	"go.temporal.io/sdk/client"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/internal/sdkmetrics"
 	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/starter"
 	"github.com/crmflow/crmflow/webhooks"
 	"github.com/crmflow/crmflow/worker"
 )
@@ -22,8 +24,11 @@ import (
 type runOptions struct {
 	// DatabaseURL overrides the config's (the dev stack's own PostgreSQL).
 	DatabaseURL string
-	// Worker polls the task queue; without it the process only serves HTTP.
+	// Worker polls the task queue.
 	Worker bool
+	// HTTP serves webhooks and the start API and runs the inbox dispatcher;
+	// without it only /healthz, /readyz and /metrics are served.
+	HTTP bool
 	// RegisterSearchAttributes adds crmflow's search attributes at start.
 	RegisterSearchAttributes bool
 	// OnReady is called once the HTTP server listens, with its address.
@@ -82,9 +87,19 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		})
 	}
 	if opts.Worker {
-		g.Go(func() error { return worker.Run(gctx, tc, worker.Options{}) })
+		reporter, err := worker.NewSentryReporter(cfg.Sentry)
+		if err != nil {
+			return err
+		}
+		defer reporter.Flush(2 * time.Second)
+		var rep activities.Reporter
+		if reporter != nil {
+			rep = reporter
+		}
+		acts := worker.NewActivities(cfg, st, logger, rep)
+		g.Go(func() error { return worker.Run(gctx, tc, worker.Options{Activities: acts}) })
 	}
-	srv := webhooks.NewServer(webhooks.Deps{
+	deps := webhooks.Deps{
 		Logger:   logger,
 		Registry: reg,
 		Checks: []webhooks.Check{
@@ -92,7 +107,21 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 			{Name: "temporal", Probe: temporalProbe(tc)},
 		},
 		ConsoleProviders: cfg.ConsoleProviders(),
-	})
+		OpsOnly:          !opts.HTTP,
+	}
+	if opts.HTTP {
+		deps.Store = st
+		deps.Starter = starter.New(tc, starter.Options{PaymentTimeout: cfg.Orders.PaymentTimeout})
+		deps.Dispatcher = webhooks.NewDispatcher(st, deps.Starter, logger, reg, webhooks.DispatcherOptions{})
+		deps.APITokens = revealAll(cfg.APITokens)
+		deps.Webhooks = webhooks.WebhookOptions{
+			StripeSecret: cfg.Stripe.WebhookSecret.Reveal(),
+			Tolerance:    cfg.Webhooks.Tolerance,
+			MaxBodyBytes: cfg.Webhooks.MaxBodyBytes,
+		}
+		g.Go(func() error { return deps.Dispatcher.Run(gctx) })
+	}
+	srv := webhooks.NewServer(deps)
 	ready := make(chan string, 1)
 	g.Go(func() error { return srv.Run(gctx, cfg.HTTPAddr, 10*time.Second, ready) })
 	g.Go(func() error {
@@ -106,6 +135,14 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		return nil
 	})
 	return g.Wait()
+}
+
+func revealAll(secrets []config.Secret) []string {
+	out := make([]string, len(secrets))
+	for i, s := range secrets {
+		out[i] = s.Reveal()
+	}
+	return out
 }
 
 // temporalProbe checks the frontend answers for our namespace, which is what

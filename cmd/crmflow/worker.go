@@ -33,7 +33,7 @@ func newServeCmd(g *globals) *cobra.Command {
 			}
 			logger := newLogger(cfg.LogLevel)
 			logger.Info("Starting HTTP server", "addr", cfg.HTTPAddr, "temporal", cfg.Temporal.Address)
-			return ignoreCanceled(run(signalContext(cmd.Context()), cfg, logger, runOptions{}))
+			return ignoreCanceled(run(signalContext(cmd.Context()), cfg, logger, runOptions{HTTP: true}))
 		},
 	}
 }

@@ -1,0 +1,77 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/crmflow/crmflow/internal/store"
+)
+
+// Reporter sends a parked step to error tracking (Sentry). Implementations
+// must not include secrets or payloads.
+type Reporter interface {
+	ReportParked(ctx context.Context, d store.DeadLetter)
+}
+
+// DeadLetterActivities park failed steps in PostgreSQL for an operator.
+type DeadLetterActivities struct {
+	Store *store.Store
+	// Reporter is optional; nil reports nowhere.
+	Reporter Reporter
+}
+
+// RecordDeadLetterInput describes a step that failed for good.
+type RecordDeadLetterInput struct {
+	WorkflowID   string
+	RunID        string
+	WorkflowType string
+	Step         string
+	Error        string
+	ErrorType    string
+	Attempts     int
+	// Input is the failed step's input as JSON; it never holds secrets.
+	Input json.RawMessage
+}
+
+// RecordDeadLetterOutput identifies the dead letter operators act on.
+type RecordDeadLetterOutput struct {
+	DeadLetterID int64
+}
+
+// RecordDeadLetter stores the dead letter and reports it. Recording the same
+// open step again returns the same id, so a retried activity adds nothing.
+func (a *DeadLetterActivities) RecordDeadLetter(ctx context.Context, in RecordDeadLetterInput) (*RecordDeadLetterOutput, error) {
+	d := store.DeadLetter{
+		WorkflowID: in.WorkflowID, RunID: in.RunID, WorkflowType: in.WorkflowType, Step: in.Step,
+		Error: in.Error, ErrorType: in.ErrorType, Attempts: in.Attempts, Input: in.Input,
+	}
+	id, err := a.Store.RecordDeadLetter(ctx, d)
+	if err != nil {
+		return nil, classifyStore(err)
+	}
+	d.ID = id
+	activity.GetLogger(ctx).Warn("Step parked for an operator", "deadLetterID", id, "workflowID", in.WorkflowID,
+		"step", in.Step, "errorType", in.ErrorType)
+	if a.Reporter != nil {
+		a.Reporter.ReportParked(ctx, d)
+	}
+	return &RecordDeadLetterOutput{DeadLetterID: id}, nil
+}
+
+// DecideDeadLetterInput records what became of a dead letter.
+type DecideDeadLetterInput struct {
+	DeadLetterID int64
+	// Status is retrying, skipped, aborted, or resolved (the retry worked).
+	Status   string
+	Operator string
+}
+
+// DecideDeadLetter records the operator's decision or the retry's success.
+func (a *DeadLetterActivities) DecideDeadLetter(ctx context.Context, in DecideDeadLetterInput) error {
+	if err := a.Store.DecideDeadLetter(ctx, in.DeadLetterID, in.Status, in.Operator); err != nil {
+		return classifyStore(err)
+	}
+	return nil
+}

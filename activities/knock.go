@@ -1,0 +1,127 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/log"
+
+	"github.com/crmflow/crmflow/internal/knock"
+)
+
+// providerKnock names Knock in error types: "KnockRateLimited".
+const providerKnock = "Knock"
+
+// KnockActivities sends notifications through Knock.
+//
+// The worker injects a console client (knock.NewConsole) when no API key is
+// configured, so the activities run the same way with or without Knock.
+type KnockActivities struct {
+	Knock *knock.Client
+}
+
+// NotifyInput is one Knock workflow trigger.
+type NotifyInput struct {
+	// Workflow is the Knock workflow key, such as "order-confirmation".
+	Workflow string
+	// Recipients are Knock user ids; at least one.
+	Recipients []string
+	// ActorID is the Knock user id of who caused the notification, if anyone.
+	ActorID string
+	// Data is the Knock workflow's template data.
+	Data map[string]any
+	// IdempotencyKey is required and must be derived from the workflow (ID +
+	// step), so a Temporal retry is answered with Knock's first run instead
+	// of notifying twice. At most 255 characters.
+	IdempotencyKey string
+}
+
+// NotifyOutput names the run Knock queued.
+type NotifyOutput struct {
+	// WorkflowRunID is Knock's run id, or "console-<n>" in console mode.
+	WorkflowRunID string
+	// Console is true when nothing was sent to Knock.
+	Console bool
+}
+
+// Notify triggers a Knock workflow for the recipients. Knock runs the
+// workflow asynchronously: success means Knock accepted the trigger, not that
+// a message was delivered.
+func (a *KnockActivities) Notify(ctx context.Context, in NotifyInput) (*NotifyOutput, error) {
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	logger := log.With(activity.GetLogger(ctx),
+		"knockWorkflow", in.Workflow, "recipients", len(in.Recipients), "idempotencyKey", in.IdempotencyKey)
+
+	params := knock.TriggerParams{
+		Recipients: make([]knock.Recipient, 0, len(in.Recipients)),
+		Data:       in.Data,
+	}
+	for _, id := range in.Recipients {
+		params.Recipients = append(params.Recipients, knock.UserID(id))
+	}
+	if in.ActorID != "" {
+		params.Actor = knock.UserID(in.ActorID)
+	}
+	runID, err := a.Knock.Workflows.Trigger(ctx, in.Workflow, params, knock.WithIdempotencyKey(in.IdempotencyKey))
+	if err != nil {
+		return nil, classifyKnock(err)
+	}
+	logger.Info("knock: workflow triggered", "knockRunID", runID, "console", a.Knock.Console())
+	return &NotifyOutput{WorkflowRunID: runID, Console: a.Knock.Console()}, nil
+}
+
+// validate rejects triggers Knock would refuse and triggers crmflow must not
+// send: every trigger from crmflow is idempotent.
+func (in NotifyInput) validate() error {
+	switch {
+	case strings.TrimSpace(in.Workflow) == "":
+		return invalidKnockInput("knock workflow key is empty")
+	case len(in.Recipients) == 0:
+		return invalidKnockInput("no recipients")
+	case strings.TrimSpace(in.IdempotencyKey) == "":
+		return invalidKnockInput("idempotency key is empty")
+	}
+	for i, r := range in.Recipients {
+		if strings.TrimSpace(r) == "" {
+			return invalidKnockInput(fmt.Sprintf("recipient %d is empty", i))
+		}
+	}
+	return nil
+}
+
+// invalidKnockInput is a permanent KnockInvalidRequest for a bad input.
+func invalidKnockInput(msg string) error {
+	return permanent(providerKnock, ErrTypeInvalid, errors.New(msg))
+}
+
+// classifyKnock maps an error from the Knock client to a classified
+// application error:
+//   - a *knock.Error is classified by status as for any provider: 429
+//     RateLimited with Knock's Retry-After, if it sent one, as the next delay
+//     (zero leaves the delay to the retry policy); 5xx and 408 Unavailable
+//     (transient); 401/403 AuthFailed, 404 NotFound, 409 Conflict, other 4xx
+//     InvalidRequest (permanent).
+//   - parameters the client refused to send: InvalidRequest, permanent.
+//   - no API key on a non-console client: AuthFailed, permanent, so an
+//     operator fixes the configuration and retries the dead letter.
+//   - anything else means no answer from Knock was read (network, timeout,
+//     unreadable body): Unavailable, transient; the idempotency key makes the
+//     retry safe even if Knock did act on the lost request.
+func classifyKnock(err error) error {
+	var kerr *knock.Error
+	switch {
+	case errors.As(err, &kerr):
+		return classifyHTTP(providerKnock, kerr.StatusCode, err, kerr.RetryAfter)
+	case errors.Is(err, knock.ErrInvalidParams):
+		return permanent(providerKnock, ErrTypeInvalid, err)
+	case errors.Is(err, knock.ErrNoAPIKey):
+		return permanent(providerKnock, ErrTypeAuth, err)
+	default:
+		return transient(providerKnock, ErrTypeUnavailable, err, 0)
+	}
+}

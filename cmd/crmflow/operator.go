@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/starter"
+	"github.com/crmflow/crmflow/worker"
+	"github.com/crmflow/crmflow/workflows"
+)
+
+// operatorEnv is what the operator commands connect to. Each command
+// connects only to what it needs.
+type operatorEnv struct {
+	cfg     *config.Config
+	starter *starter.Starter
+	store   *store.Store
+	close   []func()
+}
+
+//
+// Operator commands work against `crmflow dev` with no set-up: without a
+// configured database URL they use the dev stack's PostgreSQL.
+func (g *globals) connect(ctx context.Context, temporal, db bool) (*operatorEnv, error) {
+	cfg, err := g.load(true)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.DatabaseURL == "" {
+		cfg.DatabaseURL = config.Secret(fmt.Sprintf("postgres://postgres@127.0.0.1:%d/crmflow?sslmode=disable", cfg.Dev.PostgresPort))
+	}
+	env := &operatorEnv{cfg: cfg}
+	if temporal {
+		dialCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		c, err := worker.Dial(dialCtx, cfg, newLogger("error"), nil)
+		if err != nil {
+			return nil, err
+		}
+		env.close = append(env.close, c.Close)
+		env.starter = starter.New(c, starter.Options{PaymentTimeout: cfg.Orders.PaymentTimeout})
+	}
+	if db {
+		st, err := store.Open(ctx, cfg.DatabaseURL.Reveal())
+		if err != nil {
+			env.Close()
+			return nil, err
+		}
+		env.close = append(env.close, st.Close)
+		env.store = st
+	}
+	return env, nil
+}
+
+func (e *operatorEnv) Close() {
+	for _, f := range e.close {
+		f()
+	}
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newOrderCmd(g *globals) *cobra.Command {
+	order := &cobra.Command{Use: "order", Short: "Order confirmations"}
+	order.AddCommand(&cobra.Command{
+		Use:   "confirm <orderID>",
+		Short: "Start (or join) the order's confirmation workflow",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			env, err := g.connect(cmd.Context(), true, true)
+			if err != nil {
+				return err
+			}
+			defer env.Close()
+			if _, err := env.store.GetOrder(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			run, err := env.starter.StartOrderConfirmation(cmd.Context(), args[0])
+			if err != nil && !errors.Is(err, starter.ErrAlreadyDone) {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), run)
+		},
+	})
+	return order
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status <workflowID>",
+		Short: "Print a workflow's status query answer",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			env, err := g.connect(cmd.Context(), true, false)
+			if err != nil {
+				return err
+			}
+			defer env.Close()
+			st, err := env.starter.Status(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), st)
+		},
+	}
+}
+
+func newDLQCmd(g *globals) *cobra.Command {
+	dlq := &cobra.Command{Use: "dlq", Short: "Dead letters: steps parked for an operator"}
+	var status string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List dead letters (default: parked ones)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			env, err := g.connect(cmd.Context(), false, true)
+			if err != nil {
+				return err
+			}
+			defer env.Close()
+			list, err := env.store.ListDeadLetters(cmd.Context(), status, 500)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "%-6s %-9s %-40s %-22s %s\n", "ID", "STATUS", "WORKFLOW", "STEP", "ERROR")
+			for _, d := range list {
+				fmt.Fprintf(w, "%-6d %-9s %-40s %-22s %s: %s\n", d.ID, d.Status, d.WorkflowID, d.Step, d.ErrorType, d.Error)
+			}
+			return nil
+		},
+	}
+	list.Flags().StringVar(&status, "status", store.DeadLetterParked, "parked, retrying, skipped, aborted, resolved, or \"\" for all")
+	dlq.AddCommand(list)
+	for _, action := range []string{workflows.DecisionRetry, workflows.DecisionSkip, workflows.DecisionAbort} {
+		var operator string
+		c := &cobra.Command{
+			Use:   action + " <deadLetterID>",
+			Short: "Tell the parked run to " + action + " the failed step",
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				id, err := strconv.ParseInt(args[0], 10, 64)
+				if err != nil {
+					return fmt.Errorf("dead letter id %q is not a number", args[0])
+				}
+				env, err := g.connect(cmd.Context(), true, true)
+				if err != nil {
+					return err
+				}
+				defer env.Close()
+				d, err := env.store.GetDeadLetter(cmd.Context(), id)
+				if err != nil {
+					return err
+				}
+				res, err := env.starter.DecideDeadLetter(cmd.Context(), d.WorkflowID, d.RunID,
+					workflows.DeadLetterDecision{DeadLetterID: id, Action: action, Operator: operator})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: step %s of %s\n", res.Action, res.Step, d.WorkflowID)
+				return nil
+			},
+		}
+		c.Flags().StringVar(&operator, "operator", "cli", "who decided, recorded with the dead letter")
+		dlq.AddCommand(c)
+	}
+	return dlq
+}

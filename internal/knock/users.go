@@ -1,0 +1,111 @@
+package knock
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// UsersService creates and updates Knock users.
+type UsersService struct {
+	client *Client
+}
+
+// IdentifyParams is what Identify sets on a user. Empty fields are left out,
+// so they keep their stored value: Knock merges, it does not replace.
+type IdentifyParams struct {
+	// Email is the user's email address.
+	Email string
+	// Name is the user's display name.
+	Name string
+	// Properties are custom properties, sent in the same JSON object as the
+	// fields above; Knock's own fields (phone_number, timezone, locale, ...)
+	// may be set here too. Email and Name win over a property of the same name.
+	Properties map[string]any
+}
+
+// MarshalJSON renders the one flat JSON object Knock expects, custom
+// properties beside the known fields.
+func (p IdentifyParams) MarshalJSON() ([]byte, error) {
+	obj := make(map[string]any, len(p.Properties)+2)
+	maps.Copy(obj, p.Properties)
+	if p.Email != "" {
+		obj["email"] = p.Email
+	}
+	if p.Name != "" {
+		obj["name"] = p.Name
+	}
+	return json.Marshal(obj)
+}
+
+// User is a Knock user as Identify returns it.
+type User struct {
+	// ID is crmflow's identifier for the user, as given to Identify.
+	ID string `json:"id"`
+	// Email is the user's email address, if set.
+	Email string `json:"email,omitempty"`
+	// Name is the user's display name, if set.
+	Name string `json:"name,omitempty"`
+	// PhoneNumber is the user's phone number, if set.
+	PhoneNumber string `json:"phone_number,omitempty"`
+	// Avatar is a URL of the user's avatar, if set.
+	Avatar string `json:"avatar,omitempty"`
+	// Timezone is the user's IANA time zone, if set.
+	Timezone string `json:"timezone,omitempty"`
+	// CreatedAt is when the user was created in crmflow's system, if known.
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+	// UpdatedAt is when Knock last updated the user.
+	UpdatedAt time.Time `json:"updated_at"`
+	// Properties holds every custom property Knock returned.
+	Properties map[string]any `json:"-"`
+}
+
+// userFields are the keys of User's fields, which are not custom properties.
+var userFields = []string{"__typename", "id", "email", "name", "phone_number", "avatar", "timezone", "created_at", "updated_at"}
+
+// UnmarshalJSON reads the known fields and keeps the rest as Properties.
+func (u *User) UnmarshalJSON(b []byte) error {
+	type plain User // drops the method, so the fields decode normally
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return fmt.Errorf("decode user: %w", err)
+	}
+	var all map[string]any
+	if err := json.Unmarshal(b, &all); err != nil {
+		return fmt.Errorf("decode user properties: %w", err)
+	}
+	for _, k := range userFields {
+		delete(all, k)
+	}
+	*u = User(p)
+	if len(all) > 0 {
+		u.Properties = all
+	}
+	return nil
+}
+
+// Identify creates the user with the given id, or merges params into the
+// stored user, and returns the user as Knock now holds it. In console mode the
+// user is made up from params.
+func (s *UsersService) Identify(ctx context.Context, id string, params IdentifyParams) (*User, error) {
+	if id == "" {
+		return nil, fmt.Errorf("identify user: %w: empty user id", ErrInvalidParams)
+	}
+	var out User
+	recorded, err := s.client.send(ctx, call{
+		method: http.MethodPut,
+		path:   "/v1/users/" + url.PathEscape(id),
+		body:   params,
+	}, &out)
+	if err != nil {
+		return nil, fmt.Errorf("identify user %q: %w", id, err)
+	}
+	if recorded {
+		return &User{ID: id, Email: params.Email, Name: params.Name, Properties: maps.Clone(params.Properties)}, nil
+	}
+	return &out, nil
+}

@@ -1,0 +1,138 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Order statuses; pending is the only one that may change.
+const (
+	OrderPending       = "pending"
+	OrderConfirmed     = "confirmed"
+	OrderPaymentFailed = "payment_failed"
+	OrderMismatch      = "mismatch"
+	OrderExpired       = "expired"
+)
+
+// Order is a CRM order and its payment outcome.
+type Order struct {
+	ID              string
+	CustomerID      string
+	CustomerEmail   string
+	AmountCents     int64
+	Currency        string
+	Status          string
+	PaymentIntentID string
+	ConfirmedAt     *time.Time
+}
+
+// GetOrder returns the order with its customer's email.
+func (s *Store) GetOrder(ctx context.Context, id string) (*Order, error) {
+	const q = `
+SELECT o.id, o.customer_id, c.email, o.amount_cents, o.currency, o.status,
+       coalesce(o.payment_intent_id, ''), o.confirmed_at
+FROM orders o JOIN customers c ON c.id = o.customer_id
+WHERE o.id = $1`
+	var o Order
+	err := s.pool.QueryRow(ctx, q, id).Scan(&o.ID, &o.CustomerID, &o.CustomerEmail, &o.AmountCents,
+		&o.Currency, &o.Status, &o.PaymentIntentID, &o.ConfirmedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("order %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get order %s: %w", id, err)
+	}
+	return &o, nil
+}
+
+// SetOrderOutcome moves a pending order to its final status. Setting the same
+// outcome again is a no-op, so a retried activity is harmless; changing a
+// final status to another one is ErrConflict, so state never goes backwards.
+func (s *Store) SetOrderOutcome(ctx context.Context, id, status, paymentIntentID string) (*Order, error) {
+	const q = `
+UPDATE orders
+SET status = $2,
+    payment_intent_id = coalesce(nullif($3, ''), payment_intent_id),
+    confirmed_at = CASE WHEN $2 = 'confirmed' THEN now() ELSE confirmed_at END
+WHERE id = $1 AND status = 'pending'`
+	tag, err := s.pool.Exec(ctx, q, id, status, paymentIntentID)
+	if err != nil {
+		return nil, fmt.Errorf("set order %s %s: %w", id, status, err)
+	}
+	o, err := s.GetOrder(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if tag.RowsAffected() == 0 && o.Status != status {
+		return o, fmt.Errorf("order %s is %s, cannot become %s: %w", id, o.Status, status, ErrConflict)
+	}
+	return o, nil
+}
+
+// ReferralForFirstPaidOrder returns the referral of the order's customer when
+// this order is their first confirmed one, and "" otherwise.
+func (s *Store) ReferralForFirstPaidOrder(ctx context.Context, orderID string) (string, error) {
+	const q = `
+SELECT r.id
+FROM orders o
+JOIN referrals r ON r.referred_id = o.customer_id
+WHERE o.id = $1 AND o.status = 'confirmed'
+  AND NOT EXISTS (
+      SELECT 1 FROM orders earlier
+      WHERE earlier.customer_id = o.customer_id AND earlier.status = 'confirmed'
+        AND earlier.id <> o.id
+        AND (earlier.confirmed_at, earlier.id) < (o.confirmed_at, o.id))`
+	var id string
+	err := s.pool.QueryRow(ctx, q, orderID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("referral for order %s: %w", orderID, err)
+	}
+	return id, nil
+}
+
+// Customer is a CRM customer.
+type Customer struct {
+	ID, Email, Name, StripeCustomerID, ReferredBy string
+}
+
+// UpsertCustomer creates or updates a customer (seed data, demo, tests).
+func (s *Store) UpsertCustomer(ctx context.Context, c Customer) error {
+	const q = `
+INSERT INTO customers (id, email, name, stripe_customer_id, referred_by)
+VALUES ($1, $2, $3, nullif($4, ''), nullif($5, ''))
+ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name,
+    stripe_customer_id = EXCLUDED.stripe_customer_id, referred_by = EXCLUDED.referred_by`
+	if _, err := s.pool.Exec(ctx, q, c.ID, c.Email, c.Name, c.StripeCustomerID, c.ReferredBy); err != nil {
+		return fmt.Errorf("upsert customer %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// InsertOrder creates a pending order; an existing order is left unchanged.
+func (s *Store) InsertOrder(ctx context.Context, o Order) error {
+	const q = `
+INSERT INTO orders (id, customer_id, amount_cents, currency)
+VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING`
+	if _, err := s.pool.Exec(ctx, q, o.ID, o.CustomerID, o.AmountCents, o.Currency); err != nil {
+		return fmt.Errorf("insert order %s: %w", o.ID, err)
+	}
+	return nil
+}
+
+// InsertReferral records that referrerID referred referredID.
+func (s *Store) InsertReferral(ctx context.Context, id, referrerID, referredID string) error {
+	const q = `
+INSERT INTO referrals (id, referrer_id, referred_id) VALUES ($1, $2, $3)
+ON CONFLICT (id) DO NOTHING`
+	if _, err := s.pool.Exec(ctx, q, id, referrerID, referredID); err != nil {
+		return fmt.Errorf("insert referral %s: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,65 @@
+package starter
+
+import (
+	"context"
+	"fmt"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/crmflow/crmflow/workflows"
+)
+
+// Run identifies a workflow run.
+type Run struct {
+	WorkflowID string `json:"workflow_id"`
+	RunID      string `json:"run_id"`
+}
+
+func (s *Starter) orderOptions(orderID string) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:        workflows.OrderConfirmationID(orderID),
+		TaskQueue: s.opts.TaskQueue,
+		// A running confirmation is joined, a finished one is not redone;
+		// only a run that failed (say, aborted by an operator) may start again.
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
+		TypedSearchAttributes:    searchAttributes(workflows.OrderIDKey.ValueSet(orderID)),
+	}
+}
+
+func (s *Starter) orderInput(orderID string) workflows.OrderConfirmationInput {
+	return workflows.OrderConfirmationInput{OrderID: orderID, PaymentTimeout: s.opts.PaymentTimeout}
+}
+
+// StartOrderConfirmation starts the order's confirmation, or joins the run
+// already there. A confirmation that already finished is returned as it is
+// (ErrAlreadyDone tells the two apart).
+func (s *Starter) StartOrderConfirmation(ctx context.Context, orderID string) (Run, error) {
+	if err := workflows.ValidateKey("order ID", orderID); err != nil {
+		return Run{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	opts := s.orderOptions(orderID)
+	run, err := s.c.ExecuteWorkflow(ctx, opts, workflows.OrderConfirmationType, s.orderInput(orderID))
+	if err != nil {
+		return s.existing(ctx, opts.ID, err)
+	}
+	return Run{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+}
+
+// SignalPayment hands a verified Stripe payment event to the order's
+// confirmation, starting it if needed. An event for an order whose
+// confirmation already finished returns ErrAlreadyDone: the order's state
+// never goes backwards.
+func (s *Starter) SignalPayment(ctx context.Context, orderID string, ev workflows.PaymentEvent) (Run, error) {
+	if err := workflows.ValidateKey("order ID", orderID); err != nil {
+		return Run{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	opts := s.orderOptions(orderID)
+	run, err := s.c.SignalWithStartWorkflow(ctx, opts.ID, workflows.PaymentSignal, ev, opts,
+		workflows.OrderConfirmationType, s.orderInput(orderID))
+	if err != nil {
+		return s.existing(ctx, opts.ID, err)
+	}
+	return Run{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+}

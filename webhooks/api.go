@@ -1,0 +1,155 @@
+package webhooks
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/starter"
+	"github.com/crmflow/crmflow/workflows"
+)
+
+// requireToken lets a request through only with a configured bearer token.
+// Every token is compared in constant time, and all of them, so the answer's
+// timing says nothing about which token was close.
+func (s *Server) requireToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		match := 0
+		for _, tok := range s.deps.APITokens {
+			match |= subtle.ConstantTimeCompare([]byte(got), []byte(tok))
+		}
+		if !ok || got == "" || match != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="crmflow"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// startOrderConfirmation: POST /v1/orders/{orderID}/confirmation.
+func (s *Server) startOrderConfirmation(w http.ResponseWriter, r *http.Request) {
+	orderID := r.PathValue("orderID")
+	if err := workflows.ValidateKey("order ID", orderID); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_order_id", err.Error())
+		return
+	}
+	// An unknown order would only park the new run; refuse it up front.
+	if _, err := s.deps.Store.GetOrder(r.Context(), orderID); err != nil {
+		s.storeError(w, err)
+		return
+	}
+	run, err := s.deps.Starter.StartOrderConfirmation(r.Context(), orderID)
+	if err != nil && !errors.Is(err, starter.ErrAlreadyDone) {
+		s.starterError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, run)
+}
+
+// workflowStatus: GET /v1/workflows/{workflowID...} answers the status query.
+func (s *Server) workflowStatus(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("workflowID")
+	st, err := s.deps.Starter.Status(r.Context(), id)
+	if err != nil {
+		s.starterError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"workflow_id": id, "status": st})
+}
+
+// listDeadLetters: GET /v1/dead-letters?status=parked.
+func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
+	status := r.URL.Query().Get("status")
+	switch status {
+	case "", store.DeadLetterParked, store.DeadLetterRetrying, store.DeadLetterSkipped, store.DeadLetterAborted, store.DeadLetterResolved:
+	default:
+		writeError(w, http.StatusBadRequest, "invalid_status", "status must be parked, retrying, skipped, aborted or resolved")
+		return
+	}
+	list, err := s.deps.Store.ListDeadLetters(r.Context(), status, 500)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": list})
+}
+
+// decideDeadLetter: POST /v1/dead-letters/{id}/{action} with an optional
+// body {"operator": "..."}; answers once the parked run accepted it.
+func (s *Server) decideDeadLetter(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		writeError(w, http.StatusBadRequest, "invalid_id", "dead letter id must be a positive integer")
+		return
+	}
+	action := r.PathValue("action")
+	switch action {
+	case workflows.DecisionRetry, workflows.DecisionSkip, workflows.DecisionAbort:
+	default:
+		writeError(w, http.StatusNotFound, "not_found", "action must be retry, skip or abort")
+		return
+	}
+	var body struct {
+		Operator string `json:"operator"`
+	}
+	if r.ContentLength != 0 {
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body); err != nil {
+			writeError(w, http.StatusBadRequest, "malformed", "body must be JSON like {\"operator\":\"name\"}")
+			return
+		}
+	}
+	if body.Operator == "" {
+		body.Operator = "api"
+	}
+	d, err := s.deps.Store.GetDeadLetter(r.Context(), id)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	if d.Status != store.DeadLetterParked {
+		writeError(w, http.StatusConflict, "not_parked", "dead letter "+r.PathValue("id")+" is "+d.Status)
+		return
+	}
+	res, err := s.deps.Starter.DecideDeadLetter(r.Context(), d.WorkflowID, d.RunID,
+		workflows.DeadLetterDecision{DeadLetterID: id, Action: action, Operator: body.Operator})
+	if err != nil {
+		s.starterError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"dead_letter_id": id, "workflow_id": d.WorkflowID, "step": res.Step, "action": res.Action})
+}
+
+func (s *Server) storeError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, store.ErrConflict):
+		writeError(w, http.StatusConflict, "conflict", err.Error())
+	default:
+		s.deps.Logger.Error("Database call failed", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "database unavailable; retry later")
+	}
+}
+
+func (s *Server) starterError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, starter.ErrInvalid):
+		writeError(w, http.StatusBadRequest, "invalid", err.Error())
+	case errors.Is(err, starter.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, starter.ErrRejected):
+		writeError(w, http.StatusConflict, "rejected", err.Error())
+	case errors.Is(err, context.Canceled):
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "request cancelled")
+	default:
+		s.deps.Logger.Error("Temporal call failed", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "Temporal unavailable; retry later")
+	}
+}

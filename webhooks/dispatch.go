@@ -1,0 +1,237 @@
+package webhooks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	stripego "github.com/stripe/stripe-go/v76"
+
+	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/starter"
+	"github.com/crmflow/crmflow/workflows"
+)
+
+// DispatcherOptions tune the hand-off loop.
+type DispatcherOptions struct {
+	// Batch is how many inbox rows one pass claims.
+	Batch int
+	// Lease is how long a claimed row is reserved for this dispatcher; a row
+	// left behind by a crash is handed off again once it expires.
+	Lease time.Duration
+	// Sweep is how often the inbox is scanned without a poke; it finds rows
+	// committed by other replicas and rows whose backoff or lease ran out.
+	Sweep time.Duration
+	// MaxBackoff caps the delay between hand-off attempts of one row.
+	MaxBackoff time.Duration
+}
+
+// Dispatcher hands committed inbox rows to Temporal, in commit order per
+// workflow, and marks them handed off. Hand-off is at least once; workflows
+// ignore an event ID they have seen, so the effect is exactly once.
+type Dispatcher struct {
+	store   *store.Store
+	starter *starter.Starter
+	logger  *slog.Logger
+	opts    DispatcherOptions
+	poke    chan struct{}
+
+	handedOff *prometheus.CounterVec
+	lag       prometheus.Gauge
+	pending   prometheus.Gauge
+}
+
+// NewDispatcher builds a dispatcher and registers its metrics.
+func NewDispatcher(st *store.Store, s *starter.Starter, logger *slog.Logger, reg prometheus.Registerer, opts DispatcherOptions) *Dispatcher {
+	if opts.Batch == 0 {
+		opts.Batch = 64
+	}
+	if opts.Lease == 0 {
+		opts.Lease = 30 * time.Second
+	}
+	if opts.Sweep == 0 {
+		opts.Sweep = time.Second
+	}
+	if opts.MaxBackoff == 0 {
+		opts.MaxBackoff = time.Minute
+	}
+	d := &Dispatcher{
+		store: st, starter: s, logger: logger, opts: opts, poke: make(chan struct{}, 1),
+		handedOff: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmflow_inbox_handoffs_total",
+			Help: "Inbox rows handed to Temporal, by provider and result (ok, retry, dropped).",
+		}, []string{"provider", "result"}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "crmflow_inbox_handoff_lag_seconds",
+			Help: "Age of the oldest inbox row not yet handed to Temporal; 0 when none waits.",
+		}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "crmflow_inbox_pending",
+			Help: "Inbox rows not yet handed to Temporal.",
+		}),
+	}
+	reg.MustRegister(d.handedOff, d.lag, d.pending)
+	return d
+}
+
+// Poke asks for a pass now; it never blocks.
+func (d *Dispatcher) Poke() {
+	select {
+	case d.poke <- struct{}{}:
+	default:
+	}
+}
+
+// Run hands off rows until ctx is cancelled.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	sweep := time.NewTicker(d.opts.Sweep)
+	defer sweep.Stop()
+	for {
+		for d.pass(ctx) == d.opts.Batch {
+			// A full batch means more is waiting: go again at once.
+		}
+		d.measure(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.poke:
+		case <-sweep.C:
+		}
+	}
+}
+
+// pass claims one batch and hands it off; it returns how many it claimed.
+func (d *Dispatcher) pass(ctx context.Context) int {
+	events, err := d.store.ClaimInboxEvents(ctx, d.opts.Batch, d.opts.Lease)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.logger.Warn("Inbox claim failed; will retry", "error", err)
+		}
+		return 0
+	}
+	// Rows of one workflow in a batch go in order, and stop at the first
+	// failure so a later event never overtakes an earlier one.
+	failed := map[string]bool{}
+	for _, ev := range events {
+		if failed[ev.WorkflowID] {
+			d.release(ctx, ev, "an earlier event of this workflow is waiting", 0)
+			continue
+		}
+		if err := d.handOff(ctx, ev); err != nil {
+			failed[ev.WorkflowID] = true
+		}
+	}
+	return len(events)
+}
+
+// handOff gives one row to Temporal and records the result.
+func (d *Dispatcher) handOff(ctx context.Context, ev store.InboxEvent) error {
+	callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := d.deliver(callCtx, ev)
+	cancel()
+	var permanent *permanentError
+	switch {
+	case err == nil, errors.Is(err, starter.ErrAlreadyDone):
+		// ErrAlreadyDone: the workflow for this key finished before the
+		// event came; the event changes nothing, as intended.
+		if err := d.store.MarkHandedOff(ctx, ev.ID, ""); err != nil {
+			d.logger.Warn("Could not mark inbox row handed off; it will be handed off again", "id", ev.ID, "error", err)
+		}
+		d.handedOff.WithLabelValues(ev.Provider, "ok").Inc()
+		return nil
+	case errors.As(err, &permanent):
+		// Retrying cannot help and would hold up the workflow's later
+		// events; the row stays in the inbox with the reason.
+		d.logger.Error("Inbox row cannot be handed off; kept in the inbox with the reason", "id", ev.ID,
+			"provider", ev.Provider, "eventID", ev.EventID, "error", err)
+		d.handedOff.WithLabelValues(ev.Provider, "dropped").Inc()
+		if err := d.store.MarkHandedOff(ctx, ev.ID, "not handed off: "+err.Error()); err != nil {
+			d.logger.Warn("Could not record the inbox row's failure", "id", ev.ID, "error", err)
+		}
+		return nil
+	default:
+		d.handedOff.WithLabelValues(ev.Provider, "retry").Inc()
+		d.logger.Warn("Hand-off to Temporal failed; will retry", "id", ev.ID, "attempts", ev.Attempts, "error", err)
+		d.release(ctx, ev, err.Error(), backoff(ev.Attempts, d.opts.MaxBackoff))
+		return err
+	}
+}
+
+// release returns a claimed row to the queue, due after retryIn.
+func (d *Dispatcher) release(ctx context.Context, ev store.InboxEvent, reason string, retryIn time.Duration) {
+	if err := d.store.MarkHandOffFailed(ctx, ev.ID, reason, retryIn); err != nil && ctx.Err() == nil {
+		d.logger.Warn("Could not release inbox row; its lease will expire", "id", ev.ID, "error", err)
+	}
+}
+
+// permanentError is a row no retry can hand off (its payload is broken).
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// deliver turns an inbox row into the starter call for its workflow.
+func (d *Dispatcher) deliver(ctx context.Context, ev store.InboxEvent) error {
+	switch ev.Provider {
+	case providerStripe:
+		var se stripego.Event
+		if err := json.Unmarshal(ev.Payload, &se); err != nil {
+			return &permanentError{fmt.Errorf("decode stripe event %s: %w", ev.EventID, err)}
+		}
+		switch se.Type {
+		case stripego.EventTypePaymentIntentSucceeded, stripego.EventTypePaymentIntentPaymentFailed:
+			var pi stripego.PaymentIntent
+			if err := json.Unmarshal(se.Data.Raw, &pi); err != nil {
+				return &permanentError{fmt.Errorf("decode payment intent of %s: %w", ev.EventID, err)}
+			}
+			_, err := d.starter.SignalPayment(ctx, pi.Metadata["order_id"], paymentEvent(se, &pi))
+			if errors.Is(err, starter.ErrInvalid) {
+				return &permanentError{err}
+			}
+			return err
+		}
+	}
+	return &permanentError{fmt.Errorf("no route for %s event %s", ev.Provider, ev.EventType)}
+}
+
+// paymentEvent is the signal payload for a PaymentIntent event.
+func paymentEvent(se stripego.Event, pi *stripego.PaymentIntent) workflows.PaymentEvent {
+	pe := workflows.PaymentEvent{
+		EventID:             se.ID,
+		Succeeded:           se.Type == stripego.EventTypePaymentIntentSucceeded,
+		PaymentIntentID:     pi.ID,
+		AmountCents:         pi.Amount,
+		AmountReceivedCents: pi.AmountReceived,
+		Currency:            string(pi.Currency),
+	}
+	if pi.Customer != nil {
+		pe.CustomerID = pi.Customer.ID
+	}
+	if pi.LastPaymentError != nil {
+		pe.FailureMessage = pi.LastPaymentError.Msg
+	}
+	return pe
+}
+
+// measure updates the backlog metrics.
+func (d *Dispatcher) measure(ctx context.Context) {
+	b, err := d.store.InboxBacklog(ctx)
+	if err != nil {
+		return
+	}
+	d.pending.Set(float64(b.Pending))
+	d.lag.Set(b.OldestAge.Seconds())
+}
+
+// backoff doubles from 500ms per attempt up to limit.
+func backoff(attempts int, limit time.Duration) time.Duration {
+	d := 500 * time.Millisecond
+	for i := 1; i < attempts && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}

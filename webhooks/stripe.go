@@ -1,0 +1,135 @@
+package webhooks
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	stripego "github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/webhook"
+
+	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/workflows"
+)
+
+// providerStripe names Stripe's rows in the inbox.
+const providerStripe = "stripe"
+
+// stripeEvent routes a verified Stripe event: the workflow it is for, or why
+// it is ignored.
+func stripeEvent(ev stripego.Event) (workflowID, ignored string) {
+	switch ev.Type {
+	case stripego.EventTypePaymentIntentSucceeded, stripego.EventTypePaymentIntentPaymentFailed:
+		var pi stripego.PaymentIntent
+		if err := json.Unmarshal(ev.Data.Raw, &pi); err != nil {
+			return "", "payment intent does not decode: " + err.Error()
+		}
+		orderID := pi.Metadata["order_id"]
+		if err := workflows.ValidateKey("metadata.order_id", orderID); err != nil {
+			return "", "not an order payment: " + err.Error()
+		}
+		return workflows.OrderConfirmationID(orderID), ""
+	default:
+		return "", "event type " + string(ev.Type) + " is not handled"
+	}
+}
+
+// stripeWebhook verifies a Stripe delivery and commits it to the inbox; the
+// dispatcher hands it to Temporal. It answers 200 as soon as the commit is
+// durable, as Stripe advises, and never waits for Temporal.
+//
+// API versions: stripe-go v76 expects events of API version 2023-10-16 and by
+// default rejects others. crmflow reads only fields that every version since
+// then carries unchanged (ids, amounts, currency, metadata, status,
+// last_payment_error.message), so it accepts events of any version instead of
+// failing deliveries whenever the Stripe account's version moves; the version
+// is kept with the stored payload for operators.
+func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	ev, err := webhook.ConstructEventWithOptions(body, r.Header.Get("Stripe-Signature"),
+		s.deps.Webhooks.StripeSecret, webhook.ConstructEventOptions{
+			Tolerance:                s.deps.Webhooks.Tolerance,
+			IgnoreAPIVersionMismatch: true,
+		})
+	if err != nil {
+		s.reject(w, providerStripe, stripeRejection(err))
+		return
+	}
+	if ev.ID == "" || ev.Type == "" {
+		s.reject(w, providerStripe, rejection{http.StatusBadRequest, "malformed", "event has no id or type"})
+		return
+	}
+	workflowID, ignored := stripeEvent(ev)
+	s.accept(w, r, store.InboxEvent{
+		Provider: providerStripe, EventID: ev.ID, EventType: string(ev.Type), WorkflowID: workflowID, Payload: body,
+	}, ignored)
+}
+
+// rejection is a webhook refused before anything is stored.
+type rejection struct {
+	status  int
+	code    string
+	message string
+}
+
+func stripeRejection(err error) rejection {
+	switch {
+	case errors.Is(err, webhook.ErrTooOld):
+		return rejection{http.StatusBadRequest, "stale_timestamp", "signature timestamp is outside the tolerance"}
+	case errors.Is(err, webhook.ErrNotSigned), errors.Is(err, webhook.ErrInvalidHeader), errors.Is(err, webhook.ErrNoValidSignature):
+		return rejection{http.StatusBadRequest, "bad_signature", "Stripe-Signature does not verify"}
+	default:
+		// The signature verified but the body is not a Stripe event.
+		return rejection{http.StatusBadRequest, "malformed", "body is not a Stripe event: " + err.Error()}
+	}
+}
+
+// readBody reads at most the configured limit; larger bodies get 413 and
+// nothing is stored.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.deps.Webhooks.MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large",
+			fmt.Sprintf("body is larger than %d bytes", s.deps.Webhooks.MaxBodyBytes))
+		return nil, false
+	case err != nil:
+		writeError(w, http.StatusBadRequest, "unreadable", "could not read the body")
+		return nil, false
+	}
+	return body, true
+}
+
+func (s *Server) reject(w http.ResponseWriter, provider string, rj rejection) {
+	s.metrics.webhooks.WithLabelValues(provider, "rejected_"+rj.code).Inc()
+	writeError(w, rj.status, rj.code, rj.message)
+}
+
+// accept commits a verified event to the inbox. PostgreSQL unreachable means
+// 503, so the provider retries later and nothing is lost.
+func (s *Server) accept(w http.ResponseWriter, r *http.Request, ev store.InboxEvent, ignored string) {
+	inserted, err := s.deps.Store.InsertInboxEvent(r.Context(), ev, ignored)
+	if err != nil {
+		s.deps.Logger.Error("Inbox commit failed; provider will retry", "provider", ev.Provider, "eventID", ev.EventID, "error", err)
+		s.metrics.webhooks.WithLabelValues(ev.Provider, "unavailable").Inc()
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "could not store the event; retry later")
+		return
+	}
+	outcome := "accepted"
+	switch {
+	case !inserted:
+		outcome = "duplicate"
+	case ignored != "":
+		outcome = "ignored"
+	default:
+		s.deps.Dispatcher.Poke()
+	}
+	s.metrics.webhooks.WithLabelValues(ev.Provider, outcome).Inc()
+	writeJSON(w, http.StatusOK, map[string]any{"received": true, "duplicate": !inserted})
+}

@@ -1,0 +1,37 @@
+package worker
+
+import (
+	"log/slog"
+
+	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/internal/knock"
+	"github.com/crmflow/crmflow/internal/store"
+)
+
+// Activities are every activity struct the worker registers.
+type Activities struct {
+	Orders      *activities.OrderActivities
+	Stripe      *activities.StripeActivities
+	Knock       *activities.KnockActivities
+	DeadLetters *activities.DeadLetterActivities
+}
+
+// NewActivities builds the activities with clients from cfg. A provider with
+// no API key gets a console-mode client that records, not sends.
+func NewActivities(cfg *config.Config, st *store.Store, logger *slog.Logger, reporter activities.Reporter) Activities {
+	a := Activities{
+		Orders:      &activities.OrderActivities{Store: st},
+		Stripe:      &activities.StripeActivities{},
+		DeadLetters: &activities.DeadLetterActivities{Store: st, Reporter: reporter},
+	}
+	if key := cfg.Stripe.SecretKey.Reveal(); key != "" {
+		a.Stripe.Stripe = activities.NewStripeClient(key, cfg.Stripe.APIURL)
+	}
+	if key := cfg.Knock.APIKey.Reveal(); key != "" {
+		a.Knock = &activities.KnockActivities{Knock: knock.NewClient(knock.WithAPIKey(key), knock.WithBaseURL(cfg.Knock.APIURL))}
+	} else {
+		a.Knock = &activities.KnockActivities{Knock: knock.NewConsole(knock.LogRecorder{Logger: logger.With("component", "knock")})}
+	}
+	return a
+}

@@ -1,0 +1,336 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/crmflow/crmflow/activities"
+)
+
+// PaymentSignal is the signal Stripe's payment_intent.succeeded and
+// payment_intent.payment_failed webhooks send to an order's confirmation.
+const PaymentSignal = "payment"
+
+// DefaultPaymentTimeout is how long an order waits for a successful payment.
+const DefaultPaymentTimeout = 24 * time.Hour
+
+// Knock workflow keys the order confirmation triggers.
+const (
+	KnockOrderConfirmed     = "order-confirmation"
+	KnockOrderPaymentFailed = "order-payment-failed"
+	KnockOrderMismatch      = "order-payment-mismatch"
+)
+
+// OperatorsRecipient is the Knock recipient (a user standing for the
+// operators' shared inbox) of alerts that need a human.
+const OperatorsRecipient = "crmflow-operators"
+
+// OrderConfirmationInput starts an order's confirmation.
+type OrderConfirmationInput struct {
+	OrderID string `json:"order_id"`
+	// PaymentTimeout is how long to wait for a successful payment; zero means
+	// DefaultPaymentTimeout.
+	PaymentTimeout time.Duration `json:"payment_timeout,omitempty"`
+}
+
+// OrderConfirmationResult is how the order ended.
+type OrderConfirmationResult struct {
+	// State is confirmed, payment_failed, mismatch, expired or skipped.
+	State string `json:"state"`
+	// ReferralID is the referral whose reward this order started, if any.
+	ReferralID string `json:"referral_id,omitempty"`
+}
+
+// PaymentEvent is the PaymentSignal's payload: what a verified Stripe event
+// said about the order's PaymentIntent.
+type PaymentEvent struct {
+	// EventID is the Stripe event id; a redelivered event is ignored.
+	EventID             string `json:"event_id"`
+	Succeeded           bool   `json:"succeeded"`
+	PaymentIntentID     string `json:"payment_intent_id"`
+	AmountCents         int64  `json:"amount_cents"`
+	AmountReceivedCents int64  `json:"amount_received_cents"`
+	Currency            string `json:"currency"`
+	CustomerID          string `json:"customer_id,omitempty"`
+	// FailureMessage is Stripe's last_payment_error message on failure.
+	FailureMessage string `json:"failure_message,omitempty"`
+}
+
+var (
+	orders *activities.OrderActivities
+	stripe *activities.StripeActivities
+	knock  *activities.KnockActivities
+)
+
+// orderConfirmation is one run's state; its methods are the steps.
+type orderConfirmation struct {
+	input  OrderConfirmationInput
+	status Status
+	steps  *parker
+	order  *activities.Order
+	// seen holds the payment event ids already handled (a few per order).
+	seen     []string
+	payments workflow.ReceiveChannel
+	// lastFailure is the latest failed attempt, kept while waiting for a
+	// successful retry of the same PaymentIntent.
+	lastFailure *PaymentEvent
+}
+
+// OrderConfirmation loads the order, waits for the payment outcome, checks
+// it against the PaymentIntent at Stripe, marks the order, notifies the
+// customer, and starts the referral reward for a referred customer's first
+// paid order.
+//
+// A failed payment attempt does not end the wait: a Stripe PaymentIntent
+// returns to requires_payment_method and the customer may pay again, so the
+// customer is told at once and the order is marked payment_failed only if no
+// payment succeeds before the deadline.
+func OrderConfirmation(ctx workflow.Context, in OrderConfirmationInput) (*OrderConfirmationResult, error) {
+	if err := ValidateKey("order ID", in.OrderID); err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
+	}
+	if in.PaymentTimeout <= 0 {
+		in.PaymentTimeout = DefaultPaymentTimeout
+	}
+	w := &orderConfirmation{input: in, status: Status{Step: "start", State: "pending"}}
+	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (Status, error) { return w.status, nil }); err != nil {
+		return nil, err
+	}
+	steps, err := newParker(ctx, &w.status)
+	if err != nil {
+		return nil, err
+	}
+	w.steps = steps
+	w.payments = workflow.GetSignalChannel(ctx, PaymentSignal)
+	upsert(ctx, OrderIDKey.ValueSet(in.OrderID))
+	res, err := w.run(ctx)
+	if errors.Is(err, errSkipped) {
+		return w.finish(ctx, "skipped", "an operator skipped a step the run could not continue without"), nil
+	}
+	return res, err
+}
+
+func (w *orderConfirmation) run(ctx workflow.Context) (*OrderConfirmationResult, error) {
+	if err := w.loadOrder(ctx); err != nil {
+		return nil, err
+	}
+	if w.order.Status != "pending" {
+		// A rerun for an order already decided changes nothing.
+		return w.finish(ctx, w.order.Status, "order was already "+w.order.Status), nil
+	}
+
+	payment, err := w.awaitPayment(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if payment == nil {
+		outcome, reason := "expired", "no payment within "+w.input.PaymentTimeout.String()
+		if w.lastFailure != nil {
+			outcome, reason = "payment_failed", "payment failed: "+w.lastFailure.FailureMessage
+		}
+		if err := w.setOutcome(ctx, outcome, ""); err != nil {
+			return nil, err
+		}
+		if err := w.notify(ctx, "notify-"+outcome, KnockOrderPaymentFailed, w.order.CustomerID,
+			map[string]any{"reason": outcome}); err != nil {
+			return nil, err
+		}
+		return w.finish(ctx, outcome, reason), nil
+	}
+
+	if mismatch, err := w.verifyPayment(ctx, payment); err != nil {
+		return nil, err
+	} else if mismatch != "" {
+		if err := w.setOutcome(ctx, "mismatch", payment.PaymentIntentID); err != nil {
+			return nil, err
+		}
+		if err := w.notify(ctx, "notify-mismatch", KnockOrderMismatch, OperatorsRecipient,
+			map[string]any{"payment_intent_id": payment.PaymentIntentID, "mismatch": mismatch}); err != nil {
+			return nil, err
+		}
+		return w.finish(ctx, "mismatch", mismatch), nil
+	}
+
+	if err := w.setOutcome(ctx, "confirmed", payment.PaymentIntentID); err != nil {
+		return nil, err
+	}
+	if err := w.notify(ctx, "notify-confirmation", KnockOrderConfirmed, w.order.CustomerID, nil); err != nil {
+		return nil, err
+	}
+	referralID, err := w.startReferralReward(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res := w.finish(ctx, "confirmed", "")
+	res.ReferralID = referralID
+	return res, nil
+}
+
+func (w *orderConfirmation) loadOrder(ctx workflow.Context) error {
+	in := activities.LoadOrderInput{OrderID: w.input.OrderID}
+	err := w.steps.step(ctx, "load-order", storeOptions, in, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, orders.LoadOrder, in).Get(ctx, &w.order)
+	})
+	if err != nil {
+		return err
+	}
+	upsert(ctx, CustomerIDKey.ValueSet(w.order.CustomerID))
+	memo := map[string]any{"order_id": w.order.ID, "customer_id": w.order.CustomerID,
+		"amount_cents": w.order.AmountCents, "currency": w.order.Currency}
+	if err := workflow.UpsertMemo(ctx, memo); err != nil {
+		workflow.GetLogger(ctx).Error("Could not set memo", "error", err)
+	}
+	return nil
+}
+
+// awaitPayment waits for a successful payment event until the deadline and
+// returns it, or nil when the deadline passed. Failed attempts are recorded
+// and the customer is told about each one.
+func (w *orderConfirmation) awaitPayment(ctx workflow.Context) (*PaymentEvent, error) {
+	w.steps.setStep(ctx, "await-payment")
+	timerCtx, cancelTimer := workflow.WithCancel(ctx)
+	defer cancelTimer()
+	deadline := workflow.NewTimer(timerCtx, w.input.PaymentTimeout)
+	for {
+		var ev PaymentEvent
+		expired := false
+		sel := workflow.NewSelector(ctx)
+		sel.AddReceive(w.payments, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &ev) })
+		sel.AddFuture(deadline, func(workflow.Future) { expired = true })
+		sel.Select(ctx)
+		if expired {
+			return nil, nil
+		}
+		if w.seenBefore(ev.EventID) {
+			continue
+		}
+		if ev.Succeeded {
+			return &ev, nil
+		}
+		w.lastFailure = &ev
+		w.status.State, w.status.Detail = "payment_failed_awaiting_retry", ev.FailureMessage
+		// One notice per failed attempt: the event id keeps it idempotent.
+		if err := w.notify(ctx, "notify-payment-failed/"+ev.EventID, KnockOrderPaymentFailed, w.order.CustomerID,
+			map[string]any{"reason": "attempt_failed", "message": ev.FailureMessage}); err != nil {
+			return nil, err
+		}
+		w.steps.setStep(ctx, "await-payment")
+	}
+}
+
+// seenBefore reports whether the event was handled already, remembering it.
+func (w *orderConfirmation) seenBefore(eventID string) bool {
+	for _, id := range w.seen {
+		if id == eventID {
+			return true
+		}
+	}
+	w.seen = append(w.seen, eventID)
+	return false
+}
+
+// verifyPayment retrieves the PaymentIntent from Stripe and compares it with
+// the order; it returns why they differ, or "".
+func (w *orderConfirmation) verifyPayment(ctx workflow.Context, ev *PaymentEvent) (string, error) {
+	in := activities.RetrievePaymentIntentInput{
+		PaymentIntentID: ev.PaymentIntentID,
+		Snapshot: &activities.PaymentIntentSnapshot{
+			ID: ev.PaymentIntentID, Amount: ev.AmountCents, AmountReceived: ev.AmountReceivedCents,
+			Currency: ev.Currency, Status: "succeeded", CustomerID: ev.CustomerID,
+		},
+	}
+	var pi *activities.PaymentIntentSnapshot
+	err := w.steps.step(ctx, "verify-payment", stripeOptions, in, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, stripe.RetrievePaymentIntent, in).Get(ctx, &pi)
+	})
+	switch {
+	case errors.Is(err, errSkipped):
+		// The operator vouched for the payment; trust the signed webhook.
+		pi = in.Snapshot
+	case err != nil:
+		return "", err
+	}
+	switch {
+	case pi.Status != "succeeded":
+		return fmt.Sprintf("PaymentIntent %s is %s, not succeeded", pi.ID, pi.Status), nil
+	case pi.Currency != w.order.Currency:
+		return fmt.Sprintf("currency %s, order is in %s", pi.Currency, w.order.Currency), nil
+	case pi.AmountReceived != w.order.AmountCents:
+		return fmt.Sprintf("received %d, order is %d", pi.AmountReceived, w.order.AmountCents), nil
+	}
+	return "", nil
+}
+
+func (w *orderConfirmation) setOutcome(ctx workflow.Context, status, paymentIntentID string) error {
+	in := activities.SetOrderOutcomeInput{OrderID: w.order.ID, Status: status, PaymentIntentID: paymentIntentID}
+	err := w.steps.step(ctx, "mark-order", storeOptions, in, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, orders.SetOrderOutcome, in).Get(ctx, nil)
+	})
+	if errors.Is(err, errSkipped) {
+		return nil // the operator will set the order by hand
+	}
+	return err
+}
+
+// notify triggers a Knock workflow for one recipient. The idempotency key is
+// the workflow ID plus the step, so a retried activity, a replayed history or
+// a retried step never notifies twice.
+func (w *orderConfirmation) notify(ctx workflow.Context, step, knockWorkflow, recipient string, extra map[string]any) error {
+	data := map[string]any{"order_id": w.order.ID, "amount_cents": w.order.AmountCents, "currency": w.order.Currency}
+	for _, k := range sortedKeys(extra) {
+		data[k] = extra[k]
+	}
+	in := activities.NotifyInput{
+		Workflow:       knockWorkflow,
+		Recipients:     []string{recipient},
+		Data:           data,
+		IdempotencyKey: workflow.GetInfo(ctx).WorkflowExecution.ID + "/" + step,
+	}
+	err := w.steps.step(ctx, step, knockOptions, in, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, knock.Notify, in).Get(ctx, nil)
+	})
+	if errors.Is(err, errSkipped) {
+		return nil // a notification an operator chose to drop
+	}
+	return err
+}
+
+// startReferralReward starts the referral's reward as a child that outlives
+// this run, when the customer was referred and this is their first paid
+// order. A reward already started (by a rerun or a backfill) is fine.
+func (w *orderConfirmation) startReferralReward(ctx workflow.Context) (string, error) {
+	in := activities.FindReferralInput{OrderID: w.order.ID}
+	var found activities.FindReferralOutput
+	err := w.steps.step(ctx, "find-referral", storeOptions, in, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, orders.FindReferral, in).Get(ctx, &found)
+	})
+	if errors.Is(err, errSkipped) || (err == nil && found.ReferralID == "") {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	w.steps.setStep(ctx, "start-referral-reward")
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:        ReferralRewardID(found.ReferralID),
+		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+	})
+	child := workflow.ExecuteChildWorkflow(cctx, ReferralRewardType, ReferralRewardInput{
+		ReferralID: found.ReferralID, OrderID: w.order.ID, ReferredCustomerID: w.order.CustomerID,
+	})
+	if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil && !temporal.IsWorkflowExecutionAlreadyStartedError(err) {
+		return "", fmt.Errorf("start referral reward %s: %w", found.ReferralID, err)
+	}
+	return found.ReferralID, nil
+}
+
+func (w *orderConfirmation) finish(ctx workflow.Context, state, detail string) *OrderConfirmationResult {
+	w.status.State, w.status.Detail = state, detail
+	w.steps.setStep(ctx, "done")
+	return &OrderConfirmationResult{State: state}
+}

@@ -1,0 +1,190 @@
+package workflows
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/crmflow/crmflow/activities"
+)
+
+// DeadLetterDecisionUpdate is the Update operators send (through the start
+// API or `crmflow dlq`) to decide what a parked run does next.
+const DeadLetterDecisionUpdate = "dead-letter-decision"
+
+// Operator decisions on a parked step.
+const (
+	DecisionRetry = "retry"
+	DecisionSkip  = "skip"
+	DecisionAbort = "abort"
+)
+
+// DeadLetterDecision is the DeadLetterDecisionUpdate's input.
+type DeadLetterDecision struct {
+	// DeadLetterID must be the dead letter the run is parked on, so a stale
+	// decision can never act on a later failure.
+	DeadLetterID int64  `json:"dead_letter_id"`
+	Action       string `json:"action"`
+	Operator     string `json:"operator,omitempty"`
+}
+
+// DeadLetterDecisionResult is the DeadLetterDecisionUpdate's answer.
+type DeadLetterDecisionResult struct {
+	Step   string `json:"step"`
+	Action string `json:"action"`
+}
+
+// ErrorTypeOperatorAborted is the failure type of a run an operator aborted.
+const ErrorTypeOperatorAborted = "OperatorAborted"
+
+// errSkipped tells the caller an operator chose to skip the step.
+var errSkipped = errors.New("step skipped by operator")
+
+var dl *activities.DeadLetterActivities
+
+// parker runs steps and, when one fails for good, parks the run: a dead
+// letter in PostgreSQL, CrmflowParked=true, and a wait for an operator's
+// retry, skip or abort. One parker per workflow run.
+type parker struct {
+	status *Status
+	// parkedOn is the dead letter the run waits on; 0 when not parked.
+	parkedOn int64
+	decision *DeadLetterDecision
+}
+
+// newParker registers the decision Update handler.
+func newParker(ctx workflow.Context, status *Status) (*parker, error) {
+	p := &parker{status: status}
+	err := workflow.SetUpdateHandlerWithOptions(ctx, DeadLetterDecisionUpdate,
+		func(ctx workflow.Context, d DeadLetterDecision) (DeadLetterDecisionResult, error) {
+			p.decision = &d
+			return DeadLetterDecisionResult{Step: p.status.Step, Action: d.Action}, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: p.validate})
+	if err != nil {
+		return nil, fmt.Errorf("register %s: %w", DeadLetterDecisionUpdate, err)
+	}
+	return p, nil
+}
+
+// validate rejects a decision before it reaches history: wrong action, not
+// parked, parked on another dead letter, or already decided.
+func (p *parker) validate(_ workflow.Context, d DeadLetterDecision) error {
+	switch d.Action {
+	case DecisionRetry, DecisionSkip, DecisionAbort:
+	default:
+		return fmt.Errorf("action %q is not retry, skip or abort", d.Action)
+	}
+	switch {
+	case p.parkedOn == 0:
+		return errors.New("run is not parked")
+	case d.DeadLetterID != p.parkedOn:
+		return fmt.Errorf("run is parked on dead letter %d, not %d", p.parkedOn, d.DeadLetterID)
+	case p.decision != nil:
+		return fmt.Errorf("dead letter %d is already decided: %s", p.parkedOn, p.decision.Action)
+	}
+	return nil
+}
+
+// step runs call as the named step with opts (retry policy included). On a
+// final failure it parks and waits; retry runs call again, skip returns
+// errSkipped, abort returns an OperatorAborted error that ends the run.
+// input is recorded in the dead letter for the operator; it holds no secrets.
+func (p *parker) step(ctx workflow.Context, name string, opts workflow.ActivityOptions, input any,
+	call func(ctx workflow.Context) error) error {
+	actx := workflow.WithActivityOptions(ctx, opts)
+	var deadLetter int64
+	for {
+		p.setStep(ctx, name)
+		err := call(actx)
+		if err == nil {
+			if deadLetter != 0 {
+				p.close(ctx, deadLetter, "resolved", "")
+			}
+			return nil
+		}
+		if temporal.IsCanceledError(err) {
+			return err
+		}
+		deadLetter, err = p.park(ctx, name, opts, input, err)
+		if err != nil {
+			return err
+		}
+		d := p.decision
+		p.parkedOn, p.decision = 0, nil
+		p.setParked(ctx, false)
+		switch d.Action {
+		case DecisionRetry:
+			p.close(ctx, deadLetter, "retrying", d.Operator)
+		case DecisionSkip:
+			p.close(ctx, deadLetter, "skipped", d.Operator)
+			return errSkipped
+		default:
+			p.close(ctx, deadLetter, "aborted", d.Operator)
+			return temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("step %s aborted by operator %s", name, d.Operator), ErrorTypeOperatorAborted, nil)
+		}
+	}
+}
+
+// park records the dead letter and blocks until an operator decides.
+func (p *parker) park(ctx workflow.Context, step string, opts workflow.ActivityOptions, input any, failure error) (int64, error) {
+	info := workflow.GetInfo(ctx)
+	raw, err := json.Marshal(input)
+	if err != nil {
+		raw = nil // the dead letter is still useful without its input
+	}
+	errType := ""
+	var appErr *temporal.ApplicationError
+	if errors.As(failure, &appErr) {
+		errType = appErr.Type()
+	}
+	var out activities.RecordDeadLetterOutput
+	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, parkOptions), dl.RecordDeadLetter,
+		activities.RecordDeadLetterInput{
+			WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
+			WorkflowType: info.WorkflowType.Name, Step: step, Error: failure.Error(), ErrorType: errType,
+			Attempts: attemptsOf(opts, failure), Input: raw,
+		}).Get(ctx, &out)
+	if err != nil {
+		return 0, fmt.Errorf("record dead letter for step %s: %w", step, err)
+	}
+	p.parkedOn = out.DeadLetterID
+	p.setParked(ctx, true)
+	workflow.GetLogger(ctx).Warn("Parked: waiting for an operator", "step", step, "deadLetterID", out.DeadLetterID)
+	if err := workflow.Await(ctx, func() bool { return p.decision != nil }); err != nil {
+		return 0, err
+	}
+	return out.DeadLetterID, nil
+}
+
+// close records what became of a dead letter. It retries until it succeeds
+// (parkOptions), so its error only surfaces on cancellation.
+func (p *parker) close(ctx workflow.Context, id int64, status, operator string) {
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, parkOptions), dl.DecideDeadLetter,
+		activities.DecideDeadLetterInput{DeadLetterID: id, Status: status, Operator: operator}).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Error("Could not record dead-letter decision", "deadLetterID", id, "error", err)
+	}
+}
+
+func (p *parker) setStep(ctx workflow.Context, step string) {
+	p.status.Step = step
+	upsert(ctx, StepKey.ValueSet(step))
+}
+
+func (p *parker) setParked(ctx workflow.Context, parked bool) {
+	p.status.Parked = parked
+	upsert(ctx, ParkedKey.ValueSet(parked))
+}
+
+// upsert sets search attributes. It only fails for unregistered attributes,
+// a deployment error that the UI shows on the run; the workflow goes on.
+func upsert(ctx workflow.Context, updates ...temporal.SearchAttributeUpdate) {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+		workflow.GetLogger(ctx).Error("Could not set search attributes", "error", err)
+	}
+}

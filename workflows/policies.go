@@ -1,0 +1,68 @@
+package workflows
+
+import (
+	"errors"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// Activity options per provider, declared once. Transient errors (network,
+// 5xx, 429) retry with backoff, a 429's Retry-After overriding the next delay
+// (activities set NextRetryDelay); errors classified non-retryable stop at
+// once. When a step finally fails the workflow parks it for an operator, so
+// MaximumAttempts bounds how long a broken provider is hammered, not whether
+// the work is done.
+var (
+	storeOptions = workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		// A database outage is waited out for an hour before parking.
+		ScheduleToCloseTimeout: time.Hour,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+		},
+	}
+	stripeOptions = workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+			MaximumAttempts:    8,
+		},
+	}
+	knockOptions = workflow.ActivityOptions{
+		StartToCloseTimeout: 15 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+			MaximumAttempts:    8,
+		},
+	}
+	// parkOptions are for recording a dead letter itself: it must not give up.
+	parkOptions = workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+		},
+	}
+)
+
+// attemptsOf estimates how many attempts a failed activity made: the policy's
+// maximum when retries ran out, else one (the error was non-retryable).
+func attemptsOf(opts workflow.ActivityOptions, err error) int {
+	var actErr *temporal.ActivityError
+	if opts.RetryPolicy != nil && opts.RetryPolicy.MaximumAttempts > 0 && errors.As(err, &actErr) &&
+		actErr.RetryState() == enumspb.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED {
+		return int(opts.RetryPolicy.MaximumAttempts)
+	}
+	return 1
+}
