@@ -48,6 +48,7 @@ func newRootCmd() *cobra.Command {
 		newOrderCmd(g),
 		newStatusCmd(g),
 		newDLQCmd(g),
+		newDemoCmd(g),
 	)
 	return root
 }

@@ -2,20 +2,20 @@
 // Prometheus registry by implementing client.MetricsHandler on top of
 // prometheus/client_golang.
 //
-// The SDK's usual bridge, go.temporal.io/sdk/contrib/tally, is not served by
-// the module proxy crmflow builds against, and a registry of fixed-label
-// vectors is a poor fit anyway: the SDK composes tags along its call paths
-// (client root tags, then per worker, poller, workflow or activity type,
-// failure reason, status code) and workflow code adds its own through
-// workflow.GetMetricsHandler, so one metric name can arrive with several tag
-// sets. Prometheus' data model allows that (a series is a name plus whatever
+// The SDK's own bridge, go.temporal.io/sdk/contrib/tally, is a separate
+// module (tally and its reporters) that crmflow does without, and a registry
+// of fixed-label vectors is a poor fit anyway: the SDK composes tags along
+// its call paths (client root tags, then per worker, poller, workflow or
+// activity type, failure reason, status code) and workflow code adds its own
+// through workflow.GetMetricsHandler, so one metric name can arrive with
+// several tag sets. Prometheus' data model allows that (a series is a name plus whatever
 // labels it has), but a *Vec needs one key set per name. This package keeps
 // one series per (name, label set) it has seen and exposes them from an
 // unchecked collector, which the registry accepts with differing label sets
 // under one family.
 //
-// Naming follows the Prometheus conventions that Temporal's dashboards and
-// the other SDKs' Prometheus exporters use, so their queries work unchanged:
+// Naming follows the Prometheus conventions, which are also the names
+// Temporal's SDK Grafana dashboard queries, so it works unchanged:
 //
 //   - counters get a "_total" suffix: temporal_request → temporal_request_total;
 //   - timers become histograms in seconds with a "_seconds" suffix:

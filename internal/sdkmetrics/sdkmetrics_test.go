@@ -2,6 +2,8 @@ package sdkmetrics_test
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -42,11 +44,7 @@ func requireExposition(t *testing.T, reg prometheus.Gatherer, want string) {
 	parsed, err := parser.TextToMetricFamilies(strings.NewReader(want))
 	require.NoError(t, err)
 	expected, err := prometheus.Gatherers{prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
-		families := make([]*dto.MetricFamily, 0, len(parsed))
-		for _, f := range parsed {
-			families = append(families, f)
-		}
-		return families, nil
+		return slices.Collect(maps.Values(parsed)), nil
 	})}.Gather()
 	require.NoError(t, err)
 	assert.Equal(t, encode(t, expected), encode(t, got))

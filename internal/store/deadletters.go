@@ -102,8 +102,9 @@ WHERE $1 = '' OR status = $1 ORDER BY id DESC LIMIT $2`, status, limit)
 // decision again is a no-op; a closed dead letter cannot be reopened.
 func (s *Store) DecideDeadLetter(ctx context.Context, id int64, status, decidedBy string) error {
 	const q = `
-UPDATE dead_letters SET status = $2, decided_by = coalesce(nullif($3, ''), decided_by),
-    decided_at = CASE WHEN $2 = 'resolved' THEN decided_at ELSE now() END
+UPDATE dead_letters SET status = $2,
+    decided_by = CASE WHEN status = $2 THEN decided_by ELSE coalesce(nullif($3, ''), decided_by) END,
+    decided_at = CASE WHEN status = $2 OR $2 = 'resolved' THEN decided_at ELSE now() END
 WHERE id = $1 AND (status IN ('parked', 'retrying') OR status = $2)`
 	tag, err := s.pool.Exec(ctx, q, id, status, decidedBy)
 	if err != nil {

@@ -44,6 +44,7 @@ var (
 // Main runs the tests, then stops whatever servers they started.
 func Main(m *testing.M) int {
 	code := m.Run()
+	stopStripeMock()
 	if temporal != nil {
 		temporal.Stop()
 	}
