@@ -114,13 +114,13 @@ func (p *knockPeer) all() []knockTrigger {
 // fixture is a running crmflow HTTP server, dispatcher and (optionally)
 // worker on the test's own database and task queue.
 type fixture struct {
-	t       *testing.T
-	store   *store.Store
+	t        *testing.T
+	store    *store.Store
 	temporal client.Client
-	starter *starter.Starter
-	knock   *knockPeer
-	url     string
-	cancel  context.CancelFunc
+	starter  *starter.Starter
+	knock    *knockPeer
+	url      string
+	cancel   context.CancelFunc
 }
 
 type fixtureOptions struct {

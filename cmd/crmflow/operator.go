@@ -27,7 +27,6 @@ type operatorEnv struct {
 	close   []func()
 }
 
-//
 // Operator commands work against `crmflow dev` with no set-up: without a
 // configured database URL they use the dev stack's PostgreSQL.
 func (g *globals) connect(ctx context.Context, temporal, db bool) (*operatorEnv, error) {
