@@ -100,6 +100,7 @@ func TestParkedStepRetriedThroughAPI(t *testing.T) {
 	var res workflows.OrderConfirmationResult
 	require.NoError(t, run.Get(context.Background(), &res))
 	assert.Equal(t, "confirmed", res.State)
+	saveHistory(t, f.temporal, workflows.OrderConfirmationID("o-park"), "order_confirmation_parked_retried.json")
 	assert.Equal(t, 1, f.knock.succeeded(workflows.OrderConfirmationID("o-park")+"/notify-confirmation"))
 
 	got, err := f.store.GetDeadLetter(context.Background(), id)

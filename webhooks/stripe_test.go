@@ -125,6 +125,7 @@ func TestEndToEndConfirmsOnceUnderConcurrentRedelivery(t *testing.T) {
 	var res workflows.OrderConfirmationResult
 	require.NoError(t, run.Get(context.Background(), &res))
 	assert.Equal(t, "confirmed", res.State)
+	saveHistory(t, f.temporal, workflows.OrderConfirmationID("o-e2e"), "order_confirmation_confirmed.json")
 	// Redelivery after completion changes nothing either.
 	status, body := f.postStripe(ev, sign(ev, stripeSecret, time.Now()))
 	assert.Equal(t, 200, status)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/internal/devstack"
+	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/internal/temporalserver"
 	"github.com/crmflow/crmflow/workflows"
 )
@@ -167,10 +169,19 @@ func TestDevStackRunsStopsAndResumes(t *testing.T) {
 	code, _ = get(t, httpBase+"/readyz")
 	assert.Equal(t, http.StatusOK, code, "the first stack is unharmed")
 
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// `crmflow demo` drives the order confirmation through signed webhooks
+	// and the start API against this very stack.
+	st, err := store.Open(ctx, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/crmflow?sslmode=disable", ports.pg))
+	require.NoError(t, err)
+	var demoOut bytes.Buffer
+	require.NoError(t, runDemo(ctx, cfg, st, &demoOut, httpBase), demoOut.String())
+	st.Close()
+	assert.Contains(t, demoOut.String(), "confirmed")
+
 	c, err := client.Dial(client.Options{HostPort: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace})
 	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	sa, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: cfg.Temporal.Namespace})
 	require.NoError(t, err)
 	for name, typ := range workflows.SearchAttributes() {

@@ -48,7 +48,8 @@ type Options struct {
 	Namespace string
 	// SearchAttributes are registered on the namespace when it is created.
 	SearchAttributes map[string]enumspb.IndexedValueType
-	// LogLevel of the server's own log (debug, info, warn, error); default warn.
+	// LogLevel of the server's own log (debug, info, warn, error); default error,
+	// since at warn it reports every poll a stopping worker loses.
 	LogLevel string
 }
 
@@ -71,7 +72,7 @@ func Start(opts Options) (*Server, error) {
 		opts.Namespace = "default"
 	}
 	if opts.LogLevel == "" {
-		opts.LogLevel = "warn"
+		opts.LogLevel = "error"
 	}
 	if opts.FrontendPort == 0 {
 		p, err := FreePort(opts.Host)
