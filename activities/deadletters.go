@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 
 	"go.temporal.io/sdk/activity"
 
@@ -31,8 +32,10 @@ type RecordDeadLetterInput struct {
 	Error        string
 	ErrorType    string
 	Attempts     int
-	// Input is the failed step's input as JSON; it never holds secrets.
-	Input json.RawMessage
+	// Input is the failed step's input; it never holds secrets. It is
+	// encoded to JSON here rather than in the workflow, whose code must stay
+	// free of reflection-driven encoding.
+	Input any
 }
 
 // RecordDeadLetterOutput identifies the dead letter operators act on.
@@ -43,9 +46,13 @@ type RecordDeadLetterOutput struct {
 // RecordDeadLetter stores the dead letter and reports it. Recording the same
 // open step again returns the same id, so a retried activity adds nothing.
 func (a *DeadLetterActivities) RecordDeadLetter(ctx context.Context, in RecordDeadLetterInput) (*RecordDeadLetterOutput, error) {
+	input, err := json.Marshal(in.Input)
+	if err != nil {
+		return nil, permanent(providerStore, ErrTypeInvalid, fmt.Errorf("encode step input: %w", err))
+	}
 	d := store.DeadLetter{
 		WorkflowID: in.WorkflowID, RunID: in.RunID, WorkflowType: in.WorkflowType, Step: in.Step,
-		Error: in.Error, ErrorType: in.ErrorType, Attempts: in.Attempts, Input: in.Input,
+		Error: in.Error, ErrorType: in.ErrorType, Attempts: in.Attempts, Input: input,
 	}
 	id, err := a.Store.RecordDeadLetter(ctx, d)
 	if err != nil {

@@ -6,7 +6,6 @@ package workflows
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -109,15 +108,4 @@ func ValidateKey(kind, key string) error {
 		}
 	}
 	return nil
-}
-
-// sortedKeys returns a map's keys in order, since workflow code must not
-// depend on Go's random map iteration order.
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

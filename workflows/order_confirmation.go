@@ -136,8 +136,9 @@ func (w *orderConfirmation) run(ctx workflow.Context) (*OrderConfirmationResult,
 		if err := w.setOutcome(ctx, outcome, ""); err != nil {
 			return nil, err
 		}
-		if err := w.notify(ctx, "notify-"+outcome, KnockOrderPaymentFailed, w.order.CustomerID,
-			map[string]any{"reason": outcome}); err != nil {
+		data := w.orderData()
+		data["reason"] = outcome
+		if err := w.notify(ctx, "notify-"+outcome, KnockOrderPaymentFailed, w.order.CustomerID, data); err != nil {
 			return nil, err
 		}
 		return w.finish(ctx, outcome, reason), nil
@@ -149,8 +150,9 @@ func (w *orderConfirmation) run(ctx workflow.Context) (*OrderConfirmationResult,
 		if err := w.setOutcome(ctx, "mismatch", payment.PaymentIntentID); err != nil {
 			return nil, err
 		}
-		if err := w.notify(ctx, "notify-mismatch", KnockOrderMismatch, OperatorsRecipient,
-			map[string]any{"payment_intent_id": payment.PaymentIntentID, "mismatch": mismatch}); err != nil {
+		data := w.orderData()
+		data["payment_intent_id"], data["mismatch"] = payment.PaymentIntentID, mismatch
+		if err := w.notify(ctx, "notify-mismatch", KnockOrderMismatch, OperatorsRecipient, data); err != nil {
 			return nil, err
 		}
 		return w.finish(ctx, "mismatch", mismatch), nil
@@ -159,7 +161,7 @@ func (w *orderConfirmation) run(ctx workflow.Context) (*OrderConfirmationResult,
 	if err := w.setOutcome(ctx, "confirmed", payment.PaymentIntentID); err != nil {
 		return nil, err
 	}
-	if err := w.notify(ctx, "notify-confirmation", KnockOrderConfirmed, w.order.CustomerID, nil); err != nil {
+	if err := w.notify(ctx, "notify-confirmation", KnockOrderConfirmed, w.order.CustomerID, w.orderData()); err != nil {
 		return nil, err
 	}
 	referralID, err := w.startReferralReward(ctx)
@@ -215,8 +217,9 @@ func (w *orderConfirmation) awaitPayment(ctx workflow.Context) (*PaymentEvent, e
 		w.lastFailure = &ev
 		w.status.State, w.status.Detail = "payment_failed_awaiting_retry", ev.FailureMessage
 		// One notice per failed attempt: the event id keeps it idempotent.
-		if err := w.notify(ctx, "notify-payment-failed/"+ev.EventID, KnockOrderPaymentFailed, w.order.CustomerID,
-			map[string]any{"reason": "attempt_failed", "message": ev.FailureMessage}); err != nil {
+		data := w.orderData()
+		data["reason"], data["message"] = "attempt_failed", ev.FailureMessage
+		if err := w.notify(ctx, "notify-payment-failed/"+ev.EventID, KnockOrderPaymentFailed, w.order.CustomerID, data); err != nil {
 			return nil, err
 		}
 		w.steps.setStep(ctx, "await-payment")
@@ -277,14 +280,15 @@ func (w *orderConfirmation) setOutcome(ctx workflow.Context, status, paymentInte
 	return err
 }
 
+// orderData is the Knock data every order notification carries.
+func (w *orderConfirmation) orderData() map[string]any {
+	return map[string]any{"order_id": w.order.ID, "amount_cents": w.order.AmountCents, "currency": w.order.Currency}
+}
+
 // notify triggers a Knock workflow for one recipient. The idempotency key is
 // the workflow ID plus the step, so a retried activity, a replayed history or
 // a retried step never notifies twice.
-func (w *orderConfirmation) notify(ctx workflow.Context, step, knockWorkflow, recipient string, extra map[string]any) error {
-	data := map[string]any{"order_id": w.order.ID, "amount_cents": w.order.AmountCents, "currency": w.order.Currency}
-	for _, k := range sortedKeys(extra) {
-		data[k] = extra[k]
-	}
+func (w *orderConfirmation) notify(ctx workflow.Context, step, knockWorkflow, recipient string, data map[string]any) error {
 	in := activities.NotifyInput{
 		Workflow:       knockWorkflow,
 		Recipients:     []string{recipient},

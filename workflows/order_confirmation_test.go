@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -335,7 +336,9 @@ func (s *orderSuite) TestDeadLetterRecordsStepAndInput() {
 	s.Equal("OrderConfirmation", recorded.WorkflowType)
 	s.Equal("notify-confirmation", recorded.Step)
 	s.Equal("KnockAuthFailed", recorded.ErrorType)
-	s.Contains(string(recorded.Input), `"IdempotencyKey":"order-confirmation/o1/notify-confirmation"`)
+	input, err := json.Marshal(recorded.Input)
+	s.Require().NoError(err)
+	s.Contains(string(input), `"IdempotencyKey":"order-confirmation/o1/notify-confirmation"`)
 }
 
 func TestInvalidOrderIDFails(t *testing.T) {

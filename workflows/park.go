@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -133,21 +132,17 @@ func (p *parker) step(ctx workflow.Context, name string, opts workflow.ActivityO
 // park records the dead letter and blocks until an operator decides.
 func (p *parker) park(ctx workflow.Context, step string, opts workflow.ActivityOptions, input any, failure error) (int64, error) {
 	info := workflow.GetInfo(ctx)
-	raw, err := json.Marshal(input)
-	if err != nil {
-		raw = nil // the dead letter is still useful without its input
-	}
 	errType := ""
 	var appErr *temporal.ApplicationError
 	if errors.As(failure, &appErr) {
 		errType = appErr.Type()
 	}
 	var out activities.RecordDeadLetterOutput
-	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, parkOptions), dl.RecordDeadLetter,
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, parkOptions), dl.RecordDeadLetter,
 		activities.RecordDeadLetterInput{
 			WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
 			WorkflowType: info.WorkflowType.Name, Step: step, Error: failure.Error(), ErrorType: errType,
-			Attempts: attemptsOf(opts, failure), Input: raw,
+			Attempts: attemptsOf(opts, failure), Input: input,
 		}).Get(ctx, &out)
 	if err != nil {
 		return 0, fmt.Errorf("record dead letter for step %s: %w", step, err)
