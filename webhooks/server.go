@@ -140,6 +140,12 @@ type checkResult struct {
 	Millis int64  `json:"ms"`
 }
 
+// inboxDetail is the hand-off backlog shown by /readyz.
+type inboxDetail struct {
+	Pending           int64   `json:"pending"`
+	HandOffLagSeconds float64 `json:"handoff_lag_seconds"`
+}
+
 // readyz answers 200 only when every dependency answers; the body says which
 // one did not, so an operator needs no second tool to find out.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -165,7 +171,15 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		Status      string                 `json:"status"`
 		Checks      map[string]checkResult `json:"checks"`
 		ConsoleMode []string               `json:"console_mode"`
+		Inbox       *inboxDetail           `json:"inbox,omitempty"`
 	}{Status: "ready", Checks: map[string]checkResult{}, ConsoleMode: s.deps.ConsoleProviders}
+	if s.deps.Store != nil {
+		// The hand-off backlog is a detail, not a readiness failure: events
+		// wait safely in the inbox while Temporal catches up.
+		if b, err := s.deps.Store.InboxBacklog(ctx); err == nil {
+			body.Inbox = &inboxDetail{Pending: b.Pending, HandOffLagSeconds: b.OldestAge.Seconds()}
+		}
+	}
 	if body.ConsoleMode == nil {
 		body.ConsoleMode = []string{}
 	}

@@ -178,6 +178,9 @@ func TestTemporalOutageNeverFailsTheProvider(t *testing.T) {
 	status, _ := f.postStripe(ev, sign(ev, stripeSecret, time.Now()))
 	assert.Equal(t, http.StatusOK, status, "Temporal being down is not the provider's problem")
 	time.Sleep(time.Second)
+	status, ready := f.api(http.MethodGet, "/readyz", "", nil)
+	assert.Equal(t, http.StatusOK, status, "no Temporal check is configured in this fixture")
+	assert.Equal(t, float64(1), ready["inbox"].(map[string]any)["pending"], "the backlog shows in /readyz")
 	var pending, attempts int
 	var lastErr string
 	require.NoError(t, f.store.Pool().QueryRow(context.Background(),
