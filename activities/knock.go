@@ -20,6 +20,7 @@ const providerKnock = "Knock"
 // The worker injects a console client (knock.NewConsole) when no API key is
 // configured, so the activities run the same way with or without Knock.
 type KnockActivities struct {
+	// Knock is the API client, or a console client that only records calls.
 	Knock *knock.Client
 }
 

@@ -163,6 +163,8 @@ func TestNotifyClassifiesKnockErrors(t *testing.T) {
 func TestNotifyTimeoutIsTransient(t *testing.T) {
 	f := &fakeKnockAPI{}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Reading the body lets the server notice the client hanging up.
+		_, _ = io.Copy(io.Discard, r.Body)
 		select {
 		case <-r.Context().Done():
 		case <-time.After(5 * time.Second):

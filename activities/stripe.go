@@ -157,6 +157,20 @@ type CreditCustomerBalanceOutput struct {
 // CreditCustomerBalance credits the customer through a customer balance
 // transaction, which Stripe applies to the customer's next invoices.
 func (a *StripeActivities) CreditCustomerBalance(ctx context.Context, in CreditCustomerBalanceInput) (*CreditCustomerBalanceOutput, error) {
+	// Negative is a credit to the customer.
+	return a.balanceTransaction(ctx, in, -in.AmountCents, "credited")
+}
+
+// DebitCustomerBalance takes AmountCents back from the customer's balance
+// (a clawback of an earlier credit); the input is the credit's shape.
+func (a *StripeActivities) DebitCustomerBalance(ctx context.Context, in CreditCustomerBalanceInput) (*CreditCustomerBalanceOutput, error) {
+	// Positive is a debit.
+	return a.balanceTransaction(ctx, in, in.AmountCents, "debited")
+}
+
+// balanceTransaction creates one customer balance transaction of amount
+// (Stripe's sign) with the input's idempotency key.
+func (a *StripeActivities) balanceTransaction(ctx context.Context, in CreditCustomerBalanceInput, amount int64, verb string) (*CreditCustomerBalanceOutput, error) {
 	if err := in.validate(); err != nil {
 		return nil, err
 	}
@@ -164,14 +178,13 @@ func (a *StripeActivities) CreditCustomerBalance(ctx context.Context, in CreditC
 
 	if a.Stripe == nil {
 		logger.Info("CONSOLE MODE stripe: would call POST /v1/customers/{id}/balance_transactions",
-			"amount", -in.AmountCents, "currency", in.Currency)
+			"amount", amount, "currency", in.Currency)
 		return &CreditCustomerBalanceOutput{BalanceTransactionID: "console:" + in.IdempotencyKey, Console: true}, nil
 	}
 
 	params := &stripe.CustomerBalanceTransactionParams{
 		Customer: stripe.String(in.CustomerID),
-		// Negative is a credit to the customer, positive a debit.
-		Amount:   stripe.Int64(-in.AmountCents),
+		Amount:   stripe.Int64(amount),
 		Currency: stripe.String(in.Currency),
 		Metadata: in.Metadata,
 	}
@@ -180,13 +193,13 @@ func (a *StripeActivities) CreditCustomerBalance(ctx context.Context, in CreditC
 	}
 	params.Context = ctx
 	// Without a key stripe-go invents a random one per call, which would
-	// make every Temporal retry a new credit.
+	// make every Temporal retry a new transaction.
 	params.SetIdempotencyKey(in.IdempotencyKey)
 	txn, err := a.Stripe.CustomerBalanceTransactions.New(params)
 	if err != nil {
 		return nil, classifyStripe(err)
 	}
-	logger.Info("stripe: credited customer balance", "balanceTransactionID", txn.ID, "requestID", requestID(txn.LastResponse))
+	logger.Info("stripe: "+verb+" customer balance", "balanceTransactionID", txn.ID, "requestID", requestID(txn.LastResponse))
 	return &CreditCustomerBalanceOutput{BalanceTransactionID: txn.ID}, nil
 }
 

@@ -50,10 +50,11 @@ type Config struct {
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `mapstructure:"log_level" yaml:"log_level"`
 
-	Temporal TemporalConfig `mapstructure:"temporal" yaml:"temporal"`
-	Dev      DevConfig      `mapstructure:"dev" yaml:"dev"`
-	Webhooks WebhooksConfig `mapstructure:"webhooks" yaml:"webhooks"`
-	Orders   OrdersConfig   `mapstructure:"orders" yaml:"orders"`
+	Temporal  TemporalConfig  `mapstructure:"temporal" yaml:"temporal"`
+	Dev       DevConfig       `mapstructure:"dev" yaml:"dev"`
+	Webhooks  WebhooksConfig  `mapstructure:"webhooks" yaml:"webhooks"`
+	Orders    OrdersConfig    `mapstructure:"orders" yaml:"orders"`
+	Referrals ReferralsConfig `mapstructure:"referrals" yaml:"referrals"`
 
 	Stripe      StripeConfig   `mapstructure:"stripe" yaml:"stripe"`
 	Clerk       ClerkConfig    `mapstructure:"clerk" yaml:"clerk"`
@@ -99,6 +100,18 @@ type OrdersConfig struct {
 	PaymentTimeout time.Duration `mapstructure:"payment_timeout" yaml:"payment_timeout"`
 }
 
+// ReferralsConfig tunes referral rewards.
+type ReferralsConfig struct {
+	// RewardCents is credited to the referrer in the order's currency.
+	RewardCents int64 `mapstructure:"reward_cents" yaml:"reward_cents"`
+	// RefundWindow holds the reward before it is paid.
+	RefundWindow time.Duration `mapstructure:"refund_window" yaml:"refund_window"`
+	// MinimumOrderCents: a partial refund leaving the order below it voids.
+	MinimumOrderCents int64 `mapstructure:"minimum_order_cents" yaml:"minimum_order_cents"`
+	// ClawbackWindow: a refund this long after payout asks an operator.
+	ClawbackWindow time.Duration `mapstructure:"clawback_window" yaml:"clawback_window"`
+}
+
 // StripeConfig holds Stripe's API key, webhook secret and base URL.
 type StripeConfig struct {
 	SecretKey     Secret `mapstructure:"secret_key" yaml:"secret_key"`
@@ -127,32 +140,36 @@ type SentryConfig struct {
 // defaults lists every key with its default. Viper only maps env vars onto keys
 // it knows, so every key is here, even those whose default is empty.
 var defaults = map[string]any{
-	"http_addr":               "127.0.0.1:8080",
-	"database_url":            "",
-	"api_tokens":              "",
-	"master_key":              "",
-	"log_level":               "info",
-	"temporal.address":        "127.0.0.1:7233",
-	"temporal.namespace":      "default",
-	"dev.data_dir":            ".data",
-	"dev.postgres_port":       55432,
-	"dev.ui_addr":             "127.0.0.1:8233",
-	"webhooks.max_body_bytes": 1 << 20,
-	"webhooks.tolerance":      "5m",
-	"orders.payment_timeout":  "24h",
-	"stripe.secret_key":       "",
-	"stripe.webhook_secret":   "",
-	"stripe.api_url":          "https://api.stripe.com",
-	"clerk.webhook_secret":    "",
-	"knock.api_key":           "",
-	"knock.api_url":           "https://api.knock.app",
-	"simplelogin.api_key":     "",
-	"simplelogin.api_url":     "https://app.simplelogin.io",
-	"resend.api_key":          "",
-	"resend.api_url":          "https://api.resend.com",
-	"sentry.dsn":              "",
-	"sentry.environment":      "development",
-	"sentry.release":          "",
+	"http_addr":                     "127.0.0.1:8080",
+	"database_url":                  "",
+	"api_tokens":                    "",
+	"master_key":                    "",
+	"log_level":                     "info",
+	"temporal.address":              "127.0.0.1:7233",
+	"temporal.namespace":            "default",
+	"dev.data_dir":                  ".data",
+	"dev.postgres_port":             55432,
+	"dev.ui_addr":                   "127.0.0.1:8233",
+	"webhooks.max_body_bytes":       1 << 20,
+	"webhooks.tolerance":            "5m",
+	"orders.payment_timeout":        "24h",
+	"referrals.reward_cents":        1000,
+	"referrals.refund_window":       "336h",
+	"referrals.minimum_order_cents": 1000,
+	"referrals.clawback_window":     "2160h",
+	"stripe.secret_key":             "",
+	"stripe.webhook_secret":         "",
+	"stripe.api_url":                "https://api.stripe.com",
+	"clerk.webhook_secret":          "",
+	"knock.api_key":                 "",
+	"knock.api_url":                 "https://api.knock.app",
+	"simplelogin.api_key":           "",
+	"simplelogin.api_url":           "https://app.simplelogin.io",
+	"resend.api_key":                "",
+	"resend.api_url":                "https://api.resend.com",
+	"sentry.dsn":                    "",
+	"sentry.environment":            "development",
+	"sentry.release":                "",
 }
 
 // Keys returns every configuration key, sorted, for documentation and tests.
@@ -348,6 +365,18 @@ func (c *Config) validate(problems []string) error {
 	}
 	if c.Orders.PaymentTimeout <= 0 {
 		add("orders.payment_timeout", "must be a positive duration, got %s", c.Orders.PaymentTimeout)
+	}
+	if c.Referrals.RewardCents <= 0 {
+		add("referrals.reward_cents", "must be positive, got %d", c.Referrals.RewardCents)
+	}
+	if c.Referrals.MinimumOrderCents < 0 {
+		add("referrals.minimum_order_cents", "must not be negative, got %d", c.Referrals.MinimumOrderCents)
+	}
+	if c.Referrals.RefundWindow <= 0 {
+		add("referrals.refund_window", "must be a positive duration, got %s", c.Referrals.RefundWindow)
+	}
+	if c.Referrals.ClawbackWindow < 0 {
+		add("referrals.clawback_window", "must not be negative, got %s", c.Referrals.ClawbackWindow)
 	}
 	if len(problems) == 0 {
 		return nil

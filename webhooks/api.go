@@ -53,6 +53,39 @@ func (s *Server) startOrderConfirmation(w http.ResponseWriter, r *http.Request) 
 	writeJSON(w, http.StatusAccepted, run)
 }
 
+// startReferralReward: POST /v1/referrals/{referralID}/reward, for
+// backfills: starts (or joins) the reward for the referred customer's first
+// paid order.
+func (s *Server) startReferralReward(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("referralID")
+	if err := workflows.ValidateKey("referral ID", id); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_referral_id", err.Error())
+		return
+	}
+	ref, err := s.deps.Store.GetReferral(r.Context(), id)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	orderID, err := s.deps.Store.FirstPaidOrder(r.Context(), ref.ReferredID)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	if orderID == "" {
+		writeError(w, http.StatusConflict, "no_paid_order", "the referred customer has no paid order yet")
+		return
+	}
+	run, err := s.deps.Starter.StartReferralReward(r.Context(), workflows.ReferralRewardInput{
+		ReferralID: id, OrderID: orderID, ReferredCustomerID: ref.ReferredID,
+	})
+	if err != nil && !errors.Is(err, starter.ErrAlreadyDone) {
+		s.starterError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, run)
+}
+
 // workflowStatus: GET /v1/workflows/{workflowID...} answers the status query.
 func (s *Server) workflowStatus(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("workflowID")

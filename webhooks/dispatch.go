@@ -137,8 +137,13 @@ func (d *Dispatcher) handOff(ctx context.Context, ev store.InboxEvent) error {
 	switch {
 	case err == nil, errors.Is(err, starter.ErrAlreadyDone):
 		// ErrAlreadyDone: the workflow for this key finished before the
-		// event came; the event changes nothing, as intended.
-		if err := d.store.MarkHandedOff(ctx, ev.ID, ""); err != nil {
+		// event came; the event changes nothing, as intended, and the row
+		// says so.
+		note := ""
+		if err != nil {
+			note = "workflow had finished; the event changed nothing"
+		}
+		if err := d.store.MarkHandedOff(ctx, ev.ID, note); err != nil {
 			d.logger.Warn("Could not mark inbox row handed off; it will be handed off again", "id", ev.ID, "error", err)
 		}
 		d.handedOff.WithLabelValues(ev.Provider, "ok").Inc()
@@ -193,9 +198,36 @@ func (d *Dispatcher) deliver(ctx context.Context, ev store.InboxEvent) error {
 				return &permanentError{err}
 			}
 			return err
+		case stripego.EventTypeChargeRefunded:
+			return d.deliverRefund(ctx, se)
 		}
 	}
 	return &permanentError{fmt.Errorf("no route for %s event %s", ev.Provider, ev.EventType)}
+}
+
+// deliverRefund signals the reward of the referral the refunded order
+// qualified, looking the referral up again as the handler did.
+func (d *Dispatcher) deliverRefund(ctx context.Context, se stripego.Event) error {
+	var ch stripego.Charge
+	if err := json.Unmarshal(se.Data.Raw, &ch); err != nil || ch.PaymentIntent == nil {
+		return &permanentError{fmt.Errorf("decode refunded charge of %s: %v", se.ID, err)}
+	}
+	target, ok, err := d.store.ReferralForPaymentIntent(ctx, ch.PaymentIntent.ID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &permanentError{fmt.Errorf("payment intent %s no longer qualifies a referral", ch.PaymentIntent.ID)}
+	}
+	_, err = d.starter.SignalRefund(ctx, workflows.ReferralRewardInput{
+		ReferralID: target.ReferralID, OrderID: target.OrderID, ReferredCustomerID: target.ReferredCustomerID,
+	}, workflows.RefundEvent{
+		EventID: se.ID, ChargeID: ch.ID, AmountRefundedCents: ch.AmountRefunded, FullyRefunded: ch.Refunded,
+	})
+	if errors.Is(err, starter.ErrInvalid) {
+		return &permanentError{err}
+	}
+	return err
 }
 
 // paymentEvent is the signal payload for a PaymentIntent event.

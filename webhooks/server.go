@@ -76,6 +76,7 @@ func NewServer(deps Deps) *Server {
 	s.mux.HandleFunc("POST /webhooks/stripe", s.stripeWebhook)
 	api := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.requireToken(h)) }
 	api("POST /v1/orders/{orderID}/confirmation", s.startOrderConfirmation)
+	api("POST /v1/referrals/{referralID}/reward", s.startReferralReward)
 	api("GET /v1/workflows/{workflowID...}", s.workflowStatus)
 	api("GET /v1/dead-letters", s.listDeadLetters)
 	api("POST /v1/dead-letters/{id}/{action}", s.decideDeadLetter)

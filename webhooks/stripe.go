@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,22 +18,40 @@ import (
 // providerStripe names Stripe's rows in the inbox.
 const providerStripe = "stripe"
 
-// stripeEvent routes a verified Stripe event: the workflow it is for, or why
-// it is ignored.
-func stripeEvent(ev stripego.Event) (workflowID, ignored string) {
+// routeStripe works out which workflow a verified Stripe event is for, or
+// why it is ignored. A refund is routed to the reward of the referral its
+// order qualified, found through the PaymentIntent it refunds (Stripe puts
+// our metadata on the PaymentIntent, not on the charge).
+func (s *Server) routeStripe(ctx context.Context, ev stripego.Event) (workflowID, ignored string, err error) {
 	switch ev.Type {
+	case stripego.EventTypeChargeRefunded:
+		var ch stripego.Charge
+		if err := json.Unmarshal(ev.Data.Raw, &ch); err != nil {
+			return "", "charge does not decode: " + err.Error(), nil
+		}
+		if ch.PaymentIntent == nil || ch.PaymentIntent.ID == "" {
+			return "", "refunded charge has no payment_intent", nil
+		}
+		target, ok, err := s.deps.Store.ReferralForPaymentIntent(ctx, ch.PaymentIntent.ID)
+		if err != nil {
+			return "", "", err
+		}
+		if !ok {
+			return "", "refund of an order that qualified no referral reward", nil
+		}
+		return workflows.ReferralRewardID(target.ReferralID), "", nil
 	case stripego.EventTypePaymentIntentSucceeded, stripego.EventTypePaymentIntentPaymentFailed:
 		var pi stripego.PaymentIntent
 		if err := json.Unmarshal(ev.Data.Raw, &pi); err != nil {
-			return "", "payment intent does not decode: " + err.Error()
+			return "", "payment intent does not decode: " + err.Error(), nil
 		}
 		orderID := pi.Metadata["order_id"]
 		if err := workflows.ValidateKey("metadata.order_id", orderID); err != nil {
-			return "", "not an order payment: " + err.Error()
+			return "", "not an order payment: " + err.Error(), nil
 		}
-		return workflows.OrderConfirmationID(orderID), ""
+		return workflows.OrderConfirmationID(orderID), "", nil
 	default:
-		return "", "event type " + string(ev.Type) + " is not handled"
+		return "", "event type " + string(ev.Type) + " is not handled", nil
 	}
 }
 
@@ -64,7 +83,11 @@ func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, providerStripe, rejection{http.StatusBadRequest, "malformed", "event has no id or type"})
 		return
 	}
-	workflowID, ignored := stripeEvent(ev)
+	workflowID, ignored, err := s.routeStripe(r.Context(), ev)
+	if err != nil {
+		s.unavailable(w, providerStripe, ev.ID, err)
+		return
+	}
 	s.accept(w, r, store.InboxEvent{
 		Provider: providerStripe, EventID: ev.ID, EventType: string(ev.Type), WorkflowID: workflowID, Payload: body,
 	}, ignored)
@@ -111,14 +134,19 @@ func (s *Server) reject(w http.ResponseWriter, provider string, rj rejection) {
 	writeError(w, rj.status, rj.code, rj.message)
 }
 
+// unavailable answers 503 when PostgreSQL fails, so the provider retries.
+func (s *Server) unavailable(w http.ResponseWriter, provider, eventID string, err error) {
+	s.deps.Logger.Error("Inbox commit failed; provider will retry", "provider", provider, "eventID", eventID, "error", err)
+	s.metrics.webhooks.WithLabelValues(provider, "unavailable").Inc()
+	writeError(w, http.StatusServiceUnavailable, "unavailable", "could not store the event; retry later")
+}
+
 // accept commits a verified event to the inbox. PostgreSQL unreachable means
 // 503, so the provider retries later and nothing is lost.
 func (s *Server) accept(w http.ResponseWriter, r *http.Request, ev store.InboxEvent, ignored string) {
 	inserted, err := s.deps.Store.InsertInboxEvent(r.Context(), ev, ignored)
 	if err != nil {
-		s.deps.Logger.Error("Inbox commit failed; provider will retry", "provider", ev.Provider, "eventID", ev.EventID, "error", err)
-		s.metrics.webhooks.WithLabelValues(ev.Provider, "unavailable").Inc()
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "could not store the event; retry later")
+		s.unavailable(w, ev.Provider, ev.EventID, err)
 		return
 	}
 	outcome := "accepted"

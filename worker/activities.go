@@ -12,6 +12,7 @@ import (
 // Activities are every activity struct the worker registers.
 type Activities struct {
 	Orders      *activities.OrderActivities
+	Referrals   *activities.ReferralActivities
 	Stripe      *activities.StripeActivities
 	Knock       *activities.KnockActivities
 	DeadLetters *activities.DeadLetterActivities
@@ -21,7 +22,13 @@ type Activities struct {
 // no API key gets a console-mode client that records, not sends.
 func NewActivities(cfg *config.Config, st *store.Store, logger *slog.Logger, reporter activities.Reporter) Activities {
 	a := Activities{
-		Orders:      &activities.OrderActivities{Store: st},
+		Orders: &activities.OrderActivities{Store: st},
+		Referrals: &activities.ReferralActivities{Store: st, Defaults: activities.ReferralDefaults{
+			RewardCents:       cfg.Referrals.RewardCents,
+			RefundWindow:      cfg.Referrals.RefundWindow,
+			MinimumOrderCents: cfg.Referrals.MinimumOrderCents,
+			ClawbackWindow:    cfg.Referrals.ClawbackWindow,
+		}},
 		Stripe:      &activities.StripeActivities{},
 		DeadLetters: &activities.DeadLetterActivities{Store: st, Reporter: reporter},
 	}

@@ -67,6 +67,7 @@ func register(r sdkworker.Registry, a Activities) {
 	r.RegisterWorkflowWithOptions(workflows.OrderConfirmation, workflow.RegisterOptions{Name: workflows.OrderConfirmationType})
 	r.RegisterWorkflowWithOptions(workflows.ReferralReward, workflow.RegisterOptions{Name: workflows.ReferralRewardType})
 	r.RegisterActivity(a.Orders)
+	r.RegisterActivity(a.Referrals)
 	r.RegisterActivity(a.Stripe)
 	r.RegisterActivity(a.Knock)
 	r.RegisterActivity(a.DeadLetters)

@@ -108,52 +108,73 @@ func (p *parker) step(ctx workflow.Context, name string, opts workflow.ActivityO
 		if temporal.IsCanceledError(err) {
 			return err
 		}
-		deadLetter, err = p.park(ctx, name, opts, input, err)
+		errType := ""
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) {
+			errType = appErr.Type()
+		}
+		var d DeadLetterDecision
+		deadLetter, d, err = p.park(ctx, name, input, err.Error(), errType, attemptsOf(opts, err))
 		if err != nil {
 			return err
 		}
-		d := p.decision
-		p.parkedOn, p.decision = 0, nil
-		p.setParked(ctx, false)
-		switch d.Action {
-		case DecisionRetry:
-			p.close(ctx, deadLetter, "retrying", d.Operator)
-		case DecisionSkip:
-			p.close(ctx, deadLetter, "skipped", d.Operator)
-			return errSkipped
-		default:
-			p.close(ctx, deadLetter, "aborted", d.Operator)
-			return temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("step %s aborted by operator %s", name, d.Operator), ErrorTypeOperatorAborted, nil)
+		if d.Action != DecisionRetry {
+			return p.outcome(name, d)
 		}
 	}
 }
 
-// park records the dead letter and blocks until an operator decides.
-func (p *parker) park(ctx workflow.Context, step string, opts workflow.ActivityOptions, input any, failure error) (int64, error) {
-	info := workflow.GetInfo(ctx)
-	errType := ""
-	var appErr *temporal.ApplicationError
-	if errors.As(failure, &appErr) {
-		errType = appErr.Type()
+// ask parks the run on a question only an operator can answer, though no
+// step failed (say, whether to claw back a paid reward). It returns the
+// operator's action and the dead letter, which the caller resolves once it
+// has acted on a retry; abort comes back as the OperatorAborted error.
+func (p *parker) ask(ctx workflow.Context, name, errType, question string, input any) (string, int64, error) {
+	p.setStep(ctx, name)
+	id, d, err := p.park(ctx, name, input, question, errType, 0)
+	if err != nil {
+		return "", 0, err
 	}
+	if d.Action == DecisionAbort {
+		return "", 0, p.outcome(name, d)
+	}
+	return d.Action, id, nil
+}
+
+// outcome turns a skip or abort into the error step returns.
+func (p *parker) outcome(step string, d DeadLetterDecision) error {
+	if d.Action == DecisionSkip {
+		return errSkipped
+	}
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("step %s aborted by operator %s", step, d.Operator), ErrorTypeOperatorAborted, nil)
+}
+
+// park records the dead letter, blocks until an operator decides, and
+// records the decision on the dead letter.
+func (p *parker) park(ctx workflow.Context, step string, input any, message, errType string, attempts int) (int64, DeadLetterDecision, error) {
+	info := workflow.GetInfo(ctx)
 	var out activities.RecordDeadLetterOutput
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, parkOptions), dl.RecordDeadLetter,
 		activities.RecordDeadLetterInput{
 			WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
-			WorkflowType: info.WorkflowType.Name, Step: step, Error: failure.Error(), ErrorType: errType,
-			Attempts: attemptsOf(opts, failure), Input: input,
+			WorkflowType: info.WorkflowType.Name, Step: step, Error: message, ErrorType: errType,
+			Attempts: attempts, Input: input,
 		}).Get(ctx, &out)
 	if err != nil {
-		return 0, fmt.Errorf("record dead letter for step %s: %w", step, err)
+		return 0, DeadLetterDecision{}, fmt.Errorf("record dead letter for step %s: %w", step, err)
 	}
 	p.parkedOn = out.DeadLetterID
 	p.setParked(ctx, true)
 	workflow.GetLogger(ctx).Warn("Parked: waiting for an operator", "step", step, "deadLetterID", out.DeadLetterID)
 	if err := workflow.Await(ctx, func() bool { return p.decision != nil }); err != nil {
-		return 0, err
+		return 0, DeadLetterDecision{}, err
 	}
-	return out.DeadLetterID, nil
+	d := *p.decision
+	p.parkedOn, p.decision = 0, nil
+	p.setParked(ctx, false)
+	status := map[string]string{DecisionRetry: "retrying", DecisionSkip: "skipped", DecisionAbort: "aborted"}[d.Action]
+	p.close(ctx, out.DeadLetterID, status, d.Operator)
+	return out.DeadLetterID, d, nil
 }
 
 // close records what became of a dead letter. It retries until it succeeds

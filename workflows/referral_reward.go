@@ -1,9 +1,22 @@
 package workflows
 
 import (
+	"errors"
+	"fmt"
+	"time"
+
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/crmflow/crmflow/activities"
 )
+
+// RefundSignal is the signal a Stripe charge.refunded webhook sends to the
+// reward of the referral the refunded order qualified.
+const RefundSignal = "refund"
+
+// KnockReferralReward is the Knock workflow that tells the referrer.
+const KnockReferralReward = "referral-reward"
 
 // ReferralRewardInput starts a referral's reward; the order confirmation
 // starts it for a referred customer's first paid order.
@@ -13,23 +26,256 @@ type ReferralRewardInput struct {
 	ReferredCustomerID string `json:"referred_customer_id"`
 }
 
-// ReferralRewardResult is how the reward ended.
+// ReferralRewardResult is how the reward ended: rewarded, ineligible,
+// voided, clawed_back or skipped.
 type ReferralRewardResult struct {
-	State string `json:"state"`
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
 }
 
-// ReferralReward records that a referral qualified for a reward, under the
-// referral's workflow ID, so the order confirmation's child contract (ID,
-// type, input) is in place. Eligibility, the refund window, the Stripe credit
-// and the ledger come with the referral-reward work.
+// RefundEvent is the RefundSignal's payload: what a verified charge.refunded
+// event said.
+type RefundEvent struct {
+	// EventID is the Stripe event id; a redelivered event is ignored.
+	EventID  string `json:"event_id"`
+	ChargeID string `json:"charge_id"`
+	// AmountRefundedCents is cumulative over the charge's refunds.
+	AmountRefundedCents int64 `json:"amount_refunded_cents"`
+	// FullyRefunded is Stripe's charge.refunded flag.
+	FullyRefunded bool `json:"fully_refunded"`
+}
+
+var referrals *activities.ReferralActivities
+
+type referralReward struct {
+	input   ReferralRewardInput
+	status  Status
+	steps   *parker
+	elig    activities.Eligibility
+	refunds workflow.ReceiveChannel
+	seen    []string
+}
+
+// ReferralReward pays a referrer for a referred customer's first paid order:
+// it checks eligibility, holds the reward through the refund window (a
+// charge.refunded for the order voids it), credits the referrer's Stripe
+// customer balance, records the ledger row and tells the referrer through
+// Knock. For a while after payout it still listens for refunds, and asks an
+// operator whether to claw the reward back rather than doing nothing.
 func ReferralReward(ctx workflow.Context, in ReferralRewardInput) (*ReferralRewardResult, error) {
 	if err := ValidateKey("referral ID", in.ReferralID); err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
 	}
-	status := Status{Step: "requested", State: "requested", Detail: "qualified by order " + in.OrderID}
-	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (Status, error) { return status, nil }); err != nil {
+	if err := ValidateKey("order ID", in.OrderID); err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
+	}
+	r := &referralReward{input: in, status: Status{Step: "start", State: "pending"}}
+	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (Status, error) { return r.status, nil }); err != nil {
 		return nil, err
 	}
-	upsert(ctx, CustomerIDKey.ValueSet(in.ReferredCustomerID), OrderIDKey.ValueSet(in.OrderID), StepKey.ValueSet(status.Step))
-	return &ReferralRewardResult{State: status.State}, nil
+	steps, err := newParker(ctx, &r.status)
+	if err != nil {
+		return nil, err
+	}
+	r.steps = steps
+	r.refunds = workflow.GetSignalChannel(ctx, RefundSignal)
+	upsert(ctx, CustomerIDKey.ValueSet(in.ReferredCustomerID), OrderIDKey.ValueSet(in.OrderID))
+	res, err := r.run(ctx)
+	if errors.Is(err, errSkipped) {
+		return r.finish(ctx, "skipped", "an operator skipped a step the reward could not go on without"), nil
+	}
+	return res, err
+}
+
+func (r *referralReward) run(ctx workflow.Context) (*ReferralRewardResult, error) {
+	in := activities.CheckEligibilityInput{ReferralID: r.input.ReferralID, OrderID: r.input.OrderID}
+	err := r.steps.step(ctx, "check-eligibility", storeOptions, in, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, referrals.CheckEligibility, in).Get(ctx, &r.elig)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := workflow.UpsertMemo(ctx, map[string]any{"referral_id": r.input.ReferralID,
+		"referrer_id": r.elig.ReferrerID, "eligible": r.elig.Eligible, "reason": r.elig.Reason}); err != nil {
+		workflow.GetLogger(ctx).Error("Could not set memo", "error", err)
+	}
+	if !r.elig.Eligible {
+		return r.finish(ctx, "ineligible", r.elig.Reason), nil
+	}
+
+	r.status.State = "holding"
+	r.steps.setStep(ctx, "refund-window")
+	if refund, err := r.awaitRefund(ctx, r.elig.RefundWindow); err != nil {
+		return nil, err
+	} else if refund != nil {
+		if err := r.setReferralStatus(ctx, "voided"); err != nil {
+			return nil, err
+		}
+		return r.finish(ctx, "voided", r.refundReason(refund)), nil
+	}
+
+	credit := activities.CreditCustomerBalanceInput{
+		CustomerID:     r.elig.ReferrerStripeCustomerID,
+		AmountCents:    r.elig.RewardCents,
+		Currency:       r.elig.Currency,
+		Description:    "Referral reward for referral " + r.input.ReferralID,
+		Metadata:       map[string]string{"referral_id": r.input.ReferralID, "order_id": r.input.OrderID},
+		IdempotencyKey: r.key("credit"),
+	}
+	var credited activities.CreditCustomerBalanceOutput
+	err = r.steps.step(ctx, "credit-referrer", stripeOptions, credit, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, stripe.CreditCustomerBalance, credit).Get(ctx, &credited)
+	})
+	if err != nil {
+		return nil, err
+	}
+	record := activities.RecordRewardInput{
+		ReferralID: r.input.ReferralID, ReferrerID: r.elig.ReferrerID, AmountCents: r.elig.RewardCents,
+		Currency: r.elig.Currency, BalanceTransactionID: credited.BalanceTransactionID,
+	}
+	err = r.steps.step(ctx, "record-reward", storeOptions, record, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, referrals.RecordReward, record).Get(ctx, nil)
+	})
+	if err != nil && !errors.Is(err, errSkipped) {
+		return nil, err
+	}
+	r.status.State = "rewarded"
+	if err := r.notifyReferrer(ctx); err != nil {
+		return nil, err
+	}
+	return r.watchForClawback(ctx)
+}
+
+// awaitRefund waits up to window for a refund that voids the reward and
+// returns it, or nil when the window passes. Refunds too small to void are
+// noted and the wait goes on.
+func (r *referralReward) awaitRefund(ctx workflow.Context, window time.Duration) (*RefundEvent, error) {
+	timerCtx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	timer := workflow.NewTimer(timerCtx, window)
+	for {
+		var ev RefundEvent
+		expired := false
+		sel := workflow.NewSelector(ctx)
+		sel.AddReceive(r.refunds, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &ev) })
+		sel.AddFuture(timer, func(workflow.Future) { expired = true })
+		sel.Select(ctx)
+		switch {
+		case expired:
+			return nil, nil
+		case r.seenBefore(ev.EventID):
+		case r.voids(ev):
+			return &ev, nil
+		default:
+			r.status.Detail = fmt.Sprintf("partial refund of %d cents does not void the reward", ev.AmountRefundedCents)
+		}
+	}
+}
+
+// voids: a full refund, or one that leaves less than the minimum order.
+func (r *referralReward) voids(ev RefundEvent) bool {
+	return ev.FullyRefunded || r.elig.OrderAmountCents-ev.AmountRefundedCents < r.elig.MinimumOrderCents
+}
+
+func (r *referralReward) refundReason(ev *RefundEvent) string {
+	if ev.FullyRefunded {
+		return "order refunded in full (charge " + ev.ChargeID + ")"
+	}
+	return fmt.Sprintf("order refunded to %d cents, below the minimum of %d (charge %s)",
+		r.elig.OrderAmountCents-ev.AmountRefundedCents, r.elig.MinimumOrderCents, ev.ChargeID)
+}
+
+// watchForClawback keeps listening for refunds after payout. A voiding
+// refund parks the run with a clawback question: retry claws the reward back
+// (a debit to the referrer's balance, the ledger row reversed), skip keeps it.
+func (r *referralReward) watchForClawback(ctx workflow.Context) (*ReferralRewardResult, error) {
+	r.steps.setStep(ctx, "clawback-window")
+	refund, err := r.awaitRefund(ctx, r.elig.ClawbackWindow)
+	if err != nil {
+		return nil, err
+	}
+	if refund == nil {
+		return r.finish(ctx, "rewarded", ""), nil
+	}
+	question := r.refundReason(refund) + " after the reward was paid: retry claws it back, skip keeps it"
+	action, deadLetter, err := r.steps.ask(ctx, "clawback-decision", "RefundAfterPayout", question, refund)
+	if err != nil {
+		return nil, err
+	}
+	if action == DecisionSkip {
+		return r.finish(ctx, "rewarded", "refunded after payout; an operator kept the reward"), nil
+	}
+	debit := activities.CreditCustomerBalanceInput{
+		CustomerID:     r.elig.ReferrerStripeCustomerID,
+		AmountCents:    r.elig.RewardCents,
+		Currency:       r.elig.Currency,
+		Description:    "Clawback of the reward for referral " + r.input.ReferralID,
+		Metadata:       map[string]string{"referral_id": r.input.ReferralID, "order_id": r.input.OrderID},
+		IdempotencyKey: r.key("clawback"),
+	}
+	err = r.steps.step(ctx, "clawback", stripeOptions, debit, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, stripe.DebitCustomerBalance, debit).Get(ctx, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	reverse := activities.ReverseRewardInput{ReferralID: r.input.ReferralID}
+	err = r.steps.step(ctx, "reverse-reward", storeOptions, reverse, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, referrals.ReverseReward, reverse).Get(ctx, nil)
+	})
+	if err != nil && !errors.Is(err, errSkipped) {
+		return nil, err
+	}
+	r.steps.close(ctx, deadLetter, "resolved", "")
+	return r.finish(ctx, "clawed_back", r.refundReason(refund)), nil
+}
+
+func (r *referralReward) notifyReferrer(ctx workflow.Context) error {
+	in := activities.NotifyInput{
+		Workflow:   KnockReferralReward,
+		Recipients: []string{r.elig.ReferrerID},
+		Data: map[string]any{"referral_id": r.input.ReferralID, "amount_cents": r.elig.RewardCents,
+			"currency": r.elig.Currency},
+		IdempotencyKey: r.key("notify-referrer"),
+	}
+	err := r.steps.step(ctx, "notify-referrer", knockOptions, in, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, knock.Notify, in).Get(ctx, nil)
+	})
+	if errors.Is(err, errSkipped) {
+		return nil
+	}
+	return err
+}
+
+func (r *referralReward) setReferralStatus(ctx workflow.Context, status string) error {
+	in := activities.SetReferralStatusInput{ReferralID: r.input.ReferralID, Status: status}
+	err := r.steps.step(ctx, "mark-referral", storeOptions, in, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, referrals.SetReferralStatus, in).Get(ctx, nil)
+	})
+	if errors.Is(err, errSkipped) {
+		return nil
+	}
+	return err
+}
+
+// key is the idempotency key of a step: workflow ID plus step, so retries
+// and replays of the step reach the provider once.
+func (r *referralReward) key(step string) string {
+	return ReferralRewardID(r.input.ReferralID) + "/" + step
+}
+
+func (r *referralReward) seenBefore(eventID string) bool {
+	for _, id := range r.seen {
+		if id == eventID {
+			return true
+		}
+	}
+	r.seen = append(r.seen, eventID)
+	return false
+}
+
+func (r *referralReward) finish(ctx workflow.Context, state, reason string) *ReferralRewardResult {
+	r.status.State, r.status.Detail = state, reason
+	r.steps.setStep(ctx, "done")
+	return &ReferralRewardResult{State: state, Reason: reason}
 }

@@ -46,6 +46,7 @@ func newRootCmd() *cobra.Command {
 		newConfigCmd(g),
 		newProbeCmd(),
 		newOrderCmd(g),
+		newReferralCmd(g),
 		newStatusCmd(g),
 		newDLQCmd(g),
 		newDemoCmd(g),

@@ -97,6 +97,41 @@ func newOrderCmd(g *globals) *cobra.Command {
 	return order
 }
 
+func newReferralCmd(g *globals) *cobra.Command {
+	referral := &cobra.Command{Use: "referral", Short: "Referral rewards"}
+	referral.AddCommand(&cobra.Command{
+		Use:   "reward <referralID>",
+		Short: "Start (or join) the referral's reward for the referred customer's first paid order (backfills)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			env, err := g.connect(cmd.Context(), true, true)
+			if err != nil {
+				return err
+			}
+			defer env.Close()
+			ref, err := env.store.GetReferral(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			orderID, err := env.store.FirstPaidOrder(cmd.Context(), ref.ReferredID)
+			if err != nil {
+				return err
+			}
+			if orderID == "" {
+				return fmt.Errorf("referral %s: the referred customer has no paid order yet", args[0])
+			}
+			run, err := env.starter.StartReferralReward(cmd.Context(), workflows.ReferralRewardInput{
+				ReferralID: args[0], OrderID: orderID, ReferredCustomerID: ref.ReferredID,
+			})
+			if err != nil && !errors.Is(err, starter.ErrAlreadyDone) {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), run)
+		},
+	})
+	return referral
+}
+
 func newStatusCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status <workflowID>",

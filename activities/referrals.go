@@ -1,0 +1,161 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/crmflow/crmflow/internal/store"
+)
+
+// ReferralDefaults are the reward settings from config.
+type ReferralDefaults struct {
+	// RewardCents is credited to the referrer, in the order's currency.
+	RewardCents int64
+	// RefundWindow is how long the reward is held before it is paid.
+	RefundWindow time.Duration
+	// MinimumOrderCents: a partial refund that leaves the order below this
+	// voids the reward.
+	MinimumOrderCents int64
+	// ClawbackWindow is how long after payout a refund still asks an
+	// operator whether to claw the reward back.
+	ClawbackWindow time.Duration
+}
+
+// ReferralActivities decide and record referral rewards in PostgreSQL.
+type ReferralActivities struct {
+	Store    *store.Store
+	Defaults ReferralDefaults
+}
+
+// CheckEligibilityInput names the referral and the order that may qualify it.
+type CheckEligibilityInput struct {
+	ReferralID string
+	OrderID    string
+}
+
+// Eligibility is the verdict and everything the reward needs afterwards, so
+// the workflow's history records the settings it ran with.
+type Eligibility struct {
+	Eligible bool
+	// Reason says why not, when not eligible.
+	Reason                   string
+	ReferrerID               string
+	ReferrerStripeCustomerID string
+	OrderAmountCents         int64
+	Currency                 string
+	RewardCents              int64
+	MinimumOrderCents        int64
+	RefundWindow             time.Duration
+	ClawbackWindow           time.Duration
+}
+
+// CheckEligibility applies the reward rules: no self-referral (same customer
+// or same email), the referred customer's first paid order, not already
+// rewarded or decided. An eligible referral is marked holding. A referrer
+// without a Stripe customer cannot be credited: that is a non-retryable
+// StoreInvalidRequest, which parks the run until an operator fixes the data
+// and retries.
+func (a *ReferralActivities) CheckEligibility(ctx context.Context, in CheckEligibilityInput) (*Eligibility, error) {
+	r, err := a.Store.GetReferral(ctx, in.ReferralID)
+	if err != nil {
+		return nil, classifyStore(err)
+	}
+	e := &Eligibility{
+		ReferrerID: r.ReferrerID, ReferrerStripeCustomerID: r.ReferrerStripeCustomerID,
+		RewardCents: a.Defaults.RewardCents, MinimumOrderCents: a.Defaults.MinimumOrderCents,
+		RefundWindow: a.Defaults.RefundWindow, ClawbackWindow: a.Defaults.ClawbackWindow,
+	}
+	first, err := a.Store.ReferralForFirstPaidOrder(ctx, in.OrderID)
+	if err != nil {
+		return nil, classifyStore(err)
+	}
+	switch {
+	case r.Status == store.ReferralRewarded:
+		e.Reason = "already rewarded"
+	case r.Status == store.ReferralVoided || r.Status == store.ReferralIneligible:
+		e.Reason = "already " + r.Status
+	case r.ReferrerID == r.ReferredID || strings.EqualFold(strings.TrimSpace(r.ReferrerEmail), strings.TrimSpace(r.ReferredEmail)):
+		e.Reason = "self-referral"
+	case first != in.ReferralID:
+		e.Reason = "order " + in.OrderID + " is not the referred customer's first paid order"
+	}
+	if e.Reason != "" {
+		if r.Status == store.ReferralPending || r.Status == store.ReferralHolding {
+			if err := a.Store.SetReferralStatus(ctx, r.ID, store.ReferralIneligible, ""); err != nil {
+				return nil, classifyStore(err)
+			}
+		}
+		return e, nil
+	}
+	if r.ReferrerStripeCustomerID == "" {
+		return nil, permanent(providerStore, ErrTypeInvalid, fmt.Errorf("referrer %s has no Stripe customer to credit", r.ReferrerID))
+	}
+	o, err := a.Store.GetOrder(ctx, in.OrderID)
+	if err != nil {
+		return nil, classifyStore(err)
+	}
+	e.Eligible, e.OrderAmountCents, e.Currency = true, o.AmountCents, o.Currency
+	if err := a.Store.SetReferralStatus(ctx, r.ID, store.ReferralHolding, in.OrderID); err != nil {
+		return nil, classifyStore(err)
+	}
+	return e, nil
+}
+
+// SetReferralStatusInput moves a referral to a status.
+type SetReferralStatusInput struct {
+	ReferralID string
+	Status     string
+}
+
+// SetReferralStatus records a voided or ineligible referral.
+func (a *ReferralActivities) SetReferralStatus(ctx context.Context, in SetReferralStatusInput) error {
+	if err := a.Store.SetReferralStatus(ctx, in.ReferralID, in.Status, ""); err != nil {
+		return classifyStore(err)
+	}
+	return nil
+}
+
+// RecordRewardInput is a credited reward for the ledger.
+type RecordRewardInput struct {
+	ReferralID           string
+	ReferrerID           string
+	AmountCents          int64
+	Currency             string
+	BalanceTransactionID string
+}
+
+// RecordRewardOutput is the ledger's row for the referral.
+type RecordRewardOutput struct {
+	BalanceTransactionID string
+	// AlreadyRecorded is true when the ledger had the reward already.
+	AlreadyRecorded bool
+}
+
+// RecordReward writes the reward to the ledger; its unique referral id makes
+// a second reward impossible.
+func (a *ReferralActivities) RecordReward(ctx context.Context, in RecordRewardInput) (*RecordRewardOutput, error) {
+	got, err := a.Store.RecordReward(ctx, store.Reward{
+		ReferralID: in.ReferralID, ReferrerID: in.ReferrerID, AmountCents: in.AmountCents,
+		Currency: in.Currency, BalanceTransactionID: in.BalanceTransactionID,
+	})
+	if err != nil {
+		return nil, classifyStore(err)
+	}
+	return &RecordRewardOutput{BalanceTransactionID: got.BalanceTransactionID,
+		AlreadyRecorded: got.BalanceTransactionID != in.BalanceTransactionID}, nil
+}
+
+// ReverseRewardInput names a clawed-back reward.
+type ReverseRewardInput struct {
+	ReferralID string
+}
+
+// ReverseReward marks the reward reversed and the referral voided.
+func (a *ReferralActivities) ReverseReward(ctx context.Context, in ReverseRewardInput) error {
+	if err := a.Store.ReverseReward(ctx, in.ReferralID); err != nil {
+		return classifyStore(err)
+	}
+	return nil
+}

@@ -1,0 +1,124 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/crmflow/crmflow/activities"
+)
+
+// InventoryScanType is the workflow type the inventory-scan Schedule starts.
+const InventoryScanType = "InventoryScan"
+
+// InventoryScanScheduleID is the Temporal Schedule that runs InventoryScan.
+const InventoryScanScheduleID = "inventory-scan"
+
+// DefaultInventoryScanInterval is how often the Schedule scans by default.
+const DefaultInventoryScanInterval = 15 * time.Minute
+
+// maxScanBatches bounds one scan's history; changes beyond it are left for
+// the next scheduled run, which finds them still unsignalled.
+const maxScanBatches = 20
+
+// InventoryScanInput configures one scan; the zero value is the default.
+type InventoryScanInput struct {
+	// BatchSize is how many SKUs one batch reads, signals and marks; zero
+	// means activities.DefaultScanBatch.
+	BatchSize int `json:"batch_size,omitempty"`
+}
+
+// InventoryScanResult is what one scan did.
+type InventoryScanResult struct {
+	Signalled int `json:"signalled"`
+	// Rejected are SKUs that can never be signalled (invalid as workflow
+	// IDs); they are marked so that scans stop retrying them.
+	Rejected []string `json:"rejected,omitempty"`
+	// More is true when the scan stopped at its batch bound with changes
+	// left for the next run.
+	More bool `json:"more,omitempty"`
+}
+
+// signalOptions cover signalling a batch: one SignalWithStart per SKU at the
+// rate the Temporal frontend allows, with heartbeats so a retried attempt
+// resumes where the last one stopped.
+var signalOptions = workflow.ActivityOptions{
+	StartToCloseTimeout:    10 * time.Minute,
+	HeartbeatTimeout:       time.Minute,
+	ScheduleToCloseTimeout: time.Hour,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    time.Minute,
+	},
+}
+
+// InventoryScan signals every SKU whose stock level changed in PostgreSQL
+// since it was last signalled: read a batch, signal each SKU's low-stock
+// entity, mark the batch signalled, repeat while batches come back full.
+//
+// A failed step fails the run instead of parking it: nothing is lost, since
+// a batch is marked only after it was signalled, and the next scheduled run
+// retries it; a parked scan would instead hold up every later scan behind
+// the Schedule's overlap policy. A batch signalled twice (mark failed) is
+// harmless: the event ids are the same and the entities ignore them.
+func InventoryScan(ctx workflow.Context, in InventoryScanInput) (*InventoryScanResult, error) {
+	status := Status{Step: "start", State: "scanning"}
+	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (Status, error) { return status, nil }); err != nil {
+		return nil, err
+	}
+	setStep := func(step string) {
+		status.Step = step
+		upsert(ctx, StepKey.ValueSet(step))
+	}
+	limit := in.BatchSize
+	switch {
+	case limit <= 0:
+		limit = activities.DefaultScanBatch
+	case limit > activities.MaxScanBatch:
+		// The activity caps it too; a short batch must mean "no more".
+		limit = activities.MaxScanBatch
+	}
+	storeCtx := workflow.WithActivityOptions(ctx, storeOptions)
+	signalCtx := workflow.WithActivityOptions(ctx, signalOptions)
+	res := &InventoryScanResult{}
+	for batch := 0; ; batch++ {
+		if batch == maxScanBatches {
+			res.More = true
+			break
+		}
+		setStep("find-changes")
+		var changed activities.ChangedStockLevelsOutput
+		if err := workflow.ExecuteActivity(storeCtx, inventory.ChangedStockLevels,
+			activities.ChangedStockLevelsInput{Limit: limit}).Get(ctx, &changed); err != nil {
+			return nil, err
+		}
+		if len(changed.Levels) == 0 {
+			break
+		}
+
+		setStep("signal")
+		var sent activities.SignalStockLevelsOutput
+		if err := workflow.ExecuteActivity(signalCtx, inventory.SignalStockLevels,
+			activities.SignalStockLevelsInput{Levels: changed.Levels}).Get(ctx, &sent); err != nil {
+			return nil, err
+		}
+		res.Signalled += sent.Signalled
+		res.Rejected = append(res.Rejected, sent.Rejected...)
+
+		setStep("mark-signalled")
+		// Rejected SKUs are marked too: they fail the same way every time.
+		if err := workflow.ExecuteActivity(storeCtx, inventory.MarkStockSignalled,
+			activities.MarkStockSignalledInput{Levels: changed.Levels}).Get(ctx, nil); err != nil {
+			return nil, err
+		}
+		if len(changed.Levels) < limit {
+			break
+		}
+	}
+	setStep("done")
+	status.State, status.Detail = "done", fmt.Sprintf("signalled %d SKUs, rejected %d", res.Signalled, len(res.Rejected))
+	return res, nil
+}

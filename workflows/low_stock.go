@@ -1,0 +1,448 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/crmflow/crmflow/activities"
+)
+
+// StockLevelSignal feeds a SKU's low-stock entity one stock observation; it
+// is sent with SignalWithStart so the first observation starts the entity.
+const StockLevelSignal = "stock-level"
+
+// Knock workflow keys the low-stock entity triggers.
+const (
+	KnockLowStock           = "low-stock"
+	KnockLowStockEscalation = "low-stock-escalation"
+	KnockRestocked          = "restocked"
+)
+
+// Alert states of a low-stock entity, in Status.State and LowStockState.
+const (
+	// StockOK: not low, or low for too short a time to matter; armed.
+	StockOK = "ok"
+	// StockLowPending: low, the alert waits for the debounce (or cooldown).
+	StockLowPending = "low-pending"
+	// StockAlerted: the alert went out; escalation may follow.
+	StockAlerted = "alerted"
+	// StockEscalated: the escalation went out too.
+	StockEscalated = "escalated"
+	// StockStopped: an operator skipped loading the settings; the run ended.
+	StockStopped = "stopped"
+)
+
+// DefaultMaxHistoryEvents is the history length at which a low-stock run
+// continues as new when Temporal has not suggested it earlier. It keeps
+// replays of this long-lived entity cheap, far below Temporal's limits.
+const DefaultMaxHistoryEvents = 2000
+
+// maxSeenEvents bounds the remembered event ids. A redelivery comes soon
+// after the original (a retried SignalWithStart, an at-least-once hand-off),
+// so the latest few hundred ids are enough and the carried state stays small.
+const maxSeenEvents = 256
+
+// settingsRefresh is how old the settings may get before a signal reloads
+// them, so an operator's change in PostgreSQL takes effect within minutes
+// without a settings activity on every signal.
+const settingsRefresh = 15 * time.Minute
+
+// StockLevel is StockLevelSignal's payload.
+type StockLevel struct {
+	Level int `json:"level"`
+	// ObservedAt is when the level was true at the source; an observation
+	// older than the newest one seen never overrides it. Zero means "now".
+	ObservedAt time.Time `json:"observed_at"`
+	// EventID identifies the observation; a redelivery is ignored.
+	EventID string `json:"event_id"`
+}
+
+// LowStockInput starts a SKU's low-stock entity, or continues it.
+type LowStockInput struct {
+	SKU string `json:"sku"`
+	// MaxHistoryEvents bounds a run's history before it continues as new;
+	// zero means DefaultMaxHistoryEvents.
+	MaxHistoryEvents int `json:"max_history_events,omitempty"`
+	// State is the previous run's state when continuing as new; nil at first.
+	State *LowStockState `json:"state,omitempty"`
+}
+
+// LowStockState is what a low-stock entity carries across continue-as-new.
+// Deadlines are absolute times, so timers resume where they were.
+type LowStockState struct {
+	// Known is false until the first level arrives.
+	Known      bool      `json:"known"`
+	Level      int       `json:"level"`
+	ObservedAt time.Time `json:"observed_at"`
+	// Alert is StockOK, StockLowPending, StockAlerted or StockEscalated.
+	Alert string `json:"alert"`
+	// Episode numbers alert episodes (alert, escalation, restocked); it is
+	// part of the notifications' idempotency keys.
+	Episode int `json:"episode"`
+	// AlertAt is when a pending alert goes out if the level stays low.
+	AlertAt time.Time `json:"alert_at"`
+	// EscalateAt is when a still-low alerted level escalates.
+	EscalateAt time.Time `json:"escalate_at"`
+	// CooldownUntil is the earliest time of the next alert.
+	CooldownUntil time.Time `json:"cooldown_until"`
+	// Seen are the latest event ids, oldest first.
+	Seen []string `json:"seen,omitempty"`
+}
+
+// LowStockResult is how a low-stock entity ended. It normally never ends:
+// it continues as new; it returns only when an operator stopped it.
+type LowStockResult struct {
+	State string `json:"state"`
+}
+
+var inventory *activities.InventoryActivities
+
+// lowStock is one run of a SKU's entity. Signals only record observations;
+// act moves the alert state machine and sends notifications, so the same
+// rules apply whether a signal, a timer or a new run woke it up.
+type lowStock struct {
+	input      LowStockInput
+	state      LowStockState
+	settings   activities.StockSettings
+	settingsAt time.Time
+	status     Status
+	steps      *parker
+	signals    workflow.ReceiveChannel
+	// One timer at a time, for the nearest deadline; kept while that
+	// deadline is unchanged so a stream of signals adds no timer events.
+	timer       workflow.Future
+	timerAt     time.Time
+	cancelTimer workflow.CancelFunc
+}
+
+// LowStockAlert is a SKU's long-running low-stock entity, fed by
+// StockLevelSignal. It alerts once when the level is at or below the
+// threshold for the debounce period; a cooldown spaces alerts; a level still
+// low EscalateAfter after the alert is escalated once; a recovery above
+// threshold + hysteresis after an alert sends "restocked" once and re-arms.
+// It continues as new on Temporal's suggestion or past MaxHistoryEvents.
+func LowStockAlert(ctx workflow.Context, in LowStockInput) (*LowStockResult, error) {
+	if err := ValidateKey("SKU", in.SKU); err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
+	}
+	w := &lowStock{input: in, state: LowStockState{Alert: StockOK}}
+	if in.State != nil {
+		w.state = *in.State
+		w.input.State = nil
+	}
+	if w.state.Alert == "" {
+		w.state.Alert = StockOK
+	}
+	w.status = Status{Step: "start"}
+	if err := workflow.SetQueryHandler(ctx, StatusQuery, w.currentStatus); err != nil {
+		return nil, err
+	}
+	steps, err := newParker(ctx, &w.status)
+	if err != nil {
+		return nil, err
+	}
+	w.steps = steps
+	w.signals = workflow.GetSignalChannel(ctx, StockLevelSignal)
+	upsert(ctx, SKUKey.ValueSet(in.SKU))
+
+	if err := w.loadSettings(ctx); err != nil {
+		if errors.Is(err, errSkipped) {
+			// Without settings there is nothing to alert on (the SKU left
+			// the catalogue); a later signal starts a fresh entity.
+			w.state.Alert = StockStopped
+			w.setStep(ctx, "done")
+			return &LowStockResult{State: StockStopped}, nil
+		}
+		return nil, err
+	}
+	for {
+		if err := w.act(ctx); err != nil {
+			return nil, err
+		}
+		if w.shouldContinueAsNew(ctx) {
+			return nil, w.continueAsNew(ctx)
+		}
+		w.setStep(ctx, "await-stock-level")
+		if err := w.wait(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (w *lowStock) currentStatus() (Status, error) {
+	st := w.status
+	st.State = w.state.Alert
+	switch {
+	case !w.state.Known:
+		st.Detail = "no stock level received yet"
+	default:
+		st.Detail = fmt.Sprintf("level %d (low at or below %d, restocked above %d)",
+			w.state.Level, w.settings.Threshold, w.settings.Threshold+w.settings.Hysteresis)
+	}
+	switch {
+	case w.state.Alert == StockLowPending:
+		st.Detail += "; alert due at " + w.state.AlertAt.UTC().Format(time.RFC3339)
+	case w.state.Alert == StockAlerted && w.escalates() && !w.state.EscalateAt.IsZero():
+		st.Detail += "; escalates at " + w.state.EscalateAt.UTC().Format(time.RFC3339)
+	}
+	return st, nil
+}
+
+// loadSettings reads the SKU's settings through the parker: an unknown SKU
+// parks the run for an operator.
+func (w *lowStock) loadSettings(ctx workflow.Context) error {
+	in := activities.LoadStockSettingsInput{SKU: w.input.SKU}
+	var out *activities.StockSettings
+	err := w.steps.step(ctx, "load-settings", storeOptions, in, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, inventory.LoadStockSettings, in).Get(ctx, &out)
+	})
+	if err != nil {
+		return err
+	}
+	w.settings = *out
+	if len(w.settings.Audience) == 0 {
+		// An alert must reach someone; the operators' inbox is the fallback.
+		w.settings.Audience = []string{OperatorsRecipient}
+	}
+	w.settingsAt = workflow.Now(ctx)
+	return nil
+}
+
+// wait blocks until a signal or the nearest deadline, and records the
+// signal's observation.
+func (w *lowStock) wait(ctx workflow.Context) error {
+	w.armTimer(ctx)
+	var (
+		sig       *StockLevel
+		cancelled bool
+	)
+	sel := workflow.NewSelector(ctx)
+	sel.AddReceive(w.signals, func(c workflow.ReceiveChannel, _ bool) {
+		var s StockLevel
+		c.Receive(ctx, &s)
+		sig = &s
+	})
+	if w.timer != nil {
+		sel.AddFuture(w.timer, func(workflow.Future) { w.timer, w.timerAt, w.cancelTimer = nil, time.Time{}, nil })
+	}
+	sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) { cancelled = true })
+	sel.Select(ctx)
+	switch {
+	case cancelled || ctx.Err() != nil:
+		// Cancelling the run also fires the timer; never mistake that for
+		// a deadline.
+		return ctx.Err()
+	case sig == nil:
+		return nil
+	}
+	if workflow.Now(ctx).Sub(w.settingsAt) >= settingsRefresh {
+		err := w.loadSettings(ctx)
+		switch {
+		case errors.Is(err, errSkipped):
+			// The operator chose to go on with the settings already loaded.
+			w.settingsAt = workflow.Now(ctx)
+		case err != nil:
+			return err
+		}
+	}
+	w.receive(ctx, *sig)
+	return nil
+}
+
+// armTimer keeps one timer for the nearest deadline. Timers run on a
+// cancellable context, so a deadline that moved or vanished is cancelled.
+func (w *lowStock) armTimer(ctx workflow.Context) {
+	now := workflow.Now(ctx)
+	at := w.nextDeadline(now)
+	if w.timer != nil && at.Equal(w.timerAt) {
+		return
+	}
+	if w.cancelTimer != nil {
+		w.cancelTimer()
+	}
+	w.timer, w.timerAt, w.cancelTimer = nil, time.Time{}, nil
+	if at.IsZero() {
+		return
+	}
+	tctx, cancel := workflow.WithCancel(ctx)
+	w.timer, w.timerAt, w.cancelTimer = workflow.NewTimer(tctx, at.Sub(now)), at, cancel
+}
+
+// nextDeadline is when act has something to do without a new signal, or
+// zero. An escalation deadline that passed while the level sat between the
+// threshold and the restock level needs no timer: the next low level
+// escalates at once.
+func (w *lowStock) nextDeadline(now time.Time) time.Time {
+	switch {
+	case w.state.Alert == StockLowPending:
+		return w.state.AlertAt
+	case w.state.Alert == StockAlerted && w.escalates() && w.state.EscalateAt.After(now):
+		return w.state.EscalateAt
+	}
+	return time.Time{}
+}
+
+// receive records an observation: a seen event id is ignored entirely; an
+// observation older than the newest one is remembered as seen but does not
+// change the level, since stock levels are snapshots and the newest wins.
+func (w *lowStock) receive(ctx workflow.Context, s StockLevel) {
+	logger := workflow.GetLogger(ctx)
+	if s.EventID != "" {
+		if slices.Contains(w.state.Seen, s.EventID) {
+			logger.Info("Ignoring a stock level already seen", "eventID", s.EventID)
+			return
+		}
+		w.state.Seen = append(w.state.Seen, s.EventID)
+		if over := len(w.state.Seen) - maxSeenEvents; over > 0 {
+			w.state.Seen = slices.Delete(w.state.Seen, 0, over)
+		}
+	}
+	if s.ObservedAt.IsZero() {
+		s.ObservedAt = workflow.Now(ctx)
+	}
+	if w.state.Known && s.ObservedAt.Before(w.state.ObservedAt) {
+		logger.Info("Ignoring a stock level older than the newest", "eventID", s.EventID,
+			"observedAt", s.ObservedAt, "newest", w.state.ObservedAt)
+		return
+	}
+	w.state.Known, w.state.Level, w.state.ObservedAt = true, s.Level, s.ObservedAt
+}
+
+// act moves the state machine as far as the level and the clock allow,
+// notifying on the way. Debounce, cooldown and escalation are measured in
+// workflow time (deterministic and what the timers use), not in the
+// observations' clocks.
+func (w *lowStock) act(ctx workflow.Context) error {
+	for {
+		now := workflow.Now(ctx)
+		s, cfg := &w.state, w.settings
+		low := s.Known && s.Level <= cfg.Threshold
+		restocked := s.Known && s.Level > cfg.Threshold+cfg.Hysteresis
+		switch {
+		case s.Alert == StockOK && low:
+			// A low level inside the cooldown is not dropped: it alerts when
+			// the cooldown ends if it is still low then.
+			s.Alert, s.AlertAt = StockLowPending, later(now.Add(cfg.Debounce), s.CooldownUntil)
+		case s.Alert == StockLowPending && !low:
+			// Recovered before the alert: flapping costs nothing.
+			s.Alert, s.AlertAt = StockOK, time.Time{}
+		case s.Alert == StockLowPending && !now.Before(s.AlertAt):
+			s.Episode++
+			if err := w.notify(ctx, "notify-low-stock", KnockLowStock, cfg.Audience); err != nil {
+				return err
+			}
+			s.Alert, s.AlertAt, s.CooldownUntil, s.EscalateAt = StockAlerted, time.Time{}, now.Add(cfg.Cooldown), time.Time{}
+			if w.escalates() {
+				s.EscalateAt = now.Add(cfg.EscalateAfter)
+			}
+		case (s.Alert == StockAlerted || s.Alert == StockEscalated) && restocked:
+			// Everyone who was told it is low is told it is back.
+			audience := cfg.Audience
+			if s.Alert == StockEscalated {
+				audience = union(audience, cfg.EscalationAudience)
+			}
+			if err := w.notify(ctx, "notify-restocked", KnockRestocked, audience); err != nil {
+				return err
+			}
+			s.Alert, s.EscalateAt = StockOK, time.Time{}
+		case s.Alert == StockAlerted && low && w.escalates() && !s.EscalateAt.IsZero() && !now.Before(s.EscalateAt):
+			// EscalateAt is zero when escalation was off at the alert: a
+			// settings change applies from the next episode.
+			if err := w.notify(ctx, "notify-escalation", KnockLowStockEscalation, cfg.EscalationAudience); err != nil {
+				return err
+			}
+			s.Alert, s.EscalateAt = StockEscalated, time.Time{}
+		default:
+			return nil
+		}
+	}
+}
+
+// escalates reports whether this SKU escalates at all.
+func (w *lowStock) escalates() bool {
+	return w.settings.EscalateAfter > 0 && len(w.settings.EscalationAudience) > 0
+}
+
+// notify triggers a Knock workflow. The idempotency key is workflow ID, step
+// and episode: a retried activity, a replay or a retried step reuses it, and
+// only a new alert episode makes a new one.
+func (w *lowStock) notify(ctx workflow.Context, step, knockWorkflow string, recipients []string) error {
+	in := activities.NotifyInput{
+		Workflow:   knockWorkflow,
+		Recipients: recipients,
+		Data: map[string]any{
+			"sku": w.input.SKU, "name": w.settings.Name, "level": w.state.Level,
+			"threshold": w.settings.Threshold, "restock_level": w.settings.Threshold + w.settings.Hysteresis,
+			"episode": w.state.Episode,
+		},
+		IdempotencyKey: fmt.Sprintf("%s/%s/%d", workflow.GetInfo(ctx).WorkflowExecution.ID, step, w.state.Episode),
+	}
+	err := w.steps.step(ctx, step, knockOptions, in, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, knock.Notify, in).Get(ctx, nil)
+	})
+	if errors.Is(err, errSkipped) {
+		return nil // an operator dropped this notification; the state moves on
+	}
+	return err
+}
+
+func (w *lowStock) shouldContinueAsNew(ctx workflow.Context) bool {
+	limit := w.input.MaxHistoryEvents
+	if limit <= 0 {
+		limit = DefaultMaxHistoryEvents
+	}
+	info := workflow.GetInfo(ctx)
+	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > limit
+}
+
+// continueAsNew hands the state to a new run once no update handler (an
+// operator's dead-letter decision) is running, and after recording every
+// signal already delivered, which would otherwise be lost with this run.
+func (w *lowStock) continueAsNew(ctx workflow.Context) error {
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	for {
+		var s StockLevel
+		if !w.signals.ReceiveAsync(&s) {
+			break
+		}
+		w.receive(ctx, s)
+	}
+	state := w.state
+	// The original bound, not the default: a new default reaches old chains.
+	next := LowStockInput{SKU: w.input.SKU, MaxHistoryEvents: w.input.MaxHistoryEvents, State: &state}
+	workflow.GetLogger(ctx).Info("Continuing as new", "historyLength", workflow.GetInfo(ctx).GetCurrentHistoryLength())
+	return workflow.NewContinueAsNewError(ctx, LowStockAlertType, next)
+}
+
+// setStep records the step only when it changes: every change is a
+// search-attribute event in the history.
+func (w *lowStock) setStep(ctx workflow.Context, step string) {
+	if w.status.Step != step {
+		w.steps.setStep(ctx, step)
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// union is a followed by b's ids not in a, in order.
+func union(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, id := range b {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
