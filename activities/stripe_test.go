@@ -340,3 +340,23 @@ func (l *captureLogger) infos() []string {
 	}
 	return out
 }
+
+func TestStripeDebitCustomerBalance(t *testing.T) {
+	rec := &recordingTransport{}
+	sc := activities.NewStripeClientWithHTTPClient(stripeTestKey, testenv.StripeMockURL(t), &http.Client{Transport: rec})
+	acts := &activities.StripeActivities{Stripe: sc}
+	env := stripeEnv(t, acts)
+	in := validCredit()
+	in.IdempotencyKey = "referral-reward/ref-1/clawback"
+	val, err := env.ExecuteActivity(acts.DebitCustomerBalance, in)
+	require.NoError(t, err)
+	var out activities.CreditCustomerBalanceOutput
+	require.NoError(t, val.Get(&out))
+	assert.True(t, strings.HasPrefix(out.BalanceTransactionID, "cbtxn_"), out.BalanceTransactionID)
+	reqs := rec.requests()
+	require.Len(t, reqs, 1)
+	assert.Equal(t, "referral-reward/ref-1/clawback", reqs[0].header.Get("Idempotency-Key"))
+	form, err := url.ParseQuery(reqs[0].body)
+	require.NoError(t, err)
+	assert.Equal(t, "500", form.Get("amount"), "positive: a debit of the customer's balance")
+}

@@ -128,6 +128,10 @@ type fixtureOptions struct {
 	maxBody  int64
 	temporal client.Client
 	store    *store.Store
+	// stripeURL points the worker's Stripe client at a peer; "" is console
+	// mode, which trusts the signed webhook's PaymentIntent.
+	stripeURL string
+	referrals activities.ReferralDefaults
 }
 
 func newFixture(t *testing.T, opts fixtureOptions) *fixture {
@@ -165,9 +169,17 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	go func() { defer wg.Done(); _ = disp.Run(ctx) }()
 	if opts.worker {
 		f.knock = newKnockPeer(t)
+		stripeActs := &activities.StripeActivities{}
+		if opts.stripeURL != "" {
+			stripeActs.Stripe = activities.NewStripeClient("sk_test_123", opts.stripeURL)
+		}
+		if opts.referrals.RewardCents == 0 {
+			opts.referrals = activities.ReferralDefaults{RewardCents: 1000, RefundWindow: time.Hour, MinimumOrderCents: 1000, ClawbackWindow: time.Second}
+		}
 		w := worker.New(f.temporal, worker.Options{TaskQueue: queue, Activities: worker.Activities{
 			Orders:      &activities.OrderActivities{Store: f.store},
-			Stripe:      &activities.StripeActivities{}, // console mode: trusts the signed event
+			Referrals:   &activities.ReferralActivities{Store: f.store, Defaults: opts.referrals},
+			Stripe:      stripeActs,
 			Knock:       &activities.KnockActivities{Knock: knock.NewClient(knock.WithAPIKey(knockKey), knock.WithBaseURL(f.knock.srv.URL))},
 			DeadLetters: &activities.DeadLetterActivities{Store: f.store},
 		}})

@@ -126,7 +126,7 @@ func (s *slSpec) validateRequest(r *http.Request, body []byte) error {
 // docs differ, the differences are in answers (GET of an unknown alias is 400
 // "Unknown error", not 404; a delete of a deleted alias is 403, not 404), and
 // in the list query, which the spec too puts in a POST body.
-func TestRequestsMatchSimpleLoginOpenAPI(t *testing.T) {
+func TestSimpleLoginRequestsMatchOpenAPI(t *testing.T) {
 	if os.Getenv(specsDirEnv) == "" {
 		t.Skipf("%s is not set: skipping the check of requests against SimpleLogin's (unofficial) OpenAPI spec "+
 			"(set it to the folder holding %s)", specsDirEnv, specFile)

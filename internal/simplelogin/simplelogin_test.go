@@ -128,7 +128,7 @@ func assertHeaders(t *testing.T, req seen, withBody bool) {
 	}
 }
 
-func TestUserInfoSendsAuthenticationHeader(t *testing.T) {
+func TestSimpleLoginUserInfoSendsAuthenticationHeader(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{
 		"name": "Ada", "is_premium": true, "email": "ada@example.com", "in_trial": false,
 		"trial_end_timestamp": null, "max_alias_free_plan": 10, "connected_proton_address": null,
@@ -145,7 +145,7 @@ func TestUserInfoSendsAuthenticationHeader(t *testing.T) {
 	assertHeaders(t, req, false)
 }
 
-func TestAliasOptionsSendsHostnameAndDecodesSignedSuffixes(t *testing.T) {
+func TestSimpleLoginAliasOptionsSendsHostnameAndDecodesSignedSuffixes(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{
 		"can_create": true, "prefix_suggestion": "shop",
 		"suffixes": [
@@ -173,7 +173,7 @@ func TestAliasOptionsSendsHostnameAndDecodesSignedSuffixes(t *testing.T) {
 	assertHeaders(t, req, false)
 }
 
-func TestMailboxes(t *testing.T) {
+func TestSimpleLoginMailboxes(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{"mailboxes":[
 		{"id": 1, "email": "me@example.com", "default": true, "verified": true, "creation_timestamp": 1, "nb_alias": 3},
 		{"id": 2, "email": "new@example.com", "default": false, "verified": false, "creation_timestamp": 2, "nb_alias": 0}
@@ -189,7 +189,7 @@ func TestMailboxes(t *testing.T) {
 	assertHeaders(t, req, false)
 }
 
-func TestCreateRandomAliasSendsModeAndHostnameInQueryAndNoteInBody(t *testing.T) {
+func TestSimpleLoginCreateRandomAliasSendsModeAndHostnameInQueryAndNoteInBody(t *testing.T) {
 	body := strings.Replace(aliasJSON(42, "happy_cat@sl.test", true, "crmflow:alias/a1"), "{", `{"alias":"happy_cat@sl.test",`, 1)
 	f := newFake(t, answer(http.StatusCreated, nil, body))
 	a, err := f.client().CreateRandomAlias(context.Background(), simplelogin.RandomAliasParams{
@@ -211,7 +211,7 @@ func TestCreateRandomAliasSendsModeAndHostnameInQueryAndNoteInBody(t *testing.T)
 	assert.JSONEq(t, `{"note":"crmflow:alias/a1"}`, string(req.Body))
 }
 
-func TestCreateRandomAliasWithoutOptionsSendsEmptyObject(t *testing.T) {
+func TestSimpleLoginCreateRandomAliasWithoutOptionsSendsEmptyObject(t *testing.T) {
 	// The answer carries only "alias" and id: the address is taken from it.
 	f := newFake(t, answer(http.StatusCreated, nil, `{"alias":"x1@sl.test","id":5,"enabled":true,"note":null,"name":null}`))
 	a, err := f.client().CreateRandomAlias(context.Background(), simplelogin.RandomAliasParams{})
@@ -222,13 +222,13 @@ func TestCreateRandomAliasWithoutOptionsSendsEmptyObject(t *testing.T) {
 	assert.JSONEq(t, `{}`, string(req.Body))
 }
 
-func TestCreateRandomAliasRejectsAnswerWithoutAlias(t *testing.T) {
+func TestSimpleLoginCreateRandomAliasRejectsAnswerWithoutAlias(t *testing.T) {
 	f := newFake(t, answer(http.StatusCreated, nil, `{}`))
 	_, err := f.client().CreateRandomAlias(context.Background(), simplelogin.RandomAliasParams{})
 	require.ErrorContains(t, err, "no alias id or address")
 }
 
-func TestCreateCustomAliasSendsSignedSuffixAndMailboxes(t *testing.T) {
+func TestSimpleLoginCreateCustomAliasSendsSignedSuffixAndMailboxes(t *testing.T) {
 	f := newFake(t, answer(http.StatusCreated, nil, aliasJSON(43, "news.cat@sl.test", true, "hello")))
 	a, err := f.client().CreateCustomAlias(context.Background(), simplelogin.CustomAliasParams{
 		Hostname: "shop.example", Prefix: "news", SignedSuffix: ".cat@sl.test.X6_7OQ.sig",
@@ -246,7 +246,7 @@ func TestCreateCustomAliasSendsSignedSuffixAndMailboxes(t *testing.T) {
 	assert.JSONEq(t, `{"alias_prefix":"news","signed_suffix":".cat@sl.test.X6_7OQ.sig","mailbox_ids":[1,3],"note":"hello","name":"Shop news"}`, string(req.Body))
 }
 
-func TestCreateCustomAliasOmitsOptionalFields(t *testing.T) {
+func TestSimpleLoginCreateCustomAliasOmitsOptionalFields(t *testing.T) {
 	f := newFake(t, answer(http.StatusCreated, nil, aliasJSON(43, "news.cat@sl.test", true, "")))
 	_, err := f.client().CreateCustomAlias(context.Background(), simplelogin.CustomAliasParams{
 		Prefix: "news", SignedSuffix: ".cat@sl.test.sig", MailboxIDs: []int64{1},
@@ -257,7 +257,7 @@ func TestCreateCustomAliasOmitsOptionalFields(t *testing.T) {
 	assert.JSONEq(t, `{"alias_prefix":"news","signed_suffix":".cat@sl.test.sig","mailbox_ids":[1]}`, string(req.Body))
 }
 
-func TestCreateCustomAliasConflictAndExpiredSuffixAreErrors(t *testing.T) {
+func TestSimpleLoginCreateCustomAliasConflictAndExpiredSuffixAreErrors(t *testing.T) {
 	for _, status := range []int{http.StatusConflict, http.StatusPreconditionFailed} {
 		f := newFake(t, answer(status, nil, `{"error":"alias news.cat@sl.test already exists"}`))
 		_, err := f.client().CreateCustomAlias(context.Background(), simplelogin.CustomAliasParams{
@@ -270,7 +270,7 @@ func TestCreateCustomAliasConflictAndExpiredSuffixAreErrors(t *testing.T) {
 	}
 }
 
-func TestGetAlias(t *testing.T) {
+func TestSimpleLoginGetAlias(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, aliasJSON(42, "a@sl.test", false, "n")))
 	a, err := f.client().GetAlias(context.Background(), 42)
 	require.NoError(t, err)
@@ -281,7 +281,7 @@ func TestGetAlias(t *testing.T) {
 	assertHeaders(t, req, false)
 }
 
-func TestGetAliasNotFoundShapes(t *testing.T) {
+func TestSimpleLoginGetAliasNotFoundShapes(t *testing.T) {
 	cases := []struct {
 		name     string
 		respond  http.HandlerFunc
@@ -310,7 +310,7 @@ func TestGetAliasNotFoundShapes(t *testing.T) {
 	}
 }
 
-func TestListAliasesWithoutQueryIsAGet(t *testing.T) {
+func TestSimpleLoginListAliasesWithoutQueryIsAGet(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{"aliases":[`+aliasJSON(2, "b@sl.test", true, "")+`,`+aliasJSON(1, "a@sl.test", false, "x")+`]}`))
 	got, err := f.client().ListAliases(context.Background(), simplelogin.ListParams{PageID: 2})
 	require.NoError(t, err)
@@ -323,7 +323,7 @@ func TestListAliasesWithoutQueryIsAGet(t *testing.T) {
 	assertHeaders(t, req, false)
 }
 
-func TestListAliasesWithQueryPostsIt(t *testing.T) {
+func TestSimpleLoginListAliasesWithQueryPostsIt(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{"aliases":[]}`))
 	got, err := f.client().ListAliases(context.Background(), simplelogin.ListParams{Query: "crmflow:alias/a1", Filter: simplelogin.FilterEnabled})
 	require.NoError(t, err)
@@ -335,7 +335,7 @@ func TestListAliasesWithQueryPostsIt(t *testing.T) {
 	assert.JSONEq(t, `{"query":"crmflow:alias/a1"}`, string(req.Body))
 }
 
-func TestToggleAlias(t *testing.T) {
+func TestSimpleLoginToggleAlias(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{"enabled":false}`))
 	enabled, err := f.client().ToggleAlias(context.Background(), 42)
 	require.NoError(t, err)
@@ -345,13 +345,13 @@ func TestToggleAlias(t *testing.T) {
 	assertHeaders(t, req, false)
 }
 
-func TestToggleAliasRejectsAnswerWithoutState(t *testing.T) {
+func TestSimpleLoginToggleAliasRejectsAnswerWithoutState(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{}`))
 	_, err := f.client().ToggleAlias(context.Background(), 42)
 	require.ErrorContains(t, err, "no enabled field")
 }
 
-func TestDeleteAlias(t *testing.T) {
+func TestSimpleLoginDeleteAlias(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{"deleted":true}`))
 	require.NoError(t, f.client().DeleteAlias(context.Background(), 42))
 	req := f.only(t)
@@ -359,7 +359,7 @@ func TestDeleteAlias(t *testing.T) {
 	assertHeaders(t, req, false)
 }
 
-func TestErrorsAreDecoded(t *testing.T) {
+func TestSimpleLoginErrorsAreDecoded(t *testing.T) {
 	retryAt := time.Now().Add(30 * time.Second).UTC().Format(http.TimeFormat)
 	cases := []struct {
 		name      string
@@ -407,13 +407,13 @@ func TestErrorsAreDecoded(t *testing.T) {
 	}
 }
 
-func TestDefaultRateLimitBackoffCoversFivePerMinute(t *testing.T) {
+func TestSimpleLoginDefaultRateLimitBackoffCoversFivePerMinute(t *testing.T) {
 	// Alias creation is limited to 5 a minute: waiting less than a fifth of
 	// a minute would only spend the next attempt on another 429.
 	assert.GreaterOrEqual(t, simplelogin.DefaultRateLimitBackoff, time.Minute/5)
 }
 
-func TestErrorNeverContainsAPIKey(t *testing.T) {
+func TestSimpleLoginErrorNeverContainsAPIKey(t *testing.T) {
 	// A misbehaving proxy echoing the Authentication header back.
 	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusForbidden)
@@ -425,7 +425,7 @@ func TestErrorNeverContainsAPIKey(t *testing.T) {
 	assert.Contains(t, err.Error(), "forbidden: [redacted]")
 }
 
-func TestContextDeadlineIsANetworkErrorNotAnAPIError(t *testing.T) {
+func TestSimpleLoginContextDeadlineIsANetworkErrorNotAnAPIError(t *testing.T) {
 	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
@@ -441,7 +441,7 @@ func TestContextDeadlineIsANetworkErrorNotAnAPIError(t *testing.T) {
 	assert.False(t, errors.As(err, &slErr), "a timeout is not an answer from SimpleLogin: %v", err)
 }
 
-func TestInvalidParamsAreRefusedBeforeSending(t *testing.T) {
+func TestSimpleLoginInvalidParamsAreRefusedBeforeSending(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{}`))
 	c := f.client()
 	ctx := context.Background()
@@ -482,14 +482,14 @@ func TestInvalidParamsAreRefusedBeforeSending(t *testing.T) {
 	assert.Empty(t, f.requests())
 }
 
-func TestNoAPIKeyIsRefusedBeforeSending(t *testing.T) {
+func TestSimpleLoginNoAPIKeyIsRefusedBeforeSending(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{}`))
 	_, err := simplelogin.NewClient(simplelogin.WithBaseURL(f.srv.URL)).UserInfo(context.Background())
 	require.ErrorIs(t, err, simplelogin.ErrNoAPIKey)
 	assert.Empty(t, f.requests())
 }
 
-func TestBaseURLWithAPISuffixIsAccepted(t *testing.T) {
+func TestSimpleLoginBaseURLWithAPISuffixIsAccepted(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{"name":"","email":"a@example.com"}`))
 	c := simplelogin.NewClient(simplelogin.WithAPIKey(testKey), simplelogin.WithBaseURL(f.srv.URL+"/api/"),
 		simplelogin.WithHTTPClient(&http.Client{}), simplelogin.WithTimeout(time.Second))
@@ -511,7 +511,7 @@ func pageOf(first int64, n int, note func(id int64) string) []string {
 	return out
 }
 
-func TestFindByNotePagesThroughSearchResults(t *testing.T) {
+func TestSimpleLoginFindByNotePagesThroughSearchResults(t *testing.T) {
 	const marker = "crmflow:alias/a1"
 	// The server's search is a superset (ILIKE and full text): pages 0 and 1
 	// are full of near misses, and the marked alias comes on the short page 2.
@@ -548,7 +548,7 @@ func TestFindByNotePagesThroughSearchResults(t *testing.T) {
 	}
 }
 
-func TestFindByNotePrefersTheOldestOfDuplicates(t *testing.T) {
+func TestSimpleLoginFindByNotePrefersTheOldestOfDuplicates(t *testing.T) {
 	const marker = "crmflow:alias/a1"
 	f := newFake(t, answer(http.StatusOK, nil, listOf(
 		aliasJSON(30, "newer@sl.test", true, marker),
@@ -560,7 +560,7 @@ func TestFindByNotePrefersTheOldestOfDuplicates(t *testing.T) {
 	assert.Equal(t, int64(12), a.ID)
 }
 
-func TestFindByNoteNotFound(t *testing.T) {
+func TestSimpleLoginFindByNoteNotFound(t *testing.T) {
 	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("page_id") == "0" {
 			answer(http.StatusOK, nil, listOf(pageOf(40, simplelogin.PageSize, func(int64) string { return "crmflow:alias/a10" })...))(w, r)
@@ -573,7 +573,7 @@ func TestFindByNoteNotFound(t *testing.T) {
 	assert.Len(t, f.requests(), 2, "a full page is followed by the next, the empty one ends it")
 }
 
-func TestFindByNotePassesErrorsOn(t *testing.T) {
+func TestSimpleLoginFindByNotePassesErrorsOn(t *testing.T) {
 	f := newFake(t, answer(http.StatusTooManyRequests, nil, `{"error":"Rate limit exceeded"}`))
 	_, err := f.client().FindByNote(context.Background(), "crmflow:alias/a1")
 	var slErr *simplelogin.Error
@@ -615,7 +615,7 @@ func (s *statefulAlias) handler(t *testing.T) http.HandlerFunc {
 	}
 }
 
-func TestSetEnabledDoesNotToggleWhenAlreadyInState(t *testing.T) {
+func TestSimpleLoginSetEnabledDoesNotToggleWhenAlreadyInState(t *testing.T) {
 	for _, want := range []bool{true, false} {
 		s := &statefulAlias{enabled: want}
 		f := newFake(t, s.handler(t))
@@ -627,7 +627,7 @@ func TestSetEnabledDoesNotToggleWhenAlreadyInState(t *testing.T) {
 	}
 }
 
-func TestSetEnabledTogglesOnceWhenNeeded(t *testing.T) {
+func TestSimpleLoginSetEnabledTogglesOnceWhenNeeded(t *testing.T) {
 	for _, want := range []bool{true, false} {
 		s := &statefulAlias{enabled: !want}
 		f := newFake(t, s.handler(t))
@@ -644,7 +644,7 @@ func TestSetEnabledTogglesOnceWhenNeeded(t *testing.T) {
 	}
 }
 
-func TestSetEnabledRereadsWhenSomeoneElseFlippedInBetween(t *testing.T) {
+func TestSimpleLoginSetEnabledRereadsWhenSomeoneElseFlippedInBetween(t *testing.T) {
 	s := &statefulAlias{enabled: true, beforeToggle: func(s *statefulAlias) { s.enabled = !s.enabled }}
 	f := newFake(t, s.handler(t))
 	a, err := f.client().SetEnabled(context.Background(), 42, false)
@@ -654,14 +654,14 @@ func TestSetEnabledRereadsWhenSomeoneElseFlippedInBetween(t *testing.T) {
 	assert.Equal(t, 2, s.toggles, "our first toggle undid the other flip; the second reaches the state")
 }
 
-func TestSetEnabledUnknownAliasIsNotFound(t *testing.T) {
+func TestSimpleLoginSetEnabledUnknownAliasIsNotFound(t *testing.T) {
 	f := newFake(t, answer(http.StatusBadRequest, nil, `{"error":"Unknown error"}`))
 	_, err := f.client().SetEnabled(context.Background(), 42, true)
 	require.ErrorIs(t, err, simplelogin.ErrAliasNotFound)
 	assert.Equal(t, "GET", f.only(t).Method, "no toggle of an alias that does not exist")
 }
 
-func TestSetEnabledAliasDeletedBetweenReadAndToggleIsNotFound(t *testing.T) {
+func TestSimpleLoginSetEnabledAliasDeletedBetweenReadAndToggleIsNotFound(t *testing.T) {
 	gets := 0
 	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
@@ -681,7 +681,7 @@ func TestSetEnabledAliasDeletedBetweenReadAndToggleIsNotFound(t *testing.T) {
 	assert.Len(t, f.requests(), 3)
 }
 
-func TestDeleteIfExists(t *testing.T) {
+func TestSimpleLoginDeleteIfExists(t *testing.T) {
 	type step struct {
 		method string
 		status int
@@ -750,7 +750,7 @@ func (m *memRecorder) Record(_ context.Context, c simplelogin.Call) error {
 	return nil
 }
 
-func TestConsoleModeSendsNothingAndAnswersFromMemory(t *testing.T) {
+func TestSimpleLoginConsoleModeSendsNothingAndAnswersFromMemory(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{}`))
 	rec := &memRecorder{}
 	// Key and URL are set on purpose: console mode must win over both.
@@ -823,7 +823,7 @@ func TestConsoleModeSendsNothingAndAnswersFromMemory(t *testing.T) {
 	assert.Nil(t, rec.calls[0].Body)
 }
 
-func TestConsoleRecorderErrorFailsTheCall(t *testing.T) {
+func TestSimpleLoginConsoleRecorderErrorFailsTheCall(t *testing.T) {
 	c := simplelogin.NewConsole(recorderFunc(func(context.Context, simplelogin.Call) error { return errors.New("disk full") }))
 	_, err := c.CreateRandomAlias(context.Background(), simplelogin.RandomAliasParams{})
 	require.ErrorContains(t, err, "disk full")
@@ -833,7 +833,7 @@ type recorderFunc func(context.Context, simplelogin.Call) error
 
 func (f recorderFunc) Record(ctx context.Context, c simplelogin.Call) error { return f(ctx, c) }
 
-func TestLogRecorderLogsTheCall(t *testing.T) {
+func TestSimpleLoginLogRecorderLogsTheCall(t *testing.T) {
 	var buf bytes.Buffer
 	logger := slog.New(slog.NewJSONHandler(&buf, nil))
 	c := simplelogin.NewClient(simplelogin.WithAPIKey(testKey), simplelogin.WithConsole(simplelogin.LogRecorder{Logger: logger}))
