@@ -157,8 +157,10 @@ func (s *referralSuite) ineligible(reason string) {
 	s.Empty(s.notified)
 }
 
-func (s *referralSuite) TestSelfReferralIsIneligible()  { s.ineligible("self-referral") }
-func (s *referralSuite) TestNotFirstOrderIsIneligible() { s.ineligible("order o1 is not the referred customer's first paid order") }
+func (s *referralSuite) TestSelfReferralIsIneligible() { s.ineligible("self-referral") }
+func (s *referralSuite) TestNotFirstOrderIsIneligible() {
+	s.ineligible("order o1 is not the referred customer's first paid order")
+}
 func (s *referralSuite) TestAlreadyRewardedIsIneligible() {
 	s.ineligible("already rewarded")
 }
