@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	svix "github.com/svix/svix-webhooks/go"
 
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/starter"
@@ -51,6 +52,8 @@ type Deps struct {
 // WebhookOptions are the webhook endpoints' secrets and limits.
 type WebhookOptions struct {
 	StripeSecret string
+	// ClerkSecret is the Svix signing secret (whsec_ + base64) of Clerk.
+	ClerkSecret string
 	// Tolerance is how far a signature's timestamp may be from now.
 	Tolerance time.Duration
 	// MaxBodyBytes bounds a webhook body; larger gets 413.
@@ -60,13 +63,15 @@ type WebhookOptions struct {
 // Server routes every endpoint crmflow serves.
 type Server struct {
 	deps    Deps
+	clerk   *svix.Webhook
 	mux     *http.ServeMux
 	metrics *httpMetrics
 }
 
 // NewServer builds the server and its routes.
 func NewServer(deps Deps) *Server {
-	s := &Server{deps: deps, mux: http.NewServeMux(), metrics: newHTTPMetrics(deps.Registry)}
+	s := &Server{deps: deps, mux: http.NewServeMux(), metrics: newHTTPMetrics(deps.Registry),
+		clerk: newClerkVerifier(deps.Webhooks.ClerkSecret)}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{Registry: deps.Registry}))
@@ -74,6 +79,7 @@ func NewServer(deps Deps) *Server {
 		return s
 	}
 	s.mux.HandleFunc("POST /webhooks/stripe", s.stripeWebhook)
+	s.mux.HandleFunc("POST /webhooks/clerk", s.clerkWebhook)
 	api := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.requireToken(h)) }
 	api("POST /v1/orders/{orderID}/confirmation", s.startOrderConfirmation)
 	api("POST /v1/referrals/{referralID}/reward", s.startReferralReward)

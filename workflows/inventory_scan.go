@@ -95,14 +95,15 @@ func InventoryScan(ctx workflow.Context, in InventoryScanInput) (*InventoryScanR
 			activities.ChangedStockLevelsInput{Limit: limit}).Get(ctx, &changed); err != nil {
 			return nil, err
 		}
-		if len(changed.Levels) == 0 {
+		levels := changed.Levels
+		if len(levels) == 0 {
 			break
 		}
 
 		setStep("signal")
 		var sent activities.SignalStockLevelsOutput
 		if err := workflow.ExecuteActivity(signalCtx, inventory.SignalStockLevels,
-			activities.SignalStockLevelsInput{Levels: changed.Levels}).Get(ctx, &sent); err != nil {
+			activities.SignalStockLevelsInput{Levels: levels}).Get(ctx, &sent); err != nil {
 			return nil, err
 		}
 		res.Signalled += sent.Signalled
@@ -111,10 +112,10 @@ func InventoryScan(ctx workflow.Context, in InventoryScanInput) (*InventoryScanR
 		setStep("mark-signalled")
 		// Rejected SKUs are marked too: they fail the same way every time.
 		if err := workflow.ExecuteActivity(storeCtx, inventory.MarkStockSignalled,
-			activities.MarkStockSignalledInput{Levels: changed.Levels}).Get(ctx, nil); err != nil {
+			activities.MarkStockSignalledInput{Levels: levels}).Get(ctx, nil); err != nil {
 			return nil, err
 		}
-		if len(changed.Levels) < limit {
+		if len(levels) < limit {
 			break
 		}
 	}

@@ -39,7 +39,7 @@ func (f *fakeInventory) changed(_ context.Context, in activities.ChangedStockLev
 	out := &activities.ChangedStockLevelsOutput{}
 	for _, sku := range f.order {
 		if last, ok := f.signalled[sku]; (!ok || last != f.levels[sku]) && len(out.Levels) < in.Limit {
-			out.Levels = append(out.Levels, activities.SKULevel{SKU: sku, Level: f.levels[sku], ChangedAt: t0})
+			out.Levels = append(out.Levels, activities.SKULevel{SKU: sku, Level: f.levels[sku], ChangedAt: stockT0})
 		}
 	}
 	return out, nil

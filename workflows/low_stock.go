@@ -327,7 +327,7 @@ func (w *lowStock) act(ctx workflow.Context) error {
 		case s.Alert == StockOK && low:
 			// A low level inside the cooldown is not dropped: it alerts when
 			// the cooldown ends if it is still low then.
-			s.Alert, s.AlertAt = StockLowPending, later(now.Add(cfg.Debounce), s.CooldownUntil)
+			s.Alert, s.AlertAt = StockLowPending, laterTime(now.Add(cfg.Debounce), s.CooldownUntil)
 		case s.Alert == StockLowPending && !low:
 			// Recovered before the alert: flapping costs nothing.
 			s.Alert, s.AlertAt = StockOK, time.Time{}
@@ -344,7 +344,7 @@ func (w *lowStock) act(ctx workflow.Context) error {
 			// Everyone who was told it is low is told it is back.
 			audience := cfg.Audience
 			if s.Alert == StockEscalated {
-				audience = union(audience, cfg.EscalationAudience)
+				audience = unionIDs(audience, cfg.EscalationAudience)
 			}
 			if err := w.notify(ctx, "notify-restocked", KnockRestocked, audience); err != nil {
 				return err
@@ -429,15 +429,15 @@ func (w *lowStock) setStep(ctx workflow.Context, step string) {
 	}
 }
 
-func later(a, b time.Time) time.Time {
+func laterTime(a, b time.Time) time.Time {
 	if b.After(a) {
 		return b
 	}
 	return a
 }
 
-// union is a followed by b's ids not in a, in order.
-func union(a, b []string) []string {
+// unionIDs is a followed by b's ids not in a, in order.
+func unionIDs(a, b []string) []string {
 	out := slices.Clone(a)
 	for _, id := range b {
 		if !slices.Contains(out, id) {

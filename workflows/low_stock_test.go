@@ -26,11 +26,11 @@ const (
 	stockWorkflowID = "low-stock/SKU-1"
 )
 
-// t0 is the test workflow's start; times below are offsets from it.
-var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+// stockT0 is the test workflow's start; times below are offsets from it.
+var stockT0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 
-// notice is one Knock trigger, as the assertions compare it.
-type notice struct {
+// stockNotice is one Knock trigger, as the assertions compare it.
+type stockNotice struct {
 	Key        string
 	Recipients []string
 	At         time.Duration
@@ -44,7 +44,7 @@ type lowStockSuite struct {
 	env      *testsuite.TestWorkflowEnvironment
 	settings activities.StockSettings
 	loads    int
-	notified []notice
+	notified []stockNotice
 	decided  []activities.DecideDeadLetterInput
 }
 
@@ -52,7 +52,7 @@ func TestLowStockAlert(t *testing.T) { suite.Run(t, new(lowStockSuite)) }
 
 func (s *lowStockSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
-	s.env.SetStartTime(t0)
+	s.env.SetStartTime(stockT0)
 	s.env.SetStartWorkflowOptions(clientStartOptions(stockWorkflowID))
 	s.env.RegisterWorkflow(workflows.LowStockAlert)
 	s.env.RegisterActivity(inventory)
@@ -80,9 +80,9 @@ func (s *lowStockSuite) defaults() {
 		func(_ context.Context, in activities.NotifyInput) (*activities.NotifyOutput, error) {
 			level, ok := in.Data["level"].(float64)
 			s.True(ok, "level is %T", in.Data["level"])
-			s.notified = append(s.notified, notice{
+			s.notified = append(s.notified, stockNotice{
 				Key: in.Workflow + " " + in.IdempotencyKey, Recipients: in.Recipients,
-				At: s.env.Now().Sub(t0), Level: level,
+				At: s.env.Now().Sub(stockT0), Level: level,
 			})
 			return &activities.NotifyOutput{WorkflowRunID: "run"}, nil
 		}).Maybe()
@@ -96,12 +96,12 @@ func (s *lowStockSuite) defaults() {
 
 func (s *lowStockSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
 
-var eventSeq int
+var stockEventSeq int
 
 // level sends a fresh observation at offset at, observed at that moment.
 func (s *lowStockSuite) level(at time.Duration, level int) {
-	eventSeq++
-	s.signal(at, workflows.StockLevel{Level: level, ObservedAt: t0.Add(at), EventID: fmt.Sprintf("evt-%d", eventSeq)})
+	stockEventSeq++
+	s.signal(at, workflows.StockLevel{Level: level, ObservedAt: stockT0.Add(at), EventID: fmt.Sprintf("evt-%d", stockEventSeq)})
 }
 
 func (s *lowStockSuite) signal(at time.Duration, sl workflows.StockLevel) {
@@ -155,7 +155,7 @@ func (s *lowStockSuite) runToContinueAsNew(in workflows.LowStockInput) workflows
 	return next
 }
 
-func key(step string, episode int) string {
+func stockKey(step string, episode int) string {
 	knockKey := map[string]string{
 		"notify-low-stock": workflows.KnockLowStock, "notify-escalation": workflows.KnockLowStockEscalation,
 		"notify-restocked": workflows.KnockRestocked,
@@ -173,7 +173,7 @@ func (s *lowStockSuite) TestSingleAlertAfterDebounce() {
 	s.level(30*time.Minute, 2)
 	s.level(40*time.Minute, 5)
 	s.run(time.Hour)
-	s.Equal([]notice{{Key: key("notify-low-stock", 1), Recipients: []string{"ops"}, At: 12 * time.Minute, Level: 3}}, s.notified)
+	s.Equal([]stockNotice{{Key: stockKey("notify-low-stock", 1), Recipients: []string{"ops"}, At: 12 * time.Minute, Level: 3}}, s.notified)
 }
 
 func (s *lowStockSuite) TestFlappingInsideDebounceAlertsAtMostOnce() {
@@ -183,7 +183,7 @@ func (s *lowStockSuite) TestFlappingInsideDebounceAlertsAtMostOnce() {
 	s.expectStatus(25*time.Minute, workflows.StockOK, "level 6")
 	s.level(30*time.Minute, 4) // and now it stays low
 	s.run(2 * time.Hour)
-	s.Equal([]notice{{Key: key("notify-low-stock", 1), Recipients: []string{"ops"}, At: 40 * time.Minute, Level: 4}}, s.notified)
+	s.Equal([]stockNotice{{Key: stockKey("notify-low-stock", 1), Recipients: []string{"ops"}, At: 40 * time.Minute, Level: 4}}, s.notified)
 }
 
 func (s *lowStockSuite) TestCooldownDelaysTheNextAlert() {
@@ -196,11 +196,11 @@ func (s *lowStockSuite) TestCooldownDelaysTheNextAlert() {
 	s.level(100*time.Minute, 9) // ...and back before it ends: no alert
 	s.expectStatus(3*time.Hour, workflows.StockOK, "level 9")
 	s.run(4 * time.Hour)
-	s.Equal([]notice{
-		{Key: key("notify-low-stock", 1), Recipients: []string{"ops"}, At: 11 * time.Minute, Level: 4},
-		{Key: key("notify-restocked", 1), Recipients: []string{"ops"}, At: 20 * time.Minute, Level: 20},
-		{Key: key("notify-low-stock", 2), Recipients: []string{"ops"}, At: 71 * time.Minute, Level: 3},
-		{Key: key("notify-restocked", 2), Recipients: []string{"ops"}, At: 80 * time.Minute, Level: 20},
+	s.Equal([]stockNotice{
+		{Key: stockKey("notify-low-stock", 1), Recipients: []string{"ops"}, At: 11 * time.Minute, Level: 4},
+		{Key: stockKey("notify-restocked", 1), Recipients: []string{"ops"}, At: 20 * time.Minute, Level: 20},
+		{Key: stockKey("notify-low-stock", 2), Recipients: []string{"ops"}, At: 71 * time.Minute, Level: 3},
+		{Key: stockKey("notify-restocked", 2), Recipients: []string{"ops"}, At: 80 * time.Minute, Level: 20},
 	}, s.notified)
 }
 
@@ -212,10 +212,10 @@ func (s *lowStockSuite) TestEscalationOnceThenRestockedToBoth() {
 	s.level(170*time.Minute, 0)
 	s.level(3*time.Hour, 30)
 	s.run(6 * time.Hour)
-	s.Equal([]notice{
-		{Key: key("notify-low-stock", 1), Recipients: []string{"ops"}, At: 11 * time.Minute, Level: 4},
-		{Key: key("notify-escalation", 1), Recipients: []string{"boss"}, At: 131 * time.Minute, Level: 1},
-		{Key: key("notify-restocked", 1), Recipients: []string{"ops", "boss"}, At: 3 * time.Hour, Level: 30},
+	s.Equal([]stockNotice{
+		{Key: stockKey("notify-low-stock", 1), Recipients: []string{"ops"}, At: 11 * time.Minute, Level: 4},
+		{Key: stockKey("notify-escalation", 1), Recipients: []string{"boss"}, At: 131 * time.Minute, Level: 1},
+		{Key: stockKey("notify-restocked", 1), Recipients: []string{"ops", "boss"}, At: 3 * time.Hour, Level: 30},
 	}, s.notified)
 }
 
@@ -224,9 +224,9 @@ func (s *lowStockSuite) TestEscalationWaitsForALowLevel() {
 	s.level(time.Hour, 7)   // above the threshold, not restocked
 	s.level(3*time.Hour, 5) // low again, past the deadline: escalate now
 	s.run(4 * time.Hour)
-	s.Equal([]notice{
-		{Key: key("notify-low-stock", 1), Recipients: []string{"ops"}, At: 11 * time.Minute, Level: 4},
-		{Key: key("notify-escalation", 1), Recipients: []string{"boss"}, At: 3 * time.Hour, Level: 5},
+	s.Equal([]stockNotice{
+		{Key: stockKey("notify-low-stock", 1), Recipients: []string{"ops"}, At: 11 * time.Minute, Level: 4},
+		{Key: stockKey("notify-escalation", 1), Recipients: []string{"boss"}, At: 3 * time.Hour, Level: 5},
 	}, s.notified)
 }
 
@@ -234,7 +234,7 @@ func (s *lowStockSuite) TestNoEscalationWithoutAudience() {
 	s.settings.EscalationAudience = []string{}
 	s.level(time.Minute, 4)
 	s.run(10 * time.Hour)
-	s.Equal([]notice{{Key: key("notify-low-stock", 1), Recipients: []string{"ops"}, At: 11 * time.Minute, Level: 4}}, s.notified)
+	s.Equal([]stockNotice{{Key: stockKey("notify-low-stock", 1), Recipients: []string{"ops"}, At: 11 * time.Minute, Level: 4}}, s.notified)
 }
 
 func (s *lowStockSuite) TestRestockedNeedsMoreThanHysteresis() {
@@ -246,26 +246,26 @@ func (s *lowStockSuite) TestRestockedNeedsMoreThanHysteresis() {
 	s.level(40*time.Minute, 12)
 	s.expectStatus(41*time.Minute, workflows.StockOK, "level 12")
 	s.run(4 * time.Hour)
-	s.Equal([]notice{
-		{Key: key("notify-low-stock", 1), Recipients: []string{"ops"}, At: 11 * time.Minute, Level: 4},
-		{Key: key("notify-restocked", 1), Recipients: []string{"ops"}, At: 30 * time.Minute, Level: 9},
+	s.Equal([]stockNotice{
+		{Key: stockKey("notify-low-stock", 1), Recipients: []string{"ops"}, At: 11 * time.Minute, Level: 4},
+		{Key: stockKey("notify-restocked", 1), Recipients: []string{"ops"}, At: 30 * time.Minute, Level: 9},
 	}, s.notified)
 }
 
 func (s *lowStockSuite) TestOutOfOrderAndDuplicateSignals() {
-	s.signal(time.Minute, workflows.StockLevel{Level: 3, ObservedAt: t0.Add(time.Minute), EventID: "e1"})
+	s.signal(time.Minute, workflows.StockLevel{Level: 3, ObservedAt: stockT0.Add(time.Minute), EventID: "e1"})
 	// Older than the newest observation: ignored for the level, but seen.
-	s.signal(2*time.Minute, workflows.StockLevel{Level: 20, ObservedAt: t0.Add(30 * time.Second), EventID: "e2"})
+	s.signal(2*time.Minute, workflows.StockLevel{Level: 20, ObservedAt: stockT0.Add(30 * time.Second), EventID: "e2"})
 	// A redelivered id, even with a newer time: ignored.
-	s.signal(3*time.Minute, workflows.StockLevel{Level: 20, ObservedAt: t0.Add(3 * time.Minute), EventID: "e1"})
+	s.signal(3*time.Minute, workflows.StockLevel{Level: 20, ObservedAt: stockT0.Add(3 * time.Minute), EventID: "e1"})
 	s.expectStatus(5*time.Minute, workflows.StockLowPending, "level 3")
-	s.signal(20*time.Minute, workflows.StockLevel{Level: 20, ObservedAt: t0.Add(20 * time.Minute), EventID: "e2"})
+	s.signal(20*time.Minute, workflows.StockLevel{Level: 20, ObservedAt: stockT0.Add(20 * time.Minute), EventID: "e2"})
 	s.expectStatus(20*time.Minute+time.Second, workflows.StockAlerted, "level 3")
-	s.signal(21*time.Minute, workflows.StockLevel{Level: 20, ObservedAt: t0.Add(21 * time.Minute), EventID: "e3"})
+	s.signal(21*time.Minute, workflows.StockLevel{Level: 20, ObservedAt: stockT0.Add(21 * time.Minute), EventID: "e3"})
 	s.run(time.Hour)
-	s.Equal([]notice{
-		{Key: key("notify-low-stock", 1), Recipients: []string{"ops"}, At: 11 * time.Minute, Level: 3},
-		{Key: key("notify-restocked", 1), Recipients: []string{"ops"}, At: 21 * time.Minute, Level: 20},
+	s.Equal([]stockNotice{
+		{Key: stockKey("notify-low-stock", 1), Recipients: []string{"ops"}, At: 11 * time.Minute, Level: 3},
+		{Key: stockKey("notify-restocked", 1), Recipients: []string{"ops"}, At: 21 * time.Minute, Level: 20},
 	}, s.notified)
 }
 
@@ -275,28 +275,28 @@ func (s *lowStockSuite) TestSettingsReloadedWhenStale() {
 	s.level(20*time.Minute, 8) // settings are 20m old: reloaded, now low
 	s.run(time.Hour)
 	s.Equal(2, s.loads)
-	s.Equal([]notice{{Key: key("notify-low-stock", 1), Recipients: []string{"ops"}, At: 30 * time.Minute, Level: 8}}, s.notified)
+	s.Equal([]stockNotice{{Key: stockKey("notify-low-stock", 1), Recipients: []string{"ops"}, At: 30 * time.Minute, Level: 8}}, s.notified)
 }
 
 func (s *lowStockSuite) TestContinueAsNewCarriesState() {
-	s.signal(time.Minute, workflows.StockLevel{Level: 4, ObservedAt: t0.Add(time.Minute), EventID: "e1"})
+	s.signal(time.Minute, workflows.StockLevel{Level: 4, ObservedAt: stockT0.Add(time.Minute), EventID: "e1"})
 	s.env.RegisterDelayedCallback(func() {
 		s.env.SetCurrentHistoryLength(51)
 		// Delivered together: the first wakes the run, which continues as
 		// new and must not lose the other two.
-		s.env.SignalWorkflow(workflows.StockLevelSignal, workflows.StockLevel{Level: 3, ObservedAt: t0.Add(20 * time.Minute), EventID: "e2"})
-		s.env.SignalWorkflow(workflows.StockLevelSignal, workflows.StockLevel{Level: 2, ObservedAt: t0.Add(21 * time.Minute), EventID: "e3"})
-		s.env.SignalWorkflow(workflows.StockLevelSignal, workflows.StockLevel{Level: 9, ObservedAt: t0.Add(22 * time.Minute), EventID: "e1"})
+		s.env.SignalWorkflow(workflows.StockLevelSignal, workflows.StockLevel{Level: 3, ObservedAt: stockT0.Add(20 * time.Minute), EventID: "e2"})
+		s.env.SignalWorkflow(workflows.StockLevelSignal, workflows.StockLevel{Level: 2, ObservedAt: stockT0.Add(21 * time.Minute), EventID: "e3"})
+		s.env.SignalWorkflow(workflows.StockLevelSignal, workflows.StockLevel{Level: 9, ObservedAt: stockT0.Add(22 * time.Minute), EventID: "e1"})
 	}, 20*time.Minute)
 	next := s.runToContinueAsNew(workflows.LowStockInput{SKU: stockSKU, MaxHistoryEvents: 50})
-	s.Equal([]notice{{Key: key("notify-low-stock", 1), Recipients: []string{"ops"}, At: 11 * time.Minute, Level: 4}}, s.notified)
+	s.Equal([]stockNotice{{Key: stockKey("notify-low-stock", 1), Recipients: []string{"ops"}, At: 11 * time.Minute, Level: 4}}, s.notified)
 	s.Equal(stockSKU, next.SKU)
 	s.Equal(50, next.MaxHistoryEvents)
 	s.Require().NotNil(next.State)
 	st := *next.State
-	s.True(st.ObservedAt.Equal(t0.Add(21*time.Minute)), "observed at %s", st.ObservedAt)
-	s.True(st.EscalateAt.Equal(t0.Add(131*time.Minute)), "escalate at %s", st.EscalateAt)
-	s.True(st.CooldownUntil.Equal(t0.Add(71*time.Minute)), "cooldown until %s", st.CooldownUntil)
+	s.True(st.ObservedAt.Equal(stockT0.Add(21*time.Minute)), "observed at %s", st.ObservedAt)
+	s.True(st.EscalateAt.Equal(stockT0.Add(131*time.Minute)), "escalate at %s", st.EscalateAt)
+	s.True(st.CooldownUntil.Equal(stockT0.Add(71*time.Minute)), "cooldown until %s", st.CooldownUntil)
 	st.ObservedAt, st.EscalateAt, st.CooldownUntil = time.Time{}, time.Time{}, time.Time{}
 	s.Equal(workflows.LowStockState{
 		Known: true, Level: 2, Alert: workflows.StockAlerted, Episode: 1, Seen: []string{"e1", "e2", "e3"},
@@ -307,31 +307,31 @@ func (s *lowStockSuite) TestContinueAsNewWhenSuggestedKeepsPendingDeadline() {
 	s.level(time.Minute, 4) // alert due at 11m
 	s.env.RegisterDelayedCallback(func() {
 		s.env.SetContinueAsNewSuggested(true)
-		s.env.SignalWorkflow(workflows.StockLevelSignal, workflows.StockLevel{Level: 3, ObservedAt: t0.Add(5 * time.Minute), EventID: "e2"})
+		s.env.SignalWorkflow(workflows.StockLevelSignal, workflows.StockLevel{Level: 3, ObservedAt: stockT0.Add(5 * time.Minute), EventID: "e2"})
 	}, 5*time.Minute)
 	next := s.runToContinueAsNew(workflows.LowStockInput{SKU: stockSKU})
 	s.Empty(s.notified)
 	s.Zero(next.MaxHistoryEvents, "the default is not frozen into the chain")
 	s.Require().NotNil(next.State)
 	s.Equal(workflows.StockLowPending, next.State.Alert)
-	s.True(next.State.AlertAt.Equal(t0.Add(11*time.Minute)), "alert at %s", next.State.AlertAt)
+	s.True(next.State.AlertAt.Equal(stockT0.Add(11*time.Minute)), "alert at %s", next.State.AlertAt)
 }
 
 func (s *lowStockSuite) TestResumesFromCarriedState() {
 	in := workflows.LowStockInput{SKU: stockSKU, State: &workflows.LowStockState{
-		Known: true, Level: 2, ObservedAt: t0.Add(-time.Hour), Alert: workflows.StockAlerted, Episode: 4,
-		EscalateAt: t0.Add(30 * time.Minute), CooldownUntil: t0.Add(10 * time.Minute), Seen: []string{"old"},
+		Known: true, Level: 2, ObservedAt: stockT0.Add(-time.Hour), Alert: workflows.StockAlerted, Episode: 4,
+		EscalateAt: stockT0.Add(30 * time.Minute), CooldownUntil: stockT0.Add(10 * time.Minute), Seen: []string{"old"},
 	}}
 	s.expectStatus(time.Minute, workflows.StockAlerted, "level 2")
 	// Seen by the previous run: ignored.
-	s.signal(10*time.Minute, workflows.StockLevel{Level: 20, ObservedAt: t0.Add(10 * time.Minute), EventID: "old"})
+	s.signal(10*time.Minute, workflows.StockLevel{Level: 20, ObservedAt: stockT0.Add(10 * time.Minute), EventID: "old"})
 	s.level(40*time.Minute, 20)
 	s.level(50*time.Minute, 1)
 	s.runUntil(2*time.Hour, in)
-	s.Equal([]notice{
-		{Key: key("notify-escalation", 4), Recipients: []string{"boss"}, At: 30 * time.Minute, Level: 2},
-		{Key: key("notify-restocked", 4), Recipients: []string{"ops", "boss"}, At: 40 * time.Minute, Level: 20},
-		{Key: key("notify-low-stock", 5), Recipients: []string{"ops"}, At: 60 * time.Minute, Level: 1},
+	s.Equal([]stockNotice{
+		{Key: stockKey("notify-escalation", 4), Recipients: []string{"boss"}, At: 30 * time.Minute, Level: 2},
+		{Key: stockKey("notify-restocked", 4), Recipients: []string{"ops", "boss"}, At: 40 * time.Minute, Level: 20},
+		{Key: stockKey("notify-low-stock", 5), Recipients: []string{"ops"}, At: 60 * time.Minute, Level: 1},
 	}, s.notified)
 }
 
@@ -339,12 +339,12 @@ func (s *lowStockSuite) TestSeenSetIsBounded() {
 	s.env.RegisterDelayedCallback(func() {
 		for i := range 300 {
 			s.env.SignalWorkflow(workflows.StockLevelSignal,
-				workflows.StockLevel{Level: 50, ObservedAt: t0.Add(time.Minute), EventID: fmt.Sprintf("id-%d", i)})
+				workflows.StockLevel{Level: 50, ObservedAt: stockT0.Add(time.Minute), EventID: fmt.Sprintf("id-%d", i)})
 		}
 	}, time.Minute)
 	s.env.RegisterDelayedCallback(func() {
 		s.env.SetCurrentHistoryLength(10_000)
-		s.env.SignalWorkflow(workflows.StockLevelSignal, workflows.StockLevel{Level: 50, ObservedAt: t0.Add(2 * time.Minute), EventID: "last"})
+		s.env.SignalWorkflow(workflows.StockLevelSignal, workflows.StockLevel{Level: 50, ObservedAt: stockT0.Add(2 * time.Minute), EventID: "last"})
 	}, 2*time.Minute)
 	next := s.runToContinueAsNew(workflows.LowStockInput{SKU: stockSKU})
 	seen := next.State.Seen
@@ -374,7 +374,7 @@ func (s *lowStockSuite) TestFailedAlertParksThenRetriesWithSameKey() {
 		s.Equal("await-stock-level", st.Step)
 	}, 30*time.Minute)
 	s.run(time.Hour)
-	s.Equal([]notice{{Key: key("notify-low-stock", 1), Recipients: []string{"ops"}, At: 20 * time.Minute, Level: 4}}, s.notified)
+	s.Equal([]stockNotice{{Key: stockKey("notify-low-stock", 1), Recipients: []string{"ops"}, At: 20 * time.Minute, Level: 4}}, s.notified)
 	s.Equal([]activities.DecideDeadLetterInput{
 		{DeadLetterID: 7, Status: "retrying", Operator: "ops@x"},
 		{DeadLetterID: 7, Status: "resolved"},

@@ -116,6 +116,7 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		deps.APITokens = revealAll(cfg.APITokens)
 		deps.Webhooks = webhooks.WebhookOptions{
 			StripeSecret: cfg.Stripe.WebhookSecret.Reveal(),
+			ClerkSecret:  cfg.Clerk.WebhookSecret.Reveal(),
 			Tolerance:    cfg.Webhooks.Tolerance,
 			MaxBodyBytes: cfg.Webhooks.MaxBodyBytes,
 		}
