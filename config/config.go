@@ -55,6 +55,7 @@ type Config struct {
 	Webhooks  WebhooksConfig  `mapstructure:"webhooks" yaml:"webhooks"`
 	Orders    OrdersConfig    `mapstructure:"orders" yaml:"orders"`
 	Referrals ReferralsConfig `mapstructure:"referrals" yaml:"referrals"`
+	Inventory InventoryConfig `mapstructure:"inventory" yaml:"inventory"`
 
 	Stripe      StripeConfig   `mapstructure:"stripe" yaml:"stripe"`
 	Clerk       ClerkConfig    `mapstructure:"clerk" yaml:"clerk"`
@@ -112,6 +113,20 @@ type ReferralsConfig struct {
 	ClawbackWindow time.Duration `mapstructure:"clawback_window" yaml:"clawback_window"`
 }
 
+// InventoryConfig holds the low-stock defaults (each SKU may override them
+// in the products table) and the inventory scan's interval.
+type InventoryConfig struct {
+	ScanInterval       time.Duration `mapstructure:"scan_interval" yaml:"scan_interval"`
+	Debounce           time.Duration `mapstructure:"debounce" yaml:"debounce"`
+	Cooldown           time.Duration `mapstructure:"cooldown" yaml:"cooldown"`
+	EscalateAfter      time.Duration `mapstructure:"escalate_after" yaml:"escalate_after"`
+	AlertAudience      []string      `mapstructure:"alert_audience" yaml:"alert_audience"`
+	EscalationAudience []string      `mapstructure:"escalation_audience" yaml:"escalation_audience"`
+	// CoalesceWindow is how long the edge gathers stock updates of one SKU
+	// before handing the latest to its workflow.
+	CoalesceWindow time.Duration `mapstructure:"coalesce_window" yaml:"coalesce_window"`
+}
+
 // StripeConfig holds Stripe's API key, webhook secret and base URL.
 type StripeConfig struct {
 	SecretKey     Secret `mapstructure:"secret_key" yaml:"secret_key"`
@@ -157,6 +172,13 @@ var defaults = map[string]any{
 	"referrals.refund_window":       "336h",
 	"referrals.minimum_order_cents": 1000,
 	"referrals.clawback_window":     "2160h",
+	"inventory.scan_interval":       "15m",
+	"inventory.debounce":            "5m",
+	"inventory.cooldown":            "1h",
+	"inventory.escalate_after":      "24h",
+	"inventory.alert_audience":      "crmflow-operators",
+	"inventory.escalation_audience": "crmflow-operators",
+	"inventory.coalesce_window":     "1s",
 	"stripe.secret_key":             "",
 	"stripe.webhook_secret":         "",
 	"stripe.api_url":                "https://api.stripe.com",
@@ -377,6 +399,19 @@ func (c *Config) validate(problems []string) error {
 	}
 	if c.Referrals.ClawbackWindow < 0 {
 		add("referrals.clawback_window", "must not be negative, got %s", c.Referrals.ClawbackWindow)
+	}
+	for key, d := range map[string]time.Duration{
+		"inventory.scan_interval": c.Inventory.ScanInterval, "inventory.escalate_after": c.Inventory.EscalateAfter,
+		"inventory.coalesce_window": c.Inventory.CoalesceWindow,
+	} {
+		if d <= 0 {
+			add(key, "must be a positive duration, got %s", d)
+		}
+	}
+	for key, d := range map[string]time.Duration{"inventory.debounce": c.Inventory.Debounce, "inventory.cooldown": c.Inventory.Cooldown} {
+		if d < 0 {
+			add(key, "must not be negative, got %s", d)
+		}
 	}
 	if len(problems) == 0 {
 		return nil

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -79,6 +80,18 @@ func (s *Starter) existing(ctx context.Context, workflowID string, startErr erro
 	}
 	run := Run{WorkflowID: workflowID, RunID: desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()}
 	return run, fmt.Errorf("%w: %s", ErrAlreadyDone, workflowID)
+}
+
+// startOptions are the options of an entity workflow that lives as long as
+// its key: a running one is joined, a closed one (continued or ended) may be
+// started again.
+func (s *Starter) startOptions(id string, attrs ...temporal.SearchAttributeUpdate) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                s.opts.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		TypedSearchAttributes:    searchAttributes(attrs...),
+	}
 }
 
 func searchAttributes(updates ...temporal.SearchAttributeUpdate) temporal.SearchAttributes {

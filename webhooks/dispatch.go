@@ -41,6 +41,7 @@ type Dispatcher struct {
 	poke    chan struct{}
 
 	handedOff *prometheus.CounterVec
+	coalesced prometheus.Counter
 	lag       prometheus.Gauge
 	pending   prometheus.Gauge
 }
@@ -73,8 +74,12 @@ func NewDispatcher(st *store.Store, s *starter.Starter, logger *slog.Logger, reg
 			Name: "crmflow_inbox_pending",
 			Help: "Inbox rows not yet handed to Temporal.",
 		}),
+		coalesced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "crmflow_inbox_coalesced_total",
+			Help: "Stock updates folded into a later update of the same SKU instead of being signalled.",
+		}),
 	}
-	reg.MustRegister(d.handedOff, d.lag, d.pending)
+	reg.MustRegister(d.handedOff, d.lag, d.pending, d.coalesced)
 	return d
 }
 
@@ -182,6 +187,12 @@ func (e *permanentError) Unwrap() error { return e.err }
 // deliver turns an inbox row into the starter call for its workflow.
 func (d *Dispatcher) deliver(ctx context.Context, ev store.InboxEvent) error {
 	switch ev.Provider {
+	case providerInventory:
+		err := d.deliverStock(ctx, ev)
+		if errors.Is(err, starter.ErrInvalid) {
+			return &permanentError{err}
+		}
+		return err
 	case providerStripe:
 		var se stripego.Event
 		if err := json.Unmarshal(ev.Payload, &se); err != nil {

@@ -105,6 +105,19 @@ func (p *knockPeer) succeeded(key string) int {
 	return n
 }
 
+// countWorkflow counts successful triggers of a Knock workflow.
+func (p *knockPeer) countWorkflow(workflow string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, tr := range p.triggers {
+		if tr.Workflow == workflow && tr.Status == http.StatusOK {
+			n++
+		}
+	}
+	return n
+}
+
 func (p *knockPeer) all() []knockTrigger {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -132,6 +145,8 @@ type fixtureOptions struct {
 	// mode, which trusts the signed webhook's PaymentIntent.
 	stripeURL string
 	referrals activities.ReferralDefaults
+	stock     activities.StockDefaults
+	coalesce  time.Duration
 }
 
 func newFixture(t *testing.T, opts fixtureOptions) *fixture {
@@ -155,7 +170,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	})
 	srv := webhooks.NewServer(webhooks.Deps{
 		Logger: logger, Registry: reg, Store: f.store, Starter: f.starter, Dispatcher: disp,
-		APITokens: []string{"other-token", apiToken},
+		APITokens: []string{"other-token", apiToken}, CoalesceWindow: opts.coalesce,
 		Webhooks:  webhooks.WebhookOptions{StripeSecret: stripeSecret, Tolerance: 5 * time.Minute, MaxBodyBytes: opts.maxBody},
 	})
 	hs := httptest.NewServer(srv.Handler())
@@ -179,6 +194,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 		w := worker.New(f.temporal, worker.Options{TaskQueue: queue, Activities: worker.Activities{
 			Orders:      &activities.OrderActivities{Store: f.store},
 			Referrals:   &activities.ReferralActivities{Store: f.store, Defaults: opts.referrals},
+			Inventory:   &activities.InventoryActivities{Store: f.store, Defaults: opts.stock, Signaller: f.starter},
 			Stripe:      stripeActs,
 			Knock:       &activities.KnockActivities{Knock: knock.NewClient(knock.WithAPIKey(knockKey), knock.WithBaseURL(f.knock.srv.URL))},
 			DeadLetters: &activities.DeadLetterActivities{Store: f.store},

@@ -44,6 +44,9 @@ type Deps struct {
 	Store      *store.Store
 	Starter    *starter.Starter
 	Dispatcher *Dispatcher
+	// CoalesceWindow holds stock updates back so a burst for one SKU
+	// coalesces into one signal.
+	CoalesceWindow time.Duration
 	// APITokens are the bearer tokens the start API accepts.
 	APITokens []string
 	Webhooks  WebhookOptions
@@ -83,6 +86,7 @@ func NewServer(deps Deps) *Server {
 	api := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.requireToken(h)) }
 	api("POST /v1/orders/{orderID}/confirmation", s.startOrderConfirmation)
 	api("POST /v1/referrals/{referralID}/reward", s.startReferralReward)
+	api("POST /v1/inventory/{sku}/stock-level", s.setStockLevel)
 	api("GET /v1/workflows/{workflowID...}", s.workflowStatus)
 	api("GET /v1/dead-letters", s.listDeadLetters)
 	api("POST /v1/dead-letters/{id}/{action}", s.decideDeadLetter)

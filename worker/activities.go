@@ -13,6 +13,7 @@ import (
 type Activities struct {
 	Orders      *activities.OrderActivities
 	Referrals   *activities.ReferralActivities
+	Inventory   *activities.InventoryActivities
 	Stripe      *activities.StripeActivities
 	Knock       *activities.KnockActivities
 	DeadLetters *activities.DeadLetterActivities
@@ -20,8 +21,15 @@ type Activities struct {
 
 // NewActivities builds the activities with clients from cfg. A provider with
 // no API key gets a console-mode client that records, not sends.
-func NewActivities(cfg *config.Config, st *store.Store, logger *slog.Logger, reporter activities.Reporter) Activities {
+func NewActivities(cfg *config.Config, st *store.Store, logger *slog.Logger, reporter activities.Reporter, signaller activities.StockSignaller) Activities {
 	a := Activities{
+		Inventory: &activities.InventoryActivities{Store: st, Signaller: signaller, Defaults: activities.StockDefaults{
+			Debounce:           cfg.Inventory.Debounce,
+			Cooldown:           cfg.Inventory.Cooldown,
+			EscalateAfter:      cfg.Inventory.EscalateAfter,
+			Audience:           cfg.Inventory.AlertAudience,
+			EscalationAudience: cfg.Inventory.EscalationAudience,
+		}},
 		Orders: &activities.OrderActivities{Store: st},
 		Referrals: &activities.ReferralActivities{Store: st, Defaults: activities.ReferralDefaults{
 			RewardCents:       cfg.Referrals.RewardCents,

@@ -66,8 +66,11 @@ func New(c client.Client, opts Options) sdkworker.Worker {
 func register(r sdkworker.Registry, a Activities) {
 	r.RegisterWorkflowWithOptions(workflows.OrderConfirmation, workflow.RegisterOptions{Name: workflows.OrderConfirmationType})
 	r.RegisterWorkflowWithOptions(workflows.ReferralReward, workflow.RegisterOptions{Name: workflows.ReferralRewardType})
+	r.RegisterWorkflowWithOptions(workflows.LowStockAlert, workflow.RegisterOptions{Name: workflows.LowStockAlertType})
+	r.RegisterWorkflowWithOptions(workflows.InventoryScan, workflow.RegisterOptions{Name: workflows.InventoryScanType})
 	r.RegisterActivity(a.Orders)
 	r.RegisterActivity(a.Referrals)
+	r.RegisterActivity(a.Inventory)
 	r.RegisterActivity(a.Stripe)
 	r.RegisterActivity(a.Knock)
 	r.RegisterActivity(a.DeadLetters)

@@ -47,6 +47,7 @@ func newRootCmd() *cobra.Command {
 		newProbeCmd(),
 		newOrderCmd(g),
 		newReferralCmd(g),
+		newStockCmd(g),
 		newStatusCmd(g),
 		newDLQCmd(g),
 		newDemoCmd(g),

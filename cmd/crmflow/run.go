@@ -75,6 +75,7 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		logger.Warn("Provider in CONSOLE MODE: no API key, calls are recorded, not sent", "provider", p)
 	}
 
+	starterClient := starter.New(tc, starter.Options{PaymentTimeout: cfg.Orders.PaymentTimeout})
 	g, gctx := errgroup.WithContext(ctx)
 	if opts.Stop != nil {
 		g.Go(func() error {
@@ -96,7 +97,10 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		if reporter != nil {
 			rep = reporter
 		}
-		acts := worker.NewActivities(cfg, st, logger, rep)
+		acts := worker.NewActivities(cfg, st, logger, rep, starterClient)
+		if err := worker.EnsureInventoryScanSchedule(ctx, tc, "", cfg.Inventory.ScanInterval); err != nil {
+			return err
+		}
 		g.Go(func() error { return worker.Run(gctx, tc, worker.Options{Activities: acts}) })
 	}
 	deps := webhooks.Deps{
@@ -111,8 +115,9 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 	}
 	if opts.HTTP {
 		deps.Store = st
-		deps.Starter = starter.New(tc, starter.Options{PaymentTimeout: cfg.Orders.PaymentTimeout})
-		deps.Dispatcher = webhooks.NewDispatcher(st, deps.Starter, logger, reg, webhooks.DispatcherOptions{})
+		deps.Starter = starterClient
+		deps.Dispatcher = webhooks.NewDispatcher(st, starterClient, logger, reg, webhooks.DispatcherOptions{})
+		deps.CoalesceWindow = cfg.Inventory.CoalesceWindow
 		deps.APITokens = revealAll(cfg.APITokens)
 		deps.Webhooks = webhooks.WebhookOptions{
 			StripeSecret: cfg.Stripe.WebhookSecret.Reveal(),

@@ -20,6 +20,9 @@ type InboxEvent struct {
 	ReceivedAt time.Time
 	// Attempts counts hand-off attempts, including the current one.
 	Attempts int
+	// DueIn holds a new row back from hand-off for a while, so that more
+	// updates of the same workflow can gather and coalesce (stock levels).
+	DueIn time.Duration
 }
 
 // InsertInboxEvent commits the event and reports whether it is new; a
@@ -27,11 +30,11 @@ type InboxEvent struct {
 // false. Ignored events are stored already handed off, with the reason.
 func (s *Store) InsertInboxEvent(ctx context.Context, e InboxEvent, ignoredReason string) (bool, error) {
 	const q = `
-INSERT INTO webhook_inbox (provider, event_id, event_type, workflow_id, payload, handed_off_at, last_error)
+INSERT INTO webhook_inbox (provider, event_id, event_type, workflow_id, payload, handed_off_at, last_error, next_attempt_at)
 VALUES ($1, $2, $3, nullif($4, ''), $5,
-        CASE WHEN $4 = '' THEN now() END, nullif($6, ''))
+        CASE WHEN $4 = '' THEN now() END, nullif($6, ''), now() + $7 * interval '1 millisecond')
 ON CONFLICT (provider, event_id) DO NOTHING`
-	tag, err := s.pool.Exec(ctx, q, e.Provider, e.EventID, e.EventType, e.WorkflowID, e.Payload, ignoredReason)
+	tag, err := s.pool.Exec(ctx, q, e.Provider, e.EventID, e.EventType, e.WorkflowID, e.Payload, ignoredReason, e.DueIn.Milliseconds())
 	if err != nil {
 		return false, fmt.Errorf("insert inbox event %s/%s: %w", e.Provider, e.EventID, err)
 	}
@@ -92,6 +95,38 @@ func (s *Store) MarkHandedOff(ctx context.Context, id int64, note string) error 
 	const q = `UPDATE webhook_inbox SET handed_off_at = now(), last_error = nullif($2, '') WHERE id = $1`
 	if _, err := s.pool.Exec(ctx, q, id, note); err != nil {
 		return fmt.Errorf("mark inbox event %d handed off: %w", id, err)
+	}
+	return nil
+}
+
+// PendingOfWorkflow returns the workflow's rows not yet handed off, oldest
+// first, for coalescing: only the latest of them needs to reach Temporal.
+func (s *Store) PendingOfWorkflow(ctx context.Context, workflowID string, limit int) ([]InboxEvent, error) {
+	const q = `
+SELECT id, provider, event_id, event_type, coalesce(workflow_id, ''), payload, received_at, attempts
+FROM webhook_inbox WHERE workflow_id = $1 AND handed_off_at IS NULL ORDER BY id LIMIT $2`
+	rows, err := s.pool.Query(ctx, q, workflowID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("pending inbox rows of %s: %w", workflowID, err)
+	}
+	defer rows.Close()
+	var out []InboxEvent
+	for rows.Next() {
+		var e InboxEvent
+		if err := rows.Scan(&e.ID, &e.Provider, &e.EventID, &e.EventType, &e.WorkflowID, &e.Payload, &e.ReceivedAt, &e.Attempts); err != nil {
+			return nil, fmt.Errorf("scan inbox event: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// MarkManyHandedOff marks rows done with one note (e.g. which event they
+// were coalesced into).
+func (s *Store) MarkManyHandedOff(ctx context.Context, ids []int64, note string) error {
+	const q = `UPDATE webhook_inbox SET handed_off_at = now(), last_error = nullif($2, '') WHERE id = ANY($1) AND handed_off_at IS NULL`
+	if _, err := s.pool.Exec(ctx, q, ids, note); err != nil {
+		return fmt.Errorf("mark %d inbox rows handed off: %w", len(ids), err)
 	}
 	return nil
 }

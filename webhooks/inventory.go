@@ -1,0 +1,149 @@
+package webhooks
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/workflows"
+)
+
+// providerInventory names stock updates from the start API in the inbox.
+const providerInventory = "inventory"
+
+// stockUpdate is a stock level as the inbox keeps it.
+type stockUpdate struct {
+	SKU        string    `json:"sku"`
+	Level      int       `json:"level"`
+	ObservedAt time.Time `json:"observed_at"`
+}
+
+// StockUpdateEvent builds the inbox row of a stock level observed now.
+// eventID is the caller's idempotency key, or "" for a fresh one. The row is
+// held back for coalesceWindow so a burst for one SKU becomes one signal.
+func StockUpdateEvent(sku string, level int, eventID string, coalesceWindow time.Duration) (store.InboxEvent, error) {
+	if eventID == "" {
+		b := make([]byte, 12)
+		if _, err := rand.Read(b); err != nil {
+			return store.InboxEvent{}, fmt.Errorf("event id: %w", err)
+		}
+		eventID = "stock_" + hex.EncodeToString(b)
+	}
+	payload, err := json.Marshal(stockUpdate{SKU: sku, Level: level, ObservedAt: time.Now().UTC()})
+	if err != nil {
+		return store.InboxEvent{}, err
+	}
+	return store.InboxEvent{
+		Provider: providerInventory, EventID: eventID, EventType: "stock-level",
+		WorkflowID: workflows.LowStockID(sku), Payload: payload, DueIn: coalesceWindow,
+	}, nil
+}
+
+// setStockLevel: POST /v1/inventory/{sku}/stock-level with {"level": N};
+// 202 once the update is in the inbox. An Idempotency-Key header makes a
+// retried request a duplicate rather than a second update.
+func (s *Server) setStockLevel(w http.ResponseWriter, r *http.Request) {
+	sku := r.PathValue("sku")
+	if err := workflows.ValidateKey("SKU", sku); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_sku", err.Error())
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "body must be application/json")
+			return
+		}
+	}
+	var body struct {
+		Level *int `json:"level"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "body is larger than 4096 bytes")
+			return
+		}
+		writeError(w, http.StatusBadRequest, "malformed", `body must be JSON like {"level": 12}`)
+		return
+	}
+	if body.Level == nil {
+		writeError(w, http.StatusUnprocessableEntity, "missing_level", `"level" is required`)
+		return
+	}
+	if _, err := s.deps.Store.GetProduct(r.Context(), sku); err != nil {
+		s.storeError(w, err)
+		return
+	}
+	key := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
+	if len(key) > 255 {
+		writeError(w, http.StatusBadRequest, "invalid_idempotency_key", "Idempotency-Key is longer than 255 characters")
+		return
+	}
+	if key != "" {
+		key = "api/" + key
+	}
+	ev, err := StockUpdateEvent(sku, *body.Level, key, s.deps.CoalesceWindow)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	inserted, err := s.deps.Store.InsertInboxEvent(r.Context(), ev, "")
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"sku": sku, "event_id": ev.EventID, "duplicate": !inserted})
+}
+
+// deliverStock coalesces the SKU's pending updates: only the one observed
+// last is signalled, and the rest are marked as coalesced into it. A burst
+// of thousands of updates for one SKU so becomes a few signals, as Temporal
+// advises for a single workflow.
+func (d *Dispatcher) deliverStock(ctx context.Context, claimed store.InboxEvent) error {
+	pending, err := d.store.PendingOfWorkflow(ctx, claimed.WorkflowID, 10_000)
+	if err != nil {
+		return err
+	}
+	var latest stockUpdate
+	latestEvent := claimed
+	var others []int64
+	for i, ev := range pending {
+		var u stockUpdate
+		if err := json.Unmarshal(ev.Payload, &u); err != nil {
+			return &permanentError{fmt.Errorf("decode stock update %s: %w", ev.EventID, err)}
+		}
+		if i == 0 || !u.ObservedAt.Before(latest.ObservedAt) {
+			latest, latestEvent = u, ev
+		}
+		if ev.ID != claimed.ID {
+			others = append(others, ev.ID)
+		}
+	}
+	if len(pending) == 0 {
+		return nil // handed off by another dispatcher meanwhile
+	}
+	err = d.starter.SignalStockLevel(ctx, activities.StockObservation{
+		SKU: latest.SKU, Level: latest.Level, ObservedAt: latest.ObservedAt, EventID: latestEvent.EventID,
+	})
+	if err != nil {
+		return err
+	}
+	if len(others) > 0 {
+		if err := d.store.MarkManyHandedOff(ctx, others, "coalesced into "+latestEvent.EventID); err != nil {
+			d.logger.Warn("Could not mark coalesced stock updates; they will be signalled again and ignored", "error", err)
+		}
+		d.coalesced.Add(float64(len(others)))
+	}
+	return nil
+}

@@ -1,0 +1,564 @@
+package workflows
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/crmflow/crmflow/activities"
+)
+
+// Signals an alias's lifecycle entity takes, each with an AliasCommand. They
+// set state rather than toggle it, so a repeated command changes nothing.
+const (
+	// AliasDisableSignal makes the alias block the mail it receives.
+	AliasDisableSignal = "disable"
+	// AliasEnableSignal makes the alias forward mail again.
+	AliasEnableSignal = "enable"
+	// AliasDeleteSignal deletes the alias at SimpleLogin, scrubs its row and
+	// ends the run. Clerk's user.deleted sends it to every alias of the user
+	// (store.AliasesOfCustomer).
+	AliasDeleteSignal = "delete"
+	// AliasClaimSignal gives a shadow alias its customer (AliasCommand's
+	// CustomerID) and cancels its expiry. Clerk's user.created sends it to
+	// the shadow aliases made for the new user's email
+	// (store.ShadowAliasesForEmail).
+	AliasClaimSignal = "claim"
+)
+
+// Alias states, in Status.State and AliasLifecycleResult.State.
+const (
+	// AliasCreating: recorded, being created at SimpleLogin.
+	AliasCreating = "creating"
+	// AliasActive: created and forwarding mail.
+	AliasActive = "active"
+	// AliasDisabled: created and blocking mail.
+	AliasDisabled = "disabled"
+	// AliasDeleted: deleted at SimpleLogin, row scrubbed; the run ended.
+	AliasDeleted = "deleted"
+	// AliasExpired: an unclaimed shadow alias reached its TTL and was
+	// deleted like AliasDeleted; the run ended.
+	AliasExpired = "expired"
+	// AliasSkipped: an operator skipped creating the alias at SimpleLogin;
+	// the row was ended as deleted and the run ended without an alias.
+	AliasSkipped = "skipped"
+)
+
+// DefaultShadowTTL is how long a shadow alias waits to be claimed by its
+// owner's sign-up before it expires.
+const DefaultShadowTTL = 30 * 24 * time.Hour
+
+// simpleLoginOptions belongs in policies.go with the other providers'
+// options; it is here until it moves. SimpleLogin calls retry like Knock's:
+// creation looks before it creates and enable/disable set state, so a retry
+// is safe; a 429 waits for the activity's NextRetryDelay.
+var simpleLoginOptions = workflow.ActivityOptions{
+	// CreateAlias makes up to four calls (find, options, mailboxes, create).
+	StartToCloseTimeout: 30 * time.Second,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    time.Minute,
+		MaximumAttempts:    8,
+	},
+}
+
+// AliasCommand is the payload of every alias signal.
+type AliasCommand struct {
+	// EventID identifies the command (the inbox event or API request); a
+	// redelivery with the same id is ignored. "" is never deduplicated.
+	EventID string `json:"event_id"`
+	// CustomerID is the claiming customer, for AliasClaimSignal only.
+	CustomerID string `json:"customer_id,omitempty"`
+}
+
+// AliasLifecycleInput starts an alias's entity, or continues it.
+type AliasLifecycleInput struct {
+	AliasID string `json:"alias_id"`
+	// CustomerID owns the alias; "" makes a shadow alias for Email that
+	// expires after ShadowTTL unless claimed.
+	CustomerID string `json:"customer_id,omitempty"`
+	// Email is the address a shadow alias is made for (required then): the
+	// owner's sign-up with it claims the alias.
+	Email string `json:"email,omitempty"`
+	// Mode is activities.AliasModeRandom (the default) or
+	// activities.AliasModeCustom.
+	Mode string `json:"mode,omitempty"`
+	// Prefix is a custom alias's first part; required for custom only.
+	Prefix string `json:"prefix,omitempty"`
+	// Hostname, optional, is the website the alias is for.
+	Hostname string `json:"hostname,omitempty"`
+	// ShadowTTL is how long a shadow alias waits for its claim; zero means
+	// DefaultShadowTTL.
+	ShadowTTL time.Duration `json:"shadow_ttl,omitempty"`
+	// MaxHistoryEvents bounds a run's history before it continues as new;
+	// zero means DefaultMaxHistoryEvents.
+	MaxHistoryEvents int `json:"max_history_events,omitempty"`
+	// State is the previous run's state when continuing as new; nil at
+	// first, when the alias is created.
+	State *AliasState `json:"state,omitempty"`
+}
+
+// AliasState is what an alias's entity carries across continue-as-new.
+type AliasState struct {
+	// State is AliasActive or AliasDisabled (a run continues only when the
+	// alias exists and has not ended).
+	State         string `json:"state"`
+	SimpleLoginID int64  `json:"simplelogin_id"`
+	AliasEmail    string `json:"alias_email"`
+	// CustomerID is the owner now: the input's, or the claimer's.
+	CustomerID string `json:"customer_id,omitempty"`
+	// Claimed is true once a shadow alias was claimed.
+	Claimed bool `json:"claimed,omitempty"`
+	// ExpiresAt is when an unclaimed shadow alias expires, absolute so the
+	// deadline survives continue-as-new; zero for none.
+	ExpiresAt time.Time `json:"expires_at"`
+	// Seen are the latest command event ids, oldest first.
+	Seen []string `json:"seen,omitempty"`
+	// Pending are commands delivered to the previous run but not acted on,
+	// in the order the new run handles them first.
+	Pending []AliasPendingCommand `json:"pending,omitempty"`
+}
+
+// AliasPendingCommand is a signal carried across continue-as-new.
+type AliasPendingCommand struct {
+	Signal  string       `json:"signal"`
+	Command AliasCommand `json:"command"`
+}
+
+// AliasLifecycleResult is how an alias ended: AliasDeleted, AliasExpired or
+// AliasSkipped. It holds nothing personal.
+type AliasLifecycleResult struct {
+	State string `json:"state"`
+}
+
+var (
+	aliasStore  *activities.AliasStoreActivities
+	simpleLogin *activities.SimpleLoginActivities
+)
+
+// aliasSignal is one signal channel with its name.
+type aliasSignal struct {
+	name string
+	ch   workflow.ReceiveChannel
+}
+
+// aliasLifecycle is one run of an alias's entity.
+type aliasLifecycle struct {
+	input  AliasLifecycleInput
+	state  AliasState
+	status Status
+	// ended is the final state once the run is over, "" before.
+	ended string
+	steps *parker
+	// signals in the order buffered commands are taken. Temporal keeps
+	// order within one signal name only, so commands of different names
+	// buffered together (during a step, or in one workflow task) are taken
+	// by priority: delete first (it makes the others moot), then claim, then
+	// enable before disable, so that an enable and a disable met together
+	// leave the alias disabled, the side that leaks no mail.
+	signals []aliasSignal
+	// One expiry timer, kept while the deadline is unchanged.
+	timer       workflow.Future
+	timerAt     time.Time
+	cancelTimer workflow.CancelFunc
+}
+
+// AliasLifecycle is an email alias's entity (AliasID(aliasID)): it records
+// the alias, creates it at SimpleLogin, records it active, then lives on
+// AliasDisableSignal, AliasEnableSignal, AliasClaimSignal and
+// AliasDeleteSignal until deleted. A shadow alias (no customer yet) is
+// deleted as expired after ShadowTTL unless claimed first. Commands that
+// arrive while creation runs wait for it, so a delete during creation still
+// deletes the alias it made. The run continues as new, carrying its state,
+// on Temporal's suggestion or past MaxHistoryEvents. Failed steps park.
+func AliasLifecycle(ctx workflow.Context, in AliasLifecycleInput) (*AliasLifecycleResult, error) {
+	if err := in.normalize(); err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
+	}
+	w := &aliasLifecycle{input: in, status: Status{Step: "start"}}
+	if in.State != nil {
+		w.state = *in.State
+		w.input.State = nil
+	} else {
+		w.state = AliasState{State: AliasCreating, CustomerID: in.CustomerID}
+		if in.CustomerID == "" {
+			w.state.ExpiresAt = workflow.Now(ctx).Add(in.ShadowTTL)
+		}
+	}
+	if err := workflow.SetQueryHandler(ctx, StatusQuery, w.currentStatus); err != nil {
+		return nil, err
+	}
+	steps, err := newParker(ctx, &w.status)
+	if err != nil {
+		return nil, err
+	}
+	w.steps = steps
+	for _, name := range []string{AliasDeleteSignal, AliasClaimSignal, AliasEnableSignal, AliasDisableSignal} {
+		w.signals = append(w.signals, aliasSignal{name: name, ch: workflow.GetSignalChannel(ctx, name)})
+	}
+	if w.state.CustomerID != "" {
+		upsert(ctx, AliasIDKey.ValueSet(in.AliasID), CustomerIDKey.ValueSet(w.state.CustomerID))
+	} else {
+		upsert(ctx, AliasIDKey.ValueSet(in.AliasID))
+	}
+	// No address or email in the memo: it outlives a deletion in visibility.
+	memo := map[string]any{"alias_id": in.AliasID, "mode": in.Mode, "shadow": in.CustomerID == ""}
+	if err := workflow.UpsertMemo(ctx, memo); err != nil {
+		workflow.GetLogger(ctx).Error("Could not set memo", "error", err)
+	}
+	return w.run(ctx)
+}
+
+// normalize applies defaults and rejects inputs that could never work,
+// before anything is recorded or created.
+func (in *AliasLifecycleInput) normalize() error {
+	if err := ValidateKey("alias ID", in.AliasID); err != nil {
+		return err
+	}
+	if in.Mode == "" {
+		in.Mode = activities.AliasModeRandom
+	}
+	switch {
+	case in.Mode != activities.AliasModeRandom && in.Mode != activities.AliasModeCustom:
+		return errors.New(`mode must be "random" or "custom"`)
+	case in.Mode == activities.AliasModeCustom && strings.TrimSpace(in.Prefix) == "":
+		return errors.New("a custom alias needs a prefix")
+	case in.Mode == activities.AliasModeRandom && in.Prefix != "":
+		return errors.New("a random alias takes no prefix")
+	case in.CustomerID == "" && strings.TrimSpace(in.Email) == "":
+		return errors.New("a shadow alias (no customer ID) needs the email it is made for")
+	case in.State != nil && (in.State.SimpleLoginID <= 0 ||
+		(in.State.State != AliasActive && in.State.State != AliasDisabled)):
+		return errors.New("a continued alias must carry a created, live state")
+	}
+	if in.ShadowTTL <= 0 {
+		in.ShadowTTL = DefaultShadowTTL
+	}
+	return nil
+}
+
+func (w *aliasLifecycle) run(ctx workflow.Context) (*AliasLifecycleResult, error) {
+	if w.state.State == AliasCreating {
+		if res, err := w.create(ctx); res != nil || err != nil {
+			return res, err
+		}
+	}
+	for {
+		if len(w.state.Pending) == 0 && w.shouldContinueAsNew(ctx) {
+			return nil, w.continueAsNew(ctx)
+		}
+		w.setStep(ctx, "await-command")
+		cmd, expired, err := w.next(ctx)
+		switch {
+		case err != nil:
+			return nil, err
+		case expired:
+			return w.remove(ctx, AliasExpired)
+		}
+		if res, err := w.handle(ctx, *cmd); res != nil || err != nil {
+			return res, err
+		}
+	}
+}
+
+// create records the alias, creates it at SimpleLogin and records it
+// active. It returns a result only when the run ends here.
+func (w *aliasLifecycle) create(ctx workflow.Context) (*AliasLifecycleResult, error) {
+	rec := activities.RecordAliasCreatingInput{AliasID: w.input.AliasID, CustomerID: w.state.CustomerID,
+		Email: w.input.Email, Mode: w.input.Mode, ExpiresAt: w.state.ExpiresAt}
+	err := w.steps.step(ctx, "record-creating", storeOptions, rec, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, aliasStore.RecordAliasCreating, rec).Get(ctx, nil)
+	})
+	if err != nil && !errors.Is(err, errSkipped) {
+		return nil, err // skipped: the operator records the row by hand
+	}
+
+	in := activities.CreateAliasInput{AliasID: w.input.AliasID, Mode: w.input.Mode, Prefix: w.input.Prefix,
+		Hostname: w.input.Hostname}
+	var out *activities.AliasOutput
+	err = w.steps.step(ctx, "create-alias", simpleLoginOptions, in, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, simpleLogin.CreateAlias, in).Get(ctx, &out)
+	})
+	if errors.Is(err, errSkipped) {
+		// No alias to live on. The row is ended, so nothing (a claim, a
+		// user.deleted) goes looking for this run later.
+		if err := w.markEnded(ctx, AliasDeleted); err != nil {
+			return nil, err
+		}
+		return w.finish(ctx, AliasSkipped, "an operator skipped creating the alias at SimpleLogin"), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	w.state.SimpleLoginID, w.state.AliasEmail, w.state.State = out.SimpleLoginID, out.Email, AliasActive
+
+	mark := activities.MarkAliasActiveInput{AliasID: w.input.AliasID, SimpleLoginID: out.SimpleLoginID, AliasEmail: out.Email}
+	err = w.steps.step(ctx, "record-active", storeOptions, mark, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, aliasStore.MarkAliasActive, mark).Get(ctx, nil)
+	})
+	if err != nil && !errors.Is(err, errSkipped) {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// next returns the next command: a carried one first, else the next signal
+// by priority; or expired when a shadow alias's deadline passed first.
+func (w *aliasLifecycle) next(ctx workflow.Context) (*AliasPendingCommand, bool, error) {
+	if len(w.state.Pending) > 0 {
+		cmd := w.state.Pending[0]
+		w.state.Pending = w.state.Pending[1:]
+		return &cmd, false, nil
+	}
+	w.armTimer(ctx)
+	var (
+		got       *AliasPendingCommand
+		fired     bool
+		cancelled bool
+	)
+	sel := workflow.NewSelector(ctx)
+	for _, sig := range w.signals {
+		sel.AddReceive(sig.ch, func(c workflow.ReceiveChannel, _ bool) {
+			var cmd AliasCommand
+			c.Receive(ctx, &cmd)
+			got = &AliasPendingCommand{Signal: sig.name, Command: cmd}
+		})
+	}
+	// After the signals: a claim already delivered beats an expiry due now.
+	if w.timer != nil {
+		sel.AddFuture(w.timer, func(workflow.Future) {
+			fired = true
+			w.timer, w.timerAt, w.cancelTimer = nil, time.Time{}, nil
+		})
+	}
+	sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) { cancelled = true })
+	sel.Select(ctx)
+	switch {
+	case cancelled || ctx.Err() != nil:
+		// Cancelling the run also fires the timer; that is no expiry.
+		return nil, false, ctx.Err()
+	case fired:
+		return nil, w.dueToExpire(ctx), nil
+	}
+	return got, false, nil
+}
+
+func (w *aliasLifecycle) dueToExpire(ctx workflow.Context) bool {
+	return !w.state.ExpiresAt.IsZero() && !workflow.Now(ctx).Before(w.state.ExpiresAt)
+}
+
+// armTimer keeps one timer for the expiry, cancelled once claimed. A
+// deadline already past gives a timer that is ready at once.
+func (w *aliasLifecycle) armTimer(ctx workflow.Context) {
+	at := w.state.ExpiresAt
+	if w.timer != nil && at.Equal(w.timerAt) {
+		return
+	}
+	if w.cancelTimer != nil {
+		w.cancelTimer()
+	}
+	w.timer, w.timerAt, w.cancelTimer = nil, time.Time{}, nil
+	if at.IsZero() {
+		return
+	}
+	tctx, cancel := workflow.WithCancel(ctx)
+	w.timer, w.timerAt, w.cancelTimer = workflow.NewTimer(tctx, at.Sub(workflow.Now(ctx))), at, cancel
+}
+
+// handle acts on one command; it returns a result only when the run ends.
+func (w *aliasLifecycle) handle(ctx workflow.Context, cmd AliasPendingCommand) (*AliasLifecycleResult, error) {
+	if w.seenBefore(cmd.Command.EventID) {
+		workflow.GetLogger(ctx).Info("Ignoring a command already seen", "signal", cmd.Signal, "eventID", cmd.Command.EventID)
+		return nil, nil
+	}
+	switch cmd.Signal {
+	case AliasDeleteSignal:
+		return w.remove(ctx, AliasDeleted)
+	case AliasClaimSignal:
+		return nil, w.claim(ctx, cmd.Command.CustomerID)
+	case AliasEnableSignal:
+		return nil, w.setEnabled(ctx, true)
+	case AliasDisableSignal:
+		return nil, w.setEnabled(ctx, false)
+	}
+	return nil, nil
+}
+
+// seenBefore reports whether the event id was handled already, remembering
+// it; the latest maxSeenEvents ids are kept.
+func (w *aliasLifecycle) seenBefore(eventID string) bool {
+	if eventID == "" {
+		return false
+	}
+	if slices.Contains(w.state.Seen, eventID) {
+		return true
+	}
+	w.state.Seen = append(w.state.Seen, eventID)
+	if over := len(w.state.Seen) - maxSeenEvents; over > 0 {
+		w.state.Seen = slices.Delete(w.state.Seen, 0, over)
+	}
+	return false
+}
+
+// setEnabled sets the alias's state at SimpleLogin (read first, toggled only
+// when it differs), then records what SimpleLogin says it is.
+func (w *aliasLifecycle) setEnabled(ctx workflow.Context, enabled bool) error {
+	step := "disable-alias"
+	if enabled {
+		step = "enable-alias"
+	}
+	in := activities.SetAliasEnabledInput{SimpleLoginID: w.state.SimpleLoginID, Enabled: enabled}
+	var out *activities.AliasOutput
+	err := w.steps.step(ctx, step, simpleLoginOptions, in, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, simpleLogin.SetAliasEnabled, in).Get(ctx, &out)
+	})
+	if errors.Is(err, errSkipped) {
+		return nil // an operator dropped the command; the state stays
+	}
+	if err != nil {
+		return err
+	}
+	w.state.State = AliasDisabled
+	if out.Enabled {
+		w.state.State = AliasActive
+	}
+	rec := activities.SetAliasStateInput{AliasID: w.input.AliasID, State: w.state.State}
+	err = w.steps.step(ctx, "record-state", storeOptions, rec, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, aliasStore.SetAliasState, rec).Get(ctx, nil)
+	})
+	if errors.Is(err, errSkipped) {
+		return nil
+	}
+	return err
+}
+
+// claim gives the alias its customer and cancels the expiry. A claim by the
+// owner changes nothing; a claim by anyone else is refused here, since a
+// claimed alias never changes hands (the store would refuse it too).
+func (w *aliasLifecycle) claim(ctx workflow.Context, customerID string) error {
+	logger := workflow.GetLogger(ctx)
+	switch {
+	case customerID == "":
+		logger.Warn("Ignoring a claim without a customer ID")
+		return nil
+	case w.state.CustomerID == customerID:
+		return nil
+	case w.state.CustomerID != "":
+		logger.Warn("Ignoring a claim for an alias another customer owns", "owner", w.state.CustomerID, "claimant", customerID)
+		return nil
+	}
+	in := activities.ClaimAliasInput{AliasID: w.input.AliasID, CustomerID: customerID}
+	err := w.steps.step(ctx, "claim", storeOptions, in, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, aliasStore.ClaimAlias, in).Get(ctx, nil)
+	})
+	if err != nil && !errors.Is(err, errSkipped) {
+		return err // skipped: the claim stands; the operator fixes the row
+	}
+	w.state.CustomerID, w.state.Claimed, w.state.ExpiresAt = customerID, true, time.Time{}
+	upsert(ctx, CustomerIDKey.ValueSet(customerID))
+	return nil
+}
+
+// remove deletes the alias at SimpleLogin and ends it as end (deleted or
+// expired), scrubbing its row.
+func (w *aliasLifecycle) remove(ctx workflow.Context, end string) (*AliasLifecycleResult, error) {
+	step := "delete-alias"
+	if end == AliasExpired {
+		step = "expire-alias"
+	}
+	in := activities.DeleteAliasInput{SimpleLoginID: w.state.SimpleLoginID}
+	err := w.steps.step(ctx, step, simpleLoginOptions, in, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, simpleLogin.DeleteAlias, in).Get(ctx, nil)
+	})
+	if err != nil && !errors.Is(err, errSkipped) {
+		return nil, err // skipped: the operator deleted it by hand, or chose to keep it
+	}
+	if err := w.markEnded(ctx, end); err != nil {
+		return nil, err
+	}
+	return w.finish(ctx, end, ""), nil
+}
+
+// markEnded records the end and scrubs the row.
+func (w *aliasLifecycle) markEnded(ctx workflow.Context, end string) error {
+	in := activities.MarkAliasDeletedInput{AliasID: w.input.AliasID, State: end}
+	err := w.steps.step(ctx, "record-"+end, storeOptions, in, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, aliasStore.MarkAliasDeleted, in).Get(ctx, nil)
+	})
+	if errors.Is(err, errSkipped) {
+		return nil
+	}
+	return err
+}
+
+// finish ends the run. The status and the search attributes stop naming the
+// address and the customer: a closed run stays visible until retention.
+func (w *aliasLifecycle) finish(ctx workflow.Context, end, detail string) *AliasLifecycleResult {
+	w.ended, w.status.Detail = end, detail
+	w.state.AliasEmail, w.state.CustomerID, w.state.ExpiresAt = "", "", time.Time{}
+	upsert(ctx, CustomerIDKey.ValueUnset())
+	w.setStep(ctx, "done")
+	return &AliasLifecycleResult{State: end}
+}
+
+func (w *aliasLifecycle) currentStatus() (Status, error) {
+	st := w.status
+	if w.ended != "" {
+		st.State = w.ended
+		return st, nil
+	}
+	st.State, st.Detail = w.state.State, w.state.AliasEmail
+	if !w.state.ExpiresAt.IsZero() {
+		if st.Detail != "" {
+			st.Detail += "; "
+		}
+		st.Detail += "unclaimed, expires at " + w.state.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	return st, nil
+}
+
+func (w *aliasLifecycle) shouldContinueAsNew(ctx workflow.Context) bool {
+	limit := w.input.MaxHistoryEvents
+	if limit <= 0 {
+		limit = DefaultMaxHistoryEvents
+	}
+	info := workflow.GetInfo(ctx)
+	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > limit
+}
+
+// continueAsNew hands the state to a new run once no update handler (an
+// operator's dead-letter decision) is running, carrying every command
+// already delivered, which would otherwise be lost with this run.
+func (w *aliasLifecycle) continueAsNew(ctx workflow.Context) error {
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	for _, sig := range w.signals {
+		for {
+			var cmd AliasCommand
+			if !sig.ch.ReceiveAsync(&cmd) {
+				break
+			}
+			w.state.Pending = append(w.state.Pending, AliasPendingCommand{Signal: sig.name, Command: cmd})
+		}
+	}
+	state := w.state
+	// The original bounds, not the defaults: a new default reaches old chains.
+	next := w.input
+	next.State = &state
+	workflow.GetLogger(ctx).Info("Continuing as new", "historyLength", workflow.GetInfo(ctx).GetCurrentHistoryLength())
+	return workflow.NewContinueAsNewError(ctx, AliasLifecycleType, next)
+}
+
+// setStep records the step only when it changes: every change is a
+// search-attribute event in the history.
+func (w *aliasLifecycle) setStep(ctx workflow.Context, step string) {
+	if w.status.Step != step {
+		w.steps.setStep(ctx, step)
+	}
+}
