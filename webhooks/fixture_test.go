@@ -171,7 +171,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	srv := webhooks.NewServer(webhooks.Deps{
 		Logger: logger, Registry: reg, Store: f.store, Starter: f.starter, Dispatcher: disp,
 		APITokens: []string{"other-token", apiToken}, CoalesceWindow: opts.coalesce,
-		Webhooks:  webhooks.WebhookOptions{StripeSecret: stripeSecret, Tolerance: 5 * time.Minute, MaxBodyBytes: opts.maxBody},
+		Webhooks: webhooks.WebhookOptions{StripeSecret: stripeSecret, Tolerance: 5 * time.Minute, MaxBodyBytes: opts.maxBody},
 	})
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)

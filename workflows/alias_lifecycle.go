@@ -315,37 +315,40 @@ func (w *aliasLifecycle) next(ctx workflow.Context) (*AliasPendingCommand, bool,
 		w.state.Pending = w.state.Pending[1:]
 		return &cmd, false, nil
 	}
-	w.armTimer(ctx)
-	var (
-		got       *AliasPendingCommand
-		fired     bool
-		cancelled bool
-	)
-	sel := workflow.NewSelector(ctx)
-	for _, sig := range w.signals {
-		sel.AddReceive(sig.ch, func(c workflow.ReceiveChannel, _ bool) {
-			var cmd AliasCommand
-			c.Receive(ctx, &cmd)
-			got = &AliasPendingCommand{Signal: sig.name, Command: cmd}
-		})
+	for {
+		w.armTimer(ctx)
+		var (
+			got       *AliasPendingCommand
+			fired     bool
+			cancelled bool
+		)
+		sel := workflow.NewSelector(ctx)
+		for _, sig := range w.signals {
+			sel.AddReceive(sig.ch, func(c workflow.ReceiveChannel, _ bool) {
+				var cmd AliasCommand
+				c.Receive(ctx, &cmd)
+				got = &AliasPendingCommand{Signal: sig.name, Command: cmd}
+			})
+		}
+		// After the signals: a claim already delivered beats an expiry due now.
+		if w.timer != nil {
+			sel.AddFuture(w.timer, func(workflow.Future) {
+				fired = true
+				w.timer, w.timerAt, w.cancelTimer = nil, time.Time{}, nil
+			})
+		}
+		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) { cancelled = true })
+		sel.Select(ctx)
+		switch {
+		case cancelled || ctx.Err() != nil:
+			// Cancelling the run also fires the timer; that is no expiry.
+			return nil, false, ctx.Err()
+		case got != nil:
+			return got, false, nil
+		case fired && w.dueToExpire(ctx):
+			return nil, true, nil
+		}
 	}
-	// After the signals: a claim already delivered beats an expiry due now.
-	if w.timer != nil {
-		sel.AddFuture(w.timer, func(workflow.Future) {
-			fired = true
-			w.timer, w.timerAt, w.cancelTimer = nil, time.Time{}, nil
-		})
-	}
-	sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) { cancelled = true })
-	sel.Select(ctx)
-	switch {
-	case cancelled || ctx.Err() != nil:
-		// Cancelling the run also fires the timer; that is no expiry.
-		return nil, false, ctx.Err()
-	case fired:
-		return nil, w.dueToExpire(ctx), nil
-	}
-	return got, false, nil
 }
 
 func (w *aliasLifecycle) dueToExpire(ctx workflow.Context) bool {
@@ -548,7 +551,8 @@ func (w *aliasLifecycle) continueAsNew(ctx workflow.Context) error {
 		}
 	}
 	state := w.state
-	// The original bounds, not the defaults: a new default reaches old chains.
+	// MaxHistoryEvents as given, zero staying zero: a new default reaches
+	// old chains.
 	next := w.input
 	next.State = &state
 	workflow.GetLogger(ctx).Info("Continuing as new", "historyLength", workflow.GetInfo(ctx).GetCurrentHistoryLength())
