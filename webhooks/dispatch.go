@@ -213,6 +213,9 @@ func (d *Dispatcher) deliver(ctx context.Context, ev store.InboxEvent) error {
 			return d.deliverRefund(ctx, se)
 		}
 	}
+	if ev.Provider == providerClerk {
+		return d.deliverClerk(ctx, ev.EventID, ev.Payload)
+	}
 	return &permanentError{fmt.Errorf("no route for %s event %s", ev.Provider, ev.EventType)}
 }
 

@@ -2,8 +2,6 @@ package webhooks
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,11 +30,7 @@ type stockUpdate struct {
 // held back for coalesceWindow so a burst for one SKU becomes one signal.
 func StockUpdateEvent(sku string, level int, eventID string, coalesceWindow time.Duration) (store.InboxEvent, error) {
 	if eventID == "" {
-		b := make([]byte, 12)
-		if _, err := rand.Read(b); err != nil {
-			return store.InboxEvent{}, fmt.Errorf("event id: %w", err)
-		}
-		eventID = "stock_" + hex.EncodeToString(b)
+		eventID = randomID("stock_")
 	}
 	payload, err := json.Marshal(stockUpdate{SKU: sku, Level: level, ObservedAt: time.Now().UTC()})
 	if err != nil {

@@ -87,6 +87,8 @@ func NewServer(deps Deps) *Server {
 	api("POST /v1/orders/{orderID}/confirmation", s.startOrderConfirmation)
 	api("POST /v1/referrals/{referralID}/reward", s.startReferralReward)
 	api("POST /v1/inventory/{sku}/stock-level", s.setStockLevel)
+	api("POST /v1/aliases", s.createAlias)
+	api("POST /v1/aliases/{aliasID}/{action}", s.aliasCommand)
 	api("GET /v1/workflows/{workflowID...}", s.workflowStatus)
 	api("GET /v1/dead-letters", s.listDeadLetters)
 	api("POST /v1/dead-letters/{id}/{action}", s.decideDeadLetter)

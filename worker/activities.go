@@ -6,6 +6,7 @@ import (
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/internal/knock"
+	"github.com/crmflow/crmflow/internal/simplelogin"
 	"github.com/crmflow/crmflow/internal/store"
 )
 
@@ -14,6 +15,8 @@ type Activities struct {
 	Orders      *activities.OrderActivities
 	Referrals   *activities.ReferralActivities
 	Inventory   *activities.InventoryActivities
+	Aliases     *activities.AliasStoreActivities
+	SimpleLogin *activities.SimpleLoginActivities
 	Stripe      *activities.StripeActivities
 	Knock       *activities.KnockActivities
 	DeadLetters *activities.DeadLetterActivities
@@ -39,6 +42,12 @@ func NewActivities(cfg *config.Config, st *store.Store, logger *slog.Logger, rep
 		}},
 		Stripe:      &activities.StripeActivities{},
 		DeadLetters: &activities.DeadLetterActivities{Store: st, Reporter: reporter},
+	}
+	a.Aliases = &activities.AliasStoreActivities{Store: st}
+	if key := cfg.SimpleLogin.APIKey.Reveal(); key != "" {
+		a.SimpleLogin = &activities.SimpleLoginActivities{SL: simplelogin.NewClient(simplelogin.WithAPIKey(key), simplelogin.WithBaseURL(cfg.SimpleLogin.APIURL))}
+	} else {
+		a.SimpleLogin = &activities.SimpleLoginActivities{SL: simplelogin.NewConsole(simplelogin.LogRecorder{Logger: logger.With("component", "simplelogin")})}
 	}
 	if key := cfg.Stripe.SecretKey.Reveal(); key != "" {
 		a.Stripe.Stripe = activities.NewStripeClient(key, cfg.Stripe.APIURL)

@@ -52,21 +52,6 @@ const (
 // owner's sign-up before it expires.
 const DefaultShadowTTL = 30 * 24 * time.Hour
 
-// simpleLoginOptions belongs in policies.go with the other providers'
-// options; it is here until it moves. SimpleLogin calls retry like Knock's:
-// creation looks before it creates and enable/disable set state, so a retry
-// is safe; a 429 waits for the activity's NextRetryDelay.
-var simpleLoginOptions = workflow.ActivityOptions{
-	// CreateAlias makes up to four calls (find, options, mailboxes, create).
-	StartToCloseTimeout: 30 * time.Second,
-	RetryPolicy: &temporal.RetryPolicy{
-		InitialInterval:    time.Second,
-		BackoffCoefficient: 2,
-		MaximumInterval:    time.Minute,
-		MaximumAttempts:    8,
-	},
-}
-
 // AliasCommand is the payload of every alias signal.
 type AliasCommand struct {
 	// EventID identifies the command (the inbox event or API request); a

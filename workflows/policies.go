@@ -45,6 +45,18 @@ var (
 			MaximumAttempts:    8,
 		},
 	}
+	// simpleLoginOptions: creation looks before it creates and enable/disable
+	// set state, so a retry is safe; a 429 waits for the activity's
+	// NextRetryDelay. CreateAlias makes up to four calls.
+	simpleLoginOptions = workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+			MaximumAttempts:    8,
+		},
+	}
 	// parkOptions are for recording a dead letter itself: it must not give up.
 	parkOptions = workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Second,

@@ -102,6 +102,20 @@ type Customer struct {
 	ID, Email, Name, StripeCustomerID, ReferredBy string
 }
 
+// GetCustomer returns one customer.
+func (s *Store) GetCustomer(ctx context.Context, id string) (*Customer, error) {
+	const q = `SELECT id, email, name, coalesce(stripe_customer_id, ''), coalesce(referred_by, '') FROM customers WHERE id = $1`
+	var c Customer
+	err := s.pool.QueryRow(ctx, q, id).Scan(&c.ID, &c.Email, &c.Name, &c.StripeCustomerID, &c.ReferredBy)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("customer %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get customer %s: %w", id, err)
+	}
+	return &c, nil
+}
+
 // UpsertCustomer creates or updates a customer (seed data, demo, tests).
 func (s *Store) UpsertCustomer(ctx context.Context, c Customer) error {
 	const q = `
