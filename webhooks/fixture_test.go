@@ -22,6 +22,7 @@ import (
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/internal/knock"
+	"github.com/crmflow/crmflow/internal/simplelogin"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/internal/testenv"
 	"github.com/crmflow/crmflow/starter"
@@ -147,6 +148,8 @@ type fixtureOptions struct {
 	referrals activities.ReferralDefaults
 	stock     activities.StockDefaults
 	coalesce  time.Duration
+	// simpleLoginURL points the SimpleLogin client at a peer; "" is console.
+	simpleLoginURL string
 }
 
 func newFixture(t *testing.T, opts fixtureOptions) *fixture {
@@ -171,7 +174,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	srv := webhooks.NewServer(webhooks.Deps{
 		Logger: logger, Registry: reg, Store: f.store, Starter: f.starter, Dispatcher: disp,
 		APITokens: []string{"other-token", apiToken}, CoalesceWindow: opts.coalesce,
-		Webhooks: webhooks.WebhookOptions{StripeSecret: stripeSecret, Tolerance: 5 * time.Minute, MaxBodyBytes: opts.maxBody},
+		Webhooks: webhooks.WebhookOptions{StripeSecret: stripeSecret, ClerkSecret: clerkSecret, Tolerance: 5 * time.Minute, MaxBodyBytes: opts.maxBody},
 	})
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
@@ -184,6 +187,10 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	go func() { defer wg.Done(); _ = disp.Run(ctx) }()
 	if opts.worker {
 		f.knock = newKnockPeer(t)
+		slClient := simplelogin.NewConsole(simplelogin.LogRecorder{Logger: logger})
+		if opts.simpleLoginURL != "" {
+			slClient = simplelogin.NewClient(simplelogin.WithAPIKey(slKey), simplelogin.WithBaseURL(opts.simpleLoginURL))
+		}
 		stripeActs := &activities.StripeActivities{}
 		if opts.stripeURL != "" {
 			stripeActs.Stripe = activities.NewStripeClient("sk_test_123", opts.stripeURL)
@@ -195,6 +202,8 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 			Orders:      &activities.OrderActivities{Store: f.store},
 			Referrals:   &activities.ReferralActivities{Store: f.store, Defaults: opts.referrals},
 			Inventory:   &activities.InventoryActivities{Store: f.store, Defaults: opts.stock, Signaller: f.starter},
+			Aliases:     &activities.AliasStoreActivities{Store: f.store},
+			SimpleLogin: &activities.SimpleLoginActivities{SL: slClient},
 			Stripe:      stripeActs,
 			Knock:       &activities.KnockActivities{Knock: knock.NewClient(knock.WithAPIKey(knockKey), knock.WithBaseURL(f.knock.srv.URL))},
 			DeadLetters: &activities.DeadLetterActivities{Store: f.store},

@@ -48,6 +48,7 @@ func newRootCmd() *cobra.Command {
 		newOrderCmd(g),
 		newReferralCmd(g),
 		newStockCmd(g),
+		newAliasCmd(g),
 		newStatusCmd(g),
 		newDLQCmd(g),
 		newDemoCmd(g),
