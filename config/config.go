@@ -56,6 +56,7 @@ type Config struct {
 	Orders    OrdersConfig    `mapstructure:"orders" yaml:"orders"`
 	Referrals ReferralsConfig `mapstructure:"referrals" yaml:"referrals"`
 	Inventory InventoryConfig `mapstructure:"inventory" yaml:"inventory"`
+	Aliases   AliasesConfig   `mapstructure:"aliases" yaml:"aliases"`
 
 	Stripe      StripeConfig   `mapstructure:"stripe" yaml:"stripe"`
 	Clerk       ClerkConfig    `mapstructure:"clerk" yaml:"clerk"`
@@ -127,6 +128,13 @@ type InventoryConfig struct {
 	CoalesceWindow time.Duration `mapstructure:"coalesce_window" yaml:"coalesce_window"`
 }
 
+// AliasesConfig tunes email aliases.
+type AliasesConfig struct {
+	// ShadowTTL is how long a shadow alias (made before sign-up) waits to be
+	// claimed before it is deleted.
+	ShadowTTL time.Duration `mapstructure:"shadow_ttl" yaml:"shadow_ttl"`
+}
+
 // StripeConfig holds Stripe's API key, webhook secret and base URL.
 type StripeConfig struct {
 	SecretKey     Secret `mapstructure:"secret_key" yaml:"secret_key"`
@@ -179,6 +187,7 @@ var defaults = map[string]any{
 	"inventory.alert_audience":      "crmflow-operators",
 	"inventory.escalation_audience": "crmflow-operators",
 	"inventory.coalesce_window":     "1s",
+	"aliases.shadow_ttl":            "720h",
 	"stripe.secret_key":             "",
 	"stripe.webhook_secret":         "",
 	"stripe.api_url":                "https://api.stripe.com",
@@ -412,6 +421,9 @@ func (c *Config) validate(problems []string) error {
 		if d < 0 {
 			add(key, "must not be negative, got %s", d)
 		}
+	}
+	if c.Aliases.ShadowTTL <= 0 {
+		add("aliases.shadow_ttl", "must be a positive duration, got %s", c.Aliases.ShadowTTL)
 	}
 	if len(problems) == 0 {
 		return nil

@@ -36,6 +36,9 @@ func (s *Starter) CreateAlias(ctx context.Context, in workflows.AliasLifecycleIn
 	if err := workflows.ValidateKey("alias ID", in.AliasID); err != nil {
 		return Run{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
+	if in.ShadowTTL == 0 {
+		in.ShadowTTL = s.opts.ShadowTTL
+	}
 	attrs := []temporal.SearchAttributeUpdate{workflows.AliasIDKey.ValueSet(in.AliasID)}
 	if in.CustomerID != "" {
 		attrs = append(attrs, workflows.CustomerIDKey.ValueSet(in.CustomerID))

@@ -36,6 +36,9 @@ type Options struct {
 	// PaymentTimeout is how long a new order confirmation waits for payment;
 	// zero means the workflow's default.
 	PaymentTimeout time.Duration
+	// ShadowTTL is how long a new shadow alias waits for its claim; zero
+	// means the workflow's default.
+	ShadowTTL time.Duration
 }
 
 // Starter wraps a Temporal client with crmflow's workflow contract.

@@ -47,7 +47,7 @@ func (g *globals) connect(ctx context.Context, temporal, db bool) (*operatorEnv,
 			return nil, err
 		}
 		env.close = append(env.close, c.Close)
-		env.starter = starter.New(c, starter.Options{PaymentTimeout: cfg.Orders.PaymentTimeout})
+		env.starter = starter.New(c, starter.Options{PaymentTimeout: cfg.Orders.PaymentTimeout, ShadowTTL: cfg.Aliases.ShadowTTL})
 	}
 	if db {
 		st, err := store.Open(ctx, cfg.DatabaseURL.Reveal())

@@ -75,7 +75,7 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		logger.Warn("Provider in CONSOLE MODE: no API key, calls are recorded, not sent", "provider", p)
 	}
 
-	starterClient := starter.New(tc, starter.Options{PaymentTimeout: cfg.Orders.PaymentTimeout})
+	starterClient := starter.New(tc, starter.Options{PaymentTimeout: cfg.Orders.PaymentTimeout, ShadowTTL: cfg.Aliases.ShadowTTL})
 	g, gctx := errgroup.WithContext(ctx)
 	if opts.Stop != nil {
 		g.Go(func() error {
