@@ -62,22 +62,17 @@ func (s *Server) startReferralReward(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_referral_id", err.Error())
 		return
 	}
-	ref, err := s.deps.Store.GetReferral(r.Context(), id)
-	if err != nil {
-		s.storeError(w, err)
-		return
-	}
-	orderID, err := s.deps.Store.FirstPaidOrder(r.Context(), ref.ReferredID)
-	if err != nil {
-		s.storeError(w, err)
-		return
-	}
-	if orderID == "" {
+	t, err := s.deps.Store.BackfillTarget(r.Context(), id)
+	if errors.Is(err, store.ErrConflict) {
 		writeError(w, http.StatusConflict, "no_paid_order", "the referred customer has no paid order yet")
 		return
 	}
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
 	run, err := s.deps.Starter.StartReferralReward(r.Context(), workflows.ReferralRewardInput{
-		ReferralID: id, OrderID: orderID, ReferredCustomerID: ref.ReferredID,
+		ReferralID: id, OrderID: t.OrderID, ReferredCustomerID: t.ReferredCustomerID,
 	})
 	if err != nil && !errors.Is(err, starter.ErrAlreadyDone) {
 		s.starterError(w, err)

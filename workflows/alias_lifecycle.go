@@ -511,12 +511,7 @@ func (w *aliasLifecycle) currentStatus() (Status, error) {
 }
 
 func (w *aliasLifecycle) shouldContinueAsNew(ctx workflow.Context) bool {
-	limit := w.input.MaxHistoryEvents
-	if limit <= 0 {
-		limit = DefaultMaxHistoryEvents
-	}
-	info := workflow.GetInfo(ctx)
-	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > limit
+	return continueAsNewDue(ctx, w.input.MaxHistoryEvents)
 }
 
 // continueAsNew hands the state to a new run once no update handler (an

@@ -10,6 +10,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
 )
 
 // TaskQueue is the task queue every crmflow workflow runs on.
@@ -108,4 +109,15 @@ func ValidateKey(kind, key string) error {
 		}
 	}
 	return nil
+}
+
+// continueAsNewDue reports whether a long-lived entity should continue as
+// new: Temporal suggests it, or the history passed maxEvents (zero means
+// DefaultMaxHistoryEvents).
+func continueAsNewDue(ctx workflow.Context, maxEvents int) bool {
+	if maxEvents <= 0 {
+		maxEvents = DefaultMaxHistoryEvents
+	}
+	info := workflow.GetInfo(ctx)
+	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > maxEvents
 }

@@ -392,12 +392,7 @@ func (w *lowStock) notify(ctx workflow.Context, step, knockWorkflow string, reci
 }
 
 func (w *lowStock) shouldContinueAsNew(ctx workflow.Context) bool {
-	limit := w.input.MaxHistoryEvents
-	if limit <= 0 {
-		limit = DefaultMaxHistoryEvents
-	}
-	info := workflow.GetInfo(ctx)
-	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > limit
+	return continueAsNewDue(ctx, w.input.MaxHistoryEvents)
 }
 
 // continueAsNew hands the state to a new run once no update handler (an

@@ -110,19 +110,12 @@ func newReferralCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer env.Close()
-			ref, err := env.store.GetReferral(cmd.Context(), args[0])
+			t, err := env.store.BackfillTarget(cmd.Context(), args[0])
 			if err != nil {
 				return err
-			}
-			orderID, err := env.store.FirstPaidOrder(cmd.Context(), ref.ReferredID)
-			if err != nil {
-				return err
-			}
-			if orderID == "" {
-				return fmt.Errorf("referral %s: the referred customer has no paid order yet", args[0])
 			}
 			run, err := env.starter.StartReferralReward(cmd.Context(), workflows.ReferralRewardInput{
-				ReferralID: args[0], OrderID: orderID, ReferredCustomerID: ref.ReferredID,
+				ReferralID: args[0], OrderID: t.OrderID, ReferredCustomerID: t.ReferredCustomerID,
 			})
 			if err != nil && !errors.Is(err, starter.ErrAlreadyDone) {
 				return err

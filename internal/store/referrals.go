@@ -174,6 +174,24 @@ func (s *Store) ReferralForPaymentIntent(ctx context.Context, paymentIntentID st
 	return t, true, nil
 }
 
+// BackfillTarget is what a reward backfill starts with: the referral's
+// referred customer and their first paid order. ErrConflict when that
+// customer has not paid an order yet.
+func (s *Store) BackfillTarget(ctx context.Context, referralID string) (RefundTarget, error) {
+	r, err := s.GetReferral(ctx, referralID)
+	if err != nil {
+		return RefundTarget{}, err
+	}
+	orderID, err := s.FirstPaidOrder(ctx, r.ReferredID)
+	if err != nil {
+		return RefundTarget{}, err
+	}
+	if orderID == "" {
+		return RefundTarget{}, fmt.Errorf("referral %s: the referred customer has no paid order yet: %w", referralID, ErrConflict)
+	}
+	return RefundTarget{ReferralID: referralID, OrderID: orderID, ReferredCustomerID: r.ReferredID}, nil
+}
+
 // FirstPaidOrder returns the customer's first confirmed order id, or "".
 func (s *Store) FirstPaidOrder(ctx context.Context, customerID string) (string, error) {
 	const q = `
