@@ -45,8 +45,15 @@ type Config struct {
 	DatabaseURL Secret `mapstructure:"database_url" yaml:"database_url"`
 	// APITokens are the initial bearer tokens accepted by the start API.
 	APITokens []Secret `mapstructure:"api_tokens" yaml:"api_tokens"`
-	// MasterKey is base64 of the 32-byte AES-256-GCM key for stored credentials.
+	// MasterKey is base64 of the 32-byte AES-256-GCM key that encrypts stored
+	// credentials and every workflow payload.
 	MasterKey Secret `mapstructure:"master_key" yaml:"master_key"`
+	// MasterKeyPrevious are earlier master keys, still accepted for
+	// decryption while the master key itself is rotated.
+	MasterKeyPrevious []Secret `mapstructure:"master_key_previous" yaml:"master_key_previous"`
+	// CodecUIOrigins are the Temporal UI origins the codec endpoint answers
+	// (CORS), so the UI can decode payloads through crmflow.
+	CodecUIOrigins []string `mapstructure:"codec_ui_origins" yaml:"codec_ui_origins"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `mapstructure:"log_level" yaml:"log_level"`
 
@@ -167,6 +174,8 @@ var defaults = map[string]any{
 	"database_url":                  "",
 	"api_tokens":                    "",
 	"master_key":                    "",
+	"master_key_previous":           "",
+	"codec_ui_origins":              "http://127.0.0.1:8233,http://localhost:8233",
 	"log_level":                     "info",
 	"temporal.address":              "127.0.0.1:7233",
 	"temporal.namespace":            "default",
@@ -357,9 +366,16 @@ func (c *Config) validate(problems []string) error {
 	case !c.DevMode:
 		add("database_url", "required (only `crmflow dev` starts its own PostgreSQL)")
 	}
-	if c.MasterKey != "" {
-		if k, err := base64.StdEncoding.DecodeString(string(c.MasterKey)); err != nil || len(k) != 32 {
-			add("master_key", "must be base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)")
+	switch {
+	case c.MasterKey == "" && !c.DevMode:
+		add("master_key", "required: it encrypts stored credentials and workflow payloads (e.g. `openssl rand -base64 32`)")
+	case c.MasterKey != "" && !isKey32(c.MasterKey):
+		add("master_key", "must be base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)")
+	}
+	for _, k := range c.MasterKeyPrevious {
+		if !isKey32(k) {
+			add("master_key_previous", "every key must be base64 of exactly 32 bytes")
+			break
 		}
 	}
 	switch strings.ToLower(c.LogLevel) {
@@ -430,6 +446,11 @@ func (c *Config) validate(problems []string) error {
 	}
 	sort.Strings(problems)
 	return &ValidationError{Problems: problems}
+}
+
+func isKey32(s Secret) bool {
+	k, err := base64.StdEncoding.DecodeString(string(s))
+	return err == nil && len(k) == 32
 }
 
 // redactURLError keeps a password in a malformed URL out of the message.

@@ -57,6 +57,7 @@ knock:
 		"CRMFLOW_TEMPORAL_NAMESPACE=from-env",
 		"CRMFLOW_API_TOKENS= tok-a , tok-b,,",
 		"CRMFLOW_STRIPE_WEBHOOK_SECRET=whsec_abc",
+		"CRMFLOW_MASTER_KEY="+config.DevMasterKey,
 	)
 	require.NoError(t, err)
 	assert.Equal(t, "0.0.0.0:9000", cfg.HTTPAddr, "file beats default")
@@ -71,7 +72,7 @@ knock:
 func TestConfigFileFromEnv(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "c.json")
 	require.NoError(t, os.WriteFile(file, []byte(`{"database_url":"`+validDB+`","log_level":"debug"}`), 0o600))
-	cfg, err := load(t, config.LoadOptions{}, "CRMFLOW_CONFIG="+file)
+	cfg, err := load(t, config.LoadOptions{}, "CRMFLOW_CONFIG="+file, "CRMFLOW_MASTER_KEY="+config.DevMasterKey)
 	require.NoError(t, err)
 	assert.Equal(t, "debug", cfg.LogLevel)
 }
@@ -86,6 +87,7 @@ func TestValidateNamesEveryBadKeyAtOnce(t *testing.T) {
 	_, err := load(t, config.LoadOptions{},
 		"CRMFLOW_HTTP_ADDR=not-an-address",
 		"CRMFLOW_MASTER_KEY=too-short",
+		"CRMFLOW_MASTER_KEY_PREVIOUS=also-short",
 		"CRMFLOW_KNOCK_API_URL=ftp://knock",
 		"CRMFLOW_WEBHOOKS_TOLERANCE=soon",
 		"CRMFLOW_DEV_POSTGRES_PORT=lots",
@@ -99,6 +101,7 @@ func TestValidateNamesEveryBadKeyAtOnce(t *testing.T) {
 		"http_addr (CRMFLOW_HTTP_ADDR)",
 		"database_url (CRMFLOW_DATABASE_URL): required",
 		"master_key (CRMFLOW_MASTER_KEY)",
+		"master_key_previous (CRMFLOW_MASTER_KEY_PREVIOUS)",
 		"knock.api_url (CRMFLOW_KNOCK_API_URL)",
 		"log_level (CRMFLOW_LOG_LEVEL)",
 		"stripe.webhook_secret (CRMFLOW_STRIPE_WEBHOOK_SECRET)",
@@ -123,6 +126,7 @@ func TestSecretsNeverPrint(t *testing.T) {
 		"CRMFLOW_STRIPE_SECRET_KEY=sk_test_supersecret",
 		"CRMFLOW_API_TOKENS=token-one,token-two",
 		"CRMFLOW_SENTRY_DSN=https://key@sentry.example/1",
+		"CRMFLOW_MASTER_KEY="+config.DevMasterKey,
 	)
 	require.NoError(t, err)
 	out, err := cfg.Redacted()
@@ -150,6 +154,8 @@ func TestEveryKeyHasAnEnvVar(t *testing.T) {
 	for _, key := range config.Keys() {
 		val := "https://changed.example"
 		switch {
+		case key == "codec_ui_origins":
+			val = "http://ui.example"
 		case strings.HasSuffix(key, "_addr") || key == "temporal.address":
 			val = "127.0.0.1:1"
 		case key == "dev.postgres_port":
@@ -161,7 +167,7 @@ func TestEveryKeyHasAnEnvVar(t *testing.T) {
 			val = "7s"
 		case key == "log_level":
 			val = "error"
-		case key == "master_key":
+		case key == "master_key" || key == "master_key_previous":
 			val = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="
 		case key == "database_url":
 			val = "postgres://u@h/d"
@@ -172,6 +178,10 @@ func TestEveryKeyHasAnEnvVar(t *testing.T) {
 		require.NoError(t, err, key)
 		got, _ := cfg.Redacted()
 		if strings.Contains(key, "secret") || strings.Contains(key, "key") || key == "database_url" || key == "sentry.dsn" || key == "api_tokens" {
+			if key == "master_key_previous" {
+				assert.NotEqual(t, base.MasterKeyPrevious, cfg.MasterKeyPrevious)
+				continue
+			}
 			// Redacted output may not change for secrets already set by dev
 			// defaults; compare the raw struct instead.
 			assert.NotEqual(t, fmt.Sprintf("%#v", reveal(base)), fmt.Sprintf("%#v", reveal(cfg)), key)

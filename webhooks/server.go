@@ -38,6 +38,10 @@ type Deps struct {
 	// not sent (optional).
 	ConsoleProviders []string
 
+	// Codec, when set, serves the payload codec at /codec/ for the Temporal
+	// UI and the temporal CLI (--codec-endpoint).
+	Codec http.Handler
+
 	// OpsOnly serves only /healthz, /readyz and /metrics (a worker replica);
 	// the fields below are then unused.
 	OpsOnly    bool
@@ -78,6 +82,9 @@ func NewServer(deps Deps) *Server {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{Registry: deps.Registry}))
+	if deps.Codec != nil {
+		s.mux.Handle("/codec/", deps.Codec)
+	}
 	if deps.OpsOnly {
 		return s
 	}

@@ -18,23 +18,49 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/internal/codec"
+	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/workflows"
 )
 
 // Dial connects to the Temporal frontend named in cfg. It fails when the
 // frontend cannot be reached within ctx, so a misconfigured address is
 // reported at start rather than on the first workflow.
+//
+// Every payload and failure message it writes is encrypted with the master
+// key (internal/codec), so no secret reaches a workflow history in clear
+// text; operators decode through the codec endpoint.
 func Dial(ctx context.Context, cfg *config.Config, logger *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
+	keys, err := Keyring(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dc := codec.NewDataConverter(keys)
 	c, err := client.DialContext(ctx, client.Options{
-		HostPort:       cfg.Temporal.Address,
-		Namespace:      cfg.Temporal.Namespace,
-		Logger:         sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
-		MetricsHandler: metrics,
+		HostPort:         cfg.Temporal.Address,
+		Namespace:        cfg.Temporal.Namespace,
+		Logger:           sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+		MetricsHandler:   metrics,
+		DataConverter:    dc,
+		FailureConverter: codec.NewFailureConverter(dc),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dial temporal at %s: %w", cfg.Temporal.Address, err)
 	}
 	return c, nil
+}
+
+// Keyring is the master key and its predecessors from cfg.
+func Keyring(cfg *config.Config) (*credentials.Keyring, error) {
+	previous := make([]string, len(cfg.MasterKeyPrevious))
+	for i, k := range cfg.MasterKeyPrevious {
+		previous[i] = k.Reveal()
+	}
+	kr, err := credentials.NewKeyring(cfg.MasterKey.Reveal(), previous...)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	return kr, nil
 }
 
 // Options configures Run.

@@ -42,6 +42,7 @@ func runDev(ctx context.Context, cfg *config.Config, out io.Writer) error {
 		PostgresPort:     cfg.Dev.PostgresPort,
 		TemporalAddr:     cfg.Temporal.Address,
 		UIAddr:           cfg.Dev.UIAddr,
+		UICodecEndpoint:  "http://" + cfg.HTTPAddr + "/codec",
 		Namespace:        cfg.Temporal.Namespace,
 		SearchAttributes: workflows.SearchAttributes(),
 		Logger:           logger,

@@ -162,6 +162,29 @@ func TestDevStackRunsStopsAndResumes(t *testing.T) {
 		assert.Contains(t, banner.String(), want)
 	}
 
+	// The codec endpoint decodes for a token holder, and for the embedded
+	// UI's origin in dev; anyone else gets 401.
+	encode := func(origin, token string) int {
+		req, err := http.NewRequest(http.MethodPost, httpBase+"/codec/encode",
+			strings.NewReader(`{"payloads":[{"metadata":{"encoding":"anNvbi9wbGFpbg=="},"data":"InNlY3JldCI="}]}`))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	assert.Equal(t, http.StatusUnauthorized, encode("", ""))
+	assert.Equal(t, http.StatusUnauthorized, encode("http://evil.example", ""))
+	assert.Equal(t, http.StatusOK, encode("", config.DevAPIToken))
+	assert.Equal(t, http.StatusOK, encode("http://127.0.0.1:8233", ""))
+
 	// A second dev stack on the same data dir refuses before starting anything.
 	other := devConfig(t, dataDir, freePorts(t))
 	err := runDev(context.Background(), other, io.Discard)
@@ -223,6 +246,7 @@ func TestConfigCommandNamesBadKey(t *testing.T) {
 
 func TestConfigCommandPrintsRedacted(t *testing.T) {
 	t.Setenv("CRMFLOW_DATABASE_URL", "postgres://u:pw@h/d")
+	t.Setenv("CRMFLOW_MASTER_KEY", config.DevMasterKey)
 	t.Setenv("CRMFLOW_STRIPE_SECRET_KEY", "sk_test_hidden")
 	cmd := newRootCmd()
 	var out bytes.Buffer

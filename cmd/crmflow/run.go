@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/internal/codec"
 	"github.com/crmflow/crmflow/internal/sdkmetrics"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/starter"
@@ -127,6 +130,11 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		}
 		g.Go(func() error { return deps.Dispatcher.Run(gctx) })
 	}
+	keys, err := worker.Keyring(cfg)
+	if err != nil {
+		return err
+	}
+	deps.Codec = codec.NewHandler(codec.New(keys), codecAuthorizer(cfg), codec.WithAllowedOrigins(cfg.CodecUIOrigins...))
 	srv := webhooks.NewServer(deps)
 	ready := make(chan string, 1)
 	g.Go(func() error { return srv.Run(gctx, cfg.HTTPAddr, 10*time.Second, ready) })
@@ -141,6 +149,21 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		return nil
 	})
 	return g.Wait()
+}
+
+// codecAuthorizer lets operators with a start-API token decode payloads. In
+// dev the embedded Temporal UI, which cannot send crmflow's token, is let in
+// by its origin too; that is a browser-enforced check, fit for a laptop
+// only, so production requires the token (temporal CLI: --codec-auth).
+func codecAuthorizer(cfg *config.Config) func(*http.Request) bool {
+	tokens := revealAll(cfg.APITokens)
+	bearer := codec.BearerAuthorizer(func(context.Context) ([]string, error) { return tokens, nil })
+	return func(r *http.Request) bool {
+		if bearer(r) {
+			return true
+		}
+		return cfg.DevMode && slices.Contains(cfg.CodecUIOrigins, r.Header.Get("Origin"))
+	}
 }
 
 func revealAll(secrets []config.Secret) []string {

@@ -34,6 +34,8 @@ type Options struct {
 	TemporalAddr string
 	// UIAddr is the host:port the Temporal UI listens on.
 	UIAddr string
+	// UICodecEndpoint is where the UI decodes encrypted payloads.
+	UICodecEndpoint string
 	// Namespace is registered with SearchAttributes on first start.
 	Namespace        string
 	SearchAttributes map[string]enumspb.IndexedValueType
@@ -105,6 +107,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		Host:             host,
 		FrontendPort:     port,
 		UIPort:           uiPort,
+		UICodecEndpoint:  opts.UICodecEndpoint,
 		DatabaseFile:     filepath.Join(dataDir, "temporal.db"),
 		Namespace:        opts.Namespace,
 		SearchAttributes: opts.SearchAttributes,
