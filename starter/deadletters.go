@@ -14,6 +14,7 @@ import (
 // DecideDeadLetter sends an operator's retry, skip or abort to the run parked
 // on the dead letter, and returns once the run has accepted it.
 func (s *Starter) DecideDeadLetter(ctx context.Context, workflowID, runID string, d workflows.DeadLetterDecision) (*workflows.DeadLetterDecisionResult, error) {
+	var res workflows.DeadLetterDecisionResult
 	handle, err := s.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   workflowID,
 		RunID:        runID,
@@ -24,7 +25,6 @@ func (s *Starter) DecideDeadLetter(ctx context.Context, workflowID, runID string
 	if err != nil {
 		return nil, classifyUpdate(workflowID, err)
 	}
-	var res workflows.DeadLetterDecisionResult
 	if err := handle.Get(ctx, &res); err != nil {
 		return nil, classifyUpdate(workflowID, err)
 	}

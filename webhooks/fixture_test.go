@@ -21,6 +21,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/knock"
 	"github.com/crmflow/crmflow/internal/simplelogin"
 	"github.com/crmflow/crmflow/internal/store"
@@ -133,6 +135,7 @@ type fixture struct {
 	temporal client.Client
 	starter  *starter.Starter
 	knock    *knockPeer
+	creds    *credentials.Store
 	url      string
 	cancel   context.CancelFunc
 }
@@ -161,6 +164,9 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	if f.temporal == nil {
 		f.temporal = testenv.TemporalClient(t)
 	}
+	keys, err := credentials.NewKeyring(config.DevMasterKey)
+	require.NoError(t, err)
+	f.creds = credentials.NewStore(f.store, keys, credentials.Options{CacheTTL: -1})
 	if opts.maxBody == 0 {
 		opts.maxBody = 1 << 20
 	}
@@ -204,6 +210,12 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 			Inventory:   &activities.InventoryActivities{Store: f.store, Defaults: opts.stock, Signaller: f.starter},
 			Aliases:     &activities.AliasStoreActivities{Store: f.store},
 			SimpleLogin: &activities.SimpleLoginActivities{SL: slClient},
+			Credentials: &activities.CredentialActivities{Store: f.creds},
+			KeyVerifier: &activities.KeyVerifier{Verify: func(_ context.Context, provider, secret string) (bool, string, error) {
+				// The form is all a webhook secret can be checked for.
+				return strings.HasPrefix(secret, "whsec_good"), "not the secret the provider shows", nil
+			}},
+			Resend:      &activities.ResendActivities{},
 			Stripe:      stripeActs,
 			Knock:       &activities.KnockActivities{Knock: knock.NewClient(knock.WithAPIKey(knockKey), knock.WithBaseURL(f.knock.srv.URL))},
 			DeadLetters: &activities.DeadLetterActivities{Store: f.store},

@@ -5,6 +5,7 @@ import (
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/knock"
 	"github.com/crmflow/crmflow/internal/simplelogin"
 	"github.com/crmflow/crmflow/internal/store"
@@ -17,6 +18,9 @@ type Activities struct {
 	Inventory   *activities.InventoryActivities
 	Aliases     *activities.AliasStoreActivities
 	SimpleLogin *activities.SimpleLoginActivities
+	Credentials *activities.CredentialActivities
+	KeyVerifier *activities.KeyVerifier
+	Resend      *activities.ResendActivities
 	Stripe      *activities.StripeActivities
 	Knock       *activities.KnockActivities
 	DeadLetters *activities.DeadLetterActivities
@@ -24,8 +28,15 @@ type Activities struct {
 
 // NewActivities builds the activities with clients from cfg. A provider with
 // no API key gets a console-mode client that records, not sends.
-func NewActivities(cfg *config.Config, st *store.Store, logger *slog.Logger, reporter activities.Reporter, signaller activities.StockSignaller) Activities {
+//
+// Resend's key is read from the credential store at each call (key rotation
+// replaces it there); the other providers still take their key from config.
+func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store, logger *slog.Logger,
+	reporter activities.Reporter, signaller activities.StockSignaller) Activities {
 	a := Activities{
+		Credentials: &activities.CredentialActivities{Store: creds},
+		KeyVerifier: &activities.KeyVerifier{Verify: keyVerifier(cfg)},
+		Resend:      &activities.ResendActivities{Keys: credentialKeys{creds}, BaseURL: cfg.Resend.APIURL},
 		Inventory: &activities.InventoryActivities{Store: st, Signaller: signaller, Defaults: activities.StockDefaults{
 			Debounce:           cfg.Inventory.Debounce,
 			Cooldown:           cfg.Inventory.Cooldown,

@@ -16,6 +16,7 @@ import (
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/internal/codec"
+	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/sdkmetrics"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/starter"
@@ -100,7 +101,15 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		if reporter != nil {
 			rep = reporter
 		}
-		acts := worker.NewActivities(cfg, st, logger, rep, starterClient)
+		keys, err := worker.Keyring(cfg)
+		if err != nil {
+			return err
+		}
+		creds := credentials.NewStore(st, keys, credentials.Options{})
+		if err := worker.SeedCredentials(ctx, cfg, creds); err != nil {
+			return err
+		}
+		acts := worker.NewActivities(cfg, st, creds, logger, rep, starterClient)
 		if err := worker.EnsureInventoryScanSchedule(ctx, tc, "", cfg.Inventory.ScanInterval); err != nil {
 			return err
 		}

@@ -1,0 +1,78 @@
+package starter
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/crmflow/crmflow/workflows"
+)
+
+// KeyRotationProviders are the providers a rotation exists for.
+var KeyRotationProviders = []string{"resend", "crmflow", "stripe", "knock", "simplelogin", "stripe_webhook", "clerk_webhook"}
+
+// StartKeyRotation starts the provider's key rotation, or joins the one
+// running: a rotation is never duplicated.
+func (s *Starter) StartKeyRotation(ctx context.Context, provider, requestedBy string) (Run, error) {
+	if !validProvider(provider) {
+		return Run{}, fmt.Errorf("%w: no key rotation for provider %q", ErrInvalid, provider)
+	}
+	opts := s.startOptions(workflows.KeyRotationID(provider), workflows.ProviderKey.ValueSet(provider))
+	// A finished rotation may run again: rotations recur.
+	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+	run, err := s.c.ExecuteWorkflow(ctx, opts, workflows.KeyRotationType,
+		workflows.KeyRotationInput{Provider: provider, RequestedBy: requestedBy})
+	if err != nil {
+		return Run{}, fmt.Errorf("start key rotation of %s: %w", provider, err)
+	}
+	return Run{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+}
+
+// SubmitKey hands an operator's new key to a human-in-the-loop rotation; the
+// answer says whether the provider accepted it.
+func (s *Starter) SubmitKey(ctx context.Context, provider string, in workflows.SubmitKeyInput) (*workflows.SubmitKeyResult, error) {
+	var res workflows.SubmitKeyResult
+	if err := s.update(ctx, workflows.KeyRotationID(provider), workflows.KeyRotationSubmitKeyUpdate, in, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// ConfirmOldKeyRevoked tells the rotation the operator revoked the old key
+// at the provider.
+func (s *Starter) ConfirmOldKeyRevoked(ctx context.Context, provider, operator string) error {
+	return s.update(ctx, workflows.KeyRotationID(provider), workflows.KeyRotationRevokedUpdate,
+		workflows.KeyRevokedInput{Operator: operator}, nil)
+}
+
+// CollectToken fetches a rotated start-API token, which the rotation hands
+// out once.
+func (s *Starter) CollectToken(ctx context.Context, operator string) (*workflows.KeyRotationToken, error) {
+	var tok workflows.KeyRotationToken
+	if err := s.update(ctx, workflows.KeyRotationID("crmflow"), workflows.KeyRotationTokenUpdate,
+		workflows.KeyRotationTokenRequest{Operator: operator}, &tok); err != nil {
+		return nil, err
+	}
+	return &tok, nil
+}
+
+// update sends an Update to the workflow's running run and waits for its
+// answer; a validator's refusal is ErrRejected.
+func (s *Starter) update(ctx context.Context, workflowID, name string, arg, result any) error {
+	handle, err := s.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: workflowID, UpdateName: name, Args: []any{arg},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return classifyUpdate(workflowID, err)
+	}
+	if err := handle.Get(ctx, result); err != nil {
+		return classifyUpdate(workflowID, err)
+	}
+	return nil
+}
+
+func validProvider(p string) bool { return slices.Contains(KeyRotationProviders, p) }

@@ -1,0 +1,81 @@
+package webhooks_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/crmflow/crmflow/workflows"
+)
+
+// TestHumanInTheLoopKeyRotationThroughAPI: an operator starts a rotation,
+// a malformed key is refused by the validator, a key the provider refuses is
+// not stored, a good one is stored and activated, and the operator's
+// confirmation that the old key is revoked ends the rotation.
+func TestHumanInTheLoopKeyRotationThroughAPI(t *testing.T) {
+	f := newFixture(t, fixtureOptions{worker: true})
+	ctx := context.Background()
+	_, err := f.creds.SeedFromConfig(ctx, "stripe_webhook", "api_key", "whsec_old_secret_value")
+	require.NoError(t, err)
+
+	status, body := f.api(http.MethodPost, "/v1/key-rotations/nope", apiToken, nil)
+	assert.Equal(t, http.StatusBadRequest, status, body)
+	status, body = f.api(http.MethodPost, "/v1/key-rotations/stripe_webhook", apiToken, nil)
+	require.Equal(t, http.StatusAccepted, status, body)
+	assert.Equal(t, "key-rotation/stripe_webhook", body["workflow_id"])
+
+	submit := func(key string) (int, map[string]any) {
+		var st int
+		var b map[string]any
+		// The run asks the operators first; until it waits for a key the
+		// validator refuses, so try for a little while.
+		require.Eventually(t, func() bool {
+			st, b = f.api(http.MethodPost, "/v1/key-rotations/stripe_webhook/key", apiToken,
+				strings.NewReader(`{"key":"`+key+`","operator":"alice"}`))
+			return st != http.StatusConflict || !strings.Contains(errorMessage(b), "not waiting")
+		}, 20*time.Second, 100*time.Millisecond)
+		return st, b
+	}
+	status, body = submit("not-a-webhook-secret")
+	assert.Equal(t, http.StatusConflict, status, "the validator refuses a malformed key: %v", body)
+	status, body = submit("whsec_bad_but_well_formed_0123")
+	require.Equal(t, http.StatusOK, status, body)
+	assert.Equal(t, false, body["valid"])
+	active, err := f.creds.Active(ctx, "stripe_webhook", "api_key")
+	require.NoError(t, err)
+	assert.Equal(t, 1, active.Version, "a refused key is not stored")
+
+	status, body = submit("whsec_good_new_secret_0123456")
+	require.Equal(t, http.StatusOK, status, body)
+	assert.Equal(t, true, body["valid"])
+	require.Eventually(t, func() bool {
+		c, err := f.creds.Active(ctx, "stripe_webhook", "api_key")
+		return err == nil && c.Version > 1 && c.Secret.Reveal() == "whsec_good_new_secret_0123456"
+	}, 20*time.Second, 100*time.Millisecond, "the new key is active")
+
+	require.Eventually(t, func() bool {
+		st, _ := f.api(http.MethodPost, "/v1/key-rotations/stripe_webhook/revoked", apiToken, nil)
+		return st == http.StatusAccepted
+	}, 20*time.Second, 100*time.Millisecond)
+	var res workflows.KeyRotationResult
+	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	require.NoError(t, f.temporal.GetWorkflow(waitCtx, workflows.KeyRotationID("stripe_webhook"), "").Get(waitCtx, &res))
+	assert.Equal(t, "rotated", res.State)
+	assert.GreaterOrEqual(t, f.knock.countWorkflow("key-rotation-needed"), 1)
+	assert.Equal(t, 1, f.knock.countWorkflow("key-rotated"))
+	for _, tr := range f.knock.all() {
+		assert.NotContains(t, tr.Body, "whsec_good_new_secret_0123456", "no secret in a notification")
+	}
+}
+
+func errorMessage(body map[string]any) string {
+	e, _ := body["error"].(map[string]any)
+	m, _ := e["message"].(string)
+	return m
+}
