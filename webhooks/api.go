@@ -14,15 +14,35 @@ import (
 	"github.com/crmflow/crmflow/workflows"
 )
 
-// requireToken lets a request through only with a configured bearer token.
-// Every token is compared in constant time, and all of them, so the answer's
+// Tokens returns every bearer token the start API accepts now.
+func (s *Server) Tokens(ctx context.Context) ([]string, error) {
+	tokens := s.deps.APITokens
+	if s.deps.TokenSource != nil {
+		more, err := s.deps.TokenSource(ctx)
+		if err != nil {
+			return nil, err
+		}
+		tokens = append(append([]string(nil), tokens...), more...)
+	}
+	return tokens, nil
+}
+
+// requireToken lets a request through only with a valid bearer token. Every
+// token is compared in constant time, and all of them, so the answer's
 // timing says nothing about which token was close.
 func (s *Server) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		tokens, err := s.Tokens(r.Context())
+		if err != nil {
+			s.storeError(w, err)
+			return
+		}
 		match := 0
-		for _, tok := range s.deps.APITokens {
-			match |= subtle.ConstantTimeCompare([]byte(got), []byte(tok))
+		for _, tok := range tokens {
+			if tok != "" {
+				match |= subtle.ConstantTimeCompare([]byte(got), []byte(tok))
+			}
 		}
 		if !ok || got == "" || match != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="crmflow"`)

@@ -153,6 +153,8 @@ type fixtureOptions struct {
 	coalesce  time.Duration
 	// simpleLoginURL points the SimpleLogin client at a peer; "" is console.
 	simpleLoginURL string
+	// credentialGrace is how long a replaced credential stays valid.
+	credentialGrace time.Duration
 }
 
 func newFixture(t *testing.T, opts fixtureOptions) *fixture {
@@ -166,7 +168,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	}
 	keys, err := credentials.NewKeyring(config.DevMasterKey)
 	require.NoError(t, err)
-	f.creds = credentials.NewStore(f.store, keys, credentials.Options{CacheTTL: -1})
+	f.creds = credentials.NewStore(f.store, keys, credentials.Options{CacheTTL: -1, Grace: opts.credentialGrace})
 	if opts.maxBody == 0 {
 		opts.maxBody = 1 << 20
 	}
@@ -180,7 +182,8 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	srv := webhooks.NewServer(webhooks.Deps{
 		Logger: logger, Registry: reg, Store: f.store, Starter: f.starter, Dispatcher: disp,
 		APITokens: []string{"other-token", apiToken}, CoalesceWindow: opts.coalesce,
-		Webhooks: webhooks.WebhookOptions{StripeSecret: stripeSecret, ClerkSecret: clerkSecret, Tolerance: 5 * time.Minute, MaxBodyBytes: opts.maxBody},
+		TokenSource: worker.StartAPITokens(f.creds),
+		Webhooks:    webhooks.WebhookOptions{StripeSecret: stripeSecret, ClerkSecret: clerkSecret, Tolerance: 5 * time.Minute, MaxBodyBytes: opts.maxBody},
 	})
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)

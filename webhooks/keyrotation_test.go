@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmflow/crmflow/worker"
 	"github.com/crmflow/crmflow/workflows"
 )
 
@@ -78,4 +79,42 @@ func errorMessage(body map[string]any) string {
 	e, _ := body["error"].(map[string]any)
 	m, _ := e["message"].(string)
 	return m
+}
+
+// TestStartAPITokenRotationEndToEnd: the start-API token in the credential
+// store is rotated through the API; the new token is handed out once; the
+// old one keeps working during the grace period and fails after it.
+func TestStartAPITokenRotationEndToEnd(t *testing.T) {
+	f := newFixture(t, fixtureOptions{worker: true, credentialGrace: 3 * time.Second})
+	ctx := context.Background()
+	_, err := f.creds.SeedFromConfig(ctx, worker.StartAPITokenProvider, worker.StartAPITokenName, "tok-old-0123456789")
+	require.NoError(t, err)
+	const old = "tok-old-0123456789"
+	status, _ := f.api(http.MethodGet, "/v1/dead-letters", old, nil)
+	require.Equal(t, http.StatusOK, status, "the seeded token works")
+
+	status, body := f.api(http.MethodPost, "/v1/key-rotations/crmflow", old, nil)
+	require.Equal(t, http.StatusAccepted, status, body)
+	var newToken string
+	require.Eventually(t, func() bool {
+		st, b := f.api(http.MethodPost, "/v1/key-rotations/crmflow/token", old, nil)
+		if st == http.StatusOK {
+			newToken, _ = b["token"].(string)
+		}
+		return st == http.StatusOK
+	}, 20*time.Second, 100*time.Millisecond)
+	require.NotEmpty(t, newToken)
+	status, body = f.api(http.MethodPost, "/v1/key-rotations/crmflow/token", old, nil)
+	assert.Equal(t, http.StatusConflict, status, "the token is handed out once: %v", body)
+
+	status, _ = f.api(http.MethodGet, "/v1/dead-letters", newToken, nil)
+	assert.Equal(t, http.StatusOK, status, "the new token works at once")
+	status, _ = f.api(http.MethodGet, "/v1/dead-letters", old, nil)
+	assert.Equal(t, http.StatusOK, status, "the old token works during the grace period")
+	require.Eventually(t, func() bool {
+		st, _ := f.api(http.MethodGet, "/v1/dead-letters", old, nil)
+		return st == http.StatusUnauthorized
+	}, 20*time.Second, 200*time.Millisecond, "the old token fails after the grace period")
+	status, _ = f.api(http.MethodGet, "/v1/dead-letters", newToken, nil)
+	assert.Equal(t, http.StatusOK, status)
 }

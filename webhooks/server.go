@@ -51,7 +51,11 @@ type Deps struct {
 	// CoalesceWindow holds stock updates back so a burst for one SKU
 	// coalesces into one signal.
 	CoalesceWindow time.Duration
-	// APITokens are the bearer tokens the start API accepts.
+	// TokenSource, when set, returns further bearer tokens at request time:
+	// the start-API tokens in the credential store, so a rotated token works
+	// at once and a retired one stops after its grace period.
+	TokenSource func(ctx context.Context) ([]string, error)
+	// APITokens are bearer tokens the start API always accepts.
 	APITokens []string
 	Webhooks  WebhookOptions
 }

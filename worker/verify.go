@@ -115,10 +115,43 @@ func SeedCredentials(ctx context.Context, cfg *config.Config, creds *credentials
 		{"knock", "api_key", cfg.Knock.APIKey},
 		{"simplelogin", "api_key", cfg.SimpleLogin.APIKey},
 		{activities.ResendCredentialProvider, activities.ResendCredentialName, cfg.Resend.APIKey},
+		{StartAPITokenProvider, StartAPITokenName, firstToken(cfg.APITokens)},
 	} {
 		if _, err := creds.SeedFromConfig(ctx, k.provider, k.name, k.secret.Reveal()); err != nil {
 			return fmt.Errorf("seed %s credential: %w", k.provider, err)
 		}
 	}
 	return nil
+}
+
+// The start-API tokens' place in the credential store.
+const (
+	StartAPITokenProvider = "crmflow"
+	StartAPITokenName     = "api_token"
+)
+
+func firstToken(tokens []config.Secret) config.Secret {
+	if len(tokens) == 0 {
+		return ""
+	}
+	return tokens[0]
+}
+
+// StartAPITokens returns the start-API tokens valid now: the active one and
+// any still inside its grace period after a rotation.
+func StartAPITokens(creds *credentials.Store) func(ctx context.Context) ([]string, error) {
+	return func(ctx context.Context) ([]string, error) {
+		valid, err := creds.Valid(ctx, StartAPITokenProvider, StartAPITokenName)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out := make([]string, len(valid))
+		for i, c := range valid {
+			out[i] = c.Secret.Reveal()
+		}
+		return out, nil
+	}
 }

@@ -79,6 +79,14 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		logger.Warn("Provider in CONSOLE MODE: no API key, calls are recorded, not sent", "provider", p)
 	}
 
+	keys, err := worker.Keyring(cfg)
+	if err != nil {
+		return err
+	}
+	creds := credentials.NewStore(st, keys, credentials.Options{})
+	if err := worker.SeedCredentials(ctx, cfg, creds); err != nil {
+		return err
+	}
 	starterClient := starter.New(tc, starter.Options{PaymentTimeout: cfg.Orders.PaymentTimeout, ShadowTTL: cfg.Aliases.ShadowTTL})
 	g, gctx := errgroup.WithContext(ctx)
 	if opts.Stop != nil {
@@ -101,14 +109,6 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		if reporter != nil {
 			rep = reporter
 		}
-		keys, err := worker.Keyring(cfg)
-		if err != nil {
-			return err
-		}
-		creds := credentials.NewStore(st, keys, credentials.Options{})
-		if err := worker.SeedCredentials(ctx, cfg, creds); err != nil {
-			return err
-		}
 		acts := worker.NewActivities(cfg, st, creds, logger, rep, starterClient)
 		if err := worker.EnsureInventoryScanSchedule(ctx, tc, "", cfg.Inventory.ScanInterval); err != nil {
 			return err
@@ -130,7 +130,13 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		deps.Starter = starterClient
 		deps.Dispatcher = webhooks.NewDispatcher(st, starterClient, logger, reg, webhooks.DispatcherOptions{})
 		deps.CoalesceWindow = cfg.Inventory.CoalesceWindow
-		deps.APITokens = revealAll(cfg.APITokens)
+		// The first configured token seeds the credential store, which is
+		// what counts from then on (key rotation replaces it there); further
+		// configured tokens are accepted as they are.
+		if len(cfg.APITokens) > 1 {
+			deps.APITokens = revealAll(cfg.APITokens[1:])
+		}
+		deps.TokenSource = worker.StartAPITokens(creds)
 		deps.Webhooks = webhooks.WebhookOptions{
 			StripeSecret: cfg.Stripe.WebhookSecret.Reveal(),
 			ClerkSecret:  cfg.Clerk.WebhookSecret.Reveal(),
@@ -139,11 +145,7 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		}
 		g.Go(func() error { return deps.Dispatcher.Run(gctx) })
 	}
-	keys, err := worker.Keyring(cfg)
-	if err != nil {
-		return err
-	}
-	deps.Codec = codec.NewHandler(codec.New(keys), codecAuthorizer(cfg), codec.WithAllowedOrigins(cfg.CodecUIOrigins...))
+	deps.Codec = codec.NewHandler(codec.New(keys), codecAuthorizer(cfg, creds), codec.WithAllowedOrigins(cfg.CodecUIOrigins...))
 	srv := webhooks.NewServer(deps)
 	ready := make(chan string, 1)
 	g.Go(func() error { return srv.Run(gctx, cfg.HTTPAddr, 10*time.Second, ready) })
@@ -164,9 +166,13 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 // dev the embedded Temporal UI, which cannot send crmflow's token, is let in
 // by its origin too; that is a browser-enforced check, fit for a laptop
 // only, so production requires the token (temporal CLI: --codec-auth).
-func codecAuthorizer(cfg *config.Config) func(*http.Request) bool {
-	tokens := revealAll(cfg.APITokens)
-	bearer := codec.BearerAuthorizer(func(context.Context) ([]string, error) { return tokens, nil })
+func codecAuthorizer(cfg *config.Config, creds *credentials.Store) func(*http.Request) bool {
+	static := revealAll(cfg.APITokens)
+	stored := worker.StartAPITokens(creds)
+	bearer := codec.BearerAuthorizer(func(ctx context.Context) ([]string, error) {
+		tokens, err := stored(ctx)
+		return append(tokens, static...), err
+	})
 	return func(r *http.Request) bool {
 		if bearer(r) {
 			return true
