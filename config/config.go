@@ -64,6 +64,7 @@ type Config struct {
 	Referrals ReferralsConfig `mapstructure:"referrals" yaml:"referrals"`
 	Inventory InventoryConfig `mapstructure:"inventory" yaml:"inventory"`
 	Aliases   AliasesConfig   `mapstructure:"aliases" yaml:"aliases"`
+	Rotation  RotationConfig  `mapstructure:"rotation" yaml:"rotation"`
 
 	Stripe      StripeConfig   `mapstructure:"stripe" yaml:"stripe"`
 	Clerk       ClerkConfig    `mapstructure:"clerk" yaml:"clerk"`
@@ -142,6 +143,13 @@ type AliasesConfig struct {
 	ShadowTTL time.Duration `mapstructure:"shadow_ttl" yaml:"shadow_ttl"`
 }
 
+// RotationConfig schedules key rotations.
+type RotationConfig struct {
+	// Interval is how often each configured provider's key is rotated (or,
+	// for providers without a key API, operators are asked to rotate it).
+	Interval time.Duration `mapstructure:"interval" yaml:"interval"`
+}
+
 // StripeConfig holds Stripe's API key, webhook secret and base URL.
 type StripeConfig struct {
 	SecretKey     Secret `mapstructure:"secret_key" yaml:"secret_key"`
@@ -197,6 +205,7 @@ var defaults = map[string]any{
 	"inventory.escalation_audience": "crmflow-operators",
 	"inventory.coalesce_window":     "1s",
 	"aliases.shadow_ttl":            "720h",
+	"rotation.interval":             "2160h",
 	"stripe.secret_key":             "",
 	"stripe.webhook_secret":         "",
 	"stripe.api_url":                "https://api.stripe.com",
@@ -437,6 +446,9 @@ func (c *Config) validate(problems []string) error {
 		if d < 0 {
 			add(key, "must not be negative, got %s", d)
 		}
+	}
+	if c.Rotation.Interval <= 0 {
+		add("rotation.interval", "must be a positive duration, got %s", c.Rotation.Interval)
 	}
 	if c.Aliases.ShadowTTL <= 0 {
 		add("aliases.shadow_ttl", "must be a positive duration, got %s", c.Aliases.ShadowTTL)

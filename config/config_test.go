@@ -162,7 +162,7 @@ func TestEveryKeyHasAnEnvVar(t *testing.T) {
 			val = "5"
 		case key == "webhooks.max_body_bytes" || strings.HasSuffix(key, "_cents"):
 			val = "7"
-		case key == "webhooks.tolerance" || strings.HasSuffix(key, "_timeout") || strings.HasSuffix(key, "_window") || strings.HasSuffix(key, "_ttl") ||
+		case key == "webhooks.tolerance" || strings.HasSuffix(key, "_timeout") || strings.HasSuffix(key, "_window") || strings.HasSuffix(key, "_ttl") || key == "rotation.interval" ||
 			strings.HasPrefix(key, "inventory.") && !strings.HasSuffix(key, "_audience"):
 			val = "7s"
 		case key == "log_level":

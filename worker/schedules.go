@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/workflows"
 )
 
@@ -27,21 +28,53 @@ func EnsureInventoryScanSchedule(ctx context.Context, c client.Client, taskQueue
 		Args:      []any{workflows.InventoryScanInput{}},
 		TaskQueue: taskQueue,
 	}
+	return ensureSchedule(ctx, c, workflows.InventoryScanScheduleID, spec, action)
+}
+
+// EnsureKeyRotationSchedules creates (or updates) one Schedule per provider
+// that has a key: crmflow's own start-API token always, the others when
+// configured. Providers without a key API get their operators asked.
+func EnsureKeyRotationSchedules(ctx context.Context, c client.Client, cfg *config.Config, taskQueue string) error {
+	if taskQueue == "" {
+		taskQueue = workflows.TaskQueue
+	}
+	configured := map[string]config.Secret{
+		"crmflow": "always", "resend": cfg.Resend.APIKey, "stripe": cfg.Stripe.SecretKey, "knock": cfg.Knock.APIKey,
+		"simplelogin": cfg.SimpleLogin.APIKey, "stripe_webhook": cfg.Stripe.WebhookSecret, "clerk_webhook": cfg.Clerk.WebhookSecret,
+	}
+	for _, provider := range []string{"crmflow", "resend", "stripe", "knock", "simplelogin", "stripe_webhook", "clerk_webhook"} {
+		if configured[provider] == "" {
+			continue
+		}
+		id := "key-rotation-" + provider
+		spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: cfg.Rotation.Interval}}}
+		action := &client.ScheduleWorkflowAction{
+			ID:        workflows.KeyRotationID(provider),
+			Workflow:  workflows.KeyRotationType,
+			Args:      []any{workflows.KeyRotationInput{Provider: provider, RequestedBy: "schedule"}},
+			TaskQueue: taskQueue,
+		}
+		if err := ensureSchedule(ctx, c, id, spec, action); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ensureSchedule creates the schedule, or brings an existing one to spec and
+// action, so every worker start converges on the configuration. A rotation
+// still running when the next is due is not started twice (overlap SKIP).
+func ensureSchedule(ctx context.Context, c client.Client, id string, spec client.ScheduleSpec, action *client.ScheduleWorkflowAction) error {
 	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
-		ID:     workflows.InventoryScanScheduleID,
-		Spec:   spec,
-		Action: action,
-		// A scan still running when the next is due makes the next one
-		// redundant.
-		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+		ID: id, Spec: spec, Action: action, Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 	})
 	if err == nil {
 		return nil
 	}
 	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
-		return fmt.Errorf("create inventory scan schedule: %w", err)
+		return fmt.Errorf("create schedule %s: %w", id, err)
 	}
-	err = c.ScheduleClient().GetHandle(ctx, workflows.InventoryScanScheduleID).Update(ctx, client.ScheduleUpdateOptions{
+	err = c.ScheduleClient().GetHandle(ctx, id).Update(ctx, client.ScheduleUpdateOptions{
 		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
 			in.Description.Schedule.Spec = &spec
 			in.Description.Schedule.Action = action
@@ -49,7 +82,7 @@ func EnsureInventoryScanSchedule(ctx context.Context, c client.Client, taskQueue
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("update inventory scan schedule: %w", err)
+		return fmt.Errorf("update schedule %s: %w", id, err)
 	}
 	return nil
 }

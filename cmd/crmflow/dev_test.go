@@ -223,6 +223,14 @@ func TestDevStackRunsStopsAndResumes(t *testing.T) {
 	c, err = client.Dial(client.Options{HostPort: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace})
 	require.NoError(t, err)
 	defer c.Close()
+	// The schedules were created at the first start and brought up to date
+	// (not duplicated) at this one.
+	for _, id := range []string{"inventory-scan", "key-rotation-crmflow"} {
+		_, err := c.ScheduleClient().GetHandle(ctx, id).Describe(ctx)
+		assert.NoError(t, err, "schedule %s", id)
+	}
+	_, err = c.ScheduleClient().GetHandle(ctx, "key-rotation-stripe").Describe(ctx)
+	assert.Error(t, err, "no rotation schedule for a provider with no key")
 	desc, err := c.DescribeWorkflowExecution(ctx, "dev-restart-probe", "")
 	require.NoError(t, err)
 	assert.Equal(t, run.GetRunID(), desc.GetWorkflowExecutionInfo().GetExecution().GetRunId())

@@ -49,6 +49,7 @@ func newRootCmd() *cobra.Command {
 		newReferralCmd(g),
 		newStockCmd(g),
 		newAliasCmd(g),
+		newRotationCmd(g),
 		newStatusCmd(g),
 		newDLQCmd(g),
 		newDemoCmd(g),

@@ -113,6 +113,9 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		if err := worker.EnsureInventoryScanSchedule(ctx, tc, "", cfg.Inventory.ScanInterval); err != nil {
 			return err
 		}
+		if err := worker.EnsureKeyRotationSchedules(ctx, tc, cfg, ""); err != nil {
+			return err
+		}
 		g.Go(func() error { return worker.Run(gctx, tc, worker.Options{Activities: acts}) })
 	}
 	deps := webhooks.Deps{
