@@ -30,6 +30,34 @@ const stripeHTTPTimeout = 20 * time.Second
 // key is configured, which is how `crmflow dev` runs without Stripe keys.
 type StripeActivities struct {
 	Stripe *client.API
+	// Keys, when set, supplies the secret key at each call (key rotation
+	// replaces it in the credential store); Stripe is then ignored, and no
+	// active key means console mode.
+	Keys KeySource
+	// APIURL is Stripe's base URL for clients built from Keys.
+	APIURL string
+}
+
+// StripeCredentialProvider and StripeCredentialName locate Stripe's secret
+// key in the credential store.
+const (
+	StripeCredentialProvider = "stripe"
+	StripeCredentialName     = "api_key"
+)
+
+// client returns the Stripe client for this call, nil for console mode.
+func (a *StripeActivities) client(ctx context.Context) (*client.API, error) {
+	if a.Keys == nil {
+		return a.Stripe, nil
+	}
+	key, err := a.Keys.ActiveKey(ctx, StripeCredentialProvider, StripeCredentialName)
+	if err != nil {
+		return nil, transient("Stripe", ErrTypeUnavailable, fmt.Errorf("read stripe key: %w", err), 0)
+	}
+	if key == "" {
+		return nil, nil
+	}
+	return NewStripeClient(key, a.APIURL), nil
 }
 
 // NewStripeClient builds a Stripe client for the secret key; apiURL
@@ -95,7 +123,11 @@ func (a *StripeActivities) RetrievePaymentIntent(ctx context.Context, in Retriev
 	}
 	logger := log.With(activity.GetLogger(ctx), "paymentIntentID", in.PaymentIntentID)
 
-	if a.Stripe == nil {
+	sc, err := a.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if sc == nil {
 		if in.Snapshot == nil {
 			return nil, invalidStripeInput("console mode needs the webhook's payment intent snapshot")
 		}
@@ -111,7 +143,7 @@ func (a *StripeActivities) RetrievePaymentIntent(ctx context.Context, in Retriev
 	// Without the context, a cancelled or timed-out activity would leave
 	// the HTTP call running.
 	params.Context = ctx
-	pi, err := a.Stripe.PaymentIntents.Get(in.PaymentIntentID, params)
+	pi, err := sc.PaymentIntents.Get(in.PaymentIntentID, params)
 	if err != nil {
 		return nil, classifyStripe(err)
 	}
@@ -176,7 +208,11 @@ func (a *StripeActivities) balanceTransaction(ctx context.Context, in CreditCust
 	}
 	logger := log.With(activity.GetLogger(ctx), "customerID", in.CustomerID, "idempotencyKey", in.IdempotencyKey)
 
-	if a.Stripe == nil {
+	sc, err := a.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if sc == nil {
 		logger.Info("CONSOLE MODE stripe: would call POST /v1/customers/{id}/balance_transactions",
 			"amount", amount, "currency", in.Currency)
 		return &CreditCustomerBalanceOutput{BalanceTransactionID: "console:" + in.IdempotencyKey, Console: true}, nil
@@ -195,7 +231,7 @@ func (a *StripeActivities) balanceTransaction(ctx context.Context, in CreditCust
 	// Without a key stripe-go invents a random one per call, which would
 	// make every Temporal retry a new transaction.
 	params.SetIdempotencyKey(in.IdempotencyKey)
-	txn, err := a.Stripe.CustomerBalanceTransactions.New(params)
+	txn, err := sc.CustomerBalanceTransactions.New(params)
 	if err != nil {
 		return nil, classifyStripe(err)
 	}

@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -59,11 +60,23 @@ func (s *Server) clerkWebhook(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if s.clerk == nil {
+	verifiers, err := s.clerkVerifiers(r.Context())
+	if err != nil {
+		s.unavailable(w, providerClerk, "", err)
+		return
+	}
+	if len(verifiers) == 0 {
 		s.reject(w, providerClerk, rejection{http.StatusBadRequest, "bad_signature", "no Clerk webhook secret is configured"})
 		return
 	}
-	if err := s.clerk.VerifyIgnoringTimestamp(body, r.Header); err != nil {
+	verified := false
+	for _, v := range verifiers {
+		if v.VerifyIgnoringTimestamp(body, r.Header) == nil {
+			verified = true
+			break
+		}
+	}
+	if !verified {
 		s.reject(w, providerClerk, rejection{http.StatusBadRequest, "bad_signature", "Svix signature does not verify"})
 		return
 	}
@@ -102,6 +115,27 @@ func headerEither(h http.Header, name, fallback string) string {
 		return v
 	}
 	return h.Get(fallback)
+}
+
+// clerkVerifiers are the Svix verifiers of the secrets valid now.
+func (s *Server) clerkVerifiers(ctx context.Context) ([]*svix.Webhook, error) {
+	if s.deps.WebhookSecrets == nil {
+		if s.clerk == nil {
+			return nil, nil
+		}
+		return []*svix.Webhook{s.clerk}, nil
+	}
+	secrets, err := s.deps.WebhookSecrets(ctx, "clerk_webhook")
+	if err != nil {
+		return nil, err
+	}
+	var out []*svix.Webhook
+	for _, secret := range secrets {
+		if v := newClerkVerifier(secret); v != nil {
+			out = append(out, v)
+		}
+	}
+	return out, nil
 }
 
 // newClerkVerifier builds the Svix verifier, or nil when no usable secret is

@@ -1,15 +1,21 @@
 package webhooks_test
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmflow/crmflow/webhooks"
 	"github.com/crmflow/crmflow/worker"
 	"github.com/crmflow/crmflow/workflows"
 )
@@ -117,4 +123,38 @@ func TestStartAPITokenRotationEndToEnd(t *testing.T) {
 	}, 20*time.Second, 200*time.Millisecond, "the old token fails after the grace period")
 	status, _ = f.api(http.MethodGet, "/v1/dead-letters", newToken, nil)
 	assert.Equal(t, http.StatusOK, status)
+}
+
+// TestWebhookSecretsDuringRotation: while a signing secret rotates, events
+// signed with the new or the retiring secret verify; others do not.
+func TestWebhookSecretsDuringRotation(t *testing.T) {
+	f := newFixture(t, fixtureOptions{credentialGrace: time.Hour})
+	ctx := context.Background()
+	_, err := f.creds.SeedFromConfig(ctx, "stripe_webhook", "api_key", "whsec_old_rotating")
+	require.NoError(t, err)
+	v, err := f.creds.Put(ctx, "stripe_webhook", "api_key", "whsec_new_rotating", "pending")
+	require.NoError(t, err)
+	require.NoError(t, f.creds.Activate(ctx, "stripe_webhook", "api_key", v))
+	srv := webhooks.NewServer(webhooks.Deps{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(),
+		Store: f.store, Starter: f.starter, Dispatcher: webhooks.NewDispatcher(f.store, f.starter, slog.Default(), prometheus.NewRegistry(), webhooks.DispatcherOptions{}),
+		WebhookSecrets: worker.WebhookSecrets(f.creds),
+		Webhooks:       webhooks.WebhookOptions{StripeSecret: "whsec_static_ignored", Tolerance: 5 * time.Minute, MaxBodyBytes: 1 << 20},
+	})
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	post := func(id, secret string) int {
+		ev := stripeEvent(id, "payment_intent.succeeded", "o-rot")
+		req, _ := http.NewRequest(http.MethodPost, hs.URL+"/webhooks/stripe", bytes.NewReader(ev))
+		req.Header.Set("Stripe-Signature", sign(ev, secret, time.Now()))
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	assert.Equal(t, http.StatusOK, post("evt_rot_new", "whsec_new_rotating"))
+	assert.Equal(t, http.StatusOK, post("evt_rot_old", "whsec_old_rotating"))
+	assert.Equal(t, http.StatusBadRequest, post("evt_rot_static", "whsec_static_ignored"), "the store, not config, decides")
+	require.NoError(t, f.creds.Revoke(ctx, "stripe_webhook", "api_key", 1))
+	assert.Equal(t, http.StatusBadRequest, post("evt_rot_revoked", "whsec_old_rotating"), "a revoked secret no longer verifies")
 }

@@ -51,6 +51,11 @@ type Deps struct {
 	// CoalesceWindow holds stock updates back so a burst for one SKU
 	// coalesces into one signal.
 	CoalesceWindow time.Duration
+	// WebhookSecrets, when set, returns the signing secrets valid now for
+	// "stripe_webhook" or "clerk_webhook" (from the credential store: during
+	// a rotation both the new and the retiring secret verify). Without it
+	// the static secrets in Webhooks are used.
+	WebhookSecrets func(ctx context.Context, provider string) ([]string, error)
 	// TokenSource, when set, returns further bearer tokens at request time:
 	// the start-API tokens in the credential store, so a rotated token works
 	// at once and a retired one stops after its grace period.

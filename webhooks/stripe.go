@@ -70,11 +70,22 @@ func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ev, err := webhook.ConstructEventWithOptions(body, r.Header.Get("Stripe-Signature"),
-		s.deps.Webhooks.StripeSecret, webhook.ConstructEventOptions{
-			Tolerance:                s.deps.Webhooks.Tolerance,
-			IgnoreAPIVersionMismatch: true,
-		})
+	secrets, err := s.webhookSecrets(r.Context(), "stripe_webhook", s.deps.Webhooks.StripeSecret)
+	if err != nil {
+		s.unavailable(w, providerStripe, "", err)
+		return
+	}
+	var ev stripego.Event
+	err = webhook.ErrNoValidSignature
+	// Any secret valid now may have signed it: during a rotation Stripe
+	// signs with both the new and the old one.
+	for _, secret := range secrets {
+		ev, err = webhook.ConstructEventWithOptions(body, r.Header.Get("Stripe-Signature"), secret,
+			webhook.ConstructEventOptions{Tolerance: s.deps.Webhooks.Tolerance, IgnoreAPIVersionMismatch: true})
+		if !errors.Is(err, webhook.ErrNoValidSignature) {
+			break
+		}
+	}
 	if err != nil {
 		s.reject(w, providerStripe, stripeRejection(err))
 		return
@@ -91,6 +102,17 @@ func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 	s.accept(w, r, store.InboxEvent{
 		Provider: providerStripe, EventID: ev.ID, EventType: string(ev.Type), WorkflowID: workflowID, Payload: body,
 	}, ignored)
+}
+
+// webhookSecrets are the signing secrets of provider valid now.
+func (s *Server) webhookSecrets(ctx context.Context, provider, static string) ([]string, error) {
+	if s.deps.WebhookSecrets == nil {
+		if static == "" {
+			return nil, nil
+		}
+		return []string{static}, nil
+	}
+	return s.deps.WebhookSecrets(ctx, provider)
 }
 
 // rejection is a webhook refused before anything is stored.

@@ -141,17 +141,29 @@ func firstToken(tokens []config.Secret) config.Secret {
 // any still inside its grace period after a rotation.
 func StartAPITokens(creds *credentials.Store) func(ctx context.Context) ([]string, error) {
 	return func(ctx context.Context) ([]string, error) {
-		valid, err := creds.Valid(ctx, StartAPITokenProvider, StartAPITokenName)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		out := make([]string, len(valid))
-		for i, c := range valid {
-			out[i] = c.Secret.Reveal()
-		}
-		return out, nil
+		return validSecrets(ctx, creds, StartAPITokenProvider, StartAPITokenName)
 	}
+}
+
+// WebhookSecrets returns a webhook provider's ("stripe_webhook",
+// "clerk_webhook") signing secrets valid now, for the webhook handlers.
+func WebhookSecrets(creds *credentials.Store) func(ctx context.Context, provider string) ([]string, error) {
+	return func(ctx context.Context, provider string) ([]string, error) {
+		return validSecrets(ctx, creds, provider, "api_key")
+	}
+}
+
+func validSecrets(ctx context.Context, creds *credentials.Store, provider, name string) ([]string, error) {
+	valid, err := creds.Valid(ctx, provider, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(valid))
+	for i, c := range valid {
+		out[i] = c.Secret.Reveal()
+	}
+	return out, nil
 }

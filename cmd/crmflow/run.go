@@ -140,6 +140,7 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 			deps.APITokens = revealAll(cfg.APITokens[1:])
 		}
 		deps.TokenSource = worker.StartAPITokens(creds)
+		deps.WebhookSecrets = worker.WebhookSecrets(creds)
 		deps.Webhooks = webhooks.WebhookOptions{
 			StripeSecret: cfg.Stripe.WebhookSecret.Reveal(),
 			ClerkSecret:  cfg.Clerk.WebhookSecret.Reveal(),
