@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/crmflow/crmflow/activities"
@@ -29,8 +30,10 @@ type Activities struct {
 // NewActivities builds the activities with clients from cfg. A provider with
 // no API key gets a console-mode client that records, not sends.
 //
-// Resend's key is read from the credential store at each call (key rotation
-// replaces it there); the other providers still take their key from config.
+// Every provider key (Stripe, Knock, SimpleLogin, Resend) is read from the
+// credential store at each call: key rotation replaces it there, and config
+// only seeds the store at start (SeedCredentials). With no active key a
+// provider's calls are recorded, not sent (console mode).
 func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store, logger *slog.Logger,
 	reporter activities.Reporter, signaller activities.StockSignaller) Activities {
 	a := Activities{
@@ -51,22 +54,24 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 			MinimumOrderCents: cfg.Referrals.MinimumOrderCents,
 			ClawbackWindow:    cfg.Referrals.ClawbackWindow,
 		}},
-		Stripe:      &activities.StripeActivities{},
+		Stripe:      &activities.StripeActivities{Keys: credentialKeys{creds}, APIURL: cfg.Stripe.APIURL},
 		DeadLetters: &activities.DeadLetterActivities{Store: st, Reporter: reporter},
 	}
 	a.Aliases = &activities.AliasStoreActivities{Store: st}
-	if key := cfg.SimpleLogin.APIKey.Reveal(); key != "" {
-		a.SimpleLogin = &activities.SimpleLoginActivities{SL: simplelogin.NewClient(simplelogin.WithAPIKey(key), simplelogin.WithBaseURL(cfg.SimpleLogin.APIURL))}
-	} else {
-		a.SimpleLogin = &activities.SimpleLoginActivities{SL: simplelogin.NewConsole(simplelogin.LogRecorder{Logger: logger.With("component", "simplelogin")})}
-	}
-	if key := cfg.Stripe.SecretKey.Reveal(); key != "" {
-		a.Stripe.Stripe = activities.NewStripeClient(key, cfg.Stripe.APIURL)
-	}
-	if key := cfg.Knock.APIKey.Reveal(); key != "" {
-		a.Knock = &activities.KnockActivities{Knock: knock.NewClient(knock.WithAPIKey(key), knock.WithBaseURL(cfg.Knock.APIURL))}
-	} else {
-		a.Knock = &activities.KnockActivities{Knock: knock.NewConsole(knock.LogRecorder{Logger: logger.With("component", "knock")})}
-	}
+	keys := credentialKeys{creds}
+	a.SimpleLogin = &activities.SimpleLoginActivities{SL: simplelogin.NewClient(
+		simplelogin.WithAPIKeyFunc(func(ctx context.Context) (string, error) {
+			return keys.ActiveKey(ctx, "simplelogin", "api_key")
+		}),
+		simplelogin.WithBaseURL(cfg.SimpleLogin.APIURL),
+		simplelogin.WithConsole(simplelogin.LogRecorder{Logger: logger.With("component", "simplelogin")}),
+	)}
+	a.Knock = &activities.KnockActivities{Knock: knock.NewClient(
+		knock.WithAPIKeyFunc(func(ctx context.Context) (string, error) {
+			return keys.ActiveKey(ctx, "knock", "api_key")
+		}),
+		knock.WithBaseURL(cfg.Knock.APIURL),
+		knock.WithConsole(knock.LogRecorder{Logger: logger.With("component", "knock")}),
+	)}
 	return a
 }

@@ -62,6 +62,7 @@ type Client struct {
 	Users *UsersService
 
 	apiKey     string
+	keyFunc    func(ctx context.Context) (string, error)
 	baseURL    string
 	httpClient *http.Client
 	timeout    time.Duration
@@ -75,6 +76,17 @@ type ClientOption func(*Client)
 // WithAPIKey sets the secret key (sk_...) sent as a bearer token.
 func WithAPIKey(key string) ClientOption {
 	return func(c *Client) { c.apiKey = key }
+}
+
+// WithAPIKeyFunc makes the client ask fn for the API key on every request,
+// so a key rotated in a credential store is used without a restart. It wins
+// over WithAPIKey. When fn returns "" the request is treated as having no key:
+// a client with WithConsole records it instead of sending it, any other client
+// fails it with ErrNoAPIKey. An error from fn fails the request, wrapped, with
+// nothing sent; it is neither ErrNoAPIKey nor ErrInvalidParams, so callers
+// can retry it. The key is never logged or recorded.
+func WithAPIKeyFunc(fn func(ctx context.Context) (string, error)) ClientOption {
+	return func(c *Client) { c.keyFunc = fn }
 }
 
 // WithBaseURL points the client at another Knock origin, such as a test
@@ -142,6 +154,8 @@ func NewConsole(rec Recorder) *Client {
 }
 
 // Console reports whether the client records calls instead of sending them.
+// With WithAPIKeyFunc it reports only that calls made while the func returns
+// no key are recorded: calls made while it returns one are sent.
 func (c *Client) Console() bool { return c.recorder != nil }
 
 // call is one request to Knock, described before it is sent or recorded.
@@ -160,14 +174,18 @@ func (c *Client) send(ctx context.Context, r call, out any) (recorded bool, err 
 	if err != nil {
 		return false, err
 	}
-	if c.recorder != nil {
+	key, err := c.requestKey(ctx)
+	if err != nil {
+		return false, err
+	}
+	if key == "" && c.recorder != nil {
 		rec := Call{Method: r.method, Path: r.path, Body: body, IdempotencyKey: r.idempotencyKey}
 		if err := c.recorder.Record(ctx, rec); err != nil {
 			return true, fmt.Errorf("record console call: %w", err)
 		}
 		return true, nil
 	}
-	if c.apiKey == "" {
+	if key == "" {
 		return false, ErrNoAPIKey
 	}
 
@@ -175,7 +193,7 @@ func (c *Client) send(ctx context.Context, r call, out any) (recorded bool, err 
 	if err != nil {
 		return false, fmt.Errorf("build request: %w", err)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.apiKey)
+	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", userAgent)
@@ -196,7 +214,10 @@ func (c *Client) send(ctx context.Context, r call, out any) (recorded bool, err 
 	}()
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return false, c.decodeError(resp)
+		e := c.decodeError(resp)
+		// decodeError redacts the static key; redact the one sent, too.
+		e.Message = strings.ReplaceAll(e.Message, key, "[redacted]")
+		return false, e
 	}
 	if out == nil {
 		return false, nil
@@ -205,6 +226,23 @@ func (c *Client) send(ctx context.Context, r call, out any) (recorded bool, err 
 		return false, fmt.Errorf("decode %d response: %w", resp.StatusCode, err)
 	}
 	return false, nil
+}
+
+// requestKey returns the key for one request: from the key func when one is
+// set, else the static key, except that a console client without a key func
+// records every call (""), as it always has.
+func (c *Client) requestKey(ctx context.Context) (string, error) {
+	if c.keyFunc == nil {
+		if c.recorder != nil {
+			return "", nil
+		}
+		return c.apiKey, nil
+	}
+	key, err := c.keyFunc(ctx)
+	if err != nil {
+		return "", fmt.Errorf("knock: read API key: %w", err)
+	}
+	return key, nil
 }
 
 // encodeBody renders v as the exact JSON that is sent or recorded. HTML
