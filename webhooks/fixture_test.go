@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -136,6 +137,7 @@ type fixture struct {
 	starter  *starter.Starter
 	knock    *knockPeer
 	creds    *credentials.Store
+	queue    string
 	url      string
 	cancel   context.CancelFunc
 }
@@ -155,6 +157,19 @@ type fixtureOptions struct {
 	simpleLoginURL string
 	// credentialGrace is how long a replaced credential stays valid.
 	credentialGrace time.Duration
+	// resendURL points Resend's client at a peer.
+	resendURL string
+}
+
+// keySource reads provider keys from the fixture's credential store.
+type keySource struct{ creds *credentials.Store }
+
+func (k keySource) ActiveKey(ctx context.Context, provider, name string) (string, error) {
+	c, err := k.creds.Active(ctx, provider, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	return c.Secret.Reveal(), err
 }
 
 func newFixture(t *testing.T, opts fixtureOptions) *fixture {
@@ -173,6 +188,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 		opts.maxBody = 1 << 20
 	}
 	queue := testenv.TaskQueue(t)
+	f.queue = queue
 	f.starter = starter.New(f.temporal, starter.Options{TaskQueue: queue, PaymentTimeout: time.Hour})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
@@ -218,7 +234,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 				// The form is all a webhook secret can be checked for.
 				return strings.HasPrefix(secret, "whsec_good"), "not the secret the provider shows", nil
 			}},
-			Resend:      &activities.ResendActivities{},
+			Resend:      &activities.ResendActivities{Keys: keySource{f.creds}, BaseURL: opts.resendURL},
 			Stripe:      stripeActs,
 			Knock:       &activities.KnockActivities{Knock: knock.NewClient(knock.WithAPIKey(knockKey), knock.WithBaseURL(f.knock.srv.URL))},
 			DeadLetters: &activities.DeadLetterActivities{Store: f.store},
@@ -309,4 +325,9 @@ func errorCode(body map[string]any) string {
 	e, _ := body["error"].(map[string]any)
 	code, _ := e["code"].(string)
 	return code
+}
+
+// clientOptions starts a workflow on the fixture's task queue.
+func clientOptions(f *fixture, id string) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{ID: id, TaskQueue: f.queue}
 }

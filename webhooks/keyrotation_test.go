@@ -35,6 +35,10 @@ func TestHumanInTheLoopKeyRotationThroughAPI(t *testing.T) {
 	status, body = f.api(http.MethodPost, "/v1/key-rotations/stripe_webhook", apiToken, nil)
 	require.Equal(t, http.StatusAccepted, status, body)
 	assert.Equal(t, "key-rotation/stripe_webhook", body["workflow_id"])
+	runID := body["run_id"]
+	status, body = f.api(http.MethodPost, "/v1/key-rotations/stripe_webhook", apiToken, nil)
+	require.Equal(t, http.StatusAccepted, status, body)
+	assert.Equal(t, runID, body["run_id"], "a rotation already running is joined, not duplicated")
 
 	submit := func(key string) (int, map[string]any) {
 		var st int
