@@ -5,12 +5,17 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"mime"
 	"net/http"
 	"strings"
 
 	"github.com/crmflow/crmflow/starter"
 	"github.com/crmflow/crmflow/workflows"
 )
+
+// smallBodyLimit bounds the JSON bodies of the alias and key-rotation endpoints.
+const smallBodyLimit = 16 << 10
 
 // createAliasRequest is the body of POST /v1/aliases.
 type createAliasRequest struct {
@@ -27,7 +32,7 @@ type createAliasRequest struct {
 // createAlias: POST /v1/aliases → 202 {"alias_id","workflow_id","run_id"}.
 func (s *Server) createAlias(w http.ResponseWriter, r *http.Request) {
 	var req createAliasRequest
-	if !decodeJSON(w, r, &req) {
+	if !decodeJSON(w, r, smallBodyLimit, &req) {
 		return
 	}
 	if req.AliasID == "" {
@@ -103,7 +108,7 @@ func (s *Server) aliasCommand(w http.ResponseWriter, r *http.Request) {
 		var body struct {
 			CustomerID string `json:"customer_id"`
 		}
-		if !decodeJSON(w, r, &body) {
+		if !decodeJSON(w, r, smallBodyLimit, &body) {
 			return
 		}
 		if body.CustomerID == "" {
@@ -123,18 +128,22 @@ func (s *Server) aliasCommand(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]string{"alias_id": aliasID, "action": action, "event_id": cmd.EventID})
 }
 
-// decodeJSON reads a small JSON body strictly; it answers the error itself.
-func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "body must be application/json")
-		return false
+// decodeJSON reads a small JSON body (at most limit bytes, no unknown
+// fields) into v; it answers the error itself: 415 not JSON, 413 too
+// large, 400 malformed.
+func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "body must be application/json")
+			return false
+		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "body is too large")
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body is larger than %d bytes", limit))
 			return false
 		}
 		writeError(w, http.StatusBadRequest, "malformed", "body is not the expected JSON: "+err.Error())

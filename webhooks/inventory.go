@@ -3,9 +3,7 @@ package webhooks
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -51,24 +49,10 @@ func (s *Server) setStockLevel(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_sku", err.Error())
 		return
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "body must be application/json")
-			return
-		}
-	}
 	var body struct {
 		Level *int `json:"level"`
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "body is larger than 4096 bytes")
-			return
-		}
-		writeError(w, http.StatusBadRequest, "malformed", `body must be JSON like {"level": 12}`)
+	if !decodeJSON(w, r, 4096, &body) {
 		return
 	}
 	if body.Level == nil {

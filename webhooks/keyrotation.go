@@ -25,7 +25,7 @@ func (s *Server) submitKey(w http.ResponseWriter, r *http.Request) {
 		Key      string `json:"key"`
 		Operator string `json:"operator"`
 	}
-	if !decodeJSON(w, r, &body) {
+	if !decodeJSON(w, r, smallBodyLimit, &body) {
 		return
 	}
 	if body.Key == "" {
