@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/crmflow/crmflow/activities"
@@ -48,11 +47,7 @@ var signalOptions = workflow.ActivityOptions{
 	StartToCloseTimeout:    10 * time.Minute,
 	HeartbeatTimeout:       time.Minute,
 	ScheduleToCloseTimeout: time.Hour,
-	RetryPolicy: &temporal.RetryPolicy{
-		InitialInterval:    time.Second,
-		BackoffCoefficient: 2,
-		MaximumInterval:    time.Minute,
-	},
+	RetryPolicy:            backoff(0),
 }
 
 // InventoryScan signals every SKU whose stock level changed in PostgreSQL

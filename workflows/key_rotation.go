@@ -127,12 +127,7 @@ type KeyRevokedInput struct {
 // before creating, and DeleteAPIKey takes 404 as done, so retries are safe.
 var keyRotationResendOptions = workflow.ActivityOptions{
 	StartToCloseTimeout: 90 * time.Second,
-	RetryPolicy: &temporal.RetryPolicy{
-		InitialInterval:    time.Second,
-		BackoffCoefficient: 2,
-		MaximumInterval:    time.Minute,
-		MaximumAttempts:    8,
-	},
+	RetryPolicy:         backoff(8),
 }
 
 // keyVerifyOptions: an operator waits on the answer, so few attempts.
