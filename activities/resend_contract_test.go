@@ -1,120 +1,41 @@
 package activities_test
 
 import (
-	"bytes"
-	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 
-	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/internal/openapicheck"
 )
 
-// resendSpecsDirEnv names the folder holding the providers' published
-// OpenAPI specs; the specs are data kept outside the repository.
-const resendSpecsDirEnv = "CRMFLOW_SPECS_DIR"
+// resendSpec adapts the shared contract checker to the Resend fake. Resend's
+// spec is OpenAPI 3.1 (kin-openapi reads it from v0.137 on) and documents no
+// error answers, so only 2xx answers are checked.
+type resendSpec struct{ *openapicheck.Spec }
 
-// resendSpecHost is the host of the spec's only server entry; requests are
-// re-addressed to it so the router matches them.
-const resendSpecHost = "api.resend.com"
-
-// resendSpec validates requests and answers against Resend's OpenAPI spec
-// (3.1, which kin-openapi reads from v0.137 on).
-type resendSpec struct {
-	router routers.Router
-}
-
-var (
-	resendSpecOnce sync.Once
-	resendSpecVal  *resendSpec
-	resendSpecErr  error
-)
-
-// loadResendSpec returns Resend's spec, loaded once per test binary, or nil
-// when CRMFLOW_SPECS_DIR is unset. A set variable with a missing or broken
-// spec fails the test rather than silently skipping the contract.
+// loadResendSpec returns Resend's spec, or nil when CRMFLOW_SPECS_DIR is
+// unset; a set variable with a missing or broken spec fails the test rather
+// than silently skipping the contract.
 func loadResendSpec(t *testing.T) *resendSpec {
 	t.Helper()
-	dir := os.Getenv(resendSpecsDirEnv)
-	if dir == "" {
+	s := openapicheck.Load(t, openapicheck.Resend)
+	if s == nil {
 		return nil
 	}
-	resendSpecOnce.Do(func() {
-		doc, err := openapi3.NewLoader().LoadFromFile(filepath.Join(dir, "resend.openapi.yaml"))
-		if err != nil {
-			resendSpecErr = err
-			return
-		}
-		// Resend's spec passes validation, so a failure here means a broken
-		// or different file.
-		if err := doc.Validate(context.Background()); err != nil {
-			resendSpecErr = err
-			return
-		}
-		router, err := gorillamux.NewRouter(doc)
-		if err != nil {
-			resendSpecErr = err
-			return
-		}
-		resendSpecVal = &resendSpec{router: router}
-	})
-	require.NoError(t, resendSpecErr, "load Resend's OpenAPI spec from %s", resendSpecsDirEnv)
-	return resendSpecVal
-}
-
-// route finds the spec operation for a request received by a test server.
-func (s *resendSpec) route(r *http.Request, body []byte) (*openapi3filter.RequestValidationInput, error) {
-	req := r.Clone(context.Background())
-	req.URL.Scheme, req.URL.Host, req.Host = "https", resendSpecHost, resendSpecHost
-	req.RequestURI = ""
-	req.Body = io.NopCloser(bytes.NewReader(body))
-	route, params, err := s.router.FindRoute(req)
-	if err != nil {
-		return nil, err
-	}
-	return &openapi3filter.RequestValidationInput{
-		Request:    req,
-		PathParams: params,
-		Route:      route,
-		// The fake checks the bearer key itself; the spec only declares it.
-		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
-	}, nil
+	return &resendSpec{s}
 }
 
 func (s *resendSpec) validateRequest(r *http.Request, body []byte) error {
-	in, err := s.route(r, body)
-	if err != nil {
-		return err
-	}
-	return openapi3filter.ValidateRequest(context.Background(), in)
+	return s.ValidateRequest(r, body)
 }
 
-// validateResponse checks a 2xx answer of the fake: the spec documents no
-// error answers, so those cannot be checked.
 func (s *resendSpec) validateResponse(r *http.Request, reqBody []byte, status int, header http.Header, body []byte) error {
-	in, err := s.route(r, reqBody)
-	if err != nil {
-		return err
-	}
-	return openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: in,
-		Status:                 status,
-		Header:                 header,
-		Body:                   io.NopCloser(bytes.NewReader(body)),
-		Options:                in.Options,
-	})
+	return s.ValidateResponse(r, reqBody, status, header, body)
 }
 
 // TestResendRequestsMatchOpenAPI drives every request shape the Resend
@@ -123,11 +44,7 @@ func (s *resendSpec) validateResponse(r *http.Request, reqBody []byte, status in
 // the same way whenever the spec is available; this one makes sure every
 // operation is covered and that the check itself can fail.
 func TestResendRequestsMatchOpenAPI(t *testing.T) {
-	if os.Getenv(resendSpecsDirEnv) == "" {
-		t.Skipf("%s is not set: skipping the check of Resend requests against Resend's published OpenAPI spec "+
-			"(set it to the folder holding resend.openapi.yaml)", resendSpecsDirEnv)
-	}
-	spec := loadResendSpec(t)
+	spec := &resendSpec{openapicheck.Require(t, openapicheck.Resend)}
 	f := newFakeResend(t)
 	require.NotNil(t, f.spec, "the fake must validate against the spec")
 	keys := &rsKeys{t: t, key: rsAdminToken}

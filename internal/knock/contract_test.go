@@ -1,113 +1,40 @@
 package knock_test
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmflow/crmflow/internal/knock"
+	"github.com/crmflow/crmflow/internal/openapicheck"
 )
 
-// specsDirEnv names the folder holding the providers' published OpenAPI
-// specs; the specs are data kept outside the repository.
-const specsDirEnv = "CRMFLOW_SPECS_DIR"
+// knockSpec adapts the shared contract checker to this package's fakes.
+type knockSpec struct{ *openapicheck.Spec }
 
-// specHost is the host of the spec's only server entry; requests are
-// re-addressed to it so the router matches them.
-const specHost = "api.knock.app"
-
-// knockSpec validates requests and responses against Knock's OpenAPI spec.
-type knockSpec struct {
-	router routers.Router
-}
-
-var (
-	specOnce sync.Once
-	specVal  *knockSpec
-	specErr  error
-)
-
-// loadSpec returns Knock's spec, loaded once per test binary, or nil when
-// CRMFLOW_SPECS_DIR is unset. A set variable with a missing or broken spec
-// fails the test rather than silently skipping the contract.
+// loadSpec returns Knock's spec, or nil when CRMFLOW_SPECS_DIR is unset; a
+// set variable with a missing or broken spec fails the test rather than
+// silently skipping the contract.
 func loadSpec(t *testing.T) *knockSpec {
 	t.Helper()
-	dir := os.Getenv(specsDirEnv)
-	if dir == "" {
+	s := openapicheck.Load(t, openapicheck.Knock)
+	if s == nil {
 		return nil
 	}
-	specOnce.Do(func() {
-		loader := openapi3.NewLoader()
-		// No doc.Validate: Knock's spec fails it on its own example and
-		// naming defects, and the router does not need it.
-		doc, err := loader.LoadFromFile(filepath.Join(dir, "knock.openapi.yaml"))
-		if err != nil {
-			specErr = err
-			return
-		}
-		router, err := gorillamux.NewRouter(doc)
-		if err != nil {
-			specErr = err
-			return
-		}
-		specVal = &knockSpec{router: router}
-	})
-	require.NoError(t, specErr, "load Knock's OpenAPI spec from %s", specsDirEnv)
-	return specVal
-}
-
-// route finds the spec operation for a request received by a test server.
-func (s *knockSpec) route(r *http.Request, body []byte) (*openapi3filter.RequestValidationInput, error) {
-	req := r.Clone(context.Background())
-	req.URL.Scheme, req.URL.Host, req.Host = "https", specHost, specHost
-	req.RequestURI = ""
-	req.Body = io.NopCloser(bytes.NewReader(body))
-	route, params, err := s.router.FindRoute(req)
-	if err != nil {
-		return nil, err
-	}
-	return &openapi3filter.RequestValidationInput{
-		Request:    req,
-		PathParams: params,
-		Route:      route,
-		Options:    &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
-	}, nil
+	return &knockSpec{s}
 }
 
 func (s *knockSpec) validateRequest(r *http.Request, body []byte) error {
-	in, err := s.route(r, body)
-	if err != nil {
-		return err
-	}
-	return openapi3filter.ValidateRequest(context.Background(), in)
+	return s.ValidateRequest(r, body)
 }
 
 func (s *knockSpec) validateResponse(r *http.Request, reqBody []byte, status int, header http.Header, body []byte) error {
-	in, err := s.route(r, reqBody)
-	if err != nil {
-		return err
-	}
-	return openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: in,
-		Status:                 status,
-		Header:                 header,
-		Body:                   io.NopCloser(bytes.NewReader(body)),
-		Options:                in.Options,
-	})
+	return s.ValidateResponse(r, reqBody, status, header, body)
 }
 
 // TestRequestsMatchKnockOpenAPI sends one request of every shape the client
@@ -115,11 +42,7 @@ func (s *knockSpec) validateResponse(r *http.Request, reqBody []byte, status int
 // validated the same way whenever the spec is available; this one makes sure
 // each operation is covered and that the check itself can fail.
 func TestRequestsMatchKnockOpenAPI(t *testing.T) {
-	if os.Getenv(specsDirEnv) == "" {
-		t.Skipf("%s is not set: skipping the check of requests against Knock's published OpenAPI spec "+
-			"(set it to the folder holding knock.openapi.yaml)", specsDirEnv)
-	}
-	spec := loadSpec(t)
+	spec := &knockSpec{openapicheck.Require(t, openapicheck.Knock)}
 
 	f := newFakeKnock(t, func(w http.ResponseWriter, r *http.Request) {
 		switch {

@@ -1,114 +1,43 @@
 package simplelogin_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"sync"
 	"testing"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmflow/crmflow/internal/openapicheck"
 	"github.com/crmflow/crmflow/internal/simplelogin"
 )
 
-// specsDirEnv names the folder holding the providers' published OpenAPI
-// specs; the specs are data kept outside the repository.
-const specsDirEnv = "CRMFLOW_SPECS_DIR"
+// slSpec adapts the shared contract checker to this package's fakes. The
+// spec is the community-written one: where it disagrees with
+// simple-login/app's docs/api.md and server code, the client follows the
+// latter (see the package's comments). Authentication is checked: the
+// header the spec's apiKey scheme names (Authentication) must be present.
+type slSpec struct{ *openapicheck.Spec }
 
-// specFile is the community-written SimpleLogin spec. It is unofficial:
-// where it disagrees with simple-login/app's docs/api.md and server code, the
-// client follows the latter (see the package's comments).
-const specFile = "simplelogin.openapi.yaml"
-
-// specHost is the host of the spec's only server entry
-// (https://app.simplelogin.io/api); requests are re-addressed to it so the
-// router matches them. Their paths already carry the /api prefix.
-const specHost = "app.simplelogin.io"
-
-// slSpec validates requests against SimpleLogin's OpenAPI spec.
-type slSpec struct {
-	router routers.Router
-}
-
-var (
-	specOnce sync.Once
-	specVal  *slSpec
-	specErr  error
-)
-
-// loadSpec returns the spec, loaded once per test binary, or nil when
-// CRMFLOW_SPECS_DIR is unset. A set variable with a missing or broken spec
-// fails the test rather than silently skipping the contract.
+// loadSpec returns the spec, or nil when CRMFLOW_SPECS_DIR is unset; a set
+// variable with a missing or broken spec fails the test rather than silently
+// skipping the contract.
 func loadSpec(t *testing.T) *slSpec {
 	t.Helper()
-	dir := os.Getenv(specsDirEnv)
-	if dir == "" {
+	s := openapicheck.Load(t, openapicheck.SimpleLogin)
+	if s == nil {
 		return nil
 	}
-	specOnce.Do(func() {
-		// No doc.Validate: the spec fails it on an example's date-time format
-		// and on a path parameter GET /custom_domains does not have; the
-		// router does not need it.
-		doc, err := openapi3.NewLoader().LoadFromFile(filepath.Join(dir, specFile))
-		if err != nil {
-			specErr = err
-			return
-		}
-		router, err := gorillamux.NewRouter(doc)
-		if err != nil {
-			specErr = err
-			return
-		}
-		specVal = &slSpec{router: router}
-	})
-	require.NoError(t, specErr, "load SimpleLogin's OpenAPI spec from %s", specsDirEnv)
-	return specVal
-}
-
-// checkAPIKeyHeader stands in for authentication: rather than accept any
-// request (openapi3filter.NoopAuthenticationFunc), it checks that the header
-// the spec's apiKey scheme names (Authentication) is present and non-empty,
-// so the contract also covers the header SimpleLogin reads.
-func checkAPIKeyHeader(_ context.Context, in *openapi3filter.AuthenticationInput) error {
-	s := in.SecurityScheme
-	if s == nil || s.Type != "apiKey" || s.In != "header" {
-		return fmt.Errorf("unexpected security scheme %q", in.SecuritySchemeName)
-	}
-	if in.RequestValidationInput.Request.Header.Get(s.Name) == "" {
-		return fmt.Errorf("missing %s header", s.Name)
-	}
-	return nil
+	return &slSpec{s}
 }
 
 // validateRequest checks a request received by a test server against the
 // spec.
 func (s *slSpec) validateRequest(r *http.Request, body []byte) error {
-	req := r.Clone(context.Background())
-	req.URL.Scheme, req.URL.Host, req.Host = "https", specHost, specHost
-	req.RequestURI = ""
-	req.Body = io.NopCloser(bytes.NewReader(body))
-	route, params, err := s.router.FindRoute(req)
-	if err != nil {
-		return err
-	}
-	return openapi3filter.ValidateRequest(context.Background(), &openapi3filter.RequestValidationInput{
-		Request:    req,
-		PathParams: params,
-		Route:      route,
-		Options:    &openapi3filter.Options{AuthenticationFunc: checkAPIKeyHeader},
-	})
+	return s.ValidateRequest(r, body)
 }
 
 // TestRequestsMatchSimpleLoginOpenAPI sends one request of every shape the
@@ -127,11 +56,7 @@ func (s *slSpec) validateRequest(r *http.Request, body []byte) error {
 // "Unknown error", not 404; a delete of a deleted alias is 403, not 404), and
 // in the list query, which the spec too puts in a POST body.
 func TestSimpleLoginRequestsMatchOpenAPI(t *testing.T) {
-	if os.Getenv(specsDirEnv) == "" {
-		t.Skipf("%s is not set: skipping the check of requests against SimpleLogin's (unofficial) OpenAPI spec "+
-			"(set it to the folder holding %s)", specsDirEnv, specFile)
-	}
-	spec := loadSpec(t)
+	spec := &slSpec{openapicheck.Require(t, openapicheck.SimpleLogin)}
 
 	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
 		switch {
