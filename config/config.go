@@ -72,6 +72,7 @@ type Config struct {
 	SimpleLogin ProviderConfig `mapstructure:"simplelogin" yaml:"simplelogin"`
 	Resend      ProviderConfig `mapstructure:"resend" yaml:"resend"`
 	Sentry      SentryConfig   `mapstructure:"sentry" yaml:"sentry"`
+	Tracing     TracingConfig  `mapstructure:"tracing" yaml:"tracing"`
 
 	// DevMode is set by LoadOptions.Dev, never by the file or environment.
 	DevMode bool `mapstructure:"-" yaml:"-"`
@@ -175,6 +176,27 @@ type SentryConfig struct {
 	Release     string `mapstructure:"release" yaml:"release"`
 }
 
+// Tracing exporters.
+const (
+	// TracingOff builds no tracer provider at all: nothing is recorded.
+	TracingOff = ""
+	// TracingOTLP sends spans over OTLP/gRPC to Endpoint.
+	TracingOTLP = "otlp"
+	// TracingStdout writes one JSON line per span to stdout (local debugging).
+	TracingStdout = "stdout"
+)
+
+// TracingConfig chooses where OpenTelemetry spans go; off by default.
+type TracingConfig struct {
+	// Exporter is "" (off), "otlp" or "stdout".
+	Exporter string `mapstructure:"exporter" yaml:"exporter"`
+	// Endpoint is the OTLP/gRPC collector URL; http:// sends without TLS.
+	Endpoint string `mapstructure:"endpoint" yaml:"endpoint"`
+	// SampleRatio is the share of new traces recorded (0..1); a request that
+	// arrives with a sampled parent is always recorded.
+	SampleRatio float64 `mapstructure:"sample_ratio" yaml:"sample_ratio"`
+}
+
 // defaults lists every key with its default. Viper only maps env vars onto keys
 // it knows, so every key is here, even those whose default is empty.
 var defaults = map[string]any{
@@ -219,6 +241,9 @@ var defaults = map[string]any{
 	"sentry.dsn":                    "",
 	"sentry.environment":            "development",
 	"sentry.release":                "",
+	"tracing.exporter":              "",
+	"tracing.endpoint":              "http://127.0.0.1:4317",
+	"tracing.sample_ratio":          1.0,
 }
 
 // Keys returns every configuration key, sorted, for documentation and tests.
@@ -452,6 +477,18 @@ func (c *Config) validate(problems []string) error {
 	}
 	if c.Aliases.ShadowTTL <= 0 {
 		add("aliases.shadow_ttl", "must be a positive duration, got %s", c.Aliases.ShadowTTL)
+	}
+	switch c.Tracing.Exporter {
+	case TracingOff, TracingStdout:
+	case TracingOTLP:
+		if u, err := url.Parse(c.Tracing.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("tracing.endpoint", "must be an http(s) URL of an OTLP/gRPC collector, got %q", c.Tracing.Endpoint)
+		}
+	default:
+		add("tracing.exporter", "must be empty (off), otlp or stdout, got %q", c.Tracing.Exporter)
+	}
+	if c.Tracing.SampleRatio < 0 || c.Tracing.SampleRatio > 1 {
+		add("tracing.sample_ratio", "must be between 0 and 1, got %g", c.Tracing.SampleRatio)
 	}
 	if len(problems) == 0 {
 		return nil

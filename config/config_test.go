@@ -113,6 +113,26 @@ func TestValidateNamesEveryBadKeyAtOnce(t *testing.T) {
 	assert.NotContains(t, msg, "too-short", "a secret's value must not appear in an error")
 }
 
+func TestTracingOffByDefaultAndValidated(t *testing.T) {
+	cfg, err := load(t, config.LoadOptions{Dev: true}, "X=1")
+	require.NoError(t, err)
+	assert.Equal(t, config.TracingOff, cfg.Tracing.Exporter, "tracing is off unless configured")
+	assert.Equal(t, 1.0, cfg.Tracing.SampleRatio)
+
+	cfg, err = load(t, config.LoadOptions{Dev: true}, "CRMFLOW_TRACING_EXPORTER=otlp",
+		"CRMFLOW_TRACING_ENDPOINT=http://otel-collector:4317", "CRMFLOW_TRACING_SAMPLE_RATIO=0.1")
+	require.NoError(t, err)
+	assert.Equal(t, config.TracingConfig{Exporter: "otlp", Endpoint: "http://otel-collector:4317", SampleRatio: 0.1}, cfg.Tracing)
+
+	_, err = load(t, config.LoadOptions{Dev: true}, "CRMFLOW_TRACING_EXPORTER=jaeger", "CRMFLOW_TRACING_SAMPLE_RATIO=2")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "tracing.exporter (CRMFLOW_TRACING_EXPORTER)")
+	assert.Contains(t, err.Error(), "tracing.sample_ratio (CRMFLOW_TRACING_SAMPLE_RATIO)")
+	_, err = load(t, config.LoadOptions{Dev: true}, "CRMFLOW_TRACING_EXPORTER=otlp", "CRMFLOW_TRACING_ENDPOINT=otel-collector:4317")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "tracing.endpoint (CRMFLOW_TRACING_ENDPOINT)")
+}
+
 func TestValidConfigPasses(t *testing.T) {
 	_, err := load(t, config.LoadOptions{}, "CRMFLOW_DATABASE_URL="+validDB,
 		"CRMFLOW_MASTER_KEY="+config.DevMasterKey,
@@ -173,6 +193,10 @@ func TestEveryKeyHasAnEnvVar(t *testing.T) {
 			val = "postgres://u@h/d"
 		case key == "stripe.webhook_secret" || key == "clerk.webhook_secret":
 			val = "whsec_Y2hhbmdlZA=="
+		case key == "tracing.exporter":
+			val = "stdout"
+		case key == "tracing.sample_ratio":
+			val = "0.25"
 		}
 		cfg, err := load(t, config.LoadOptions{Dev: true}, config.EnvVar(key)+"="+val)
 		require.NoError(t, err, key)
