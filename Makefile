@@ -35,7 +35,7 @@ dev: build
 	./bin/crmflow dev
 
 ## test: formatting, vet, staticcheck, workflowcheck, then every test
-test: lint tools
+test: lint tools chromium
 	go test $(GO_TEST_FLAGS) ./...
 
 ## lint: every static check
@@ -69,6 +69,14 @@ $(TOOLS)/workflowcheck:
 
 $(TOOLS)/stripe-mock:
 	GOBIN=$(TOOLS) go install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
+
+## chromium: install Debian's chromium (headless browser of the Temporal UI test) when missing
+.PHONY: chromium
+chromium:
+	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	sudo=; if [ "$$(id -u)" -ne 0 ]; then sudo=sudo; fi; \
+	$$sudo apt-get update; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 
 ## bench: benchmarks, each reported as a ratio to a baseline measured in the same run
 bench: tools
