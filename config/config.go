@@ -65,6 +65,8 @@ type Config struct {
 	Inventory InventoryConfig `mapstructure:"inventory" yaml:"inventory"`
 	Aliases   AliasesConfig   `mapstructure:"aliases" yaml:"aliases"`
 	Rotation  RotationConfig  `mapstructure:"rotation" yaml:"rotation"`
+	Limits    LimitsConfig    `mapstructure:"limits" yaml:"limits"`
+	Breaker   BreakerConfig   `mapstructure:"breaker" yaml:"breaker"`
 
 	Stripe      StripeConfig   `mapstructure:"stripe" yaml:"stripe"`
 	Clerk       ClerkConfig    `mapstructure:"clerk" yaml:"clerk"`
@@ -151,6 +153,37 @@ type RotationConfig struct {
 	Interval time.Duration `mapstructure:"interval" yaml:"interval"`
 }
 
+// LimitsConfig bounds each provider's activity task queue. The defaults
+// follow the providers' published limits: Stripe's test mode allows 25
+// operations a second (live mode 100), Knock's identify tier 60 a second,
+// SimpleLogin 5 alias creations a minute per caller IP, Resend 2 requests a
+// second per team.
+type LimitsConfig struct {
+	Stripe      QueueLimitConfig `mapstructure:"stripe" yaml:"stripe"`
+	Knock       QueueLimitConfig `mapstructure:"knock" yaml:"knock"`
+	SimpleLogin QueueLimitConfig `mapstructure:"simplelogin" yaml:"simplelogin"`
+	Resend      QueueLimitConfig `mapstructure:"resend" yaml:"resend"`
+}
+
+// QueueLimitConfig bounds one provider's activity task queue.
+type QueueLimitConfig struct {
+	// PerSecond is how many of the provider's activities start per second
+	// across every worker replica (Temporal enforces it); 0 means no limit.
+	PerSecond float64 `mapstructure:"per_second" yaml:"per_second"`
+	// Concurrency bounds the provider's activities one worker runs at once;
+	// 0 means the SDK's default.
+	Concurrency int `mapstructure:"concurrency" yaml:"concurrency"`
+}
+
+// BreakerConfig says when a failing provider's activity queue is paused.
+type BreakerConfig struct {
+	// Threshold is how many outage failures in a row (5xx, 429, timeouts)
+	// pause the provider's queue; 0 never pauses.
+	Threshold int `mapstructure:"threshold" yaml:"threshold"`
+	// Cooldown is how long a paused queue waits before probing the provider.
+	Cooldown time.Duration `mapstructure:"cooldown" yaml:"cooldown"`
+}
+
 // StripeConfig holds Stripe's API key, webhook secret and base URL.
 type StripeConfig struct {
 	SecretKey     Secret `mapstructure:"secret_key" yaml:"secret_key"`
@@ -200,50 +233,60 @@ type TracingConfig struct {
 // defaults lists every key with its default. Viper only maps env vars onto keys
 // it knows, so every key is here, even those whose default is empty.
 var defaults = map[string]any{
-	"http_addr":                     "127.0.0.1:8080",
-	"database_url":                  "",
-	"api_tokens":                    "",
-	"master_key":                    "",
-	"master_key_previous":           "",
-	"codec_ui_origins":              "http://127.0.0.1:8233,http://localhost:8233",
-	"log_level":                     "info",
-	"temporal.address":              "127.0.0.1:7233",
-	"temporal.namespace":            "default",
-	"dev.data_dir":                  ".data",
-	"dev.postgres_port":             55432,
-	"dev.ui_addr":                   "127.0.0.1:8233",
-	"webhooks.max_body_bytes":       1 << 20,
-	"webhooks.tolerance":            "5m",
-	"orders.payment_timeout":        "24h",
-	"referrals.reward_cents":        1000,
-	"referrals.refund_window":       "336h",
-	"referrals.minimum_order_cents": 1000,
-	"referrals.clawback_window":     "2160h",
-	"inventory.scan_interval":       "15m",
-	"inventory.debounce":            "5m",
-	"inventory.cooldown":            "1h",
-	"inventory.escalate_after":      "24h",
-	"inventory.alert_audience":      "crmflow-operators",
-	"inventory.escalation_audience": "crmflow-operators",
-	"inventory.coalesce_window":     "1s",
-	"aliases.shadow_ttl":            "720h",
-	"rotation.interval":             "2160h",
-	"stripe.secret_key":             "",
-	"stripe.webhook_secret":         "",
-	"stripe.api_url":                "https://api.stripe.com",
-	"clerk.webhook_secret":          "",
-	"knock.api_key":                 "",
-	"knock.api_url":                 "https://api.knock.app",
-	"simplelogin.api_key":           "",
-	"simplelogin.api_url":           "https://app.simplelogin.io",
-	"resend.api_key":                "",
-	"resend.api_url":                "https://api.resend.com",
-	"sentry.dsn":                    "",
-	"sentry.environment":            "development",
-	"sentry.release":                "",
-	"tracing.exporter":              "",
-	"tracing.endpoint":              "http://127.0.0.1:4317",
-	"tracing.sample_ratio":          1.0,
+	"http_addr":                      "127.0.0.1:8080",
+	"database_url":                   "",
+	"api_tokens":                     "",
+	"master_key":                     "",
+	"master_key_previous":            "",
+	"codec_ui_origins":               "http://127.0.0.1:8233,http://localhost:8233",
+	"log_level":                      "info",
+	"temporal.address":               "127.0.0.1:7233",
+	"temporal.namespace":             "default",
+	"dev.data_dir":                   ".data",
+	"dev.postgres_port":              55432,
+	"dev.ui_addr":                    "127.0.0.1:8233",
+	"webhooks.max_body_bytes":        1 << 20,
+	"webhooks.tolerance":             "5m",
+	"orders.payment_timeout":         "24h",
+	"referrals.reward_cents":         1000,
+	"referrals.refund_window":        "336h",
+	"referrals.minimum_order_cents":  1000,
+	"referrals.clawback_window":      "2160h",
+	"inventory.scan_interval":        "15m",
+	"inventory.debounce":             "5m",
+	"inventory.cooldown":             "1h",
+	"inventory.escalate_after":       "24h",
+	"inventory.alert_audience":       "crmflow-operators",
+	"inventory.escalation_audience":  "crmflow-operators",
+	"inventory.coalesce_window":      "1s",
+	"aliases.shadow_ttl":             "720h",
+	"rotation.interval":              "2160h",
+	"limits.stripe.per_second":       25,
+	"limits.stripe.concurrency":      10,
+	"limits.knock.per_second":        60,
+	"limits.knock.concurrency":       20,
+	"limits.simplelogin.per_second":  5.0 / 60,
+	"limits.simplelogin.concurrency": 1,
+	"limits.resend.per_second":       2,
+	"limits.resend.concurrency":      2,
+	"breaker.threshold":              5,
+	"breaker.cooldown":               "30s",
+	"stripe.secret_key":              "",
+	"stripe.webhook_secret":          "",
+	"stripe.api_url":                 "https://api.stripe.com",
+	"clerk.webhook_secret":           "",
+	"knock.api_key":                  "",
+	"knock.api_url":                  "https://api.knock.app",
+	"simplelogin.api_key":            "",
+	"simplelogin.api_url":            "https://app.simplelogin.io",
+	"resend.api_key":                 "",
+	"resend.api_url":                 "https://api.resend.com",
+	"sentry.dsn":                     "",
+	"sentry.environment":             "development",
+	"sentry.release":                 "",
+	"tracing.exporter":               "",
+	"tracing.endpoint":               "http://127.0.0.1:4317",
+	"tracing.sample_ratio":           1.0,
 }
 
 // Keys returns every configuration key, sorted, for documentation and tests.
@@ -471,6 +514,22 @@ func (c *Config) validate(problems []string) error {
 		if d < 0 {
 			add(key, "must not be negative, got %s", d)
 		}
+	}
+	for name, l := range map[string]QueueLimitConfig{
+		"stripe": c.Limits.Stripe, "knock": c.Limits.Knock, "simplelogin": c.Limits.SimpleLogin, "resend": c.Limits.Resend,
+	} {
+		if l.PerSecond < 0 {
+			add("limits."+name+".per_second", "must be 0 (no limit) or positive, got %v", l.PerSecond)
+		}
+		if l.Concurrency < 0 {
+			add("limits."+name+".concurrency", "must be 0 (SDK default) or positive, got %d", l.Concurrency)
+		}
+	}
+	if c.Breaker.Threshold < 0 {
+		add("breaker.threshold", "must be 0 (never pause) or positive, got %d", c.Breaker.Threshold)
+	}
+	if c.Breaker.Threshold > 0 && c.Breaker.Cooldown <= 0 {
+		add("breaker.cooldown", "must be a positive duration, got %s", c.Breaker.Cooldown)
 	}
 	if c.Rotation.Interval <= 0 {
 		add("rotation.interval", "must be a positive duration, got %s", c.Rotation.Interval)

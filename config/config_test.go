@@ -193,6 +193,10 @@ func TestEveryKeyHasAnEnvVar(t *testing.T) {
 			val = "postgres://u@h/d"
 		case key == "stripe.webhook_secret" || key == "clerk.webhook_secret":
 			val = "whsec_Y2hhbmdlZA=="
+		case strings.HasPrefix(key, "limits.") || key == "breaker.threshold":
+			val = "3"
+		case key == "breaker.cooldown":
+			val = "7s"
 		case key == "tracing.exporter":
 			val = "stdout"
 		case key == "tracing.sample_ratio":

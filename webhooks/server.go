@@ -37,6 +37,10 @@ type Deps struct {
 	// ConsoleProviders are reported by /readyz: their calls are recorded,
 	// not sent (optional).
 	ConsoleProviders []string
+	// ProviderQueues, when set, reports each provider's activity queue
+	// (paused or polling) in /readyz: a paused provider is a detail, not a
+	// readiness failure, since its work waits in Temporal (optional).
+	ProviderQueues func() any
 
 	// Codec, when set, serves the payload codec at /codec/ for the Temporal
 	// UI and the temporal CLI (--codec-endpoint).
@@ -205,7 +209,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		Checks      map[string]checkResult `json:"checks"`
 		ConsoleMode []string               `json:"console_mode"`
 		Inbox       *inboxDetail           `json:"inbox,omitempty"`
+		Queues      any                    `json:"provider_queues,omitempty"`
 	}{Status: "ready", Checks: map[string]checkResult{}, ConsoleMode: s.deps.ConsoleProviders}
+	if s.deps.ProviderQueues != nil {
+		body.Queues = s.deps.ProviderQueues()
+	}
 	if s.deps.Store != nil {
 		// The hand-off backlog is a detail, not a readiness failure: events
 		// wait safely in the inbox while Temporal catches up.

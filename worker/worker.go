@@ -1,5 +1,6 @@
 // Package worker builds crmflow's Temporal client from config, registers the
-// workflows and activities on the task queue, and runs them until shutdown.
+// workflows and activities on their task queues (one for workflows and the
+// database, one per provider), and runs them until shutdown.
 package worker
 
 import (
@@ -7,12 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	sdklog "go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -63,33 +67,99 @@ func Keyring(cfg *config.Config) (*credentials.Keyring, error) {
 	return kr, nil
 }
 
-// Options configures Run.
+// Options configures New and Run.
 type Options struct {
 	// Activities are the activity structs with their injected clients.
 	Activities Activities
-	// TaskQueue defaults to workflows.TaskQueue; tests give each worker its own.
+	// TaskQueue defaults to workflows.TaskQueue; tests give each worker its
+	// own. Provider activities run on workflows.ProviderTaskQueue(TaskQueue, p).
 	TaskQueue string
 	// StopTimeout bounds how long running activities get to finish on shutdown.
 	StopTimeout time.Duration
+	// Limits bound each provider's activity queue (by workflows.Provider*);
+	// a provider not listed runs without a rate limit.
+	Limits map[string]QueueLimits
+	// Breaker pauses a failing provider's queue; the zero value never pauses.
+	Breaker BreakerOptions
+	// Interceptors run on every worker of the process (Sentry, tracing).
+	Interceptors []interceptor.WorkerInterceptor
 }
 
-// New builds the worker with every workflow and activity registered.
-func New(c client.Client, opts Options) sdkworker.Worker {
+// ConfigOptions are the Options cfg asks for: each provider's queue limits,
+// the breaker with its probes, and the process's metrics registry.
+func ConfigOptions(cfg *config.Config, creds *credentials.Store, acts Activities, logger *slog.Logger,
+	metrics prometheus.Registerer) Options {
+	limit := func(l config.QueueLimitConfig) QueueLimits {
+		return QueueLimits{PerSecond: l.PerSecond, Concurrency: l.Concurrency}
+	}
+	return Options{
+		Activities: acts,
+		Limits: map[string]QueueLimits{
+			workflows.ProviderStripe:      limit(cfg.Limits.Stripe),
+			workflows.ProviderKnock:       limit(cfg.Limits.Knock),
+			workflows.ProviderSimpleLogin: limit(cfg.Limits.SimpleLogin),
+			workflows.ProviderResend:      limit(cfg.Limits.Resend),
+		},
+		Breaker: BreakerOptions{
+			Threshold: cfg.Breaker.Threshold,
+			Cooldown:  cfg.Breaker.Cooldown,
+			Probes:    ProviderProbes(cfg, creds),
+			Logger:    logger.With("component", "breaker"),
+			Metrics:   metrics,
+		},
+	}
+}
+
+// QueueLimits bound one provider's activity task queue.
+type QueueLimits struct {
+	// PerSecond is how many of the queue's activities Temporal starts per
+	// second across every worker replica (0: no limit). Temporal enforces it
+	// at the task queue, so it holds however many replicas poll.
+	PerSecond float64
+	// Concurrency bounds the activities one worker runs at once (0: the SDK's
+	// default).
+	Concurrency int
+}
+
+// Workers are one process's Temporal workers: one on the workflow task
+// queue (workflows and database activities) and one per provider activity
+// queue, each with that provider's limits and breaker.
+type Workers struct {
+	main      sdkworker.Worker
+	providers []*providerQueue
+}
+
+// New builds the process's workers with every workflow and activity
+// registered on its queue. Nothing polls until Start.
+func New(c client.Client, opts Options) *Workers {
 	if opts.TaskQueue == "" {
 		opts.TaskQueue = workflows.TaskQueue
 	}
 	if opts.StopTimeout == 0 {
 		opts.StopTimeout = 10 * time.Second
 	}
-	w := sdkworker.New(c, opts.TaskQueue, sdkworker.Options{
+	a := opts.Activities
+	w := &Workers{main: sdkworker.New(c, opts.TaskQueue, sdkworker.Options{
 		WorkerStopTimeout: opts.StopTimeout,
-	})
-	register(w, opts.Activities)
+		Interceptors:      opts.Interceptors,
+	})}
+	registerMain(w.main, a)
+	byProvider := map[string]any{
+		workflows.ProviderStripe:      a.Stripe,
+		workflows.ProviderKnock:       a.Knock,
+		workflows.ProviderSimpleLogin: a.SimpleLogin,
+		workflows.ProviderResend:      a.Resend,
+	}
+	for _, p := range workflows.Providers() {
+		w.providers = append(w.providers, newProviderQueue(c, p, workflows.ProviderTaskQueue(opts.TaskQueue, p),
+			byProvider[p], opts))
+	}
 	return w
 }
 
-// register is the one place that lists what the worker runs.
-func register(r sdkworker.Registry, a Activities) {
+// registerMain lists what the workflow task queue runs: every workflow and
+// the activities that touch only PostgreSQL or Temporal.
+func registerMain(r sdkworker.Registry, a Activities) {
 	r.RegisterWorkflowWithOptions(workflows.OrderConfirmation, workflow.RegisterOptions{Name: workflows.OrderConfirmationType})
 	r.RegisterWorkflowWithOptions(workflows.ReferralReward, workflow.RegisterOptions{Name: workflows.ReferralRewardType})
 	r.RegisterWorkflowWithOptions(workflows.LowStockAlert, workflow.RegisterOptions{Name: workflows.LowStockAlertType})
@@ -100,20 +170,64 @@ func register(r sdkworker.Registry, a Activities) {
 	r.RegisterActivity(a.Referrals)
 	r.RegisterActivity(a.Inventory)
 	r.RegisterActivity(a.Aliases)
-	r.RegisterActivity(a.SimpleLogin)
 	r.RegisterActivity(a.Credentials)
 	r.RegisterActivity(a.KeyVerifier)
-	r.RegisterActivity(a.Resend)
-	r.RegisterActivity(a.Stripe)
-	r.RegisterActivity(a.Knock)
 	r.RegisterActivity(a.DeadLetters)
 }
 
-// Run runs the worker until ctx is cancelled, then stops it gracefully.
+// Start starts every worker; on an error the ones started are stopped.
+func (w *Workers) Start() error {
+	if err := w.main.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	for i, q := range w.providers {
+		if err := q.start(); err != nil {
+			for _, started := range w.providers[:i] {
+				started.stop()
+			}
+			w.main.Stop()
+			return fmt.Errorf("start %s worker: %w", q.provider, err)
+		}
+	}
+	return nil
+}
+
+// Stop stops every worker, letting running activities finish within the
+// stop timeout.
+func (w *Workers) Stop() {
+	var wg sync.WaitGroup
+	for _, q := range w.providers {
+		wg.Add(1)
+		go func() { defer wg.Done(); q.stop() }()
+	}
+	w.main.Stop()
+	wg.Wait()
+}
+
+// Run starts the workers, waits for interruptCh, then stops them.
+func (w *Workers) Run(interruptCh <-chan interface{}) error {
+	if err := w.Start(); err != nil {
+		return err
+	}
+	<-interruptCh
+	w.Stop()
+	return nil
+}
+
+// Queues reports each provider queue's state, for /readyz.
+func (w *Workers) Queues() []QueueState {
+	out := make([]QueueState, 0, len(w.providers))
+	for _, q := range w.providers {
+		out = append(out, q.state())
+	}
+	return out
+}
+
+// Run runs the workers until ctx is cancelled, then stops them gracefully.
 func Run(ctx context.Context, c client.Client, opts Options) error {
 	w := New(c, opts)
 	if err := w.Start(); err != nil {
-		return fmt.Errorf("start worker: %w", err)
+		return err
 	}
 	<-ctx.Done()
 	w.Stop()

@@ -43,12 +43,12 @@ type InventoryScanResult struct {
 // signalOptions cover signalling a batch: one SignalWithStart per SKU at the
 // rate the Temporal frontend allows, with heartbeats so a retried attempt
 // resumes where the last one stopped.
-var signalOptions = workflow.ActivityOptions{
+var signalOptions = activityPolicy{options: workflow.ActivityOptions{
 	StartToCloseTimeout:    10 * time.Minute,
 	HeartbeatTimeout:       time.Minute,
 	ScheduleToCloseTimeout: time.Hour,
 	RetryPolicy:            backoff(0),
-}
+}}
 
 // InventoryScan signals every SKU whose stock level changed in PostgreSQL
 // since it was last signalled: read a batch, signal each SKU's low-stock
@@ -76,8 +76,8 @@ func InventoryScan(ctx workflow.Context, in InventoryScanInput) (*InventoryScanR
 		// The activity caps it too; a short batch must mean "no more".
 		limit = activities.MaxScanBatch
 	}
-	storeCtx := workflow.WithActivityOptions(ctx, storeOptions)
-	signalCtx := workflow.WithActivityOptions(ctx, signalOptions)
+	storeCtx := storeOptions.context(ctx)
+	signalCtx := signalOptions.context(ctx)
 	res := &InventoryScanResult{}
 	for batch := 0; ; batch++ {
 		if batch == maxScanBatches {

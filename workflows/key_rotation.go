@@ -125,13 +125,16 @@ type KeyRevokedInput struct {
 
 // keyRotationResendOptions: CreateAPIKey cleans up an earlier attempt's key
 // before creating, and DeleteAPIKey takes 404 as done, so retries are safe.
-var keyRotationResendOptions = workflow.ActivityOptions{
+var keyRotationResendOptions = activityPolicy{provider: ProviderResend, options: workflow.ActivityOptions{
 	StartToCloseTimeout: 90 * time.Second,
 	RetryPolicy:         backoff(8),
-}
+}}
 
-// keyVerifyOptions: an operator waits on the answer, so few attempts.
-var keyVerifyOptions = workflow.ActivityOptions{
+// keyVerifyOptions: an operator waits on the answer, so few attempts. It runs
+// on the workflow's own queue, not the provider's: a new key is often what
+// ends a provider's failures, so its check must not wait behind a paused
+// provider queue.
+var keyVerifyOptions = activityPolicy{options: workflow.ActivityOptions{
 	StartToCloseTimeout: 30 * time.Second,
 	RetryPolicy: &temporal.RetryPolicy{
 		InitialInterval:    time.Second,
@@ -139,7 +142,7 @@ var keyVerifyOptions = workflow.ActivityOptions{
 		MaximumInterval:    10 * time.Second,
 		MaximumAttempts:    3,
 	},
-}
+}}
 
 var (
 	rotationCreds  *activities.CredentialActivities
@@ -542,7 +545,7 @@ func (k *keyRotation) submitKey(ctx workflow.Context, in SubmitKeyInput) (Submit
 	k.verifying = true
 	defer func() { k.verifying = false }()
 	var out activities.VerifyKeyOutput
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, keyVerifyOptions), verify.VerifyKey,
+	err := workflow.ExecuteActivity(keyVerifyOptions.context(ctx), verify.VerifyKey,
 		activities.VerifyKeyInput{Provider: k.input.Provider, Secret: in.Secret}).Get(ctx, &out)
 	if err != nil {
 		return SubmitKeyResult{}, fmt.Errorf("could not verify the key: %w", err)

@@ -88,13 +88,13 @@ func (p *parker) validate(_ workflow.Context, d DeadLetterDecision) error {
 	return nil
 }
 
-// step runs call as the named step with opts (retry policy included). On a
+// step runs call as the named step with opts (retry policy and task queue). On a
 // final failure it parks and waits; retry runs call again, skip returns
 // errSkipped, abort returns an OperatorAborted error that ends the run.
 // input is recorded in the dead letter for the operator; it holds no secrets.
-func (p *parker) step(ctx workflow.Context, name string, opts workflow.ActivityOptions, input any,
+func (p *parker) step(ctx workflow.Context, name string, opts activityPolicy, input any,
 	call func(ctx workflow.Context) error) error {
-	actx := workflow.WithActivityOptions(ctx, opts)
+	actx := opts.context(ctx)
 	var deadLetter int64
 	for {
 		p.setStep(ctx, name)
@@ -154,7 +154,7 @@ func (p *parker) outcome(step string, d DeadLetterDecision) error {
 func (p *parker) park(ctx workflow.Context, step string, input any, message, errType string, attempts int) (int64, DeadLetterDecision, error) {
 	info := workflow.GetInfo(ctx)
 	var out activities.RecordDeadLetterOutput
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, parkOptions), dl.RecordDeadLetter,
+	err := workflow.ExecuteActivity(parkOptions.context(ctx), dl.RecordDeadLetter,
 		activities.RecordDeadLetterInput{
 			WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
 			WorkflowType: info.WorkflowType.Name, Step: step, Error: message, ErrorType: errType,
@@ -180,7 +180,7 @@ func (p *parker) park(ctx workflow.Context, step string, input any, message, err
 // close records what became of a dead letter. It retries until it succeeds
 // (parkOptions), so its error only surfaces on cancellation.
 func (p *parker) close(ctx workflow.Context, id int64, status, operator string) {
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, parkOptions), dl.DecideDeadLetter,
+	err := workflow.ExecuteActivity(parkOptions.context(ctx), dl.DecideDeadLetter,
 		activities.DecideDeadLetterInput{DeadLetterID: id, Status: status, Operator: operator}).Get(ctx, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Error("Could not record dead-letter decision", "deadLetterID", id, "error", err)

@@ -10,39 +10,83 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// Activity options per provider, declared once. Transient errors (network,
+// Providers whose activities run on their own task queue. The worker
+// polling a provider's queue carries that provider's rate limit and
+// concurrency (Temporal enforces the rate at the task queue, so it holds
+// across every worker replica), and the worker pauses polling it while the
+// provider is failing (see worker/breaker.go).
+const (
+	ProviderStripe      = "stripe"
+	ProviderKnock       = "knock"
+	ProviderSimpleLogin = "simplelogin"
+	ProviderResend      = "resend"
+)
+
+// Providers lists every provider with an activity task queue.
+func Providers() []string {
+	return []string{ProviderStripe, ProviderKnock, ProviderSimpleLogin, ProviderResend}
+}
+
+// ProviderTaskQueue names provider's activity task queue for workflows
+// running on base: "crmflow" gives "crmflow-stripe". Deriving it from the
+// workflow's own queue keeps test workers, each on a queue of its own, apart.
+func ProviderTaskQueue(base, provider string) string {
+	return base + "-" + provider
+}
+
+// activityPolicy is how a kind of activity runs: its options (timeouts and
+// retry policy) and the provider whose task queue carries it ("" for the
+// workflow's own queue: the database and Temporal itself).
+type activityPolicy struct {
+	provider string
+	options  workflow.ActivityOptions
+}
+
+// context returns ctx with the policy's options and task queue applied; it
+// is the one place an activity's task queue is chosen.
+func (p activityPolicy) context(ctx workflow.Context) workflow.Context {
+	opts := p.options
+	if p.provider != "" {
+		opts.TaskQueue = ProviderTaskQueue(workflow.GetInfo(ctx).TaskQueueName, p.provider)
+	}
+	return workflow.WithActivityOptions(ctx, opts)
+}
+
+// Activity policies per provider, declared once. Transient errors (network,
 // 5xx, 429) retry with backoff, a 429's Retry-After overriding the next delay
 // (activities set NextRetryDelay); errors classified non-retryable stop at
 // once. When a step finally fails the workflow parks it for an operator, so
 // MaximumAttempts bounds how long a broken provider is hammered, not whether
-// the work is done.
+// the work is done. No provider policy has a ScheduleToClose timeout: while
+// the worker has paused a failing provider's queue, retries wait there
+// without spending attempts.
 var (
-	storeOptions = workflow.ActivityOptions{
+	storeOptions = activityPolicy{options: workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Second,
 		// A database outage is waited out for an hour before parking.
 		ScheduleToCloseTimeout: time.Hour,
 		RetryPolicy:            backoff(0),
-	}
-	stripeOptions = workflow.ActivityOptions{
+	}}
+	stripeOptions = activityPolicy{provider: ProviderStripe, options: workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         backoff(8),
-	}
-	knockOptions = workflow.ActivityOptions{
+	}}
+	knockOptions = activityPolicy{provider: ProviderKnock, options: workflow.ActivityOptions{
 		StartToCloseTimeout: 15 * time.Second,
 		RetryPolicy:         backoff(8),
-	}
+	}}
 	// simpleLoginOptions: creation looks before it creates and enable/disable
 	// set state, so a retry is safe; a 429 waits for the activity's
 	// NextRetryDelay. CreateAlias makes up to four calls.
-	simpleLoginOptions = workflow.ActivityOptions{
+	simpleLoginOptions = activityPolicy{provider: ProviderSimpleLogin, options: workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         backoff(8),
-	}
+	}}
 	// parkOptions are for recording a dead letter itself: it must not give up.
-	parkOptions = workflow.ActivityOptions{
+	parkOptions = activityPolicy{options: workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Second,
 		RetryPolicy:         backoff(0),
-	}
+	}}
 )
 
 // backoff is the retry policy every provider shares: from one second,
@@ -59,11 +103,12 @@ func backoff(maxAttempts int32) *temporal.RetryPolicy {
 
 // attemptsOf estimates how many attempts a failed activity made: the policy's
 // maximum when retries ran out, else one (the error was non-retryable).
-func attemptsOf(opts workflow.ActivityOptions, err error) int {
+func attemptsOf(p activityPolicy, err error) int {
 	var actErr *temporal.ActivityError
-	if opts.RetryPolicy != nil && opts.RetryPolicy.MaximumAttempts > 0 && errors.As(err, &actErr) &&
+	rp := p.options.RetryPolicy
+	if rp != nil && rp.MaximumAttempts > 0 && errors.As(err, &actErr) &&
 		actErr.RetryState() == enumspb.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED {
-		return int(opts.RetryPolicy.MaximumAttempts)
+		return int(rp.MaximumAttempts)
 	}
 	return 1
 }

@@ -99,6 +99,7 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 			}
 		})
 	}
+	var workers *worker.Workers
 	if opts.Worker {
 		reporter, err := worker.NewSentryReporter(cfg.Sentry)
 		if err != nil {
@@ -116,7 +117,15 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		if err := worker.EnsureKeyRotationSchedules(ctx, tc, cfg, ""); err != nil {
 			return err
 		}
-		g.Go(func() error { return worker.Run(gctx, tc, worker.Options{Activities: acts}) })
+		workers = worker.New(tc, worker.ConfigOptions(cfg, creds, acts, logger, reg))
+		g.Go(func() error {
+			if err := workers.Start(); err != nil {
+				return err
+			}
+			<-gctx.Done()
+			workers.Stop()
+			return nil
+		})
 	}
 	deps := webhooks.Deps{
 		Logger:   logger,
@@ -127,6 +136,9 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		},
 		ConsoleProviders: cfg.ConsoleProviders(),
 		OpsOnly:          !opts.HTTP,
+	}
+	if workers != nil {
+		deps.ProviderQueues = func() any { return workers.Queues() }
 	}
 	if opts.HTTP {
 		deps.Store = st
