@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -140,16 +141,23 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) bool
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body is larger than %d bytes", limit))
-			return false
+	err := dec.Decode(v)
+	if err == nil {
+		// Exactly one JSON value: data after it would be ignored silently.
+		if _, err = dec.Token(); errors.Is(err, io.EOF) {
+			return true
 		}
-		writeError(w, http.StatusBadRequest, "malformed", "body is not the expected JSON: "+err.Error())
+		if err == nil {
+			err = errors.New("unexpected data after the JSON value")
+		}
+	}
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body is larger than %d bytes", limit))
 		return false
 	}
-	return true
+	writeError(w, http.StatusBadRequest, "malformed", "body is not the expected JSON: "+err.Error())
+	return false
 }
 
 // randomID makes an unguessable id with a readable prefix.

@@ -3,7 +3,6 @@ package webhooks
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -147,11 +146,8 @@ func (s *Server) decideDeadLetter(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Operator string `json:"operator"`
 	}
-	if r.ContentLength != 0 {
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body); err != nil {
-			writeError(w, http.StatusBadRequest, "malformed", "body must be JSON like {\"operator\":\"name\"}")
-			return
-		}
+	if r.ContentLength != 0 && !decodeJSON(w, r, 4096, &body) {
+		return
 	}
 	if body.Operator == "" {
 		body.Operator = "api"

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 
 	stripego "github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
@@ -86,6 +89,9 @@ func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
+	if err == nil && signedInFuture(r.Header.Get("Stripe-Signature"), s.deps.Webhooks.Tolerance) {
+		err = webhook.ErrTooOld // stripe-go checks only that a signature is not too old
+	}
 	if err != nil {
 		s.reject(w, providerStripe, stripeRejection(err))
 		return
@@ -113,6 +119,21 @@ func (s *Server) webhookSecrets(ctx context.Context, provider, static string) ([
 		return []string{static}, nil
 	}
 	return s.deps.WebhookSecrets(ctx, provider)
+}
+
+// signedInFuture reports whether a verified Stripe-Signature's timestamp is
+// further ahead of our clock than the tolerance (default as stripe-go's).
+func signedInFuture(header string, tolerance time.Duration) bool {
+	if tolerance <= 0 {
+		tolerance = webhook.DefaultTolerance
+	}
+	for _, part := range strings.Split(header, ",") {
+		if v, ok := strings.CutPrefix(part, "t="); ok {
+			ts, err := strconv.ParseInt(v, 10, 64)
+			return err == nil && time.Until(time.Unix(ts, 0)) > tolerance
+		}
+	}
+	return false
 }
 
 // rejection is a webhook refused before anything is stored.
