@@ -1,0 +1,10 @@
+package worker_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/crmflow/crmflow/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
