@@ -262,6 +262,8 @@ func TestClerkUserDeletedDeletesEveryAliasEndToEnd(t *testing.T) {
 	a, err := f.store.GetAlias(ctx, "al-shadow")
 	require.NoError(t, err)
 	assert.Equal(t, store.AliasActive, a.State, "another user's alias is untouched")
+	saveHistory(t, f.temporal, workflows.AliasID("al-1"), "alias_lifecycle_deleted.json")
+	saveHistory(t, f.temporal, workflows.AliasID("al-shadow"), "alias_lifecycle_shadow_claimed.json")
 }
 
 func TestAliasAPI(t *testing.T) {
@@ -315,4 +317,5 @@ func TestAliasAPI(t *testing.T) {
 		return err == nil && a.State == store.AliasDeleted
 	}, 30*time.Second, 100*time.Millisecond)
 	assert.Len(t, sl.deletions(), 1)
+	saveHistory(t, f.temporal, workflows.AliasID("al-api"), "alias_lifecycle_disabled_deleted.json")
 }

@@ -83,6 +83,7 @@ func TestHumanInTheLoopKeyRotationThroughAPI(t *testing.T) {
 	for _, tr := range f.knock.all() {
 		assert.NotContains(t, tr.Body, "whsec_good_new_secret_0123456", "no secret in a notification")
 	}
+	saveHistory(t, f.temporal, workflows.KeyRotationID("stripe_webhook"), "key_rotation_hitl_rotated.json")
 }
 
 func errorMessage(body map[string]any) string {

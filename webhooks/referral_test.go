@@ -130,6 +130,7 @@ func TestReferralRewardEndToEnd(t *testing.T) {
 	r, err := f.store.GetReferral(context.Background(), "ref-e2e")
 	require.NoError(t, err)
 	assert.Equal(t, store.ReferralRewarded, r.Status)
+	saveHistory(t, f.temporal, workflows.ReferralRewardID("ref-e2e"), "referral_reward_rewarded.json")
 }
 
 // TestReferralRefundInsideWindowVoidsEndToEnd: a charge.refunded webhook
@@ -168,6 +169,7 @@ func TestReferralRefundInsideWindowVoidsEndToEnd(t *testing.T) {
 	require.NoError(t, f.store.Pool().QueryRow(context.Background(),
 		`SELECT coalesce(last_error, '') FROM webhook_inbox WHERE event_id = 'evt_other_refund'`).Scan(&note))
 	assert.Contains(t, note, "qualified no referral")
+	saveHistory(t, f.temporal, workflows.ReferralRewardID("ref-void"), "referral_reward_voided.json")
 }
 
 func TestReferralBackfillAPI(t *testing.T) {

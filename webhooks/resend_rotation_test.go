@@ -109,6 +109,7 @@ func TestResendRotationEndToEnd(t *testing.T) {
 	assert.Equal(t, []string{"key_initial"}, resend.deleted, "the old key was deleted at Resend")
 	assert.Len(t, resend.keys, 1)
 	assert.Equal(t, 1, f.knock.countWorkflow("key-rotated"))
+	saveHistory(t, f.temporal, workflows.KeyRotationID("resend"), "key_rotation_resend_rotated.json")
 }
 
 // TestResendRotationFailedVerificationKeepsOldKey: a new key Resend refuses
@@ -134,4 +135,5 @@ func TestResendRotationFailedVerificationKeepsOldKey(t *testing.T) {
 	assert.Len(t, resend.keys, 1, "the refused key was deleted at Resend")
 	_, stillThere := resend.keys["key_initial"]
 	assert.True(t, stillThere)
+	saveHistory(t, f.temporal, workflows.KeyRotationID("resend"), "key_rotation_resend_failed_verification.json")
 }
