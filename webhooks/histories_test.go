@@ -461,6 +461,42 @@ func TestHistoryAliasShadowExpired(t *testing.T) {
 	saveHistory(t, f.temporal, workflows.AliasID("al-unclaimed"), "alias_lifecycle_shadow_expired.json")
 }
 
+// TestHistoryAliasContinuedAsNew: an alias with a small history bound
+// continues as new while it is toggled, carrying its state; the new run
+// still deletes the alias it never created.
+func TestHistoryAliasContinuedAsNew(t *testing.T) {
+	sl := newSimpleLoginPeer(t)
+	f := newSealedFixture(t, fixtureOptions{simpleLoginURL: sl.srv.URL})
+	ctx := context.Background()
+	require.NoError(t, f.store.UpsertCustomer(ctx, store.Customer{ID: "cus_long", Email: "long@example.com"}))
+	first, err := f.starter.CreateAlias(ctx, workflows.AliasLifecycleInput{AliasID: "al-long", CustomerID: "cus_long", MaxHistoryEvents: 40})
+	require.NoError(t, err)
+	f.aliasState("al-long", store.AliasActive)
+	id := workflows.AliasID("al-long")
+	var latest string
+	for i := 0; ; i++ {
+		require.Less(t, i, 20, "the run never continued as new")
+		signal, state := workflows.AliasDisableSignal, store.AliasDisabled
+		if i%2 == 1 {
+			signal, state = workflows.AliasEnableSignal, store.AliasActive
+		}
+		require.NoError(t, f.starter.SignalAlias(ctx, "al-long", signal, workflows.AliasCommand{EventID: fmt.Sprintf("cmd-long-%d", i)}))
+		f.aliasState("al-long", state)
+		desc, err := f.temporal.DescribeWorkflowExecution(ctx, id, "")
+		require.NoError(t, err)
+		if latest = desc.GetWorkflowExecutionInfo().GetExecution().GetRunId(); latest != first.RunID {
+			break
+		}
+	}
+	require.NoError(t, f.starter.SignalAlias(ctx, "al-long", workflows.AliasDeleteSignal, workflows.AliasCommand{EventID: "cmd-long-delete"}))
+	var res workflows.AliasLifecycleResult
+	require.NoError(t, f.result(id, &res))
+	assert.Equal(t, workflows.AliasDeleted, res.State)
+	assert.Len(t, sl.deletions(), 1)
+	saveRunHistory(t, f.temporal, id, first.RunID, "alias_lifecycle_continued_as_new.json")
+	saveRunHistory(t, f.temporal, id, latest, "alias_lifecycle_continued_deleted.json")
+}
+
 // TestHistoryKeyRotationCrmflowToken: the start-API token rotation runs to
 // its end: new token active and collected once, grace, old token revoked,
 // operators told.
