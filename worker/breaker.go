@@ -85,6 +85,9 @@ func newProviderQueue(c client.Client, provider, queue string, acts any, opts Op
 		metrics:  newBreakerMetrics(opts.Breaker.Metrics),
 		done:     make(chan struct{}),
 	}
+	// Zero series from the start, so an alert on them sees the provider.
+	q.metrics.paused.WithLabelValues(provider).Set(0)
+	q.metrics.pauses.WithLabelValues(provider).Add(0)
 	limits := opts.Limits[provider]
 	interceptors := append([]interceptor.WorkerInterceptor{&breakerInterceptor{q: q}}, opts.Interceptors...)
 	q.build = func() sdkworker.Worker {

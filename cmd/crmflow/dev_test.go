@@ -149,13 +149,17 @@ func TestDevStackRunsStopsAndResumes(t *testing.T) {
 	assert.Contains(t, body, `"postgres":{"status":"ok"`)
 	assert.Contains(t, body, `"temporal":{"status":"ok"`)
 	assert.Contains(t, body, `"console_mode":["knock","resend","simplelogin","stripe"]`)
+	// Each provider's activity queue is polled, none paused.
+	for _, p := range []string{"stripe", "knock", "simplelogin", "resend"} {
+		assert.Contains(t, body, `{"provider":"`+p+`","task_queue":"crmflow-`+p+`","paused":false,`)
+	}
 	code, _ = get(t, httpBase+"/healthz")
 	assert.Equal(t, http.StatusOK, code)
 	code, _ = get(t, "http://"+cfg.Dev.UIAddr+"/")
 	assert.Equal(t, http.StatusOK, code, "Temporal UI answers")
 	code, body = get(t, httpBase+"/metrics")
 	assert.Equal(t, http.StatusOK, code)
-	for _, metric := range []string{"go_goroutines", "crmflow_http_requests_total", "temporal_"} {
+	for _, metric := range []string{"go_goroutines", "crmflow_http_requests_total", "temporal_", "crmflow_provider_queue_paused"} {
 		assert.Contains(t, body, metric)
 	}
 	for _, want := range []string{cfg.Dev.UIAddr, config.DevAPIToken, "Console mode       knock, resend, simplelogin, stripe"} {
