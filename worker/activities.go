@@ -3,13 +3,17 @@ package worker
 import (
 	"context"
 	"log/slog"
+	"net/http"
+	"time"
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/internal/appmetrics"
 	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/knock"
 	"github.com/crmflow/crmflow/internal/simplelogin"
 	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/workflows"
 )
 
 // Activities are every activity struct the worker registers.
@@ -27,6 +31,23 @@ type Activities struct {
 	DeadLetters *activities.DeadLetterActivities
 }
 
+// ActivityOption adjusts how NewActivities builds the provider clients.
+type ActivityOption func(*activityOptions)
+
+type activityOptions struct {
+	providerMetrics *appmetrics.ProviderMetrics
+}
+
+// WithProviderMetrics measures every HTTP request to Knock, SimpleLogin and
+// Resend (latency and status class, crmflow_provider_request_duration_seconds).
+func WithProviderMetrics(m *appmetrics.ProviderMetrics) ActivityOption {
+	return func(o *activityOptions) { o.providerMetrics = m }
+}
+
+// resendTimeout bounds one exchange with Resend, as the activities' own
+// default does when they are given no client.
+const resendTimeout = 30 * time.Second
+
 // NewActivities builds the activities with clients from cfg. A provider with
 // no API key gets a console-mode client that records, not sends.
 //
@@ -35,11 +56,17 @@ type Activities struct {
 // only seeds the store at start (SeedCredentials). With no active key a
 // provider's calls are recorded, not sent (console mode).
 func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store, logger *slog.Logger,
-	reporter activities.Reporter, signaller activities.StockSignaller) Activities {
+	reporter activities.Reporter, signaller activities.StockSignaller, opts ...ActivityOption) Activities {
+	var o activityOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	pm := o.providerMetrics
 	a := Activities{
 		Credentials: &activities.CredentialActivities{Store: creds},
 		KeyVerifier: &activities.KeyVerifier{Verify: keyVerifier(cfg)},
-		Resend:      &activities.ResendActivities{Keys: credentialKeys{creds}, BaseURL: cfg.Resend.APIURL},
+		Resend: &activities.ResendActivities{Keys: credentialKeys{creds}, BaseURL: cfg.Resend.APIURL,
+			HTTPClient: pm.Client(workflows.ProviderResend, &http.Client{Timeout: resendTimeout})},
 		Inventory: &activities.InventoryActivities{Store: st, Signaller: signaller, Defaults: activities.StockDefaults{
 			Debounce:           cfg.Inventory.Debounce,
 			Cooldown:           cfg.Inventory.Cooldown,
@@ -64,6 +91,7 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 			return keys.ActiveKey(ctx, "simplelogin", "api_key")
 		}),
 		simplelogin.WithBaseURL(cfg.SimpleLogin.APIURL),
+		simplelogin.WithHTTPClient(pm.Client(workflows.ProviderSimpleLogin, &http.Client{Timeout: simplelogin.DefaultTimeout})),
 		simplelogin.WithConsole(simplelogin.LogRecorder{Logger: logger.With("component", "simplelogin")}),
 	)}
 	a.Knock = &activities.KnockActivities{Knock: knock.NewClient(
@@ -71,6 +99,7 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 			return keys.ActiveKey(ctx, "knock", "api_key")
 		}),
 		knock.WithBaseURL(cfg.Knock.APIURL),
+		knock.WithHTTPClient(pm.Client(workflows.ProviderKnock, &http.Client{Timeout: knock.DefaultTimeout})),
 		knock.WithConsole(knock.LogRecorder{Logger: logger.With("component", "knock")}),
 	)}
 	return a
