@@ -119,5 +119,4 @@ func TestStockBurstCoalescesToOneAlert(t *testing.T) {
 	require.NoError(t, f.store.Pool().QueryRow(context.Background(),
 		`SELECT count(*) FROM webhook_inbox WHERE last_error LIKE 'coalesced into %'`).Scan(&coalesced))
 	assert.Equal(t, updates-signals, coalesced, "every update not signalled was coalesced, none lost")
-	saveHistory(t, f.temporal, workflows.LowStockID("sku-burst"), "low_stock_alert_alerted.json")
 }
