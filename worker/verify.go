@@ -8,12 +8,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stripe/stripe-go/v76"
 	svix "github.com/svix/svix-webhooks/go"
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/internal/credentials"
+	"github.com/crmflow/crmflow/internal/doctor"
 	"github.com/crmflow/crmflow/internal/store"
 )
 
@@ -37,33 +37,25 @@ func (k credentialKeys) ActiveKey(ctx context.Context, provider, name string) (s
 }
 
 // keyVerifier checks a candidate key with the provider's cheapest
-// authenticated call before a human-in-the-loop rotation accepts it. Webhook
-// signing secrets cannot be checked remotely: their form is checked instead.
-// The reason never quotes the key.
+// authenticated call (doctor.CheckKey, the same call `crmflow doctor` makes)
+// before a human-in-the-loop rotation accepts it. Webhook signing secrets
+// cannot be checked remotely: their form is checked instead. The reason
+// never quotes the key.
 func keyVerifier(cfg *config.Config) func(ctx context.Context, provider, secret string) (bool, string, error) {
 	hc := &http.Client{Timeout: 15 * time.Second}
 	return func(ctx context.Context, provider, secret string) (bool, string, error) {
 		switch provider {
-		case "stripe":
-			sc := activities.NewStripeClientWithHTTPClient(secret, cfg.Stripe.APIURL, hc)
-			params := &stripe.BalanceParams{}
-			params.Context = ctx
-			_, err := sc.Balance.Get(params)
-			var se *stripe.Error
+		case "stripe", "knock", "simplelogin":
+			v, err := doctor.CheckKey(ctx, hc, cfg, provider, secret)
 			switch {
-			case err == nil:
-				return true, "", nil
-			case errors.As(err, &se) && (se.HTTPStatusCode == 401 || se.HTTPStatusCode == 403):
-				return false, "Stripe refused the key", nil
-			default:
-				return false, "", fmt.Errorf("check stripe key: %w", err)
+			case err != nil:
+				return false, "", fmt.Errorf("check %s key: %w", provider, err)
+			case !v.Valid && v.Reason != "":
+				return false, v.Status + " (" + v.Reason + ")", nil
+			case !v.Valid:
+				return false, v.Status, nil
 			}
-		case "knock":
-			// Reading a user that need not exist proves the key authenticates:
-			// 200 or 404 means it does, 401/403 that it does not.
-			return probe(ctx, hc, cfg.Knock.APIURL+"/v1/users/crmflow-key-check", "Authorization", "Bearer "+secret)
-		case "simplelogin":
-			return probe(ctx, hc, cfg.SimpleLogin.APIURL+"/api/user_info", "Authentication", secret)
+			return true, "", nil
 		case "stripe_webhook":
 			if !strings.HasPrefix(secret, "whsec_") {
 				return false, "a Stripe webhook secret starts with whsec_", nil
@@ -76,28 +68,6 @@ func keyVerifier(cfg *config.Config) func(ctx context.Context, provider, secret 
 			return true, "", nil
 		}
 		return false, "", fmt.Errorf("no key check for provider %q", provider)
-	}
-}
-
-// probe makes one authenticated GET and reads the answer as a verdict.
-func probe(ctx context.Context, hc *http.Client, url, header, value string) (bool, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return false, "", err
-	}
-	req.Header.Set(header, value)
-	resp, err := hc.Do(req)
-	if err != nil {
-		return false, "", fmt.Errorf("check key: %w", err)
-	}
-	resp.Body.Close()
-	switch {
-	case resp.StatusCode == 200 || resp.StatusCode == 404:
-		return true, "", nil
-	case resp.StatusCode == 401 || resp.StatusCode == 403:
-		return false, fmt.Sprintf("the provider refused the key (%d)", resp.StatusCode), nil
-	default:
-		return false, "", fmt.Errorf("check key: provider answered %d", resp.StatusCode)
 	}
 }
 

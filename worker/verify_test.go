@@ -19,8 +19,10 @@ func TestKeyVerifier(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen = append(seen, r.URL.Path+" "+r.Header.Get("Authorization")+r.Header.Get("Authentication"))
 		switch r.Header.Get("Authorization") + r.Header.Get("Authentication") {
-		case "Bearer sk_good", "sl_good":
+		case "Bearer sk_good":
 			w.WriteHeader(http.StatusNotFound) // the probe user need not exist
+		case "sl_good":
+			_, _ = w.Write([]byte(`{"name":"","email":"ops@example.com","is_premium":false}`))
 		default:
 			w.WriteHeader(http.StatusUnauthorized)
 		}

@@ -1,0 +1,183 @@
+package doctor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/internal/credentials"
+	"github.com/crmflow/crmflow/internal/store"
+)
+
+// provider is one provider crmflow calls with a key.
+type provider struct {
+	// name labels the check and is the key rotation's provider name.
+	name string
+	// title is how people write it.
+	title string
+	// credProvider and credName are the key's place in the credential store.
+	credProvider, credName string
+	// configKey is the config key that seeds the store.
+	configKey string
+	// automatic is true when crmflow rotates the key by itself.
+	automatic bool
+	key       func(cfg *config.Config) config.Secret
+}
+
+// providers are checked, and reported, in this order.
+var providers = []provider{
+	{name: "stripe", title: "Stripe", credProvider: "stripe", credName: "api_key", configKey: "stripe.secret_key",
+		key: func(cfg *config.Config) config.Secret { return cfg.Stripe.SecretKey }},
+	{name: "knock", title: "Knock", credProvider: "knock", credName: "api_key", configKey: "knock.api_key",
+		key: func(cfg *config.Config) config.Secret { return cfg.Knock.APIKey }},
+	{name: "simplelogin", title: "SimpleLogin", credProvider: "simplelogin", credName: "api_key", configKey: "simplelogin.api_key",
+		key: func(cfg *config.Config) config.Secret { return cfg.SimpleLogin.APIKey }},
+	{name: "resend", title: "Resend", credProvider: activities.ResendCredentialProvider, credName: activities.ResendCredentialName,
+		configKey: "resend.api_key", automatic: true,
+		key: func(cfg *config.Config) config.Secret { return cfg.Resend.APIKey }},
+}
+
+// checkProviders checks every provider's key at the same time.
+func (c *Checker) checkProviders(ctx context.Context, pg postgresOutcome) []Result {
+	creds := c.credentialStore(pg)
+	out := make([]Result, len(providers))
+	var wg sync.WaitGroup
+	for i, p := range providers {
+		wg.Go(func() { out[i] = c.checkProvider(ctx, creds, p) })
+	}
+	wg.Wait()
+	return out
+}
+
+// credentialStore is where the keys are read, as the worker reads them; nil
+// when it cannot be read (PostgreSQL unreachable or not migrated, no usable
+// master key), in which case the configured keys are checked.
+func (c *Checker) credentialStore(pg postgresOutcome) *credentials.Store {
+	if !pg.result.OK {
+		// Unreachable or not migrated: the postgres check says so once.
+		return nil
+	}
+	if c.Credentials != nil {
+		return c.Credentials
+	}
+	previous := make([]string, len(c.Config.MasterKeyPrevious))
+	for i, k := range c.Config.MasterKeyPrevious {
+		previous[i] = k.Reveal()
+	}
+	keys, err := credentials.NewKeyring(c.Config.MasterKey.Reveal(), previous...)
+	if err != nil {
+		return nil // the config check names the bad master key
+	}
+	// No cache: every run reads what is stored now.
+	return credentials.NewStore(pg.store, keys, credentials.Options{CacheTTL: -1})
+}
+
+// providerKey is the key a provider is checked with and where it came from.
+type providerKey struct {
+	secret string
+	// from names the key's place for people, e.g. "the credential store
+	// (knock/api_key@v2)".
+	from string
+	// stored is true when the key came from the credential store.
+	stored bool
+}
+
+// keyFor reads p's active key from the credential store, as the worker's
+// activities do at each call. A store with no version of the key yet falls
+// back to the configured key, which the next worker start seeds; a store
+// that cannot be read falls back to it too, saying so. A non-nil Result is
+// a failure found on the way.
+func (c *Checker) keyFor(ctx context.Context, creds *credentials.Store, p provider) (providerKey, *Result) {
+	configured := func(note string) providerKey {
+		return providerKey{secret: p.key(c.Config).Reveal(), from: "config (" + p.configKey + "; " + note + ")"}
+	}
+	if creds == nil {
+		return configured("the credential store was not read"), nil
+	}
+	active, err := creds.Active(ctx, p.credProvider, p.credName)
+	if err == nil {
+		return providerKey{secret: active.Secret.Reveal(), from: "the credential store (" + active.Subject() + ")", stored: true}, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		r := fail(p.name, "cannot read its key from the credential store: "+err.Error(),
+			"check PostgreSQL and that master_key (or master_key_previous) is the key the credentials were stored under")
+		return providerKey{}, &r
+	}
+	versions, err := creds.Versions(ctx, p.credProvider, p.credName)
+	if err != nil {
+		r := fail(p.name, "cannot read its key versions from the credential store: "+err.Error(), postgresFix)
+		return providerKey{}, &r
+	}
+	if len(versions) > 0 {
+		// The store is the truth once it holds the key: config no longer
+		// seeds it, and the worker runs the provider in console mode.
+		r := fail(p.name, fmt.Sprintf("no active key in the credential store (%d versions, none active): its calls are recorded, not sent", len(versions)),
+			rotateFix(p))
+		return providerKey{}, &r
+	}
+	return configured("seeded into the credential store at the next worker start"), nil
+}
+
+// checkProvider makes p's cheapest authenticated call with its key.
+func (c *Checker) checkProvider(ctx context.Context, creds *credentials.Store, p provider) Result {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout())
+	defer cancel()
+	key, problem := c.keyFor(ctx, creds, p)
+	if problem != nil {
+		return *problem
+	}
+	if key.secret == "" {
+		return pass(p.name, "console mode: no key, calls are recorded, not sent").withFix(
+			fmt.Sprintf("set %s (%s) to send for real", p.configKey, config.EnvVar(p.configKey)))
+	}
+	v, err := CheckKey(ctx, c.httpClient(), c.Config, p.name, key.secret)
+	switch {
+	case err != nil:
+		urlKey := p.name + ".api_url"
+		return fail(p.name, err.Error(), fmt.Sprintf("check %s (%s) and %s's status; crmflow's activities wait and retry meanwhile",
+			urlKey, config.EnvVar(urlKey), p.title))
+	case !v.Valid:
+		detail := fmt.Sprintf("%s: %s rejects the key in %s", v.Status, p.title, key.from)
+		if v.Reason != "" {
+			detail += " (" + v.Reason + ")"
+		}
+		return fail(p.name, detail, keyFix(p, key))
+	case v.Limited && p.automatic:
+		fix := fmt.Sprintf("set %s (%s) to a full_access key", p.configKey, config.EnvVar(p.configKey))
+		if key.stored {
+			fix = fmt.Sprintf("create a full_access key in the %s dashboard and make it the active %s/%s in the credential store (a limited key cannot rotate itself)",
+				p.title, p.credProvider, p.credName)
+		}
+		return fail(p.name, fmt.Sprintf("%s: the key in %s is limited: %s", v.Status, key.from, v.Reason), fix)
+	case v.Limited:
+		return pass(p.name, fmt.Sprintf("key accepted with limits (%s %s: %s); key from %s", Probe(p.name), v.Status, v.Reason, key.from))
+	}
+	return pass(p.name, fmt.Sprintf("key accepted (%s); key from %s", Probe(p.name), key.from))
+}
+
+func (r Result) withFix(fix string) Result {
+	r.Fix = fix
+	return r
+}
+
+// keyFix says how to replace a key that does not work.
+func keyFix(p provider, key providerKey) string {
+	if !key.stored {
+		return fmt.Sprintf("set %s (%s) to a working key", p.configKey, config.EnvVar(p.configKey))
+	}
+	return rotateFix(p)
+}
+
+// rotateFix says how to put a working key into the credential store.
+func rotateFix(p provider) string {
+	if p.automatic {
+		// The automatic rotation authenticates with the current key to
+		// create the next one, so it cannot recover from a rejected key.
+		return fmt.Sprintf("%s's automatic rotation needs a working key to create the next one: create a key in the %s dashboard and make it the active %s/%s in the credential store",
+			p.title, p.title, p.credProvider, p.credName)
+	}
+	return fmt.Sprintf("rotate it: `crmflow rotation start %s`, then pipe a working key into `crmflow rotation submit-key %s`", p.name, p.name)
+}
