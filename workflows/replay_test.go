@@ -11,7 +11,7 @@ package workflows_test
 // commit the rewritten files:
 //
 //	CRMFLOW_UPDATE_HISTORIES=1 go test ./webhooks/ -count=1
-//	go test ./workflows/ -run Replay -count=1
+//	go test ./workflows/ -count=1
 //
 // To cover a new branch, end an end-to-end test with
 // saveHistory(t, c, workflowID, "<workflow>_<branch>.json") (runs that exist
