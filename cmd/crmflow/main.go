@@ -53,6 +53,7 @@ func newRootCmd() *cobra.Command {
 		newStatusCmd(g),
 		newDLQCmd(g),
 		newDemoCmd(g),
+		newDoctorCmd(g),
 	)
 	return root
 }
