@@ -57,7 +57,8 @@ func TestStockLevelAPIRejectsBadInput(t *testing.T) {
 // the API end with exactly one low-stock alert, a handful of signals and a
 // small history.
 func TestStockBurstCoalescesToOneAlert(t *testing.T) {
-	f := newFixture(t, fixtureOptions{worker: true, coalesce: 300 * time.Millisecond,
+	const coalesce = 300 * time.Millisecond
+	f := newFixture(t, fixtureOptions{worker: true, coalesce: coalesce,
 		stock: activities.StockDefaults{Debounce: time.Second, Cooldown: time.Hour, EscalateAfter: time.Hour,
 			Audience: []string{"ops-1"}}})
 	require.NoError(t, f.store.UpsertProduct(context.Background(), store.Product{SKU: "sku-burst", Name: "Mug", PriceCents: 900,
@@ -68,6 +69,7 @@ func TestStockBurstCoalescesToOneAlert(t *testing.T) {
 	var failures atomic.Int64
 	var wg sync.WaitGroup
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: senders}}
+	start := time.Now()
 	for range senders {
 		wg.Add(1)
 		go func() {
@@ -97,6 +99,10 @@ func TestStockBurstCoalescesToOneAlert(t *testing.T) {
 	require.Zero(t, failures.Load(), "every update was accepted")
 
 	require.Eventually(t, func() bool { _, pending := f.inboxRows(); return pending == 0 }, time.Minute, 100*time.Millisecond)
+	// The edge signals a SKU at most once per coalescing window, so the
+	// bound follows how long this machine took to take in and hand off the
+	// burst, not a fixed figure a loaded machine would miss.
+	maxSignals := int(time.Since(start)/coalesce) + 5
 	key := "low-stock"
 	require.Eventually(t, func() bool { return f.knock.countWorkflow(key) >= 1 }, time.Minute, 200*time.Millisecond, "alerted")
 	time.Sleep(2 * time.Second) // a second alert would show up here
@@ -112,8 +118,8 @@ func TestStockBurstCoalescesToOneAlert(t *testing.T) {
 			signals++
 		}
 	}
-	t.Logf("10000 updates became %d signals; history has %d events", signals, events)
-	assert.LessOrEqual(t, signals, 40, "a burst coalesces into a handful of signals")
+	t.Logf("10000 updates became %d signals (bound %d); history has %d events", signals, maxSignals, events)
+	assert.LessOrEqual(t, signals, maxSignals, "at most one signal per coalescing window")
 	assert.Less(t, events, 2000)
 	var coalesced int
 	require.NoError(t, f.store.Pool().QueryRow(context.Background(),
