@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	svix "github.com/svix/svix-webhooks/go"
 
+	"github.com/crmflow/crmflow/internal/doctor"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/starter"
 )
@@ -34,6 +35,10 @@ type Deps struct {
 	Registry *prometheus.Registry
 	// Checks back /readyz.
 	Checks []Check
+	// Doctor, when set, runs crmflow doctor's checks for /readyz?verbose=1
+	// (optional). Wrap it in doctor.Cached: the endpoint is unauthenticated
+	// and every run calls every provider.
+	Doctor func(ctx context.Context) []doctor.Result
 	// ConsoleProviders are reported by /readyz: their calls are recorded,
 	// not sent (optional).
 	ConsoleProviders []string
@@ -184,8 +189,20 @@ type inboxDetail struct {
 }
 
 // readyz answers 200 only when every dependency answers; the body says which
-// one did not, so an operator needs no second tool to find out.
+// one did not, so an operator needs no second tool to find out. With
+// ?verbose=1 it also runs crmflow doctor's checks (config, migrations,
+// Temporal namespace, search attributes and schedules, every provider's
+// key) and answers 503 when any of them fails.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	var diagnosis chan []doctor.Result
+	if v := r.URL.Query().Get("verbose"); s.deps.Doctor != nil && (v == "1" || v == "true") {
+		diagnosis = make(chan []doctor.Result, 1)
+		go func() {
+			dctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+			defer cancel()
+			diagnosis <- s.deps.Doctor(dctx)
+		}()
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
 	type named struct {
@@ -209,6 +226,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		Checks      map[string]checkResult `json:"checks"`
 		ConsoleMode []string               `json:"console_mode"`
 		Inbox       *inboxDetail           `json:"inbox,omitempty"`
+		Doctor      []doctor.Result        `json:"doctor,omitempty"`
 		Queues      any                    `json:"provider_queues,omitempty"`
 	}{Status: "ready", Checks: map[string]checkResult{}, ConsoleMode: s.deps.ConsoleProviders}
 	if s.deps.ProviderQueues != nil {
@@ -229,6 +247,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		n := <-results
 		body.Checks[n.name] = n.res
 		if n.res.Status != "ok" {
+			body.Status, code = "not ready", http.StatusServiceUnavailable
+		}
+	}
+	if diagnosis != nil {
+		body.Doctor = <-diagnosis
+		if doctor.Failed(body.Doctor) > 0 {
 			body.Status, code = "not ready", http.StatusServiceUnavailable
 		}
 	}
