@@ -1,0 +1,136 @@
+// Package bench measures crmflow against the engines it delegates to:
+// PostgreSQL for the webhook inbox and Temporal for everything after it.
+// Every figure is a ratio to a baseline measured in the same run on the same
+// machine, with baseline and subject rounds interleaved so that drift (other
+// processes, a warming cache) hits both alike. `make bench` runs the full
+// measurements and regenerates BENCHMARKS.md; the package's tests run each
+// measurement in miniature to check the harness itself.
+package bench
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Stats summarises one figure over several rounds.
+type Stats struct {
+	Median, Min, Max float64
+	// Values are the per-round figures in the order they were measured.
+	Values []float64
+}
+
+// summarise computes the median, minimum and maximum of values.
+func summarise(values []float64) Stats {
+	if len(values) == 0 {
+		return Stats{}
+	}
+	s := slices.Clone(values)
+	slices.Sort(s)
+	med := s[len(s)/2]
+	if len(s)%2 == 0 {
+		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return Stats{Median: med, Min: s[0], Max: s[len(s)-1], Values: slices.Clone(values)}
+}
+
+// Figure is one named quantity with its unit, such as "inbox writes/s".
+type Figure struct {
+	Name  string
+	Unit  string
+	Stats Stats
+}
+
+// Result is one measurement (M1 … M7) as the report prints it.
+type Result struct {
+	// ID is M1 … M7.
+	ID string
+	// What describes the subject in a few words.
+	What string
+	// Subject is the headline figure.
+	Subject Figure
+	// Baselines are what Subject is compared with, measured in the same rounds.
+	Baselines []Figure
+	// Ratios are Subject over (or under) each baseline, per round.
+	Ratios []Figure
+	// Extra are further figures worth reporting (latencies, counts).
+	Extra []Figure
+	// Target states the goal in words, e.g. ">= 0.85".
+	Target string
+	// Pass says whether the target was met (on the median unless noted).
+	Pass bool
+	// Headline is the one figure the summary line leads with.
+	Headline string
+	// Notes explain how it was measured and anything odd seen.
+	Notes []string
+	// Rounds is how many interleaved rounds were run.
+	Rounds int
+	// Elapsed is the wall time the measurement took.
+	Elapsed time.Duration
+}
+
+// SummaryLine is the one line `make bench` prints for the measurement.
+func (r Result) SummaryLine() string {
+	verdict := "PASS"
+	if !r.Pass {
+		verdict = "MISS"
+	}
+	var ratios []string
+	for _, f := range r.Ratios {
+		ratios = append(ratios, fmt.Sprintf("%s %s (min %s, max %s)", f.Name, num(f.Stats.Median), num(f.Stats.Min), num(f.Stats.Max)))
+	}
+	ratio := strings.Join(ratios, "; ")
+	if ratio == "" {
+		ratio = "no baseline"
+	}
+	return fmt.Sprintf("%-3s %-34s %-32s | %s | target %s | %s", r.ID, r.What, r.Headline, ratio, r.Target, verdict)
+}
+
+// num prints a figure with about three significant digits.
+func num(v float64) string {
+	switch a := math.Abs(v); {
+	case a == 0:
+		return "0"
+	case a >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case a >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}
+
+// ratios divides each round's a by its b.
+func ratios(a, b []float64) []float64 {
+	out := make([]float64, 0, len(a))
+	for i := range a {
+		if i < len(b) && b[i] > 0 {
+			out = append(out, a[i]/b[i])
+		}
+	}
+	return out
+}
+
+// rate is n events over d, per second.
+func rate(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+// millis turns a duration into float milliseconds for Stats.
+func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// percentile returns the p-th percentile (0 < p <= 100) of sorted durations
+// by the nearest-rank method.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	rank = min(max(rank, 1), len(sorted))
+	return sorted[rank-1]
+}

@@ -1,0 +1,331 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/internal/credentials"
+	"github.com/crmflow/crmflow/internal/knock"
+	"github.com/crmflow/crmflow/internal/simplelogin"
+	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/starter"
+	"github.com/crmflow/crmflow/worker"
+	"github.com/crmflow/crmflow/workflows"
+)
+
+// workerStopTimeout is what worker.New uses when none is given; the baseline
+// worker gets the same.
+const workerStopTimeout = 10 * time.Second
+
+// knockCounter is a console-mode Knock recorder that counts triggers by
+// Knock workflow key.
+type knockCounter struct {
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+// Record counts the call; it never fails.
+func (k *knockCounter) Record(_ context.Context, call knock.Call) error {
+	key := strings.TrimSuffix(strings.TrimPrefix(call.Path, "/v1/workflows/"), "/trigger")
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.calls == nil {
+		k.calls = map[string]int{}
+	}
+	k.calls[key]++
+	return nil
+}
+
+func (k *knockCounter) count(key string) int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.calls[key]
+}
+
+// consoleActivities are the worker's activities with every provider in
+// console mode (nothing leaves the process) and the store for real.
+func consoleActivities(st *store.Store, s *starter.Starter, kc *knockCounter, stock activities.StockDefaults) (worker.Activities, error) {
+	keys, err := credentials.NewKeyring(config.DevMasterKey)
+	if err != nil {
+		return worker.Activities{}, fmt.Errorf("keyring: %w", err)
+	}
+	creds := credentials.NewStore(st, keys, credentials.Options{})
+	return worker.Activities{
+		Orders:      &activities.OrderActivities{Store: st},
+		Referrals:   &activities.ReferralActivities{Store: st},
+		Inventory:   &activities.InventoryActivities{Store: st, Defaults: stock, Signaller: s},
+		Aliases:     &activities.AliasStoreActivities{Store: st},
+		SimpleLogin: &activities.SimpleLoginActivities{SL: simplelogin.NewConsole(simplelogin.LogRecorder{Logger: discardSlog})},
+		Credentials: &activities.CredentialActivities{Store: creds},
+		KeyVerifier: &activities.KeyVerifier{Verify: func(context.Context, string, string) (bool, string, error) {
+			return false, "no provider in the benchmark", nil
+		}},
+		Resend:      &activities.ResendActivities{},
+		Stripe:      &activities.StripeActivities{},
+		Knock:       &activities.KnockActivities{Knock: knock.NewConsole(kc)},
+		DeadLetters: &activities.DeadLetterActivities{Store: st},
+	}, nil
+}
+
+// minimalOrderType is the baseline workflow of M6.
+const minimalOrderType = "BenchMinimalOrder"
+
+// minimalOrderInput says how many activities the baseline runs.
+type minimalOrderInput struct {
+	OrderID    string `json:"order_id"`
+	Activities int    `json:"activities"`
+}
+
+// minimalOrder is the least a workflow doing the order confirmation's job
+// could do: wait for the payment signal, then run as many activities as the
+// real one, each doing nothing.
+func minimalOrder(ctx workflow.Context, in minimalOrderInput) (string, error) {
+	var ev workflows.PaymentEvent
+	workflow.GetSignalChannel(ctx, workflows.PaymentSignal).Receive(ctx, &ev)
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 10 * time.Second})
+	for i := range in.Activities {
+		if err := workflow.ExecuteActivity(actx, noopActivity, i).Get(ctx, nil); err != nil {
+			return "", err
+		}
+	}
+	return "confirmed", nil
+}
+
+// noopActivity does nothing; it stands for one step of a workflow.
+func noopActivity(_ context.Context, step int) (int, error) { return step, nil }
+
+// seedOrders creates n pending orders (one customer each) named prefix-i.
+func seedOrders(ctx context.Context, st *store.Store, prefix string, n int) ([]string, error) {
+	ids := make([]string, n)
+	_, err := parallel(n, 4, func(i int) error {
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		ids[i] = id
+		if err := st.UpsertCustomer(ctx, store.Customer{ID: "c-" + id, Email: "c-" + id + "@example.com"}); err != nil {
+			return err
+		}
+		return st.InsertOrder(ctx, store.Order{ID: id, CustomerID: "c-" + id, AmountCents: 4200, Currency: "eur"})
+	})
+	return ids, err
+}
+
+// paymentFor is the signal a payment_intent.succeeded webhook for the order
+// becomes.
+func paymentFor(orderID string) workflows.PaymentEvent {
+	return workflows.PaymentEvent{EventID: "evt_" + orderID, Succeeded: true, PaymentIntentID: "pi_" + orderID,
+		AmountCents: 4200, AmountReceivedCents: 4200, Currency: "eur"}
+}
+
+// waitAll waits for every workflow's result and checks it.
+func waitAll(ctx context.Context, c client.Client, ids []string, check func(id string, get func(any) error) error) error {
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run := c.GetWorkflow(ctx, id, "")
+			if err := check(id, func(v any) error { return run.Get(ctx, v) }); err != nil {
+				firstErr.CompareAndSwap(nil, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, ok := firstErr.Load().(error); ok {
+		return err
+	}
+	return nil
+}
+
+// OrderCounts are what M6 observed beyond its rates.
+type OrderCounts struct {
+	// Confirmed counts orders the subject confirmed (in PostgreSQL);
+	// Notified counts console-mode Knock order-confirmation triggers.
+	Confirmed, Notified int
+	// Activities is how many activities one confirmation ran, and so how
+	// many the baseline runs.
+	Activities int
+	// Minimal counts baseline runs completed.
+	Minimal int
+	// Events and MinimalEvents are the history lengths of one confirmation
+	// and one baseline run.
+	Events, MinimalEvents int
+}
+
+// Orders measures M6: order confirmations completed per second, each
+// started by the payment signal (signal-with-start, as the dispatcher
+// does) and run by crmflow's worker with every provider in console mode,
+// against a minimal workflow with the same number of activities on a worker
+// with the same options, started the same way at the same concurrency.
+func (e *Env) Orders(ctx context.Context, tb testing.TB) (Result, OrderCounts, error) {
+	started := time.Now()
+	sz := e.Sizes
+	var counts OrderCounts
+	c, err := e.dial(nil)
+	if err != nil {
+		return Result{}, counts, err
+	}
+	defer c.Close()
+	st, err := store.Open(ctx, e.NewDatabase(tb))
+	if err != nil {
+		return Result{}, counts, err
+	}
+	defer st.Close()
+
+	queue, baseQueue := e.queue("orders"), e.queue("minimal")
+	s := starter.New(c, starter.Options{TaskQueue: queue, PaymentTimeout: time.Hour})
+	kc := &knockCounter{}
+	acts, err := consoleActivities(st, s, kc, activities.StockDefaults{})
+	if err != nil {
+		return Result{}, counts, err
+	}
+	w := worker.New(c, worker.Options{TaskQueue: queue, Activities: acts})
+	if err := w.Start(); err != nil {
+		return Result{}, counts, fmt.Errorf("start crmflow worker: %w", err)
+	}
+	defer w.Stop()
+	bw := sdkworker.New(c, baseQueue, sdkworker.Options{WorkerStopTimeout: workerStopTimeout})
+	bw.RegisterWorkflowWithOptions(minimalOrder, workflow.RegisterOptions{Name: minimalOrderType})
+	bw.RegisterActivity(noopActivity)
+	if err := bw.Start(); err != nil {
+		return Result{}, counts, fmt.Errorf("start baseline worker: %w", err)
+	}
+	defer bw.Stop()
+
+	confirm := func(prefix string, n int) (time.Duration, error) {
+		ids, err := seedOrders(ctx, st, prefix, n)
+		if err != nil {
+			return 0, fmt.Errorf("seed orders: %w", err)
+		}
+		t0 := time.Now()
+		if _, err := parallel(n, sz.OrderSenders, func(i int) error {
+			_, err := s.SignalPayment(ctx, ids[i], paymentFor(ids[i]))
+			return err
+		}); err != nil {
+			return 0, err
+		}
+		wfIDs := make([]string, n)
+		for i, id := range ids {
+			wfIDs[i] = workflows.OrderConfirmationID(id)
+		}
+		err = waitAll(ctx, c, wfIDs, func(id string, get func(any) error) error {
+			var res workflows.OrderConfirmationResult
+			if err := get(&res); err != nil {
+				return fmt.Errorf("%s: %w", id, err)
+			}
+			if res.State != "confirmed" {
+				return fmt.Errorf("%s ended %s, not confirmed", id, res.State)
+			}
+			return nil
+		})
+		return time.Since(t0), err
+	}
+
+	// One confirmation first, to count the activities it runs: the baseline
+	// runs as many.
+	warm := fmt.Sprintf("warm-%d", time.Now().UnixNano())
+	if _, err := confirm(warm, 1); err != nil {
+		return Result{}, counts, err
+	}
+	counts.Events, counts.Activities, err = historyShape(ctx, c, workflows.OrderConfirmationID(warm+"-0"))
+	if err != nil {
+		return Result{}, counts, err
+	}
+
+	minimal := func(prefix string, n int) (time.Duration, error) {
+		t0 := time.Now()
+		ids := make([]string, n)
+		if _, err := parallel(n, sz.OrderSenders, func(i int) error {
+			ids[i] = fmt.Sprintf("minimal/%s-%d", prefix, i)
+			_, err := c.SignalWithStartWorkflow(ctx, ids[i], workflows.PaymentSignal, paymentFor(ids[i]),
+				client.StartWorkflowOptions{ID: ids[i], TaskQueue: baseQueue},
+				minimalOrderType, minimalOrderInput{OrderID: ids[i], Activities: counts.Activities})
+			return err
+		}); err != nil {
+			return 0, fmt.Errorf("start minimal workflow: %w", err)
+		}
+		err := waitAll(ctx, c, ids, func(id string, get func(any) error) error {
+			var state string
+			if err := get(&state); err != nil {
+				return fmt.Errorf("%s: %w", id, err)
+			}
+			return nil
+		})
+		return time.Since(t0), err
+	}
+
+	var base, subj []float64
+	for r := range sz.Rounds {
+		prefix := fmt.Sprintf("o%d-%d", time.Now().UnixNano(), r)
+		d, err := minimal(prefix, sz.Orders)
+		if err != nil {
+			return Result{}, counts, err
+		}
+		base = append(base, rate(sz.Orders, d))
+		counts.Minimal += sz.Orders
+		if r == 0 {
+			if counts.MinimalEvents, _, err = historyShape(ctx, c, fmt.Sprintf("minimal/%s-0", prefix)); err != nil {
+				return Result{}, counts, err
+			}
+		}
+		d, err = confirm(prefix, sz.Orders)
+		if err != nil {
+			return Result{}, counts, err
+		}
+		subj = append(subj, rate(sz.Orders, d))
+		e.logf("orders round %d: minimal workflow %.1f/s, order confirmation %.1f/s", r+1, base[r], subj[r])
+	}
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM orders WHERE status = 'confirmed'`).Scan(&counts.Confirmed); err != nil {
+		return Result{}, counts, fmt.Errorf("count confirmed orders: %w", err)
+	}
+	counts.Notified = kc.count(workflows.KnockOrderConfirmed)
+	ratio := summarise(ratios(subj, base))
+	return Result{
+		ID: "M6", What: "order confirmations completed",
+		Subject:   Figure{"OrderConfirmation completed", "orders/s", summarise(subj)},
+		Baselines: []Figure{{fmt.Sprintf("minimal workflow, %d no-op activities", counts.Activities), "workflows/s", summarise(base)}},
+		Ratios:    []Figure{{"crmflow/minimal", "×", ratio}},
+		Extra: []Figure{
+			{"history events of one OrderConfirmation", "events", summarise([]float64{float64(counts.Events)})},
+			{"history events of one minimal run", "events", summarise([]float64{float64(counts.MinimalEvents)})},
+		},
+		Target: ">= 0.8", Pass: ratio.Median >= 0.8,
+		Headline: fmt.Sprintf("%s orders/s", num(summarise(subj).Median)),
+		Rounds:   sz.Rounds, Elapsed: time.Since(started),
+		Notes: []string{
+			fmt.Sprintf("%d orders per phase, started %d at a time with signal-with-start of the payment event; the clock stops when the last run's result is in. "+
+				"crmflow's worker is worker.New with every provider in console mode (Stripe trusts the signed event, Knock records), PostgreSQL for real; "+
+				"the baseline worker is a bare SDK worker with the same options (default pollers and slots, stop timeout %s). "+
+				"A confirmation ran %d activities, so the baseline runs %d. %d orders confirmed in PostgreSQL, %d Knock order-confirmation triggers recorded.",
+				sz.Orders, sz.OrderSenders, workerStopTimeout, counts.Activities, counts.Activities, counts.Confirmed, counts.Notified),
+		},
+	}, counts, nil
+}
+
+// historyShape counts the events of a closed run and the activities it
+// scheduled.
+func historyShape(ctx context.Context, c client.Client, workflowID string) (events, activities int, err error) {
+	it := c.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return 0, 0, fmt.Errorf("history of %s: %w", workflowID, err)
+		}
+		events++
+		if ev.GetEventType() == enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED {
+			activities++
+		}
+	}
+	return events, activities, nil
+}
