@@ -56,7 +56,7 @@ func clerkUserKey(userID string) string { return "clerk-user/" + userID }
 // configured tolerance (default 5 minutes, as Svix's), because the library's
 // own tolerance cannot be configured.
 func (s *Server) clerkWebhook(w http.ResponseWriter, r *http.Request) {
-	body, ok := s.readBody(w, r)
+	body, ok := s.readBody(w, r, providerClerk)
 	if !ok {
 		return
 	}

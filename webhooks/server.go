@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	svix "github.com/svix/svix-webhooks/go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/crmflow/crmflow/internal/doctor"
 	"github.com/crmflow/crmflow/internal/store"
@@ -46,6 +47,12 @@ type Deps struct {
 	// (paused or polling) in /readyz: a paused provider is a detail, not a
 	// readiness failure, since its work waits in Temporal (optional).
 	ProviderQueues func() any
+
+	// Tracer, when set, traces every request but the probes (OpenTelemetry;
+	// worker.Tracing.TracerProvider). Nil adds nothing to a request.
+	Tracer trace.TracerProvider
+	// Panics, when set, reports handler panics (worker.SentryReporter).
+	Panics PanicReporter
 
 	// Codec, when set, serves the payload codec at /codec/ for the Temporal
 	// UI and the temporal CLI (--codec-endpoint).
@@ -97,6 +104,7 @@ type Server struct {
 func NewServer(deps Deps) *Server {
 	s := &Server{deps: deps, mux: http.NewServeMux(), metrics: newHTTPMetrics(deps.Registry),
 		clerk: newClerkVerifier(deps.Webhooks.ClerkSecret)}
+	s.registerAppMetrics()
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{Registry: deps.Registry}))
@@ -128,9 +136,10 @@ func NewServer(deps Deps) *Server {
 	return s
 }
 
-// Handler returns the server's root handler with metrics and panic recovery.
+// Handler returns the server's root handler with tracing, metrics, panic
+// recovery and panic reports.
 func (s *Server) Handler() http.Handler {
-	return s.metrics.wrap(recoverPanics(s.deps.Logger, s.mux))
+	return s.traceRequests(s.metrics.wrap(recoverPanics(s.deps.Logger, s.reportPanics(s.mux))))
 }
 
 // Run serves on addr until ctx is cancelled, then drains in-flight requests

@@ -69,7 +69,7 @@ func (s *Server) routeStripe(ctx context.Context, ev stripego.Event) (workflowID
 // failing deliveries whenever the Stripe account's version moves; the version
 // is kept with the stored payload for operators.
 func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
-	body, ok := s.readBody(w, r)
+	body, ok := s.readBody(w, r, providerStripe)
 	if !ok {
 		return
 	}
@@ -155,18 +155,19 @@ func stripeRejection(err error) rejection {
 	}
 }
 
-// readBody reads at most the configured limit; larger bodies get 413 and
-// nothing is stored.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+// readBody reads at most the configured limit of a provider's delivery;
+// larger bodies get 413 and nothing is stored. Both refusals count as
+// rejected deliveries of the provider.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, provider string) ([]byte, bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.deps.Webhooks.MaxBodyBytes))
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large",
-			fmt.Sprintf("body is larger than %d bytes", s.deps.Webhooks.MaxBodyBytes))
+		s.reject(w, provider, rejection{http.StatusRequestEntityTooLarge, "too_large",
+			fmt.Sprintf("body is larger than %d bytes", s.deps.Webhooks.MaxBodyBytes)})
 		return nil, false
 	case err != nil:
-		writeError(w, http.StatusBadRequest, "unreadable", "could not read the body")
+		s.reject(w, provider, rejection{http.StatusBadRequest, "unreadable", "could not read the body"})
 		return nil, false
 	}
 	return body, true

@@ -1,0 +1,186 @@
+package worker_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"google.golang.org/grpc"
+
+	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/internal/testenv"
+	"github.com/crmflow/crmflow/starter"
+	"github.com/crmflow/crmflow/webhooks"
+	"github.com/crmflow/crmflow/worker"
+	"github.com/crmflow/crmflow/workflows"
+)
+
+// TestTracingFollowsARequestIntoActivities sends a start-API request that
+// carries a W3C traceparent through crmflow's HTTP server, the Temporal
+// client, the OrderConfirmation workflow and its LoadOrder activity, and
+// checks every span joined the caller's trace.
+func TestTracingFollowsARequestIntoActivities(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	tracing, err := worker.NewTracingWithProvider(tp)
+	require.NoError(t, err)
+
+	srv := testenv.Temporal(t)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tc, err := client.Dial(client.Options{HostPort: srv.FrontendAddr(), Namespace: srv.Namespace(),
+		Logger: sdklog.NewStructuredLogger(quiet), Interceptors: tracing.ClientInterceptors()})
+	require.NoError(t, err)
+	t.Cleanup(tc.Close)
+
+	st := testenv.Store(t)
+	ctx := context.Background()
+	require.NoError(t, st.UpsertCustomer(ctx, store.Customer{ID: "c-trace", Email: "c-trace@example.com"}))
+	require.NoError(t, st.InsertOrder(ctx, store.Order{ID: "o-trace", CustomerID: "c-trace", AmountCents: 4200, Currency: "eur"}))
+
+	queue := testenv.TaskQueue(t)
+	// No worker option: the client's tracing interceptor reaches the worker.
+	w := sdkworker.New(tc, queue, sdkworker.Options{})
+	w.RegisterWorkflowWithOptions(workflows.OrderConfirmation, workflow.RegisterOptions{Name: workflows.OrderConfirmationType})
+	w.RegisterActivity(&activities.OrderActivities{Store: st})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+
+	hs := httptest.NewServer(webhooks.NewServer(webhooks.Deps{
+		Logger: quiet, Registry: prometheus.NewRegistry(), Store: st, APITokens: []string{"trace-token"},
+		Starter: starter.New(tc, starter.Options{TaskQueue: queue, PaymentTimeout: time.Hour}),
+		Tracer:  tracing.TracerProvider(),
+	}).Handler())
+	t.Cleanup(hs.Close)
+
+	const callerTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	req, err := http.NewRequest(http.MethodPost, hs.URL+"/v1/orders/o-trace/confirmation", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer trace-token")
+	req.Header.Set("traceparent", "00-"+callerTrace+"-00f067aa0ba902b7-01")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+
+	// The activity's span ends once LoadOrder has run.
+	require.Eventually(t, func() bool { return len(ended(rec, "RunActivity:LoadOrder")) > 0 },
+		time.Minute, 50*time.Millisecond, "LoadOrder ran and its span ended")
+
+	for _, name := range []string{"/v1/orders/{orderID}/confirmation", "StartWorkflow:OrderConfirmation",
+		"RunWorkflow:OrderConfirmation", "StartActivity:LoadOrder", "RunActivity:LoadOrder"} {
+		spans := started(rec, name)
+		require.NotEmpty(t, spans, "span %s", name)
+		for _, s := range spans {
+			assert.Equal(t, callerTrace, s.SpanContext().TraceID().String(), "span %s joins the caller's trace", name)
+		}
+	}
+	httpSpan := started(rec, "/v1/orders/{orderID}/confirmation")[0]
+	assert.Equal(t, trace.SpanKindServer, httpSpan.SpanKind())
+	start := started(rec, "StartWorkflow:OrderConfirmation")[0]
+	assert.Equal(t, httpSpan.SpanContext().SpanID(), start.Parent().SpanID(), "the workflow start is a child of the request")
+
+	// Probes and scrapes make no spans.
+	resp, err = http.Get(hs.URL + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Empty(t, started(rec, "GET /healthz"))
+}
+
+// started returns the recorded spans whose name ends with name (the HTTP
+// span is named by its route pattern, method included).
+func started(rec *tracetest.SpanRecorder, name string) []sdktrace.ReadWriteSpan {
+	var out []sdktrace.ReadWriteSpan
+	for _, s := range rec.Started() {
+		if strings.HasSuffix(s.Name(), name) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func ended(rec *tracetest.SpanRecorder, name string) []sdktrace.ReadOnlySpan {
+	var out []sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		if s.Name() == name {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func TestTracingOffByDefault(t *testing.T) {
+	tracing, err := worker.NewTracing(context.Background(), config.TracingConfig{}, "")
+	require.NoError(t, err)
+	assert.Nil(t, tracing, "no exporter, no tracer provider")
+	assert.Nil(t, tracing.ClientInterceptors())
+	assert.Nil(t, tracing.TracerProvider())
+	assert.NoError(t, tracing.Shutdown(context.Background()))
+}
+
+// otlpCollector is an OTLP/gRPC trace collector: the protocol's own service,
+// recording what it is sent.
+type otlpCollector struct {
+	collectortrace.UnimplementedTraceServiceServer
+	mu       sync.Mutex
+	requests []*collectortrace.ExportTraceServiceRequest
+}
+
+func (c *otlpCollector) Export(_ context.Context, req *collectortrace.ExportTraceServiceRequest) (*collectortrace.ExportTraceServiceResponse, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.requests = append(c.requests, req)
+	return &collectortrace.ExportTraceServiceResponse{}, nil
+}
+
+// TestTracingExportsOverOTLP sends a span through the otlp exporter to a
+// collector listening on a local port.
+func TestTracingExportsOverOTLP(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	gs := grpc.NewServer()
+	coll := &otlpCollector{}
+	collectortrace.RegisterTraceServiceServer(gs, coll)
+	go func() { _ = gs.Serve(l) }()
+	t.Cleanup(gs.Stop)
+
+	ctx := context.Background()
+	tracing, err := worker.NewTracing(ctx, config.TracingConfig{Exporter: config.TracingOTLP,
+		Endpoint: "http://" + l.Addr().String(), SampleRatio: 1}, "crmflow@9.9.9")
+	require.NoError(t, err)
+	_, span := tracing.TracerProvider().Tracer("test").Start(ctx, "checkout")
+	span.End()
+	require.NoError(t, tracing.Shutdown(ctx), "shutdown sends what is buffered")
+
+	coll.mu.Lock()
+	defer coll.mu.Unlock()
+	require.NotEmpty(t, coll.requests)
+	rs := coll.requests[0].GetResourceSpans()[0]
+	attrs := map[string]string{}
+	for _, kv := range rs.GetResource().GetAttributes() {
+		attrs[kv.GetKey()] = kv.GetValue().GetStringValue()
+	}
+	assert.Equal(t, "crmflow", attrs["service.name"])
+	assert.Equal(t, "crmflow@9.9.9", attrs["service.version"])
+	assert.Equal(t, "checkout", rs.GetScopeSpans()[0].GetSpans()[0].GetName())
+}
