@@ -67,13 +67,12 @@ type knockServer struct {
 
 	mu       sync.Mutex
 	down     bool
-	triggers []time.Time      // successful triggers, in arrival order
-	byKey    map[string]int   // successful triggers per idempotency key
-	posts    int              // trigger requests, answered or refused
-	probes   int              // probe GETs
-	probed   chan struct{}    // receives after each probe
-	failures map[string]int   // 503s per idempotency key
-	bodies   []map[string]any // decoded trigger bodies
+	triggers []time.Time    // successful triggers, in arrival order
+	byKey    map[string]int // successful triggers per idempotency key
+	posts    int            // trigger requests, answered or refused
+	probes   int            // probe GETs
+	probed   chan struct{}  // receives after each probe
+	failures map[string]int // 503s per idempotency key
 }
 
 func newKnockServer(t *testing.T) *knockServer {
@@ -376,7 +375,20 @@ func TestProviderProbes(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		seen = append(seen, r.Method+" "+r.URL.RequestURI()+" "+r.Header.Get("Authorization")+r.Header.Get("Authentication"))
+		// Each provider's own answer shape, so the probe reads it as it
+		// would the real API's.
+		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
+		switch {
+		case status != http.StatusOK:
+			fmt.Fprintf(w, `{"error":{"type":"api_error","message":"status %d"},"code":"status_%d","status":%d,"message":"no"}`, status, status, status)
+		case r.URL.Path == "/v1/balance":
+			fmt.Fprint(w, `{"object":"balance","available":[],"pending":[],"livemode":false}`)
+		case r.URL.Path == "/api/user_info":
+			fmt.Fprint(w, `{"name":"probe","email":"probe@example.com","is_premium":false,"in_trial":false}`)
+		default:
+			fmt.Fprint(w, `{"id":"crmflow-key-check","__typename":"User"}`)
+		}
 	}))
 	defer srv.Close()
 	keys, err := credentials.NewKeyring(config.DevMasterKey)

@@ -17,6 +17,7 @@ import (
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/internal/codec"
 	"github.com/crmflow/crmflow/internal/credentials"
+	"github.com/crmflow/crmflow/internal/doctor"
 	"github.com/crmflow/crmflow/internal/sdkmetrics"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/starter"
@@ -140,6 +141,10 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 	if workers != nil {
 		deps.ProviderQueues = func() any { return workers.Queues() }
 	}
+	// /readyz?verbose=1 is unauthenticated and calls every provider, so its
+	// checks run at most every 30 s (Resend allows 2 requests a second).
+	deps.Doctor = doctor.Cached((&doctor.Checker{Config: cfg, DatabaseURL: dbURL, Store: st, Temporal: tc,
+		Credentials: creds, Timeout: 4 * time.Second}).Run, 30*time.Second)
 	if opts.HTTP {
 		deps.Store = st
 		deps.Starter = starterClient
