@@ -585,6 +585,29 @@ func IsValidation(err error) bool {
 	return errors.As(err, &v)
 }
 
+// RotatedProviders lists, in a fixed order, the keys a key-rotation Schedule
+// exists for: crmflow's own start-API token always, every other provider's
+// key or webhook secret when it is configured.
+func (c *Config) RotatedProviders() []string {
+	out := []string{"crmflow"}
+	for _, k := range []struct {
+		name string
+		key  Secret
+	}{
+		{"resend", c.Resend.APIKey},
+		{"stripe", c.Stripe.SecretKey},
+		{"knock", c.Knock.APIKey},
+		{"simplelogin", c.SimpleLogin.APIKey},
+		{"stripe_webhook", c.Stripe.WebhookSecret},
+		{"clerk_webhook", c.Clerk.WebhookSecret},
+	} {
+		if k.key != "" {
+			out = append(out, k.name)
+		}
+	}
+	return out
+}
+
 // ConsoleProviders lists the providers that have no API key and so run in
 // console mode: their calls are recorded, not sent.
 func (c *Config) ConsoleProviders() []string {

@@ -38,15 +38,8 @@ func EnsureKeyRotationSchedules(ctx context.Context, c client.Client, cfg *confi
 	if taskQueue == "" {
 		taskQueue = workflows.TaskQueue
 	}
-	configured := map[string]config.Secret{
-		"crmflow": "always", "resend": cfg.Resend.APIKey, "stripe": cfg.Stripe.SecretKey, "knock": cfg.Knock.APIKey,
-		"simplelogin": cfg.SimpleLogin.APIKey, "stripe_webhook": cfg.Stripe.WebhookSecret, "clerk_webhook": cfg.Clerk.WebhookSecret,
-	}
-	for _, provider := range []string{"crmflow", "resend", "stripe", "knock", "simplelogin", "stripe_webhook", "clerk_webhook"} {
-		if configured[provider] == "" {
-			continue
-		}
-		id := "key-rotation-" + provider
+	for _, provider := range cfg.RotatedProviders() {
+		id := workflows.KeyRotationScheduleID(provider)
 		spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: cfg.Rotation.Interval}}}
 		action := &client.ScheduleWorkflowAction{
 			ID:        workflows.KeyRotationID(provider),

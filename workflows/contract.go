@@ -91,6 +91,9 @@ func AliasID(aliasID string) string { return aliasPrefix + aliasID }
 // KeyRotationID is the workflow ID of the provider's key rotation.
 func KeyRotationID(provider string) string { return keyRotationPrefix + provider }
 
+// KeyRotationScheduleID names the Schedule that starts provider's rotation.
+func KeyRotationScheduleID(provider string) string { return "key-rotation-" + provider }
+
 // ValidateKey rejects business keys that would make ambiguous or unreadable
 // workflow IDs: empty, too long, or holding "/", whitespace or control
 // characters. kind names the key in the error ("order ID", "SKU").

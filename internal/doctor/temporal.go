@@ -133,21 +133,8 @@ func (c *Checker) checkSchedules(ctx context.Context, tc client.Client) Result {
 // worker.EnsureInventoryScanSchedule and worker.EnsureKeyRotationSchedules.
 func ExpectedSchedules(cfg *config.Config) []string {
 	ids := []string{workflows.InventoryScanScheduleID}
-	for _, p := range []struct {
-		provider string
-		key      config.Secret
-	}{
-		{"crmflow", "always"},
-		{"resend", cfg.Resend.APIKey},
-		{"stripe", cfg.Stripe.SecretKey},
-		{"knock", cfg.Knock.APIKey},
-		{"simplelogin", cfg.SimpleLogin.APIKey},
-		{"stripe_webhook", cfg.Stripe.WebhookSecret},
-		{"clerk_webhook", cfg.Clerk.WebhookSecret},
-	} {
-		if p.key != "" {
-			ids = append(ids, "key-rotation-"+p.provider)
-		}
+	for _, provider := range cfg.RotatedProviders() {
+		ids = append(ids, workflows.KeyRotationScheduleID(provider))
 	}
 	return ids
 }
