@@ -79,6 +79,8 @@ func TestHarness(t *testing.T) {
 	assert.Equal(t, sz.Rounds*sz.Orders+1, orders.Confirmed, "every order (and the warm-up) was confirmed")
 	assert.Equal(t, orders.Confirmed, orders.Notified, "each confirmation triggered Knock once")
 	assert.Equal(t, sz.Rounds*sz.Orders, orders.Minimal)
+	assert.Greater(t, orders.Events, orders.MinimalEvents, "a confirmation records more than its activities")
+	assert.Positive(t, orders.Upserts, "a confirmation sets search attributes")
 
 	m7, stock, err := e.StockBurst(ctx, t)
 	require.NoError(t, err)

@@ -161,6 +161,8 @@ type OrderCounts struct {
 	// Events and MinimalEvents are the history lengths of one confirmation
 	// and one baseline run.
 	Events, MinimalEvents int
+	// Upserts are the search-attribute upserts in one confirmation.
+	Upserts int
 }
 
 // Orders measures M6: order confirmations completed per second, each
@@ -238,7 +240,7 @@ func (e *Env) Orders(ctx context.Context, tb testing.TB) (Result, OrderCounts, e
 	if _, err := confirm(warm, 1); err != nil {
 		return Result{}, counts, err
 	}
-	counts.Events, counts.Activities, err = historyShape(ctx, c, workflows.OrderConfirmationID(warm+"-0"))
+	counts.Events, counts.Activities, counts.Upserts, err = historyShape(ctx, c, workflows.OrderConfirmationID(warm+"-0"))
 	if err != nil {
 		return Result{}, counts, err
 	}
@@ -275,7 +277,7 @@ func (e *Env) Orders(ctx context.Context, tb testing.TB) (Result, OrderCounts, e
 		base = append(base, rate(sz.Orders, d))
 		counts.Minimal += sz.Orders
 		if r == 0 {
-			if counts.MinimalEvents, _, err = historyShape(ctx, c, fmt.Sprintf("minimal/%s-0", prefix)); err != nil {
+			if counts.MinimalEvents, _, _, err = historyShape(ctx, c, fmt.Sprintf("minimal/%s-0", prefix)); err != nil {
 				return Result{}, counts, err
 			}
 		}
@@ -299,6 +301,7 @@ func (e *Env) Orders(ctx context.Context, tb testing.TB) (Result, OrderCounts, e
 		Extra: []Figure{
 			{"history events of one OrderConfirmation", "events", summarise([]float64{float64(counts.Events)})},
 			{"history events of one minimal run", "events", summarise([]float64{float64(counts.MinimalEvents)})},
+			{"search-attribute upserts in one OrderConfirmation", "events", summarise([]float64{float64(counts.Upserts)})},
 		},
 		Target: ">= 0.8", Pass: ratio.Median >= 0.8,
 		Headline: fmt.Sprintf("%s orders/s", num(summarise(subj).Median)),
@@ -313,19 +316,22 @@ func (e *Env) Orders(ctx context.Context, tb testing.TB) (Result, OrderCounts, e
 	}, counts, nil
 }
 
-// historyShape counts the events of a closed run and the activities it
-// scheduled.
-func historyShape(ctx context.Context, c client.Client, workflowID string) (events, activities int, err error) {
+// historyShape counts the events of a closed run, the activities it
+// scheduled and its search-attribute upserts.
+func historyShape(ctx context.Context, c client.Client, workflowID string) (events, activities, upserts int, err error) {
 	it := c.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		ev, err := it.Next()
 		if err != nil {
-			return 0, 0, fmt.Errorf("history of %s: %w", workflowID, err)
+			return 0, 0, 0, fmt.Errorf("history of %s: %w", workflowID, err)
 		}
 		events++
-		if ev.GetEventType() == enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED {
+		switch ev.GetEventType() {
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 			activities++
+		case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+			upserts++
 		}
 	}
-	return events, activities, nil
+	return events, activities, upserts, nil
 }
