@@ -211,7 +211,7 @@ func (r *Report) Markdown() string {
 	p("Every figure is the median of %d interleaved rounds (baseline, subject, baseline, subject, …) with its minimum and maximum; "+
 		"every ratio is computed per round and then summarised, so drift of the machine during the run hits subject and baseline alike. "+
 		"A missed target is reported as MISS here and in the summary; `make bench` does not fail because of it.\n\n", r.Sizes.Rounds)
-	p("PostgreSQL runs with durable commits (fsync and synchronous_commit on); Temporal is the in-process server the tests use. "+
+	p("PostgreSQL runs with durable commits (fsync and synchronous_commit on); Temporal is the in-process server the tests use. " +
 		"`go test ./internal/bench/` (part of `make test`) runs every measurement in miniature to check the harness, without timing anything.\n\n")
 	p("**The machine was shared while measuring**: other engineers' builds and tests ran on the same %d cores "+
 		"(load average %s before, %s after). Absolute rates are low and noisy for that reason; the ratios are what to read.\n\n",
