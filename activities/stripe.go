@@ -36,6 +36,9 @@ type StripeActivities struct {
 	Keys KeySource
 	// APIURL is Stripe's base URL for clients built from Keys.
 	APIURL string
+	// HTTPClient carries the calls of clients built from Keys (e.g. one
+	// that measures them); nil means a plain client with Stripe's timeout.
+	HTTPClient *http.Client
 }
 
 // StripeCredentialProvider and StripeCredentialName locate Stripe's secret
@@ -56,6 +59,9 @@ func (a *StripeActivities) client(ctx context.Context) (*client.API, error) {
 	}
 	if key == "" {
 		return nil, nil
+	}
+	if a.HTTPClient != nil {
+		return NewStripeClientWithHTTPClient(key, a.APIURL, a.HTTPClient), nil
 	}
 	return NewStripeClient(key, a.APIURL), nil
 }

@@ -81,7 +81,8 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 			MinimumOrderCents: cfg.Referrals.MinimumOrderCents,
 			ClawbackWindow:    cfg.Referrals.ClawbackWindow,
 		}},
-		Stripe:      &activities.StripeActivities{Keys: credentialKeys{creds}, APIURL: cfg.Stripe.APIURL},
+		Stripe: &activities.StripeActivities{Keys: credentialKeys{creds}, APIURL: cfg.Stripe.APIURL,
+			HTTPClient: pm.Client(workflows.ProviderStripe, &http.Client{Timeout: 20 * time.Second})},
 		DeadLetters: &activities.DeadLetterActivities{Store: st, Reporter: reporter},
 	}
 	a.Aliases = &activities.AliasStoreActivities{Store: st}

@@ -49,6 +49,7 @@ func TestProviderCallsAreMeasured(t *testing.T) {
 
 	cfg, err := config.Load(config.LoadOptions{Dev: true, Environ: []string{
 		"CRMFLOW_KNOCK_API_KEY=sk_test_knock", "CRMFLOW_KNOCK_API_URL=" + peer.URL,
+		"CRMFLOW_STRIPE_SECRET_KEY=sk_test_123", "CRMFLOW_STRIPE_API_URL=" + testenv.StripeMockURL(t),
 	}})
 	require.NoError(t, err)
 	keys, err := worker.Keyring(cfg)
@@ -69,6 +70,10 @@ func TestProviderCallsAreMeasured(t *testing.T) {
 	require.NoError(t, err)
 	_, err = env.ExecuteActivity(acts.Knock.Notify, in)
 	require.Error(t, err)
+	// Stripe, through stripe-go against stripe-mock, is measured too.
+	env.RegisterActivity(acts.Stripe)
+	_, err = env.ExecuteActivity(acts.Stripe.RetrievePaymentIntent, activities.RetrievePaymentIntentInput{PaymentIntentID: "pi_123"})
+	require.NoError(t, err)
 
 	families, err := reg.Gather()
 	require.NoError(t, err)
@@ -85,5 +90,6 @@ func TestProviderCallsAreMeasured(t *testing.T) {
 	assert.Equal(t, map[string]uint64{
 		"crmflow_provider_request_duration_seconds{class=2xx,provider=knock}": 1,
 		"crmflow_provider_request_duration_seconds{class=5xx,provider=knock}": 1,
+		"crmflow_provider_request_duration_seconds{class=2xx,provider=stripe}": 1,
 	}, counts)
 }

@@ -34,7 +34,11 @@ import (
 // Every payload and failure message it writes is encrypted with the master
 // key (internal/codec), so no secret reaches a workflow history in clear
 // text; operators decode through the codec endpoint.
-func Dial(ctx context.Context, cfg *config.Config, logger *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
+//
+// interceptors apply to the client and to every worker built from it
+// (tracing: Tracing.ClientInterceptors).
+func Dial(ctx context.Context, cfg *config.Config, logger *slog.Logger, metrics client.MetricsHandler,
+	interceptors ...interceptor.ClientInterceptor) (client.Client, error) {
 	keys, err := Keyring(cfg)
 	if err != nil {
 		return nil, err
@@ -47,6 +51,7 @@ func Dial(ctx context.Context, cfg *config.Config, logger *slog.Logger, metrics 
 		MetricsHandler:   metrics,
 		DataConverter:    dc,
 		FailureConverter: codec.NewFailureConverter(dc),
+		Interceptors:     interceptors,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dial temporal at %s: %w", cfg.Temporal.Address, err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/internal/appmetrics"
 	"github.com/crmflow/crmflow/internal/codec"
 	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/doctor"
@@ -65,7 +66,26 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 
 	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	tc, err := worker.Dial(dialCtx, cfg, logger, sdkmetrics.New(reg, sdkmetrics.Options{}))
+	// Tracing (off unless tracing.exporter is set) follows a request from
+	// the HTTP server through Temporal into the activities; Sentry (off
+	// without a DSN) gets final activity and workflow failures and HTTP
+	// panics.
+	tracing, err := worker.NewTracing(ctx, cfg.Tracing, cfg.Sentry.Release)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tracing.Shutdown(sctx)
+	}()
+	reporter, err := worker.NewSentryReporter(cfg.Sentry)
+	if err != nil {
+		return err
+	}
+	defer reporter.Flush(2 * time.Second)
+
+	tc, err := worker.Dial(dialCtx, cfg, logger, sdkmetrics.New(reg, sdkmetrics.Options{}), tracing.ClientInterceptors()...)
 	if err != nil {
 		return err
 	}
@@ -102,23 +122,21 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 	}
 	var workers *worker.Workers
 	if opts.Worker {
-		reporter, err := worker.NewSentryReporter(cfg.Sentry)
-		if err != nil {
-			return err
-		}
-		defer reporter.Flush(2 * time.Second)
 		var rep activities.Reporter
 		if reporter != nil {
 			rep = reporter
 		}
-		acts := worker.NewActivities(cfg, st, creds, logger, rep, starterClient)
+		acts := worker.NewActivities(cfg, st, creds, logger, rep, starterClient,
+			worker.WithProviderMetrics(appmetrics.NewProviderMetrics(reg)))
 		if err := worker.EnsureInventoryScanSchedule(ctx, tc, "", cfg.Inventory.ScanInterval); err != nil {
 			return err
 		}
 		if err := worker.EnsureKeyRotationSchedules(ctx, tc, cfg, ""); err != nil {
 			return err
 		}
-		workers = worker.New(tc, worker.ConfigOptions(cfg, creds, acts, logger, reg))
+		wopts := worker.ConfigOptions(cfg, creds, acts, logger, reg)
+		wopts.Interceptors = worker.Interceptors(reporter)
+		workers = worker.New(tc, wopts)
 		g.Go(func() error {
 			if err := workers.Start(); err != nil {
 				return err
@@ -137,6 +155,10 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		},
 		ConsoleProviders: cfg.ConsoleProviders(),
 		OpsOnly:          !opts.HTTP,
+		Tracer:           tracing.TracerProvider(),
+	}
+	if reporter != nil {
+		deps.Panics = reporter
 	}
 	if workers != nil {
 		deps.ProviderQueues = func() any { return workers.Queues() }
