@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -322,9 +323,22 @@ func classifyStripe(err error) error {
 		}
 	}
 	if retry {
-		return transient(providerStripe, kind, scrubStripeError(se), 0)
+		return transient(providerStripe, kind, scrubStripeError(se), stripeRetryAfter(se))
 	}
 	return permanent(providerStripe, kind, scrubStripeError(se))
+}
+
+// stripeRetryAfter is the wait a Retry-After header (in seconds) asked for,
+// capped at an hour; 0 leaves the delay to the retry policy.
+func stripeRetryAfter(se *stripe.Error) time.Duration {
+	if se.LastResponse == nil {
+		return 0
+	}
+	secs, err := strconv.Atoi(strings.TrimSpace(se.LastResponse.Header.Get("Retry-After")))
+	if err != nil || secs <= 0 {
+		return 0
+	}
+	return min(time.Duration(secs)*time.Second, time.Hour)
 }
 
 // stripeKind names what went wrong, whether or not a retry can help.
