@@ -87,6 +87,25 @@ type TemporalConfig struct {
 	Address string `mapstructure:"address" yaml:"address"`
 	// Namespace holds every crmflow workflow.
 	Namespace string `mapstructure:"namespace" yaml:"namespace"`
+	// TLS connects over TLS with the system's CAs; it is implied by an API
+	// key, a client certificate or a CA file.
+	TLS bool `mapstructure:"tls" yaml:"tls"`
+	// TLSCertFile and TLSKeyFile are a PEM client certificate and key for
+	// mTLS (a self-hosted cluster requiring them, or Temporal Cloud's
+	// certificate authentication).
+	TLSCertFile string `mapstructure:"tls_cert_file" yaml:"tls_cert_file"`
+	TLSKeyFile  string `mapstructure:"tls_key_file" yaml:"tls_key_file"`
+	// TLSCAFile is a PEM bundle of CAs to trust instead of the system's.
+	TLSCAFile string `mapstructure:"tls_ca_file" yaml:"tls_ca_file"`
+	// TLSServerName overrides the server name checked in its certificate.
+	TLSServerName string `mapstructure:"tls_server_name" yaml:"tls_server_name"`
+	// APIKey authenticates to Temporal Cloud (API-key authentication).
+	APIKey Secret `mapstructure:"api_key" yaml:"api_key"`
+}
+
+// UsesTLS reports whether the Temporal connection is made over TLS.
+func (t TemporalConfig) UsesTLS() bool {
+	return t.TLS || t.APIKey != "" || t.TLSCertFile != "" || t.TLSCAFile != ""
 }
 
 // DevConfig configures the embedded stack of `crmflow dev`.
@@ -242,6 +261,12 @@ var defaults = map[string]any{
 	"log_level":                      "info",
 	"temporal.address":               "127.0.0.1:7233",
 	"temporal.namespace":             "default",
+	"temporal.tls":                   false,
+	"temporal.tls_cert_file":         "",
+	"temporal.tls_key_file":          "",
+	"temporal.tls_ca_file":           "",
+	"temporal.tls_server_name":       "",
+	"temporal.api_key":               "",
 	"dev.data_dir":                   ".data",
 	"dev.postgres_port":              55432,
 	"dev.ui_addr":                    "127.0.0.1:8233",
@@ -434,6 +459,20 @@ func (c *Config) validate(problems []string) error {
 	checkHostPort("dev.ui_addr", c.Dev.UIAddr)
 	if c.Temporal.Namespace == "" {
 		add("temporal.namespace", "must not be empty")
+	}
+	if (c.Temporal.TLSCertFile == "") != (c.Temporal.TLSKeyFile == "") {
+		add("temporal.tls_cert_file", "must be set together with temporal.tls_key_file (a client certificate and its key)")
+	}
+	for key, path := range map[string]string{
+		"temporal.tls_cert_file": c.Temporal.TLSCertFile, "temporal.tls_key_file": c.Temporal.TLSKeyFile,
+		"temporal.tls_ca_file": c.Temporal.TLSCAFile,
+	} {
+		if path == "" {
+			continue
+		}
+		if _, err := os.Stat(path); err != nil {
+			add(key, "cannot read %s: %v", path, errors.Unwrap(err))
+		}
 	}
 	switch {
 	case c.DatabaseURL != "":

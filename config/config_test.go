@@ -168,6 +168,8 @@ func TestEveryKeyHasAnEnvVar(t *testing.T) {
 	}
 	assert.Equal(t, "CRMFLOW_STRIPE_WEBHOOK_SECRET", config.EnvVar("stripe.webhook_secret"))
 	// Each key set through its env var must change the loaded config.
+	tlsFile := filepath.Join(t.TempDir(), "tls.pem")
+	require.NoError(t, os.WriteFile(tlsFile, []byte("pem"), 0o600))
 	base, err := load(t, config.LoadOptions{Dev: true}, "X=1")
 	require.NoError(t, err)
 	baseYAML, _ := base.Redacted()
@@ -193,6 +195,10 @@ func TestEveryKeyHasAnEnvVar(t *testing.T) {
 			val = "postgres://u@h/d"
 		case key == "stripe.webhook_secret" || key == "clerk.webhook_secret":
 			val = "whsec_Y2hhbmdlZA=="
+		case key == "temporal.tls":
+			val = "true"
+		case strings.HasPrefix(key, "temporal.tls_") && strings.HasSuffix(key, "_file"):
+			val = tlsFile
 		case strings.HasPrefix(key, "limits.") || key == "breaker.threshold":
 			val = "3"
 		case key == "breaker.cooldown":
@@ -202,10 +208,15 @@ func TestEveryKeyHasAnEnvVar(t *testing.T) {
 		case key == "tracing.sample_ratio":
 			val = "0.25"
 		}
-		cfg, err := load(t, config.LoadOptions{Dev: true}, config.EnvVar(key)+"="+val)
+		env := []string{config.EnvVar(key) + "=" + val}
+		if key == "temporal.tls_cert_file" || key == "temporal.tls_key_file" {
+			// A client certificate comes with its key.
+			env = append(env, "CRMFLOW_TEMPORAL_TLS_CERT_FILE="+tlsFile, "CRMFLOW_TEMPORAL_TLS_KEY_FILE="+tlsFile)
+		}
+		cfg, err := load(t, config.LoadOptions{Dev: true}, env...)
 		require.NoError(t, err, key)
 		got, _ := cfg.Redacted()
-		if strings.Contains(key, "secret") || strings.Contains(key, "key") || key == "database_url" || key == "sentry.dsn" || key == "api_tokens" {
+		if strings.Contains(key, "secret") || strings.Contains(key, "key") && !strings.HasSuffix(key, "_file") || key == "database_url" || key == "sentry.dsn" || key == "api_tokens" {
 			if key == "master_key_previous" {
 				assert.NotEqual(t, base.MasterKeyPrevious, cfg.MasterKeyPrevious)
 				continue
@@ -223,7 +234,7 @@ func TestEveryKeyHasAnEnvVar(t *testing.T) {
 func reveal(c *config.Config) []string {
 	out := []string{c.DatabaseURL.Reveal(), c.MasterKey.Reveal(), c.Stripe.SecretKey.Reveal(),
 		c.Stripe.WebhookSecret.Reveal(), c.Clerk.WebhookSecret.Reveal(), c.Knock.APIKey.Reveal(),
-		c.SimpleLogin.APIKey.Reveal(), c.Resend.APIKey.Reveal(), c.Sentry.DSN.Reveal()}
+		c.SimpleLogin.APIKey.Reveal(), c.Resend.APIKey.Reveal(), c.Sentry.DSN.Reveal(), c.Temporal.APIKey.Reveal()}
 	for _, t := range c.APITokens {
 		out = append(out, t.Reveal())
 	}

@@ -5,9 +5,12 @@ package worker
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -44,17 +47,55 @@ func Dial(ctx context.Context, cfg *config.Config, logger *slog.Logger, metrics 
 		return nil, err
 	}
 	dc := codec.NewDataConverter(keys)
+	tlsConfig, err := TemporalTLS(cfg.Temporal)
+	if err != nil {
+		return nil, err
+	}
+	var creds client.Credentials
+	if key := cfg.Temporal.APIKey.Reveal(); key != "" {
+		creds = client.NewAPIKeyStaticCredentials(key)
+	}
 	c, err := client.DialContext(ctx, client.Options{
-		HostPort:         cfg.Temporal.Address,
-		Namespace:        cfg.Temporal.Namespace,
-		Logger:           sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
-		MetricsHandler:   metrics,
-		DataConverter:    dc,
-		FailureConverter: codec.NewFailureConverter(dc),
-		Interceptors:     interceptors,
+		HostPort:          cfg.Temporal.Address,
+		Namespace:         cfg.Temporal.Namespace,
+		Logger:            sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+		MetricsHandler:    metrics,
+		DataConverter:     dc,
+		FailureConverter:  codec.NewFailureConverter(dc),
+		Interceptors:      interceptors,
+		ConnectionOptions: client.ConnectionOptions{TLS: tlsConfig},
+		Credentials:       creds,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dial temporal at %s: %w", cfg.Temporal.Address, err)
+	}
+	return c, nil
+}
+
+// TemporalTLS is the TLS configuration of the Temporal connection, nil for
+// plain gRPC (a local or in-cluster server). A client certificate makes it
+// mTLS; a CA file replaces the system's roots.
+func TemporalTLS(t config.TemporalConfig) (*tls.Config, error) {
+	if !t.UsesTLS() {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.TLSServerName}
+	if t.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.TLSCertFile, t.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("temporal client certificate: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	if t.TLSCAFile != "" {
+		pem, err := os.ReadFile(t.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("temporal CA file: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("temporal CA file %s holds no PEM certificate", t.TLSCAFile)
+		}
 	}
 	return c, nil
 }
