@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmflow/crmflow/internal/pgserver"
@@ -310,4 +311,23 @@ func requirePgError(t *testing.T, err error, code, constraint string) {
 	require.True(t, errors.As(err, &pgErr), "want PostgreSQL error %s (%s), got %v", code, constraint, err)
 	require.Equal(t, code, pgErr.Code, pgErr.Message)
 	require.Equal(t, constraint, pgErr.ConstraintName, pgErr.Message)
+}
+
+// TestPoolSizeDefaultsTo16: a URL without pool_max_conns gets 16
+// connections (pgx alone would give max(4, CPUs)); one with it keeps it.
+func TestPoolSizeDefaultsTo16(t *testing.T) {
+	url := newDatabase(t)
+	st, err := store.Open(context.Background(), url)
+	require.NoError(t, err)
+	defer st.Close()
+	assert.Equal(t, int32(16), st.Pool().Config().MaxConns)
+
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	st2, err := store.Open(context.Background(), url+sep+"pool_max_conns=3")
+	require.NoError(t, err)
+	defer st2.Close()
+	assert.Equal(t, int32(3), st2.Pool().Config().MaxConns)
 }
