@@ -54,6 +54,7 @@ func newRootCmd() *cobra.Command {
 		newDLQCmd(g),
 		newDemoCmd(g),
 		newDoctorCmd(g),
+		newCredentialsCmd(g),
 	)
 	return root
 }
