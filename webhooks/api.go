@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/starter"
 	"github.com/crmflow/crmflow/workflows"
@@ -172,6 +174,8 @@ func (s *Server) decideDeadLetter(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) storeError(w http.ResponseWriter, err error) {
 	switch {
+	case isDataException(err):
+		writeError(w, http.StatusBadRequest, "invalid", "the request holds text the database cannot store")
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
 	case errors.Is(err, store.ErrConflict):
@@ -196,4 +200,12 @@ func (s *Server) starterError(w http.ResponseWriter, err error) {
 		s.deps.Logger.Error("Temporal call failed", "error", err)
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "Temporal unavailable; retry later")
 	}
+}
+
+// isDataException reports whether PostgreSQL refused a value itself (SQLSTATE
+// class 22: a NUL character, an unpaired surrogate in JSON, invalid UTF-8).
+// Retrying cannot help, so it is the caller's error, never an outage.
+func isDataException(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22")
 }

@@ -57,6 +57,13 @@ func deepJSON(field string, n int) []byte {
 	return []byte(`{"` + field + `":` + strings.Repeat("[", n) + strings.Repeat("]", n) + `}`)
 }
 
+// Stripe events PostgreSQL's jsonb refuses, though encoding/json reads them.
+var (
+	nulEvent       = []byte(`{"id":"evt_nul","object":"event","type":"invoice.paid","data":{"object":{"memo":"a\u0000b"}}}`)
+	surrogateEvent = []byte(`{"id":"evt_sur","object":"event","type":"invoice.paid","data":{"object":{"memo":"\ud800"}}}`)
+	badUTF8Event   = []byte("{\"id\":\"evt_utf8\",\"object\":\"event\",\"type\":\"invoice.paid\",\"data\":{\"object\":{\"memo\":\"\xff\"}}}")
+)
+
 // chunked hides a body's length, so only the handler's own limit can stop it.
 type chunked struct{ r io.Reader }
 
@@ -98,6 +105,11 @@ func TestPoisonStripeDeliveriesAreRefused(t *testing.T) {
 			sign([]byte(`{"type":"payment_intent.succeeded","data":{"object":{}}}`), stripeSecret, now), 400, "malformed"},
 		{"no type", []byte(`{"id":"evt_nt","data":{"object":{}}}`), sign([]byte(`{"id":"evt_nt","data":{"object":{}}}`), stripeSecret, now), 400, "malformed"},
 		{"deep nesting", deepJSON("data", 20_000), sign(deepJSON("data", 20_000), stripeSecret, now), 400, "malformed"},
+		// Signed JSON whose text PostgreSQL's jsonb cannot hold (found by
+		// FuzzStripeWebhook): refused, not answered 503 on every redelivery.
+		{"NUL escape", nulEvent, sign(nulEvent, stripeSecret, now), 400, "malformed"},
+		{"unpaired surrogate", surrogateEvent, sign(surrogateEvent, stripeSecret, now), 400, "malformed"},
+		{"invalid UTF-8", badUTF8Event, sign(badUTF8Event, stripeSecret, now), 400, "malformed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -156,6 +168,8 @@ func TestPoisonClerkDeliveriesAreRefused(t *testing.T) {
 		{"data of the wrong type", []byte(`{"type":"user.deleted","data":"user_1"}`), headers("msg_d", []byte(`{"type":"user.deleted","data":"user_1"}`), now), "malformed"},
 		{"no type", []byte(`{"data":{"id":"user_1"}}`), headers("msg_nt", []byte(`{"data":{"id":"user_1"}}`), now), "malformed"},
 		{"deep nesting", deepJSON("data", 20_000), headers("msg_deep", deepJSON("data", 20_000), now), "malformed"},
+		{"NUL escape", []byte(`{"type":"user.deleted","data":{"id":"user_\u0000"}}`), headers("msg_nul", []byte(`{"type":"user.deleted","data":{"id":"user_\u0000"}}`), now), "malformed"},
+		{"invalid UTF-8", []byte("{\"type\":\"user.deleted\",\"data\":{\"id\":\"user_\xff\"}}"), headers("msg_utf8", []byte("{\"type\":\"user.deleted\",\"data\":{\"id\":\"user_\xff\"}}"), now), "malformed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -278,6 +292,8 @@ func TestPoisonAPIBodiesAreRefused(t *testing.T) {
 		tc{aliases, "application/json", `{"email":"not-an-address"}`, 422, "invalid_alias"},
 		tc{claim, "application/json", `{"customer_id":7}`, 400, "malformed"},
 		tc{claim, "application/json", `{"customer_id":""}`, 422, "missing_customer_id"},
+		tc{claim, "application/json", `{"customer_id":"cus\u0000"}`, 400, "invalid"},
+		tc{aliases, "application/json", `{"customer_id":"cus\u0000"}`, 400, "invalid"},
 		tc{key, "application/json", `{"key":7}`, 400, "malformed"},
 		tc{key, "application/json", `{"key":""}`, 422, "missing_key"},
 		tc{key, "application/json", `{"operator":"alice"}`, 422, "missing_key"},

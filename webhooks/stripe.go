@@ -179,7 +179,12 @@ func (s *Server) reject(w http.ResponseWriter, provider string, rj rejection) {
 }
 
 // unavailable answers 503 when PostgreSQL fails, so the provider retries.
+// A body whose text PostgreSQL refuses is no outage: it is refused with 400.
 func (s *Server) unavailable(w http.ResponseWriter, provider, eventID string, err error) {
+	if isDataException(err) {
+		s.reject(w, provider, rejection{http.StatusBadRequest, "malformed", "body holds text the inbox cannot store"})
+		return
+	}
 	s.deps.Logger.Error("Inbox commit failed; provider will retry", "provider", provider, "eventID", eventID, "error", err)
 	s.metrics.webhooks.WithLabelValues(provider, "unavailable").Inc()
 	writeError(w, http.StatusServiceUnavailable, "unavailable", "could not store the event; retry later")
