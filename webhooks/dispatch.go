@@ -135,7 +135,7 @@ func (d *Dispatcher) pass(ctx context.Context) int {
 
 // handOff gives one row to Temporal and records the result.
 func (d *Dispatcher) handOff(ctx context.Context, ev store.InboxEvent) error {
-	callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	callCtx, cancel := context.WithTimeout(withTraceParent(ctx, ev.TraceParent), 10*time.Second)
 	err := d.deliver(callCtx, ev)
 	cancel()
 	var permanent *permanentError

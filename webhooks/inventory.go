@@ -76,6 +76,7 @@ func (s *Server) setStockLevel(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "internal", err.Error())
 		return
 	}
+	ev.TraceParent = traceParentOf(r.Context())
 	inserted, err := s.deps.Store.InsertInboxEvent(r.Context(), ev, "")
 	if err != nil {
 		s.storeError(w, err)

@@ -193,6 +193,7 @@ func (s *Server) unavailable(w http.ResponseWriter, provider, eventID string, er
 // accept commits a verified event to the inbox. PostgreSQL unreachable means
 // 503, so the provider retries later and nothing is lost.
 func (s *Server) accept(w http.ResponseWriter, r *http.Request, ev store.InboxEvent, ignored string) {
+	ev.TraceParent = traceParentOf(r.Context())
 	inserted, err := s.deps.Store.InsertInboxEvent(r.Context(), ev, ignored)
 	if err != nil {
 		s.unavailable(w, ev.Provider, ev.EventID, err)

@@ -88,8 +88,8 @@ func TestProviderCallsAreMeasured(t *testing.T) {
 		}
 	}
 	assert.Equal(t, map[string]uint64{
-		"crmflow_provider_request_duration_seconds{class=2xx,provider=knock}": 1,
-		"crmflow_provider_request_duration_seconds{class=5xx,provider=knock}": 1,
+		"crmflow_provider_request_duration_seconds{class=2xx,provider=knock}":  1,
+		"crmflow_provider_request_duration_seconds{class=5xx,provider=knock}":  1,
 		"crmflow_provider_request_duration_seconds{class=2xx,provider=stripe}": 1,
 	}, counts)
 }

@@ -1,12 +1,14 @@
 package worker_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	stripewebhook "github.com/stripe/stripe-go/v76/webhook"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -105,6 +108,77 @@ func TestTracingFollowsARequestIntoActivities(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Empty(t, started(rec, "GET /healthz"))
+}
+
+// TestTracingFollowsAWebhookThroughTheInbox: a signed Stripe webhook that
+// carries a traceparent is committed to the inbox and answered; the
+// dispatcher's later hand-off to Temporal, and the workflow it signals,
+// join the delivery's trace through the traceparent stored with the event.
+func TestTracingFollowsAWebhookThroughTheInbox(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	tracing, err := worker.NewTracingWithProvider(tp)
+	require.NoError(t, err)
+	srv := testenv.Temporal(t)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tc, err := client.Dial(client.Options{HostPort: srv.FrontendAddr(), Namespace: srv.Namespace(),
+		Logger: sdklog.NewStructuredLogger(quiet), Interceptors: tracing.ClientInterceptors()})
+	require.NoError(t, err)
+	t.Cleanup(tc.Close)
+
+	st := testenv.Store(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	require.NoError(t, st.UpsertCustomer(ctx, store.Customer{ID: "c-hook", Email: "c-hook@example.com"}))
+	require.NoError(t, st.InsertOrder(ctx, store.Order{ID: "o-hook", CustomerID: "c-hook", AmountCents: 4200, Currency: "eur"}))
+	queue := testenv.TaskQueue(t)
+	w := sdkworker.New(tc, queue, sdkworker.Options{})
+	w.RegisterWorkflowWithOptions(workflows.OrderConfirmation, workflow.RegisterOptions{Name: workflows.OrderConfirmationType})
+	w.RegisterActivity(&activities.OrderActivities{Store: st})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+
+	const secret = "whsec_trace_test"
+	starterClient := starter.New(tc, starter.Options{TaskQueue: queue, PaymentTimeout: time.Hour})
+	disp := webhooks.NewDispatcher(st, starterClient, quiet, prometheus.NewRegistry(), webhooks.DispatcherOptions{})
+	hs := httptest.NewServer(webhooks.NewServer(webhooks.Deps{
+		Logger: quiet, Registry: prometheus.NewRegistry(), Store: st, Starter: starterClient, Dispatcher: disp,
+		Tracer:   tracing.TracerProvider(),
+		Webhooks: webhooks.WebhookOptions{StripeSecret: secret, Tolerance: 5 * time.Minute, MaxBodyBytes: 1 << 20},
+	}).Handler())
+	t.Cleanup(hs.Close)
+
+	payload := []byte(`{"id":"evt_trace","object":"event","api_version":"2024-06-20","type":"payment_intent.succeeded",` +
+		`"created":` + strconv.FormatInt(time.Now().Unix(), 10) + `,"data":{"object":{"id":"pi_trace","object":"payment_intent",` +
+		`"amount":4200,"amount_received":4200,"currency":"eur","status":"succeeded","metadata":{"order_id":"o-hook"}}}}`)
+	const callerTrace = "0af7651916cd43dd8448eb211c80319c"
+	req, err := http.NewRequest(http.MethodPost, hs.URL+"/webhooks/stripe", bytes.NewReader(payload))
+	require.NoError(t, err)
+	req.Header.Set("Stripe-Signature", stripewebhook.GenerateTestSignedPayload(&stripewebhook.UnsignedPayload{
+		Payload: payload, Secret: secret, Timestamp: time.Now()}).Header)
+	req.Header.Set("traceparent", "00-"+callerTrace+"-b7ad6b7169203331-01")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+
+	// The hand-off happens after the answer, from the dispatcher.
+	go func() { _ = disp.Run(ctx) }()
+	require.Eventually(t, func() bool { return len(ended(rec, "RunActivity:LoadOrder")) > 0 },
+		time.Minute, 50*time.Millisecond, "the signalled workflow ran LoadOrder")
+	for _, name := range []string{"/webhooks/stripe", "SignalWithStartWorkflow:OrderConfirmation",
+		"RunWorkflow:OrderConfirmation", "RunActivity:LoadOrder"} {
+		spans := started(rec, name)
+		require.NotEmpty(t, spans, "span %s", name)
+		for _, s := range spans {
+			assert.Equal(t, callerTrace, s.SpanContext().TraceID().String(), "span %s joins the delivery's trace", name)
+		}
+	}
+	hook := started(rec, "/webhooks/stripe")[0]
+	signal := started(rec, "SignalWithStartWorkflow:OrderConfirmation")[0]
+	assert.Equal(t, hook.SpanContext().SpanID(), signal.Parent().SpanID(), "the hand-off is a child of the delivery")
 }
 
 // started returns the recorded spans whose name ends with name (the HTTP

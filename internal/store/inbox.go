@@ -23,6 +23,9 @@ type InboxEvent struct {
 	// DueIn holds a new row back from hand-off for a while, so that more
 	// updates of the same workflow can gather and coalesce (stock levels).
 	DueIn time.Duration
+	// TraceParent is the W3C traceparent of the delivering request, so the
+	// hand-off joins its trace; "" when it was not traced.
+	TraceParent string
 }
 
 // InsertInboxEvent commits the event and reports whether it is new; a
@@ -30,11 +33,12 @@ type InboxEvent struct {
 // false. Ignored events are stored already handed off, with the reason.
 func (s *Store) InsertInboxEvent(ctx context.Context, e InboxEvent, ignoredReason string) (bool, error) {
 	const q = `
-INSERT INTO webhook_inbox (provider, event_id, event_type, workflow_id, payload, handed_off_at, last_error, next_attempt_at)
+INSERT INTO webhook_inbox (provider, event_id, event_type, workflow_id, payload, handed_off_at, last_error, next_attempt_at, trace_parent)
 VALUES ($1, $2, $3, nullif($4, ''), $5,
-        CASE WHEN $4 = '' THEN now() END, nullif($6, ''), now() + $7 * interval '1 millisecond')
+        CASE WHEN $4 = '' THEN now() END, nullif($6, ''), now() + $7 * interval '1 millisecond', nullif($8, ''))
 ON CONFLICT (provider, event_id) DO NOTHING`
-	tag, err := s.pool.Exec(ctx, q, e.Provider, e.EventID, e.EventType, e.WorkflowID, e.Payload, ignoredReason, e.DueIn.Milliseconds())
+	tag, err := s.pool.Exec(ctx, q, e.Provider, e.EventID, e.EventType, e.WorkflowID, e.Payload, ignoredReason,
+		e.DueIn.Milliseconds(), e.TraceParent)
 	if err != nil {
 		return false, fmt.Errorf("insert inbox event %s/%s: %w", e.Provider, e.EventID, err)
 	}
@@ -59,7 +63,8 @@ WHERE w.id IN (
     ORDER BY i.id
     LIMIT $1
     FOR UPDATE SKIP LOCKED)
-RETURNING w.id, w.provider, w.event_id, w.event_type, coalesce(w.workflow_id, ''), w.payload, w.received_at, w.attempts`
+RETURNING w.id, w.provider, w.event_id, w.event_type, coalesce(w.workflow_id, ''), w.payload, w.received_at, w.attempts,
+          coalesce(w.trace_parent, '')`
 	rows, err := s.pool.Query(ctx, q, limit, lease.Milliseconds())
 	if err != nil {
 		return nil, fmt.Errorf("claim inbox events: %w", err)
@@ -68,7 +73,8 @@ RETURNING w.id, w.provider, w.event_id, w.event_type, coalesce(w.workflow_id, ''
 	var out []InboxEvent
 	for rows.Next() {
 		var e InboxEvent
-		if err := rows.Scan(&e.ID, &e.Provider, &e.EventID, &e.EventType, &e.WorkflowID, &e.Payload, &e.ReceivedAt, &e.Attempts); err != nil {
+		if err := rows.Scan(&e.ID, &e.Provider, &e.EventID, &e.EventType, &e.WorkflowID, &e.Payload, &e.ReceivedAt, &e.Attempts,
+			&e.TraceParent); err != nil {
 			return nil, fmt.Errorf("scan inbox event: %w", err)
 		}
 		out = append(out, e)
@@ -103,7 +109,8 @@ func (s *Store) MarkHandedOff(ctx context.Context, id int64, note string) error 
 // first, for coalescing: only the latest of them needs to reach Temporal.
 func (s *Store) PendingOfWorkflow(ctx context.Context, workflowID string, limit int) ([]InboxEvent, error) {
 	const q = `
-SELECT id, provider, event_id, event_type, coalesce(workflow_id, ''), payload, received_at, attempts
+SELECT id, provider, event_id, event_type, coalesce(workflow_id, ''), payload, received_at, attempts,
+       coalesce(trace_parent, '')
 FROM webhook_inbox WHERE workflow_id = $1 AND handed_off_at IS NULL ORDER BY id LIMIT $2`
 	rows, err := s.pool.Query(ctx, q, workflowID, limit)
 	if err != nil {
@@ -113,7 +120,8 @@ FROM webhook_inbox WHERE workflow_id = $1 AND handed_off_at IS NULL ORDER BY id 
 	var out []InboxEvent
 	for rows.Next() {
 		var e InboxEvent
-		if err := rows.Scan(&e.ID, &e.Provider, &e.EventID, &e.EventType, &e.WorkflowID, &e.Payload, &e.ReceivedAt, &e.Attempts); err != nil {
+		if err := rows.Scan(&e.ID, &e.Provider, &e.EventID, &e.EventType, &e.WorkflowID, &e.Payload, &e.ReceivedAt, &e.Attempts,
+			&e.TraceParent); err != nil {
 			return nil, fmt.Errorf("scan inbox event: %w", err)
 		}
 		out = append(out, e)
