@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/crmflow/crmflow/internal/credentials"
+	"github.com/crmflow/crmflow/internal/doctor"
 	"github.com/crmflow/crmflow/worker"
 )
 
@@ -39,5 +42,63 @@ histories written under it have aged out of the namespace's retention.`,
 			return nil
 		},
 	})
+	var noCheck bool
+	set := &cobra.Command{
+		Use:   "set <provider>",
+		Short: "Store and activate a provider key read from stdin, after checking it with the provider",
+		Long: `The operator's way to replace a key outside a rotation, e.g. one revoked at
+the provider. The key is read from stdin, never the command line. For stripe,
+knock, simplelogin and resend it must pass the provider's cheapest
+authenticated call first (as crmflow doctor makes it); webhook secrets
+(stripe_webhook, clerk_webhook) are stored as given. The key active until now
+stays valid for the grace period, then retires.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			provider := args[0]
+			if !settable[provider] {
+				return fmt.Errorf("unknown provider %q: one of stripe, knock, simplelogin, resend, stripe_webhook, clerk_webhook", provider)
+			}
+			raw, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 4096))
+			if err != nil {
+				return fmt.Errorf("read key from stdin: %w", err)
+			}
+			key := strings.TrimSpace(string(raw))
+			if key == "" {
+				return fmt.Errorf("no key on stdin")
+			}
+			env, err := g.connect(cmd.Context(), false, true)
+			if err != nil {
+				return err
+			}
+			defer env.Close()
+			if doctor.Probe(provider) != "" && !noCheck {
+				v, err := doctor.CheckKey(cmd.Context(), nil, env.cfg, provider, key)
+				if err != nil {
+					return fmt.Errorf("could not check the key (use --no-check to store it anyway): %w", err)
+				}
+				if !v.Valid {
+					return fmt.Errorf("%s refused the key (%s %s); nothing stored", provider, v.Status, v.Reason)
+				}
+			}
+			keys, err := worker.Keyring(env.cfg)
+			if err != nil {
+				return err
+			}
+			version, err := credentials.NewStore(env.store, keys, credentials.Options{}).
+				Put(cmd.Context(), provider, "api_key", key, credentials.StatusActive)
+			if err != nil {
+				return fmt.Errorf("store %s key: %w", provider, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s key version %d is active\n", provider, version)
+			return nil
+		},
+	}
+	set.Flags().BoolVar(&noCheck, "no-check", false, "store the key without checking it with the provider")
+	creds.AddCommand(set)
 	return creds
+}
+
+// settable are the credentials `crmflow credentials set` may replace.
+var settable = map[string]bool{
+	"stripe": true, "knock": true, "simplelogin": true, "resend": true, "stripe_webhook": true, "clerk_webhook": true,
 }

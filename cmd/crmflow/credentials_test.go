@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/internal/credentials"
+	"github.com/crmflow/crmflow/internal/doctor/doctortest"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/internal/testenv"
 )
@@ -49,4 +52,51 @@ func TestCredentialsRewrap(t *testing.T) {
 	c, err := credentials.NewStore(st, fresh, credentials.Options{CacheTTL: -1}).Active(ctx, "knock", "api_key")
 	require.NoError(t, err, "the new key alone opens the credential")
 	assert.Equal(t, "sk_test_rewrap", c.Secret.Reveal())
+}
+
+// TestCredentialsSet: a key the provider accepts is stored and active at
+// once (the one before it retiring); a key it refuses stores nothing.
+func TestCredentialsSet(t *testing.T) {
+	peers := doctortest.NewPeers(t)
+	dbURL := testenv.DatabaseURL(t)
+	t.Setenv("CRMFLOW_DATABASE_URL", dbURL)
+	t.Setenv("CRMFLOW_MASTER_KEY", config.DevMasterKey)
+	t.Setenv("CRMFLOW_KNOCK_API_URL", peers.Knock.URL)
+	set := func(provider, key string) (string, error) {
+		cmd := newRootCmd()
+		var out bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		cmd.SetIn(strings.NewReader(key + "\n"))
+		cmd.SetArgs([]string{"credentials", "set", provider})
+		err := cmd.Execute()
+		return out.String(), err
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, dbURL)
+	require.NoError(t, err)
+	defer st.Close()
+	keys, err := credentials.NewKeyring(config.DevMasterKey)
+	require.NoError(t, err)
+	creds := credentials.NewStore(st, keys, credentials.Options{CacheTTL: -1})
+
+	_, err = set("knock", "sk_test_refused")
+	assert.ErrorContains(t, err, "knock refused the key")
+	_, err = creds.Active(ctx, "knock", "api_key")
+	assert.ErrorIs(t, err, store.ErrNotFound, "a refused key is not stored")
+
+	out, err := set("knock", doctortest.KnockKey)
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "knock key version 1 is active")
+	assert.NotContains(t, out, doctortest.KnockKey, "the key is never printed")
+	c, err := creds.Active(ctx, "knock", "api_key")
+	require.NoError(t, err)
+	assert.Equal(t, doctortest.KnockKey, c.Secret.Reveal())
+
+	out, err = set("clerk_webhook", "whsec_c2V0LWJ5LW9wZXJhdG9y")
+	require.NoError(t, err, out)
+	_, err = set("mailgun", "x")
+	assert.ErrorContains(t, err, "unknown provider")
+	_, err = set("knock", "")
+	assert.ErrorContains(t, err, "no key on stdin")
 }
