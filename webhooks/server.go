@@ -114,8 +114,8 @@ func NewServer(deps Deps) *Server {
 	if deps.OpsOnly {
 		return s
 	}
-	s.mux.HandleFunc("POST /webhooks/stripe", s.stripeWebhook)
-	s.mux.HandleFunc("POST /webhooks/clerk", s.clerkWebhook)
+	s.mux.Handle("POST /webhooks/stripe", bounded(s.stripeWebhook))
+	s.mux.Handle("POST /webhooks/clerk", bounded(s.clerkWebhook))
 	api := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.requireToken(h)) }
 	api("POST /v1/orders/{orderID}/confirmation", s.startOrderConfirmation)
 	api("POST /v1/referrals/{referralID}/reward", s.startReferralReward)

@@ -1,0 +1,117 @@
+package reliability
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/crmflow/crmflow/workflows"
+)
+
+// TestScaleOutLosesNothing (issue 11, part 4): two `crmflow worker` and two
+// `crmflow serve` processes, started together, share one Temporal and one
+// PostgreSQL. Signed webhooks are spread over both servers; a third of the
+// way in, one worker and one server are SIGKILLed while deliveries and
+// activities are in flight, and the load goes on against the survivors
+// (a delivery the dead server did not answer is retried there, as Stripe
+// retries). Nothing is lost: every acknowledged event has one inbox row and
+// one notification, and every run completes.
+func TestScaleOutLosesNothing(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	// Slow Knock answers keep activities in flight when the worker dies.
+	s.knock.setDelay(200 * time.Millisecond)
+	// Started at once, as a deployment rolls out replicas.
+	workers := []*proc{
+		spawnProc(t, "worker-1", "worker", s.config(nil)),
+		spawnProc(t, "worker-2", "worker", s.config(nil)),
+	}
+	servers := []*proc{
+		spawnProc(t, "serve-1", "serve", s.config(nil)),
+		spawnProc(t, "serve-2", "serve", s.config(nil)),
+	}
+	for _, p := range append(append([]*proc(nil), workers...), servers...) {
+		p.awaitHealthy(90 * time.Second)
+	}
+
+	const total, killAt = 60, 20
+	var orders []string
+	for i := range total {
+		orders = append(orders, fmt.Sprintf("o-scale-%02d", i))
+	}
+	s.seedOrders(orders...)
+
+	var (
+		wg          sync.WaitGroup
+		mu          sync.Mutex
+		failures    []error
+		afterKill   atomic.Int64 // acknowledged by serve-2 after the kill
+		killed      atomic.Bool
+		ackedAtKill int
+	)
+	sem := make(chan struct{}, 6) // deliveries in flight at once
+	for i, id := range orders {
+		if i == killAt {
+			// worker-1 has run activities by now: the kill takes work away.
+			assert.Contains(t, workers[0].logTail(10000), "ActivityType=", "worker-1 took part before it died")
+			ackedAtKill = s.ackedCount()
+			workers[0].kill()
+			servers[0].kill()
+			killed.Store(true)
+			logf(t, "killed worker-1 and serve-1 with %d of %d events acknowledged", ackedAtKill, total)
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			eventID := "evt_" + id
+			// Round robin over the servers that are up; a failed attempt
+			// goes to the next one.
+			pick := func(attempt int) string {
+				p := servers[(i+attempt)%2]
+				if !p.alive() {
+					p = servers[(i+attempt+1)%2]
+				}
+				return p.url()
+			}
+			_, err := s.tryDeliverUntilAcked(paymentEvent(eventID, "payment_intent.succeeded", id, time.Now()), eventID,
+				map[string]string{confirmationKey(id): workflows.KnockOrderConfirmed}, pick)
+			if err != nil {
+				mu.Lock()
+				failures = append(failures, err)
+				mu.Unlock()
+				return
+			}
+			if killed.Load() {
+				afterKill.Add(1)
+			}
+		}()
+		time.Sleep(50 * time.Millisecond)
+	}
+	wg.Wait()
+	require.Empty(t, failures, "every event is acknowledged by a surviving server")
+	assert.Less(t, ackedAtKill, total, "the kill landed mid-load")
+	assert.Positive(t, afterKill.Load(), "the survivor took the rest of the load")
+
+	for _, id := range orders {
+		assert.Equal(t, "confirmed", s.orderResult(id, 3*time.Minute), id)
+	}
+	for _, id := range orders {
+		assert.Equal(t, "confirmed", s.orderStatus(id), id)
+	}
+	assert.True(t, workers[1].alive() && servers[1].alive(), "the survivors kept running")
+	s.checkExactlyOnce()
+}
+
+// ackedCount is how many events providers got a 2xx for so far.
+func (s *stack) ackedCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.acked)
+}
