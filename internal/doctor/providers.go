@@ -148,8 +148,8 @@ func (c *Checker) checkProvider(ctx context.Context, creds *credentials.Store, p
 	case v.Limited && p.automatic:
 		fix := fmt.Sprintf("set %s (%s) to a full_access key", p.configKey, config.EnvVar(p.configKey))
 		if key.stored {
-			fix = fmt.Sprintf("create a full_access key in the %s dashboard and make it the active %s/%s in the credential store (a limited key cannot rotate itself)",
-				p.title, p.credProvider, p.credName)
+			fix = fmt.Sprintf("create a full_access key in the %s dashboard and pipe it into `crmflow credentials set %s` (a limited key cannot rotate itself)",
+				p.title, p.credProvider)
 		}
 		return fail(p.name, fmt.Sprintf("%s: the key in %s is limited: %s", v.Status, key.from, v.Reason), fix)
 	case v.Limited:
@@ -176,8 +176,8 @@ func rotateFix(p provider) string {
 	if p.automatic {
 		// The automatic rotation authenticates with the current key to
 		// create the next one, so it cannot recover from a rejected key.
-		return fmt.Sprintf("%s's automatic rotation needs a working key to create the next one: create a key in the %s dashboard and make it the active %s/%s in the credential store",
-			p.title, p.title, p.credProvider, p.credName)
+		return fmt.Sprintf("%s's automatic rotation needs a working key to create the next one: create a key in the %s dashboard and pipe it into `crmflow credentials set %s`",
+			p.title, p.title, p.credProvider)
 	}
 	return fmt.Sprintf("rotate it: `crmflow rotation start %s`, then pipe a working key into `crmflow rotation submit-key %s`", p.name, p.name)
 }
