@@ -46,9 +46,12 @@ func TestServeKilledBeforeHandOff(t *testing.T) {
 	logf(t, "serve-1 killed with the row not handed off")
 
 	s.startTemporal()
-	_, err := s.tc.DescribeWorkflowExecution(context.Background(), workflows.OrderConfirmationID("o-handoff"), "")
-	var notFound *serviceerror.NotFound
-	require.True(t, errors.As(err, &notFound), "no workflow exists before a dispatcher hands the row off: %v", err)
+	// Polled, since a restarting server may first answer "unavailable".
+	waitFor(t, 30*time.Second, "Temporal knows no run of the order before a dispatcher hands the row off", func() bool {
+		_, err := s.tc.DescribeWorkflowExecution(context.Background(), workflows.OrderConfirmationID("o-handoff"), "")
+		var notFound *serviceerror.NotFound
+		return errors.As(err, &notFound)
+	})
 	_, pending := s.inboxCounts()
 	require.Equal(t, 1, pending)
 
