@@ -116,7 +116,11 @@ func NewServer(deps Deps) *Server {
 	}
 	s.mux.Handle("POST /webhooks/stripe", bounded(s.stripeWebhook))
 	s.mux.Handle("POST /webhooks/clerk", bounded(s.clerkWebhook))
-	api := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.requireToken(h)) }
+	// A hanging PostgreSQL or Temporal must not hold API callers forever.
+	api := func(pattern string, h http.HandlerFunc) {
+		// The bound covers the token check, which may read PostgreSQL too.
+		s.mux.Handle(pattern, boundedBy(apiTimeout, s.requireToken(h)))
+	}
 	api("POST /v1/orders/{orderID}/confirmation", s.startOrderConfirmation)
 	api("POST /v1/referrals/{referralID}/reward", s.startReferralReward)
 	api("POST /v1/inventory/{sku}/stock-level", s.setStockLevel)

@@ -13,11 +13,18 @@ import (
 // handler answers 503, so the provider retries.
 const webhookTimeout = 10 * time.Second
 
+// apiTimeout bounds a start-API request the same way; it is longer because
+// a key submission waits on the provider's own check of the key.
+const apiTimeout = 30 * time.Second
+
 // bounded runs h with webhookTimeout on the request's context.
-func bounded(h http.HandlerFunc) http.Handler {
+func bounded(h http.HandlerFunc) http.Handler { return boundedBy(webhookTimeout, h) }
+
+// boundedBy runs h with timeout on the request's context.
+func boundedBy(timeout time.Duration, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), webhookTimeout)
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
-		h(w, r.WithContext(ctx))
+		h.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

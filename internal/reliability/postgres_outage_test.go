@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,6 +130,16 @@ func TestPostgresHangingAnswers503(t *testing.T) {
 	during := paymentEvent("evt_hang_during", "payment_intent.succeeded", "o-hang-during", time.Now())
 	expectUnavailable(t, srv, during)
 	expectNotReady(t, srv)
+	// The start API is bounded too: its caller gets a 503, not a hung call.
+	req, err := http.NewRequest(http.MethodPost, srv.url()+"/v1/inventory/sku-hang/stock-level", strings.NewReader(`{"level":3}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	req.Header.Set("Content-Type", "application/json")
+	apiClient := &http.Client{Timeout: 2 * time.Minute}
+	resp, err := apiClient.Do(req)
+	require.NoError(t, err, "the API caller must get an answer, not a hung request")
+	resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 
 	proxy.resume()
 	logf(t, "PostgreSQL answers again")

@@ -82,6 +82,9 @@ func Postgres(t testing.TB) *pgserver.Server {
 	return pg
 }
 
+// createMu serialises CREATE DATABASE … TEMPLATE within the test binary.
+var createMu sync.Mutex
+
 // DatabaseURL creates a fresh database with every migration applied, for this
 // test alone, and drops it when the test ends.
 func DatabaseURL(t testing.TB) string {
@@ -95,8 +98,13 @@ func DatabaseURL(t testing.TB) string {
 		t.Fatalf("testenv: connect: %v", err)
 	}
 	defer admin.Close(ctx)
-	// Copying a migrated template is much faster than migrating each database.
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE "+templateDB); err != nil {
+	// Copying a migrated template is much faster than migrating each
+	// database. PostgreSQL refuses to copy a template another session is
+	// copying at the same moment, so parallel tests take turns here.
+	createMu.Lock()
+	_, err = admin.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE "+templateDB)
+	createMu.Unlock()
+	if err != nil {
 		t.Fatalf("testenv: create database: %v", err)
 	}
 	t.Cleanup(func() {
