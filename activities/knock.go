@@ -72,8 +72,11 @@ func (a *KnockActivities) Notify(ctx context.Context, in NotifyInput) (*NotifyOu
 	if err != nil {
 		return nil, classifyKnock(err)
 	}
-	logger.Info("knock: workflow triggered", "knockRunID", runID, "console", a.Knock.Console())
-	return &NotifyOutput{WorkflowRunID: runID, Console: a.Knock.Console()}, nil
+	// With a key func the client sends while a key is active and records
+	// otherwise, so the run id, not the client, says which this call did.
+	console := knock.IsConsoleRun(runID)
+	logger.Info("knock: workflow triggered", "knockRunID", runID, "console", console)
+	return &NotifyOutput{WorkflowRunID: runID, Console: console}, nil
 }
 
 // validate rejects triggers Knock would refuse and triggers crmflow must not

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -240,4 +241,24 @@ func TestNotifyInConsoleModeSendsNothing(t *testing.T) {
 	assert.Empty(t, f.requests())
 	require.Len(t, rec.calls, 1)
 	assert.Equal(t, "order-confirmation/o1/notify-confirmation", rec.calls[0].IdempotencyKey)
+}
+
+// TestNotifyReportsWhatThisCallDid: a client that reads its key per call and
+// records when there is none says, per call, whether it sent or recorded.
+func TestNotifyReportsWhatThisCallDid(t *testing.T) {
+	f := newFakeKnockAPI(t, http.StatusOK, nil, `{"workflow_run_id":"0b6d6e3c-4a9f-4a51-9a0e-3d2c1b0a9f8e"}`)
+	key := knockTestKey
+	c := knock.NewClient(knock.WithBaseURL(f.srv.URL),
+		knock.WithAPIKeyFunc(func(context.Context) (string, error) { return key, nil }),
+		knock.WithConsole(knock.LogRecorder{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	out, err := runNotify(t, c, validNotify())
+	require.NoError(t, err)
+	assert.False(t, out.Console, "sent to Knock")
+	assert.Len(t, f.requests(), 1)
+
+	key = ""
+	out, err = runNotify(t, c, validNotify())
+	require.NoError(t, err)
+	assert.True(t, out.Console, "recorded without a key")
+	assert.Len(t, f.requests(), 1, "nothing more reached Knock")
 }

@@ -94,6 +94,13 @@ type triggerResponse struct {
 	WorkflowRunID string `json:"workflow_run_id"`
 }
 
+// consoleRunPrefix starts the run id of a trigger that was recorded, not sent.
+const consoleRunPrefix = "console-"
+
+// IsConsoleRun reports whether runID came from a recorded trigger (console
+// mode) rather than from Knock.
+func IsConsoleRun(runID string) bool { return strings.HasPrefix(runID, consoleRunPrefix) }
+
 // Trigger runs the workflow with the given key for params.Recipients and
 // returns the id of the run Knock queued; the run itself happens later.
 func (s *WorkflowsService) Trigger(ctx context.Context, key string, params TriggerParams, opts ...RequestOption) (string, error) {
@@ -119,7 +126,7 @@ func (s *WorkflowsService) Trigger(ctx context.Context, key string, params Trigg
 		return "", fmt.Errorf("trigger workflow %q: %w", key, err)
 	}
 	if recorded {
-		return "console-" + strconv.FormatInt(s.client.consoleSeq.Add(1), 10), nil
+		return consoleRunPrefix + strconv.FormatInt(s.client.consoleSeq.Add(1), 10), nil
 	}
 	if out.WorkflowRunID == "" {
 		return "", fmt.Errorf("trigger workflow %q: response has no workflow_run_id", key)
