@@ -37,6 +37,24 @@ dev: build
 ## test: formatting, vet, staticcheck, workflowcheck, then every test
 test: lint tools chromium
 	go test $(GO_TEST_FLAGS) ./...
+	$(MAKE) --no-print-directory fuzz
+
+## fuzz: run each fuzz target for a fixed number of inputs (every `go test`
+## runs their seed corpora, testdata/fuzz); -fuzz takes one target per
+## invocation. Counts rather than durations: under load a timed run can spend
+## its time starting the worker (the webhook targets' worker starts its own
+## PostgreSQL and Temporal) and then fail with "context deadline exceeded".
+## A failing input is written to the package's testdata/fuzz: commit it with
+## the fix. FUZZ_TIME overrides every target's (e.g. FUZZ_TIME=5m).
+FUZZ_TARGETS := webhooks:FuzzStripeWebhook:3000x webhooks:FuzzClerkWebhook:3000x \
+	webhooks:FuzzAPIBodies:1000x internal/codec:FuzzCodecHandler:5000x
+.PHONY: fuzz
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; time=$${FUZZ_TIME:-$${rest#*:}}; \
+		echo "fuzz $$name for $$time"; \
+		go test ./$$pkg/ -run '^$$' -fuzz "^$$name\$$" -fuzztime $$time -parallel 1 -timeout 20m; \
+	done
 
 ## lint: every static check
 lint: fmt-check vet staticcheck workflowcheck

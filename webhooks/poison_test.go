@@ -103,6 +103,8 @@ func TestPoisonStripeDeliveriesAreRefused(t *testing.T) {
 			sign([]byte(`{"id":"evt_w","type":"payment_intent.succeeded","data":"x"}`), stripeSecret, now), 400, "malformed"},
 		{"no id", []byte(`{"type":"payment_intent.succeeded","data":{"object":{}}}`),
 			sign([]byte(`{"type":"payment_intent.succeeded","data":{"object":{}}}`), stripeSecret, now), 400, "malformed"},
+		{"no data (panicked before; found by FuzzStripeWebhook)", []byte(`{"id":"evt_nd","type":"payment_intent.succeeded"}`),
+			sign([]byte(`{"id":"evt_nd","type":"payment_intent.succeeded"}`), stripeSecret, now), 400, "malformed"},
 		{"no type", []byte(`{"id":"evt_nt","data":{"object":{}}}`), sign([]byte(`{"id":"evt_nt","data":{"object":{}}}`), stripeSecret, now), 400, "malformed"},
 		{"deep nesting", deepJSON("data", 20_000), sign(deepJSON("data", 20_000), stripeSecret, now), 400, "malformed"},
 		// Signed JSON whose text PostgreSQL's jsonb cannot hold (found by

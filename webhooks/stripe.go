@@ -96,8 +96,8 @@ func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, providerStripe, stripeRejection(err))
 		return
 	}
-	if ev.ID == "" || ev.Type == "" {
-		s.reject(w, providerStripe, rejection{http.StatusBadRequest, "malformed", "event has no id or type"})
+	if ev.ID == "" || ev.Type == "" || ev.Data == nil {
+		s.reject(w, providerStripe, rejection{http.StatusBadRequest, "malformed", "event has no id, type or data"})
 		return
 	}
 	workflowID, ignored, err := s.routeStripe(r.Context(), ev)
