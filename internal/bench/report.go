@@ -213,8 +213,8 @@ func (r *Report) Markdown() string {
 		"A missed target is reported as MISS here and in the summary; `make bench` does not fail because of it.\n\n", r.Sizes.Rounds)
 	p("PostgreSQL runs with durable commits (fsync and synchronous_commit on); Temporal is the in-process server the tests use. " +
 		"`go test ./internal/bench/` (part of `make test`) runs every measurement in miniature to check the harness, without timing anything.\n\n")
-	p("**The machine was shared while measuring**: other engineers' builds and tests ran on the same %d cores "+
-		"(load average %s before, %s after). Absolute rates are low and noisy for that reason; the ratios are what to read.\n\n",
+	p("Load average on the %d cores: %s before, %s after. Other work on the machine lowers the absolute rates "+
+		"and adds noise; the ratios, measured side by side, are what to read.\n\n",
 		r.Machine.CPUs, r.Machine.LoadBefore, r.Machine.LoadAfter)
 
 	p("## Summary\n\n")
