@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	svix "github.com/svix/svix-webhooks/go"
 
+	"github.com/crmflow/crmflow/internal/openapicheck"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/workflows"
 )
@@ -39,7 +40,8 @@ type simpleLoginPeer struct {
 
 func newSimpleLoginPeer(t *testing.T) *simpleLoginPeer {
 	p := &simpleLoginPeer{nextID: 100, aliases: map[int64]map[string]any{}, deletes: map[int64]int{}}
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// Every request crmflow sends is checked against SimpleLogin's published spec.
+	p.srv = httptest.NewServer(openapicheck.Load(t, openapicheck.SimpleLogin).Middleware(t, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authentication") != slKey {
 			w.WriteHeader(http.StatusUnauthorized)
 			fmt.Fprint(w, `{"error":"Wrong api key"}`)
@@ -109,7 +111,7 @@ func newSimpleLoginPeer(t *testing.T) *simpleLoginPeer {
 			w.WriteHeader(http.StatusNotFound)
 			fmt.Fprint(w, `{"error":"No such endpoint"}`)
 		}
-	}))
+	})))
 	t.Cleanup(p.srv.Close)
 	return p
 }

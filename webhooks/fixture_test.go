@@ -25,6 +25,7 @@ import (
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/knock"
+	"github.com/crmflow/crmflow/internal/openapicheck"
 	"github.com/crmflow/crmflow/internal/simplelogin"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/internal/testenv"
@@ -60,7 +61,8 @@ type knockTrigger struct {
 
 func newKnockPeer(t *testing.T) *knockPeer {
 	p := &knockPeer{}
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// Every request crmflow sends is checked against Knock's published spec.
+	p.srv = httptest.NewServer(openapicheck.Load(t, openapicheck.Knock).Middleware(t, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		wf, ok := strings.CutPrefix(r.URL.Path, "/v1/workflows/")
 		wf, isTrigger := strings.CutSuffix(wf, "/trigger")
 		if r.Method != http.MethodPost || !ok || !isTrigger {
@@ -91,7 +93,7 @@ func newKnockPeer(t *testing.T) *knockPeer {
 		}
 		p.triggers = append(p.triggers, tr)
 		fmt.Fprintf(w, `{"workflow_run_id":"run-%d"}`, len(p.triggers))
-	}))
+	})))
 	t.Cleanup(p.srv.Close)
 	return p
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmflow/crmflow/internal/openapicheck"
 	"github.com/crmflow/crmflow/workflows"
 )
 
@@ -32,7 +33,8 @@ type resendPeer struct {
 
 func newResendPeer(t *testing.T, initialToken string) *resendPeer {
 	p := &resendPeer{keys: map[string]map[string]string{"key_initial": {"name": "initial", "token": initialToken}}, initialTok: initialToken}
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// Every request crmflow sends is checked against Resend's published spec.
+	p.srv = httptest.NewServer(openapicheck.Load(t, openapicheck.Resend).Middleware(t, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -81,7 +83,7 @@ func newResendPeer(t *testing.T, initialToken string) *resendPeer {
 		default:
 			w.WriteHeader(http.StatusNotFound)
 		}
-	}))
+	})))
 	t.Cleanup(p.srv.Close)
 	return p
 }
