@@ -20,6 +20,7 @@ import (
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/internal/knock"
+	"github.com/crmflow/crmflow/internal/openapicheck"
 )
 
 const knockTestKey = "sk_test_x"
@@ -42,7 +43,7 @@ type fakeKnockAPI struct {
 func newFakeKnockAPI(t *testing.T, status int, header map[string]string, body string) *fakeKnockAPI {
 	t.Helper()
 	f := &fakeKnockAPI{}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f.srv = httptest.NewServer(openapicheck.Load(t, openapicheck.Knock).Middleware(t, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		raw, _ := io.ReadAll(r.Body)
 		var decoded map[string]any
 		if err := json.Unmarshal(raw, &decoded); err != nil {
@@ -57,7 +58,7 @@ func newFakeKnockAPI(t *testing.T, status int, header map[string]string, body st
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, body)
-	}))
+	})))
 	t.Cleanup(f.srv.Close)
 	return f
 }

@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/internal/openapicheck"
 	"github.com/crmflow/crmflow/internal/simplelogin"
 )
 
@@ -70,7 +71,7 @@ type fakeSimpleLogin struct {
 func newFakeSimpleLogin(t *testing.T) *fakeSimpleLogin {
 	t.Helper()
 	f := &fakeSimpleLogin{t: t, aliases: map[int64]*slFakeAlias{}, nextID: 100, fail: map[string][]slCanned{}}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	f.srv = httptest.NewServer(openapicheck.Load(t, openapicheck.SimpleLogin).Middleware(t, false, http.HandlerFunc(f.serve)))
 	t.Cleanup(f.srv.Close)
 	return f
 }
