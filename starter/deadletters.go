@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/crmflow/crmflow/workflows"
 )
@@ -14,6 +16,32 @@ import (
 // DecideDeadLetter sends an operator's retry, skip or abort to the run parked
 // on the dead letter, and returns once the run has accepted it.
 func (s *Starter) DecideDeadLetter(ctx context.Context, workflowID, runID string, d workflows.DeadLetterDecision) (*workflows.DeadLetterDecisionResult, error) {
+	// A dead letter is stored by an activity just before the run takes
+	// note of it; a decision arriving in between is rejected as not parked
+	// and is sent again for a short while.
+	deadline := time.Now().Add(notParkedPatience)
+	for {
+		res, err := s.decide(ctx, workflowID, runID, d)
+		var appErr *temporal.ApplicationError
+		if err == nil || !errors.As(err, &appErr) || appErr.Type() != workflows.ErrorTypeNotParked || time.Now().After(deadline) {
+			if err != nil {
+				return nil, classifyUpdate(workflowID, err)
+			}
+			return res, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, classifyUpdate(workflowID, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// notParkedPatience bounds how long DecideDeadLetter waits for a run to
+// take note of the dead letter it just stored.
+const notParkedPatience = 10 * time.Second
+
+func (s *Starter) decide(ctx context.Context, workflowID, runID string, d workflows.DeadLetterDecision) (*workflows.DeadLetterDecisionResult, error) {
 	var res workflows.DeadLetterDecisionResult
 	handle, err := s.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   workflowID,
@@ -23,10 +51,10 @@ func (s *Starter) DecideDeadLetter(ctx context.Context, workflowID, runID string
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err != nil {
-		return nil, classifyUpdate(workflowID, err)
+		return nil, err
 	}
 	if err := handle.Get(ctx, &res); err != nil {
-		return nil, classifyUpdate(workflowID, err)
+		return nil, err
 	}
 	return &res, nil
 }

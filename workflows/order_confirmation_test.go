@@ -309,8 +309,13 @@ func (s *orderSuite) TestParkedThenAborted() {
 func (s *orderSuite) TestDecisionRejectedWhenNotParked() {
 	s.env.RegisterDelayedCallback(func() {
 		s.env.UpdateWorkflow(workflows.DeadLetterDecisionUpdate, "", &testsuite.TestUpdateCallback{
-			OnAccept:   func() { s.Fail("accepted while not parked") },
-			OnReject:   func(err error) { s.ErrorContains(err, "not parked") },
+			OnAccept: func() { s.Fail("accepted while not parked") },
+			OnReject: func(err error) {
+				s.ErrorContains(err, "not parked")
+				var appErr *temporal.ApplicationError
+				s.Require().True(errors.As(err, &appErr), "got %v", err)
+				s.Equal(workflows.ErrorTypeNotParked, appErr.Type(), "callers retry on this type")
+			},
 			OnComplete: func(any, error) {},
 		}, workflows.DeadLetterDecision{DeadLetterID: 7, Action: "retry"})
 	}, time.Minute)

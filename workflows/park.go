@@ -39,6 +39,12 @@ type DeadLetterDecisionResult struct {
 // ErrorTypeOperatorAborted is the failure type of a run an operator aborted.
 const ErrorTypeOperatorAborted = "OperatorAborted"
 
+// ErrorTypeNotParked is the type of a decision's rejection by a run that is
+// not parked. The dead letter is written by an activity a moment before the
+// run takes note of its result, so a decision sent in that moment is
+// rejected this way and may be sent again.
+const ErrorTypeNotParked = "NotParked"
+
 // errSkipped tells the caller an operator chose to skip the step.
 var errSkipped = errors.New("step skipped by operator")
 
@@ -79,7 +85,7 @@ func (p *parker) validate(_ workflow.Context, d DeadLetterDecision) error {
 	}
 	switch {
 	case p.parkedOn == 0:
-		return errors.New("run is not parked")
+		return temporal.NewApplicationError("run is not parked", ErrorTypeNotParked)
 	case d.DeadLetterID != p.parkedOn:
 		return fmt.Errorf("run is parked on dead letter %d, not %d", p.parkedOn, d.DeadLetterID)
 	case p.decision != nil:
