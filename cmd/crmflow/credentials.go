@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -58,13 +56,9 @@ stays valid for the grace period, then retires.`,
 			if !settable[provider] {
 				return fmt.Errorf("unknown provider %q: one of stripe, knock, simplelogin, resend, stripe_webhook, clerk_webhook", provider)
 			}
-			raw, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 4096))
+			key, err := readKey(cmd)
 			if err != nil {
-				return fmt.Errorf("read key from stdin: %w", err)
-			}
-			key := strings.TrimSpace(string(raw))
-			if key == "" {
-				return fmt.Errorf("no key on stdin")
+				return err
 			}
 			env, err := g.connect(cmd.Context(), false, true)
 			if err != nil {

@@ -68,6 +68,20 @@ func (e *operatorEnv) Close() {
 	}
 }
 
+// readKey reads a key from stdin, never from the command line, where it
+// would reach the shell's history and the process list.
+func readKey(cmd *cobra.Command) (string, error) {
+	raw, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 4096))
+	if err != nil {
+		return "", fmt.Errorf("read key from stdin: %w", err)
+	}
+	key := strings.TrimSpace(string(raw))
+	if key == "" {
+		return "", fmt.Errorf("no key on stdin")
+	}
+	return key, nil
+}
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -263,13 +277,9 @@ func newRotationCmd(g *globals) *cobra.Command {
 		Short: "Hand the new key to a waiting rotation; the key is read from stdin, never from the command line",
 		Args:  cobra.ExactArgs(1),
 		RunE: withStarter(func(cmd *cobra.Command, env *operatorEnv, provider string) error {
-			raw, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 4096))
+			key, err := readKey(cmd)
 			if err != nil {
 				return err
-			}
-			key := strings.TrimSpace(string(raw))
-			if key == "" {
-				return fmt.Errorf("no key on stdin")
 			}
 			res, err := env.starter.SubmitKey(cmd.Context(), provider, workflows.SubmitKeyInput{Secret: key, Operator: operator})
 			if err != nil {
