@@ -16,7 +16,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/internal/temporalserver"
 	"github.com/crmflow/crmflow/internal/testenv"
 	"github.com/crmflow/crmflow/workflows"
 )
@@ -162,12 +161,8 @@ func TestPaymentEventAfterCompletionChangesNothing(t *testing.T) {
 // answer 200 from the inbox; once Temporal is back the dispatcher hands the
 // event off and the workflow exists.
 func TestTemporalOutageNeverFailsTheProvider(t *testing.T) {
-	port, err := temporalserver.FreePort("127.0.0.1")
-	require.NoError(t, err)
-	opts := temporalserver.Options{FrontendPort: port, DatabaseFile: filepath.Join(t.TempDir(), "t.db"),
-		SearchAttributes: workflows.SearchAttributes(), LogLevel: "fatal"}
-	srv, err := temporalserver.Start(opts)
-	require.NoError(t, err)
+	opts := testenv.TemporalOptions{Port: testenv.FreePort(t), DatabaseFile: filepath.Join(t.TempDir(), "t.db")}
+	srv := testenv.StartTemporal(t, opts)
 	c, err := client.NewLazyClient(client.Options{HostPort: srv.FrontendAddr(), Logger: quiet{}})
 	require.NoError(t, err)
 	defer c.Close()
@@ -189,9 +184,7 @@ func TestTemporalOutageNeverFailsTheProvider(t *testing.T) {
 	assert.GreaterOrEqual(t, attempts, 1)
 	assert.NotEmpty(t, lastErr)
 
-	srv, err = temporalserver.Start(opts)
-	require.NoError(t, err)
-	defer srv.Stop()
+	testenv.StartTemporal(t, opts)
 	require.Eventually(t, func() bool { _, p := f.inboxRows(); return p == 0 }, 60*time.Second, 200*time.Millisecond)
 	desc, err := c.DescribeWorkflowExecution(context.Background(), workflows.OrderConfirmationID("o-outage"), "")
 	require.NoError(t, err)

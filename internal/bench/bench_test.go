@@ -127,7 +127,7 @@ func TestStats(t *testing.T) {
 
 // BenchmarkReport runs every measurement at full size against a durable
 // PostgreSQL (fsync and synchronous commit on, as in production) and the
-// in-process Temporal, prints one summary line per measurement, and writes
+// embedded Temporal (a child process), prints one summary line per measurement, and writes
 // the report to -report. A missed target is reported, not failed: only a
 // measurement that cannot run fails the benchmark.
 func BenchmarkReport(b *testing.B) {

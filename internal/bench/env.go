@@ -30,7 +30,7 @@ type Env struct {
 	// NewDatabase returns the URL of a fresh, migrated database that is
 	// dropped when tb ends.
 	NewDatabase func(tb testing.TB) string
-	// TemporalAddr and Namespace locate the in-process Temporal server.
+	// TemporalAddr and Namespace locate the embedded Temporal server.
 	TemporalAddr string
 	Namespace    string
 	// Sizes say how much work each measurement does.

@@ -341,7 +341,7 @@ func (r *Report) findings(p func(format string, args ...any)) {
 			"at the same offered rate of %s/s, which is %s of the closed-loop rate M2 reached. ",
 			num(with.Median), num(alone.Median), num(offered.Median), fmt.Sprintf("%.0f%%", 100*offered.Median/max(closed.Median, 1)))
 		if with.Median > 1.25*alone.Median {
-			p("The hand-off adds to the latency here: the in-process Temporal server, the dispatcher and the handler share the same cores, " +
+			p("The hand-off adds to the latency here: the embedded Temporal server, the dispatcher and the handler share the same cores, " +
 				"so what Temporal burns is taken from the handler; a Temporal server on its own machine, as in production, removes that.\n")
 		} else {
 			p("The hand-off adds little: the latency is the ingest path's own at that utilisation on this machine, where the handler, " +

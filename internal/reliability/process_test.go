@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crmflow/crmflow/internal/temporalserver"
+	"github.com/crmflow/crmflow/internal/testenv"
 )
 
 // proc is one crmflow child process (`crmflow worker` or `crmflow serve`).
@@ -33,11 +33,7 @@ type proc struct {
 // freeAddr is a free 127.0.0.1 port for a child's HTTP server.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	port, err := temporalserver.FreePort("127.0.0.1")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
 }
 
 // childEnv is the environment of a child: the test's own, minus any

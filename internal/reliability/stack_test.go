@@ -25,7 +25,6 @@ import (
 	"github.com/crmflow/crmflow/internal/codec"
 	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/internal/temporalserver"
 	"github.com/crmflow/crmflow/internal/testenv"
 	"github.com/crmflow/crmflow/starter"
 	"github.com/crmflow/crmflow/workflows"
@@ -48,8 +47,8 @@ type stack struct {
 	t        *testing.T
 	dbURL    string
 	store    *store.Store
-	temporal *temporalserver.Server
-	tOpts    temporalserver.Options
+	temporal *testenv.TemporalServer
+	tOpts    testenv.TemporalOptions
 	tc       client.Client
 	starter  *starter.Starter
 	knock    *knockPeer
@@ -86,18 +85,11 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	t.Cleanup(st.Close)
 	s.store = st
 
-	port, err := temporalserver.FreePort("127.0.0.1")
-	require.NoError(t, err)
-	s.tOpts = temporalserver.Options{FrontendPort: port, SearchAttributes: workflows.SearchAttributes(), LogLevel: "fatal"}
+	s.tOpts = testenv.TemporalOptions{Port: testenv.FreePort(t)}
 	if opts.persistentTemporal {
 		s.tOpts.DatabaseFile = filepath.Join(t.TempDir(), "temporal.db")
 	}
 	s.startTemporal()
-	t.Cleanup(func() {
-		if s.temporal != nil {
-			s.temporal.Stop()
-		}
-	})
 
 	keys, err := credentials.NewKeyring(config.DevMasterKey)
 	require.NoError(t, err)
@@ -120,9 +112,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 // Temporal server.
 func (s *stack) startTemporal() {
 	s.t.Helper()
-	srv, err := temporalserver.Start(s.tOpts)
-	require.NoError(s.t, err, "start temporal")
-	s.temporal = srv
+	s.temporal = testenv.StartTemporal(s.t, s.tOpts)
 }
 
 // stopTemporal stops the stack's Temporal server.
@@ -136,7 +126,7 @@ func (s *stack) config(extra map[string]string) map[string]string {
 	c := map[string]string{
 		"CRMFLOW_HTTP_ADDR":             freeAddr(s.t),
 		"CRMFLOW_DATABASE_URL":          s.dbURL,
-		"CRMFLOW_TEMPORAL_ADDRESS":      fmt.Sprintf("127.0.0.1:%d", s.tOpts.FrontendPort),
+		"CRMFLOW_TEMPORAL_ADDRESS":      fmt.Sprintf("127.0.0.1:%d", s.tOpts.Port),
 		"CRMFLOW_TEMPORAL_NAMESPACE":    "default",
 		"CRMFLOW_MASTER_KEY":            config.DevMasterKey,
 		"CRMFLOW_API_TOKENS":            apiToken,

@@ -118,7 +118,7 @@ func startStripeMock(bin string) (*stripeMockProcess, error) {
 	// needed: given only -http-addr, stripe-mock also serves HTTPS on
 	// [::]:12112, which is public and collides between test binaries.
 	cmd := exec.Command(bin, "-http-addr", "127.0.0.1:0", "-https-addr", "127.0.0.1:0")
-	cmd.SysProcAttr = stripeMockProcAttr()
+	cmd.SysProcAttr = childProcAttr()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 // Package testenv is the test harness every package's tests share: one real
-// PostgreSQL (from the machine's binaries) and one in-process Temporal server
-// per test binary, started on first use and stopped when the binary ends.
+// PostgreSQL (from the machine's binaries) and one Temporal server (the
+// embedded one, in a child process) per test binary, started on first use
+// and stopped when the binary ends.
 // Each test gets its own freshly migrated database, so tests stay independent
 // without paying for a server each.
 //
@@ -23,7 +24,6 @@ import (
 
 	"github.com/crmflow/crmflow/internal/pgserver"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/internal/temporalserver"
 	"github.com/crmflow/crmflow/workflows"
 )
 
@@ -35,10 +35,6 @@ var (
 	pgDir   string
 	pgErr   error
 	dbCount atomic.Int64
-
-	temporalOnce sync.Once
-	temporal     *temporalserver.Server
-	temporalErr  error
 )
 
 // Main runs the tests, then stops whatever servers they started.
@@ -135,22 +131,6 @@ func Store(t testing.TB) *store.Store {
 	}
 	t.Cleanup(st.Close)
 	return st
-}
-
-// Temporal returns the binary's in-process Temporal server (namespace
-// "default", crmflow's search attributes registered), starting it on first use.
-func Temporal(t testing.TB) *temporalserver.Server {
-	t.Helper()
-	temporalOnce.Do(func() {
-		temporal, temporalErr = temporalserver.Start(temporalserver.Options{
-			SearchAttributes: workflows.SearchAttributes(),
-			LogLevel:         "error",
-		})
-	})
-	if temporalErr != nil {
-		t.Fatalf("testenv: start temporal: %v", temporalErr)
-	}
-	return temporal
 }
 
 // TemporalClient dials the binary's Temporal server; the client is closed
