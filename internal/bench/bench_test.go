@@ -102,7 +102,7 @@ func TestHarness(t *testing.T) {
 		assert.Contains(t, md, "### "+res.ID+" — ")
 	}
 	assert.Positive(t, rep.Machine.CPUs)
-	assert.NotEmpty(t, rep.Versions["Temporal server (in process, SQLite in memory)"], "the Temporal version is read from the build")
+	assert.NotEmpty(t, rep.Versions[temporalServerLabel], "the Temporal version is read from the build")
 }
 
 func extra(t *testing.T, r Result, name string) Stats {
@@ -127,8 +127,8 @@ func TestStats(t *testing.T) {
 
 // BenchmarkReport runs every measurement at full size against a durable
 // PostgreSQL (fsync and synchronous commit on, as in production) and the
-// embedded Temporal (a child process), prints one summary line per measurement, and writes
-// the report to -report. A missed target is reported, not failed: only a
+// embedded Temporal (a child process), prints one summary line per
+// measurement, and writes the report to -report. A missed target is reported, not failed: only a
 // measurement that cannot run fails the benchmark.
 func BenchmarkReport(b *testing.B) {
 	ctx := context.Background()

@@ -95,16 +95,6 @@ func sortByID(events []InboxEvent) {
 	}
 }
 
-// MarkHandedOff records that the event is done with: Temporal has it, or
-// (with a note saying why) it can never be handed off and stays for operators.
-func (s *Store) MarkHandedOff(ctx context.Context, id int64, note string) error {
-	const q = `UPDATE webhook_inbox SET handed_off_at = now(), last_error = nullif($2, '') WHERE id = $1`
-	if _, err := s.pool.Exec(ctx, q, id, note); err != nil {
-		return fmt.Errorf("mark inbox event %d handed off: %w", id, err)
-	}
-	return nil
-}
-
 // PendingOfWorkflow returns the workflow's rows not yet handed off, oldest
 // first, for coalescing: only the latest of them needs to reach Temporal.
 func (s *Store) PendingOfWorkflow(ctx context.Context, workflowID string, limit int) ([]InboxEvent, error) {
@@ -129,9 +119,11 @@ FROM webhook_inbox WHERE workflow_id = $1 AND handed_off_at IS NULL ORDER BY id 
 	return out, rows.Err()
 }
 
-// MarkManyHandedOff marks rows done with one note (e.g. which event they
-// were coalesced into).
-func (s *Store) MarkManyHandedOff(ctx context.Context, ids []int64, note string) error {
+// MarkHandedOff records that the rows are done with, all with one note:
+// Temporal has them (no note), they were coalesced into a later event, or
+// they can never be handed off and stay for operators (the note says why).
+// Rows already done keep their first note.
+func (s *Store) MarkHandedOff(ctx context.Context, ids []int64, note string) error {
 	const q = `UPDATE webhook_inbox SET handed_off_at = now(), last_error = nullif($2, '') WHERE id = ANY($1) AND handed_off_at IS NULL`
 	if _, err := s.pool.Exec(ctx, q, ids, note); err != nil {
 		return fmt.Errorf("mark %d inbox rows handed off: %w", len(ids), err)

@@ -200,10 +200,10 @@ func TestClaimInboxEventsKeepsOrderPerWorkflow(t *testing.T) {
 
 	// A failed hand-off of A1 still holds A2 back.
 	require.NoError(t, s.MarkHandOffFailed(ctx, a1, "temporal unavailable", 0))
-	require.NoError(t, s.MarkHandedOff(ctx, b1, ""))
+	require.NoError(t, s.MarkHandedOff(ctx, []int64{b1}, ""))
 	require.Equal(t, []int64{a1}, claim(t, s, 10, time.Hour))
 
-	require.NoError(t, s.MarkHandedOff(ctx, a1, ""))
+	require.NoError(t, s.MarkHandedOff(ctx, []int64{a1}, ""))
 	require.Equal(t, []int64{a2}, claim(t, s, 10, time.Hour))
 
 	row := getInboxRow(t, s, a1)
@@ -239,7 +239,7 @@ func TestMarkHandOffFailedDefersRow(t *testing.T) {
 	require.Equal(t, ids, claim(t, s, 10, time.Hour), "not claimable after its retry delay passed")
 
 	// A late failure report does not touch a row already handed off.
-	require.NoError(t, s.MarkHandedOff(ctx, id, "handed off by the sweeper"))
+	require.NoError(t, s.MarkHandedOff(ctx, []int64{id}, "handed off by the sweeper"))
 	require.NoError(t, s.MarkHandOffFailed(ctx, id, "stale failure", 0))
 	row = getInboxRow(t, s, id)
 	require.True(t, row.handedOff)
@@ -347,14 +347,14 @@ func TestInboxBacklog(t *testing.T) {
 	require.EqualValues(t, 3, backlog.Pending)
 
 	// Handing off the two oldest leaves only the newest, which is younger.
-	require.NoError(t, s.MarkHandedOff(ctx, ids[0], ""))
-	require.NoError(t, s.MarkHandedOff(ctx, ids[1], ""))
+	require.NoError(t, s.MarkHandedOff(ctx, []int64{ids[0]}, ""))
+	require.NoError(t, s.MarkHandedOff(ctx, []int64{ids[1]}, ""))
 	backlog, err = s.InboxBacklog(ctx)
 	require.NoError(t, err)
 	require.EqualValues(t, 1, backlog.Pending)
 	require.LessOrEqual(t, backlog.OldestAge, time.Since(newestInserted)+50*time.Millisecond)
 
-	require.NoError(t, s.MarkHandedOff(ctx, ids[2], ""))
+	require.NoError(t, s.MarkHandedOff(ctx, []int64{ids[2]}, ""))
 	backlog, err = s.InboxBacklog(ctx)
 	require.NoError(t, err)
 	require.Equal(t, store.InboxBacklog{}, backlog)
