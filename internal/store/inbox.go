@@ -31,18 +31,10 @@ type InboxEvent struct {
 // InsertInboxEvent commits the event and reports whether it is new; a
 // redelivery of the same (provider, event id) inserts nothing and returns
 // false. Ignored events are stored already handed off, with the reason.
+// Concurrent calls share commits (inboxBatcher); each returns once its own
+// row is durable.
 func (s *Store) InsertInboxEvent(ctx context.Context, e InboxEvent, ignoredReason string) (bool, error) {
-	const q = `
-INSERT INTO webhook_inbox (provider, event_id, event_type, workflow_id, payload, handed_off_at, last_error, next_attempt_at, trace_parent)
-VALUES ($1, $2, $3, nullif($4, ''), $5,
-        CASE WHEN $4 = '' THEN now() END, nullif($6, ''), now() + $7 * interval '1 millisecond', nullif($8, ''))
-ON CONFLICT (provider, event_id) DO NOTHING`
-	tag, err := s.pool.Exec(ctx, q, e.Provider, e.EventID, e.EventType, e.WorkflowID, e.Payload, ignoredReason,
-		e.DueIn.Milliseconds(), e.TraceParent)
-	if err != nil {
-		return false, fmt.Errorf("insert inbox event %s/%s: %w", e.Provider, e.EventID, err)
-	}
-	return tag.RowsAffected() == 1, nil
+	return s.inbox.insert(ctx, s, e, ignoredReason)
 }
 
 // ClaimInboxEvents leases up to limit events that are due for hand-off. A

@@ -34,7 +34,8 @@ const (
 
 // Store holds the connection pool. It is safe for concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	inbox *inboxBatcher
 }
 
 // defaultMaxConns sizes the pool when the URL does not (pool_max_conns).
@@ -66,7 +67,7 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create pool: %w", err)
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, inbox: newInboxBatcher()}
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err
