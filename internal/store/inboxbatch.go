@@ -11,10 +11,10 @@ import (
 )
 
 const (
-	// inboxCommitters is how many inbox commits may run at once. Callers
+	// InboxCommitters is how many inbox commits may run at once. Callers
 	// that arrive while they are all busy queue up, and the next committer
 	// to free up writes the whole queue in one statement and one commit.
-	inboxCommitters = 4
+	InboxCommitters = 4
 	// maxInboxBatch caps the rows of one such statement.
 	maxInboxBatch = 128
 	// inboxBatchTimeout bounds a batch's statement. It runs for several
@@ -38,7 +38,7 @@ type inboxBatcher struct {
 }
 
 func newInboxBatcher() *inboxBatcher {
-	return &inboxBatcher{slots: make(chan struct{}, inboxCommitters)}
+	return &inboxBatcher{slots: make(chan struct{}, InboxCommitters)}
 }
 
 // inboxInsert is one caller's row and, once written, its outcome.
