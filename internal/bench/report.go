@@ -356,13 +356,15 @@ func (r *Report) findings(p func(format string, args ...any)) {
 			num(with.Median), num(alone.Median), num(offered.Median), fmt.Sprintf("%.0f%%", 100*offered.Median/max(closed.Median, 1)))
 		if with.Median > 1.25*alone.Median {
 			p("The hand-off adds to the latency here: the embedded Temporal server, the dispatcher and the handler share the same cores, " +
-				"so what Temporal burns is taken from the handler; a Temporal server on its own machine, as in production, removes that.\n")
+				"so what Temporal burns is taken from the handler; a Temporal server on its own machine, as in production, removes that. ")
 		} else {
 			p50, _ := r.figure("M3", "p50 latency")
 			p("The hand-off adds little: the latency is the ingest path's own at that utilisation on this machine, where the handler, "+
-				"the load generator, PostgreSQL and the Temporal server share two cores (see the load average). The median answer took %s ms; "+
-				"the miss is the tail, which this run does not break down further.\n", num(p50.Median))
+				"the load generator, PostgreSQL and the Temporal server share two cores (see the load average); the median answer took %s ms. ", num(p50.Median))
 		}
+		p("Each round starts on an edge whose database and HTTP connections are open, as on a running server. An edge started cold opens " +
+			"them under load, which holds up the first half second's answers and puts them in the p99: that is start-up cost, not the steady " +
+			"rate M3 is about, and before the rounds warmed up it was most of the p99.\n")
 	}
 	if sr, ok := r.figure("M4", "starter/raw (Temporal-side cost of crmflow's start options)"); ok {
 		ds, _ := r.figure("M4", "dispatcher/starter (inbox claim and mark)")
