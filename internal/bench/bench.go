@@ -113,6 +113,23 @@ func ratios(a, b []float64) []float64 {
 	return out
 }
 
+// alternate runs a round's phases in the given order on even rounds and in
+// reverse on odd ones (ABBA). The engines slow down as a run goes on
+// (Temporal's in-memory store grows with every workflow started), so a
+// fixed order would hand that drift to whichever phase always runs last.
+func alternate(round int, phases ...func() error) error {
+	if round%2 == 1 {
+		phases = slices.Clone(phases)
+		slices.Reverse(phases)
+	}
+	for _, run := range phases {
+		if err := run(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // rate is n events over d, per second.
 func rate(n int, d time.Duration) float64 {
 	if d <= 0 {

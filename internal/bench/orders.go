@@ -270,22 +270,27 @@ func (e *Env) Orders(ctx context.Context, tb testing.TB) (Result, OrderCounts, e
 	var base, subj []float64
 	for r := range sz.Rounds {
 		prefix := fmt.Sprintf("o%d-%d", time.Now().UnixNano(), r)
-		d, err := minimal(prefix, sz.Orders)
+		err := alternate(r,
+			func() error {
+				d, err := minimal(prefix, sz.Orders)
+				if err != nil {
+					return err
+				}
+				base = append(base, rate(sz.Orders, d))
+				counts.Minimal += sz.Orders
+				if r == 0 {
+					counts.MinimalEvents, _, _, err = historyShape(ctx, c, fmt.Sprintf("minimal/%s-0", prefix))
+				}
+				return err
+			},
+			func() error {
+				d, err := confirm(prefix, sz.Orders)
+				subj = append(subj, rate(sz.Orders, d))
+				return err
+			})
 		if err != nil {
 			return Result{}, counts, err
 		}
-		base = append(base, rate(sz.Orders, d))
-		counts.Minimal += sz.Orders
-		if r == 0 {
-			if counts.MinimalEvents, _, _, err = historyShape(ctx, c, fmt.Sprintf("minimal/%s-0", prefix)); err != nil {
-				return Result{}, counts, err
-			}
-		}
-		d, err = confirm(prefix, sz.Orders)
-		if err != nil {
-			return Result{}, counts, err
-		}
-		subj = append(subj, rate(sz.Orders, d))
 		e.logf("orders round %d: minimal workflow %.1f/s, order confirmation %.1f/s", r+1, base[r], subj[r])
 	}
 	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM orders WHERE status = 'confirmed'`).Scan(&counts.Confirmed); err != nil {

@@ -216,8 +216,10 @@ func (r *Report) Markdown() string {
 		r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Elapsed.Round(time.Second))
 	p("Every figure is the median of %d interleaved rounds (baseline, subject, baseline, subject, …) with its minimum and maximum; "+
 		"every ratio is computed per round and then summarised, so drift of the machine during the run hits subject and baseline alike. "+
+		"M4 and M6, whose figures are bound by Temporal, run their phases in reverse order every other round (ABBA): the in-memory Temporal "+
+		"slows down as workflows accumulate over the run, and a fixed order would hand that to whichever phase always ran last. "+
 		"A missed target is reported as MISS here and in the summary; `make bench` does not fail because of it.\n\n", r.Sizes.Rounds)
-	p("PostgreSQL runs with durable commits (fsync and synchronous_commit on); Temporal is the in-process server the tests use. " +
+	p("PostgreSQL runs with durable commits (fsync and synchronous_commit on); Temporal is the embedded server the tests use, in a child process. " +
 		"`go test ./internal/bench/` (part of `make test`) runs every measurement in miniature to check the harness, without timing anything.\n\n")
 	p("Load average on the %d cores: %s before, %s after. Other work on the machine lowers the absolute rates "+
 		"and adds noise; the ratios, measured side by side, are what to read.\n\n",
