@@ -50,13 +50,6 @@ type Dispatcher struct {
 	opts    DispatcherOptions
 	poke    chan struct{}
 
-	// slots holds one token per hand-off in flight, across passes.
-	slots    chan struct{}
-	inflight sync.WaitGroup
-	// done are rows handed off but not yet marked, by how to mark them.
-	mu   sync.Mutex
-	done map[mark][]store.InboxEvent
-
 	handedOff *prometheus.CounterVec
 	coalesced prometheus.Counter
 	lag       prometheus.Gauge
@@ -82,7 +75,6 @@ func NewDispatcher(st *store.Store, s *starter.Starter, logger *slog.Logger, reg
 	}
 	d := &Dispatcher{
 		store: st, starter: s, logger: logger, opts: opts, poke: make(chan struct{}, 1),
-		slots: make(chan struct{}, opts.Concurrency), done: map[mark][]store.InboxEvent{},
 		handedOff: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crmflow_inbox_handoffs_total",
 			Help: "Inbox rows handed to Temporal, by provider and result (ok, retry, dropped).",
@@ -116,18 +108,10 @@ func (d *Dispatcher) Poke() {
 func (d *Dispatcher) Run(ctx context.Context) error {
 	sweep := time.NewTicker(d.opts.Sweep)
 	defer sweep.Stop()
-	// On the way out, record what was handed off, so a restart does not
-	// hand it off again; briefly, as the process is stopping.
-	defer func() {
-		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		d.settle(stopCtx)
-	}()
 	for {
 		for d.pass(ctx) == d.opts.Batch {
 			// A full batch means more is waiting: go again at once.
 		}
-		d.settle(ctx)
 		d.measure(ctx)
 		select {
 		case <-ctx.Done():
@@ -138,19 +122,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 }
 
-// pass records the rows handed off since the last pass, claims one batch
-// and starts handing it off; it returns how many rows it claimed. Up to
-// Concurrency workflows are handed off side by side, across passes, so the
-// next batch starts while this one's last calls finish. Each workflow's
-// rows go in commit order, stopping at its first failure so a later event
-// never overtakes an earlier one: a row stays pending until it is marked,
-// and ClaimInboxEvents never claims a row behind a pending one.
-//
-// Rows are marked a pass's worth at a time, in one statement per note,
-// rather than one commit each: a crash before the mark only hands them off
-// again when their lease ends, which workflows ignore by event ID.
+// pass claims one batch and hands it off; it returns how many it claimed.
+// Workflows are handed off side by side, each workflow's rows in commit
+// order, stopping at its first failure so a later event never overtakes an
+// earlier one. The rows handed off are marked at the end of the pass in one
+// statement per note rather than one commit each: a crash before the mark
+// only hands them off again, which workflows ignore by event ID.
 func (d *Dispatcher) pass(ctx context.Context) int {
-	d.markDone(ctx)
 	events, err := d.store.ClaimInboxEvents(ctx, d.opts.Batch, d.opts.Lease)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -158,55 +136,37 @@ func (d *Dispatcher) pass(ctx context.Context) int {
 		}
 		return 0
 	}
+	var (
+		mu    sync.Mutex
+		done  = map[mark][]store.InboxEvent{}
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, d.opts.Concurrency)
+	)
 	for _, rows := range byWorkflow(events) {
-		select {
-		case d.slots <- struct{}{}:
-		case <-ctx.Done():
-			// The rest stay leased and are claimed again when it ends.
-			return len(events)
-		}
-		d.inflight.Add(1)
+		slots <- struct{}{}
+		wg.Add(1)
 		go func() {
-			defer d.inflight.Done()
-			defer func() { <-d.slots }()
-			d.handOffInOrder(ctx, rows)
+			defer wg.Done()
+			defer func() { <-slots }()
+			for i, ev := range rows {
+				m, err := d.handOff(ctx, ev)
+				if err != nil {
+					for _, later := range rows[i+1:] {
+						d.release(ctx, later, "an earlier event of this workflow is waiting", 0)
+					}
+					return
+				}
+				mu.Lock()
+				done[m] = append(done[m], ev)
+				mu.Unlock()
+			}
 		}()
 	}
-	return len(events)
-}
-
-// handOffInOrder hands one workflow's rows to Temporal in commit order and
-// stops at the first that fails, releasing the rest behind it.
-func (d *Dispatcher) handOffInOrder(ctx context.Context, rows []store.InboxEvent) {
-	for i, ev := range rows {
-		m, err := d.handOff(ctx, ev)
-		if err != nil {
-			for _, later := range rows[i+1:] {
-				d.release(ctx, later, "an earlier event of this workflow is waiting", 0)
-			}
-			return
-		}
-		d.mu.Lock()
-		d.done[m] = append(d.done[m], ev)
-		d.mu.Unlock()
-	}
-}
-
-// settle waits for every hand-off in flight and marks them all.
-func (d *Dispatcher) settle(ctx context.Context) {
-	d.inflight.Wait()
-	d.markDone(ctx)
-}
-
-// markDone marks the rows handed off so far.
-func (d *Dispatcher) markDone(ctx context.Context) {
-	d.mu.Lock()
-	done := d.done
-	d.done = map[mark][]store.InboxEvent{}
-	d.mu.Unlock()
+	wg.Wait()
 	for m, rows := range done {
 		d.markHandedOff(ctx, rows, m)
 	}
+	return len(events)
 }
 
 // byWorkflow splits claimed rows by workflow, keeping commit order within
