@@ -268,7 +268,7 @@ func faultsNotifyWorkflow(ctx workflow.Context, in activities.NotifyInput) (*act
 }
 
 // TestRetryAfterIsHonouredByARealTemporalRun: Knock answers a burst of 5xx,
-// then a 429 asking for two seconds, then accepts. Through the in-process
+// then a 429 asking for two seconds, then accepts. Through the test binary's
 // Temporal server the run completes with one trigger accepted, every fault
 // retried, and the request after the 429 arrived at least two seconds after
 // it, as the server's own clock measured.

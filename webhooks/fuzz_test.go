@@ -39,7 +39,7 @@ type fuzzServer struct {
 }
 
 // newFuzzServer builds the server. The webhook handlers never call
-// Temporal, so a starter is only built (on the test binary's in-process
+// Temporal, so a starter is only built (on the test binary's
 // Temporal) when withTemporal is set, for the start API.
 func newFuzzServer(f *testing.F, withTemporal bool) *fuzzServer {
 	st := testenv.Store(f)
