@@ -154,6 +154,10 @@ func (s *Server) decideDeadLetter(w http.ResponseWriter, r *http.Request) {
 	if body.Operator == "" {
 		body.Operator = "api"
 	}
+	if err := workflows.ValidateOperator(body.Operator); err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_operator", err.Error())
+		return
+	}
 	d, err := s.deps.Store.GetDeadLetter(r.Context(), id)
 	if err != nil {
 		s.storeError(w, err)

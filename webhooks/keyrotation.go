@@ -35,6 +35,10 @@ func (s *Server) submitKey(w http.ResponseWriter, r *http.Request) {
 	if body.Operator == "" {
 		body.Operator = "api"
 	}
+	if err := workflows.ValidateOperator(body.Operator); err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_operator", err.Error())
+		return
+	}
 	res, err := s.deps.Starter.SubmitKey(r.Context(), r.PathValue("provider"),
 		workflows.SubmitKeyInput{Secret: body.Key, Operator: body.Operator})
 	if err != nil {

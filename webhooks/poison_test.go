@@ -301,6 +301,10 @@ func TestPoisonAPIBodiesAreRefused(t *testing.T) {
 		tc{key, "application/json", `{"operator":"alice"}`, 422, "missing_key"},
 		tc{decide, "application/json", `{"operator":5}`, 400, "malformed"},
 		tc{decide, "application/json", `{"operator":"a","surprise":1}`, 400, "malformed"},
+		tc{decide, "application/json", `{"operator":"ali\u0000ce"}`, 422, "invalid_operator"},
+		tc{decide, "application/json", `{"operator":"` + strings.Repeat("o", 101) + `"}`, 422, "invalid_operator"},
+		tc{key, "application/json", `{"key":"sk_test_0123456789abcdef","operator":"bob\u001b[31m"}`, 422, "invalid_operator"},
+		tc{key, "application/json", `{"key":"sk_test_0123456789abcdef","operator":"  "}`, 422, "invalid_operator"},
 	)
 	for _, c := range cases {
 		name := fmt.Sprintf("%s %s %.40q", c.path, c.ct, c.body)

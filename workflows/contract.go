@@ -5,8 +5,11 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
@@ -109,6 +112,26 @@ func ValidateKey(kind, key string) error {
 	for _, r := range key {
 		if r <= ' ' || r == 0x7f {
 			return fmt.Errorf("%s %q must not contain whitespace or control characters", kind, key)
+		}
+	}
+	return nil
+}
+
+// ValidateOperator rejects an operator name that would be unreadable where
+// it is recorded (a run's history, the dead-letter table, logs): empty,
+// longer than 100 bytes, not UTF-8, or holding control characters.
+func ValidateOperator(name string) error {
+	switch {
+	case strings.TrimSpace(name) == "":
+		return errors.New("operator is empty")
+	case len(name) > 100:
+		return errors.New("operator is longer than 100 bytes")
+	case !utf8.ValidString(name):
+		return errors.New("operator is not UTF-8 text")
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("operator %q holds a control character", name)
 		}
 	}
 	return nil

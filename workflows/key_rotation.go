@@ -464,9 +464,10 @@ func (k *keyRotation) registerUpdates(ctx workflow.Context) error {
 			return KeyRotationToken{Token: k.token, Version: k.newVersion}, nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req KeyRotationTokenRequest) error {
+			if err := ValidateOperator(req.Operator); err != nil {
+				return err
+			}
 			switch {
-			case strings.TrimSpace(req.Operator) == "":
-				return errors.New("operator is empty")
 			case k.handedOut:
 				return errors.New("the new token was already handed out")
 			case k.phase != phaseAwaitTokenPickup:
@@ -490,9 +491,10 @@ func (k *keyRotation) registerUpdates(ctx workflow.Context) error {
 			return nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, in KeyRevokedInput) error {
+			if err := ValidateOperator(in.Operator); err != nil {
+				return err
+			}
 			switch {
-			case strings.TrimSpace(in.Operator) == "":
-				return errors.New("operator is empty")
 			case k.phase != phaseAwaitRevocation || k.revokedKnown:
 				return errors.New("the rotation is not waiting for the old key's revocation")
 			}
@@ -513,8 +515,8 @@ func (k *keyRotation) validateKey(_ workflow.Context, in SubmitKeyInput) error {
 		return errors.New("the rotation is not waiting for a key")
 	case k.verifying:
 		return errors.New("another key is being verified")
-	case strings.TrimSpace(in.Operator) == "":
-		return errors.New("operator is empty")
+	case ValidateOperator(in.Operator) != nil:
+		return ValidateOperator(in.Operator)
 	case in.Secret == "":
 		return errors.New("key is empty")
 	case len(in.Secret) < 16 || len(in.Secret) > 1024:

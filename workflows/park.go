@@ -83,6 +83,13 @@ func (p *parker) validate(_ workflow.Context, d DeadLetterDecision) error {
 	default:
 		return fmt.Errorf("action %q is not retry, skip or abort", d.Action)
 	}
+	if d.Operator != "" {
+		// Unnamed decisions are accepted, as they always were; a named
+		// one must be readable.
+		if err := ValidateOperator(d.Operator); err != nil {
+			return err
+		}
+	}
 	switch {
 	case p.parkedOn == 0:
 		return temporal.NewApplicationError("run is not parked", ErrorTypeNotParked)
