@@ -43,36 +43,12 @@ import (
 // client, the OrderConfirmation workflow and its LoadOrder activity, and
 // checks every span joined the caller's trace.
 func TestTracingFollowsARequestIntoActivities(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	tracing, err := worker.NewTracingWithProvider(tp)
-	require.NoError(t, err)
-
-	srv := testenv.Temporal(t)
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	tc, err := client.Dial(client.Options{HostPort: srv.FrontendAddr(), Namespace: srv.Namespace(),
-		Logger: sdklog.NewStructuredLogger(quiet), Interceptors: tracing.ClientInterceptors()})
-	require.NoError(t, err)
-	t.Cleanup(tc.Close)
-
-	st := testenv.Store(t)
-	ctx := context.Background()
-	require.NoError(t, st.UpsertCustomer(ctx, store.Customer{ID: "c-trace", Email: "c-trace@example.com"}))
-	require.NoError(t, st.InsertOrder(ctx, store.Order{ID: "o-trace", CustomerID: "c-trace", AmountCents: 4200, Currency: "eur"}))
-
-	queue := testenv.TaskQueue(t)
-	// No worker option: the client's tracing interceptor reaches the worker.
-	w := sdkworker.New(tc, queue, sdkworker.Options{})
-	w.RegisterWorkflowWithOptions(workflows.OrderConfirmation, workflow.RegisterOptions{Name: workflows.OrderConfirmationType})
-	w.RegisterActivity(&activities.OrderActivities{Store: st})
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
+	o := newTracedOrders(t, "c-trace", "o-trace")
 
 	hs := httptest.NewServer(webhooks.NewServer(webhooks.Deps{
-		Logger: quiet, Registry: prometheus.NewRegistry(), Store: st, APITokens: []string{"trace-token"},
-		Starter: starter.New(tc, starter.Options{TaskQueue: queue, PaymentTimeout: time.Hour}),
-		Tracer:  tracing.TracerProvider(),
+		Logger: o.logger, Registry: prometheus.NewRegistry(), Store: o.st, APITokens: []string{"trace-token"},
+		Starter: starter.New(o.tc, starter.Options{TaskQueue: o.queue, PaymentTimeout: time.Hour}),
+		Tracer:  o.tracing.TracerProvider(),
 	}).Handler())
 	t.Cleanup(hs.Close)
 
@@ -87,27 +63,27 @@ func TestTracingFollowsARequestIntoActivities(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, resp.StatusCode)
 
 	// The activity's span ends once LoadOrder has run.
-	require.Eventually(t, func() bool { return len(ended(rec, "RunActivity:LoadOrder")) > 0 },
+	require.Eventually(t, func() bool { return len(ended(o.rec, "RunActivity:LoadOrder")) > 0 },
 		time.Minute, 50*time.Millisecond, "LoadOrder ran and its span ended")
 
 	for _, name := range []string{"/v1/orders/{orderID}/confirmation", "StartWorkflow:OrderConfirmation",
 		"RunWorkflow:OrderConfirmation", "StartActivity:LoadOrder", "RunActivity:LoadOrder"} {
-		spans := started(rec, name)
+		spans := started(o.rec, name)
 		require.NotEmpty(t, spans, "span %s", name)
 		for _, s := range spans {
 			assert.Equal(t, callerTrace, s.SpanContext().TraceID().String(), "span %s joins the caller's trace", name)
 		}
 	}
-	httpSpan := started(rec, "/v1/orders/{orderID}/confirmation")[0]
+	httpSpan := started(o.rec, "/v1/orders/{orderID}/confirmation")[0]
 	assert.Equal(t, trace.SpanKindServer, httpSpan.SpanKind())
-	start := started(rec, "StartWorkflow:OrderConfirmation")[0]
+	start := started(o.rec, "StartWorkflow:OrderConfirmation")[0]
 	assert.Equal(t, httpSpan.SpanContext().SpanID(), start.Parent().SpanID(), "the workflow start is a child of the request")
 
 	// Probes and scrapes make no spans.
 	resp, err = http.Get(hs.URL + "/healthz")
 	require.NoError(t, err)
 	resp.Body.Close()
-	assert.Empty(t, started(rec, "GET /healthz"))
+	assert.Empty(t, started(o.rec, "GET /healthz"))
 }
 
 // TestTracingFollowsAWebhookThroughTheInbox: a signed Stripe webhook that
@@ -115,36 +91,16 @@ func TestTracingFollowsARequestIntoActivities(t *testing.T) {
 // dispatcher's later hand-off to Temporal, and the workflow it signals,
 // join the delivery's trace through the traceparent stored with the event.
 func TestTracingFollowsAWebhookThroughTheInbox(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	tracing, err := worker.NewTracingWithProvider(tp)
-	require.NoError(t, err)
-	srv := testenv.Temporal(t)
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	tc, err := client.Dial(client.Options{HostPort: srv.FrontendAddr(), Namespace: srv.Namespace(),
-		Logger: sdklog.NewStructuredLogger(quiet), Interceptors: tracing.ClientInterceptors()})
-	require.NoError(t, err)
-	t.Cleanup(tc.Close)
-
-	st := testenv.Store(t)
+	o := newTracedOrders(t, "c-hook", "o-hook")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	require.NoError(t, st.UpsertCustomer(ctx, store.Customer{ID: "c-hook", Email: "c-hook@example.com"}))
-	require.NoError(t, st.InsertOrder(ctx, store.Order{ID: "o-hook", CustomerID: "c-hook", AmountCents: 4200, Currency: "eur"}))
-	queue := testenv.TaskQueue(t)
-	w := sdkworker.New(tc, queue, sdkworker.Options{})
-	w.RegisterWorkflowWithOptions(workflows.OrderConfirmation, workflow.RegisterOptions{Name: workflows.OrderConfirmationType})
-	w.RegisterActivity(&activities.OrderActivities{Store: st})
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
 
 	const secret = "whsec_trace_test"
-	starterClient := starter.New(tc, starter.Options{TaskQueue: queue, PaymentTimeout: time.Hour})
-	disp := webhooks.NewDispatcher(st, starterClient, quiet, prometheus.NewRegistry(), webhooks.DispatcherOptions{})
+	starterClient := starter.New(o.tc, starter.Options{TaskQueue: o.queue, PaymentTimeout: time.Hour})
+	disp := webhooks.NewDispatcher(o.st, starterClient, o.logger, prometheus.NewRegistry(), webhooks.DispatcherOptions{})
 	hs := httptest.NewServer(webhooks.NewServer(webhooks.Deps{
-		Logger: quiet, Registry: prometheus.NewRegistry(), Store: st, Starter: starterClient, Dispatcher: disp,
-		Tracer:   tracing.TracerProvider(),
+		Logger: o.logger, Registry: prometheus.NewRegistry(), Store: o.st, Starter: starterClient, Dispatcher: disp,
+		Tracer:   o.tracing.TracerProvider(),
 		Webhooks: webhooks.WebhookOptions{StripeSecret: secret, Tolerance: 5 * time.Minute, MaxBodyBytes: 1 << 20},
 	}).Handler())
 	t.Cleanup(hs.Close)
@@ -166,19 +122,62 @@ func TestTracingFollowsAWebhookThroughTheInbox(t *testing.T) {
 
 	// The hand-off happens after the answer, from the dispatcher.
 	go func() { _ = disp.Run(ctx) }()
-	require.Eventually(t, func() bool { return len(ended(rec, "RunActivity:LoadOrder")) > 0 },
+	require.Eventually(t, func() bool { return len(ended(o.rec, "RunActivity:LoadOrder")) > 0 },
 		time.Minute, 50*time.Millisecond, "the signalled workflow ran LoadOrder")
 	for _, name := range []string{"/webhooks/stripe", "SignalWithStartWorkflow:OrderConfirmation",
 		"RunWorkflow:OrderConfirmation", "RunActivity:LoadOrder"} {
-		spans := started(rec, name)
+		spans := started(o.rec, name)
 		require.NotEmpty(t, spans, "span %s", name)
 		for _, s := range spans {
 			assert.Equal(t, callerTrace, s.SpanContext().TraceID().String(), "span %s joins the delivery's trace", name)
 		}
 	}
-	hook := started(rec, "/webhooks/stripe")[0]
-	signal := started(rec, "SignalWithStartWorkflow:OrderConfirmation")[0]
+	hook := started(o.rec, "/webhooks/stripe")[0]
+	signal := started(o.rec, "SignalWithStartWorkflow:OrderConfirmation")[0]
 	assert.Equal(t, hook.SpanContext().SpanID(), signal.Parent().SpanID(), "the hand-off is a child of the delivery")
+}
+
+// tracedOrders is what both tracing tests run on: a span recorder behind
+// crmflow's tracing, a Temporal client carrying its interceptors, a store
+// holding one pending order, and a worker running OrderConfirmation on a
+// queue of the test's own. The worker gets no tracing option: the client's
+// interceptor reaches it.
+type tracedOrders struct {
+	rec     *tracetest.SpanRecorder
+	tracing *worker.Tracing
+	tc      client.Client
+	st      *store.Store
+	queue   string
+	logger  *slog.Logger
+}
+
+func newTracedOrders(t *testing.T, customerID, orderID string) *tracedOrders {
+	t.Helper()
+	o := &tracedOrders{rec: tracetest.NewSpanRecorder(), logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(o.rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	var err error
+	o.tracing, err = worker.NewTracingWithProvider(tp)
+	require.NoError(t, err)
+
+	srv := testenv.Temporal(t)
+	o.tc, err = client.Dial(client.Options{HostPort: srv.FrontendAddr(), Namespace: srv.Namespace(),
+		Logger: sdklog.NewStructuredLogger(o.logger), Interceptors: o.tracing.ClientInterceptors()})
+	require.NoError(t, err)
+	t.Cleanup(o.tc.Close)
+
+	o.st = testenv.Store(t)
+	ctx := context.Background()
+	require.NoError(t, o.st.UpsertCustomer(ctx, store.Customer{ID: customerID, Email: customerID + "@example.com"}))
+	require.NoError(t, o.st.InsertOrder(ctx, store.Order{ID: orderID, CustomerID: customerID, AmountCents: 4200, Currency: "eur"}))
+
+	o.queue = testenv.TaskQueue(t)
+	w := sdkworker.New(o.tc, o.queue, sdkworker.Options{})
+	w.RegisterWorkflowWithOptions(workflows.OrderConfirmation, workflow.RegisterOptions{Name: workflows.OrderConfirmationType})
+	w.RegisterActivity(&activities.OrderActivities{Store: o.st})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+	return o
 }
 
 // started returns the recorded spans whose name ends with name (the HTTP
