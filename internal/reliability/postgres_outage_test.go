@@ -3,7 +3,6 @@ package reliability
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -113,11 +112,8 @@ func TestPostgresStoppedAnswers503(t *testing.T) {
 func TestPostgresHangingAnswers503(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
-	u, err := url.Parse(s.dbURL)
-	require.NoError(t, err)
-	proxy := newTCPProxy(t, u.Host)
-	u.Host = proxy.addr()
-	viaProxy := map[string]string{"CRMFLOW_DATABASE_URL": u.String()}
+	proxy, proxiedURL := s.databaseProxy()
+	viaProxy := map[string]string{"CRMFLOW_DATABASE_URL": proxiedURL}
 	s.worker("worker", viaProxy)
 	srv := s.serve("serve", viaProxy)
 	s.seedOrders("o-hang-before", "o-hang-during")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -42,6 +43,19 @@ func newTCPProxy(t *testing.T, target string) *tcpProxy {
 	go p.accept()
 	t.Cleanup(p.close)
 	return p
+}
+
+// databaseProxy puts a proxy between crmflow and the stack's database; it
+// returns the proxy and the database URL that goes through it.
+func (s *stack) databaseProxy() (*tcpProxy, string) {
+	s.t.Helper()
+	u, err := url.Parse(s.dbURL)
+	if err != nil {
+		s.t.Fatalf("parse database url: %v", err)
+	}
+	p := newTCPProxy(s.t, u.Host)
+	u.Host = p.addr()
+	return p, u.String()
 }
 
 // addr is where clients connect instead of target.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/url"
 	"testing"
 	"time"
 
@@ -70,13 +69,10 @@ func TestServeKilledBeforeHandOff(t *testing.T) {
 func TestServeKilledAfterCommitBeforeAck(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
-	u, err := url.Parse(s.dbURL)
-	require.NoError(t, err)
-	proxy := newTCPProxy(t, u.Host)
-	u.Host = proxy.addr()
+	proxy, proxiedURL := s.databaseProxy()
 
 	s.worker("worker", nil)
-	first := s.serve("serve-1", map[string]string{"CRMFLOW_DATABASE_URL": u.String()})
+	first := s.serve("serve-1", map[string]string{"CRMFLOW_DATABASE_URL": proxiedURL})
 	s.seedOrders("o-noack")
 
 	frozen := proxy.freezeAfterInsert()
