@@ -58,16 +58,19 @@ func freePorts(t *testing.T) devPorts {
 	return devPorts{p[0], p[1], p[2], p[3]}
 }
 
-func devConfig(t *testing.T, dataDir string, p devPorts) *config.Config {
+// devConfig is the dev stack's configuration on the given data directory
+// and ports, plus any extra CRMFLOW_* settings.
+func devConfig(t *testing.T, dataDir string, p devPorts, extra ...string) *config.Config {
 	t.Helper()
-	cfg, err := config.Load(config.LoadOptions{Dev: true, Environ: []string{
+	environ := []string{
 		"CRMFLOW_DEV_DATA_DIR=" + dataDir,
 		"CRMFLOW_DEV_POSTGRES_PORT=" + strconv.Itoa(p.pg),
 		"CRMFLOW_TEMPORAL_ADDRESS=127.0.0.1:" + strconv.Itoa(p.temporal),
 		"CRMFLOW_DEV_UI_ADDR=127.0.0.1:" + strconv.Itoa(p.ui),
 		"CRMFLOW_HTTP_ADDR=127.0.0.1:" + strconv.Itoa(p.http),
 		"CRMFLOW_LOG_LEVEL=warn",
-	}})
+	}
+	cfg, err := config.Load(config.LoadOptions{Dev: true, Environ: append(environ, extra...)})
 	require.NoError(t, err)
 	return cfg
 }

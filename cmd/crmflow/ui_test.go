@@ -92,7 +92,7 @@ func TestTemporalUIListsParkedWorkflows(t *testing.T) {
 	}
 	knock := newExpiredKnock(t)
 	ports := freePorts(t)
-	cfg := devConfigWith(t, t.TempDir(), ports,
+	cfg := devConfig(t, t.TempDir(), ports,
 		"CRMFLOW_KNOCK_API_KEY="+uiKnockKey,
 		"CRMFLOW_KNOCK_API_URL="+knock.srv.URL,
 		// The embedded UI decodes payloads through crmflow's codec endpoint;
@@ -241,18 +241,3 @@ func uiArtifactPath(t *testing.T, name string) string {
 	return abs
 }
 
-// devConfigWith is devConfig plus extra CRMFLOW_* settings.
-func devConfigWith(t *testing.T, dataDir string, p devPorts, extra ...string) *config.Config {
-	t.Helper()
-	environ := []string{
-		"CRMFLOW_DEV_DATA_DIR=" + dataDir,
-		"CRMFLOW_DEV_POSTGRES_PORT=" + strconv.Itoa(p.pg),
-		"CRMFLOW_TEMPORAL_ADDRESS=127.0.0.1:" + strconv.Itoa(p.temporal),
-		"CRMFLOW_DEV_UI_ADDR=127.0.0.1:" + strconv.Itoa(p.ui),
-		"CRMFLOW_HTTP_ADDR=127.0.0.1:" + strconv.Itoa(p.http),
-		"CRMFLOW_LOG_LEVEL=warn",
-	}
-	cfg, err := config.Load(config.LoadOptions{Dev: true, Environ: append(environ, extra...)})
-	require.NoError(t, err)
-	return cfg
-}
