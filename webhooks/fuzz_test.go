@@ -70,6 +70,19 @@ func (s *fuzzServer) rows(t *testing.T) int {
 	return n
 }
 
+// storedPayload reads the payload stored for (provider, eventID) and
+// decodes it into envelope. The column is jsonb: PostgreSQL normalises the
+// text, so callers compare the decoded envelope, not the bytes.
+func (s *fuzzServer) storedPayload(provider, eventID string, envelope any) ([]byte, error) {
+	var payload []byte
+	err := s.store.Pool().QueryRow(context.Background(),
+		`SELECT payload FROM webhook_inbox WHERE provider = $1 AND event_id = $2`, provider, eventID).Scan(&payload)
+	if err == nil {
+		err = json.Unmarshal(payload, envelope)
+	}
+	return payload, err
+}
+
 // serve runs one request and checks the properties every answer must have;
 // it returns the status and whether a row was added.
 func (s *fuzzServer) serve(t *testing.T, req *http.Request) (int, bool) {
@@ -155,16 +168,8 @@ func FuzzStripeWebhook(f *testing.F) {
 			t.Fatalf("accepted a body that is not a Stripe event envelope (%v): %q", err, body)
 		}
 		if stored {
-			// The payload column is jsonb: PostgreSQL normalises the text, so
-			// the envelope is compared, not the bytes.
-			var payload []byte
-			err := s.store.Pool().QueryRow(context.Background(),
-				`SELECT payload FROM webhook_inbox WHERE provider = 'stripe' AND event_id = $1`, ev.ID).Scan(&payload)
 			var got stripeEnvelope
-			if err == nil {
-				err = json.Unmarshal(payload, &got)
-			}
-			if err != nil || got != ev {
+			if payload, err := s.storedPayload("stripe", ev.ID, &got); err != nil || got != ev {
 				t.Fatalf("the row of %q does not hold the event (%v): %q", ev.ID, err, payload)
 			}
 		}
@@ -227,16 +232,8 @@ func FuzzClerkWebhook(f *testing.F) {
 			t.Fatalf("accepted a body that is not a Clerk event (%v): %q", err, body)
 		}
 		if stored {
-			// The payload column is jsonb: PostgreSQL normalises the text, so
-			// the envelope is compared, not the bytes.
-			var payload []byte
-			err := s.store.Pool().QueryRow(context.Background(),
-				`SELECT payload FROM webhook_inbox WHERE provider = 'clerk' AND event_id = $1`, msgID).Scan(&payload)
 			var got clerkEnvelope
-			if err == nil {
-				err = json.Unmarshal(payload, &got)
-			}
-			if err != nil || got != ev {
+			if payload, err := s.storedPayload("clerk", msgID, &got); err != nil || got != ev {
 				t.Fatalf("the row of %q does not hold the event (%v): %q", msgID, err, payload)
 			}
 		}
