@@ -123,8 +123,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 }
 
 // pass claims one batch and hands it off; it returns how many it claimed.
-// Workflows are handed off side by side, each workflow's rows in commit
-// order, stopping at its first failure so a later event never overtakes an
+// ClaimInboxEvents never returns a row behind a pending row of its
+// workflow, so a batch holds at most one row per workflow and its rows can
+// go side by side, Concurrency at once, without a later event overtaking an
 // earlier one. The rows handed off are marked at the end of the pass in one
 // statement per note rather than one commit each: a crash before the mark
 // only hands them off again, which workflows ignore by event ID.
@@ -142,24 +143,19 @@ func (d *Dispatcher) pass(ctx context.Context) int {
 		wg    sync.WaitGroup
 		slots = make(chan struct{}, d.opts.Concurrency)
 	)
-	for _, rows := range byWorkflow(events) {
+	for _, ev := range events {
 		slots <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			for i, ev := range rows {
-				m, err := d.handOff(ctx, ev)
-				if err != nil {
-					for _, later := range rows[i+1:] {
-						d.release(ctx, later, "an earlier event of this workflow is waiting", 0)
-					}
-					return
-				}
-				mu.Lock()
-				done[m] = append(done[m], ev)
-				mu.Unlock()
+			m, err := d.handOff(ctx, ev)
+			if err != nil {
+				return // released for a later attempt
 			}
+			mu.Lock()
+			done[m] = append(done[m], ev)
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()
@@ -167,23 +163,6 @@ func (d *Dispatcher) pass(ctx context.Context) int {
 		d.markHandedOff(ctx, rows, m)
 	}
 	return len(events)
-}
-
-// byWorkflow splits claimed rows by workflow, keeping commit order within
-// each workflow.
-func byWorkflow(events []store.InboxEvent) [][]store.InboxEvent {
-	index := map[string]int{}
-	var groups [][]store.InboxEvent
-	for _, ev := range events {
-		i, ok := index[ev.WorkflowID]
-		if !ok {
-			i = len(groups)
-			index[ev.WorkflowID] = i
-			groups = append(groups, nil)
-		}
-		groups[i] = append(groups[i], ev)
-	}
-	return groups
 }
 
 // mark is how a row leaves the inbox: the note its row keeps, and the
