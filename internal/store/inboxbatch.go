@@ -62,6 +62,7 @@ func (b *inboxBatcher) insert(ctx context.Context, s *Store, e InboxEvent, ignor
 	b.mu.Lock()
 	b.queue = append(b.queue, req)
 	b.mu.Unlock()
+	slots := b.slots
 	for {
 		select {
 		case <-req.done:
@@ -73,17 +74,14 @@ func (b *inboxBatcher) insert(ctx context.Context, s *Store, e InboxEvent, ignor
 			req.abandoned = !req.taken
 			b.mu.Unlock()
 			return false, fmt.Errorf("insert inbox event %s/%s: %w", e.Provider, e.EventID, ctx.Err())
-		case b.slots <- struct{}{}:
+		case slots <- struct{}{}:
 			batch := b.take()
 			if len(batch) == 0 {
 				<-b.slots
-				// Another commit holds this row: wait for its outcome.
-				select {
-				case <-req.done:
-					return req.inserted, req.err
-				case <-ctx.Done():
-					return false, fmt.Errorf("insert inbox event %s/%s: %w", e.Provider, e.EventID, ctx.Err())
-				}
+				// Another commit holds this row: only wait for its outcome
+				// (a nil channel is never ready).
+				slots = nil
+				continue
 			}
 			go func() {
 				defer func() { <-b.slots }()
@@ -125,13 +123,15 @@ func (s *Store) commitInbox(ctx context.Context, batch []*inboxInsert) {
 	}()
 	if len(batch) > 1 {
 		inserted, err := s.insertInboxRows(ctx, batch)
-		var pgErr *pgconn.PgError
 		if err == nil {
 			for i, req := range batch {
 				req.inserted = inserted[i]
 			}
 			return
 		}
+		// Only PostgreSQL's own refusal is worth a try row by row; a lost
+		// connection or a timeout would fail each row the same way.
+		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) {
 			for _, req := range batch {
 				req.err = err
