@@ -56,13 +56,6 @@ type TemporalServer struct {
 // FrontendAddr is the host:port clients dial.
 func (s *TemporalServer) FrontendAddr() string { return s.addr }
 
-// Port is the frontend's port.
-func (s *TemporalServer) Port() int {
-	_, port, _ := net.SplitHostPort(s.addr)
-	n, _ := strconv.Atoi(port)
-	return n
-}
-
 // Namespace is the namespace the server registered at start.
 func (s *TemporalServer) Namespace() string { return "default" }
 
