@@ -1,15 +1,10 @@
 package webhooks_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -35,29 +30,8 @@ type stripePeer struct {
 }
 
 func newStripePeer(t *testing.T) *stripePeer {
-	target, err := url.Parse(testenv.StripeMockURL(t))
-	require.NoError(t, err)
 	p := &stripePeer{requests: map[string]int{}}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.ModifyResponse = func(resp *http.Response) error {
-		if resp.Request.Method != http.MethodGet || !strings.HasPrefix(resp.Request.URL.Path, "/v1/payment_intents/") || resp.StatusCode != 200 {
-			return nil
-		}
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return err
-		}
-		var pi map[string]any
-		if err := json.Unmarshal(body, &pi); err != nil {
-			return err
-		}
-		pi["amount"], pi["amount_received"], pi["currency"], pi["status"] = 4200, 4200, "eur", "succeeded"
-		out, _ := json.Marshal(pi)
-		resp.Body = io.NopCloser(bytes.NewReader(out))
-		resp.ContentLength = int64(len(out))
-		resp.Header.Del("Content-Length")
-		return nil
-	}
+	proxy := testenv.StripeMockProxy(t, 4200, "eur")
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.requests[r.Method+" "+r.URL.Path+" "+r.Header.Get("Idempotency-Key")]++

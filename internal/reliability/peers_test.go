@@ -1,21 +1,15 @@
 package reliability
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/stretchr/testify/require"
 
 	"github.com/crmflow/crmflow/internal/testenv"
 )
@@ -204,32 +198,8 @@ type stripePeer struct {
 
 func newStripePeer(t *testing.T) *stripePeer {
 	t.Helper()
-	target, err := url.Parse(testenv.StripeMockURL(t))
-	require.NoError(t, err)
 	p := &stripePeer{writes: map[string]int{}}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.ModifyResponse = func(resp *http.Response) error {
-		if resp.Request.Method != http.MethodGet || !strings.HasPrefix(resp.Request.URL.Path, "/v1/payment_intents/") || resp.StatusCode != http.StatusOK {
-			return nil
-		}
-		raw, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return err
-		}
-		var pi map[string]any
-		if err := json.Unmarshal(raw, &pi); err != nil {
-			return err
-		}
-		pi["amount"], pi["amount_received"], pi["currency"], pi["status"] = orderAmount, orderAmount, orderCurrency, "succeeded"
-		out, err := json.Marshal(pi)
-		if err != nil {
-			return err
-		}
-		resp.Body = io.NopCloser(bytes.NewReader(out))
-		resp.ContentLength = int64(len(out))
-		resp.Header.Del("Content-Length")
-		return nil
-	}
+	proxy := testenv.StripeMockProxy(t, orderAmount, orderCurrency)
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
 			p.mu.Lock()

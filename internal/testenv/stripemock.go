@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,6 +53,44 @@ func StripeMockURL(t testing.TB) string {
 		t.Fatalf("testenv: stripe-mock: %v", stripeMockErr)
 	}
 	return stripeMock.url
+}
+
+// StripeMockProxy is a reverse proxy to the binary's stripe-mock that
+// answers PaymentIntent retrievals as succeeded, for amountCents in
+// currency: stripe-mock's fixtures carry random amounts, and a test's
+// orders have known ones. Tests put it behind a handler that records what
+// they need.
+func StripeMockProxy(t testing.TB, amountCents int64, currency string) *httputil.ReverseProxy {
+	t.Helper()
+	target, err := url.Parse(StripeMockURL(t))
+	if err != nil {
+		t.Fatalf("testenv: stripe-mock url: %v", err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		if resp.Request.Method != http.MethodGet || !strings.HasPrefix(resp.Request.URL.Path, "/v1/payment_intents/") ||
+			resp.StatusCode != http.StatusOK {
+			return nil
+		}
+		raw, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		var pi map[string]any
+		if err := json.Unmarshal(raw, &pi); err != nil {
+			return err
+		}
+		pi["amount"], pi["amount_received"], pi["currency"], pi["status"] = amountCents, amountCents, currency, "succeeded"
+		out, err := json.Marshal(pi)
+		if err != nil {
+			return err
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(out))
+		resp.ContentLength = int64(len(out))
+		resp.Header.Del("Content-Length")
+		return nil
+	}
+	return proxy
 }
 
 // stopStripeMock stops the binary's stripe-mock, if a test started one.
