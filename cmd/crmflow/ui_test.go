@@ -240,4 +240,3 @@ func uiArtifactPath(t *testing.T, name string) string {
 	require.NoError(t, err)
 	return abs
 }
-
