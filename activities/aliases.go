@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
 )
 
@@ -36,7 +37,7 @@ type RecordAliasCreatingInput struct {
 	// Email is the address a shadow alias is made for, so that the owner's
 	// sign-up can claim it.
 	Email string
-	// Mode is AliasModeRandom or AliasModeCustom.
+	// Mode is contract.AliasModeRandom or contract.AliasModeCustom.
 	Mode string
 	// ExpiresAt is when an unclaimed shadow alias expires; zero for none.
 	ExpiresAt time.Time
@@ -50,8 +51,8 @@ func (a *AliasStoreActivities) RecordAliasCreating(ctx context.Context, in Recor
 	switch {
 	case in.AliasID == "":
 		return nil, invalidStoreInput("alias id is empty")
-	case in.Mode != AliasModeRandom && in.Mode != AliasModeCustom:
-		return nil, invalidStoreInput(fmt.Sprintf("mode %q is neither %q nor %q", in.Mode, AliasModeRandom, AliasModeCustom))
+	case in.Mode != contract.AliasModeRandom && in.Mode != contract.AliasModeCustom:
+		return nil, invalidStoreInput(fmt.Sprintf("mode %q is neither %q nor %q", in.Mode, contract.AliasModeRandom, contract.AliasModeCustom))
 	case in.CustomerID == "" && strings.TrimSpace(in.Email) == "":
 		return nil, invalidStoreInput("a shadow alias (no customer id) needs the email it is made for")
 	}

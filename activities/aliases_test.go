@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/internal/testenv"
 )
@@ -44,7 +45,7 @@ func TestShadowAliasLifecycleInStore(t *testing.T) {
 	expires := time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
 
 	rec, err := runAliasActivity(t, a, a.RecordAliasCreating, activities.RecordAliasCreatingInput{
-		AliasID: "al-1", Email: "Pre@Example.com", Mode: activities.AliasModeRandom, ExpiresAt: expires})
+		AliasID: "al-1", Email: "Pre@Example.com", Mode: contract.AliasModeRandom, ExpiresAt: expires})
 	require.NoError(t, err)
 	assert.Equal(t, activities.AliasRecord{ID: "al-1", State: store.AliasCreating, Shadow: true}, *rec)
 	row, err := st.GetAlias(ctx, "al-1")
@@ -88,15 +89,15 @@ func TestAliasStoreErrorsAreClassified(t *testing.T) {
 	require.NoError(t, st.UpsertCustomer(ctx, store.Customer{ID: "cus-2", Email: "two@example.com"}))
 
 	_, err := runAliasActivity(t, a, a.RecordAliasCreating, activities.RecordAliasCreatingInput{
-		AliasID: "al-x", CustomerID: "cus-unknown", Mode: activities.AliasModeRandom})
+		AliasID: "al-x", CustomerID: "cus-unknown", Mode: contract.AliasModeRandom})
 	requirePermanent(t, err, "StoreNotFound")
 
 	_, err = runAliasActivity(t, a, a.RecordAliasCreating, activities.RecordAliasCreatingInput{
-		AliasID: "al-x", Mode: activities.AliasModeRandom})
+		AliasID: "al-x", Mode: contract.AliasModeRandom})
 	requirePermanent(t, err, "StoreInvalidRequest")
 
 	_, err = runAliasActivity(t, a, a.RecordAliasCreating, activities.RecordAliasCreatingInput{
-		AliasID: "al-1", CustomerID: "cus-1", Mode: activities.AliasModeCustom})
+		AliasID: "al-1", CustomerID: "cus-1", Mode: contract.AliasModeCustom})
 	require.NoError(t, err)
 	_, err = runAliasActivity(t, a, a.ClaimAlias, activities.ClaimAliasInput{AliasID: "al-1", CustomerID: "cus-2"})
 	requirePermanent(t, err, "StoreConflict")

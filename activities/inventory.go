@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
 )
 
@@ -21,26 +22,13 @@ const (
 	MaxScanBatch     = 5000
 )
 
-// ErrStockSignalRejected is what a StockSignaller wraps when a SKU can never
-// be signalled (a SKU that makes no valid workflow ID). The scan reports the
+// StockSignaller delivers a stock level to the SKU's low-stock workflow,
+// starting it if needed (SignalWithStart). The starter package implements
+// it. A SKU that can never be signalled (it makes no valid workflow ID) is
+// refused with an error that is contract.ErrInvalidKey: the scan reports the
 // SKU and moves on instead of retrying it forever.
-var ErrStockSignalRejected = errors.New("stock signal rejected")
-
-// StockObservation is one stock level for a SKU's low-stock entity. It is
-// the activities' copy of the workflow's signal payload, since this package
-// cannot import workflows.
-type StockObservation struct {
-	SKU        string
-	Level      int
-	ObservedAt time.Time
-	// EventID lets the entity ignore a redelivered observation.
-	EventID string
-}
-
-// StockSignaller delivers an observation to the SKU's low-stock workflow,
-// starting it if needed (SignalWithStart). The starter package implements it.
 type StockSignaller interface {
-	SignalStockLevel(ctx context.Context, obs StockObservation) error
+	SignalStockLevel(ctx context.Context, sku string, level contract.StockLevel) error
 }
 
 // StockDefaults are the low-stock settings of every SKU that does not
@@ -158,7 +146,7 @@ type SignalStockLevelsInput struct {
 // SignalStockLevelsOutput says what became of the batch.
 type SignalStockLevelsOutput struct {
 	Signalled int
-	// Rejected are SKUs the signaller refused for good (ErrStockSignalRejected).
+	// Rejected are SKUs the signaller refused for good (contract.ErrInvalidKey).
 	Rejected []string
 }
 
@@ -188,13 +176,13 @@ func (a *InventoryActivities) SignalStockLevels(ctx context.Context, in SignalSt
 	}
 	for ; p.Next < len(in.Levels); p.Next++ {
 		l := in.Levels[p.Next]
-		err := a.Signaller.SignalStockLevel(ctx, StockObservation{
-			SKU: l.SKU, Level: l.Level, ObservedAt: l.ChangedAt, EventID: ScanEventID(l),
+		err := a.Signaller.SignalStockLevel(ctx, l.SKU, contract.StockLevel{
+			Level: l.Level, ObservedAt: l.ChangedAt, EventID: ScanEventID(l),
 		})
 		switch {
 		case err == nil:
 			p.Signalled++
-		case errors.Is(err, ErrStockSignalRejected):
+		case errors.Is(err, contract.ErrInvalidKey):
 			logger.Warn("inventory: stock signal rejected", "sku", l.SKU, "error", err)
 			p.Rejected = append(p.Rejected, l.SKU)
 		default:

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/internal/testenv"
 	"github.com/crmflow/crmflow/workflows"
@@ -86,25 +87,31 @@ func TestLoadStockSettingsUnknownSKUIsPermanent(t *testing.T) {
 	require.True(t, appErr.NonRetryable())
 }
 
+// observation is one stock level a fakeSignaller received.
+type observation struct {
+	SKU   string
+	Level contract.StockLevel
+}
+
 // fakeSignaller records observations; it rejects or fails the SKUs it is
 // told to.
 type fakeSignaller struct {
 	mu     sync.Mutex
-	got    []activities.StockObservation
+	got    []observation
 	reject map[string]bool
 	fail   map[string]bool
 }
 
-func (f *fakeSignaller) SignalStockLevel(_ context.Context, obs activities.StockObservation) error {
+func (f *fakeSignaller) SignalStockLevel(_ context.Context, sku string, level contract.StockLevel) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {
-	case f.reject[obs.SKU]:
-		return fmt.Errorf("%w: invalid SKU %q", activities.ErrStockSignalRejected, obs.SKU)
-	case f.fail[obs.SKU]:
+	case f.reject[sku]:
+		return fmt.Errorf("invalid SKU: %w", contract.ValidateKey("SKU", sku))
+	case f.fail[sku]:
 		return errors.New("temporal: unavailable")
 	}
-	f.got = append(f.got, obs)
+	f.got = append(f.got, observation{SKU: sku, Level: level})
 	return nil
 }
 
@@ -148,10 +155,10 @@ func TestSignalStockLevels(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, &activities.SignalStockLevelsOutput{Signalled: 2, Rejected: []string{"b/c"}}, out)
 		require.Len(t, f.got, 2)
-		require.Equal(t, activities.StockObservation{
-			SKU: "a", Level: 4, ObservedAt: changed, EventID: "scan/a/4/1772443800123456",
-		}, f.got[0])
-		require.Equal(t, "scan/d/-2/1772443800123456", f.got[1].EventID)
+		require.Equal(t, observation{SKU: "a", Level: contract.StockLevel{
+			Level: 4, ObservedAt: changed, EventID: "scan/a/4/1772443800123456",
+		}}, f.got[0])
+		require.Equal(t, "scan/d/-2/1772443800123456", f.got[1].Level.EventID)
 	})
 
 	t.Run("a Temporal outage retries", func(t *testing.T) {
@@ -235,36 +242,36 @@ func TestInventoryScanAgainstStore(t *testing.T) {
 	}
 	f := &fakeSignaller{}
 	a := &activities.InventoryActivities{Store: st, Signaller: f}
-	scan := func() *workflows.InventoryScanResult {
+	scan := func() *contract.InventoryScanResult {
 		t.Helper()
 		var s testsuite.WorkflowTestSuite
 		env := s.NewTestWorkflowEnvironment()
 		env.RegisterWorkflow(workflows.InventoryScan)
 		env.RegisterActivity(a)
-		env.ExecuteWorkflow(workflows.InventoryScan, workflows.InventoryScanInput{BatchSize: 2})
+		env.ExecuteWorkflow(workflows.InventoryScan, contract.InventoryScanInput{BatchSize: 2})
 		require.True(t, env.IsWorkflowCompleted())
 		require.NoError(t, env.GetWorkflowError())
-		var res workflows.InventoryScanResult
+		var res contract.InventoryScanResult
 		require.NoError(t, env.GetWorkflowResult(&res))
 		return &res
 	}
 
-	require.Equal(t, &workflows.InventoryScanResult{Signalled: 3}, scan())
+	require.Equal(t, &contract.InventoryScanResult{Signalled: 3}, scan())
 	require.Equal(t, []string{"p1", "p2", "p3"}, f.skus())
 
 	f.got = nil
-	require.Equal(t, &workflows.InventoryScanResult{}, scan(), "nothing changed")
+	require.Equal(t, &contract.InventoryScanResult{}, scan(), "nothing changed")
 	require.Empty(t, f.skus())
 
 	require.NoError(t, st.SetStockLevel(ctx, "p2", 1))
 	require.NoError(t, st.SetStockLevel(ctx, "p3", 30)) // unchanged
-	require.Equal(t, &workflows.InventoryScanResult{Signalled: 1}, scan())
+	require.Equal(t, &contract.InventoryScanResult{Signalled: 1}, scan())
 	require.Len(t, f.got, 1)
 	p2, err := st.GetProduct(ctx, "p2")
 	require.NoError(t, err)
 	obs := f.got[0]
 	require.Equal(t, "p2", obs.SKU)
-	require.Equal(t, 1, obs.Level)
-	require.True(t, obs.ObservedAt.Equal(p2.StockChangedAt), "observed at the change, not the scan")
-	require.Equal(t, fmt.Sprintf("scan/p2/1/%d", p2.StockChangedAt.UnixMicro()), obs.EventID)
+	require.Equal(t, 1, obs.Level.Level)
+	require.True(t, obs.Level.ObservedAt.Equal(p2.StockChangedAt), "observed at the change, not the scan")
+	require.Equal(t, fmt.Sprintf("scan/p2/1/%d", p2.StockChangedAt.UnixMicro()), obs.Level.EventID)
 }

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/log"
 
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/simplelogin"
 )
 
@@ -21,15 +22,6 @@ const providerSimpleLogin = "SimpleLogin"
 // SimpleLogin has no idempotency key, so the marker is how a retried creation
 // finds the alias an earlier attempt made.
 const aliasMarkerPrefix = "crmflow:alias/"
-
-// Alias creation modes of CreateAliasInput.Mode.
-const (
-	// AliasModeRandom lets SimpleLogin choose the address.
-	AliasModeRandom = "random"
-	// AliasModeCustom makes <prefix><suffix> with the account's default
-	// suffix.
-	AliasModeCustom = "custom"
-)
 
 // AliasNoteMarker is the marker crmflow puts in the note of the SimpleLogin
 // alias it creates for crmflow alias aliasID.
@@ -56,7 +48,7 @@ type CreateAliasInput struct {
 	// into the alias's note as AliasNoteMarker(AliasID), so it may contain
 	// neither whitespace nor a backslash.
 	AliasID string
-	// Mode is AliasModeRandom or AliasModeCustom.
+	// Mode is contract.AliasModeRandom or contract.AliasModeCustom.
 	Mode string
 	// Prefix is the address's first part; required for custom, refused for
 	// random. SimpleLogin lowercases it.
@@ -122,7 +114,7 @@ func (a *SimpleLoginActivities) CreateAlias(ctx context.Context, in CreateAliasI
 		note = n + "\n" + marker
 	}
 	var created *simplelogin.Alias
-	if in.Mode == AliasModeRandom {
+	if in.Mode == contract.AliasModeRandom {
 		created, err = a.createRandom(ctx, logger, in, note, marker)
 	} else {
 		created, err = a.createCustom(ctx, logger, in, note, marker)
@@ -289,16 +281,16 @@ func (in CreateAliasInput) validate() error {
 		return invalidSimpleLoginInput(fmt.Sprintf("alias id %q contains whitespace or a backslash, which its note marker cannot hold", in.AliasID))
 	}
 	switch in.Mode {
-	case AliasModeRandom:
+	case contract.AliasModeRandom:
 		if in.Prefix != "" || len(in.MailboxIDs) > 0 {
 			return invalidSimpleLoginInput("prefix and mailbox ids are for custom aliases only")
 		}
-	case AliasModeCustom:
+	case contract.AliasModeCustom:
 		if strings.TrimSpace(in.Prefix) == "" {
 			return invalidSimpleLoginInput("a custom alias needs a prefix")
 		}
 	default:
-		return invalidSimpleLoginInput(fmt.Sprintf("mode %q is neither %q nor %q", in.Mode, AliasModeRandom, AliasModeCustom))
+		return invalidSimpleLoginInput(fmt.Sprintf("mode %q is neither %q nor %q", in.Mode, contract.AliasModeRandom, contract.AliasModeCustom))
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/openapicheck"
 	"github.com/crmflow/crmflow/internal/simplelogin"
 )
@@ -299,14 +300,14 @@ func requireSimpleLoginAppError(t *testing.T, err error, wantType string, nonRet
 }
 
 func TestSimpleLoginCreateAliasLooksBeforeItCreates(t *testing.T) {
-	for _, mode := range []string{activities.AliasModeRandom, activities.AliasModeCustom} {
+	for _, mode := range []string{contract.AliasModeRandom, contract.AliasModeCustom} {
 		t.Run(mode, func(t *testing.T) {
 			f := newFakeSimpleLogin(t)
 			// A near miss, and the alias an earlier attempt created.
 			f.add(7, "other@sl.test", true, "crmflow:alias/a10")
 			f.add(8, "mine@sl.test", false, "welcome\ncrmflow:alias/a1")
 			in := activities.CreateAliasInput{AliasID: "a1", Mode: mode}
-			if mode == activities.AliasModeCustom {
+			if mode == contract.AliasModeCustom {
 				in.Prefix = "news"
 			}
 			out, err := runCreateAlias(t, f.client(), in)
@@ -321,7 +322,7 @@ func TestSimpleLoginCreateAliasLooksBeforeItCreates(t *testing.T) {
 func TestSimpleLoginCreateRandomAliasWhenAbsent(t *testing.T) {
 	f := newFakeSimpleLogin(t)
 	out, err := runCreateAlias(t, f.client(), activities.CreateAliasInput{
-		AliasID: "a1", Mode: activities.AliasModeRandom, Hostname: "shop.example", Note: "  for Ada  ",
+		AliasID: "a1", Mode: contract.AliasModeRandom, Hostname: "shop.example", Note: "  for Ada  ",
 	})
 	require.NoError(t, err)
 	assert.Equal(t, &activities.AliasOutput{SimpleLoginID: 101, Email: "random-101@sl.test", Enabled: true}, out)
@@ -333,7 +334,7 @@ func TestSimpleLoginCreateRandomAliasWhenAbsent(t *testing.T) {
 
 	// The retry of a step whose answer was lost finds the alias and creates
 	// nothing more.
-	again, err := runCreateAlias(t, f.client(), activities.CreateAliasInput{AliasID: "a1", Mode: activities.AliasModeRandom, Hostname: "shop.example"})
+	again, err := runCreateAlias(t, f.client(), activities.CreateAliasInput{AliasID: "a1", Mode: contract.AliasModeRandom, Hostname: "shop.example"})
 	require.NoError(t, err)
 	assert.Equal(t, out, again)
 	assert.Equal(t, 1, f.count("POST /api/alias/random/new"))
@@ -343,7 +344,7 @@ func TestSimpleLoginCreateRandomAliasRefusesAnAliasSimpleLoginReused(t *testing.
 	f := newFakeSimpleLogin(t)
 	f.add(50, "shop@sl.test", true, "crmflow:alias/other")
 	f.reuseOnHostname = 50
-	out, err := runCreateAlias(t, f.client(), activities.CreateAliasInput{AliasID: "a1", Mode: activities.AliasModeRandom, Hostname: "shop.example"})
+	out, err := runCreateAlias(t, f.client(), activities.CreateAliasInput{AliasID: "a1", Mode: contract.AliasModeRandom, Hostname: "shop.example"})
 	require.NoError(t, err)
 	assert.NotEqual(t, int64(50), out.SimpleLoginID, "another crmflow alias's SimpleLogin alias must not be taken")
 	reqs := f.requests()
@@ -355,7 +356,7 @@ func TestSimpleLoginCreateRandomAliasRefusesAnAliasSimpleLoginReused(t *testing.
 func TestSimpleLoginCreateCustomAlias(t *testing.T) {
 	f := newFakeSimpleLogin(t)
 	out, err := runCreateAlias(t, f.client(), activities.CreateAliasInput{
-		AliasID: "a2", Mode: activities.AliasModeCustom, Prefix: "news", Hostname: "shop.example",
+		AliasID: "a2", Mode: contract.AliasModeCustom, Prefix: "news", Hostname: "shop.example",
 	})
 	require.NoError(t, err)
 	assert.Equal(t, &activities.AliasOutput{SimpleLoginID: 101, Email: "news.cat@sl.test", Enabled: true}, out)
@@ -375,7 +376,7 @@ func TestSimpleLoginCreateCustomAlias(t *testing.T) {
 func TestSimpleLoginCreateCustomAliasWithMailboxesSkipsTheLookup(t *testing.T) {
 	f := newFakeSimpleLogin(t)
 	_, err := runCreateAlias(t, f.client(), activities.CreateAliasInput{
-		AliasID: "a2", Mode: activities.AliasModeCustom, Prefix: "news", MailboxIDs: []int64{4, 5},
+		AliasID: "a2", Mode: contract.AliasModeCustom, Prefix: "news", MailboxIDs: []int64{4, 5},
 	})
 	require.NoError(t, err)
 	assert.Equal(t, 0, f.count("GET /api/v2/mailboxes"))
@@ -386,7 +387,7 @@ func TestSimpleLoginCreateCustomAliasWithMailboxesSkipsTheLookup(t *testing.T) {
 func TestSimpleLoginCreateCustomAliasRefreshesAnExpiredSuffixOnce(t *testing.T) {
 	f := newFakeSimpleLogin(t)
 	f.failNext("POST /api/v3/alias/custom/new", slCanned{status: 412, body: `{"error":"Alias creation time is expired, please retry"}`})
-	out, err := runCreateAlias(t, f.client(), activities.CreateAliasInput{AliasID: "a2", Mode: activities.AliasModeCustom, Prefix: "news"})
+	out, err := runCreateAlias(t, f.client(), activities.CreateAliasInput{AliasID: "a2", Mode: contract.AliasModeCustom, Prefix: "news"})
 	require.NoError(t, err)
 	assert.Equal(t, "news.cat@sl.test", out.Email)
 	assert.Equal(t, 2, f.count("GET /api/v5/alias/options"))
@@ -397,7 +398,7 @@ func TestSimpleLoginCreateCustomAliasRefreshesAnExpiredSuffixOnce(t *testing.T) 
 	for range 2 {
 		f.failNext("POST /api/v3/alias/custom/new", slCanned{status: 412, body: `{"error":"Alias creation time is expired, please retry"}`})
 	}
-	_, err = runCreateAlias(t, f.client(), activities.CreateAliasInput{AliasID: "a2", Mode: activities.AliasModeCustom, Prefix: "news"})
+	_, err = runCreateAlias(t, f.client(), activities.CreateAliasInput{AliasID: "a2", Mode: contract.AliasModeCustom, Prefix: "news"})
 	requireSimpleLoginAppError(t, err, "SimpleLoginInvalidRequest", true, 0)
 	assert.Equal(t, 2, f.count("POST /api/v3/alias/custom/new"))
 }
@@ -405,7 +406,7 @@ func TestSimpleLoginCreateCustomAliasRefreshesAnExpiredSuffixOnce(t *testing.T) 
 func TestSimpleLoginCreateCustomAliasTakenAddressIsConflict(t *testing.T) {
 	f := newFakeSimpleLogin(t)
 	f.failNext("POST /api/v3/alias/custom/new", slCanned{status: 409, body: `{"error":"alias news.cat@sl.test already exists"}`})
-	_, err := runCreateAlias(t, f.client(), activities.CreateAliasInput{AliasID: "a2", Mode: activities.AliasModeCustom, Prefix: "news"})
+	_, err := runCreateAlias(t, f.client(), activities.CreateAliasInput{AliasID: "a2", Mode: contract.AliasModeCustom, Prefix: "news"})
 	requireSimpleLoginAppError(t, err, "SimpleLoginConflict", true, 0)
 	assert.Equal(t, 2, f.count("POST /api/v2/aliases"), "a 409 looks for the marker once more before giving up")
 }
@@ -434,7 +435,7 @@ func TestSimpleLoginCreateAliasClassifiesErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeSimpleLogin(t)
 			f.failNext("POST /api/alias/random/new", tc.canned)
-			_, err := runCreateAlias(t, f.client(), activities.CreateAliasInput{AliasID: "a1", Mode: activities.AliasModeRandom})
+			_, err := runCreateAlias(t, f.client(), activities.CreateAliasInput{AliasID: "a1", Mode: contract.AliasModeRandom})
 			requireSimpleLoginAppError(t, err, tc.wantType, tc.nonRetryable, tc.wantDelay)
 			assert.Equal(t, 1, f.count("POST /api/alias/random/new"))
 		})
@@ -444,22 +445,22 @@ func TestSimpleLoginCreateAliasClassifiesErrors(t *testing.T) {
 func TestSimpleLoginLookupFailureIsClassifiedAndCreatesNothing(t *testing.T) {
 	f := newFakeSimpleLogin(t)
 	f.failNext("POST /api/v2/aliases", slCanned{status: 503, body: `{"error":"maintenance"}`})
-	_, err := runCreateAlias(t, f.client(), activities.CreateAliasInput{AliasID: "a1", Mode: activities.AliasModeRandom})
+	_, err := runCreateAlias(t, f.client(), activities.CreateAliasInput{AliasID: "a1", Mode: contract.AliasModeRandom})
 	requireSimpleLoginAppError(t, err, "SimpleLoginUnavailable", false, 0)
 	assert.Equal(t, []string{"POST /api/v2/aliases"}, f.routes(), "no creation without knowing whether the alias exists")
 }
 
 func TestSimpleLoginCreateAliasRejectsInvalidInputWithoutCalling(t *testing.T) {
 	cases := map[string]activities.CreateAliasInput{
-		"no alias id":              {Mode: activities.AliasModeRandom},
-		"alias id with space":      {AliasID: "a 1", Mode: activities.AliasModeRandom},
-		"alias id with backslash":  {AliasID: `a\1`, Mode: activities.AliasModeRandom},
+		"no alias id":              {Mode: contract.AliasModeRandom},
+		"alias id with space":      {AliasID: "a 1", Mode: contract.AliasModeRandom},
+		"alias id with backslash":  {AliasID: `a\1`, Mode: contract.AliasModeRandom},
 		"unknown mode":             {AliasID: "a1", Mode: "uuid"},
-		"custom without prefix":    {AliasID: "a1", Mode: activities.AliasModeCustom, Prefix: " "},
-		"random with a prefix":     {AliasID: "a1", Mode: activities.AliasModeRandom, Prefix: "news"},
-		"random with mailbox ids":  {AliasID: "a1", Mode: activities.AliasModeRandom, MailboxIDs: []int64{1}},
+		"custom without prefix":    {AliasID: "a1", Mode: contract.AliasModeCustom, Prefix: " "},
+		"random with a prefix":     {AliasID: "a1", Mode: contract.AliasModeRandom, Prefix: "news"},
+		"random with mailbox ids":  {AliasID: "a1", Mode: contract.AliasModeRandom, MailboxIDs: []int64{1}},
 		"empty mode":               {AliasID: "a1"},
-		"custom with empty prefix": {AliasID: "a1", Mode: activities.AliasModeCustom},
+		"custom with empty prefix": {AliasID: "a1", Mode: contract.AliasModeCustom},
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -578,13 +579,13 @@ func TestSimpleLoginNetworkFailureIsTransient(t *testing.T) {
 	url := srv.URL
 	srv.Close() // nothing listens there any more
 	c := simplelogin.NewClient(simplelogin.WithAPIKey(slTestKey), simplelogin.WithBaseURL(url))
-	_, err := runCreateAlias(t, c, activities.CreateAliasInput{AliasID: "a1", Mode: activities.AliasModeRandom})
+	_, err := runCreateAlias(t, c, activities.CreateAliasInput{AliasID: "a1", Mode: contract.AliasModeRandom})
 	requireSimpleLoginAppError(t, err, "SimpleLoginUnavailable", false, 0)
 }
 
 func TestSimpleLoginWithoutAPIKeyIsAuthFailure(t *testing.T) {
 	f := newFakeSimpleLogin(t)
-	_, err := runCreateAlias(t, simplelogin.NewClient(simplelogin.WithBaseURL(f.srv.URL)), activities.CreateAliasInput{AliasID: "a1", Mode: activities.AliasModeRandom})
+	_, err := runCreateAlias(t, simplelogin.NewClient(simplelogin.WithBaseURL(f.srv.URL)), activities.CreateAliasInput{AliasID: "a1", Mode: contract.AliasModeRandom})
 	requireSimpleLoginAppError(t, err, "SimpleLoginAuthFailed", true, 0)
 	assert.Empty(t, f.requests())
 }
@@ -606,15 +607,15 @@ func TestSimpleLoginConsoleModeSendsNothing(t *testing.T) {
 	c := simplelogin.NewConsole(rec)
 	// One client across runs, as the worker holds it: the console account
 	// remembers what it created.
-	out, err := runCreateAlias(t, c, activities.CreateAliasInput{AliasID: "a1", Mode: activities.AliasModeRandom})
+	out, err := runCreateAlias(t, c, activities.CreateAliasInput{AliasID: "a1", Mode: contract.AliasModeRandom})
 	require.NoError(t, err)
 	assert.Equal(t, &activities.AliasOutput{SimpleLoginID: 1, Email: "console-1@simplelogin.invalid", Enabled: true, Console: true}, out)
 
-	again, err := runCreateAlias(t, c, activities.CreateAliasInput{AliasID: "a1", Mode: activities.AliasModeRandom})
+	again, err := runCreateAlias(t, c, activities.CreateAliasInput{AliasID: "a1", Mode: contract.AliasModeRandom})
 	require.NoError(t, err)
 	assert.Equal(t, out, again, "look-before-create works in console mode too")
 
-	custom, err := runCreateAlias(t, c, activities.CreateAliasInput{AliasID: "a2", Mode: activities.AliasModeCustom, Prefix: "news"})
+	custom, err := runCreateAlias(t, c, activities.CreateAliasInput{AliasID: "a2", Mode: contract.AliasModeCustom, Prefix: "news"})
 	require.NoError(t, err)
 	assert.Equal(t, "news.console-2@simplelogin.invalid", custom.Email)
 

@@ -9,17 +9,17 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/crmflow/crmflow/workflows"
+	"github.com/crmflow/crmflow/contract"
 )
 
 // SignalAlias sends a command (disable, enable, delete, claim) to the alias's
 // lifecycle. ErrNotFound means the alias has no running workflow (it was
 // deleted or expired).
-func (s *Starter) SignalAlias(ctx context.Context, aliasID, signal string, cmd workflows.AliasCommand) error {
-	if err := workflows.ValidateKey("alias ID", aliasID); err != nil {
+func (s *Starter) SignalAlias(ctx context.Context, aliasID, signal string, cmd contract.AliasCommand) error {
+	if err := contract.ValidateKey("alias ID", aliasID); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	err := s.c.SignalWorkflow(ctx, workflows.AliasID(aliasID), "", signal, cmd)
+	err := s.c.SignalWorkflow(ctx, contract.AliasID(aliasID), "", signal, cmd)
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		return fmt.Errorf("%w: alias %s", ErrNotFound, aliasID)
@@ -32,21 +32,21 @@ func (s *Starter) SignalAlias(ctx context.Context, aliasID, signal string, cmd w
 
 // CreateAlias starts the alias's lifecycle: creation at SimpleLogin, then a
 // life on signals. Starting the same alias ID again joins the running run.
-func (s *Starter) CreateAlias(ctx context.Context, in workflows.AliasLifecycleInput) (Run, error) {
-	if err := workflows.ValidateKey("alias ID", in.AliasID); err != nil {
+func (s *Starter) CreateAlias(ctx context.Context, in contract.AliasLifecycleInput) (Run, error) {
+	if err := contract.ValidateKey("alias ID", in.AliasID); err != nil {
 		return Run{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	if in.ShadowTTL == 0 {
 		in.ShadowTTL = s.opts.ShadowTTL
 	}
-	attrs := []temporal.SearchAttributeUpdate{workflows.AliasIDKey.ValueSet(in.AliasID)}
+	attrs := []temporal.SearchAttributeUpdate{contract.AliasIDKey.ValueSet(in.AliasID)}
 	if in.CustomerID != "" {
-		attrs = append(attrs, workflows.CustomerIDKey.ValueSet(in.CustomerID))
+		attrs = append(attrs, contract.CustomerIDKey.ValueSet(in.CustomerID))
 	}
-	opts := s.startOptions(workflows.AliasID(in.AliasID), attrs...)
+	opts := s.startOptions(contract.AliasID(in.AliasID), attrs...)
 	// A deleted or expired alias is not brought back under the same ID.
 	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY
-	run, err := s.c.ExecuteWorkflow(ctx, opts, workflows.AliasLifecycleType, in)
+	run, err := s.c.ExecuteWorkflow(ctx, opts, contract.AliasLifecycleType, in)
 	if err != nil {
 		return s.existing(ctx, opts.ID, err)
 	}

@@ -10,12 +10,12 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/crmflow/crmflow/workflows"
+	"github.com/crmflow/crmflow/contract"
 )
 
 // DecideDeadLetter sends an operator's retry, skip or abort to the run parked
 // on the dead letter, and returns once the run has accepted it.
-func (s *Starter) DecideDeadLetter(ctx context.Context, workflowID, runID string, d workflows.DeadLetterDecision) (*workflows.DeadLetterDecisionResult, error) {
+func (s *Starter) DecideDeadLetter(ctx context.Context, workflowID, runID string, d contract.DeadLetterDecision) (*contract.DeadLetterDecisionResult, error) {
 	// A dead letter is stored by an activity just before the run takes
 	// note of it; a decision arriving in between is rejected as not parked
 	// and is sent again for a short while.
@@ -23,7 +23,7 @@ func (s *Starter) DecideDeadLetter(ctx context.Context, workflowID, runID string
 	for {
 		res, err := s.decide(ctx, workflowID, runID, d)
 		var appErr *temporal.ApplicationError
-		if err == nil || !errors.As(err, &appErr) || appErr.Type() != workflows.ErrorTypeNotParked || time.Now().After(deadline) {
+		if err == nil || !errors.As(err, &appErr) || appErr.Type() != contract.ErrorTypeNotParked || time.Now().After(deadline) {
 			if err != nil {
 				return nil, classifyUpdate(workflowID, err)
 			}
@@ -41,12 +41,12 @@ func (s *Starter) DecideDeadLetter(ctx context.Context, workflowID, runID string
 // take note of the dead letter it just stored.
 const notParkedPatience = 10 * time.Second
 
-func (s *Starter) decide(ctx context.Context, workflowID, runID string, d workflows.DeadLetterDecision) (*workflows.DeadLetterDecisionResult, error) {
-	var res workflows.DeadLetterDecisionResult
+func (s *Starter) decide(ctx context.Context, workflowID, runID string, d contract.DeadLetterDecision) (*contract.DeadLetterDecisionResult, error) {
+	var res contract.DeadLetterDecisionResult
 	handle, err := s.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   workflowID,
 		RunID:        runID,
-		UpdateName:   workflows.DeadLetterDecisionUpdate,
+		UpdateName:   contract.DeadLetterDecisionUpdate,
 		Args:         []any{d},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})

@@ -8,7 +8,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/crmflow/crmflow/workflows"
+	"github.com/crmflow/crmflow/contract"
 )
 
 // KeyRotationProviders are the providers a rotation exists for.
@@ -20,11 +20,11 @@ func (s *Starter) StartKeyRotation(ctx context.Context, provider, requestedBy st
 	if !validProvider(provider) {
 		return Run{}, fmt.Errorf("%w: no key rotation for provider %q", ErrInvalid, provider)
 	}
-	opts := s.startOptions(workflows.KeyRotationID(provider), workflows.ProviderKey.ValueSet(provider))
+	opts := s.startOptions(contract.KeyRotationID(provider), contract.ProviderKey.ValueSet(provider))
 	// A finished rotation may run again: rotations recur.
 	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
-	run, err := s.c.ExecuteWorkflow(ctx, opts, workflows.KeyRotationType,
-		workflows.KeyRotationInput{Provider: provider, RequestedBy: requestedBy})
+	run, err := s.c.ExecuteWorkflow(ctx, opts, contract.KeyRotationType,
+		contract.KeyRotationInput{Provider: provider, RequestedBy: requestedBy})
 	if err != nil {
 		return Run{}, fmt.Errorf("start key rotation of %s: %w", provider, err)
 	}
@@ -33,9 +33,9 @@ func (s *Starter) StartKeyRotation(ctx context.Context, provider, requestedBy st
 
 // SubmitKey hands an operator's new key to a human-in-the-loop rotation; the
 // answer says whether the provider accepted it.
-func (s *Starter) SubmitKey(ctx context.Context, provider string, in workflows.SubmitKeyInput) (*workflows.SubmitKeyResult, error) {
-	var res workflows.SubmitKeyResult
-	if err := s.update(ctx, workflows.KeyRotationID(provider), workflows.KeyRotationSubmitKeyUpdate, in, &res); err != nil {
+func (s *Starter) SubmitKey(ctx context.Context, provider string, in contract.SubmitKeyInput) (*contract.SubmitKeyResult, error) {
+	var res contract.SubmitKeyResult
+	if err := s.update(ctx, contract.KeyRotationID(provider), contract.KeyRotationSubmitKeyUpdate, in, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -44,16 +44,16 @@ func (s *Starter) SubmitKey(ctx context.Context, provider string, in workflows.S
 // ConfirmOldKeyRevoked tells the rotation the operator revoked the old key
 // at the provider.
 func (s *Starter) ConfirmOldKeyRevoked(ctx context.Context, provider, operator string) error {
-	return s.update(ctx, workflows.KeyRotationID(provider), workflows.KeyRotationRevokedUpdate,
-		workflows.KeyRevokedInput{Operator: operator}, nil)
+	return s.update(ctx, contract.KeyRotationID(provider), contract.KeyRotationRevokedUpdate,
+		contract.KeyRevokedInput{Operator: operator}, nil)
 }
 
 // CollectToken fetches a rotated start-API token, which the rotation hands
 // out once.
-func (s *Starter) CollectToken(ctx context.Context, operator string) (*workflows.KeyRotationToken, error) {
-	var tok workflows.KeyRotationToken
-	if err := s.update(ctx, workflows.KeyRotationID("crmflow"), workflows.KeyRotationTokenUpdate,
-		workflows.KeyRotationTokenRequest{Operator: operator}, &tok); err != nil {
+func (s *Starter) CollectToken(ctx context.Context, operator string) (*contract.KeyRotationToken, error) {
+	var tok contract.KeyRotationToken
+	if err := s.update(ctx, contract.KeyRotationID("crmflow"), contract.KeyRotationTokenUpdate,
+		contract.KeyRotationTokenRequest{Operator: operator}, &tok); err != nil {
 		return nil, err
 	}
 	return &tok, nil

@@ -7,7 +7,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/crmflow/crmflow/workflows"
+	"github.com/crmflow/crmflow/contract"
 )
 
 // Run identifies a workflow run.
@@ -18,29 +18,29 @@ type Run struct {
 
 func (s *Starter) orderOptions(orderID string) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
-		ID:        workflows.OrderConfirmationID(orderID),
+		ID:        contract.OrderConfirmationID(orderID),
 		TaskQueue: s.opts.TaskQueue,
 		// A running confirmation is joined, a finished one is not redone;
 		// only a run that failed (say, aborted by an operator) may start again.
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
-		TypedSearchAttributes:    searchAttributes(workflows.OrderIDKey.ValueSet(orderID)),
+		TypedSearchAttributes:    searchAttributes(contract.OrderIDKey.ValueSet(orderID)),
 	}
 }
 
-func (s *Starter) orderInput(orderID string) workflows.OrderConfirmationInput {
-	return workflows.OrderConfirmationInput{OrderID: orderID, PaymentTimeout: s.opts.PaymentTimeout}
+func (s *Starter) orderInput(orderID string) contract.OrderConfirmationInput {
+	return contract.OrderConfirmationInput{OrderID: orderID, PaymentTimeout: s.opts.PaymentTimeout}
 }
 
 // StartOrderConfirmation starts the order's confirmation, or joins the run
 // already there. A confirmation that already finished is returned as it is
 // (ErrAlreadyDone tells the two apart).
 func (s *Starter) StartOrderConfirmation(ctx context.Context, orderID string) (Run, error) {
-	if err := workflows.ValidateKey("order ID", orderID); err != nil {
+	if err := contract.ValidateKey("order ID", orderID); err != nil {
 		return Run{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	opts := s.orderOptions(orderID)
-	run, err := s.c.ExecuteWorkflow(ctx, opts, workflows.OrderConfirmationType, s.orderInput(orderID))
+	run, err := s.c.ExecuteWorkflow(ctx, opts, contract.OrderConfirmationType, s.orderInput(orderID))
 	if err != nil {
 		return s.existing(ctx, opts.ID, err)
 	}
@@ -51,13 +51,13 @@ func (s *Starter) StartOrderConfirmation(ctx context.Context, orderID string) (R
 // confirmation, starting it if needed. An event for an order whose
 // confirmation already finished returns ErrAlreadyDone: the order's state
 // never goes backwards.
-func (s *Starter) SignalPayment(ctx context.Context, orderID string, ev workflows.PaymentEvent) (Run, error) {
-	if err := workflows.ValidateKey("order ID", orderID); err != nil {
+func (s *Starter) SignalPayment(ctx context.Context, orderID string, ev contract.PaymentEvent) (Run, error) {
+	if err := contract.ValidateKey("order ID", orderID); err != nil {
 		return Run{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	opts := s.orderOptions(orderID)
-	run, err := s.c.SignalWithStartWorkflow(ctx, opts.ID, workflows.PaymentSignal, ev, opts,
-		workflows.OrderConfirmationType, s.orderInput(orderID))
+	run, err := s.c.SignalWithStartWorkflow(ctx, opts.ID, contract.PaymentSignal, ev, opts,
+		contract.OrderConfirmationType, s.orderInput(orderID))
 	if err != nil {
 		return s.existing(ctx, opts.ID, err)
 	}

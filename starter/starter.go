@@ -14,7 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/crmflow/crmflow/workflows"
+	"github.com/crmflow/crmflow/contract"
 )
 
 // Errors callers branch on (the HTTP API maps them to status codes).
@@ -50,14 +50,14 @@ type Starter struct {
 // New returns a Starter using c.
 func New(c client.Client, opts Options) *Starter {
 	if opts.TaskQueue == "" {
-		opts.TaskQueue = workflows.TaskQueue
+		opts.TaskQueue = contract.TaskQueue
 	}
 	return &Starter{c: c, opts: opts}
 }
 
 // Status asks the workflow's latest run for its status query answer.
-func (s *Starter) Status(ctx context.Context, workflowID string) (*workflows.Status, error) {
-	v, err := s.c.QueryWorkflow(ctx, workflowID, "", workflows.StatusQuery)
+func (s *Starter) Status(ctx context.Context, workflowID string) (*contract.Status, error) {
+	v, err := s.c.QueryWorkflow(ctx, workflowID, "", contract.StatusQuery)
 	if err != nil {
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
@@ -65,7 +65,7 @@ func (s *Starter) Status(ctx context.Context, workflowID string) (*workflows.Sta
 		}
 		return nil, fmt.Errorf("query status of %s: %w", workflowID, err)
 	}
-	var st workflows.Status
+	var st contract.Status
 	if err := v.Get(&st); err != nil {
 		return nil, fmt.Errorf("decode status of %s: %w", workflowID, err)
 	}

@@ -12,17 +12,17 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/testenv"
 	"github.com/crmflow/crmflow/starter"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // statusProbe answers the status query the way every crmflow workflow does.
 func statusProbe(ctx workflow.Context) error {
-	st := workflows.Status{Step: "waiting", State: "pending"}
-	if err := workflow.SetQueryHandler(ctx, workflows.StatusQuery, func() (workflows.Status, error) { return st, nil }); err != nil {
+	st := contract.Status{Step: "waiting", State: "pending"}
+	if err := workflow.SetQueryHandler(ctx, contract.StatusQuery, func() (contract.Status, error) { return st, nil }); err != nil {
 		return err
 	}
 	workflow.GetSignalChannel(ctx, "finish").Receive(ctx, nil)
@@ -45,7 +45,7 @@ func TestStatus(t *testing.T) {
 	s := starter.New(c, starter.Options{})
 	st, err := s.Status(ctx, "status-probe-"+queue)
 	require.NoError(t, err)
-	assert.Equal(t, workflows.Status{Step: "waiting", State: "pending"}, *st)
+	assert.Equal(t, contract.Status{Step: "waiting", State: "pending"}, *st)
 
 	_, err = s.Status(ctx, "no-such-workflow")
 	assert.ErrorIs(t, err, starter.ErrNotFound)

@@ -11,8 +11,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/starter"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // smallBodyLimit bounds the JSON bodies of the alias and key-rotation endpoints.
@@ -44,8 +44,8 @@ func (s *Server) createAlias(w http.ResponseWriter, r *http.Request) {
 	}
 	var problem string
 	switch {
-	case workflows.ValidateKey("alias ID", req.AliasID) != nil:
-		problem = workflows.ValidateKey("alias ID", req.AliasID).Error()
+	case contract.ValidateKey("alias ID", req.AliasID) != nil:
+		problem = contract.ValidateKey("alias ID", req.AliasID).Error()
 	case req.CustomerID == "" && req.Email == "":
 		problem = "customer_id or email (for a shadow alias) is required"
 	case req.CustomerID != "" && req.Email != "":
@@ -67,7 +67,7 @@ func (s *Server) createAlias(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	run, err := s.deps.Starter.CreateAlias(r.Context(), workflows.AliasLifecycleInput{
+	run, err := s.deps.Starter.CreateAlias(r.Context(), contract.AliasLifecycleInput{
 		AliasID: req.AliasID, CustomerID: req.CustomerID, Email: req.Email,
 		Mode: req.Mode, Prefix: req.Prefix, Hostname: req.Hostname,
 	})
@@ -90,18 +90,18 @@ func (s *Server) aliasCommand(w http.ResponseWriter, r *http.Request) {
 	var signal string
 	switch action {
 	case "disable":
-		signal = workflows.AliasDisableSignal
+		signal = contract.AliasDisableSignal
 	case "enable":
-		signal = workflows.AliasEnableSignal
+		signal = contract.AliasEnableSignal
 	case "delete":
-		signal = workflows.AliasDeleteSignal
+		signal = contract.AliasDeleteSignal
 	case "claim":
-		signal = workflows.AliasClaimSignal
+		signal = contract.AliasClaimSignal
 	default:
 		writeError(w, http.StatusNotFound, "not_found", "action must be disable, enable, delete or claim")
 		return
 	}
-	cmd := workflows.AliasCommand{EventID: r.Header.Get("Idempotency-Key")}
+	cmd := contract.AliasCommand{EventID: r.Header.Get("Idempotency-Key")}
 	if cmd.EventID == "" {
 		cmd.EventID = randomID("cmd_")
 	}

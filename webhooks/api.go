@@ -10,9 +10,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/starter"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // Tokens returns every bearer token the start API accepts now.
@@ -57,7 +57,7 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 // startOrderConfirmation: POST /v1/orders/{orderID}/confirmation.
 func (s *Server) startOrderConfirmation(w http.ResponseWriter, r *http.Request) {
 	orderID := r.PathValue("orderID")
-	if err := workflows.ValidateKey("order ID", orderID); err != nil {
+	if err := contract.ValidateKey("order ID", orderID); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_order_id", err.Error())
 		return
 	}
@@ -79,7 +79,7 @@ func (s *Server) startOrderConfirmation(w http.ResponseWriter, r *http.Request) 
 // paid order.
 func (s *Server) startReferralReward(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("referralID")
-	if err := workflows.ValidateKey("referral ID", id); err != nil {
+	if err := contract.ValidateKey("referral ID", id); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_referral_id", err.Error())
 		return
 	}
@@ -92,7 +92,7 @@ func (s *Server) startReferralReward(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, err)
 		return
 	}
-	run, err := s.deps.Starter.StartReferralReward(r.Context(), workflows.ReferralRewardInput{
+	run, err := s.deps.Starter.StartReferralReward(r.Context(), contract.ReferralRewardInput{
 		ReferralID: id, OrderID: t.OrderID, ReferredCustomerID: t.ReferredCustomerID,
 	})
 	if err != nil && !errors.Is(err, starter.ErrAlreadyDone) {
@@ -140,7 +140,7 @@ func (s *Server) decideDeadLetter(w http.ResponseWriter, r *http.Request) {
 	}
 	action := r.PathValue("action")
 	switch action {
-	case workflows.DecisionRetry, workflows.DecisionSkip, workflows.DecisionAbort:
+	case contract.DecisionRetry, contract.DecisionSkip, contract.DecisionAbort:
 	default:
 		writeError(w, http.StatusNotFound, "not_found", "action must be retry, skip or abort")
 		return
@@ -154,7 +154,7 @@ func (s *Server) decideDeadLetter(w http.ResponseWriter, r *http.Request) {
 	if body.Operator == "" {
 		body.Operator = "api"
 	}
-	if err := workflows.ValidateOperator(body.Operator); err != nil {
+	if err := contract.ValidateOperator(body.Operator); err != nil {
 		writeError(w, http.StatusUnprocessableEntity, "invalid_operator", err.Error())
 		return
 	}
@@ -168,7 +168,7 @@ func (s *Server) decideDeadLetter(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.deps.Starter.DecideDeadLetter(r.Context(), d.WorkflowID, d.RunID,
-		workflows.DeadLetterDecision{DeadLetterID: id, Action: action, Operator: body.Operator})
+		contract.DeadLetterDecision{DeadLetterID: id, Action: action, Operator: body.Operator})
 	if err != nil {
 		s.starterError(w, err)
 		return

@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 func TestAPIRequiresToken(t *testing.T) {
@@ -96,12 +96,12 @@ func TestParkedStepRetriedThroughAPI(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, status, body)
 	assert.Equal(t, "notify-confirmation", body["step"])
 
-	run := f.temporal.GetWorkflow(context.Background(), workflows.OrderConfirmationID("o-park"), "")
-	var res workflows.OrderConfirmationResult
+	run := f.temporal.GetWorkflow(context.Background(), contract.OrderConfirmationID("o-park"), "")
+	var res contract.OrderConfirmationResult
 	require.NoError(t, run.Get(context.Background(), &res))
 	assert.Equal(t, "confirmed", res.State)
-	saveHistory(t, f.temporal, workflows.OrderConfirmationID("o-park"), "order_confirmation_parked_retried.json")
-	assert.Equal(t, 1, f.knock.succeeded(workflows.OrderConfirmationID("o-park")+"/notify-confirmation"))
+	saveHistory(t, f.temporal, contract.OrderConfirmationID("o-park"), "order_confirmation_parked_retried.json")
+	assert.Equal(t, 1, f.knock.succeeded(contract.OrderConfirmationID("o-park")+"/notify-confirmation"))
 
 	got, err := f.store.GetDeadLetter(context.Background(), id)
 	require.NoError(t, err)

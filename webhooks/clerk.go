@@ -9,8 +9,8 @@ import (
 
 	svix "github.com/svix/svix-webhooks/go"
 
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // providerClerk names Clerk's rows in the inbox.
@@ -98,7 +98,7 @@ func (s *Server) clerkWebhook(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case ev.Type != clerkUserCreated && ev.Type != clerkUserDeleted:
 		ignored = "event type " + ev.Type + " is not handled"
-	case workflows.ValidateKey("user id", ev.Data.ID) != nil:
+	case contract.ValidateKey("user id", ev.Data.ID) != nil:
 		ignored = "event has no usable user id"
 	default:
 		workflowID = clerkUserKey(ev.Data.ID)

@@ -17,9 +17,9 @@ import (
 	"github.com/stretchr/testify/require"
 	svix "github.com/svix/svix-webhooks/go"
 
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/openapicheck"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // clerkSecret is a Svix secret: whsec_ + base64 key bytes.
@@ -212,10 +212,10 @@ func TestClerkUserDeletedDeletesEveryAliasEndToEnd(t *testing.T) {
 
 	ids := []string{"al-1", "al-2", "al-3"}
 	for _, id := range ids {
-		_, err := f.starter.CreateAlias(ctx, workflows.AliasLifecycleInput{AliasID: id, CustomerID: "user_del"})
+		_, err := f.starter.CreateAlias(ctx, contract.AliasLifecycleInput{AliasID: id, CustomerID: "user_del"})
 		require.NoError(t, err)
 	}
-	_, err := f.starter.CreateAlias(ctx, workflows.AliasLifecycleInput{AliasID: "al-shadow", Email: "New@Example.com"})
+	_, err := f.starter.CreateAlias(ctx, contract.AliasLifecycleInput{AliasID: "al-shadow", Email: "New@Example.com"})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		for _, id := range append(ids, "al-shadow") {
@@ -244,12 +244,12 @@ func TestClerkUserDeletedDeletesEveryAliasEndToEnd(t *testing.T) {
 		require.Equal(t, http.StatusOK, status)
 	}
 	for _, id := range ids {
-		res := workflows.AliasLifecycleResult{}
-		run := f.temporal.GetWorkflow(ctx, workflows.AliasID(id), "")
+		res := contract.AliasLifecycleResult{}
+		run := f.temporal.GetWorkflow(ctx, contract.AliasID(id), "")
 		waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
 		require.NoError(t, run.Get(waitCtx, &res))
 		cancel()
-		assert.Equal(t, workflows.AliasDeleted, res.State, id)
+		assert.Equal(t, contract.AliasDeleted, res.State, id)
 		a, err := f.store.GetAlias(ctx, id)
 		require.NoError(t, err)
 		assert.Equal(t, store.AliasDeleted, a.State)
@@ -264,8 +264,8 @@ func TestClerkUserDeletedDeletesEveryAliasEndToEnd(t *testing.T) {
 	a, err := f.store.GetAlias(ctx, "al-shadow")
 	require.NoError(t, err)
 	assert.Equal(t, store.AliasActive, a.State, "another user's alias is untouched")
-	saveHistory(t, f.temporal, workflows.AliasID("al-1"), "alias_lifecycle_deleted.json")
-	saveHistory(t, f.temporal, workflows.AliasID("al-shadow"), "alias_lifecycle_shadow_claimed.json")
+	saveHistory(t, f.temporal, contract.AliasID("al-1"), "alias_lifecycle_deleted.json")
+	saveHistory(t, f.temporal, contract.AliasID("al-shadow"), "alias_lifecycle_shadow_claimed.json")
 }
 
 func TestAliasAPI(t *testing.T) {
@@ -319,5 +319,5 @@ func TestAliasAPI(t *testing.T) {
 		return err == nil && a.State == store.AliasDeleted
 	}, 30*time.Second, 100*time.Millisecond)
 	assert.Len(t, sl.deletions(), 1)
-	saveHistory(t, f.temporal, workflows.AliasID("al-api"), "alias_lifecycle_disabled_deleted.json")
+	saveHistory(t, f.temporal, contract.AliasID("al-api"), "alias_lifecycle_disabled_deleted.json")
 }

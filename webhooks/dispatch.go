@@ -12,9 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	stripego "github.com/stripe/stripe-go/v76"
 
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/starter"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // DispatcherOptions tune the hand-off loop.
@@ -276,9 +276,9 @@ func (d *Dispatcher) deliverRefund(ctx context.Context, se stripego.Event) error
 	if !ok {
 		return &permanentError{fmt.Errorf("payment intent %s no longer qualifies a referral", ch.PaymentIntent.ID)}
 	}
-	_, err = d.starter.SignalRefund(ctx, workflows.ReferralRewardInput{
+	_, err = d.starter.SignalRefund(ctx, contract.ReferralRewardInput{
 		ReferralID: target.ReferralID, OrderID: target.OrderID, ReferredCustomerID: target.ReferredCustomerID,
-	}, workflows.RefundEvent{
+	}, contract.RefundEvent{
 		EventID: se.ID, ChargeID: ch.ID, AmountRefundedCents: ch.AmountRefunded, FullyRefunded: ch.Refunded,
 	})
 	if errors.Is(err, starter.ErrInvalid) {
@@ -288,8 +288,8 @@ func (d *Dispatcher) deliverRefund(ctx context.Context, se stripego.Event) error
 }
 
 // paymentEvent is the signal payload for a PaymentIntent event.
-func paymentEvent(se stripego.Event, pi *stripego.PaymentIntent) workflows.PaymentEvent {
-	pe := workflows.PaymentEvent{
+func paymentEvent(se stripego.Event, pi *stripego.PaymentIntent) contract.PaymentEvent {
+	pe := contract.PaymentEvent{
 		EventID:             se.ID,
 		Succeeded:           se.Type == stripego.EventTypePaymentIntentSucceeded,
 		PaymentIntentID:     pi.ID,

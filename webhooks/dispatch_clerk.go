@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/starter"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // deliverClerk fans a Clerk user event out to the alias workflows it
@@ -29,10 +29,10 @@ func (d *Dispatcher) deliverClerk(ctx context.Context, eventID string, payload [
 		if email == "" {
 			return nil // nothing to claim by
 		}
-		signal = workflows.AliasClaimSignal
+		signal = contract.AliasClaimSignal
 		aliasIDs, err = d.store.ShadowAliasesForEmail(ctx, email)
 	case clerkUserDeleted:
-		signal = workflows.AliasDeleteSignal
+		signal = contract.AliasDeleteSignal
 		aliasIDs, err = d.store.AliasesOfCustomer(ctx, ev.Data.ID)
 	default:
 		return &permanentError{fmt.Errorf("no route for clerk event type %s", ev.Type)}
@@ -41,7 +41,7 @@ func (d *Dispatcher) deliverClerk(ctx context.Context, eventID string, payload [
 		return err
 	}
 	for _, id := range aliasIDs {
-		err := d.starter.SignalAlias(ctx, id, signal, workflows.AliasCommand{EventID: eventID, CustomerID: ev.Data.ID})
+		err := d.starter.SignalAlias(ctx, id, signal, contract.AliasCommand{EventID: eventID, CustomerID: ev.Data.ID})
 		if err != nil && !errors.Is(err, starter.ErrNotFound) {
 			return err
 		}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/codec"
 	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/store"
@@ -101,8 +102,8 @@ func (f *fixture) decide(id int64, action string) {
 // the start API does with a configured one.
 func (f *fixture) startOrder(orderID string, timeout time.Duration) {
 	f.t.Helper()
-	_, err := f.temporal.ExecuteWorkflow(context.Background(), clientOptions(f, workflows.OrderConfirmationID(orderID)),
-		workflows.OrderConfirmationType, workflows.OrderConfirmationInput{OrderID: orderID, PaymentTimeout: timeout})
+	_, err := f.temporal.ExecuteWorkflow(context.Background(), clientOptions(f, contract.OrderConfirmationID(orderID)),
+		contract.OrderConfirmationType, contract.OrderConfirmationInput{OrderID: orderID, PaymentTimeout: timeout})
 	require.NoError(f.t, err)
 }
 
@@ -117,11 +118,11 @@ func TestHistoryOrderPaymentFailedThenDeadline(t *testing.T) {
 	status, _ := f.postStripe(ev, sign(ev, stripeSecret, time.Now()))
 	require.Equal(t, http.StatusOK, status)
 
-	var res workflows.OrderConfirmationResult
-	require.NoError(t, f.result(workflows.OrderConfirmationID("o-declined"), &res))
+	var res contract.OrderConfirmationResult
+	require.NoError(t, f.result(contract.OrderConfirmationID("o-declined"), &res))
 	assert.Equal(t, "payment_failed", res.State)
 	assert.Equal(t, "payment_failed", f.orderStatus("o-declined"))
-	id := workflows.OrderConfirmationID("o-declined")
+	id := contract.OrderConfirmationID("o-declined")
 	assert.Equal(t, 1, f.knock.succeeded(id+"/notify-payment-failed/evt_declined"), "the failed attempt was notified")
 	assert.Equal(t, 1, f.knock.succeeded(id+"/notify-payment_failed"), "the final outcome was notified")
 	saveHistory(t, f.temporal, id, "order_confirmation_payment_failed.json")
@@ -133,12 +134,12 @@ func TestHistoryOrderExpired(t *testing.T) {
 	f.seedOrder("o-expired", "cus_expired")
 	f.startOrder("o-expired", 2*time.Second)
 
-	var res workflows.OrderConfirmationResult
-	require.NoError(t, f.result(workflows.OrderConfirmationID("o-expired"), &res))
+	var res contract.OrderConfirmationResult
+	require.NoError(t, f.result(contract.OrderConfirmationID("o-expired"), &res))
 	assert.Equal(t, "expired", res.State)
 	assert.Equal(t, "expired", f.orderStatus("o-expired"))
-	assert.Equal(t, 1, f.knock.succeeded(workflows.OrderConfirmationID("o-expired")+"/notify-expired"))
-	saveHistory(t, f.temporal, workflows.OrderConfirmationID("o-expired"), "order_confirmation_expired.json")
+	assert.Equal(t, 1, f.knock.succeeded(contract.OrderConfirmationID("o-expired")+"/notify-expired"))
+	saveHistory(t, f.temporal, contract.OrderConfirmationID("o-expired"), "order_confirmation_expired.json")
 }
 
 // TestHistoryOrderFailedThenConfirmed: a declined attempt, then the
@@ -146,7 +147,7 @@ func TestHistoryOrderExpired(t *testing.T) {
 func TestHistoryOrderFailedThenConfirmed(t *testing.T) {
 	f := newSealedFixture(t, fixtureOptions{})
 	f.seedOrder("o-second-try", "cus_second_try")
-	id := workflows.OrderConfirmationID("o-second-try")
+	id := contract.OrderConfirmationID("o-second-try")
 	failed := stripeEvent("evt_try_1", "payment_intent.payment_failed", "o-second-try")
 	status, _ := f.postStripe(failed, sign(failed, stripeSecret, time.Now()))
 	require.Equal(t, http.StatusOK, status)
@@ -156,7 +157,7 @@ func TestHistoryOrderFailedThenConfirmed(t *testing.T) {
 	status, _ = f.postStripe(paid, sign(paid, stripeSecret, time.Now()))
 	require.Equal(t, http.StatusOK, status)
 
-	var res workflows.OrderConfirmationResult
+	var res contract.OrderConfirmationResult
 	require.NoError(t, f.result(id, &res))
 	assert.Equal(t, "confirmed", res.State)
 	assert.Equal(t, "confirmed", f.orderStatus("o-second-try"))
@@ -177,8 +178,8 @@ func TestHistoryOrderAmountMismatch(t *testing.T) {
 	status, _ := f.postStripe(ev, sign(ev, stripeSecret, time.Now()))
 	require.Equal(t, http.StatusOK, status)
 
-	id := workflows.OrderConfirmationID("o-short")
-	var res workflows.OrderConfirmationResult
+	id := contract.OrderConfirmationID("o-short")
+	var res contract.OrderConfirmationResult
 	require.NoError(t, f.result(id, &res))
 	assert.Equal(t, "mismatch", res.State)
 	assert.Equal(t, "mismatch", f.orderStatus("o-short"))
@@ -201,8 +202,8 @@ func TestHistoryOrderParkedSkipped(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	f.decide(f.parkedDeadLetter("notify-confirmation"), "skip")
 
-	id := workflows.OrderConfirmationID("o-skip")
-	var res workflows.OrderConfirmationResult
+	id := contract.OrderConfirmationID("o-skip")
+	var res contract.OrderConfirmationResult
 	require.NoError(t, f.result(id, &res))
 	assert.Equal(t, "confirmed", res.State)
 	assert.Equal(t, "confirmed", f.orderStatus("o-skip"))
@@ -222,11 +223,11 @@ func TestHistoryOrderParkedAborted(t *testing.T) {
 	dl := f.parkedDeadLetter("notify-confirmation")
 	f.decide(dl, "abort")
 
-	id := workflows.OrderConfirmationID("o-abort")
+	id := contract.OrderConfirmationID("o-abort")
 	err := f.result(id, nil)
 	var appErr *temporal.ApplicationError
 	require.True(t, errors.As(err, &appErr), "the run failed: %v", err)
-	assert.Equal(t, workflows.ErrorTypeOperatorAborted, appErr.Type())
+	assert.Equal(t, contract.ErrorTypeOperatorAborted, appErr.Type())
 	got, err := f.store.GetDeadLetter(context.Background(), dl)
 	require.NoError(t, err)
 	assert.Equal(t, store.DeadLetterAborted, got.Status)
@@ -248,8 +249,8 @@ func TestHistoryReferralIneligible(t *testing.T) {
 	status, _ := f.postStripe(ev, sign(ev, stripeSecret, time.Now()))
 	require.Equal(t, http.StatusOK, status)
 
-	var order workflows.OrderConfirmationResult
-	require.NoError(t, f.result(workflows.OrderConfirmationID("o-self"), &order))
+	var order contract.OrderConfirmationResult
+	require.NoError(t, f.result(contract.OrderConfirmationID("o-self"), &order))
 	assert.Equal(t, "confirmed", order.State)
 	res := f.rewardResult("ref-self")
 	assert.Equal(t, "ineligible", res.State)
@@ -258,8 +259,8 @@ func TestHistoryReferralIneligible(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, store.ReferralIneligible, r.Status)
 	assert.Zero(t, stripe.count(http.MethodPost, "/v1/customers/cus_self_a/balance_transactions", "referral-reward/ref-self/credit"))
-	saveHistory(t, f.temporal, workflows.OrderConfirmationID("o-self"), "order_confirmation_referral_started.json")
-	saveHistory(t, f.temporal, workflows.ReferralRewardID("ref-self"), "referral_reward_ineligible.json")
+	saveHistory(t, f.temporal, contract.OrderConfirmationID("o-self"), "order_confirmation_referral_started.json")
+	saveHistory(t, f.temporal, contract.ReferralRewardID("ref-self"), "referral_reward_ineligible.json")
 }
 
 // TestHistoryReferralClawedBack: a full refund after the reward was paid
@@ -292,7 +293,7 @@ func TestHistoryReferralClawedBack(t *testing.T) {
 	var ledger string
 	require.NoError(t, f.store.Pool().QueryRow(ctx, `SELECT status FROM reward_ledger WHERE referral_id = 'ref-claw'`).Scan(&ledger))
 	assert.Equal(t, "reversed", ledger)
-	saveHistory(t, f.temporal, workflows.ReferralRewardID("ref-claw"), "referral_reward_clawed_back.json")
+	saveHistory(t, f.temporal, contract.ReferralRewardID("ref-claw"), "referral_reward_clawed_back.json")
 }
 
 // postStock posts a stock level through the start API (inbox, dispatcher,
@@ -336,11 +337,11 @@ func TestHistoryLowStockEscalatedRestockedCooldown(t *testing.T) {
 
 	var st map[string]any
 	require.Eventually(t, func() bool {
-		_, body := f.api(http.MethodGet, "/v1/workflows/"+workflows.LowStockID("sku-cycle"), apiToken, nil)
+		_, body := f.api(http.MethodGet, "/v1/workflows/"+contract.LowStockID("sku-cycle"), apiToken, nil)
 		st, _ = body["status"].(map[string]any)
-		return st["step"] == "await-stock-level" && st["state"] == workflows.StockEscalated
+		return st["step"] == "await-stock-level" && st["state"] == contract.StockEscalated
 	}, 30*time.Second, 100*time.Millisecond, "the entity waits, escalated")
-	saveHistory(t, f.temporal, workflows.LowStockID("sku-cycle"), "low_stock_alert_escalated_restocked_cooldown.json")
+	saveHistory(t, f.temporal, contract.LowStockID("sku-cycle"), "low_stock_alert_escalated_restocked_cooldown.json")
 }
 
 // TestHistoryLowStockContinuedAsNew: a low-stock entity with a small history
@@ -351,11 +352,11 @@ func TestHistoryLowStockContinuedAsNew(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, f.store.UpsertProduct(ctx, store.Product{SKU: "sku-long", Name: "Mug", PriceCents: 900,
 		StockLevel: 50, Settings: store.StockSettings{Threshold: 10, Hysteresis: 5}}))
-	id := workflows.LowStockID("sku-long")
+	id := contract.LowStockID("sku-long")
 	signal := func(i, level int) client.WorkflowRun {
-		run, err := f.temporal.SignalWithStartWorkflow(ctx, id, workflows.StockLevelSignal,
-			workflows.StockLevel{Level: level, EventID: fmt.Sprintf("evt-long-%d", i)},
-			clientOptions(f, id), workflows.LowStockAlertType, workflows.LowStockInput{SKU: "sku-long", MaxHistoryEvents: 40})
+		run, err := f.temporal.SignalWithStartWorkflow(ctx, id, contract.StockLevelSignal,
+			contract.StockLevel{Level: level, EventID: fmt.Sprintf("evt-long-%d", i)},
+			clientOptions(f, id), contract.LowStockAlertType, contract.LowStockInput{SKU: "sku-long", MaxHistoryEvents: 40})
 		require.NoError(t, err)
 		return run
 	}
@@ -390,10 +391,10 @@ func TestHistoryInventoryScan(t *testing.T) {
 		require.NoError(t, f.store.UpsertProduct(ctx, store.Product{SKU: fmt.Sprintf("sku-scan-%d", i), Name: "Mug", PriceCents: 900,
 			StockLevel: level, Settings: store.StockSettings{Threshold: 10, Hysteresis: 5}}))
 	}
-	scan := func(id string) workflows.InventoryScanResult {
-		run, err := f.temporal.ExecuteWorkflow(ctx, clientOptions(f, id), workflows.InventoryScanType, workflows.InventoryScanInput{BatchSize: 2})
+	scan := func(id string) contract.InventoryScanResult {
+		run, err := f.temporal.ExecuteWorkflow(ctx, clientOptions(f, id), contract.InventoryScanType, contract.InventoryScanInput{BatchSize: 2})
 		require.NoError(t, err)
-		var res workflows.InventoryScanResult
+		var res contract.InventoryScanResult
 		require.NoError(t, run.Get(ctx, &res))
 		return res
 	}
@@ -401,7 +402,7 @@ func TestHistoryInventoryScan(t *testing.T) {
 	assert.Equal(t, 3, res.Signalled)
 	assert.Empty(t, res.Rejected)
 	for i := range 3 {
-		_, err := f.temporal.DescribeWorkflowExecution(ctx, workflows.LowStockID(fmt.Sprintf("sku-scan-%d", i)), "")
+		_, err := f.temporal.DescribeWorkflowExecution(ctx, contract.LowStockID(fmt.Sprintf("sku-scan-%d", i)), "")
 		assert.NoError(t, err, "the scan started the SKU's entity")
 	}
 	assert.Equal(t, 0, scan("inventory-scan-test-2").Signalled, "nothing changed since")
@@ -435,11 +436,11 @@ func TestHistoryAliasDisabledEnabledDeleted(t *testing.T) {
 	f.aliasState("al-toggle", store.AliasActive)
 	post("/v1/aliases/al-toggle/delete")
 
-	var res workflows.AliasLifecycleResult
-	require.NoError(t, f.result(workflows.AliasID("al-toggle"), &res))
-	assert.Equal(t, workflows.AliasDeleted, res.State)
+	var res contract.AliasLifecycleResult
+	require.NoError(t, f.result(contract.AliasID("al-toggle"), &res))
+	assert.Equal(t, contract.AliasDeleted, res.State)
 	assert.Len(t, sl.deletions(), 1)
-	saveHistory(t, f.temporal, workflows.AliasID("al-toggle"), "alias_lifecycle_disabled_enabled_deleted.json")
+	saveHistory(t, f.temporal, contract.AliasID("al-toggle"), "alias_lifecycle_disabled_enabled_deleted.json")
 }
 
 // TestHistoryAliasShadowExpired: a shadow alias nobody claims within its TTL
@@ -447,18 +448,18 @@ func TestHistoryAliasDisabledEnabledDeleted(t *testing.T) {
 func TestHistoryAliasShadowExpired(t *testing.T) {
 	sl := newSimpleLoginPeer(t)
 	f := newSealedFixture(t, fixtureOptions{simpleLoginURL: sl.srv.URL})
-	_, err := f.starter.CreateAlias(context.Background(), workflows.AliasLifecycleInput{
+	_, err := f.starter.CreateAlias(context.Background(), contract.AliasLifecycleInput{
 		AliasID: "al-unclaimed", Email: "later@example.com", ShadowTTL: 3 * time.Second})
 	require.NoError(t, err)
 
-	var res workflows.AliasLifecycleResult
-	require.NoError(t, f.result(workflows.AliasID("al-unclaimed"), &res))
-	assert.Equal(t, workflows.AliasExpired, res.State)
+	var res contract.AliasLifecycleResult
+	require.NoError(t, f.result(contract.AliasID("al-unclaimed"), &res))
+	assert.Equal(t, contract.AliasExpired, res.State)
 	a, err := f.store.GetAlias(context.Background(), "al-unclaimed")
 	require.NoError(t, err)
 	assert.Equal(t, store.AliasExpired, a.State)
 	assert.Len(t, sl.deletions(), 1, "the expired alias was deleted at SimpleLogin")
-	saveHistory(t, f.temporal, workflows.AliasID("al-unclaimed"), "alias_lifecycle_shadow_expired.json")
+	saveHistory(t, f.temporal, contract.AliasID("al-unclaimed"), "alias_lifecycle_shadow_expired.json")
 }
 
 // TestHistoryAliasContinuedAsNew: an alias with a small history bound
@@ -469,18 +470,18 @@ func TestHistoryAliasContinuedAsNew(t *testing.T) {
 	f := newSealedFixture(t, fixtureOptions{simpleLoginURL: sl.srv.URL})
 	ctx := context.Background()
 	require.NoError(t, f.store.UpsertCustomer(ctx, store.Customer{ID: "cus_long", Email: "long@example.com"}))
-	first, err := f.starter.CreateAlias(ctx, workflows.AliasLifecycleInput{AliasID: "al-long", CustomerID: "cus_long", MaxHistoryEvents: 40})
+	first, err := f.starter.CreateAlias(ctx, contract.AliasLifecycleInput{AliasID: "al-long", CustomerID: "cus_long", MaxHistoryEvents: 40})
 	require.NoError(t, err)
 	f.aliasState("al-long", store.AliasActive)
-	id := workflows.AliasID("al-long")
+	id := contract.AliasID("al-long")
 	var latest string
 	for i := 0; ; i++ {
 		require.Less(t, i, 20, "the run never continued as new")
-		signal, state := workflows.AliasDisableSignal, store.AliasDisabled
+		signal, state := contract.AliasDisableSignal, store.AliasDisabled
 		if i%2 == 1 {
-			signal, state = workflows.AliasEnableSignal, store.AliasActive
+			signal, state = contract.AliasEnableSignal, store.AliasActive
 		}
-		require.NoError(t, f.starter.SignalAlias(ctx, "al-long", signal, workflows.AliasCommand{EventID: fmt.Sprintf("cmd-long-%d", i)}))
+		require.NoError(t, f.starter.SignalAlias(ctx, "al-long", signal, contract.AliasCommand{EventID: fmt.Sprintf("cmd-long-%d", i)}))
 		f.aliasState("al-long", state)
 		desc, err := f.temporal.DescribeWorkflowExecution(ctx, id, "")
 		require.NoError(t, err)
@@ -488,10 +489,10 @@ func TestHistoryAliasContinuedAsNew(t *testing.T) {
 			break
 		}
 	}
-	require.NoError(t, f.starter.SignalAlias(ctx, "al-long", workflows.AliasDeleteSignal, workflows.AliasCommand{EventID: "cmd-long-delete"}))
-	var res workflows.AliasLifecycleResult
+	require.NoError(t, f.starter.SignalAlias(ctx, "al-long", contract.AliasDeleteSignal, contract.AliasCommand{EventID: "cmd-long-delete"}))
+	var res contract.AliasLifecycleResult
 	require.NoError(t, f.result(id, &res))
-	assert.Equal(t, workflows.AliasDeleted, res.State)
+	assert.Equal(t, contract.AliasDeleted, res.State)
 	assert.Len(t, sl.deletions(), 1)
 	saveRunHistory(t, f.temporal, id, first.RunID, "alias_lifecycle_continued_as_new.json")
 	saveRunHistory(t, f.temporal, id, latest, "alias_lifecycle_continued_deleted.json")
@@ -505,17 +506,17 @@ func TestHistoryKeyRotationCrmflowToken(t *testing.T) {
 	ctx := context.Background()
 	_, err := f.creds.SeedFromConfig(ctx, "crmflow", "api_token", "tok-history-0123456789")
 	require.NoError(t, err)
-	id := workflows.KeyRotationID(workflows.KeyRotationCrmflow)
-	_, err = f.temporal.ExecuteWorkflow(ctx, clientOptions(f, id), workflows.KeyRotationType,
-		workflows.KeyRotationInput{Provider: workflows.KeyRotationCrmflow, Grace: time.Second, RequestedBy: "test"})
+	id := contract.KeyRotationID(contract.KeyRotationCrmflow)
+	_, err = f.temporal.ExecuteWorkflow(ctx, clientOptions(f, id), contract.KeyRotationType,
+		contract.KeyRotationInput{Provider: contract.KeyRotationCrmflow, Grace: time.Second, RequestedBy: "test"})
 	require.NoError(t, err)
-	var tok *workflows.KeyRotationToken
+	var tok *contract.KeyRotationToken
 	require.Eventually(t, func() bool {
 		tok, err = f.starter.CollectToken(ctx, "alice")
 		return err == nil
 	}, 60*time.Second, 100*time.Millisecond, "the token is handed out")
 
-	var res workflows.KeyRotationResult
+	var res contract.KeyRotationResult
 	require.NoError(t, f.result(id, &res))
 	assert.Equal(t, "rotated", res.State)
 	assert.Equal(t, tok.Version, res.NewVersion)
@@ -533,20 +534,20 @@ func TestHistoryKeyRotationReminded(t *testing.T) {
 	ctx := context.Background()
 	_, err := f.creds.SeedFromConfig(ctx, "clerk_webhook", "api_key", "whsec_old_clerk_secret")
 	require.NoError(t, err)
-	id := workflows.KeyRotationID("clerk_webhook")
-	_, err = f.temporal.ExecuteWorkflow(ctx, clientOptions(f, id), workflows.KeyRotationType,
-		workflows.KeyRotationInput{Provider: "clerk_webhook", ReminderEvery: time.Second, RequestedBy: "test"})
+	id := contract.KeyRotationID("clerk_webhook")
+	_, err = f.temporal.ExecuteWorkflow(ctx, clientOptions(f, id), contract.KeyRotationType,
+		contract.KeyRotationInput{Provider: "clerk_webhook", ReminderEvery: time.Second, RequestedBy: "test"})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return f.knock.countWorkflow(workflows.KnockKeyRotationReminder) >= 1 },
 		60*time.Second, 100*time.Millisecond, "a reminder went out")
-	res, err := f.starter.SubmitKey(ctx, "clerk_webhook", workflows.SubmitKeyInput{Secret: "whsec_good_clerk_0123456789", Operator: "alice"})
+	res, err := f.starter.SubmitKey(ctx, "clerk_webhook", contract.SubmitKeyInput{Secret: "whsec_good_clerk_0123456789", Operator: "alice"})
 	require.NoError(t, err)
 	require.True(t, res.Valid, res.Reason)
 	require.Eventually(t, func() bool {
 		return f.starter.ConfirmOldKeyRevoked(ctx, "clerk_webhook", "alice") == nil
 	}, 60*time.Second, 100*time.Millisecond, "the revocation is accepted once the key is active")
 
-	var out workflows.KeyRotationResult
+	var out contract.KeyRotationResult
 	require.NoError(t, f.result(id, &out))
 	assert.Equal(t, "rotated", out.State)
 	active, err := f.creds.Active(ctx, "clerk_webhook", "api_key")

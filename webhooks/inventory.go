@@ -8,9 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // providerInventory names stock updates from the start API in the inbox.
@@ -36,7 +35,7 @@ func StockUpdateEvent(sku string, level int, eventID string, coalesceWindow time
 	}
 	return store.InboxEvent{
 		Provider: providerInventory, EventID: eventID, EventType: "stock-level",
-		WorkflowID: workflows.LowStockID(sku), Payload: payload, DueIn: coalesceWindow,
+		WorkflowID: contract.LowStockID(sku), Payload: payload, DueIn: coalesceWindow,
 	}, nil
 }
 
@@ -45,7 +44,7 @@ func StockUpdateEvent(sku string, level int, eventID string, coalesceWindow time
 // retried request a duplicate rather than a second update.
 func (s *Server) setStockLevel(w http.ResponseWriter, r *http.Request) {
 	sku := r.PathValue("sku")
-	if err := workflows.ValidateKey("SKU", sku); err != nil {
+	if err := contract.ValidateKey("SKU", sku); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_sku", err.Error())
 		return
 	}
@@ -112,8 +111,8 @@ func (d *Dispatcher) deliverStock(ctx context.Context, claimed store.InboxEvent)
 	if len(pending) == 0 {
 		return nil // handed off by another dispatcher meanwhile
 	}
-	err = d.starter.SignalStockLevel(ctx, activities.StockObservation{
-		SKU: latest.SKU, Level: latest.Level, ObservedAt: latest.ObservedAt, EventID: latestEvent.EventID,
+	err = d.starter.SignalStockLevel(ctx, latest.SKU, contract.StockLevel{
+		Level: latest.Level, ObservedAt: latest.ObservedAt, EventID: latestEvent.EventID,
 	})
 	if err != nil {
 		return err

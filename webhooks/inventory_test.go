@@ -15,8 +15,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 func TestStockLevelAPIRejectsBadInput(t *testing.T) {
@@ -109,7 +109,7 @@ func TestStockBurstCoalescesToOneAlert(t *testing.T) {
 	assert.Equal(t, 1, f.knock.countWorkflow(key), "exactly one alert")
 
 	signals, events := 0, 0
-	it := f.temporal.GetWorkflowHistory(context.Background(), workflows.LowStockID("sku-burst"), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	it := f.temporal.GetWorkflowHistory(context.Background(), contract.LowStockID("sku-burst"), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		ev, err := it.Next()
 		require.NoError(t, err)

@@ -3,7 +3,7 @@ package webhooks
 import (
 	"net/http"
 
-	"github.com/crmflow/crmflow/workflows"
+	"github.com/crmflow/crmflow/contract"
 )
 
 // startKeyRotation: POST /v1/key-rotations/{provider} → 202; a rotation
@@ -35,12 +35,12 @@ func (s *Server) submitKey(w http.ResponseWriter, r *http.Request) {
 	if body.Operator == "" {
 		body.Operator = "api"
 	}
-	if err := workflows.ValidateOperator(body.Operator); err != nil {
+	if err := contract.ValidateOperator(body.Operator); err != nil {
 		writeError(w, http.StatusUnprocessableEntity, "invalid_operator", err.Error())
 		return
 	}
 	res, err := s.deps.Starter.SubmitKey(r.Context(), r.PathValue("provider"),
-		workflows.SubmitKeyInput{Secret: body.Key, Operator: body.Operator})
+		contract.SubmitKeyInput{Secret: body.Key, Operator: body.Operator})
 	if err != nil {
 		s.starterError(w, err)
 		return

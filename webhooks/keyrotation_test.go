@@ -15,9 +15,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/webhooks"
 	"github.com/crmflow/crmflow/worker"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // TestHumanInTheLoopKeyRotationThroughAPI: an operator starts a rotation,
@@ -73,17 +73,17 @@ func TestHumanInTheLoopKeyRotationThroughAPI(t *testing.T) {
 		st, _ := f.api(http.MethodPost, "/v1/key-rotations/stripe_webhook/revoked", apiToken, nil)
 		return st == http.StatusAccepted
 	}, 20*time.Second, 100*time.Millisecond)
-	var res workflows.KeyRotationResult
+	var res contract.KeyRotationResult
 	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	require.NoError(t, f.temporal.GetWorkflow(waitCtx, workflows.KeyRotationID("stripe_webhook"), "").Get(waitCtx, &res))
+	require.NoError(t, f.temporal.GetWorkflow(waitCtx, contract.KeyRotationID("stripe_webhook"), "").Get(waitCtx, &res))
 	assert.Equal(t, "rotated", res.State)
 	assert.GreaterOrEqual(t, f.knock.countWorkflow("key-rotation-needed"), 1)
 	assert.Equal(t, 1, f.knock.countWorkflow("key-rotated"))
 	for _, tr := range f.knock.all() {
 		assert.NotContains(t, tr.Body, "whsec_good_new_secret_0123456", "no secret in a notification")
 	}
-	saveHistory(t, f.temporal, workflows.KeyRotationID("stripe_webhook"), "key_rotation_hitl_rotated.json")
+	saveHistory(t, f.temporal, contract.KeyRotationID("stripe_webhook"), "key_rotation_hitl_rotated.json")
 }
 
 func errorMessage(body map[string]any) string {

@@ -16,8 +16,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // Poison input (reliability scenario 8): whatever a bad actor or a broken
@@ -236,7 +236,7 @@ func TestPoisonSignedButUnusableEventsStartNothing(t *testing.T) {
 	assert.Equal(t, len(stripeBodies)+len(clerkBodies), seen, "each acknowledged event has exactly one row")
 	time.Sleep(300 * time.Millisecond)
 	assert.Zero(t, f.workflowsOnQueue(), "nothing started")
-	_, err = f.temporal.DescribeWorkflowExecution(context.Background(), workflows.OrderConfirmationID("o-x"), "")
+	_, err = f.temporal.DescribeWorkflowExecution(context.Background(), contract.OrderConfirmationID("o-x"), "")
 	assert.Error(t, err, "no order workflow for an event whose payment intent does not decode")
 }
 
@@ -352,14 +352,14 @@ func TestPermanentFailureParksOnceAndNeverLoops(t *testing.T) {
 	assert.Equal(t, 1, d.Attempts, "a non-retryable error is tried once")
 	assert.Len(t, f.knock.all(), 1, "Knock was called once while the run is parked")
 
-	desc, err := f.temporal.DescribeWorkflowExecution(context.Background(), workflows.OrderConfirmationID("o-loop"), "")
+	desc, err := f.temporal.DescribeWorkflowExecution(context.Background(), contract.OrderConfirmationID("o-loop"), "")
 	require.NoError(t, err)
 	assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, desc.GetWorkflowExecutionInfo().GetStatus(), "parked, waiting for an operator")
 
 	status, body := f.api(http.MethodPost, fmt.Sprintf("/v1/dead-letters/%d/skip", d.ID), apiToken, strings.NewReader(`{"operator":"bob"}`))
 	require.Equal(t, http.StatusAccepted, status, body)
-	run := f.temporal.GetWorkflow(context.Background(), workflows.OrderConfirmationID("o-loop"), "")
-	var res workflows.OrderConfirmationResult
+	run := f.temporal.GetWorkflow(context.Background(), contract.OrderConfirmationID("o-loop"), "")
+	var res contract.OrderConfirmationResult
 	require.NoError(t, run.Get(context.Background(), &res))
 	assert.Equal(t, "confirmed", res.State, "the order itself was confirmed before the failing step")
 	assert.Len(t, f.knock.all(), 1, "skip does not call Knock")

@@ -14,9 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/internal/testenv"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // stripePeer is stripe-mock (which validates every request against Stripe's
@@ -63,15 +63,15 @@ func chargeRefunded(eventID, orderID string, refunded int64, full bool) []byte {
 "currency":"eur","payment_intent":"pi_%s"}}}`, eventID, time.Now().Unix(), orderID, refunded, full, orderID))
 }
 
-func (f *fixture) rewardResult(referralID string) workflows.ReferralRewardResult {
+func (f *fixture) rewardResult(referralID string) contract.ReferralRewardResult {
 	f.t.Helper()
-	id := workflows.ReferralRewardID(referralID)
+	id := contract.ReferralRewardID(referralID)
 	// The order confirmation starts the reward as a child a moment later.
 	require.Eventually(f.t, func() bool {
 		_, err := f.temporal.DescribeWorkflowExecution(context.Background(), id, "")
 		return err == nil
 	}, 30*time.Second, 100*time.Millisecond, "%s was never started", id)
-	var res workflows.ReferralRewardResult
+	var res contract.ReferralRewardResult
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	require.NoError(f.t, f.temporal.GetWorkflow(ctx, id, "").Get(ctx, &res))
@@ -104,7 +104,7 @@ func TestReferralRewardEndToEnd(t *testing.T) {
 	r, err := f.store.GetReferral(context.Background(), "ref-e2e")
 	require.NoError(t, err)
 	assert.Equal(t, store.ReferralRewarded, r.Status)
-	saveHistory(t, f.temporal, workflows.ReferralRewardID("ref-e2e"), "referral_reward_rewarded.json")
+	saveHistory(t, f.temporal, contract.ReferralRewardID("ref-e2e"), "referral_reward_rewarded.json")
 }
 
 // TestReferralRefundInsideWindowVoidsEndToEnd: a charge.refunded webhook
@@ -143,7 +143,7 @@ func TestReferralRefundInsideWindowVoidsEndToEnd(t *testing.T) {
 	require.NoError(t, f.store.Pool().QueryRow(context.Background(),
 		`SELECT coalesce(last_error, '') FROM webhook_inbox WHERE event_id = 'evt_other_refund'`).Scan(&note))
 	assert.Contains(t, note, "qualified no referral")
-	saveHistory(t, f.temporal, workflows.ReferralRewardID("ref-void"), "referral_reward_voided.json")
+	saveHistory(t, f.temporal, contract.ReferralRewardID("ref-void"), "referral_reward_voided.json")
 }
 
 func TestReferralBackfillAPI(t *testing.T) {

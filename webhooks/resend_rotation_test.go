@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/openapicheck"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // resendPeer is shaped like Resend's API keys endpoints: it keeps keys,
@@ -97,10 +97,10 @@ func TestResendRotationEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	_, err := f.creds.PutWithExternalID(ctx, "resend", "api_key", "re_initial_secret", "key_initial", "active")
 	require.NoError(t, err)
-	run, err := f.temporal.ExecuteWorkflow(ctx, clientOptions(f, workflows.KeyRotationID("resend")), workflows.KeyRotationType,
-		workflows.KeyRotationInput{Provider: "resend", Grace: time.Second, RequestedBy: "test"})
+	run, err := f.temporal.ExecuteWorkflow(ctx, clientOptions(f, contract.KeyRotationID("resend")), contract.KeyRotationType,
+		contract.KeyRotationInput{Provider: "resend", Grace: time.Second, RequestedBy: "test"})
 	require.NoError(t, err)
-	var res workflows.KeyRotationResult
+	var res contract.KeyRotationResult
 	require.NoError(t, run.Get(ctx, &res))
 	assert.Equal(t, "rotated", res.State)
 	active, err := f.creds.Active(ctx, "resend", "api_key")
@@ -111,7 +111,7 @@ func TestResendRotationEndToEnd(t *testing.T) {
 	assert.Equal(t, []string{"key_initial"}, resend.deleted, "the old key was deleted at Resend")
 	assert.Len(t, resend.keys, 1)
 	assert.Equal(t, 1, f.knock.countWorkflow("key-rotated"))
-	saveHistory(t, f.temporal, workflows.KeyRotationID("resend"), "key_rotation_resend_rotated.json")
+	saveHistory(t, f.temporal, contract.KeyRotationID("resend"), "key_rotation_resend_rotated.json")
 }
 
 // TestResendRotationFailedVerificationKeepsOldKey: a new key Resend refuses
@@ -123,10 +123,10 @@ func TestResendRotationFailedVerificationKeepsOldKey(t *testing.T) {
 	ctx := context.Background()
 	_, err := f.creds.PutWithExternalID(ctx, "resend", "api_key", "re_initial_secret", "key_initial", "active")
 	require.NoError(t, err)
-	run, err := f.temporal.ExecuteWorkflow(ctx, clientOptions(f, workflows.KeyRotationID("resend")), workflows.KeyRotationType,
-		workflows.KeyRotationInput{Provider: "resend", Grace: time.Second, RequestedBy: "test"})
+	run, err := f.temporal.ExecuteWorkflow(ctx, clientOptions(f, contract.KeyRotationID("resend")), contract.KeyRotationType,
+		contract.KeyRotationInput{Provider: "resend", Grace: time.Second, RequestedBy: "test"})
 	require.NoError(t, err)
-	var res workflows.KeyRotationResult
+	var res contract.KeyRotationResult
 	require.NoError(t, run.Get(ctx, &res))
 	assert.Equal(t, "failed_verification", res.State)
 	active, err := f.creds.Active(ctx, "resend", "api_key")
@@ -137,5 +137,5 @@ func TestResendRotationFailedVerificationKeepsOldKey(t *testing.T) {
 	assert.Len(t, resend.keys, 1, "the refused key was deleted at Resend")
 	_, stillThere := resend.keys["key_initial"]
 	assert.True(t, stillThere)
-	saveHistory(t, f.temporal, workflows.KeyRotationID("resend"), "key_rotation_resend_failed_verification.json")
+	saveHistory(t, f.temporal, contract.KeyRotationID("resend"), "key_rotation_resend_failed_verification.json")
 }

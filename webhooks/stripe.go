@@ -14,8 +14,8 @@ import (
 	stripego "github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
 
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // providerStripe names Stripe's rows in the inbox.
@@ -42,17 +42,17 @@ func (s *Server) routeStripe(ctx context.Context, ev stripego.Event) (workflowID
 		if !ok {
 			return "", "refund of an order that qualified no referral reward", nil
 		}
-		return workflows.ReferralRewardID(target.ReferralID), "", nil
+		return contract.ReferralRewardID(target.ReferralID), "", nil
 	case stripego.EventTypePaymentIntentSucceeded, stripego.EventTypePaymentIntentPaymentFailed:
 		var pi stripego.PaymentIntent
 		if err := json.Unmarshal(ev.Data.Raw, &pi); err != nil {
 			return "", "payment intent does not decode: " + err.Error(), nil
 		}
 		orderID := pi.Metadata["order_id"]
-		if err := workflows.ValidateKey("metadata.order_id", orderID); err != nil {
+		if err := contract.ValidateKey("metadata.order_id", orderID); err != nil {
 			return "", "not an order payment: " + err.Error(), nil
 		}
-		return workflows.OrderConfirmationID(orderID), "", nil
+		return contract.OrderConfirmationID(orderID), "", nil
 	default:
 		return "", "event type " + string(ev.Type) + " is not handled", nil
 	}

@@ -15,9 +15,9 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/internal/testenv"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 func TestStripeWebhookRejectsBadInputAndStoresNothing(t *testing.T) {
@@ -114,17 +114,17 @@ func TestEndToEndConfirmsOnceUnderConcurrentRedelivery(t *testing.T) {
 	assert.Equal(t, []int{200, 200, 200}, statuses)
 
 	require.Eventually(t, func() bool { return f.orderStatus("o-e2e") == "confirmed" }, 30*time.Second, 100*time.Millisecond)
-	key := workflows.OrderConfirmationID("o-e2e") + "/notify-confirmation"
+	key := contract.OrderConfirmationID("o-e2e") + "/notify-confirmation"
 	require.Eventually(t, func() bool { return f.knock.succeeded(key) == 1 }, 10*time.Second, 100*time.Millisecond)
 
 	total, pending := f.inboxRows()
 	assert.Equal(t, 1, total)
 	assert.Zero(t, pending)
-	run := f.temporal.GetWorkflow(context.Background(), workflows.OrderConfirmationID("o-e2e"), "")
-	var res workflows.OrderConfirmationResult
+	run := f.temporal.GetWorkflow(context.Background(), contract.OrderConfirmationID("o-e2e"), "")
+	var res contract.OrderConfirmationResult
 	require.NoError(t, run.Get(context.Background(), &res))
 	assert.Equal(t, "confirmed", res.State)
-	saveHistory(t, f.temporal, workflows.OrderConfirmationID("o-e2e"), "order_confirmation_confirmed.json")
+	saveHistory(t, f.temporal, contract.OrderConfirmationID("o-e2e"), "order_confirmation_confirmed.json")
 	// Redelivery after completion changes nothing either.
 	status, body := f.postStripe(ev, sign(ev, stripeSecret, time.Now()))
 	assert.Equal(t, 200, status)
@@ -144,7 +144,7 @@ func TestPaymentEventAfterCompletionChangesNothing(t *testing.T) {
 	status, _ := f.postStripe(ok, sign(ok, stripeSecret, time.Now()))
 	require.Equal(t, 200, status)
 	require.Eventually(t, func() bool { return f.orderStatus("o-late") == "confirmed" }, 30*time.Second, 100*time.Millisecond)
-	run := f.temporal.GetWorkflow(context.Background(), workflows.OrderConfirmationID("o-late"), "")
+	run := f.temporal.GetWorkflow(context.Background(), contract.OrderConfirmationID("o-late"), "")
 	require.NoError(t, run.Get(context.Background(), nil))
 
 	late := stripeEvent("evt_late_fail", "payment_intent.payment_failed", "o-late")
@@ -152,7 +152,7 @@ func TestPaymentEventAfterCompletionChangesNothing(t *testing.T) {
 	require.Equal(t, 200, status)
 	require.Eventually(t, func() bool { _, pending := f.inboxRows(); return pending == 0 }, 10*time.Second, 100*time.Millisecond)
 	assert.Equal(t, "confirmed", f.orderStatus("o-late"))
-	desc, err := f.temporal.DescribeWorkflowExecution(context.Background(), workflows.OrderConfirmationID("o-late"), "")
+	desc, err := f.temporal.DescribeWorkflowExecution(context.Background(), contract.OrderConfirmationID("o-late"), "")
 	require.NoError(t, err)
 	assert.Equal(t, run.GetRunID(), desc.GetWorkflowExecutionInfo().GetExecution().GetRunId(), "no new run was started")
 }
@@ -186,7 +186,7 @@ func TestTemporalOutageNeverFailsTheProvider(t *testing.T) {
 
 	testenv.StartTemporal(t, opts)
 	require.Eventually(t, func() bool { _, p := f.inboxRows(); return p == 0 }, 60*time.Second, 200*time.Millisecond)
-	desc, err := c.DescribeWorkflowExecution(context.Background(), workflows.OrderConfirmationID("o-outage"), "")
+	desc, err := c.DescribeWorkflowExecution(context.Background(), contract.OrderConfirmationID("o-outage"), "")
 	require.NoError(t, err)
 	assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, desc.GetWorkflowExecutionInfo().GetStatus())
 }

@@ -8,12 +8,12 @@ import (
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/appmetrics"
 	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/knock"
 	"github.com/crmflow/crmflow/internal/simplelogin"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // Activities are every activity struct the worker registers.
@@ -66,7 +66,7 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 		Credentials: &activities.CredentialActivities{Store: creds},
 		KeyVerifier: &activities.KeyVerifier{Verify: keyVerifier(cfg)},
 		Resend: &activities.ResendActivities{Keys: credentialKeys{creds}, BaseURL: cfg.Resend.APIURL,
-			HTTPClient: pm.Client(workflows.ProviderResend, &http.Client{Timeout: resendTimeout})},
+			HTTPClient: pm.Client(contract.ProviderResend, &http.Client{Timeout: resendTimeout})},
 		Inventory: &activities.InventoryActivities{Store: st, Signaller: signaller, Defaults: activities.StockDefaults{
 			Debounce:           cfg.Inventory.Debounce,
 			Cooldown:           cfg.Inventory.Cooldown,
@@ -82,7 +82,7 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 			ClawbackWindow:    cfg.Referrals.ClawbackWindow,
 		}},
 		Stripe: &activities.StripeActivities{Keys: credentialKeys{creds}, APIURL: cfg.Stripe.APIURL,
-			HTTPClient: pm.Client(workflows.ProviderStripe, &http.Client{Timeout: 20 * time.Second})},
+			HTTPClient: pm.Client(contract.ProviderStripe, &http.Client{Timeout: 20 * time.Second})},
 		DeadLetters: &activities.DeadLetterActivities{Store: st, Reporter: reporter},
 	}
 	a.Aliases = &activities.AliasStoreActivities{Store: st}
@@ -92,7 +92,7 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 			return keys.ActiveKey(ctx, "simplelogin", "api_key")
 		}),
 		simplelogin.WithBaseURL(cfg.SimpleLogin.APIURL),
-		simplelogin.WithHTTPClient(pm.Client(workflows.ProviderSimpleLogin, &http.Client{Timeout: simplelogin.DefaultTimeout})),
+		simplelogin.WithHTTPClient(pm.Client(contract.ProviderSimpleLogin, &http.Client{Timeout: simplelogin.DefaultTimeout})),
 		simplelogin.WithConsole(simplelogin.LogRecorder{Logger: logger.With("component", "simplelogin")}),
 	)}
 	a.Knock = &activities.KnockActivities{Knock: knock.NewClient(
@@ -100,7 +100,7 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 			return keys.ActiveKey(ctx, "knock", "api_key")
 		}),
 		knock.WithBaseURL(cfg.Knock.APIURL),
-		knock.WithHTTPClient(pm.Client(workflows.ProviderKnock, &http.Client{Timeout: knock.DefaultTimeout})),
+		knock.WithHTTPClient(pm.Client(contract.ProviderKnock, &http.Client{Timeout: knock.DefaultTimeout})),
 		knock.WithConsole(knock.LogRecorder{Logger: logger.With("component", "knock")}),
 	)}
 	return a

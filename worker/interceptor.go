@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/workflows"
 )
 
@@ -220,10 +221,10 @@ func headerStep(ctx context.Context) string {
 var providerActivities = func() map[string]string {
 	m := map[string]string{}
 	for provider, typ := range map[string]reflect.Type{
-		workflows.ProviderStripe:      reflect.TypeFor[*activities.StripeActivities](),
-		workflows.ProviderKnock:       reflect.TypeFor[*activities.KnockActivities](),
-		workflows.ProviderSimpleLogin: reflect.TypeFor[*activities.SimpleLoginActivities](),
-		workflows.ProviderResend:      reflect.TypeFor[*activities.ResendActivities](),
+		contract.ProviderStripe:      reflect.TypeFor[*activities.StripeActivities](),
+		contract.ProviderKnock:       reflect.TypeFor[*activities.KnockActivities](),
+		contract.ProviderSimpleLogin: reflect.TypeFor[*activities.SimpleLoginActivities](),
+		contract.ProviderResend:      reflect.TypeFor[*activities.ResendActivities](),
 	} {
 		for i := range typ.NumMethod() {
 			m[typ.Method(i).Name] = provider
@@ -300,7 +301,7 @@ func (w *sentryWorkflow) ExecuteWorkflow(ctx workflow.Context, in *interceptor.E
 
 // currentStep is the run's CrmflowStep search attribute, "" when unset.
 func currentStep(ctx workflow.Context) string {
-	step, _ := workflow.GetTypedSearchAttributes(ctx).GetKeyword(workflows.StepKey)
+	step, _ := workflow.GetTypedSearchAttributes(ctx).GetKeyword(contract.StepKey)
 	return step
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/knock"
 	"github.com/crmflow/crmflow/internal/testenv"
@@ -37,7 +38,7 @@ type fanOutInput struct {
 // activity queue, as crmflow's workflows do, and fails if any fails.
 func notifyFanOut(ctx workflow.Context, in fanOutInput) error {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:           workflows.ProviderTaskQueue(workflow.GetInfo(ctx).TaskQueueName, workflows.ProviderKnock),
+		TaskQueue:           contract.ProviderTaskQueue(workflow.GetInfo(ctx).TaskQueueName, contract.ProviderKnock),
 		StartToCloseTimeout: 10 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: time.Second, MaximumAttempts: 8,
@@ -194,7 +195,7 @@ func TestProviderRateLimitHoldsAcrossWorkers(t *testing.T) {
 	queue := testenv.TaskQueue(t)
 	k := newKnockServer(t)
 	const perSecond, count = 4.0, 24
-	limits := Options{Limits: map[string]QueueLimits{workflows.ProviderKnock: {PerSecond: perSecond, Concurrency: 8}}}
+	limits := Options{Limits: map[string]QueueLimits{contract.ProviderKnock: {PerSecond: perSecond, Concurrency: 8}}}
 	knockWorkers(t, c, queue, k, limits)
 	knockWorkers(t, c, queue, k, limits)
 
@@ -241,7 +242,7 @@ func TestFailingProviderQueuePausesAndResumes(t *testing.T) {
 		Threshold: 3,
 		Cooldown:  500 * time.Millisecond,
 		Probes: map[string]func(ctx context.Context) error{
-			workflows.ProviderKnock: probeURL(k.srv.URL + "/v1/users/crmflow-key-check"),
+			contract.ProviderKnock: probeURL(k.srv.URL + "/v1/users/crmflow-key-check"),
 		},
 		Metrics: reg,
 	}})
@@ -257,7 +258,7 @@ func TestFailingProviderQueuePausesAndResumes(t *testing.T) {
 		}
 	}
 	postsWhilePaused, _, _ := k.snapshot()
-	knockQueue := queueState(w, workflows.ProviderKnock)
+	knockQueue := queueState(w, contract.ProviderKnock)
 	assert.True(t, knockQueue.Paused)
 	assert.Equal(t, 1.0, metricValue(t, reg, "crmflow_provider_queue_paused", "knock"))
 	select {
@@ -275,7 +276,7 @@ func TestFailingProviderQueuePausesAndResumes(t *testing.T) {
 	for i := range count {
 		assert.Equal(t, 1, byKey[fmt.Sprintf("breaker/%d", i)], "notification %d", i)
 	}
-	knockQueue = queueState(w, workflows.ProviderKnock)
+	knockQueue = queueState(w, contract.ProviderKnock)
 	assert.False(t, knockQueue.Paused)
 	assert.GreaterOrEqual(t, knockQueue.Pauses, 1)
 	assert.Equal(t, 0.0, metricValue(t, reg, "crmflow_provider_queue_paused", "knock"))

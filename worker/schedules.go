@@ -11,7 +11,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/crmflow/crmflow/config"
-	"github.com/crmflow/crmflow/workflows"
+	"github.com/crmflow/crmflow/contract"
 )
 
 // EnsureInventoryScanSchedule creates the Temporal Schedule that runs the
@@ -19,16 +19,16 @@ import (
 // every worker start converges on the configured interval.
 func EnsureInventoryScanSchedule(ctx context.Context, c client.Client, taskQueue string, every time.Duration) error {
 	if taskQueue == "" {
-		taskQueue = workflows.TaskQueue
+		taskQueue = contract.TaskQueue
 	}
 	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}}
 	action := &client.ScheduleWorkflowAction{
-		ID:        workflows.InventoryScanScheduleID,
-		Workflow:  workflows.InventoryScanType,
-		Args:      []any{workflows.InventoryScanInput{}},
+		ID:        contract.InventoryScanScheduleID,
+		Workflow:  contract.InventoryScanType,
+		Args:      []any{contract.InventoryScanInput{}},
 		TaskQueue: taskQueue,
 	}
-	return ensureSchedule(ctx, c, workflows.InventoryScanScheduleID, spec, action)
+	return ensureSchedule(ctx, c, contract.InventoryScanScheduleID, spec, action)
 }
 
 // EnsureKeyRotationSchedules creates (or updates) one Schedule per provider
@@ -36,15 +36,15 @@ func EnsureInventoryScanSchedule(ctx context.Context, c client.Client, taskQueue
 // configured. Providers without a key API get their operators asked.
 func EnsureKeyRotationSchedules(ctx context.Context, c client.Client, cfg *config.Config, taskQueue string) error {
 	if taskQueue == "" {
-		taskQueue = workflows.TaskQueue
+		taskQueue = contract.TaskQueue
 	}
 	for _, provider := range cfg.RotatedProviders() {
-		id := workflows.KeyRotationScheduleID(provider)
+		id := contract.KeyRotationScheduleID(provider)
 		spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: cfg.Rotation.Interval}}}
 		action := &client.ScheduleWorkflowAction{
-			ID:        workflows.KeyRotationID(provider),
-			Workflow:  workflows.KeyRotationType,
-			Args:      []any{workflows.KeyRotationInput{Provider: provider, RequestedBy: "schedule"}},
+			ID:        contract.KeyRotationID(provider),
+			Workflow:  contract.KeyRotationType,
+			Args:      []any{contract.KeyRotationInput{Provider: provider, RequestedBy: "schedule"}},
 			TaskQueue: taskQueue,
 		}
 		if err := ensureSchedule(ctx, c, id, spec, action); err != nil {

@@ -30,6 +30,7 @@ import (
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/internal/testenv"
 	"github.com/crmflow/crmflow/starter"
@@ -173,7 +174,7 @@ func newTracedOrders(t *testing.T, customerID, orderID string) *tracedOrders {
 
 	o.queue = testenv.TaskQueue(t)
 	w := sdkworker.New(o.tc, o.queue, sdkworker.Options{})
-	w.RegisterWorkflowWithOptions(workflows.OrderConfirmation, workflow.RegisterOptions{Name: workflows.OrderConfirmationType})
+	w.RegisterWorkflowWithOptions(workflows.OrderConfirmation, workflow.RegisterOptions{Name: contract.OrderConfirmationType})
 	w.RegisterActivity(&activities.OrderActivities{Store: o.st})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)

@@ -25,6 +25,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/codec"
 	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/workflows"
@@ -141,10 +142,10 @@ func ConfigOptions(cfg *config.Config, creds *credentials.Store, acts Activities
 	return Options{
 		Activities: acts,
 		Limits: map[string]QueueLimits{
-			workflows.ProviderStripe:      limit(cfg.Limits.Stripe),
-			workflows.ProviderKnock:       limit(cfg.Limits.Knock),
-			workflows.ProviderSimpleLogin: limit(cfg.Limits.SimpleLogin),
-			workflows.ProviderResend:      limit(cfg.Limits.Resend),
+			contract.ProviderStripe:      limit(cfg.Limits.Stripe),
+			contract.ProviderKnock:       limit(cfg.Limits.Knock),
+			contract.ProviderSimpleLogin: limit(cfg.Limits.SimpleLogin),
+			contract.ProviderResend:      limit(cfg.Limits.Resend),
 		},
 		Breaker: BreakerOptions{
 			Threshold: cfg.Breaker.Threshold,
@@ -179,7 +180,7 @@ type Workers struct {
 // registered on its queue. Nothing polls until Start.
 func New(c client.Client, opts Options) *Workers {
 	if opts.TaskQueue == "" {
-		opts.TaskQueue = workflows.TaskQueue
+		opts.TaskQueue = contract.TaskQueue
 	}
 	if opts.StopTimeout == 0 {
 		opts.StopTimeout = 10 * time.Second
@@ -191,13 +192,13 @@ func New(c client.Client, opts Options) *Workers {
 	})}
 	registerMain(w.main, a)
 	byProvider := map[string]any{
-		workflows.ProviderStripe:      a.Stripe,
-		workflows.ProviderKnock:       a.Knock,
-		workflows.ProviderSimpleLogin: a.SimpleLogin,
-		workflows.ProviderResend:      a.Resend,
+		contract.ProviderStripe:      a.Stripe,
+		contract.ProviderKnock:       a.Knock,
+		contract.ProviderSimpleLogin: a.SimpleLogin,
+		contract.ProviderResend:      a.Resend,
 	}
 	for _, p := range workflows.Providers() {
-		w.providers = append(w.providers, newProviderQueue(c, p, workflows.ProviderTaskQueue(opts.TaskQueue, p),
+		w.providers = append(w.providers, newProviderQueue(c, p, contract.ProviderTaskQueue(opts.TaskQueue, p),
 			byProvider[p], opts))
 	}
 	return w
@@ -206,12 +207,12 @@ func New(c client.Client, opts Options) *Workers {
 // registerMain lists what the workflow task queue runs: every workflow and
 // the activities that touch only PostgreSQL or Temporal.
 func registerMain(r sdkworker.Registry, a Activities) {
-	r.RegisterWorkflowWithOptions(workflows.OrderConfirmation, workflow.RegisterOptions{Name: workflows.OrderConfirmationType})
-	r.RegisterWorkflowWithOptions(workflows.ReferralReward, workflow.RegisterOptions{Name: workflows.ReferralRewardType})
-	r.RegisterWorkflowWithOptions(workflows.LowStockAlert, workflow.RegisterOptions{Name: workflows.LowStockAlertType})
-	r.RegisterWorkflowWithOptions(workflows.InventoryScan, workflow.RegisterOptions{Name: workflows.InventoryScanType})
-	r.RegisterWorkflowWithOptions(workflows.AliasLifecycle, workflow.RegisterOptions{Name: workflows.AliasLifecycleType})
-	r.RegisterWorkflowWithOptions(workflows.KeyRotation, workflow.RegisterOptions{Name: workflows.KeyRotationType})
+	r.RegisterWorkflowWithOptions(workflows.OrderConfirmation, workflow.RegisterOptions{Name: contract.OrderConfirmationType})
+	r.RegisterWorkflowWithOptions(workflows.ReferralReward, workflow.RegisterOptions{Name: contract.ReferralRewardType})
+	r.RegisterWorkflowWithOptions(workflows.LowStockAlert, workflow.RegisterOptions{Name: contract.LowStockAlertType})
+	r.RegisterWorkflowWithOptions(workflows.InventoryScan, workflow.RegisterOptions{Name: contract.InventoryScanType})
+	r.RegisterWorkflowWithOptions(workflows.AliasLifecycle, workflow.RegisterOptions{Name: contract.AliasLifecycleType})
+	r.RegisterWorkflowWithOptions(workflows.KeyRotation, workflow.RegisterOptions{Name: contract.KeyRotationType})
 	r.RegisterActivity(a.Orders)
 	r.RegisterActivity(a.Referrals)
 	r.RegisterActivity(a.Inventory)
@@ -288,7 +289,7 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace st
 		return fmt.Errorf("list search attributes: %w", err)
 	}
 	missing := map[string]enums.IndexedValueType{}
-	for name, typ := range workflows.SearchAttributes() {
+	for name, typ := range contract.SearchAttributes() {
 		have, ok := existing.GetCustomAttributes()[name]
 		switch {
 		case !ok:

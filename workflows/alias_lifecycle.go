@@ -10,116 +10,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/contract"
 )
-
-// Signals an alias's lifecycle entity takes, each with an AliasCommand. They
-// set state rather than toggle it, so a repeated command changes nothing.
-const (
-	// AliasDisableSignal makes the alias block the mail it receives.
-	AliasDisableSignal = "disable"
-	// AliasEnableSignal makes the alias forward mail again.
-	AliasEnableSignal = "enable"
-	// AliasDeleteSignal deletes the alias at SimpleLogin, scrubs its row and
-	// ends the run. Clerk's user.deleted sends it to every alias of the user
-	// (store.AliasesOfCustomer).
-	AliasDeleteSignal = "delete"
-	// AliasClaimSignal gives a shadow alias its customer (AliasCommand's
-	// CustomerID) and cancels its expiry. Clerk's user.created sends it to
-	// the shadow aliases made for the new user's email
-	// (store.ShadowAliasesForEmail).
-	AliasClaimSignal = "claim"
-)
-
-// Alias states, in Status.State and AliasLifecycleResult.State.
-const (
-	// AliasCreating: recorded, being created at SimpleLogin.
-	AliasCreating = "creating"
-	// AliasActive: created and forwarding mail.
-	AliasActive = "active"
-	// AliasDisabled: created and blocking mail.
-	AliasDisabled = "disabled"
-	// AliasDeleted: deleted at SimpleLogin, row scrubbed; the run ended.
-	AliasDeleted = "deleted"
-	// AliasExpired: an unclaimed shadow alias reached its TTL and was
-	// deleted like AliasDeleted; the run ended.
-	AliasExpired = "expired"
-	// AliasSkipped: an operator skipped creating the alias at SimpleLogin;
-	// the row was ended as deleted and the run ended without an alias.
-	AliasSkipped = "skipped"
-)
-
-// DefaultShadowTTL is how long a shadow alias waits to be claimed by its
-// owner's sign-up before it expires.
-const DefaultShadowTTL = 30 * 24 * time.Hour
-
-// AliasCommand is the payload of every alias signal.
-type AliasCommand struct {
-	// EventID identifies the command (the inbox event or API request); a
-	// redelivery with the same id is ignored. "" is never deduplicated.
-	EventID string `json:"event_id"`
-	// CustomerID is the claiming customer, for AliasClaimSignal only.
-	CustomerID string `json:"customer_id,omitempty"`
-}
-
-// AliasLifecycleInput starts an alias's entity, or continues it.
-type AliasLifecycleInput struct {
-	AliasID string `json:"alias_id"`
-	// CustomerID owns the alias; "" makes a shadow alias for Email that
-	// expires after ShadowTTL unless claimed.
-	CustomerID string `json:"customer_id,omitempty"`
-	// Email is the address a shadow alias is made for (required then): the
-	// owner's sign-up with it claims the alias.
-	Email string `json:"email,omitempty"`
-	// Mode is activities.AliasModeRandom (the default) or
-	// activities.AliasModeCustom.
-	Mode string `json:"mode,omitempty"`
-	// Prefix is a custom alias's first part; required for custom only.
-	Prefix string `json:"prefix,omitempty"`
-	// Hostname, optional, is the website the alias is for.
-	Hostname string `json:"hostname,omitempty"`
-	// ShadowTTL is how long a shadow alias waits for its claim; zero means
-	// DefaultShadowTTL.
-	ShadowTTL time.Duration `json:"shadow_ttl,omitempty"`
-	// MaxHistoryEvents bounds a run's history before it continues as new;
-	// zero means DefaultMaxHistoryEvents.
-	MaxHistoryEvents int `json:"max_history_events,omitempty"`
-	// State is the previous run's state when continuing as new; nil at
-	// first, when the alias is created.
-	State *AliasState `json:"state,omitempty"`
-}
-
-// AliasState is what an alias's entity carries across continue-as-new.
-type AliasState struct {
-	// State is AliasActive or AliasDisabled (a run continues only when the
-	// alias exists and has not ended).
-	State         string `json:"state"`
-	SimpleLoginID int64  `json:"simplelogin_id"`
-	AliasEmail    string `json:"alias_email"`
-	// CustomerID is the owner now: the input's, or the claimer's.
-	CustomerID string `json:"customer_id,omitempty"`
-	// Claimed is true once a shadow alias was claimed.
-	Claimed bool `json:"claimed,omitempty"`
-	// ExpiresAt is when an unclaimed shadow alias expires, absolute so the
-	// deadline survives continue-as-new; zero for none.
-	ExpiresAt time.Time `json:"expires_at"`
-	// Seen are the latest command event ids, oldest first.
-	Seen []string `json:"seen,omitempty"`
-	// Pending are commands delivered to the previous run but not acted on,
-	// in the order the new run handles them first.
-	Pending []AliasPendingCommand `json:"pending,omitempty"`
-}
-
-// AliasPendingCommand is a signal carried across continue-as-new.
-type AliasPendingCommand struct {
-	Signal  string       `json:"signal"`
-	Command AliasCommand `json:"command"`
-}
-
-// AliasLifecycleResult is how an alias ended: AliasDeleted, AliasExpired or
-// AliasSkipped. It holds nothing personal.
-type AliasLifecycleResult struct {
-	State string `json:"state"`
-}
 
 var (
 	aliasStore  *activities.AliasStoreActivities
@@ -134,9 +26,9 @@ type aliasSignal struct {
 
 // aliasLifecycle is one run of an alias's entity.
 type aliasLifecycle struct {
-	input  AliasLifecycleInput
-	state  AliasState
-	status Status
+	input  contract.AliasLifecycleInput
+	state  contract.AliasState
+	status contract.Status
 	// ended is the final state once the run is over, "" before.
 	ended string
 	steps *parker
@@ -161,21 +53,21 @@ type aliasLifecycle struct {
 // arrive while creation runs wait for it, so a delete during creation still
 // deletes the alias it made. The run continues as new, carrying its state,
 // on Temporal's suggestion or past MaxHistoryEvents. Failed steps park.
-func AliasLifecycle(ctx workflow.Context, in AliasLifecycleInput) (*AliasLifecycleResult, error) {
-	if err := in.normalize(); err != nil {
+func AliasLifecycle(ctx workflow.Context, in contract.AliasLifecycleInput) (*contract.AliasLifecycleResult, error) {
+	if err := normalizeAliasInput(&in); err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
 	}
-	w := &aliasLifecycle{input: in, status: Status{Step: "start"}}
+	w := &aliasLifecycle{input: in, status: contract.Status{Step: "start"}}
 	if in.State != nil {
 		w.state = *in.State
 		w.input.State = nil
 	} else {
-		w.state = AliasState{State: AliasCreating, CustomerID: in.CustomerID}
+		w.state = contract.AliasState{State: contract.AliasCreating, CustomerID: in.CustomerID}
 		if in.CustomerID == "" {
 			w.state.ExpiresAt = workflow.Now(ctx).Add(in.ShadowTTL)
 		}
 	}
-	if err := workflow.SetQueryHandler(ctx, StatusQuery, w.currentStatus); err != nil {
+	if err := workflow.SetQueryHandler(ctx, contract.StatusQuery, w.currentStatus); err != nil {
 		return nil, err
 	}
 	steps, err := newParker(ctx, &w.status)
@@ -183,13 +75,13 @@ func AliasLifecycle(ctx workflow.Context, in AliasLifecycleInput) (*AliasLifecyc
 		return nil, err
 	}
 	w.steps = steps
-	for _, name := range []string{AliasDeleteSignal, AliasClaimSignal, AliasEnableSignal, AliasDisableSignal} {
+	for _, name := range []string{contract.AliasDeleteSignal, contract.AliasClaimSignal, contract.AliasEnableSignal, contract.AliasDisableSignal} {
 		w.signals = append(w.signals, aliasSignal{name: name, ch: workflow.GetSignalChannel(ctx, name)})
 	}
 	if w.state.CustomerID != "" {
-		upsert(ctx, AliasIDKey.ValueSet(in.AliasID), CustomerIDKey.ValueSet(w.state.CustomerID))
+		upsert(ctx, contract.AliasIDKey.ValueSet(in.AliasID), contract.CustomerIDKey.ValueSet(w.state.CustomerID))
 	} else {
-		upsert(ctx, AliasIDKey.ValueSet(in.AliasID))
+		upsert(ctx, contract.AliasIDKey.ValueSet(in.AliasID))
 	}
 	// No address or email in the memo: it outlives a deletion in visibility.
 	memo := map[string]any{"alias_id": in.AliasID, "mode": in.Mode, "shadow": in.CustomerID == ""}
@@ -199,36 +91,36 @@ func AliasLifecycle(ctx workflow.Context, in AliasLifecycleInput) (*AliasLifecyc
 	return w.run(ctx)
 }
 
-// normalize applies defaults and rejects inputs that could never work,
-// before anything is recorded or created.
-func (in *AliasLifecycleInput) normalize() error {
-	if err := ValidateKey("alias ID", in.AliasID); err != nil {
+// normalizeAliasInput applies defaults and rejects inputs that could never
+// work, before anything is recorded or created.
+func normalizeAliasInput(in *contract.AliasLifecycleInput) error {
+	if err := contract.ValidateKey("alias ID", in.AliasID); err != nil {
 		return err
 	}
 	if in.Mode == "" {
-		in.Mode = activities.AliasModeRandom
+		in.Mode = contract.AliasModeRandom
 	}
 	switch {
-	case in.Mode != activities.AliasModeRandom && in.Mode != activities.AliasModeCustom:
+	case in.Mode != contract.AliasModeRandom && in.Mode != contract.AliasModeCustom:
 		return errors.New(`mode must be "random" or "custom"`)
-	case in.Mode == activities.AliasModeCustom && strings.TrimSpace(in.Prefix) == "":
+	case in.Mode == contract.AliasModeCustom && strings.TrimSpace(in.Prefix) == "":
 		return errors.New("a custom alias needs a prefix")
-	case in.Mode == activities.AliasModeRandom && in.Prefix != "":
+	case in.Mode == contract.AliasModeRandom && in.Prefix != "":
 		return errors.New("a random alias takes no prefix")
 	case in.CustomerID == "" && strings.TrimSpace(in.Email) == "":
 		return errors.New("a shadow alias (no customer ID) needs the email it is made for")
 	case in.State != nil && (in.State.SimpleLoginID <= 0 ||
-		(in.State.State != AliasActive && in.State.State != AliasDisabled)):
+		(in.State.State != contract.AliasActive && in.State.State != contract.AliasDisabled)):
 		return errors.New("a continued alias must carry a created, live state")
 	}
 	if in.ShadowTTL <= 0 {
-		in.ShadowTTL = DefaultShadowTTL
+		in.ShadowTTL = contract.DefaultShadowTTL
 	}
 	return nil
 }
 
-func (w *aliasLifecycle) run(ctx workflow.Context) (*AliasLifecycleResult, error) {
-	if w.state.State == AliasCreating {
+func (w *aliasLifecycle) run(ctx workflow.Context) (*contract.AliasLifecycleResult, error) {
+	if w.state.State == contract.AliasCreating {
 		if res, err := w.create(ctx); res != nil || err != nil {
 			return res, err
 		}
@@ -243,7 +135,7 @@ func (w *aliasLifecycle) run(ctx workflow.Context) (*AliasLifecycleResult, error
 		case err != nil:
 			return nil, err
 		case expired:
-			return w.remove(ctx, AliasExpired)
+			return w.remove(ctx, contract.AliasExpired)
 		}
 		if res, err := w.handle(ctx, *cmd); res != nil || err != nil {
 			return res, err
@@ -253,7 +145,7 @@ func (w *aliasLifecycle) run(ctx workflow.Context) (*AliasLifecycleResult, error
 
 // create records the alias, creates it at SimpleLogin and records it
 // active. It returns a result only when the run ends here.
-func (w *aliasLifecycle) create(ctx workflow.Context) (*AliasLifecycleResult, error) {
+func (w *aliasLifecycle) create(ctx workflow.Context) (*contract.AliasLifecycleResult, error) {
 	rec := activities.RecordAliasCreatingInput{AliasID: w.input.AliasID, CustomerID: w.state.CustomerID,
 		Email: w.input.Email, Mode: w.input.Mode, ExpiresAt: w.state.ExpiresAt}
 	err := w.steps.step(ctx, "record-creating", storeOptions, rec, func(ctx workflow.Context) error {
@@ -272,15 +164,15 @@ func (w *aliasLifecycle) create(ctx workflow.Context) (*AliasLifecycleResult, er
 	if errors.Is(err, errSkipped) {
 		// No alias to live on. The row is ended, so nothing (a claim, a
 		// user.deleted) goes looking for this run later.
-		if err := w.markEnded(ctx, AliasDeleted); err != nil {
+		if err := w.markEnded(ctx, contract.AliasDeleted); err != nil {
 			return nil, err
 		}
-		return w.finish(ctx, AliasSkipped, "an operator skipped creating the alias at SimpleLogin"), nil
+		return w.finish(ctx, contract.AliasSkipped, "an operator skipped creating the alias at SimpleLogin"), nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	w.state.SimpleLoginID, w.state.AliasEmail, w.state.State = out.SimpleLoginID, out.Email, AliasActive
+	w.state.SimpleLoginID, w.state.AliasEmail, w.state.State = out.SimpleLoginID, out.Email, contract.AliasActive
 
 	mark := activities.MarkAliasActiveInput{AliasID: w.input.AliasID, SimpleLoginID: out.SimpleLoginID, AliasEmail: out.Email}
 	err = w.steps.step(ctx, "record-active", storeOptions, mark, func(ctx workflow.Context) error {
@@ -294,7 +186,7 @@ func (w *aliasLifecycle) create(ctx workflow.Context) (*AliasLifecycleResult, er
 
 // next returns the next command: a carried one first, else the next signal
 // by priority; or expired when a shadow alias's deadline passed first.
-func (w *aliasLifecycle) next(ctx workflow.Context) (*AliasPendingCommand, bool, error) {
+func (w *aliasLifecycle) next(ctx workflow.Context) (*contract.AliasPendingCommand, bool, error) {
 	if len(w.state.Pending) > 0 {
 		cmd := w.state.Pending[0]
 		w.state.Pending = w.state.Pending[1:]
@@ -303,16 +195,16 @@ func (w *aliasLifecycle) next(ctx workflow.Context) (*AliasPendingCommand, bool,
 	for {
 		w.armTimer(ctx)
 		var (
-			got       *AliasPendingCommand
+			got       *contract.AliasPendingCommand
 			fired     bool
 			cancelled bool
 		)
 		sel := workflow.NewSelector(ctx)
 		for _, sig := range w.signals {
 			sel.AddReceive(sig.ch, func(c workflow.ReceiveChannel, _ bool) {
-				var cmd AliasCommand
+				var cmd contract.AliasCommand
 				c.Receive(ctx, &cmd)
-				got = &AliasPendingCommand{Signal: sig.name, Command: cmd}
+				got = &contract.AliasPendingCommand{Signal: sig.name, Command: cmd}
 			})
 		}
 		// After the signals: a claim already delivered beats an expiry due now.
@@ -359,19 +251,19 @@ func (w *aliasLifecycle) armTimer(ctx workflow.Context) {
 }
 
 // handle acts on one command; it returns a result only when the run ends.
-func (w *aliasLifecycle) handle(ctx workflow.Context, cmd AliasPendingCommand) (*AliasLifecycleResult, error) {
+func (w *aliasLifecycle) handle(ctx workflow.Context, cmd contract.AliasPendingCommand) (*contract.AliasLifecycleResult, error) {
 	if w.seenBefore(cmd.Command.EventID) {
 		workflow.GetLogger(ctx).Info("Ignoring a command already seen", "signal", cmd.Signal, "eventID", cmd.Command.EventID)
 		return nil, nil
 	}
 	switch cmd.Signal {
-	case AliasDeleteSignal:
-		return w.remove(ctx, AliasDeleted)
-	case AliasClaimSignal:
+	case contract.AliasDeleteSignal:
+		return w.remove(ctx, contract.AliasDeleted)
+	case contract.AliasClaimSignal:
 		return nil, w.claim(ctx, cmd.Command.CustomerID)
-	case AliasEnableSignal:
+	case contract.AliasEnableSignal:
 		return nil, w.setEnabled(ctx, true)
-	case AliasDisableSignal:
+	case contract.AliasDisableSignal:
 		return nil, w.setEnabled(ctx, false)
 	}
 	return nil, nil
@@ -411,9 +303,9 @@ func (w *aliasLifecycle) setEnabled(ctx workflow.Context, enabled bool) error {
 	if err != nil {
 		return err
 	}
-	w.state.State = AliasDisabled
+	w.state.State = contract.AliasDisabled
 	if out.Enabled {
-		w.state.State = AliasActive
+		w.state.State = contract.AliasActive
 	}
 	rec := activities.SetAliasStateInput{AliasID: w.input.AliasID, State: w.state.State}
 	err = w.steps.step(ctx, "record-state", storeOptions, rec, func(ctx workflow.Context) error {
@@ -448,15 +340,15 @@ func (w *aliasLifecycle) claim(ctx workflow.Context, customerID string) error {
 		return err // skipped: the claim stands; the operator fixes the row
 	}
 	w.state.CustomerID, w.state.Claimed, w.state.ExpiresAt = customerID, true, time.Time{}
-	upsert(ctx, CustomerIDKey.ValueSet(customerID))
+	upsert(ctx, contract.CustomerIDKey.ValueSet(customerID))
 	return nil
 }
 
 // remove deletes the alias at SimpleLogin and ends it as end (deleted or
 // expired), scrubbing its row.
-func (w *aliasLifecycle) remove(ctx workflow.Context, end string) (*AliasLifecycleResult, error) {
+func (w *aliasLifecycle) remove(ctx workflow.Context, end string) (*contract.AliasLifecycleResult, error) {
 	step := "delete-alias"
-	if end == AliasExpired {
+	if end == contract.AliasExpired {
 		step = "expire-alias"
 	}
 	in := activities.DeleteAliasInput{SimpleLoginID: w.state.SimpleLoginID}
@@ -486,15 +378,15 @@ func (w *aliasLifecycle) markEnded(ctx workflow.Context, end string) error {
 
 // finish ends the run. The status and the search attributes stop naming the
 // address and the customer: a closed run stays visible until retention.
-func (w *aliasLifecycle) finish(ctx workflow.Context, end, detail string) *AliasLifecycleResult {
+func (w *aliasLifecycle) finish(ctx workflow.Context, end, detail string) *contract.AliasLifecycleResult {
 	w.ended, w.status.Detail = end, detail
 	w.state.AliasEmail, w.state.CustomerID, w.state.ExpiresAt = "", "", time.Time{}
-	upsert(ctx, CustomerIDKey.ValueUnset())
+	upsert(ctx, contract.CustomerIDKey.ValueUnset())
 	w.setStep(ctx, "done")
-	return &AliasLifecycleResult{State: end}
+	return &contract.AliasLifecycleResult{State: end}
 }
 
-func (w *aliasLifecycle) currentStatus() (Status, error) {
+func (w *aliasLifecycle) currentStatus() (contract.Status, error) {
 	st := w.status
 	if w.ended != "" {
 		st.State = w.ended
@@ -523,11 +415,11 @@ func (w *aliasLifecycle) continueAsNew(ctx workflow.Context) error {
 	}
 	for _, sig := range w.signals {
 		for {
-			var cmd AliasCommand
+			var cmd contract.AliasCommand
 			if !sig.ch.ReceiveAsync(&cmd) {
 				break
 			}
-			w.state.Pending = append(w.state.Pending, AliasPendingCommand{Signal: sig.name, Command: cmd})
+			w.state.Pending = append(w.state.Pending, contract.AliasPendingCommand{Signal: sig.name, Command: cmd})
 		}
 	}
 	state := w.state
@@ -536,7 +428,7 @@ func (w *aliasLifecycle) continueAsNew(ctx workflow.Context) error {
 	next := w.input
 	next.State = &state
 	workflow.GetLogger(ctx).Info("Continuing as new", "historyLength", workflow.GetInfo(ctx).GetCurrentHistoryLength())
-	return workflow.NewContinueAsNewError(ctx, AliasLifecycleType, next)
+	return workflow.NewContinueAsNewError(ctx, contract.AliasLifecycleType, next)
 }
 
 // setStep records the step only when it changes: every change is a

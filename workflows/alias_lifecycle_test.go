@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/workflows"
 )
 
@@ -119,37 +120,37 @@ func (s *aliasSuite) defaults() {
 		}).Maybe()
 	s.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
 		sa := args.Get(0).(temporal.SearchAttributes)
-		if v, ok := sa.GetKeyword(workflows.CustomerIDKey); ok {
+		if v, ok := sa.GetKeyword(contract.CustomerIDKey); ok {
 			s.customerSA = v
 		}
 		// An unset value is invisible to the getters; compare the whole upsert.
-		if reflect.DeepEqual(sa, temporal.NewSearchAttributes(workflows.CustomerIDKey.ValueUnset())) {
+		if reflect.DeepEqual(sa, temporal.NewSearchAttributes(contract.CustomerIDKey.ValueUnset())) {
 			s.customerSA = "<unset>"
 		}
 	}).Return(nil).Maybe()
 }
 
-func owned() workflows.AliasLifecycleInput {
-	return workflows.AliasLifecycleInput{AliasID: "al-1", CustomerID: "cus_1", Mode: "random", Hostname: "shop.example"}
+func owned() contract.AliasLifecycleInput {
+	return contract.AliasLifecycleInput{AliasID: "al-1", CustomerID: "cus_1", Mode: "random", Hostname: "shop.example"}
 }
 
-func shadow(ttl time.Duration) workflows.AliasLifecycleInput {
-	return workflows.AliasLifecycleInput{AliasID: "al-1", Email: "pre@example.com", Mode: "custom", Prefix: "shop", ShadowTTL: ttl}
+func shadow(ttl time.Duration) contract.AliasLifecycleInput {
+	return contract.AliasLifecycleInput{AliasID: "al-1", Email: "pre@example.com", Mode: "custom", Prefix: "shop", ShadowTTL: ttl}
 }
 
 // signal sends cmd on the named signal at offset at.
 func (s *aliasSuite) signal(at time.Duration, name, eventID string) {
-	s.signalCmd(at, name, workflows.AliasCommand{EventID: eventID})
+	s.signalCmd(at, name, contract.AliasCommand{EventID: eventID})
 }
 
-func (s *aliasSuite) signalCmd(at time.Duration, name string, cmd workflows.AliasCommand) {
+func (s *aliasSuite) signalCmd(at time.Duration, name string, cmd contract.AliasCommand) {
 	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(name, cmd) }, at)
 }
 
-func (s *aliasSuite) status() workflows.Status {
-	v, err := s.env.QueryWorkflow(workflows.StatusQuery)
+func (s *aliasSuite) status() contract.Status {
+	v, err := s.env.QueryWorkflow(contract.StatusQuery)
 	s.Require().NoError(err)
-	var st workflows.Status
+	var st contract.Status
 	s.Require().NoError(v.Get(&st))
 	return st
 }
@@ -165,18 +166,18 @@ func (s *aliasSuite) expectStatus(at time.Duration, step, state, detail string) 
 }
 
 // run runs the entity until it ends by itself and returns its result.
-func (s *aliasSuite) run(in workflows.AliasLifecycleInput) *workflows.AliasLifecycleResult {
+func (s *aliasSuite) run(in contract.AliasLifecycleInput) *contract.AliasLifecycleResult {
 	s.defaults()
 	s.env.ExecuteWorkflow(workflows.AliasLifecycle, in)
 	s.Require().True(s.env.IsWorkflowCompleted())
 	s.Require().NoError(s.env.GetWorkflowError())
-	var res workflows.AliasLifecycleResult
+	var res contract.AliasLifecycleResult
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
 	return &res
 }
 
 // runUntil runs the entity until it is cancelled at offset end.
-func (s *aliasSuite) runUntil(end time.Duration, in workflows.AliasLifecycleInput) {
+func (s *aliasSuite) runUntil(end time.Duration, in contract.AliasLifecycleInput) {
 	s.defaults()
 	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, end)
 	s.env.ExecuteWorkflow(workflows.AliasLifecycle, in)
@@ -186,7 +187,7 @@ func (s *aliasSuite) runUntil(end time.Duration, in workflows.AliasLifecycleInpu
 }
 
 func (s *aliasSuite) TestCreatesRecordsAndLives() {
-	s.expectStatus(time.Hour, "await-command", workflows.AliasActive, aliasAddress)
+	s.expectStatus(time.Hour, "await-command", contract.AliasActive, aliasAddress)
 	s.runUntil(400*24*time.Hour, owned())
 	s.Equal([]activities.RecordAliasCreatingInput{{AliasID: "al-1", CustomerID: "cus_1", Mode: "random"}}, s.recorded,
 		"an owned alias has no expiry")
@@ -197,42 +198,42 @@ func (s *aliasSuite) TestCreatesRecordsAndLives() {
 }
 
 func (s *aliasSuite) TestDisableThenEnableSetState() {
-	s.signal(time.Hour, workflows.AliasDisableSignal, "e1")
-	s.expectStatus(90*time.Minute, "await-command", workflows.AliasDisabled, aliasAddress)
-	s.signal(2*time.Hour, workflows.AliasEnableSignal, "e2")
-	s.expectStatus(3*time.Hour, "await-command", workflows.AliasActive, aliasAddress)
+	s.signal(time.Hour, contract.AliasDisableSignal, "e1")
+	s.expectStatus(90*time.Minute, "await-command", contract.AliasDisabled, aliasAddress)
+	s.signal(2*time.Hour, contract.AliasEnableSignal, "e2")
+	s.expectStatus(3*time.Hour, "await-command", contract.AliasActive, aliasAddress)
 	s.runUntil(4*time.Hour, owned())
 	s.Equal([]activities.SetAliasEnabledInput{{SimpleLoginID: aliasSLID, Enabled: false}, {SimpleLoginID: aliasSLID, Enabled: true}}, s.toggles)
 	s.Equal([]string{"SetAliasState disabled", "SetAliasState active"}, s.calls[3:])
 }
 
 func (s *aliasSuite) TestDuplicateEventIDsAreIgnored() {
-	s.signal(time.Hour, workflows.AliasDisableSignal, "e1")
-	s.signal(2*time.Hour, workflows.AliasDisableSignal, "e1")
+	s.signal(time.Hour, contract.AliasDisableSignal, "e1")
+	s.signal(2*time.Hour, contract.AliasDisableSignal, "e1")
 	// The id decides, not the signal: a redelivered id is ignored whatever it says.
-	s.signal(3*time.Hour, workflows.AliasEnableSignal, "e1")
-	s.signal(4*time.Hour, workflows.AliasDeleteSignal, "e1")
-	s.expectStatus(5*time.Hour, "await-command", workflows.AliasDisabled, aliasAddress)
+	s.signal(3*time.Hour, contract.AliasEnableSignal, "e1")
+	s.signal(4*time.Hour, contract.AliasDeleteSignal, "e1")
+	s.expectStatus(5*time.Hour, "await-command", contract.AliasDisabled, aliasAddress)
 	s.runUntil(6*time.Hour, owned())
 	s.Equal([]activities.SetAliasEnabledInput{{SimpleLoginID: aliasSLID, Enabled: false}}, s.toggles)
 	s.Empty(s.deleted)
 }
 
 func (s *aliasSuite) TestDeleteDeletesAndScrubs() {
-	s.signal(time.Hour, workflows.AliasDeleteSignal, "e1")
+	s.signal(time.Hour, contract.AliasDeleteSignal, "e1")
 	res := s.run(owned())
-	s.Equal(workflows.AliasDeleted, res.State)
+	s.Equal(contract.AliasDeleted, res.State)
 	s.Equal([]time.Duration{time.Hour}, s.deleted)
 	s.Equal([]string{"DeleteAlias", "MarkAliasDeleted deleted"}, s.calls[3:])
 	st := s.status()
-	s.Equal(workflows.Status{Step: "done", State: workflows.AliasDeleted}, st, "a closed run names no address")
+	s.Equal(contract.Status{Step: "done", State: contract.AliasDeleted}, st, "a closed run names no address")
 	s.Equal("<unset>", s.customerSA, "the customer is no longer searchable on the run")
 }
 
 func (s *aliasSuite) TestShadowAliasExpires() {
-	s.expectStatus(time.Hour, "await-command", workflows.AliasActive, aliasAddress+"; unclaimed, expires at 2026-03-04T09:00:00Z")
+	s.expectStatus(time.Hour, "await-command", contract.AliasActive, aliasAddress+"; unclaimed, expires at 2026-03-04T09:00:00Z")
 	res := s.run(shadow(48 * time.Hour))
-	s.Equal(workflows.AliasExpired, res.State)
+	s.Equal(contract.AliasExpired, res.State)
 	s.Require().Len(s.recorded, 1)
 	s.Equal("pre@example.com", s.recorded[0].Email)
 	s.Empty(s.recorded[0].CustomerID)
@@ -240,21 +241,21 @@ func (s *aliasSuite) TestShadowAliasExpires() {
 	s.Equal([]activities.CreateAliasInput{{AliasID: "al-1", Mode: "custom", Prefix: "shop"}}, s.created)
 	s.Equal([]time.Duration{48 * time.Hour}, s.deleted)
 	s.Equal([]string{"DeleteAlias", "MarkAliasDeleted expired"}, s.calls[3:])
-	s.Equal(workflows.AliasExpired, s.status().State)
+	s.Equal(contract.AliasExpired, s.status().State)
 }
 
 func (s *aliasSuite) TestShadowAliasDefaultTTL() {
 	res := s.run(shadow(0))
-	s.Equal(workflows.AliasExpired, res.State)
-	s.Equal([]time.Duration{workflows.DefaultShadowTTL}, s.deleted)
+	s.Equal(contract.AliasExpired, res.State)
+	s.Equal([]time.Duration{contract.DefaultShadowTTL}, s.deleted)
 }
 
 func (s *aliasSuite) TestClaimBeforeExpiryKeepsIt() {
-	s.signalCmd(time.Hour, workflows.AliasClaimSignal, workflows.AliasCommand{EventID: "c1", CustomerID: "cus_9"})
+	s.signalCmd(time.Hour, contract.AliasClaimSignal, contract.AliasCommand{EventID: "c1", CustomerID: "cus_9"})
 	// Already claimed: another customer's claim is refused without a call.
-	s.signalCmd(2*time.Hour, workflows.AliasClaimSignal, workflows.AliasCommand{EventID: "c2", CustomerID: "cus_other"})
-	s.signalCmd(3*time.Hour, workflows.AliasClaimSignal, workflows.AliasCommand{EventID: "c3", CustomerID: "cus_9"})
-	s.expectStatus(4*time.Hour, "await-command", workflows.AliasActive, aliasAddress)
+	s.signalCmd(2*time.Hour, contract.AliasClaimSignal, contract.AliasCommand{EventID: "c2", CustomerID: "cus_other"})
+	s.signalCmd(3*time.Hour, contract.AliasClaimSignal, contract.AliasCommand{EventID: "c3", CustomerID: "cus_9"})
+	s.expectStatus(4*time.Hour, "await-command", contract.AliasActive, aliasAddress)
 	s.runUntil(60*24*time.Hour, shadow(48*time.Hour))
 	s.Equal([]string{"ClaimAlias cus_9"}, s.calls[3:], "claimed once, never expired")
 	s.Empty(s.deleted)
@@ -266,9 +267,9 @@ func (s *aliasSuite) TestClaimWaitingBehindAStepBeatsExpiryDueMeanwhile() {
 	// that step is taken first and cancels it.
 	s.env.OnActivity(simpleLogin.SetAliasEnabled, mock.Anything, mock.Anything).After(2*time.Minute).
 		Return(&activities.AliasOutput{SimpleLoginID: aliasSLID, Email: aliasAddress}, nil).Once()
-	s.signal(48*time.Hour-time.Minute, workflows.AliasDisableSignal, "e1")
-	s.signalCmd(48*time.Hour-30*time.Second, workflows.AliasClaimSignal, workflows.AliasCommand{EventID: "c1", CustomerID: "cus_9"})
-	s.expectStatus(49*time.Hour, "await-command", workflows.AliasDisabled, aliasAddress)
+	s.signal(48*time.Hour-time.Minute, contract.AliasDisableSignal, "e1")
+	s.signalCmd(48*time.Hour-30*time.Second, contract.AliasClaimSignal, contract.AliasCommand{EventID: "c1", CustomerID: "cus_9"})
+	s.expectStatus(49*time.Hour, "await-command", contract.AliasDisabled, aliasAddress)
 	s.runUntil(60*24*time.Hour, shadow(48*time.Hour))
 	s.Equal([]string{"SetAliasState disabled", "ClaimAlias cus_9"}, s.calls[3:])
 	s.Empty(s.deleted)
@@ -280,10 +281,10 @@ func (s *aliasSuite) TestDeleteDuringCreationDeletesTheCreatedAlias() {
 			s.calls = append(s.calls, "CreateAlias "+in.AliasID)
 			return &activities.AliasOutput{SimpleLoginID: aliasSLID, Email: aliasAddress, Enabled: true}, nil
 		}).Once()
-	s.expectStatus(10*time.Second, "create-alias", workflows.AliasCreating, "")
-	s.signal(20*time.Second, workflows.AliasDeleteSignal, "d1")
+	s.expectStatus(10*time.Second, "create-alias", contract.AliasCreating, "")
+	s.signal(20*time.Second, contract.AliasDeleteSignal, "d1")
 	res := s.run(owned())
-	s.Equal(workflows.AliasDeleted, res.State)
+	s.Equal(contract.AliasDeleted, res.State)
 	s.Equal([]string{
 		"RecordAliasCreating al-1", "CreateAlias al-1", "MarkAliasActive " + aliasAddress,
 		"DeleteAlias", "MarkAliasDeleted deleted",
@@ -296,9 +297,9 @@ func (s *aliasSuite) decide(at time.Duration, step, action string) {
 		st := s.status()
 		s.True(st.Parked, "parked")
 		s.Equal(step, st.Step)
-		s.env.UpdateWorkflow(workflows.DeadLetterDecisionUpdate, "", &testsuite.TestUpdateCallback{
+		s.env.UpdateWorkflow(contract.DeadLetterDecisionUpdate, "", &testsuite.TestUpdateCallback{
 			OnAccept: func() {}, OnReject: func(err error) { s.Fail("rejected", err.Error()) }, OnComplete: func(any, error) {},
-		}, workflows.DeadLetterDecision{DeadLetterID: 5, Action: action, Operator: "ops"})
+		}, contract.DeadLetterDecision{DeadLetterID: 5, Action: action, Operator: "ops"})
 	}, at)
 }
 
@@ -306,10 +307,10 @@ func (s *aliasSuite) TestSimpleLoginFailureParksThenRetryCreates() {
 	s.env.OnActivity(simpleLogin.CreateAlias, mock.Anything, mock.Anything).Return(nil,
 		temporal.NewNonRetryableApplicationError("SimpleLogin: bad key", "SimpleLoginAuthFailed", errors.New("401"))).Once()
 	s.decide(time.Hour, "create-alias", "retry")
-	s.expectStatus(2*time.Hour, "await-command", workflows.AliasActive, aliasAddress)
-	s.signal(3*time.Hour, workflows.AliasDeleteSignal, "d1")
+	s.expectStatus(2*time.Hour, "await-command", contract.AliasActive, aliasAddress)
+	s.signal(3*time.Hour, contract.AliasDeleteSignal, "d1")
 	res := s.run(owned())
-	s.Equal(workflows.AliasDeleted, res.State)
+	s.Equal(contract.AliasDeleted, res.State)
 	s.Len(s.created, 1, "the retried creation succeeded once")
 	s.Equal([]activities.DecideDeadLetterInput{
 		{DeadLetterID: 5, Status: "retrying", Operator: "ops"},
@@ -322,14 +323,14 @@ func (s *aliasSuite) TestSkippedCreationEndsTheRow() {
 		temporal.NewNonRetryableApplicationError("SimpleLogin: quota", "SimpleLoginInvalidRequest", errors.New("400"))).Once()
 	s.decide(time.Hour, "create-alias", "skip")
 	res := s.run(shadow(48 * time.Hour))
-	s.Equal(workflows.AliasSkipped, res.State)
+	s.Equal(contract.AliasSkipped, res.State)
 	s.Equal([]string{"RecordAliasCreating al-1", "MarkAliasDeleted deleted"}, s.calls)
 	s.Empty(s.deleted, "nothing to delete at SimpleLogin")
 }
 
 // runToContinueAsNew runs until the entity continues as new and returns
 // the next run's input.
-func (s *aliasSuite) runToContinueAsNew(in workflows.AliasLifecycleInput) workflows.AliasLifecycleInput {
+func (s *aliasSuite) runToContinueAsNew(in contract.AliasLifecycleInput) contract.AliasLifecycleInput {
 	s.defaults()
 	s.env.ExecuteWorkflow(workflows.AliasLifecycle, in)
 	s.Require().True(s.env.IsWorkflowCompleted())
@@ -337,8 +338,8 @@ func (s *aliasSuite) runToContinueAsNew(in workflows.AliasLifecycleInput) workfl
 	s.Require().True(workflow.IsContinueAsNewError(err), "want continue-as-new, got %v", err)
 	var can *workflow.ContinueAsNewError
 	s.Require().True(errors.As(err, &can))
-	s.Equal(workflows.AliasLifecycleType, can.WorkflowType.Name)
-	var next workflows.AliasLifecycleInput
+	s.Equal(contract.AliasLifecycleType, can.WorkflowType.Name)
+	var next contract.AliasLifecycleInput
 	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 	return next
 }
@@ -346,14 +347,14 @@ func (s *aliasSuite) runToContinueAsNew(in workflows.AliasLifecycleInput) workfl
 func (s *aliasSuite) TestContinueAsNewCarriesState() {
 	in := shadow(48 * time.Hour)
 	in.MaxHistoryEvents = 50
-	s.signal(time.Hour, workflows.AliasDisableSignal, "e1")
+	s.signal(time.Hour, contract.AliasDisableSignal, "e1")
 	s.env.RegisterDelayedCallback(func() {
 		s.env.SetCurrentHistoryLength(51)
 		// Delivered together: the first wakes the run, which then continues
 		// as new and must carry the others, not lose them.
-		s.env.SignalWorkflow(workflows.AliasEnableSignal, workflows.AliasCommand{EventID: "e2"})
-		s.env.SignalWorkflow(workflows.AliasDisableSignal, workflows.AliasCommand{EventID: "e1"})
-		s.env.SignalWorkflow(workflows.AliasClaimSignal, workflows.AliasCommand{EventID: "c1", CustomerID: "cus_9"})
+		s.env.SignalWorkflow(contract.AliasEnableSignal, contract.AliasCommand{EventID: "e2"})
+		s.env.SignalWorkflow(contract.AliasDisableSignal, contract.AliasCommand{EventID: "e1"})
+		s.env.SignalWorkflow(contract.AliasClaimSignal, contract.AliasCommand{EventID: "c1", CustomerID: "cus_9"})
 	}, 2*time.Hour)
 	next := s.runToContinueAsNew(in)
 	s.Equal(50, next.MaxHistoryEvents)
@@ -363,29 +364,29 @@ func (s *aliasSuite) TestContinueAsNewCarriesState() {
 	st := *next.State
 	s.True(st.ExpiresAt.Equal(aliasT0.Add(48*time.Hour)), "expires at %s", st.ExpiresAt)
 	st.ExpiresAt = time.Time{}
-	s.Equal(workflows.AliasState{
-		State: workflows.AliasActive, SimpleLoginID: aliasSLID, AliasEmail: aliasAddress,
+	s.Equal(contract.AliasState{
+		State: contract.AliasActive, SimpleLoginID: aliasSLID, AliasEmail: aliasAddress,
 		Seen: []string{"e1", "e2"},
-		Pending: []workflows.AliasPendingCommand{
-			{Signal: workflows.AliasClaimSignal, Command: workflows.AliasCommand{EventID: "c1", CustomerID: "cus_9"}},
-			{Signal: workflows.AliasDisableSignal, Command: workflows.AliasCommand{EventID: "e1"}},
+		Pending: []contract.AliasPendingCommand{
+			{Signal: contract.AliasClaimSignal, Command: contract.AliasCommand{EventID: "c1", CustomerID: "cus_9"}},
+			{Signal: contract.AliasDisableSignal, Command: contract.AliasCommand{EventID: "e1"}},
 		},
 	}, st)
 }
 
 func (s *aliasSuite) TestResumesFromCarriedState() {
 	in := shadow(48 * time.Hour)
-	in.State = &workflows.AliasState{
-		State: workflows.AliasDisabled, SimpleLoginID: aliasSLID, AliasEmail: aliasAddress,
+	in.State = &contract.AliasState{
+		State: contract.AliasDisabled, SimpleLoginID: aliasSLID, AliasEmail: aliasAddress,
 		ExpiresAt: aliasT0.Add(time.Hour), Seen: []string{"e1"},
-		Pending: []workflows.AliasPendingCommand{
-			{Signal: workflows.AliasClaimSignal, Command: workflows.AliasCommand{EventID: "c1", CustomerID: "cus_9"}},
-			{Signal: workflows.AliasDisableSignal, Command: workflows.AliasCommand{EventID: "e1"}},
+		Pending: []contract.AliasPendingCommand{
+			{Signal: contract.AliasClaimSignal, Command: contract.AliasCommand{EventID: "c1", CustomerID: "cus_9"}},
+			{Signal: contract.AliasDisableSignal, Command: contract.AliasCommand{EventID: "e1"}},
 		},
 	}
-	s.signal(2*time.Hour, workflows.AliasDeleteSignal, "d1")
+	s.signal(2*time.Hour, contract.AliasDeleteSignal, "d1")
 	res := s.run(in)
-	s.Equal(workflows.AliasDeleted, res.State, "claimed from the carried command, so it never expired")
+	s.Equal(contract.AliasDeleted, res.State, "claimed from the carried command, so it never expired")
 	s.Empty(s.created, "a continued run creates nothing")
 	s.Equal([]string{"ClaimAlias cus_9", "DeleteAlias", "MarkAliasDeleted deleted"}, s.calls,
 		"the carried claim ran first; the carried e1 was seen before")
@@ -395,20 +396,20 @@ func (s *aliasSuite) TestResumesFromCarriedState() {
 func (s *aliasSuite) TestContinueAsNewWhenSuggested() {
 	s.env.RegisterDelayedCallback(func() {
 		s.env.SetContinueAsNewSuggested(true)
-		s.env.SignalWorkflow(workflows.AliasDisableSignal, workflows.AliasCommand{EventID: "e1"})
+		s.env.SignalWorkflow(contract.AliasDisableSignal, contract.AliasCommand{EventID: "e1"})
 	}, time.Hour)
 	next := s.runToContinueAsNew(owned())
 	s.Zero(next.MaxHistoryEvents, "the default is not frozen into the chain")
 	s.Equal("cus_1", next.CustomerID)
 	s.Require().NotNil(next.State)
-	s.Equal(workflows.AliasDisabled, next.State.State)
+	s.Equal(contract.AliasDisabled, next.State.State)
 	s.Equal("cus_1", next.State.CustomerID)
 	s.True(next.State.ExpiresAt.IsZero())
 	s.Empty(next.State.Pending)
 }
 
 func (s *aliasSuite) TestInvalidInputFailsAtOnce() {
-	for _, in := range []workflows.AliasLifecycleInput{
+	for _, in := range []contract.AliasLifecycleInput{
 		{AliasID: "a/b", CustomerID: "cus_1"},
 		{AliasID: "al-1", CustomerID: "cus_1", Mode: "fancy"},
 		{AliasID: "al-1", CustomerID: "cus_1", Mode: "custom"},

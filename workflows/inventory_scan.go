@@ -7,13 +7,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/contract"
 )
-
-// InventoryScanType is the workflow type the inventory-scan Schedule starts.
-const InventoryScanType = "InventoryScan"
-
-// InventoryScanScheduleID is the Temporal Schedule that runs InventoryScan.
-const InventoryScanScheduleID = "inventory-scan"
 
 // DefaultInventoryScanInterval is how often the Schedule scans by default.
 const DefaultInventoryScanInterval = 15 * time.Minute
@@ -21,24 +16,6 @@ const DefaultInventoryScanInterval = 15 * time.Minute
 // maxScanBatches bounds one scan's history; changes beyond it are left for
 // the next scheduled run, which finds them still unsignalled.
 const maxScanBatches = 20
-
-// InventoryScanInput configures one scan; the zero value is the default.
-type InventoryScanInput struct {
-	// BatchSize is how many SKUs one batch reads, signals and marks; zero
-	// means activities.DefaultScanBatch.
-	BatchSize int `json:"batch_size,omitempty"`
-}
-
-// InventoryScanResult is what one scan did.
-type InventoryScanResult struct {
-	Signalled int `json:"signalled"`
-	// Rejected are SKUs that can never be signalled (invalid as workflow
-	// IDs); they are marked so that scans stop retrying them.
-	Rejected []string `json:"rejected,omitempty"`
-	// More is true when the scan stopped at its batch bound with changes
-	// left for the next run.
-	More bool `json:"more,omitempty"`
-}
 
 // signalOptions cover signalling a batch: one SignalWithStart per SKU at the
 // rate the Temporal frontend allows, with heartbeats so a retried attempt
@@ -59,14 +36,14 @@ var signalOptions = activityPolicy{options: workflow.ActivityOptions{
 // retries it; a parked scan would instead hold up every later scan behind
 // the Schedule's overlap policy. A batch signalled twice (mark failed) is
 // harmless: the event ids are the same and the entities ignore them.
-func InventoryScan(ctx workflow.Context, in InventoryScanInput) (*InventoryScanResult, error) {
-	status := Status{Step: "start", State: "scanning"}
-	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (Status, error) { return status, nil }); err != nil {
+func InventoryScan(ctx workflow.Context, in contract.InventoryScanInput) (*contract.InventoryScanResult, error) {
+	status := contract.Status{Step: "start", State: "scanning"}
+	if err := workflow.SetQueryHandler(ctx, contract.StatusQuery, func() (contract.Status, error) { return status, nil }); err != nil {
 		return nil, err
 	}
 	setStep := func(step string) {
 		status.Step = step
-		upsert(ctx, StepKey.ValueSet(step))
+		upsert(ctx, contract.StepKey.ValueSet(step))
 	}
 	limit := in.BatchSize
 	switch {
@@ -78,7 +55,7 @@ func InventoryScan(ctx workflow.Context, in InventoryScanInput) (*InventoryScanR
 	}
 	storeCtx := storeOptions.context(ctx)
 	signalCtx := signalOptions.context(ctx)
-	res := &InventoryScanResult{}
+	res := &contract.InventoryScanResult{}
 	for batch := 0; ; batch++ {
 		if batch == maxScanBatches {
 			res.More = true

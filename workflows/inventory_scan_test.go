@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/workflows"
 )
 
@@ -70,7 +71,7 @@ func (f *fakeInventory) mark(_ context.Context, in activities.MarkStockSignalled
 	return nil
 }
 
-func runScan(t *testing.T, f *fakeInventory, in workflows.InventoryScanInput, setup func(*testsuite.TestWorkflowEnvironment)) (*testsuite.TestWorkflowEnvironment, *workflows.InventoryScanResult, error) {
+func runScan(t *testing.T, f *fakeInventory, in contract.InventoryScanInput, setup func(*testsuite.TestWorkflowEnvironment)) (*testsuite.TestWorkflowEnvironment, *contract.InventoryScanResult, error) {
 	t.Helper()
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
@@ -87,7 +88,7 @@ func runScan(t *testing.T, f *fakeInventory, in workflows.InventoryScanInput, se
 	if err := env.GetWorkflowError(); err != nil {
 		return env, nil, err
 	}
-	var res workflows.InventoryScanResult
+	var res contract.InventoryScanResult
 	require.NoError(t, env.GetWorkflowResult(&res))
 	return env, &res, nil
 }
@@ -96,22 +97,22 @@ func TestInventoryScanSignalsOnlyChangedSKUs(t *testing.T) {
 	f := newFakeInventory([]activities.SKULevel{{SKU: "a", Level: 1}, {SKU: "b", Level: 2}, {SKU: "c", Level: 3}})
 	f.signalled = map[string]int{"a": 1, "b": 9} // a unchanged, b changed, c never signalled
 
-	env, res, err := runScan(t, f, workflows.InventoryScanInput{}, nil)
+	env, res, err := runScan(t, f, contract.InventoryScanInput{}, nil)
 	require.NoError(t, err)
-	require.Equal(t, &workflows.InventoryScanResult{Signalled: 2}, res)
+	require.Equal(t, &contract.InventoryScanResult{Signalled: 2}, res)
 	require.Equal(t, [][]string{{"b", "c"}}, f.sent)
 	require.Equal(t, [][]string{{"b", "c"}}, f.marked)
-	v, err := env.QueryWorkflow(workflows.StatusQuery)
+	v, err := env.QueryWorkflow(contract.StatusQuery)
 	require.NoError(t, err)
-	var st workflows.Status
+	var st contract.Status
 	require.NoError(t, v.Get(&st))
-	require.Equal(t, workflows.Status{Step: "done", State: "done", Detail: "signalled 2 SKUs, rejected 0"}, st)
+	require.Equal(t, contract.Status{Step: "done", State: "done", Detail: "signalled 2 SKUs, rejected 0"}, st)
 
 	// The next scan finds nothing: no signal, no mark.
 	f.sent, f.marked = nil, nil
-	_, res, err = runScan(t, f, workflows.InventoryScanInput{}, nil)
+	_, res, err = runScan(t, f, contract.InventoryScanInput{}, nil)
 	require.NoError(t, err)
-	require.Equal(t, &workflows.InventoryScanResult{}, res)
+	require.Equal(t, &contract.InventoryScanResult{}, res)
 	require.Empty(t, f.sent)
 	require.Empty(t, f.marked)
 }
@@ -119,9 +120,9 @@ func TestInventoryScanSignalsOnlyChangedSKUs(t *testing.T) {
 func TestInventoryScanBatchesAndMarksRejected(t *testing.T) {
 	f := newFakeInventory([]activities.SKULevel{{SKU: "a", Level: 1}, {SKU: "b", Level: 2}, {SKU: "c", Level: 3}, {SKU: "d", Level: 4}, {SKU: "e", Level: 5}})
 	f.reject = "c"
-	_, res, err := runScan(t, f, workflows.InventoryScanInput{BatchSize: 2}, nil)
+	_, res, err := runScan(t, f, contract.InventoryScanInput{BatchSize: 2}, nil)
 	require.NoError(t, err)
-	require.Equal(t, &workflows.InventoryScanResult{Signalled: 4, Rejected: []string{"c"}}, res)
+	require.Equal(t, &contract.InventoryScanResult{Signalled: 4, Rejected: []string{"c"}}, res)
 	require.Equal(t, [][]string{{"a", "b"}, {"c", "d"}, {"e"}}, f.sent)
 	require.Equal(t, f.sent, f.marked, "every signalled batch is marked, rejected SKUs included")
 }
@@ -132,7 +133,7 @@ func TestInventoryScanStopsAtItsBatchBound(t *testing.T) {
 		levels = append(levels, activities.SKULevel{SKU: string(rune('A' + i)), Level: i})
 	}
 	f := newFakeInventory(levels)
-	_, res, err := runScan(t, f, workflows.InventoryScanInput{BatchSize: 1}, nil)
+	_, res, err := runScan(t, f, contract.InventoryScanInput{BatchSize: 1}, nil)
 	require.NoError(t, err)
 	require.True(t, res.More)
 	require.Equal(t, 20, res.Signalled)
@@ -141,7 +142,7 @@ func TestInventoryScanStopsAtItsBatchBound(t *testing.T) {
 
 func TestInventoryScanFailedSignalMarksNothing(t *testing.T) {
 	f := newFakeInventory([]activities.SKULevel{{SKU: "a", Level: 1}})
-	_, _, err := runScan(t, f, workflows.InventoryScanInput{}, func(env *testsuite.TestWorkflowEnvironment) {
+	_, _, err := runScan(t, f, contract.InventoryScanInput{}, func(env *testsuite.TestWorkflowEnvironment) {
 		env.SetTestTimeout(time.Minute)
 		env.OnActivity(inventory.SignalStockLevels, mock.Anything, mock.Anything).Return(nil,
 			temporal.NewNonRetryableApplicationError("no signaller", "TemporalInvalidRequest", errors.New("boom")))

@@ -10,20 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/crmflow/crmflow/activities"
-)
-
-// Updates of a KeyRotation run.
-const (
-	// KeyRotationTokenUpdate hands the new crmflow start-API token to the
-	// operator who asks, once; later calls are rejected ("already handed
-	// out"). Input KeyRotationTokenRequest, result KeyRotationToken.
-	KeyRotationTokenUpdate = "new-token"
-	// KeyRotationSubmitKeyUpdate submits the new key of a human-in-the-loop
-	// provider. Input SubmitKeyInput, result SubmitKeyResult.
-	KeyRotationSubmitKeyUpdate = "submit-key"
-	// KeyRotationRevokedUpdate confirms the old key was revoked at the
-	// provider. Input KeyRevokedInput, result none.
-	KeyRotationRevokedUpdate = "old-key-revoked"
+	"github.com/crmflow/crmflow/contract"
 )
 
 // Knock workflows of key rotation; all go to OperatorsRecipient.
@@ -32,14 +19,6 @@ const (
 	KnockKeyRotationNeeded   = "key-rotation-needed"
 	KnockKeyRotationReminder = "key-rotation-reminder"
 	KnockKeyRotationFailed   = "key-rotation-failed"
-)
-
-// Providers whose keys KeyRotation rotates.
-const (
-	// KeyRotationResend rotates Resend's API key automatically.
-	KeyRotationResend = "resend"
-	// KeyRotationCrmflow rotates crmflow's own start-API token automatically.
-	KeyRotationCrmflow = "crmflow"
 )
 
 // hitlProviders rotate with an operator: they submit the new key and confirm
@@ -58,8 +37,6 @@ var hitlProviders = []struct {
 
 // Defaults of KeyRotationInput and the token handout.
 const (
-	DefaultKeyRotationGrace         = 24 * time.Hour
-	DefaultKeyRotationReminderEvery = 24 * time.Hour
 	// KeyRotationTokenPickupTimeout is how long a new start-API token waits
 	// for an operator to collect it; uncollected, the rotation is rolled back.
 	KeyRotationTokenPickupTimeout = time.Hour
@@ -68,64 +45,9 @@ const (
 	startTokenBytes               = 32
 )
 
-// KeyRotationInput starts a provider's key rotation.
-type KeyRotationInput struct {
-	Provider string `json:"provider"`
-	// Name is the credential's name in the store; "" means "api_key", or
-	// "api_token" for provider "crmflow".
-	Name string `json:"name,omitempty"`
-	// Grace is how long the old key keeps working after the new one is
-	// active (automatic rotations); 0 means DefaultKeyRotationGrace.
-	Grace time.Duration `json:"grace,omitempty"`
-	// ReminderEvery spaces reminders while an operator is awaited; 0 means
-	// DefaultKeyRotationReminderEvery.
-	ReminderEvery time.Duration `json:"reminder_every,omitempty"`
-	// RequestedBy is who started the rotation ("schedule" or an operator).
-	RequestedBy string `json:"requested_by,omitempty"`
-}
-
-// KeyRotationResult is how a rotation ended: rotated, failed_verification,
-// token_not_collected or skipped; NewVersion is the stored version, 0 if none
-// was activated.
-type KeyRotationResult struct {
-	State      string `json:"state"`
-	NewVersion int    `json:"new_version,omitempty"`
-}
-
-// KeyRotationTokenRequest is the KeyRotationTokenUpdate's input.
-type KeyRotationTokenRequest struct {
-	Operator string `json:"operator"`
-}
-
-// KeyRotationToken is the KeyRotationTokenUpdate's answer: the new token,
-// shown this once.
-type KeyRotationToken struct {
-	Token   string `json:"token"`
-	Version int    `json:"version"`
-}
-
-// SubmitKeyInput is the KeyRotationSubmitKeyUpdate's input.
-type SubmitKeyInput struct {
-	Secret   string `json:"secret"`
-	Operator string `json:"operator"`
-}
-
-// SubmitKeyResult is the KeyRotationSubmitKeyUpdate's answer. Valid means
-// the provider accepted the key and the run goes on to store and activate
-// it; otherwise Reason says why and the run waits for another key.
-type SubmitKeyResult struct {
-	Valid  bool   `json:"valid"`
-	Reason string `json:"reason,omitempty"`
-}
-
-// KeyRevokedInput is the KeyRotationRevokedUpdate's input.
-type KeyRevokedInput struct {
-	Operator string `json:"operator"`
-}
-
 // keyRotationResendOptions: CreateAPIKey cleans up an earlier attempt's key
 // before creating, and DeleteAPIKey takes 404 as done, so retries are safe.
-var keyRotationResendOptions = activityPolicy{provider: ProviderResend, options: workflow.ActivityOptions{
+var keyRotationResendOptions = activityPolicy{provider: contract.ProviderResend, options: workflow.ActivityOptions{
 	StartToCloseTimeout: 90 * time.Second,
 	RetryPolicy:         backoff(8),
 }}
@@ -162,8 +84,8 @@ const (
 // keyRotation is one run's state; its methods are the steps. Secrets live
 // only in fields no query, memo, search attribute or log reads.
 type keyRotation struct {
-	input  KeyRotationInput
-	status Status
+	input  contract.KeyRotationInput
+	status contract.Status
 	steps  *parker
 	phase  string
 
@@ -189,30 +111,30 @@ type keyRotation struct {
 // for Stripe, Knock, SimpleLogin and the webhook signing secrets. Nothing is
 // activated before the new key is verified, so any failure before activation
 // keeps the old key in use; failed steps park for an operator.
-func KeyRotation(ctx workflow.Context, in KeyRotationInput) (*KeyRotationResult, error) {
-	if err := ValidateKey("provider", in.Provider); err != nil {
+func KeyRotation(ctx workflow.Context, in contract.KeyRotationInput) (*contract.KeyRotationResult, error) {
+	if err := contract.ValidateKey("provider", in.Provider); err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
 	}
 	if in.Name == "" {
 		in.Name = defaultCredentialName
-		if in.Provider == KeyRotationCrmflow {
+		if in.Provider == contract.KeyRotationCrmflow {
 			in.Name = crmflowCredentialName
 		}
 	}
 	if in.Grace <= 0 {
-		in.Grace = DefaultKeyRotationGrace
+		in.Grace = contract.DefaultKeyRotationGrace
 	}
 	if in.ReminderEvery <= 0 {
-		in.ReminderEvery = DefaultKeyRotationReminderEvery
+		in.ReminderEvery = contract.DefaultKeyRotationReminderEvery
 	}
 	_, hitl := keyPrefixes(in.Provider)
-	if !hitl && in.Provider != KeyRotationResend && in.Provider != KeyRotationCrmflow {
+	if !hitl && in.Provider != contract.KeyRotationResend && in.Provider != contract.KeyRotationCrmflow {
 		return nil, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("provider %q has no key rotation", in.Provider), "InvalidInput", nil)
 	}
 
-	k := &keyRotation{input: in, status: Status{Step: "start", State: "pending"}}
-	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (Status, error) { return k.status, nil }); err != nil {
+	k := &keyRotation{input: in, status: contract.Status{Step: "start", State: "pending"}}
+	if err := workflow.SetQueryHandler(ctx, contract.StatusQuery, func() (contract.Status, error) { return k.status, nil }); err != nil {
 		return nil, err
 	}
 	steps, err := newParker(ctx, &k.status)
@@ -223,13 +145,13 @@ func KeyRotation(ctx workflow.Context, in KeyRotationInput) (*KeyRotationResult,
 	if err := k.registerUpdates(ctx); err != nil {
 		return nil, err
 	}
-	upsert(ctx, ProviderKey.ValueSet(in.Provider))
+	upsert(ctx, contract.ProviderKey.ValueSet(in.Provider))
 
-	var res *KeyRotationResult
+	var res *contract.KeyRotationResult
 	switch {
-	case in.Provider == KeyRotationResend:
+	case in.Provider == contract.KeyRotationResend:
 		res, err = k.rotateResend(ctx)
-	case in.Provider == KeyRotationCrmflow:
+	case in.Provider == contract.KeyRotationCrmflow:
 		res, err = k.rotateToken(ctx)
 	default:
 		res, err = k.rotateByHand(ctx)
@@ -253,7 +175,7 @@ func keyPrefixes(provider string) ([]string, bool) {
 
 // rotateResend: create → verify → store → activate → grace → delete the
 // old key at Resend → revoke the old version → notify.
-func (k *keyRotation) rotateResend(ctx workflow.Context) (*KeyRotationResult, error) {
+func (k *keyRotation) rotateResend(ctx workflow.Context) (*contract.KeyRotationResult, error) {
 	if err := k.readActive(ctx); err != nil {
 		return nil, err
 	}
@@ -340,7 +262,7 @@ func (k *keyRotation) deleteResendKey(ctx workflow.Context, step, keyID string) 
 // revoke the old version → notify. A token nobody collects within
 // KeyRotationTokenPickupTimeout is rolled back: the old token is active
 // again and the new one revoked.
-func (k *keyRotation) rotateToken(ctx workflow.Context) (*KeyRotationResult, error) {
+func (k *keyRotation) rotateToken(ctx workflow.Context) (*contract.KeyRotationResult, error) {
 	if err := k.readActive(ctx); err != nil {
 		return nil, err
 	}
@@ -379,7 +301,7 @@ func (k *keyRotation) rotateToken(ctx workflow.Context) (*KeyRotationResult, err
 
 // rollBackToken makes the old token active again and revokes the new one,
 // which nobody holds.
-func (k *keyRotation) rollBackToken(ctx workflow.Context) (*KeyRotationResult, error) {
+func (k *keyRotation) rollBackToken(ctx workflow.Context) (*contract.KeyRotationResult, error) {
 	if k.oldVersion != 0 {
 		old := k.ref(k.oldVersion)
 		err := k.steps.step(ctx, "reactivate-old", storeOptions, old, func(ctx workflow.Context) error {
@@ -403,7 +325,7 @@ func (k *keyRotation) rollBackToken(ctx workflow.Context) (*KeyRotationResult, e
 
 // rotateByHand: ask operators for the new key, verify and activate it, then
 // wait for their confirmation that the old key is revoked at the provider.
-func (k *keyRotation) rotateByHand(ctx workflow.Context) (*KeyRotationResult, error) {
+func (k *keyRotation) rotateByHand(ctx workflow.Context) (*contract.KeyRotationResult, error) {
 	if err := k.readActive(ctx); err != nil {
 		return nil, err
 	}
@@ -454,17 +376,17 @@ func (k *keyRotation) awaitOperator(ctx workflow.Context, what string, done func
 // registerUpdates registers the Update handlers of every mode; each
 // validator rejects an Update the run is not waiting for.
 func (k *keyRotation) registerUpdates(ctx workflow.Context) error {
-	err := workflow.SetUpdateHandlerWithOptions(ctx, KeyRotationTokenUpdate,
-		func(_ workflow.Context, req KeyRotationTokenRequest) (KeyRotationToken, error) {
+	err := workflow.SetUpdateHandlerWithOptions(ctx, contract.KeyRotationTokenUpdate,
+		func(_ workflow.Context, req contract.KeyRotationTokenRequest) (contract.KeyRotationToken, error) {
 			if k.handedOut {
-				return KeyRotationToken{}, errors.New("the new token was already handed out")
+				return contract.KeyRotationToken{}, errors.New("the new token was already handed out")
 			}
 			k.handedOut = true
 			k.status.Detail = "new token handed out to " + req.Operator
-			return KeyRotationToken{Token: k.token, Version: k.newVersion}, nil
+			return contract.KeyRotationToken{Token: k.token, Version: k.newVersion}, nil
 		},
-		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req KeyRotationTokenRequest) error {
-			if err := ValidateOperator(req.Operator); err != nil {
+		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req contract.KeyRotationTokenRequest) error {
+			if err := contract.ValidateOperator(req.Operator); err != nil {
 				return err
 			}
 			switch {
@@ -476,22 +398,22 @@ func (k *keyRotation) registerUpdates(ctx workflow.Context) error {
 			return nil
 		}})
 	if err != nil {
-		return fmt.Errorf("register %s: %w", KeyRotationTokenUpdate, err)
+		return fmt.Errorf("register %s: %w", contract.KeyRotationTokenUpdate, err)
 	}
 
-	err = workflow.SetUpdateHandlerWithOptions(ctx, KeyRotationSubmitKeyUpdate, k.submitKey,
+	err = workflow.SetUpdateHandlerWithOptions(ctx, contract.KeyRotationSubmitKeyUpdate, k.submitKey,
 		workflow.UpdateHandlerOptions{Validator: k.validateKey})
 	if err != nil {
-		return fmt.Errorf("register %s: %w", KeyRotationSubmitKeyUpdate, err)
+		return fmt.Errorf("register %s: %w", contract.KeyRotationSubmitKeyUpdate, err)
 	}
 
-	err = workflow.SetUpdateHandlerWithOptions(ctx, KeyRotationRevokedUpdate,
-		func(_ workflow.Context, in KeyRevokedInput) error {
+	err = workflow.SetUpdateHandlerWithOptions(ctx, contract.KeyRotationRevokedUpdate,
+		func(_ workflow.Context, in contract.KeyRevokedInput) error {
 			k.revokedKnown, k.revokedBy = true, in.Operator
 			return nil
 		},
-		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, in KeyRevokedInput) error {
-			if err := ValidateOperator(in.Operator); err != nil {
+		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, in contract.KeyRevokedInput) error {
+			if err := contract.ValidateOperator(in.Operator); err != nil {
 				return err
 			}
 			switch {
@@ -501,22 +423,22 @@ func (k *keyRotation) registerUpdates(ctx workflow.Context) error {
 			return nil
 		}})
 	if err != nil {
-		return fmt.Errorf("register %s: %w", KeyRotationRevokedUpdate, err)
+		return fmt.Errorf("register %s: %w", contract.KeyRotationRevokedUpdate, err)
 	}
 	return nil
 }
 
 // validateKey rejects a submitted key before it reaches history: wrong
 // phase, empty or obviously malformed. Messages never quote the key.
-func (k *keyRotation) validateKey(_ workflow.Context, in SubmitKeyInput) error {
+func (k *keyRotation) validateKey(_ workflow.Context, in contract.SubmitKeyInput) error {
 	prefixes, _ := keyPrefixes(k.input.Provider)
 	switch {
 	case k.phase != phaseAwaitKey || k.submitted != "":
 		return errors.New("the rotation is not waiting for a key")
 	case k.verifying:
 		return errors.New("another key is being verified")
-	case ValidateOperator(in.Operator) != nil:
-		return ValidateOperator(in.Operator)
+	case contract.ValidateOperator(in.Operator) != nil:
+		return contract.ValidateOperator(in.Operator)
 	case in.Secret == "":
 		return errors.New("key is empty")
 	case len(in.Secret) < 16 || len(in.Secret) > 1024:
@@ -540,9 +462,9 @@ func (k *keyRotation) validateKey(_ workflow.Context, in SubmitKeyInput) error {
 
 // submitKey verifies the key with the provider. A valid key is taken for the
 // main flow to store and activate; an invalid one is forgotten.
-func (k *keyRotation) submitKey(ctx workflow.Context, in SubmitKeyInput) (SubmitKeyResult, error) {
+func (k *keyRotation) submitKey(ctx workflow.Context, in contract.SubmitKeyInput) (contract.SubmitKeyResult, error) {
 	if k.verifying || k.submitted != "" || k.phase != phaseAwaitKey {
-		return SubmitKeyResult{}, errors.New("the rotation is not waiting for a key")
+		return contract.SubmitKeyResult{}, errors.New("the rotation is not waiting for a key")
 	}
 	k.verifying = true
 	defer func() { k.verifying = false }()
@@ -550,14 +472,14 @@ func (k *keyRotation) submitKey(ctx workflow.Context, in SubmitKeyInput) (Submit
 	err := workflow.ExecuteActivity(keyVerifyOptions.context(ctx), verify.VerifyKey,
 		activities.VerifyKeyInput{Provider: k.input.Provider, Secret: in.Secret}).Get(ctx, &out)
 	if err != nil {
-		return SubmitKeyResult{}, fmt.Errorf("could not verify the key: %w", err)
+		return contract.SubmitKeyResult{}, fmt.Errorf("could not verify the key: %w", err)
 	}
 	if !out.Valid {
 		k.status.Detail = "a key submitted by " + in.Operator + " was rejected: " + out.Reason
-		return SubmitKeyResult{Reason: out.Reason}, nil
+		return contract.SubmitKeyResult{Reason: out.Reason}, nil
 	}
 	k.submitted, k.submittedBy = in.Secret, in.Operator
-	return SubmitKeyResult{Valid: true}, nil
+	return contract.SubmitKeyResult{Valid: true}, nil
 }
 
 // readActive notes the version in use now, the one the rotation retires.
@@ -625,7 +547,7 @@ func (k *keyRotation) revokeOld(ctx workflow.Context) error {
 // extra holds more template data as key, value pairs.
 func (k *keyRotation) notify(ctx workflow.Context, step, knockWorkflow string, extra ...any) {
 	data := map[string]any{
-		"provider": k.input.Provider, "name": k.input.Name, "workflow_id": KeyRotationID(k.input.Provider),
+		"provider": k.input.Provider, "name": k.input.Name, "workflow_id": contract.KeyRotationID(k.input.Provider),
 		"requested_by": k.input.RequestedBy, "old_version": k.oldVersion, "new_version": k.newVersion,
 	}
 	for i := 0; i+1 < len(extra); i += 2 {
@@ -650,15 +572,15 @@ func (k *keyRotation) notify(ctx workflow.Context, step, knockWorkflow string, e
 // key is a step's idempotency key: workflow ID, run ID (the workflow ID is
 // reused by every rotation of the provider) and step.
 func (k *keyRotation) key(ctx workflow.Context, step string) string {
-	return KeyRotationID(k.input.Provider) + "/" + workflow.GetInfo(ctx).WorkflowExecution.RunID + "/" + step
+	return contract.KeyRotationID(k.input.Provider) + "/" + workflow.GetInfo(ctx).WorkflowExecution.RunID + "/" + step
 }
 
 func (k *keyRotation) ref(version int) activities.CredentialRef {
 	return activities.CredentialRef{Provider: k.input.Provider, Name: k.input.Name, Version: version}
 }
 
-func (k *keyRotation) finish(ctx workflow.Context, state, detail string) *KeyRotationResult {
+func (k *keyRotation) finish(ctx workflow.Context, state, detail string) *contract.KeyRotationResult {
 	k.status.State, k.status.Detail = state, detail
 	k.steps.setStep(ctx, "done")
-	return &KeyRotationResult{State: state, NewVersion: k.newVersion}
+	return &contract.KeyRotationResult{State: state, NewVersion: k.newVersion}
 }

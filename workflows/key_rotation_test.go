@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/workflows"
 )
 
@@ -119,21 +120,21 @@ func (s *keyRotationSuite) defaults() {
 	s.env.OnActivity(dl.DecideDeadLetter, mock.Anything, mock.Anything).Return(nil).Maybe()
 }
 
-func (s *keyRotationSuite) run(in workflows.KeyRotationInput) *workflows.KeyRotationResult {
+func (s *keyRotationSuite) run(in contract.KeyRotationInput) *contract.KeyRotationResult {
 	s.defaults()
-	s.env.SetStartWorkflowOptions(clientStartOptions(workflows.KeyRotationID(in.Provider)))
+	s.env.SetStartWorkflowOptions(clientStartOptions(contract.KeyRotationID(in.Provider)))
 	s.env.ExecuteWorkflow(workflows.KeyRotation, in)
 	s.Require().True(s.env.IsWorkflowCompleted())
 	s.Require().NoError(s.env.GetWorkflowError())
-	var res workflows.KeyRotationResult
+	var res contract.KeyRotationResult
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
 	return &res
 }
 
-func (s *keyRotationSuite) status() workflows.Status {
-	v, err := s.env.QueryWorkflow(workflows.StatusQuery)
+func (s *keyRotationSuite) status() contract.Status {
+	v, err := s.env.QueryWorkflow(contract.StatusQuery)
 	s.Require().NoError(err)
-	var st workflows.Status
+	var st contract.Status
 	s.Require().NoError(v.Get(&st))
 	return st
 }
@@ -171,7 +172,7 @@ func (s *keyRotationSuite) update(d time.Duration, name, wantReject string, done
 func (s *keyRotationSuite) keyPrefix(provider string) string {
 	s.Require().NotEmpty(s.notified)
 	key := s.notified[0].IdempotencyKey
-	s.Require().True(strings.HasPrefix(key, workflows.KeyRotationID(provider)+"/"), key)
+	s.Require().True(strings.HasPrefix(key, contract.KeyRotationID(provider)+"/"), key)
 	return key[:strings.LastIndex(key, "/")+1]
 }
 
@@ -182,8 +183,8 @@ func (s *keyRotationSuite) TestResendRotates() {
 		s.NotContains(fmt.Sprint(st), "re_new_token")
 		s.NotContains(s.calls, "delete key_old", "the old key lives through the grace period")
 	}, 47*time.Hour)
-	res := s.run(workflows.KeyRotationInput{Provider: "resend", Grace: 48 * time.Hour, RequestedBy: "schedule"})
-	s.Equal(&workflows.KeyRotationResult{State: "rotated", NewVersion: 2}, res)
+	res := s.run(contract.KeyRotationInput{Provider: "resend", Grace: 48 * time.Hour, RequestedBy: "schedule"})
+	s.Equal(&contract.KeyRotationResult{State: "rotated", NewVersion: 2}, res)
 	s.Equal([]string{"active resend/api_key", "create", "verify re_new_token", "store", "activate v2",
 		"delete key_old", "revoke v1", "notify key-rotated"}, s.calls)
 	s.Require().Len(s.created, 1)
@@ -203,67 +204,67 @@ func (s *keyRotationSuite) TestResendFailedVerificationKeepsTheOldKey() {
 			s.call("verify")
 			return &activities.VerifyAPIKeyOutput{Valid: true, Restricted: true}, nil
 		}).Once()
-	res := s.run(workflows.KeyRotationInput{Provider: "resend"})
-	s.Equal(&workflows.KeyRotationResult{State: "failed_verification"}, res)
+	res := s.run(contract.KeyRotationInput{Provider: "resend"})
+	s.Equal(&contract.KeyRotationResult{State: "failed_verification"}, res)
 	s.Equal([]string{"active resend/api_key", "create", "verify", "delete key_new", "notify key-rotation-failed"}, s.calls)
 	s.Empty(s.stored)
 }
 
 func (s *keyRotationSuite) TestCrmflowTokenHandedOutOnce() {
-	var got workflows.KeyRotationToken
-	s.update(time.Minute, workflows.KeyRotationTokenUpdate, "", func(res any) {
-		tok, ok := res.(workflows.KeyRotationToken)
+	var got contract.KeyRotationToken
+	s.update(time.Minute, contract.KeyRotationTokenUpdate, "", func(res any) {
+		tok, ok := res.(contract.KeyRotationToken)
 		s.Require().True(ok, "%T", res)
 		got = tok
-	}, workflows.KeyRotationTokenRequest{Operator: "ops"})
-	s.update(2*time.Minute, workflows.KeyRotationTokenUpdate, "already handed out", nil,
-		workflows.KeyRotationTokenRequest{Operator: "mallory"})
+	}, contract.KeyRotationTokenRequest{Operator: "ops"})
+	s.update(2*time.Minute, contract.KeyRotationTokenUpdate, "already handed out", nil,
+		contract.KeyRotationTokenRequest{Operator: "mallory"})
 	s.env.RegisterDelayedCallback(func() {
 		s.NotContains(s.calls, "revoke v1", "the old token works during the grace period")
 		s.NotContains(fmt.Sprint(s.status()), "tok_new")
 	}, time.Hour)
-	res := s.run(workflows.KeyRotationInput{Provider: "crmflow", Grace: 2 * time.Hour})
-	s.Equal(&workflows.KeyRotationResult{State: "rotated", NewVersion: 2}, res)
-	s.Equal(workflows.KeyRotationToken{Token: "tok_new", Version: 2}, got)
+	res := s.run(contract.KeyRotationInput{Provider: "crmflow", Grace: 2 * time.Hour})
+	s.Equal(&contract.KeyRotationResult{State: "rotated", NewVersion: 2}, res)
+	s.Equal(contract.KeyRotationToken{Token: "tok_new", Version: 2}, got)
 	s.Equal([]string{"active crmflow/api_token", "generate", "store", "activate v2", "revoke v1", "notify key-rotated"}, s.calls)
 	s.Equal([]activities.StoreCredentialInput{{Provider: "crmflow", Name: "api_token", Secret: "tok_new"}}, s.stored)
 }
 
 func (s *keyRotationSuite) TestCrmflowTokenNotCollectedRollsBack() {
-	res := s.run(workflows.KeyRotationInput{Provider: "crmflow"})
-	s.Equal(&workflows.KeyRotationResult{State: "token_not_collected"}, res)
+	res := s.run(contract.KeyRotationInput{Provider: "crmflow"})
+	s.Equal(&contract.KeyRotationResult{State: "token_not_collected"}, res)
 	s.Equal([]string{"active crmflow/api_token", "generate", "store", "activate v2", "activate v1", "revoke v2",
 		"notify key-rotation-failed"}, s.calls)
 }
 
 func (s *keyRotationSuite) TestHumanInTheLoop() {
-	submit := func(secret string) workflows.SubmitKeyInput {
-		return workflows.SubmitKeyInput{Secret: secret, Operator: "ops"}
+	submit := func(secret string) contract.SubmitKeyInput {
+		return contract.SubmitKeyInput{Secret: secret, Operator: "ops"}
 	}
-	var answers []workflows.SubmitKeyResult
-	record := func(res any) { answers = append(answers, res.(workflows.SubmitKeyResult)) }
-	s.update(30*time.Minute, workflows.KeyRotationSubmitKeyUpdate, "starts with sk_ or rk_", nil, submit("pk_live_publishable_key_123"))
-	s.update(40*time.Minute, workflows.KeyRotationSubmitKeyUpdate, "key is empty", nil, submit(""))
-	s.update(50*time.Minute, workflows.KeyRotationSubmitKeyUpdate, "whitespace", nil, submit("sk_live with spaces in it"))
-	s.update(90*time.Minute, workflows.KeyRotationSubmitKeyUpdate, "", record, submit(krBadStripeKey))
-	s.update(100*time.Minute, workflows.KeyRotationRevokedUpdate, "not waiting", nil, workflows.KeyRevokedInput{Operator: "ops"})
+	var answers []contract.SubmitKeyResult
+	record := func(res any) { answers = append(answers, res.(contract.SubmitKeyResult)) }
+	s.update(30*time.Minute, contract.KeyRotationSubmitKeyUpdate, "starts with sk_ or rk_", nil, submit("pk_live_publishable_key_123"))
+	s.update(40*time.Minute, contract.KeyRotationSubmitKeyUpdate, "key is empty", nil, submit(""))
+	s.update(50*time.Minute, contract.KeyRotationSubmitKeyUpdate, "whitespace", nil, submit("sk_live with spaces in it"))
+	s.update(90*time.Minute, contract.KeyRotationSubmitKeyUpdate, "", record, submit(krBadStripeKey))
+	s.update(100*time.Minute, contract.KeyRotationRevokedUpdate, "not waiting", nil, contract.KeyRevokedInput{Operator: "ops"})
 	s.env.RegisterDelayedCallback(func() {
 		s.Empty(s.stored, "an invalid key is not stored")
 		s.Equal("awaiting-key", s.status().State)
 	}, 110*time.Minute)
-	s.update(150*time.Minute, workflows.KeyRotationSubmitKeyUpdate, "", record, submit(krValidStripeKey))
-	s.update(160*time.Minute, workflows.KeyRotationSubmitKeyUpdate, "not waiting for a key", nil, submit(krValidStripeKey))
+	s.update(150*time.Minute, contract.KeyRotationSubmitKeyUpdate, "", record, submit(krValidStripeKey))
+	s.update(160*time.Minute, contract.KeyRotationSubmitKeyUpdate, "not waiting for a key", nil, submit(krValidStripeKey))
 	s.env.RegisterDelayedCallback(func() {
 		st := s.status()
 		s.Equal("awaiting-revocation", st.State)
 		s.NotContains(fmt.Sprint(st), krValidStripeKey)
 		s.NotContains(s.calls, "revoke v1")
 	}, 200*time.Minute)
-	s.update(315*time.Minute, workflows.KeyRotationRevokedUpdate, "", nil, workflows.KeyRevokedInput{Operator: "ops"})
+	s.update(315*time.Minute, contract.KeyRotationRevokedUpdate, "", nil, contract.KeyRevokedInput{Operator: "ops"})
 
-	res := s.run(workflows.KeyRotationInput{Provider: "stripe", ReminderEvery: time.Hour})
-	s.Equal(&workflows.KeyRotationResult{State: "rotated", NewVersion: 2}, res)
-	s.Equal([]workflows.SubmitKeyResult{{Reason: "invalid_api_key"}, {Valid: true}}, answers)
+	res := s.run(contract.KeyRotationInput{Provider: "stripe", ReminderEvery: time.Hour})
+	s.Equal(&contract.KeyRotationResult{State: "rotated", NewVersion: 2}, res)
+	s.Equal([]contract.SubmitKeyResult{{Reason: "invalid_api_key"}, {Valid: true}}, answers)
 	s.Equal([]activities.StoreCredentialInput{{Provider: "stripe", Name: "api_key", Secret: krValidStripeKey}}, s.stored)
 	s.Equal([]string{"active stripe/api_key", "notify key-rotation-needed",
 		"notify key-rotation-reminder", "verify-key", "notify key-rotation-reminder", "verify-key",
@@ -278,8 +279,8 @@ func (s *keyRotationSuite) TestHumanInTheLoop() {
 }
 
 func (s *keyRotationSuite) TestUnknownProviderIsRejected() {
-	s.env.SetStartWorkflowOptions(clientStartOptions(workflows.KeyRotationID("nope")))
-	s.env.ExecuteWorkflow(workflows.KeyRotation, workflows.KeyRotationInput{Provider: "nope"})
+	s.env.SetStartWorkflowOptions(clientStartOptions(contract.KeyRotationID("nope")))
+	s.env.ExecuteWorkflow(workflows.KeyRotation, contract.KeyRotationInput{Provider: "nope"})
 	s.Require().True(s.env.IsWorkflowCompleted())
 	s.ErrorContains(s.env.GetWorkflowError(), "has no key rotation")
 }

@@ -10,31 +10,14 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/contract"
 )
-
-// StockLevelSignal feeds a SKU's low-stock entity one stock observation; it
-// is sent with SignalWithStart so the first observation starts the entity.
-const StockLevelSignal = "stock-level"
 
 // Knock workflow keys the low-stock entity triggers.
 const (
 	KnockLowStock           = "low-stock"
 	KnockLowStockEscalation = "low-stock-escalation"
 	KnockRestocked          = "restocked"
-)
-
-// Alert states of a low-stock entity, in Status.State and LowStockState.
-const (
-	// StockOK: not low, or low for too short a time to matter; armed.
-	StockOK = "ok"
-	// StockLowPending: low, the alert waits for the debounce (or cooldown).
-	StockLowPending = "low-pending"
-	// StockAlerted: the alert went out; escalation may follow.
-	StockAlerted = "alerted"
-	// StockEscalated: the escalation went out too.
-	StockEscalated = "escalated"
-	// StockStopped: an operator skipped loading the settings; the run ended.
-	StockStopped = "stopped"
 )
 
 // DefaultMaxHistoryEvents is the history length at which a low-stock run
@@ -52,65 +35,17 @@ const maxSeenEvents = 256
 // without a settings activity on every signal.
 const settingsRefresh = 15 * time.Minute
 
-// StockLevel is StockLevelSignal's payload.
-type StockLevel struct {
-	Level int `json:"level"`
-	// ObservedAt is when the level was true at the source; an observation
-	// older than the newest one seen never overrides it. Zero means "now".
-	ObservedAt time.Time `json:"observed_at"`
-	// EventID identifies the observation; a redelivery is ignored.
-	EventID string `json:"event_id"`
-}
-
-// LowStockInput starts a SKU's low-stock entity, or continues it.
-type LowStockInput struct {
-	SKU string `json:"sku"`
-	// MaxHistoryEvents bounds a run's history before it continues as new;
-	// zero means DefaultMaxHistoryEvents.
-	MaxHistoryEvents int `json:"max_history_events,omitempty"`
-	// State is the previous run's state when continuing as new; nil at first.
-	State *LowStockState `json:"state,omitempty"`
-}
-
-// LowStockState is what a low-stock entity carries across continue-as-new.
-// Deadlines are absolute times, so timers resume where they were.
-type LowStockState struct {
-	// Known is false until the first level arrives.
-	Known      bool      `json:"known"`
-	Level      int       `json:"level"`
-	ObservedAt time.Time `json:"observed_at"`
-	// Alert is StockOK, StockLowPending, StockAlerted or StockEscalated.
-	Alert string `json:"alert"`
-	// Episode numbers alert episodes (alert, escalation, restocked); it is
-	// part of the notifications' idempotency keys.
-	Episode int `json:"episode"`
-	// AlertAt is when a pending alert goes out if the level stays low.
-	AlertAt time.Time `json:"alert_at"`
-	// EscalateAt is when a still-low alerted level escalates.
-	EscalateAt time.Time `json:"escalate_at"`
-	// CooldownUntil is the earliest time of the next alert.
-	CooldownUntil time.Time `json:"cooldown_until"`
-	// Seen are the latest event ids, oldest first.
-	Seen []string `json:"seen,omitempty"`
-}
-
-// LowStockResult is how a low-stock entity ended. It normally never ends:
-// it continues as new; it returns only when an operator stopped it.
-type LowStockResult struct {
-	State string `json:"state"`
-}
-
 var inventory *activities.InventoryActivities
 
 // lowStock is one run of a SKU's entity. Signals only record observations;
 // act moves the alert state machine and sends notifications, so the same
 // rules apply whether a signal, a timer or a new run woke it up.
 type lowStock struct {
-	input      LowStockInput
-	state      LowStockState
+	input      contract.LowStockInput
+	state      contract.LowStockState
 	settings   activities.StockSettings
 	settingsAt time.Time
-	status     Status
+	status     contract.Status
 	steps      *parker
 	signals    workflow.ReceiveChannel
 	// One timer at a time, for the nearest deadline; kept while that
@@ -126,20 +61,20 @@ type lowStock struct {
 // low EscalateAfter after the alert is escalated once; a recovery above
 // threshold + hysteresis after an alert sends "restocked" once and re-arms.
 // It continues as new on Temporal's suggestion or past MaxHistoryEvents.
-func LowStockAlert(ctx workflow.Context, in LowStockInput) (*LowStockResult, error) {
-	if err := ValidateKey("SKU", in.SKU); err != nil {
+func LowStockAlert(ctx workflow.Context, in contract.LowStockInput) (*contract.LowStockResult, error) {
+	if err := contract.ValidateKey("SKU", in.SKU); err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
 	}
-	w := &lowStock{input: in, state: LowStockState{Alert: StockOK}}
+	w := &lowStock{input: in, state: contract.LowStockState{Alert: contract.StockOK}}
 	if in.State != nil {
 		w.state = *in.State
 		w.input.State = nil
 	}
 	if w.state.Alert == "" {
-		w.state.Alert = StockOK
+		w.state.Alert = contract.StockOK
 	}
-	w.status = Status{Step: "start"}
-	if err := workflow.SetQueryHandler(ctx, StatusQuery, w.currentStatus); err != nil {
+	w.status = contract.Status{Step: "start"}
+	if err := workflow.SetQueryHandler(ctx, contract.StatusQuery, w.currentStatus); err != nil {
 		return nil, err
 	}
 	steps, err := newParker(ctx, &w.status)
@@ -147,16 +82,16 @@ func LowStockAlert(ctx workflow.Context, in LowStockInput) (*LowStockResult, err
 		return nil, err
 	}
 	w.steps = steps
-	w.signals = workflow.GetSignalChannel(ctx, StockLevelSignal)
-	upsert(ctx, SKUKey.ValueSet(in.SKU))
+	w.signals = workflow.GetSignalChannel(ctx, contract.StockLevelSignal)
+	upsert(ctx, contract.SKUKey.ValueSet(in.SKU))
 
 	if err := w.loadSettings(ctx); err != nil {
 		if errors.Is(err, errSkipped) {
 			// Without settings there is nothing to alert on (the SKU left
 			// the catalogue); a later signal starts a fresh entity.
-			w.state.Alert = StockStopped
+			w.state.Alert = contract.StockStopped
 			w.setStep(ctx, "done")
-			return &LowStockResult{State: StockStopped}, nil
+			return &contract.LowStockResult{State: contract.StockStopped}, nil
 		}
 		return nil, err
 	}
@@ -174,7 +109,7 @@ func LowStockAlert(ctx workflow.Context, in LowStockInput) (*LowStockResult, err
 	}
 }
 
-func (w *lowStock) currentStatus() (Status, error) {
+func (w *lowStock) currentStatus() (contract.Status, error) {
 	st := w.status
 	st.State = w.state.Alert
 	switch {
@@ -185,9 +120,9 @@ func (w *lowStock) currentStatus() (Status, error) {
 			w.state.Level, w.settings.Threshold, w.settings.Threshold+w.settings.Hysteresis)
 	}
 	switch {
-	case w.state.Alert == StockLowPending:
+	case w.state.Alert == contract.StockLowPending:
 		st.Detail += "; alert due at " + w.state.AlertAt.UTC().Format(time.RFC3339)
-	case w.state.Alert == StockAlerted && w.escalates() && !w.state.EscalateAt.IsZero():
+	case w.state.Alert == contract.StockAlerted && w.escalates() && !w.state.EscalateAt.IsZero():
 		st.Detail += "; escalates at " + w.state.EscalateAt.UTC().Format(time.RFC3339)
 	}
 	return st, nil
@@ -218,12 +153,12 @@ func (w *lowStock) loadSettings(ctx workflow.Context) error {
 func (w *lowStock) wait(ctx workflow.Context) error {
 	w.armTimer(ctx)
 	var (
-		sig       *StockLevel
+		sig       *contract.StockLevel
 		cancelled bool
 	)
 	sel := workflow.NewSelector(ctx)
 	sel.AddReceive(w.signals, func(c workflow.ReceiveChannel, _ bool) {
-		var s StockLevel
+		var s contract.StockLevel
 		c.Receive(ctx, &s)
 		sig = &s
 	})
@@ -279,9 +214,9 @@ func (w *lowStock) armTimer(ctx workflow.Context) {
 // escalates at once.
 func (w *lowStock) nextDeadline(now time.Time) time.Time {
 	switch {
-	case w.state.Alert == StockLowPending:
+	case w.state.Alert == contract.StockLowPending:
 		return w.state.AlertAt
-	case w.state.Alert == StockAlerted && w.escalates() && w.state.EscalateAt.After(now):
+	case w.state.Alert == contract.StockAlerted && w.escalates() && w.state.EscalateAt.After(now):
 		return w.state.EscalateAt
 	}
 	return time.Time{}
@@ -290,7 +225,7 @@ func (w *lowStock) nextDeadline(now time.Time) time.Time {
 // receive records an observation: a seen event id is ignored entirely; an
 // observation older than the newest one is remembered as seen but does not
 // change the level, since stock levels are snapshots and the newest wins.
-func (w *lowStock) receive(ctx workflow.Context, s StockLevel) {
+func (w *lowStock) receive(ctx workflow.Context, s contract.StockLevel) {
 	logger := workflow.GetLogger(ctx)
 	if s.EventID != "" {
 		if slices.Contains(w.state.Seen, s.EventID) {
@@ -324,39 +259,39 @@ func (w *lowStock) act(ctx workflow.Context) error {
 		low := s.Known && s.Level <= cfg.Threshold
 		restocked := s.Known && s.Level > cfg.Threshold+cfg.Hysteresis
 		switch {
-		case s.Alert == StockOK && low:
+		case s.Alert == contract.StockOK && low:
 			// A low level inside the cooldown is not dropped: it alerts when
 			// the cooldown ends if it is still low then.
-			s.Alert, s.AlertAt = StockLowPending, laterTime(now.Add(cfg.Debounce), s.CooldownUntil)
-		case s.Alert == StockLowPending && !low:
+			s.Alert, s.AlertAt = contract.StockLowPending, laterTime(now.Add(cfg.Debounce), s.CooldownUntil)
+		case s.Alert == contract.StockLowPending && !low:
 			// Recovered before the alert: flapping costs nothing.
-			s.Alert, s.AlertAt = StockOK, time.Time{}
-		case s.Alert == StockLowPending && !now.Before(s.AlertAt):
+			s.Alert, s.AlertAt = contract.StockOK, time.Time{}
+		case s.Alert == contract.StockLowPending && !now.Before(s.AlertAt):
 			s.Episode++
 			if err := w.notify(ctx, "notify-low-stock", KnockLowStock, cfg.Audience); err != nil {
 				return err
 			}
-			s.Alert, s.AlertAt, s.CooldownUntil, s.EscalateAt = StockAlerted, time.Time{}, now.Add(cfg.Cooldown), time.Time{}
+			s.Alert, s.AlertAt, s.CooldownUntil, s.EscalateAt = contract.StockAlerted, time.Time{}, now.Add(cfg.Cooldown), time.Time{}
 			if w.escalates() {
 				s.EscalateAt = now.Add(cfg.EscalateAfter)
 			}
-		case (s.Alert == StockAlerted || s.Alert == StockEscalated) && restocked:
+		case (s.Alert == contract.StockAlerted || s.Alert == contract.StockEscalated) && restocked:
 			// Everyone who was told it is low is told it is back.
 			audience := cfg.Audience
-			if s.Alert == StockEscalated {
+			if s.Alert == contract.StockEscalated {
 				audience = unionIDs(audience, cfg.EscalationAudience)
 			}
 			if err := w.notify(ctx, "notify-restocked", KnockRestocked, audience); err != nil {
 				return err
 			}
-			s.Alert, s.EscalateAt = StockOK, time.Time{}
-		case s.Alert == StockAlerted && low && w.escalates() && !s.EscalateAt.IsZero() && !now.Before(s.EscalateAt):
+			s.Alert, s.EscalateAt = contract.StockOK, time.Time{}
+		case s.Alert == contract.StockAlerted && low && w.escalates() && !s.EscalateAt.IsZero() && !now.Before(s.EscalateAt):
 			// EscalateAt is zero when escalation was off at the alert: a
 			// settings change applies from the next episode.
 			if err := w.notify(ctx, "notify-escalation", KnockLowStockEscalation, cfg.EscalationAudience); err != nil {
 				return err
 			}
-			s.Alert, s.EscalateAt = StockEscalated, time.Time{}
+			s.Alert, s.EscalateAt = contract.StockEscalated, time.Time{}
 		default:
 			return nil
 		}
@@ -403,7 +338,7 @@ func (w *lowStock) continueAsNew(ctx workflow.Context) error {
 		return err
 	}
 	for {
-		var s StockLevel
+		var s contract.StockLevel
 		if !w.signals.ReceiveAsync(&s) {
 			break
 		}
@@ -411,9 +346,9 @@ func (w *lowStock) continueAsNew(ctx workflow.Context) error {
 	}
 	state := w.state
 	// The original bound, not the default: a new default reaches old chains.
-	next := LowStockInput{SKU: w.input.SKU, MaxHistoryEvents: w.input.MaxHistoryEvents, State: &state}
+	next := contract.LowStockInput{SKU: w.input.SKU, MaxHistoryEvents: w.input.MaxHistoryEvents, State: &state}
 	workflow.GetLogger(ctx).Info("Continuing as new", "historyLength", workflow.GetInfo(ctx).GetCurrentHistoryLength())
-	return workflow.NewContinueAsNewError(ctx, LowStockAlertType, next)
+	return workflow.NewContinueAsNewError(ctx, contract.LowStockAlertType, next)
 }
 
 // setStep records the step only when it changes: every change is a

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/workflows"
 )
 
@@ -101,11 +102,11 @@ var stockEventSeq int
 // level sends a fresh observation at offset at, observed at that moment.
 func (s *lowStockSuite) level(at time.Duration, level int) {
 	stockEventSeq++
-	s.signal(at, workflows.StockLevel{Level: level, ObservedAt: stockT0.Add(at), EventID: fmt.Sprintf("evt-%d", stockEventSeq)})
+	s.signal(at, contract.StockLevel{Level: level, ObservedAt: stockT0.Add(at), EventID: fmt.Sprintf("evt-%d", stockEventSeq)})
 }
 
-func (s *lowStockSuite) signal(at time.Duration, sl workflows.StockLevel) {
-	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(workflows.StockLevelSignal, sl) }, at)
+func (s *lowStockSuite) signal(at time.Duration, sl contract.StockLevel) {
+	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(contract.StockLevelSignal, sl) }, at)
 }
 
 // expectStatus checks the status query at offset at.
@@ -117,16 +118,16 @@ func (s *lowStockSuite) expectStatus(at time.Duration, state, detail string) {
 	}, at)
 }
 
-func (s *lowStockSuite) status() workflows.Status {
-	v, err := s.env.QueryWorkflow(workflows.StatusQuery)
+func (s *lowStockSuite) status() contract.Status {
+	v, err := s.env.QueryWorkflow(contract.StatusQuery)
 	s.Require().NoError(err)
-	var st workflows.Status
+	var st contract.Status
 	s.Require().NoError(v.Get(&st))
 	return st
 }
 
 // runUntil runs the entity with in until it is cancelled at offset end.
-func (s *lowStockSuite) runUntil(end time.Duration, in workflows.LowStockInput) {
+func (s *lowStockSuite) runUntil(end time.Duration, in contract.LowStockInput) {
 	s.defaults()
 	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, end)
 	s.env.ExecuteWorkflow(workflows.LowStockAlert, in)
@@ -136,12 +137,12 @@ func (s *lowStockSuite) runUntil(end time.Duration, in workflows.LowStockInput) 
 }
 
 func (s *lowStockSuite) run(end time.Duration) {
-	s.runUntil(end, workflows.LowStockInput{SKU: stockSKU})
+	s.runUntil(end, contract.LowStockInput{SKU: stockSKU})
 }
 
 // runToContinueAsNew runs until the entity continues as new and returns
 // the next run's input.
-func (s *lowStockSuite) runToContinueAsNew(in workflows.LowStockInput) workflows.LowStockInput {
+func (s *lowStockSuite) runToContinueAsNew(in contract.LowStockInput) contract.LowStockInput {
 	s.defaults()
 	s.env.ExecuteWorkflow(workflows.LowStockAlert, in)
 	s.Require().True(s.env.IsWorkflowCompleted())
@@ -149,8 +150,8 @@ func (s *lowStockSuite) runToContinueAsNew(in workflows.LowStockInput) workflows
 	s.Require().True(workflow.IsContinueAsNewError(err), "want continue-as-new, got %v", err)
 	var can *workflow.ContinueAsNewError
 	s.Require().True(errors.As(err, &can))
-	s.Equal(workflows.LowStockAlertType, can.WorkflowType.Name)
-	var next workflows.LowStockInput
+	s.Equal(contract.LowStockAlertType, can.WorkflowType.Name)
+	var next contract.LowStockInput
 	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 	return next
 }
@@ -165,11 +166,11 @@ func stockKey(step string, episode int) string {
 
 func (s *lowStockSuite) TestSingleAlertAfterDebounce() {
 	s.level(time.Minute, 10)
-	s.expectStatus(90*time.Second, workflows.StockOK, "level 10")
+	s.expectStatus(90*time.Second, contract.StockOK, "level 10")
 	s.level(2*time.Minute, 4)
-	s.expectStatus(5*time.Minute, workflows.StockLowPending, "alert due at 2026-03-02T09:12:00Z")
+	s.expectStatus(5*time.Minute, contract.StockLowPending, "alert due at 2026-03-02T09:12:00Z")
 	s.level(6*time.Minute, 3)
-	s.expectStatus(13*time.Minute, workflows.StockAlerted, "level 3")
+	s.expectStatus(13*time.Minute, contract.StockAlerted, "level 3")
 	s.level(30*time.Minute, 2)
 	s.level(40*time.Minute, 5)
 	s.run(time.Hour)
@@ -180,7 +181,7 @@ func (s *lowStockSuite) TestFlappingInsideDebounceAlertsAtMostOnce() {
 	for i, lvl := range []int{4, 6, 5, 6, 4, 6} { // low, ok, low (at threshold), ok, low, ok
 		s.level(time.Duration(1+2*i)*time.Minute, lvl)
 	}
-	s.expectStatus(25*time.Minute, workflows.StockOK, "level 6")
+	s.expectStatus(25*time.Minute, contract.StockOK, "level 6")
 	s.level(30*time.Minute, 4) // and now it stays low
 	s.run(2 * time.Hour)
 	s.Equal([]stockNotice{{Key: stockKey("notify-low-stock", 1), Recipients: []string{"ops"}, At: 40 * time.Minute, Level: 4}}, s.notified)
@@ -190,11 +191,11 @@ func (s *lowStockSuite) TestCooldownDelaysTheNextAlert() {
 	s.level(time.Minute, 4)     // alert at 11m, cooldown until 71m
 	s.level(20*time.Minute, 20) // restocked
 	s.level(30*time.Minute, 3)  // low again inside the cooldown
-	s.expectStatus(60*time.Minute, workflows.StockLowPending, "alert due at 2026-03-02T10:11:00Z")
+	s.expectStatus(60*time.Minute, contract.StockLowPending, "alert due at 2026-03-02T10:11:00Z")
 	s.level(80*time.Minute, 20) // restocked; cooldown until 131m
 	s.level(90*time.Minute, 3)  // low inside the cooldown...
 	s.level(100*time.Minute, 9) // ...and back before it ends: no alert
-	s.expectStatus(3*time.Hour, workflows.StockOK, "level 9")
+	s.expectStatus(3*time.Hour, contract.StockOK, "level 9")
 	s.run(4 * time.Hour)
 	s.Equal([]stockNotice{
 		{Key: stockKey("notify-low-stock", 1), Recipients: []string{"ops"}, At: 11 * time.Minute, Level: 4},
@@ -207,8 +208,8 @@ func (s *lowStockSuite) TestCooldownDelaysTheNextAlert() {
 func (s *lowStockSuite) TestEscalationOnceThenRestockedToBoth() {
 	s.level(time.Minute, 4)
 	s.level(time.Hour, 1)
-	s.expectStatus(2*time.Hour, workflows.StockAlerted, "escalates at 2026-03-02T11:11:00Z")
-	s.expectStatus(150*time.Minute, workflows.StockEscalated, "level 1")
+	s.expectStatus(2*time.Hour, contract.StockAlerted, "escalates at 2026-03-02T11:11:00Z")
+	s.expectStatus(150*time.Minute, contract.StockEscalated, "level 1")
 	s.level(170*time.Minute, 0)
 	s.level(3*time.Hour, 30)
 	s.run(6 * time.Hour)
@@ -240,11 +241,11 @@ func (s *lowStockSuite) TestNoEscalationWithoutAudience() {
 func (s *lowStockSuite) TestRestockedNeedsMoreThanHysteresis() {
 	s.level(time.Minute, 4)
 	s.level(20*time.Minute, 8) // threshold + hysteresis: not restocked
-	s.expectStatus(21*time.Minute, workflows.StockAlerted, "restocked above 8")
+	s.expectStatus(21*time.Minute, contract.StockAlerted, "restocked above 8")
 	s.level(25*time.Minute, 6)
 	s.level(30*time.Minute, 9) // above: restocked once
 	s.level(40*time.Minute, 12)
-	s.expectStatus(41*time.Minute, workflows.StockOK, "level 12")
+	s.expectStatus(41*time.Minute, contract.StockOK, "level 12")
 	s.run(4 * time.Hour)
 	s.Equal([]stockNotice{
 		{Key: stockKey("notify-low-stock", 1), Recipients: []string{"ops"}, At: 11 * time.Minute, Level: 4},
@@ -253,15 +254,15 @@ func (s *lowStockSuite) TestRestockedNeedsMoreThanHysteresis() {
 }
 
 func (s *lowStockSuite) TestOutOfOrderAndDuplicateSignals() {
-	s.signal(time.Minute, workflows.StockLevel{Level: 3, ObservedAt: stockT0.Add(time.Minute), EventID: "e1"})
+	s.signal(time.Minute, contract.StockLevel{Level: 3, ObservedAt: stockT0.Add(time.Minute), EventID: "e1"})
 	// Older than the newest observation: ignored for the level, but seen.
-	s.signal(2*time.Minute, workflows.StockLevel{Level: 20, ObservedAt: stockT0.Add(30 * time.Second), EventID: "e2"})
+	s.signal(2*time.Minute, contract.StockLevel{Level: 20, ObservedAt: stockT0.Add(30 * time.Second), EventID: "e2"})
 	// A redelivered id, even with a newer time: ignored.
-	s.signal(3*time.Minute, workflows.StockLevel{Level: 20, ObservedAt: stockT0.Add(3 * time.Minute), EventID: "e1"})
-	s.expectStatus(5*time.Minute, workflows.StockLowPending, "level 3")
-	s.signal(20*time.Minute, workflows.StockLevel{Level: 20, ObservedAt: stockT0.Add(20 * time.Minute), EventID: "e2"})
-	s.expectStatus(20*time.Minute+time.Second, workflows.StockAlerted, "level 3")
-	s.signal(21*time.Minute, workflows.StockLevel{Level: 20, ObservedAt: stockT0.Add(21 * time.Minute), EventID: "e3"})
+	s.signal(3*time.Minute, contract.StockLevel{Level: 20, ObservedAt: stockT0.Add(3 * time.Minute), EventID: "e1"})
+	s.expectStatus(5*time.Minute, contract.StockLowPending, "level 3")
+	s.signal(20*time.Minute, contract.StockLevel{Level: 20, ObservedAt: stockT0.Add(20 * time.Minute), EventID: "e2"})
+	s.expectStatus(20*time.Minute+time.Second, contract.StockAlerted, "level 3")
+	s.signal(21*time.Minute, contract.StockLevel{Level: 20, ObservedAt: stockT0.Add(21 * time.Minute), EventID: "e3"})
 	s.run(time.Hour)
 	s.Equal([]stockNotice{
 		{Key: stockKey("notify-low-stock", 1), Recipients: []string{"ops"}, At: 11 * time.Minute, Level: 3},
@@ -279,16 +280,16 @@ func (s *lowStockSuite) TestSettingsReloadedWhenStale() {
 }
 
 func (s *lowStockSuite) TestContinueAsNewCarriesState() {
-	s.signal(time.Minute, workflows.StockLevel{Level: 4, ObservedAt: stockT0.Add(time.Minute), EventID: "e1"})
+	s.signal(time.Minute, contract.StockLevel{Level: 4, ObservedAt: stockT0.Add(time.Minute), EventID: "e1"})
 	s.env.RegisterDelayedCallback(func() {
 		s.env.SetCurrentHistoryLength(51)
 		// Delivered together: the first wakes the run, which continues as
 		// new and must not lose the other two.
-		s.env.SignalWorkflow(workflows.StockLevelSignal, workflows.StockLevel{Level: 3, ObservedAt: stockT0.Add(20 * time.Minute), EventID: "e2"})
-		s.env.SignalWorkflow(workflows.StockLevelSignal, workflows.StockLevel{Level: 2, ObservedAt: stockT0.Add(21 * time.Minute), EventID: "e3"})
-		s.env.SignalWorkflow(workflows.StockLevelSignal, workflows.StockLevel{Level: 9, ObservedAt: stockT0.Add(22 * time.Minute), EventID: "e1"})
+		s.env.SignalWorkflow(contract.StockLevelSignal, contract.StockLevel{Level: 3, ObservedAt: stockT0.Add(20 * time.Minute), EventID: "e2"})
+		s.env.SignalWorkflow(contract.StockLevelSignal, contract.StockLevel{Level: 2, ObservedAt: stockT0.Add(21 * time.Minute), EventID: "e3"})
+		s.env.SignalWorkflow(contract.StockLevelSignal, contract.StockLevel{Level: 9, ObservedAt: stockT0.Add(22 * time.Minute), EventID: "e1"})
 	}, 20*time.Minute)
-	next := s.runToContinueAsNew(workflows.LowStockInput{SKU: stockSKU, MaxHistoryEvents: 50})
+	next := s.runToContinueAsNew(contract.LowStockInput{SKU: stockSKU, MaxHistoryEvents: 50})
 	s.Equal([]stockNotice{{Key: stockKey("notify-low-stock", 1), Recipients: []string{"ops"}, At: 11 * time.Minute, Level: 4}}, s.notified)
 	s.Equal(stockSKU, next.SKU)
 	s.Equal(50, next.MaxHistoryEvents)
@@ -298,8 +299,8 @@ func (s *lowStockSuite) TestContinueAsNewCarriesState() {
 	s.True(st.EscalateAt.Equal(stockT0.Add(131*time.Minute)), "escalate at %s", st.EscalateAt)
 	s.True(st.CooldownUntil.Equal(stockT0.Add(71*time.Minute)), "cooldown until %s", st.CooldownUntil)
 	st.ObservedAt, st.EscalateAt, st.CooldownUntil = time.Time{}, time.Time{}, time.Time{}
-	s.Equal(workflows.LowStockState{
-		Known: true, Level: 2, Alert: workflows.StockAlerted, Episode: 1, Seen: []string{"e1", "e2", "e3"},
+	s.Equal(contract.LowStockState{
+		Known: true, Level: 2, Alert: contract.StockAlerted, Episode: 1, Seen: []string{"e1", "e2", "e3"},
 	}, st)
 }
 
@@ -307,24 +308,24 @@ func (s *lowStockSuite) TestContinueAsNewWhenSuggestedKeepsPendingDeadline() {
 	s.level(time.Minute, 4) // alert due at 11m
 	s.env.RegisterDelayedCallback(func() {
 		s.env.SetContinueAsNewSuggested(true)
-		s.env.SignalWorkflow(workflows.StockLevelSignal, workflows.StockLevel{Level: 3, ObservedAt: stockT0.Add(5 * time.Minute), EventID: "e2"})
+		s.env.SignalWorkflow(contract.StockLevelSignal, contract.StockLevel{Level: 3, ObservedAt: stockT0.Add(5 * time.Minute), EventID: "e2"})
 	}, 5*time.Minute)
-	next := s.runToContinueAsNew(workflows.LowStockInput{SKU: stockSKU})
+	next := s.runToContinueAsNew(contract.LowStockInput{SKU: stockSKU})
 	s.Empty(s.notified)
 	s.Zero(next.MaxHistoryEvents, "the default is not frozen into the chain")
 	s.Require().NotNil(next.State)
-	s.Equal(workflows.StockLowPending, next.State.Alert)
+	s.Equal(contract.StockLowPending, next.State.Alert)
 	s.True(next.State.AlertAt.Equal(stockT0.Add(11*time.Minute)), "alert at %s", next.State.AlertAt)
 }
 
 func (s *lowStockSuite) TestResumesFromCarriedState() {
-	in := workflows.LowStockInput{SKU: stockSKU, State: &workflows.LowStockState{
-		Known: true, Level: 2, ObservedAt: stockT0.Add(-time.Hour), Alert: workflows.StockAlerted, Episode: 4,
+	in := contract.LowStockInput{SKU: stockSKU, State: &contract.LowStockState{
+		Known: true, Level: 2, ObservedAt: stockT0.Add(-time.Hour), Alert: contract.StockAlerted, Episode: 4,
 		EscalateAt: stockT0.Add(30 * time.Minute), CooldownUntil: stockT0.Add(10 * time.Minute), Seen: []string{"old"},
 	}}
-	s.expectStatus(time.Minute, workflows.StockAlerted, "level 2")
+	s.expectStatus(time.Minute, contract.StockAlerted, "level 2")
 	// Seen by the previous run: ignored.
-	s.signal(10*time.Minute, workflows.StockLevel{Level: 20, ObservedAt: stockT0.Add(10 * time.Minute), EventID: "old"})
+	s.signal(10*time.Minute, contract.StockLevel{Level: 20, ObservedAt: stockT0.Add(10 * time.Minute), EventID: "old"})
 	s.level(40*time.Minute, 20)
 	s.level(50*time.Minute, 1)
 	s.runUntil(2*time.Hour, in)
@@ -338,15 +339,15 @@ func (s *lowStockSuite) TestResumesFromCarriedState() {
 func (s *lowStockSuite) TestSeenSetIsBounded() {
 	s.env.RegisterDelayedCallback(func() {
 		for i := range 300 {
-			s.env.SignalWorkflow(workflows.StockLevelSignal,
-				workflows.StockLevel{Level: 50, ObservedAt: stockT0.Add(time.Minute), EventID: fmt.Sprintf("id-%d", i)})
+			s.env.SignalWorkflow(contract.StockLevelSignal,
+				contract.StockLevel{Level: 50, ObservedAt: stockT0.Add(time.Minute), EventID: fmt.Sprintf("id-%d", i)})
 		}
 	}, time.Minute)
 	s.env.RegisterDelayedCallback(func() {
 		s.env.SetCurrentHistoryLength(10_000)
-		s.env.SignalWorkflow(workflows.StockLevelSignal, workflows.StockLevel{Level: 50, ObservedAt: stockT0.Add(2 * time.Minute), EventID: "last"})
+		s.env.SignalWorkflow(contract.StockLevelSignal, contract.StockLevel{Level: 50, ObservedAt: stockT0.Add(2 * time.Minute), EventID: "last"})
 	}, 2*time.Minute)
-	next := s.runToContinueAsNew(workflows.LowStockInput{SKU: stockSKU})
+	next := s.runToContinueAsNew(contract.LowStockInput{SKU: stockSKU})
 	seen := next.State.Seen
 	s.Require().Len(seen, 256)
 	s.Equal("id-45", seen[0], "the oldest ids are evicted first")
@@ -361,16 +362,16 @@ func (s *lowStockSuite) TestFailedAlertParksThenRetriesWithSameKey() {
 		st := s.status()
 		s.True(st.Parked, "run is parked")
 		s.Equal("notify-low-stock", st.Step)
-		s.env.UpdateWorkflow(workflows.DeadLetterDecisionUpdate, "", &testsuite.TestUpdateCallback{
+		s.env.UpdateWorkflow(contract.DeadLetterDecisionUpdate, "", &testsuite.TestUpdateCallback{
 			OnAccept:   func() {},
 			OnReject:   func(err error) { s.Fail("decision rejected", err) },
 			OnComplete: func(any, error) {},
-		}, workflows.DeadLetterDecision{DeadLetterID: 7, Action: workflows.DecisionRetry, Operator: "ops@x"})
+		}, contract.DeadLetterDecision{DeadLetterID: 7, Action: contract.DecisionRetry, Operator: "ops@x"})
 	}, 20*time.Minute)
 	s.env.RegisterDelayedCallback(func() {
 		st := s.status()
 		s.False(st.Parked)
-		s.Equal(workflows.StockAlerted, st.State)
+		s.Equal(contract.StockAlerted, st.State)
 		s.Equal("await-stock-level", st.Step)
 	}, 30*time.Minute)
 	s.run(time.Hour)
@@ -388,23 +389,23 @@ func (s *lowStockSuite) TestUnknownSKUParksAndSkipStops() {
 		st := s.status()
 		s.True(st.Parked)
 		s.Equal("load-settings", st.Step)
-		s.env.UpdateWorkflow(workflows.DeadLetterDecisionUpdate, "", &testsuite.TestUpdateCallback{
+		s.env.UpdateWorkflow(contract.DeadLetterDecisionUpdate, "", &testsuite.TestUpdateCallback{
 			OnAccept: func() {}, OnReject: func(err error) { s.Fail("decision rejected", err) }, OnComplete: func(any, error) {},
-		}, workflows.DeadLetterDecision{DeadLetterID: 7, Action: workflows.DecisionSkip})
+		}, contract.DeadLetterDecision{DeadLetterID: 7, Action: contract.DecisionSkip})
 	}, time.Minute)
 	s.defaults()
-	s.env.ExecuteWorkflow(workflows.LowStockAlert, workflows.LowStockInput{SKU: stockSKU})
+	s.env.ExecuteWorkflow(workflows.LowStockAlert, contract.LowStockInput{SKU: stockSKU})
 	s.Require().True(s.env.IsWorkflowCompleted())
-	var res workflows.LowStockResult
+	var res contract.LowStockResult
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
-	s.Equal(workflows.StockStopped, res.State)
+	s.Equal(contract.StockStopped, res.State)
 	s.Empty(s.notified)
 }
 
 func TestLowStockRejectsInvalidSKU(t *testing.T) {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
-	env.ExecuteWorkflow(workflows.LowStockAlert, workflows.LowStockInput{SKU: "a b"})
+	env.ExecuteWorkflow(workflows.LowStockAlert, contract.LowStockInput{SKU: "a b"})
 	require.True(t, env.IsWorkflowCompleted())
 	require.ErrorContains(t, env.GetWorkflowError(), "must not contain whitespace")
 }

@@ -3,21 +3,14 @@ package workflows
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/contract"
 )
-
-// PaymentSignal is the signal Stripe's payment_intent.succeeded and
-// payment_intent.payment_failed webhooks send to an order's confirmation.
-const PaymentSignal = "payment"
-
-// DefaultPaymentTimeout is how long an order waits for a successful payment.
-const DefaultPaymentTimeout = 24 * time.Hour
 
 // Knock workflow keys the order confirmation triggers.
 const (
@@ -30,37 +23,6 @@ const (
 // operators' shared inbox) of alerts that need a human.
 const OperatorsRecipient = "crmflow-operators"
 
-// OrderConfirmationInput starts an order's confirmation.
-type OrderConfirmationInput struct {
-	OrderID string `json:"order_id"`
-	// PaymentTimeout is how long to wait for a successful payment; zero means
-	// DefaultPaymentTimeout.
-	PaymentTimeout time.Duration `json:"payment_timeout,omitempty"`
-}
-
-// OrderConfirmationResult is how the order ended.
-type OrderConfirmationResult struct {
-	// State is confirmed, payment_failed, mismatch, expired or skipped.
-	State string `json:"state"`
-	// ReferralID is the referral whose reward this order started, if any.
-	ReferralID string `json:"referral_id,omitempty"`
-}
-
-// PaymentEvent is the PaymentSignal's payload: what a verified Stripe event
-// said about the order's PaymentIntent.
-type PaymentEvent struct {
-	// EventID is the Stripe event id; a redelivered event is ignored.
-	EventID             string `json:"event_id"`
-	Succeeded           bool   `json:"succeeded"`
-	PaymentIntentID     string `json:"payment_intent_id"`
-	AmountCents         int64  `json:"amount_cents"`
-	AmountReceivedCents int64  `json:"amount_received_cents"`
-	Currency            string `json:"currency"`
-	CustomerID          string `json:"customer_id,omitempty"`
-	// FailureMessage is Stripe's last_payment_error message on failure.
-	FailureMessage string `json:"failure_message,omitempty"`
-}
-
 var (
 	orders *activities.OrderActivities
 	stripe *activities.StripeActivities
@@ -69,8 +31,8 @@ var (
 
 // orderConfirmation is one run's state; its methods are the steps.
 type orderConfirmation struct {
-	input  OrderConfirmationInput
-	status Status
+	input  contract.OrderConfirmationInput
+	status contract.Status
 	steps  *parker
 	order  *activities.Order
 	// seen holds the payment event ids already handled (a few per order).
@@ -78,7 +40,7 @@ type orderConfirmation struct {
 	payments workflow.ReceiveChannel
 	// lastFailure is the latest failed attempt, kept while waiting for a
 	// successful retry of the same PaymentIntent.
-	lastFailure *PaymentEvent
+	lastFailure *contract.PaymentEvent
 }
 
 // OrderConfirmation loads the order, waits for the payment outcome, checks
@@ -90,15 +52,15 @@ type orderConfirmation struct {
 // returns to requires_payment_method and the customer may pay again, so the
 // customer is told at once and the order is marked payment_failed only if no
 // payment succeeds before the deadline.
-func OrderConfirmation(ctx workflow.Context, in OrderConfirmationInput) (*OrderConfirmationResult, error) {
-	if err := ValidateKey("order ID", in.OrderID); err != nil {
+func OrderConfirmation(ctx workflow.Context, in contract.OrderConfirmationInput) (*contract.OrderConfirmationResult, error) {
+	if err := contract.ValidateKey("order ID", in.OrderID); err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
 	}
 	if in.PaymentTimeout <= 0 {
-		in.PaymentTimeout = DefaultPaymentTimeout
+		in.PaymentTimeout = contract.DefaultPaymentTimeout
 	}
-	w := &orderConfirmation{input: in, status: Status{Step: "start", State: "pending"}}
-	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (Status, error) { return w.status, nil }); err != nil {
+	w := &orderConfirmation{input: in, status: contract.Status{Step: "start", State: "pending"}}
+	if err := workflow.SetQueryHandler(ctx, contract.StatusQuery, func() (contract.Status, error) { return w.status, nil }); err != nil {
 		return nil, err
 	}
 	steps, err := newParker(ctx, &w.status)
@@ -106,8 +68,8 @@ func OrderConfirmation(ctx workflow.Context, in OrderConfirmationInput) (*OrderC
 		return nil, err
 	}
 	w.steps = steps
-	w.payments = workflow.GetSignalChannel(ctx, PaymentSignal)
-	upsert(ctx, OrderIDKey.ValueSet(in.OrderID))
+	w.payments = workflow.GetSignalChannel(ctx, contract.PaymentSignal)
+	upsert(ctx, contract.OrderIDKey.ValueSet(in.OrderID))
 	res, err := w.run(ctx)
 	if errors.Is(err, errSkipped) {
 		return w.finish(ctx, "skipped", "an operator skipped a step the run could not continue without"), nil
@@ -115,7 +77,7 @@ func OrderConfirmation(ctx workflow.Context, in OrderConfirmationInput) (*OrderC
 	return res, err
 }
 
-func (w *orderConfirmation) run(ctx workflow.Context) (*OrderConfirmationResult, error) {
+func (w *orderConfirmation) run(ctx workflow.Context) (*contract.OrderConfirmationResult, error) {
 	if err := w.loadOrder(ctx); err != nil {
 		return nil, err
 	}
@@ -181,7 +143,7 @@ func (w *orderConfirmation) loadOrder(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
-	upsert(ctx, CustomerIDKey.ValueSet(w.order.CustomerID))
+	upsert(ctx, contract.CustomerIDKey.ValueSet(w.order.CustomerID))
 	memo := map[string]any{"order_id": w.order.ID, "customer_id": w.order.CustomerID,
 		"amount_cents": w.order.AmountCents, "currency": w.order.Currency}
 	if err := workflow.UpsertMemo(ctx, memo); err != nil {
@@ -193,13 +155,13 @@ func (w *orderConfirmation) loadOrder(ctx workflow.Context) error {
 // awaitPayment waits for a successful payment event until the deadline and
 // returns it, or nil when the deadline passed. Failed attempts are recorded
 // and the customer is told about each one.
-func (w *orderConfirmation) awaitPayment(ctx workflow.Context) (*PaymentEvent, error) {
+func (w *orderConfirmation) awaitPayment(ctx workflow.Context) (*contract.PaymentEvent, error) {
 	w.steps.setStep(ctx, "await-payment")
 	timerCtx, cancelTimer := workflow.WithCancel(ctx)
 	defer cancelTimer()
 	deadline := workflow.NewTimer(timerCtx, w.input.PaymentTimeout)
 	for {
-		var ev PaymentEvent
+		var ev contract.PaymentEvent
 		expired := false
 		sel := workflow.NewSelector(ctx)
 		sel.AddReceive(w.payments, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &ev) })
@@ -239,7 +201,7 @@ func (w *orderConfirmation) seenBefore(eventID string) bool {
 
 // verifyPayment retrieves the PaymentIntent from Stripe and compares it with
 // the order; it returns why they differ, or "".
-func (w *orderConfirmation) verifyPayment(ctx workflow.Context, ev *PaymentEvent) (string, error) {
+func (w *orderConfirmation) verifyPayment(ctx workflow.Context, ev *contract.PaymentEvent) (string, error) {
 	in := activities.RetrievePaymentIntentInput{
 		PaymentIntentID: ev.PaymentIntentID,
 		Snapshot: &activities.PaymentIntentSnapshot{
@@ -321,10 +283,10 @@ func (w *orderConfirmation) startReferralReward(ctx workflow.Context) (string, e
 	}
 	w.steps.setStep(ctx, "start-referral-reward")
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID:        ReferralRewardID(found.ReferralID),
+		WorkflowID:        contract.ReferralRewardID(found.ReferralID),
 		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
 	})
-	child := workflow.ExecuteChildWorkflow(cctx, ReferralRewardType, ReferralRewardInput{
+	child := workflow.ExecuteChildWorkflow(cctx, contract.ReferralRewardType, contract.ReferralRewardInput{
 		ReferralID: found.ReferralID, OrderID: w.order.ID, ReferredCustomerID: w.order.CustomerID,
 	})
 	if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil && !temporal.IsWorkflowExecutionAlreadyStartedError(err) {
@@ -333,8 +295,8 @@ func (w *orderConfirmation) startReferralReward(ctx workflow.Context) (string, e
 	return found.ReferralID, nil
 }
 
-func (w *orderConfirmation) finish(ctx workflow.Context, state, detail string) *OrderConfirmationResult {
+func (w *orderConfirmation) finish(ctx workflow.Context, state, detail string) *contract.OrderConfirmationResult {
 	w.status.State, w.status.Detail = state, detail
 	w.steps.setStep(ctx, "done")
-	return &OrderConfirmationResult{State: state}
+	return &contract.OrderConfirmationResult{State: state}
 }

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/workflows"
 )
 
@@ -84,36 +85,36 @@ func (s *orderSuite) defaults() {
 
 func (s *orderSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
 
-func succeeded(eventID string) workflows.PaymentEvent {
-	return workflows.PaymentEvent{EventID: eventID, Succeeded: true, PaymentIntentID: "pi_1",
+func succeeded(eventID string) contract.PaymentEvent {
+	return contract.PaymentEvent{EventID: eventID, Succeeded: true, PaymentIntentID: "pi_1",
 		AmountCents: 4200, AmountReceivedCents: 4200, Currency: "eur", CustomerID: "cus_stripe"}
 }
 
-func failed(eventID string) workflows.PaymentEvent {
-	return workflows.PaymentEvent{EventID: eventID, PaymentIntentID: "pi_1", AmountCents: 4200,
+func failed(eventID string) contract.PaymentEvent {
+	return contract.PaymentEvent{EventID: eventID, PaymentIntentID: "pi_1", AmountCents: 4200,
 		Currency: "eur", FailureMessage: "card declined"}
 }
 
-func (s *orderSuite) signalAt(d time.Duration, ev workflows.PaymentEvent) {
-	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(workflows.PaymentSignal, ev) }, d)
+func (s *orderSuite) signalAt(d time.Duration, ev contract.PaymentEvent) {
+	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(contract.PaymentSignal, ev) }, d)
 }
 
-func (s *orderSuite) run() (*workflows.OrderConfirmationResult, error) {
+func (s *orderSuite) run() (*contract.OrderConfirmationResult, error) {
 	s.defaults()
-	s.env.ExecuteWorkflow(workflows.OrderConfirmation, workflows.OrderConfirmationInput{OrderID: "o1", PaymentTimeout: time.Hour})
+	s.env.ExecuteWorkflow(workflows.OrderConfirmation, contract.OrderConfirmationInput{OrderID: "o1", PaymentTimeout: time.Hour})
 	s.Require().True(s.env.IsWorkflowCompleted())
 	if err := s.env.GetWorkflowError(); err != nil {
 		return nil, err
 	}
-	var res workflows.OrderConfirmationResult
+	var res contract.OrderConfirmationResult
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
 	return &res, nil
 }
 
-func (s *orderSuite) status() workflows.Status {
-	v, err := s.env.QueryWorkflow(workflows.StatusQuery)
+func (s *orderSuite) status() contract.Status {
+	v, err := s.env.QueryWorkflow(contract.StatusQuery)
 	s.Require().NoError(err)
-	var st workflows.Status
+	var st contract.Status
 	s.Require().NoError(v.Get(&st))
 	return st
 }
@@ -141,15 +142,15 @@ func (s *orderSuite) TestSuccess() {
 	s.Equal([]string{"order-confirmation order-confirmation/o1/notify-confirmation"}, s.knockKeys())
 	s.Equal([]string{"cus_1"}, s.notified[0].Recipients)
 	s.Equal("o1", s.notified[0].Data["order_id"])
-	s.Equal(workflows.Status{Step: "done", State: "confirmed"}, s.status())
+	s.Equal(contract.Status{Step: "done", State: "confirmed"}, s.status())
 }
 
 func (s *orderSuite) TestReferralChildStarted() {
 	s.env.OnActivity(orders.FindReferral, mock.Anything, activities.FindReferralInput{OrderID: "o1"}).
 		Return(&activities.FindReferralOutput{ReferralID: "ref_1"}, nil).Once()
-	s.env.OnWorkflow(workflows.ReferralReward, mock.Anything, workflows.ReferralRewardInput{
+	s.env.OnWorkflow(workflows.ReferralReward, mock.Anything, contract.ReferralRewardInput{
 		ReferralID: "ref_1", OrderID: "o1", ReferredCustomerID: "cus_1",
-	}).Return(&workflows.ReferralRewardResult{State: "requested"}, nil).Once()
+	}).Return(&contract.ReferralRewardResult{State: "requested"}, nil).Once()
 	s.signalAt(time.Minute, succeeded("evt_ok"))
 	res, err := s.run()
 	s.Require().NoError(err)
@@ -253,12 +254,12 @@ func (s *orderSuite) failNotifyOnce() {
 }
 
 // decide sends the operator's decision once the run is parked.
-func (s *orderSuite) decide(at time.Duration, d workflows.DeadLetterDecision, wantErr bool) {
+func (s *orderSuite) decide(at time.Duration, d contract.DeadLetterDecision, wantErr bool) {
 	s.env.RegisterDelayedCallback(func() {
 		st := s.status()
 		s.True(st.Parked, "run is parked")
 		s.Equal("notify-confirmation", st.Step)
-		s.env.UpdateWorkflow(workflows.DeadLetterDecisionUpdate, "", &testsuite.TestUpdateCallback{
+		s.env.UpdateWorkflow(contract.DeadLetterDecisionUpdate, "", &testsuite.TestUpdateCallback{
 			OnAccept:   func() { s.False(wantErr, "decision accepted") },
 			OnReject:   func(err error) { s.True(wantErr, "decision rejected: %v", err) },
 			OnComplete: func(any, error) {},
@@ -269,9 +270,9 @@ func (s *orderSuite) decide(at time.Duration, d workflows.DeadLetterDecision, wa
 func (s *orderSuite) TestParkedThenRetried() {
 	s.failNotifyOnce()
 	s.signalAt(time.Minute, succeeded("evt_ok"))
-	s.decide(2*time.Minute, workflows.DeadLetterDecision{DeadLetterID: 99, Action: "retry"}, true)
-	s.decide(3*time.Minute, workflows.DeadLetterDecision{DeadLetterID: 7, Action: "explode"}, true)
-	s.decide(4*time.Minute, workflows.DeadLetterDecision{DeadLetterID: 7, Action: "retry", Operator: "ops@x"}, false)
+	s.decide(2*time.Minute, contract.DeadLetterDecision{DeadLetterID: 99, Action: "retry"}, true)
+	s.decide(3*time.Minute, contract.DeadLetterDecision{DeadLetterID: 7, Action: "explode"}, true)
+	s.decide(4*time.Minute, contract.DeadLetterDecision{DeadLetterID: 7, Action: "retry", Operator: "ops@x"}, false)
 	res, err := s.run()
 	s.Require().NoError(err)
 	s.Equal("confirmed", res.State)
@@ -287,7 +288,7 @@ func (s *orderSuite) TestParkedThenRetried() {
 func (s *orderSuite) TestParkedThenSkipped() {
 	s.failNotifyOnce()
 	s.signalAt(time.Minute, succeeded("evt_ok"))
-	s.decide(2*time.Minute, workflows.DeadLetterDecision{DeadLetterID: 7, Action: "skip"}, false)
+	s.decide(2*time.Minute, contract.DeadLetterDecision{DeadLetterID: 7, Action: "skip"}, false)
 	res, err := s.run()
 	s.Require().NoError(err)
 	s.Equal("confirmed", res.State)
@@ -298,26 +299,26 @@ func (s *orderSuite) TestParkedThenSkipped() {
 func (s *orderSuite) TestParkedThenAborted() {
 	s.failNotifyOnce()
 	s.signalAt(time.Minute, succeeded("evt_ok"))
-	s.decide(2*time.Minute, workflows.DeadLetterDecision{DeadLetterID: 7, Action: "abort", Operator: "ops"}, false)
+	s.decide(2*time.Minute, contract.DeadLetterDecision{DeadLetterID: 7, Action: "abort", Operator: "ops"}, false)
 	_, err := s.run()
 	var appErr *temporal.ApplicationError
 	s.Require().True(errors.As(err, &appErr), "got %v", err)
-	s.Equal(workflows.ErrorTypeOperatorAborted, appErr.Type())
+	s.Equal(contract.ErrorTypeOperatorAborted, appErr.Type())
 	s.Equal([]activities.DecideDeadLetterInput{{DeadLetterID: 7, Status: "aborted", Operator: "ops"}}, s.decided)
 }
 
 func (s *orderSuite) TestDecisionRejectedWhenNotParked() {
 	s.env.RegisterDelayedCallback(func() {
-		s.env.UpdateWorkflow(workflows.DeadLetterDecisionUpdate, "", &testsuite.TestUpdateCallback{
+		s.env.UpdateWorkflow(contract.DeadLetterDecisionUpdate, "", &testsuite.TestUpdateCallback{
 			OnAccept: func() { s.Fail("accepted while not parked") },
 			OnReject: func(err error) {
 				s.ErrorContains(err, "not parked")
 				var appErr *temporal.ApplicationError
 				s.Require().True(errors.As(err, &appErr), "got %v", err)
-				s.Equal(workflows.ErrorTypeNotParked, appErr.Type(), "callers retry on this type")
+				s.Equal(contract.ErrorTypeNotParked, appErr.Type(), "callers retry on this type")
 			},
 			OnComplete: func(any, error) {},
-		}, workflows.DeadLetterDecision{DeadLetterID: 7, Action: "retry"})
+		}, contract.DeadLetterDecision{DeadLetterID: 7, Action: "retry"})
 	}, time.Minute)
 	s.signalAt(2*time.Minute, succeeded("evt_ok"))
 	res, err := s.run()
@@ -334,7 +335,7 @@ func (s *orderSuite) TestDeadLetterRecordsStepAndInput() {
 		}).Once()
 	s.failNotifyOnce()
 	s.signalAt(time.Minute, succeeded("evt_ok"))
-	s.decide(2*time.Minute, workflows.DeadLetterDecision{DeadLetterID: 7, Action: "skip"}, false)
+	s.decide(2*time.Minute, contract.DeadLetterDecision{DeadLetterID: 7, Action: "skip"}, false)
 	_, err := s.run()
 	s.Require().NoError(err)
 	s.Equal(orderWorkflowID, recorded.WorkflowID)
@@ -349,7 +350,7 @@ func (s *orderSuite) TestDeadLetterRecordsStepAndInput() {
 func TestInvalidOrderIDFails(t *testing.T) {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
-	env.ExecuteWorkflow(workflows.OrderConfirmation, workflows.OrderConfirmationInput{OrderID: "a/b"})
+	env.ExecuteWorkflow(workflows.OrderConfirmation, contract.OrderConfirmationInput{OrderID: "a/b"})
 	require.True(t, env.IsWorkflowCompleted())
 	assert.ErrorContains(t, env.GetWorkflowError(), "must not contain a slash")
 }

@@ -8,42 +8,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/contract"
 )
-
-// DeadLetterDecisionUpdate is the Update operators send (through the start
-// API or `crmflow dlq`) to decide what a parked run does next.
-const DeadLetterDecisionUpdate = "dead-letter-decision"
-
-// Operator decisions on a parked step.
-const (
-	DecisionRetry = "retry"
-	DecisionSkip  = "skip"
-	DecisionAbort = "abort"
-)
-
-// DeadLetterDecision is the DeadLetterDecisionUpdate's input.
-type DeadLetterDecision struct {
-	// DeadLetterID must be the dead letter the run is parked on, so a stale
-	// decision can never act on a later failure.
-	DeadLetterID int64  `json:"dead_letter_id"`
-	Action       string `json:"action"`
-	Operator     string `json:"operator,omitempty"`
-}
-
-// DeadLetterDecisionResult is the DeadLetterDecisionUpdate's answer.
-type DeadLetterDecisionResult struct {
-	Step   string `json:"step"`
-	Action string `json:"action"`
-}
-
-// ErrorTypeOperatorAborted is the failure type of a run an operator aborted.
-const ErrorTypeOperatorAborted = "OperatorAborted"
-
-// ErrorTypeNotParked is the type of a decision's rejection by a run that is
-// not parked. The dead letter is written by an activity a moment before the
-// run takes note of its result, so a decision sent in that moment is
-// rejected this way and may be sent again.
-const ErrorTypeNotParked = "NotParked"
 
 // errSkipped tells the caller an operator chose to skip the step.
 var errSkipped = errors.New("step skipped by operator")
@@ -54,45 +20,45 @@ var dl *activities.DeadLetterActivities
 // letter in PostgreSQL, CrmflowParked=true, and a wait for an operator's
 // retry, skip or abort. One parker per workflow run.
 type parker struct {
-	status *Status
+	status *contract.Status
 	// parkedOn is the dead letter the run waits on; 0 when not parked.
 	parkedOn int64
-	decision *DeadLetterDecision
+	decision *contract.DeadLetterDecision
 }
 
 // newParker registers the decision Update handler.
-func newParker(ctx workflow.Context, status *Status) (*parker, error) {
+func newParker(ctx workflow.Context, status *contract.Status) (*parker, error) {
 	p := &parker{status: status}
-	err := workflow.SetUpdateHandlerWithOptions(ctx, DeadLetterDecisionUpdate,
-		func(ctx workflow.Context, d DeadLetterDecision) (DeadLetterDecisionResult, error) {
+	err := workflow.SetUpdateHandlerWithOptions(ctx, contract.DeadLetterDecisionUpdate,
+		func(ctx workflow.Context, d contract.DeadLetterDecision) (contract.DeadLetterDecisionResult, error) {
 			p.decision = &d
-			return DeadLetterDecisionResult{Step: p.status.Step, Action: d.Action}, nil
+			return contract.DeadLetterDecisionResult{Step: p.status.Step, Action: d.Action}, nil
 		},
 		workflow.UpdateHandlerOptions{Validator: p.validate})
 	if err != nil {
-		return nil, fmt.Errorf("register %s: %w", DeadLetterDecisionUpdate, err)
+		return nil, fmt.Errorf("register %s: %w", contract.DeadLetterDecisionUpdate, err)
 	}
 	return p, nil
 }
 
 // validate rejects a decision before it reaches history: wrong action, not
 // parked, parked on another dead letter, or already decided.
-func (p *parker) validate(_ workflow.Context, d DeadLetterDecision) error {
+func (p *parker) validate(_ workflow.Context, d contract.DeadLetterDecision) error {
 	switch d.Action {
-	case DecisionRetry, DecisionSkip, DecisionAbort:
+	case contract.DecisionRetry, contract.DecisionSkip, contract.DecisionAbort:
 	default:
 		return fmt.Errorf("action %q is not retry, skip or abort", d.Action)
 	}
 	if d.Operator != "" {
 		// Unnamed decisions are accepted, as they always were; a named
 		// one must be readable.
-		if err := ValidateOperator(d.Operator); err != nil {
+		if err := contract.ValidateOperator(d.Operator); err != nil {
 			return err
 		}
 	}
 	switch {
 	case p.parkedOn == 0:
-		return temporal.NewApplicationError("run is not parked", ErrorTypeNotParked)
+		return temporal.NewApplicationError("run is not parked", contract.ErrorTypeNotParked)
 	case d.DeadLetterID != p.parkedOn:
 		return fmt.Errorf("run is parked on dead letter %d, not %d", p.parkedOn, d.DeadLetterID)
 	case p.decision != nil:
@@ -126,12 +92,12 @@ func (p *parker) step(ctx workflow.Context, name string, opts activityPolicy, in
 		if errors.As(err, &appErr) {
 			errType = appErr.Type()
 		}
-		var d DeadLetterDecision
+		var d contract.DeadLetterDecision
 		deadLetter, d, err = p.park(ctx, name, input, err.Error(), errType, attemptsOf(opts, err))
 		if err != nil {
 			return err
 		}
-		if d.Action != DecisionRetry {
+		if d.Action != contract.DecisionRetry {
 			return p.outcome(name, d)
 		}
 	}
@@ -147,24 +113,24 @@ func (p *parker) ask(ctx workflow.Context, name, errType, question string, input
 	if err != nil {
 		return "", 0, err
 	}
-	if d.Action == DecisionAbort {
+	if d.Action == contract.DecisionAbort {
 		return "", 0, p.outcome(name, d)
 	}
 	return d.Action, id, nil
 }
 
 // outcome turns a skip or abort into the error step returns.
-func (p *parker) outcome(step string, d DeadLetterDecision) error {
-	if d.Action == DecisionSkip {
+func (p *parker) outcome(step string, d contract.DeadLetterDecision) error {
+	if d.Action == contract.DecisionSkip {
 		return errSkipped
 	}
 	return temporal.NewNonRetryableApplicationError(
-		fmt.Sprintf("step %s aborted by operator %s", step, d.Operator), ErrorTypeOperatorAborted, nil)
+		fmt.Sprintf("step %s aborted by operator %s", step, d.Operator), contract.ErrorTypeOperatorAborted, nil)
 }
 
 // park records the dead letter, blocks until an operator decides, and
 // records the decision on the dead letter.
-func (p *parker) park(ctx workflow.Context, step string, input any, message, errType string, attempts int) (int64, DeadLetterDecision, error) {
+func (p *parker) park(ctx workflow.Context, step string, input any, message, errType string, attempts int) (int64, contract.DeadLetterDecision, error) {
 	info := workflow.GetInfo(ctx)
 	var out activities.RecordDeadLetterOutput
 	err := workflow.ExecuteActivity(parkOptions.context(ctx), dl.RecordDeadLetter,
@@ -174,18 +140,18 @@ func (p *parker) park(ctx workflow.Context, step string, input any, message, err
 			Attempts: attempts, Input: input,
 		}).Get(ctx, &out)
 	if err != nil {
-		return 0, DeadLetterDecision{}, fmt.Errorf("record dead letter for step %s: %w", step, err)
+		return 0, contract.DeadLetterDecision{}, fmt.Errorf("record dead letter for step %s: %w", step, err)
 	}
 	p.parkedOn = out.DeadLetterID
 	p.setParked(ctx, true)
 	workflow.GetLogger(ctx).Warn("Parked: waiting for an operator", "step", step, "deadLetterID", out.DeadLetterID)
 	if err := workflow.Await(ctx, func() bool { return p.decision != nil }); err != nil {
-		return 0, DeadLetterDecision{}, err
+		return 0, contract.DeadLetterDecision{}, err
 	}
 	d := *p.decision
 	p.parkedOn, p.decision = 0, nil
 	p.setParked(ctx, false)
-	status := map[string]string{DecisionRetry: "retrying", DecisionSkip: "skipped", DecisionAbort: "aborted"}[d.Action]
+	status := map[string]string{contract.DecisionRetry: "retrying", contract.DecisionSkip: "skipped", contract.DecisionAbort: "aborted"}[d.Action]
 	p.close(ctx, out.DeadLetterID, status, d.Operator)
 	return out.DeadLetterID, d, nil
 }
@@ -202,12 +168,12 @@ func (p *parker) close(ctx workflow.Context, id int64, status, operator string) 
 
 func (p *parker) setStep(ctx workflow.Context, step string) {
 	p.status.Step = step
-	upsert(ctx, StepKey.ValueSet(step))
+	upsert(ctx, contract.StepKey.ValueSet(step))
 }
 
 func (p *parker) setParked(ctx workflow.Context, parked bool) {
 	p.status.Parked = parked
-	upsert(ctx, ParkedKey.ValueSet(parked))
+	upsert(ctx, contract.ParkedKey.ValueSet(parked))
 }
 
 // upsert sets search attributes. It only fails for unregistered attributes,

@@ -8,30 +8,13 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
-)
 
-// Providers whose activities run on their own task queue. The worker
-// polling a provider's queue carries that provider's rate limit and
-// concurrency (Temporal enforces the rate at the task queue, so it holds
-// across every worker replica), and the worker pauses polling it while the
-// provider is failing (see worker/breaker.go).
-const (
-	ProviderStripe      = "stripe"
-	ProviderKnock       = "knock"
-	ProviderSimpleLogin = "simplelogin"
-	ProviderResend      = "resend"
+	"github.com/crmflow/crmflow/contract"
 )
 
 // Providers lists every provider with an activity task queue.
 func Providers() []string {
-	return []string{ProviderStripe, ProviderKnock, ProviderSimpleLogin, ProviderResend}
-}
-
-// ProviderTaskQueue names provider's activity task queue for workflows
-// running on base: "crmflow" gives "crmflow-stripe". Deriving it from the
-// workflow's own queue keeps test workers, each on a queue of its own, apart.
-func ProviderTaskQueue(base, provider string) string {
-	return base + "-" + provider
+	return []string{contract.ProviderStripe, contract.ProviderKnock, contract.ProviderSimpleLogin, contract.ProviderResend}
 }
 
 // activityPolicy is how a kind of activity runs: its options (timeouts and
@@ -47,7 +30,7 @@ type activityPolicy struct {
 func (p activityPolicy) context(ctx workflow.Context) workflow.Context {
 	opts := p.options
 	if p.provider != "" {
-		opts.TaskQueue = ProviderTaskQueue(workflow.GetInfo(ctx).TaskQueueName, p.provider)
+		opts.TaskQueue = contract.ProviderTaskQueue(workflow.GetInfo(ctx).TaskQueueName, p.provider)
 	}
 	return workflow.WithActivityOptions(ctx, opts)
 }
@@ -67,18 +50,18 @@ var (
 		ScheduleToCloseTimeout: time.Hour,
 		RetryPolicy:            backoff(0),
 	}}
-	stripeOptions = activityPolicy{provider: ProviderStripe, options: workflow.ActivityOptions{
+	stripeOptions = activityPolicy{provider: contract.ProviderStripe, options: workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         backoff(8),
 	}}
-	knockOptions = activityPolicy{provider: ProviderKnock, options: workflow.ActivityOptions{
+	knockOptions = activityPolicy{provider: contract.ProviderKnock, options: workflow.ActivityOptions{
 		StartToCloseTimeout: 15 * time.Second,
 		RetryPolicy:         backoff(8),
 	}}
 	// simpleLoginOptions: creation looks before it creates and enable/disable
 	// set state, so a retry is safe; a 429 waits for the activity's
 	// NextRetryDelay. CreateAlias makes up to four calls.
-	simpleLoginOptions = activityPolicy{provider: ProviderSimpleLogin, options: workflow.ActivityOptions{
+	simpleLoginOptions = activityPolicy{provider: contract.ProviderSimpleLogin, options: workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         backoff(8),
 	}}

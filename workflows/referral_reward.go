@@ -9,47 +9,17 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/contract"
 )
-
-// RefundSignal is the signal a Stripe charge.refunded webhook sends to the
-// reward of the referral the refunded order qualified.
-const RefundSignal = "refund"
 
 // KnockReferralReward is the Knock workflow that tells the referrer.
 const KnockReferralReward = "referral-reward"
 
-// ReferralRewardInput starts a referral's reward; the order confirmation
-// starts it for a referred customer's first paid order.
-type ReferralRewardInput struct {
-	ReferralID         string `json:"referral_id"`
-	OrderID            string `json:"order_id"`
-	ReferredCustomerID string `json:"referred_customer_id"`
-}
-
-// ReferralRewardResult is how the reward ended: rewarded, ineligible,
-// voided, clawed_back or skipped.
-type ReferralRewardResult struct {
-	State  string `json:"state"`
-	Reason string `json:"reason,omitempty"`
-}
-
-// RefundEvent is the RefundSignal's payload: what a verified charge.refunded
-// event said.
-type RefundEvent struct {
-	// EventID is the Stripe event id; a redelivered event is ignored.
-	EventID  string `json:"event_id"`
-	ChargeID string `json:"charge_id"`
-	// AmountRefundedCents is cumulative over the charge's refunds.
-	AmountRefundedCents int64 `json:"amount_refunded_cents"`
-	// FullyRefunded is Stripe's charge.refunded flag.
-	FullyRefunded bool `json:"fully_refunded"`
-}
-
 var referrals *activities.ReferralActivities
 
 type referralReward struct {
-	input   ReferralRewardInput
-	status  Status
+	input   contract.ReferralRewardInput
+	status  contract.Status
 	steps   *parker
 	elig    activities.Eligibility
 	refunds workflow.ReceiveChannel
@@ -62,15 +32,15 @@ type referralReward struct {
 // customer balance, records the ledger row and tells the referrer through
 // Knock. For a while after payout it still listens for refunds, and asks an
 // operator whether to claw the reward back rather than doing nothing.
-func ReferralReward(ctx workflow.Context, in ReferralRewardInput) (*ReferralRewardResult, error) {
-	if err := ValidateKey("referral ID", in.ReferralID); err != nil {
+func ReferralReward(ctx workflow.Context, in contract.ReferralRewardInput) (*contract.ReferralRewardResult, error) {
+	if err := contract.ValidateKey("referral ID", in.ReferralID); err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
 	}
-	if err := ValidateKey("order ID", in.OrderID); err != nil {
+	if err := contract.ValidateKey("order ID", in.OrderID); err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
 	}
-	r := &referralReward{input: in, status: Status{Step: "start", State: "pending"}}
-	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (Status, error) { return r.status, nil }); err != nil {
+	r := &referralReward{input: in, status: contract.Status{Step: "start", State: "pending"}}
+	if err := workflow.SetQueryHandler(ctx, contract.StatusQuery, func() (contract.Status, error) { return r.status, nil }); err != nil {
 		return nil, err
 	}
 	steps, err := newParker(ctx, &r.status)
@@ -78,8 +48,8 @@ func ReferralReward(ctx workflow.Context, in ReferralRewardInput) (*ReferralRewa
 		return nil, err
 	}
 	r.steps = steps
-	r.refunds = workflow.GetSignalChannel(ctx, RefundSignal)
-	upsert(ctx, CustomerIDKey.ValueSet(in.ReferredCustomerID), OrderIDKey.ValueSet(in.OrderID))
+	r.refunds = workflow.GetSignalChannel(ctx, contract.RefundSignal)
+	upsert(ctx, contract.CustomerIDKey.ValueSet(in.ReferredCustomerID), contract.OrderIDKey.ValueSet(in.OrderID))
 	res, err := r.run(ctx)
 	if errors.Is(err, errSkipped) {
 		return r.finish(ctx, "skipped", "an operator skipped a step the reward could not go on without"), nil
@@ -87,7 +57,7 @@ func ReferralReward(ctx workflow.Context, in ReferralRewardInput) (*ReferralRewa
 	return res, err
 }
 
-func (r *referralReward) run(ctx workflow.Context) (*ReferralRewardResult, error) {
+func (r *referralReward) run(ctx workflow.Context) (*contract.ReferralRewardResult, error) {
 	in := activities.CheckEligibilityInput{ReferralID: r.input.ReferralID, OrderID: r.input.OrderID}
 	err := r.steps.step(ctx, "check-eligibility", storeOptions, in, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, referrals.CheckEligibility, in).Get(ctx, &r.elig)
@@ -149,12 +119,12 @@ func (r *referralReward) run(ctx workflow.Context) (*ReferralRewardResult, error
 // awaitRefund waits up to window for a refund that voids the reward and
 // returns it, or nil when the window passes. Refunds too small to void are
 // noted and the wait goes on.
-func (r *referralReward) awaitRefund(ctx workflow.Context, window time.Duration) (*RefundEvent, error) {
+func (r *referralReward) awaitRefund(ctx workflow.Context, window time.Duration) (*contract.RefundEvent, error) {
 	timerCtx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
 	timer := workflow.NewTimer(timerCtx, window)
 	for {
-		var ev RefundEvent
+		var ev contract.RefundEvent
 		expired := false
 		sel := workflow.NewSelector(ctx)
 		sel.AddReceive(r.refunds, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &ev) })
@@ -173,11 +143,11 @@ func (r *referralReward) awaitRefund(ctx workflow.Context, window time.Duration)
 }
 
 // voids: a full refund, or one that leaves less than the minimum order.
-func (r *referralReward) voids(ev RefundEvent) bool {
+func (r *referralReward) voids(ev contract.RefundEvent) bool {
 	return ev.FullyRefunded || r.elig.OrderAmountCents-ev.AmountRefundedCents < r.elig.MinimumOrderCents
 }
 
-func (r *referralReward) refundReason(ev *RefundEvent) string {
+func (r *referralReward) refundReason(ev *contract.RefundEvent) string {
 	if ev.FullyRefunded {
 		return "order refunded in full (charge " + ev.ChargeID + ")"
 	}
@@ -188,7 +158,7 @@ func (r *referralReward) refundReason(ev *RefundEvent) string {
 // watchForClawback keeps listening for refunds after payout. A voiding
 // refund parks the run with a clawback question: retry claws the reward back
 // (a debit to the referrer's balance, the ledger row reversed), skip keeps it.
-func (r *referralReward) watchForClawback(ctx workflow.Context) (*ReferralRewardResult, error) {
+func (r *referralReward) watchForClawback(ctx workflow.Context) (*contract.ReferralRewardResult, error) {
 	r.steps.setStep(ctx, "clawback-window")
 	refund, err := r.awaitRefund(ctx, r.elig.ClawbackWindow)
 	if err != nil {
@@ -202,7 +172,7 @@ func (r *referralReward) watchForClawback(ctx workflow.Context) (*ReferralReward
 	if err != nil {
 		return nil, err
 	}
-	if action == DecisionSkip {
+	if action == contract.DecisionSkip {
 		return r.finish(ctx, "rewarded", "refunded after payout; an operator kept the reward"), nil
 	}
 	debit := activities.CreditCustomerBalanceInput{
@@ -261,7 +231,7 @@ func (r *referralReward) setReferralStatus(ctx workflow.Context, status string) 
 // key is the idempotency key of a step: workflow ID plus step, so retries
 // and replays of the step reach the provider once.
 func (r *referralReward) key(step string) string {
-	return ReferralRewardID(r.input.ReferralID) + "/" + step
+	return contract.ReferralRewardID(r.input.ReferralID) + "/" + step
 }
 
 func (r *referralReward) seenBefore(eventID string) bool {
@@ -274,8 +244,8 @@ func (r *referralReward) seenBefore(eventID string) bool {
 	return false
 }
 
-func (r *referralReward) finish(ctx workflow.Context, state, reason string) *ReferralRewardResult {
+func (r *referralReward) finish(ctx workflow.Context, state, reason string) *contract.ReferralRewardResult {
 	r.status.State, r.status.Detail = state, reason
 	r.steps.setStep(ctx, "done")
-	return &ReferralRewardResult{State: state, Reason: reason}
+	return &contract.ReferralRewardResult{State: state, Reason: reason}
 }

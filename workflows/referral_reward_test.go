@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/workflows"
 )
 
@@ -92,27 +93,27 @@ func (s *referralSuite) defaults() {
 		}).Maybe()
 }
 
-func (s *referralSuite) run() (*workflows.ReferralRewardResult, error) {
+func (s *referralSuite) run() (*contract.ReferralRewardResult, error) {
 	s.defaults()
-	s.env.ExecuteWorkflow(workflows.ReferralReward, workflows.ReferralRewardInput{
+	s.env.ExecuteWorkflow(workflows.ReferralReward, contract.ReferralRewardInput{
 		ReferralID: "ref_1", OrderID: "o1", ReferredCustomerID: "cus_referred"})
 	s.Require().True(s.env.IsWorkflowCompleted())
 	if err := s.env.GetWorkflowError(); err != nil {
 		return nil, err
 	}
-	var res workflows.ReferralRewardResult
+	var res contract.ReferralRewardResult
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
 	return &res, nil
 }
 
-func (s *referralSuite) refundAt(d time.Duration, ev workflows.RefundEvent) {
-	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(workflows.RefundSignal, ev) }, d)
+func (s *referralSuite) refundAt(d time.Duration, ev contract.RefundEvent) {
+	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(contract.RefundSignal, ev) }, d)
 }
 
-func (s *referralSuite) status() workflows.Status {
-	v, err := s.env.QueryWorkflow(workflows.StatusQuery)
+func (s *referralSuite) status() contract.Status {
+	v, err := s.env.QueryWorkflow(contract.StatusQuery)
 	s.Require().NoError(err)
-	var st workflows.Status
+	var st contract.Status
 	s.Require().NoError(v.Get(&st))
 	return st
 }
@@ -166,7 +167,7 @@ func (s *referralSuite) TestAlreadyRewardedIsIneligible() {
 }
 
 func (s *referralSuite) TestFullRefundInsideWindowVoids() {
-	s.refundAt(3*24*time.Hour, workflows.RefundEvent{EventID: "evt_r", ChargeID: "ch_1", AmountRefundedCents: 4200, FullyRefunded: true})
+	s.refundAt(3*24*time.Hour, contract.RefundEvent{EventID: "evt_r", ChargeID: "ch_1", AmountRefundedCents: 4200, FullyRefunded: true})
 	res, err := s.run()
 	s.Require().NoError(err)
 	s.Equal("voided", res.State)
@@ -178,7 +179,7 @@ func (s *referralSuite) TestFullRefundInsideWindowVoids() {
 
 func (s *referralSuite) TestPartialRefundBelowMinimumVoids() {
 	// 4200 - 3500 leaves 700, below the 1000 minimum.
-	s.refundAt(time.Hour, workflows.RefundEvent{EventID: "evt_p", ChargeID: "ch_1", AmountRefundedCents: 3500})
+	s.refundAt(time.Hour, contract.RefundEvent{EventID: "evt_p", ChargeID: "ch_1", AmountRefundedCents: 3500})
 	res, err := s.run()
 	s.Require().NoError(err)
 	s.Equal("voided", res.State)
@@ -187,8 +188,8 @@ func (s *referralSuite) TestPartialRefundBelowMinimumVoids() {
 }
 
 func (s *referralSuite) TestSmallPartialRefundKeepsReward() {
-	s.refundAt(time.Hour, workflows.RefundEvent{EventID: "evt_p", ChargeID: "ch_1", AmountRefundedCents: 200})
-	s.refundAt(2*time.Hour, workflows.RefundEvent{EventID: "evt_p", ChargeID: "ch_1", AmountRefundedCents: 200})
+	s.refundAt(time.Hour, contract.RefundEvent{EventID: "evt_p", ChargeID: "ch_1", AmountRefundedCents: 200})
+	s.refundAt(2*time.Hour, contract.RefundEvent{EventID: "evt_p", ChargeID: "ch_1", AmountRefundedCents: 200})
 	res, err := s.run()
 	s.Require().NoError(err)
 	s.Equal("rewarded", res.State)
@@ -201,15 +202,15 @@ func (s *referralSuite) decide(at time.Duration, step, action string) {
 		st := s.status()
 		s.True(st.Parked, "parked")
 		s.Equal(step, st.Step)
-		s.env.UpdateWorkflow(workflows.DeadLetterDecisionUpdate, "", &testsuite.TestUpdateCallback{
+		s.env.UpdateWorkflow(contract.DeadLetterDecisionUpdate, "", &testsuite.TestUpdateCallback{
 			OnAccept: func() {}, OnReject: func(err error) { s.Fail("rejected", err.Error()) }, OnComplete: func(any, error) {},
-		}, workflows.DeadLetterDecision{DeadLetterID: 9, Action: action, Operator: "ops"})
+		}, contract.DeadLetterDecision{DeadLetterID: 9, Action: action, Operator: "ops"})
 	}, at)
 }
 
 func (s *referralSuite) TestRefundAfterPayoutAsksAndClawsBack() {
 	// Paid at 14 days; refunded at 20 days; the operator claws back.
-	s.refundAt(20*24*time.Hour, workflows.RefundEvent{EventID: "evt_late", ChargeID: "ch_1", AmountRefundedCents: 4200, FullyRefunded: true})
+	s.refundAt(20*24*time.Hour, contract.RefundEvent{EventID: "evt_late", ChargeID: "ch_1", AmountRefundedCents: 4200, FullyRefunded: true})
 	s.decide(21*24*time.Hour, "clawback-decision", "retry")
 	res, err := s.run()
 	s.Require().NoError(err)
@@ -226,7 +227,7 @@ func (s *referralSuite) TestRefundAfterPayoutAsksAndClawsBack() {
 }
 
 func (s *referralSuite) TestRefundAfterPayoutKeptBySkip() {
-	s.refundAt(20*24*time.Hour, workflows.RefundEvent{EventID: "evt_late", ChargeID: "ch_1", AmountRefundedCents: 4200, FullyRefunded: true})
+	s.refundAt(20*24*time.Hour, contract.RefundEvent{EventID: "evt_late", ChargeID: "ch_1", AmountRefundedCents: 4200, FullyRefunded: true})
 	s.decide(21*24*time.Hour, "clawback-decision", "skip")
 	res, err := s.run()
 	s.Require().NoError(err)

@@ -46,6 +46,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/codec"
 	"github.com/crmflow/crmflow/internal/credentials"
 	crmworker "github.com/crmflow/crmflow/worker"
@@ -227,19 +228,19 @@ func TestRecordedHistoriesExerciseTheCodec(t *testing.T) {
 func TestReplayCatchesNonDeterminism(t *testing.T) {
 	hist := loadHistory(t, "order_confirmation_confirmed.json")
 
-	unguarded := func(ctx workflow.Context, in workflows.OrderConfirmationInput) (*workflows.OrderConfirmationResult, error) {
+	unguarded := func(ctx workflow.Context, in contract.OrderConfirmationInput) (*contract.OrderConfirmationResult, error) {
 		if err := workflow.Sleep(ctx, time.Minute); err != nil {
 			return nil, err
 		}
 		return workflows.OrderConfirmation(ctx, in)
 	}
-	r := newReplayer(t, map[string]any{workflows.OrderConfirmationType: unguarded})
+	r := newReplayer(t, map[string]any{contract.OrderConfirmationType: unguarded})
 	err := r.ReplayWorkflowHistory(log.NewStructuredLogger(slog.New(slog.DiscardHandler)), hist)
 	require.Error(t, err, "a new unguarded step must not replay")
 	// TMPRL1100 is the SDK's code for every kind of non-determinism.
 	require.Contains(t, err.Error(), "[TMPRL1100]")
 
-	guarded := func(ctx workflow.Context, in workflows.OrderConfirmationInput) (*workflows.OrderConfirmationResult, error) {
+	guarded := func(ctx workflow.Context, in contract.OrderConfirmationInput) (*contract.OrderConfirmationResult, error) {
 		if workflow.GetVersion(ctx, "pause-before-loading", workflow.DefaultVersion, 1) == 1 {
 			if err := workflow.Sleep(ctx, time.Minute); err != nil {
 				return nil, err
@@ -247,7 +248,7 @@ func TestReplayCatchesNonDeterminism(t *testing.T) {
 		}
 		return workflows.OrderConfirmation(ctx, in)
 	}
-	r = newReplayer(t, map[string]any{workflows.OrderConfirmationType: guarded})
+	r = newReplayer(t, map[string]any{contract.OrderConfirmationType: guarded})
 	require.NoError(t, r.ReplayWorkflowHistory(nil, hist), "the same change behind GetVersion replays")
 }
 

@@ -21,8 +21,8 @@ import (
 	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // demoWaitTimeout bounds each wait for a workflow to reach a state.
@@ -187,7 +187,7 @@ func (d *demo) happyPath(ctx context.Context) error {
 	if err := d.sendPayment(ctx, stripego.EventTypePaymentIntentSucceeded, orderID, "1"); err != nil {
 		return err
 	}
-	_, err = d.waitForState(ctx, workflows.OrderConfirmationID(orderID), "confirmed")
+	_, err = d.waitForState(ctx, contract.OrderConfirmationID(orderID), "confirmed")
 	return err
 }
 
@@ -199,7 +199,7 @@ func (d *demo) paymentFailure(ctx context.Context) error {
 	if err := d.sendPayment(ctx, stripego.EventTypePaymentIntentPaymentFailed, orderID, "2"); err != nil {
 		return err
 	}
-	if _, err := d.waitForState(ctx, workflows.OrderConfirmationID(orderID), "payment_failed_awaiting_retry"); err != nil {
+	if _, err := d.waitForState(ctx, contract.OrderConfirmationID(orderID), "payment_failed_awaiting_retry"); err != nil {
 		return err
 	}
 	fmt.Fprintf(d.out, "  The customer was told; the run now waits for the customer to pay again until the payment\n"+
@@ -275,11 +275,11 @@ func signedStripeEvent(secret, eventID string, eventType stripego.EventType, obj
 // waitForState polls the workflow's status until its state is want, printing
 // each change of step or state. It fails at once when the run parks or ends
 // in another state, and after demoWaitTimeout.
-func (d *demo) waitForState(ctx context.Context, workflowID, want string) (workflows.Status, error) {
+func (d *demo) waitForState(ctx context.Context, workflowID, want string) (contract.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, demoWaitTimeout)
 	defer cancel()
 	path := workflowStatusPath(workflowID)
-	var last workflows.Status
+	var last contract.Status
 	var lastProblem string
 	for first := true; ; first = false {
 		if !first {
@@ -305,7 +305,7 @@ func (d *demo) waitForState(ctx context.Context, workflowID, want string) (workf
 			return last, httpError("GET "+path, code, body)
 		}
 		var res struct {
-			Status workflows.Status `json:"status"`
+			Status contract.Status `json:"status"`
 		}
 		if err := json.Unmarshal(body, &res); err != nil {
 			return last, fmt.Errorf("GET %s: unexpected answer %s", path, body)
@@ -327,7 +327,7 @@ func (d *demo) waitForState(ctx context.Context, workflowID, want string) (workf
 	}
 }
 
-func (d *demo) printStatus(workflowID string, st workflows.Status) {
+func (d *demo) printStatus(workflowID string, st contract.Status) {
 	line := fmt.Sprintf("  %s: step=%s state=%s", workflowID, st.Step, st.State)
 	if st.Parked {
 		line += " PARKED"
@@ -340,9 +340,9 @@ func (d *demo) printStatus(workflowID string, st workflows.Status) {
 
 // whereToLook tells the user where the runs can be inspected.
 func (d *demo) whereToLook() {
-	order1 := workflows.OrderConfirmationID(d.ids.order1)
-	order2 := workflows.OrderConfirmationID(d.ids.order2)
-	reward := workflows.ReferralRewardID(d.ids.referral)
+	order1 := contract.OrderConfirmationID(d.ids.order1)
+	order2 := contract.OrderConfirmationID(d.ids.order2)
+	reward := contract.ReferralRewardID(d.ids.referral)
 	ns := d.cfg.Temporal.Namespace
 	fmt.Fprintf(d.out, `
 Where to look:

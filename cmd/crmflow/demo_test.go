@@ -15,7 +15,7 @@ import (
 	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/crmflow/crmflow/config"
-	"github.com/crmflow/crmflow/workflows"
+	"github.com/crmflow/crmflow/contract"
 )
 
 func TestDemoSignedStripeEventVerifies(t *testing.T) {
@@ -59,9 +59,9 @@ func TestDemoSignedStripeEventVerifies(t *testing.T) {
 
 func TestDemoWorkflowStatusPath(t *testing.T) {
 	assert.Equal(t, "/v1/workflows/order-confirmation/demo-abc-order-1",
-		workflowStatusPath(workflows.OrderConfirmationID("demo-abc-order-1")))
+		workflowStatusPath(contract.OrderConfirmationID("demo-abc-order-1")))
 	assert.Equal(t, "/v1/workflows/referral-reward/demo-abc-referral",
-		workflowStatusPath(workflows.ReferralRewardID("demo-abc-referral")))
+		workflowStatusPath(contract.ReferralRewardID("demo-abc-referral")))
 	// Characters a path segment cannot hold are escaped; the "/" stays.
 	assert.Equal(t, "/v1/workflows/low-stock/a%3Fb", workflowStatusPath("low-stock/a?b"))
 
@@ -78,7 +78,7 @@ func TestDemoWorkflowStatusPath(t *testing.T) {
 
 func TestDemoTemporalUIURL(t *testing.T) {
 	assert.Equal(t, "http://127.0.0.1:8233/namespaces/default/workflows/order-confirmation%2Fdemo-abc-order-1",
-		temporalUIWorkflowURL("127.0.0.1:8233", "default", workflows.OrderConfirmationID("demo-abc-order-1")))
+		temporalUIWorkflowURL("127.0.0.1:8233", "default", contract.OrderConfirmationID("demo-abc-order-1")))
 }
 
 func TestDemoHTTPBaseURL(t *testing.T) {
@@ -99,7 +99,7 @@ func TestDemoIDsAreUniqueAndValidKeys(t *testing.T) {
 	a, b := newDemoIDs(demoSuffix(now)), newDemoIDs(demoSuffix(now))
 	assert.NotEqual(t, a.order1, b.order1)
 	for _, id := range []string{a.referrer, a.referred, a.referral, a.order1, a.order2} {
-		assert.NoError(t, workflows.ValidateKey("id", id))
+		assert.NoError(t, contract.ValidateKey("id", id))
 	}
 	assert.NotEqual(t, a.order1, a.order2)
 }

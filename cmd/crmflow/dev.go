@@ -11,9 +11,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/devstack"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 func newDevCmd(g *globals) *cobra.Command {
@@ -44,7 +44,7 @@ func runDev(ctx context.Context, cfg *config.Config, out io.Writer) error {
 		UIAddr:           cfg.Dev.UIAddr,
 		UICodecEndpoint:  "http://" + cfg.HTTPAddr + "/codec",
 		Namespace:        cfg.Temporal.Namespace,
-		SearchAttributes: workflows.SearchAttributes(),
+		SearchAttributes: contract.SearchAttributes(),
 		Logger:           logger,
 	})
 	if err != nil {
@@ -102,7 +102,7 @@ crmflow dev is up (%s)
   Console mode       %s
 Data lives in %s; Ctrl-C stops everything, and the next run resumes.
 `, took.Round(time.Millisecond), stack.UIAddr, cfg.Temporal.Namespace, stack.TemporalAddr, cfg.Temporal.Namespace,
-		workflows.TaskQueue, httpAddr, redactURL(stack.DatabaseURL),
+		contract.TaskQueue, httpAddr, redactURL(stack.DatabaseURL),
 		devOnly(token, config.DevAPIToken),
 		devOnly(cfg.Stripe.WebhookSecret, config.DevStripeWebhookSecret),
 		devOnly(cfg.Clerk.WebhookSecret, config.DevClerkWebhookSecret),

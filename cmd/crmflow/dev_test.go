@@ -21,10 +21,10 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/devstack"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/internal/temporalserver"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // syncBuffer collects the banner written from another goroutine.
@@ -214,7 +214,7 @@ func TestDevStackRunsStopsAndResumes(t *testing.T) {
 	require.NoError(t, err)
 	sa, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: cfg.Temporal.Namespace})
 	require.NoError(t, err)
-	for name, typ := range workflows.SearchAttributes() {
+	for name, typ := range contract.SearchAttributes() {
 		assert.Equal(t, typ, sa.GetCustomAttributes()[name], name)
 	}
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{

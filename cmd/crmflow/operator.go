@@ -13,11 +13,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/starter"
 	"github.com/crmflow/crmflow/webhooks"
 	"github.com/crmflow/crmflow/worker"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // operatorEnv is what the operator commands connect to. Each command
@@ -129,7 +129,7 @@ func newReferralCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			run, err := env.starter.StartReferralReward(cmd.Context(), workflows.ReferralRewardInput{
+			run, err := env.starter.StartReferralReward(cmd.Context(), contract.ReferralRewardInput{
 				ReferralID: args[0], OrderID: t.OrderID, ReferredCustomerID: t.ReferredCustomerID,
 			})
 			if err != nil && !errors.Is(err, starter.ErrAlreadyDone) {
@@ -152,7 +152,7 @@ func newStockCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("level %q is not a whole number", args[1])
 			}
-			if err := workflows.ValidateKey("SKU", args[0]); err != nil {
+			if err := contract.ValidateKey("SKU", args[0]); err != nil {
 				return err
 			}
 			env, err := g.connect(cmd.Context(), false, true)
@@ -171,7 +171,7 @@ func newStockCmd(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "stock level %d of %s stored as %s; the dispatcher hands it to %s\n",
-				level, args[0], ev.EventID, workflows.LowStockID(args[0]))
+				level, args[0], ev.EventID, contract.LowStockID(args[0]))
 			return nil
 		},
 	})
@@ -180,7 +180,7 @@ func newStockCmd(g *globals) *cobra.Command {
 
 func newAliasCmd(g *globals) *cobra.Command {
 	alias := &cobra.Command{Use: "alias", Short: "Email aliases at SimpleLogin"}
-	var in workflows.AliasLifecycleInput
+	var in contract.AliasLifecycleInput
 	create := &cobra.Command{
 		Use:   "create <aliasID>",
 		Short: "Create an alias for a customer (--customer) or a shadow alias for an email (--email)",
@@ -214,8 +214,8 @@ func newAliasCmd(g *globals) *cobra.Command {
 	create.Flags().StringVar(&in.Hostname, "hostname", "", "website the alias is for")
 	alias.AddCommand(create)
 	for _, action := range []struct{ name, signal string }{
-		{"disable", workflows.AliasDisableSignal}, {"enable", workflows.AliasEnableSignal},
-		{"delete", workflows.AliasDeleteSignal}, {"claim", workflows.AliasClaimSignal},
+		{"disable", contract.AliasDisableSignal}, {"enable", contract.AliasEnableSignal},
+		{"delete", contract.AliasDeleteSignal}, {"claim", contract.AliasClaimSignal},
 	} {
 		use, nargs := action.name+" <aliasID>", 1
 		if action.name == "claim" {
@@ -231,7 +231,7 @@ func newAliasCmd(g *globals) *cobra.Command {
 					return err
 				}
 				defer env.Close()
-				c := workflows.AliasCommand{EventID: fmt.Sprintf("cli/%s/%d", action.name, time.Now().UnixNano())}
+				c := contract.AliasCommand{EventID: fmt.Sprintf("cli/%s/%d", action.name, time.Now().UnixNano())}
 				if nargs == 2 {
 					if _, err := env.store.GetCustomer(cmd.Context(), args[1]); err != nil {
 						return err
@@ -241,7 +241,7 @@ func newAliasCmd(g *globals) *cobra.Command {
 				if err := env.starter.SignalAlias(cmd.Context(), args[0], action.signal, c); err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s sent to %s\n", action.name, workflows.AliasID(args[0]))
+				fmt.Fprintf(cmd.OutOrStdout(), "%s sent to %s\n", action.name, contract.AliasID(args[0]))
 				return nil
 			},
 		})
@@ -281,7 +281,7 @@ func newRotationCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := env.starter.SubmitKey(cmd.Context(), provider, workflows.SubmitKeyInput{Secret: key, Operator: operator})
+			res, err := env.starter.SubmitKey(cmd.Context(), provider, contract.SubmitKeyInput{Secret: key, Operator: operator})
 			if err != nil {
 				return err
 			}
@@ -366,7 +366,7 @@ func newDLQCmd(g *globals) *cobra.Command {
 	}
 	list.Flags().StringVar(&status, "status", store.DeadLetterParked, "parked, retrying, skipped, aborted, resolved, or \"\" for all")
 	dlq.AddCommand(list)
-	for _, action := range []string{workflows.DecisionRetry, workflows.DecisionSkip, workflows.DecisionAbort} {
+	for _, action := range []string{contract.DecisionRetry, contract.DecisionSkip, contract.DecisionAbort} {
 		var operator string
 		c := &cobra.Command{
 			Use:   action + " <deadLetterID>",
@@ -387,7 +387,7 @@ func newDLQCmd(g *globals) *cobra.Command {
 					return err
 				}
 				res, err := env.starter.DecideDeadLetter(cmd.Context(), d.WorkflowID, d.RunID,
-					workflows.DeadLetterDecision{DeadLetterID: id, Action: action, Operator: operator})
+					contract.DeadLetterDecision{DeadLetterID: id, Action: action, Operator: operator})
 				if err != nil {
 					return err
 				}

@@ -24,8 +24,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // chromiumPath is where Debian's chromium package (`make chromium`) puts the
@@ -122,13 +122,13 @@ func TestTemporalUIListsParkedWorkflows(t *testing.T) {
 	}
 	// Paid: the order is confirmed, then Knock refuses the confirmation.
 	require.NoError(t, d.sendPayment(ctx, stripego.EventTypePaymentIntentSucceeded, parkedOrder, "1"))
-	parkedID, waitingID := workflows.OrderConfirmationID(parkedOrder), workflows.OrderConfirmationID(waitingOrder)
+	parkedID, waitingID := contract.OrderConfirmationID(parkedOrder), contract.OrderConfirmationID(waitingOrder)
 
 	// Wait for Temporal's visibility to say so, so the UI has it to show.
 	c, err := client.Dial(client.Options{HostPort: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace})
 	require.NoError(t, err)
 	defer c.Close()
-	parkedQuery := workflows.ParkedKey.GetName() + " = true"
+	parkedQuery := contract.ParkedKey.GetName() + " = true"
 	require.EventuallyWithT(t, func(ct *assert.CollectT) {
 		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: parkedQuery})
 		if !assert.NoError(ct, err) {
@@ -168,12 +168,12 @@ func TestTemporalUIListsParkedWorkflows(t *testing.T) {
 	uiBase := "http://" + cfg.Dev.UIAddr + "/namespaces/" + url.PathEscape(cfg.Temporal.Namespace) + "/workflows"
 	// Unfiltered, both runs are listed: the page works and shows them.
 	all := waitForPageText(t, browser, uiBase, []string{parkedID, waitingID}, nil)
-	assert.Contains(t, all, workflows.OrderConfirmationType)
+	assert.Contains(t, all, contract.OrderConfirmationType)
 
 	// Filtered by the search attribute (shown as a filter on the page): the
 	// parked run, and not the one waiting for its payment.
 	filtered := waitForPageText(t, browser, uiBase+"?query="+url.QueryEscape(parkedQuery),
-		[]string{parkedID, workflows.ParkedKey.GetName()}, []string{waitingID})
+		[]string{parkedID, contract.ParkedKey.GetName()}, []string{waitingID})
 	assert.Contains(t, filtered, parkedID)
 
 	png, err := chromedp.Run(browser, chromedp.FullScreenshot(100))

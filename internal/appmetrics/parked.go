@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/crmflow/crmflow/workflows"
+	"github.com/crmflow/crmflow/contract"
 )
 
 // Querier runs a query; *pgxpool.Pool (store.Store.Pool) is one.
@@ -64,8 +64,8 @@ func (c *ParkedCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
-	for _, typ := range []string{workflows.OrderConfirmationType, workflows.ReferralRewardType,
-		workflows.LowStockAlertType, workflows.InventoryScanType, workflows.AliasLifecycleType, workflows.KeyRotationType} {
+	for _, typ := range []string{contract.OrderConfirmationType, contract.ReferralRewardType,
+		contract.LowStockAlertType, contract.InventoryScanType, contract.AliasLifecycleType, contract.KeyRotationType} {
 		if _, ok := counts[typ]; !ok {
 			counts[typ] = 0
 		}

@@ -14,8 +14,8 @@ import (
 	"github.com/stripe/stripe-go/v76/webhook"
 	"go.temporal.io/sdk/client"
 
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // parallel runs fn(0) … fn(n-1) on workers goroutines and returns the wall
@@ -120,7 +120,7 @@ func inboxEvents(prefix string, n int) []store.InboxEvent {
 		id := fmt.Sprintf("%s-%d", prefix, i)
 		out[i] = store.InboxEvent{
 			Provider: "stripe", EventID: "evt_" + id, EventType: "payment_intent.succeeded",
-			WorkflowID: workflows.OrderConfirmationID("o-" + id), Payload: stripePayment("evt_"+id, "o-"+id),
+			WorkflowID: contract.OrderConfirmationID("o-" + id), Payload: stripePayment("evt_"+id, "o-"+id),
 		}
 	}
 	return out
@@ -132,11 +132,11 @@ func inboxEvents(prefix string, n int) []store.InboxEvent {
 func rawSignalWithStart(ctx context.Context, c client.Client, queue, prefix string, n, concurrency int) (time.Duration, error) {
 	return parallel(n, concurrency, func(i int) error {
 		orderID := fmt.Sprintf("%s-%d", prefix, i)
-		ev := workflows.PaymentEvent{EventID: "evt_" + orderID, Succeeded: true, PaymentIntentID: "pi_" + orderID,
+		ev := contract.PaymentEvent{EventID: "evt_" + orderID, Succeeded: true, PaymentIntentID: "pi_" + orderID,
 			AmountCents: 4200, AmountReceivedCents: 4200, Currency: "eur"}
-		_, err := c.SignalWithStartWorkflow(ctx, workflows.OrderConfirmationID(orderID), workflows.PaymentSignal, ev,
-			client.StartWorkflowOptions{ID: workflows.OrderConfirmationID(orderID), TaskQueue: queue},
-			workflows.OrderConfirmationType, workflows.OrderConfirmationInput{OrderID: orderID})
+		_, err := c.SignalWithStartWorkflow(ctx, contract.OrderConfirmationID(orderID), contract.PaymentSignal, ev,
+			client.StartWorkflowOptions{ID: contract.OrderConfirmationID(orderID), TaskQueue: queue},
+			contract.OrderConfirmationType, contract.OrderConfirmationInput{OrderID: orderID})
 		if err != nil {
 			return fmt.Errorf("signal with start %s: %w", orderID, err)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/knock"
 	"github.com/crmflow/crmflow/internal/simplelogin"
@@ -92,8 +93,8 @@ type minimalOrderInput struct {
 // could do: wait for the payment signal, then run as many activities as the
 // real one, each doing nothing.
 func minimalOrder(ctx workflow.Context, in minimalOrderInput) (string, error) {
-	var ev workflows.PaymentEvent
-	workflow.GetSignalChannel(ctx, workflows.PaymentSignal).Receive(ctx, &ev)
+	var ev contract.PaymentEvent
+	workflow.GetSignalChannel(ctx, contract.PaymentSignal).Receive(ctx, &ev)
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 10 * time.Second})
 	for i := range in.Activities {
 		if err := workflow.ExecuteActivity(actx, noopActivity, i).Get(ctx, nil); err != nil {
@@ -122,8 +123,8 @@ func seedOrders(ctx context.Context, st *store.Store, prefix string, n int) ([]s
 
 // paymentFor is the signal a payment_intent.succeeded webhook for the order
 // becomes.
-func paymentFor(orderID string) workflows.PaymentEvent {
-	return workflows.PaymentEvent{EventID: "evt_" + orderID, Succeeded: true, PaymentIntentID: "pi_" + orderID,
+func paymentFor(orderID string) contract.PaymentEvent {
+	return contract.PaymentEvent{EventID: "evt_" + orderID, Succeeded: true, PaymentIntentID: "pi_" + orderID,
 		AmountCents: 4200, AmountReceivedCents: 4200, Currency: "eur"}
 }
 
@@ -219,10 +220,10 @@ func (e *Env) Orders(ctx context.Context, tb testing.TB) (Result, OrderCounts, e
 		}
 		wfIDs := make([]string, n)
 		for i, id := range ids {
-			wfIDs[i] = workflows.OrderConfirmationID(id)
+			wfIDs[i] = contract.OrderConfirmationID(id)
 		}
 		err = waitAll(ctx, c, wfIDs, func(id string, get func(any) error) error {
-			var res workflows.OrderConfirmationResult
+			var res contract.OrderConfirmationResult
 			if err := get(&res); err != nil {
 				return fmt.Errorf("%s: %w", id, err)
 			}
@@ -240,7 +241,7 @@ func (e *Env) Orders(ctx context.Context, tb testing.TB) (Result, OrderCounts, e
 	if _, err := confirm(warm, 1); err != nil {
 		return Result{}, counts, err
 	}
-	counts.Events, counts.Activities, counts.Upserts, err = historyShape(ctx, c, workflows.OrderConfirmationID(warm+"-0"))
+	counts.Events, counts.Activities, counts.Upserts, err = historyShape(ctx, c, contract.OrderConfirmationID(warm+"-0"))
 	if err != nil {
 		return Result{}, counts, err
 	}
@@ -250,7 +251,7 @@ func (e *Env) Orders(ctx context.Context, tb testing.TB) (Result, OrderCounts, e
 		ids := make([]string, n)
 		if _, err := parallel(n, sz.OrderSenders, func(i int) error {
 			ids[i] = fmt.Sprintf("minimal/%s-%d", prefix, i)
-			_, err := c.SignalWithStartWorkflow(ctx, ids[i], workflows.PaymentSignal, paymentFor(ids[i]),
+			_, err := c.SignalWithStartWorkflow(ctx, ids[i], contract.PaymentSignal, paymentFor(ids[i]),
 				client.StartWorkflowOptions{ID: ids[i], TaskQueue: baseQueue},
 				minimalOrderType, minimalOrderInput{OrderID: ids[i], Activities: counts.Activities})
 			return err

@@ -12,9 +12,9 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/worker"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // StockCounts are what one M7 round observed.
@@ -95,7 +95,7 @@ func (e *Env) StockBurst(ctx context.Context, tb testing.TB) (Result, []StockCou
 			return Result{}, nil, err
 		}
 		accept = append(accept, rate(sz.StockUpdates, d))
-		if err := waitNoPending(ctx, g.store, workflows.LowStockID(sku), 3*time.Minute); err != nil {
+		if err := waitNoPending(ctx, g.store, contract.LowStockID(sku), 3*time.Minute); err != nil {
 			return Result{}, nil, err
 		}
 		sc, err := countStock(ctx, c, g.store, sku)
@@ -162,7 +162,7 @@ func waitNoPending(ctx context.Context, st *store.Store, workflowID string, time
 // countStock reads the SKU's inbox rows and every run of its entity.
 func countStock(ctx context.Context, c client.Client, st *store.Store, sku string) (StockCounts, error) {
 	var sc StockCounts
-	id := workflows.LowStockID(sku)
+	id := contract.LowStockID(sku)
 	err := st.Pool().QueryRow(ctx, `
 SELECT count(*) FILTER (WHERE last_error IS NULL OR last_error NOT LIKE 'coalesced into %'),
        count(*) FILTER (WHERE last_error LIKE 'coalesced into %')
@@ -189,7 +189,7 @@ FROM webhook_inbox WHERE workflow_id = $1`, id).Scan(&sc.Signalled, &sc.Coalesce
 			case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
 				previous = ev.GetWorkflowExecutionStartedEventAttributes().GetContinuedExecutionRunId()
 			case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-				if ev.GetWorkflowExecutionSignaledEventAttributes().GetSignalName() == workflows.StockLevelSignal {
+				if ev.GetWorkflowExecutionSignaledEventAttributes().GetSignalName() == contract.StockLevelSignal {
 					sc.Signals++
 				}
 			}

@@ -17,7 +17,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/crmflow/crmflow/config"
-	"github.com/crmflow/crmflow/workflows"
+	"github.com/crmflow/crmflow/contract"
 )
 
 const temporalFix = "check temporal.address (CRMFLOW_TEMPORAL_ADDRESS) and that the Temporal frontend runs (`crmflow dev` starts one)"
@@ -74,7 +74,7 @@ func (c *Checker) checkSearchAttributes(ctx context.Context, tc client.Client, n
 	if err != nil {
 		return fail("search-attributes", "cannot list them: "+err.Error(), temporalFix)
 	}
-	want := workflows.SearchAttributes()
+	want := contract.SearchAttributes()
 	var missing, wrong []string
 	for _, name := range slices.Sorted(maps.Keys(want)) {
 		got, ok := have.GetCustomAttributes()[name]
@@ -132,9 +132,9 @@ func (c *Checker) checkSchedules(ctx context.Context, tc client.Client) Result {
 // and every provider with a configured key. It mirrors
 // worker.EnsureInventoryScanSchedule and worker.EnsureKeyRotationSchedules.
 func ExpectedSchedules(cfg *config.Config) []string {
-	ids := []string{workflows.InventoryScanScheduleID}
+	ids := []string{contract.InventoryScanScheduleID}
 	for _, provider := range cfg.RotatedProviders() {
-		ids = append(ids, workflows.KeyRotationScheduleID(provider))
+		ids = append(ids, contract.KeyRotationScheduleID(provider))
 	}
 	return ids
 }

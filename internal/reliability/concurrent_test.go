@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/workflows"
 )
 
@@ -55,7 +56,7 @@ func TestHundredConcurrentDeliveries(t *testing.T) {
 
 	assert.Equal(t, "confirmed", s.orderResult("o-flood", 2*time.Minute))
 	assert.Equal(t, "confirmed", s.orderStatus("o-flood"))
-	assert.Equal(t, 1, s.runCount(workflows.OrderConfirmationID("o-flood")), "one workflow run")
+	assert.Equal(t, 1, s.runCount(contract.OrderConfirmationID("o-flood")), "one workflow run")
 	s.checkExactlyOnce()
 }
 

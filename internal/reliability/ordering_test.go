@@ -12,6 +12,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/workflows"
 )
@@ -36,7 +37,7 @@ func TestPaymentFailedAfterSucceeded(t *testing.T) {
 	// Long after: the run has finished when the failure arrives.
 	s.deliverUntilAcked(paymentEvent("evt_late_ok", "payment_intent.succeeded", "o-late", paidAt), "evt_late_ok", confirmed("o-late"), srv.url)
 	require.Equal(t, "confirmed", s.orderResult("o-late", 2*time.Minute))
-	runBefore := s.runID(workflows.OrderConfirmationID("o-late"))
+	runBefore := s.runID(contract.OrderConfirmationID("o-late"))
 	s.deliverUntilAcked(paymentEvent("evt_late_failed", "payment_intent.payment_failed", "o-late", paidAt.Add(-time.Minute)), "evt_late_failed", nil, srv.url)
 	waitFor(t, time.Minute, "the late failure handed off", func() bool {
 		var done bool
@@ -52,12 +53,12 @@ func TestPaymentFailedAfterSucceeded(t *testing.T) {
 
 	for _, id := range []string{"o-late", "o-racing"} {
 		assert.Equal(t, "confirmed", s.orderStatus(id), "order %s in PostgreSQL", id)
-		st, err := s.starter.Status(context.Background(), workflows.OrderConfirmationID(id))
+		st, err := s.starter.Status(context.Background(), contract.OrderConfirmationID(id))
 		require.NoError(t, err)
 		assert.Equal(t, "confirmed", st.State, "order %s's run status", id)
 	}
-	assert.Equal(t, runBefore, s.runID(workflows.OrderConfirmationID("o-late")), "the late failure started no new run")
-	assert.Equal(t, 1, s.runCount(workflows.OrderConfirmationID("o-late")))
+	assert.Equal(t, runBefore, s.runID(contract.OrderConfirmationID("o-late")), "the late failure started no new run")
+	assert.Equal(t, 1, s.runCount(contract.OrderConfirmationID("o-late")))
 	s.checkExactlyOnce()
 }
 
@@ -96,25 +97,25 @@ func TestStaleStockLevelIgnored(t *testing.T) {
 	r := do(req)
 	require.NoError(t, r.err)
 	require.Equal(t, http.StatusAccepted, r.status, "%v", r.body)
-	alertKey := workflows.LowStockID(sku) + "/notify-low-stock/1"
+	alertKey := contract.LowStockID(sku) + "/notify-low-stock/1"
 	s.ack("inventory", "api/stock-stale-1", map[string]string{alertKey: workflows.KnockLowStock})
 	waitFor(t, 2*time.Minute, "the low-stock alert", func() bool { _, ok := s.knock.effectsByKey()[alertKey]; return ok })
 
 	// The scan now reads 50 from PostgreSQL, observed before the API's 2.
 	ctx := context.Background()
-	require.NoError(t, s.tc.ScheduleClient().GetHandle(ctx, workflows.InventoryScanScheduleID).Trigger(ctx, client.ScheduleTriggerOptions{}))
+	require.NoError(t, s.tc.ScheduleClient().GetHandle(ctx, contract.InventoryScanScheduleID).Trigger(ctx, client.ScheduleTriggerOptions{}))
 	var level int
 	var signalled *int
 	waitFor(t, 2*time.Minute, "the scan signalled the table's level and recorded it", func() bool {
 		err := s.store.Pool().QueryRow(ctx,
 			`SELECT stock_level, last_signalled_level FROM products WHERE sku = $1`, sku).Scan(&level, &signalled)
-		return err == nil && signalled != nil && s.signalCount(workflows.LowStockID(sku)) >= 2
+		return err == nil && signalled != nil && s.signalCount(contract.LowStockID(sku)) >= 2
 	})
 	assert.Equal(t, 50, *signalled, "the scan sent the table's level")
 	assert.Equal(t, 50, level, "the shop's own stock column is crmflow's to read, not to write")
-	st, err := s.starter.Status(ctx, workflows.LowStockID(sku))
+	st, err := s.starter.Status(ctx, contract.LowStockID(sku))
 	require.NoError(t, err)
-	assert.Equal(t, workflows.StockAlerted, st.State, "the alert state never goes back")
+	assert.Equal(t, contract.StockAlerted, st.State, "the alert state never goes back")
 	assert.Contains(t, st.Detail, "level 2 ", "the newer level stands: %s", st.Detail)
 	s.checkExactlyOnce()
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/workflows"
 )
 
@@ -47,7 +48,7 @@ func TestServeKilledBeforeHandOff(t *testing.T) {
 	s.startTemporal()
 	// Polled, since a restarting server may first answer "unavailable".
 	waitFor(t, 30*time.Second, "Temporal knows no run of the order before a dispatcher hands the row off", func() bool {
-		_, err := s.tc.DescribeWorkflowExecution(context.Background(), workflows.OrderConfirmationID("o-handoff"), "")
+		_, err := s.tc.DescribeWorkflowExecution(context.Background(), contract.OrderConfirmationID("o-handoff"), "")
 		var notFound *serviceerror.NotFound
 		return errors.As(err, &notFound)
 	})

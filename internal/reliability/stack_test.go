@@ -22,12 +22,12 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/codec"
 	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/internal/testenv"
 	"github.com/crmflow/crmflow/starter"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // stackOptions choose what a test's crmflow runs against.
@@ -181,7 +181,7 @@ func paymentEvent(eventID, typ, orderID string, created time.Time) []byte {
 
 // confirmationKey is the idempotency key of an order's confirmation notice.
 func confirmationKey(orderID string) string {
-	return workflows.OrderConfirmationID(orderID) + "/notify-confirmation"
+	return contract.OrderConfirmationID(orderID) + "/notify-confirmation"
 }
 
 // webhookReply is what a delivery got: a status and body, or an error when
@@ -285,11 +285,11 @@ func (s *stack) tryDeliverUntilAcked(payload []byte, eventID string, knockEffect
 // its final state.
 func (s *stack) orderResult(orderID string, timeout time.Duration) string {
 	s.t.Helper()
-	id := workflows.OrderConfirmationID(orderID)
+	id := contract.OrderConfirmationID(orderID)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	for {
-		var res workflows.OrderConfirmationResult
+		var res contract.OrderConfirmationResult
 		err := s.tc.GetWorkflow(ctx, id, "").Get(ctx, &res)
 		if err == nil {
 			return res.State

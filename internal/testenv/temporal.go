@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crmflow/crmflow/workflows"
+	"github.com/crmflow/crmflow/contract"
 )
 
 // temporalPackage is the command that runs the embedded Temporal server as
@@ -96,7 +96,7 @@ func startTemporal(opts TemporalOptions) (*TemporalServer, error) {
 		return nil, err
 	}
 	args := []string{"run", temporalPackage, "-port", strconv.Itoa(opts.Port), "-db", opts.DatabaseFile}
-	for name, typ := range workflows.SearchAttributes() {
+	for name, typ := range contract.SearchAttributes() {
 		args = append(args, "-search-attribute", name+"="+typ.String())
 	}
 	cmd := exec.Command(goBin, args...)

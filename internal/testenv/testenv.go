@@ -22,9 +22,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.temporal.io/sdk/client"
 
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/pgserver"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 const templateDB = "crmflow_template"
@@ -149,7 +149,7 @@ func TemporalClient(t testing.TB) client.Client {
 // TaskQueue returns a task queue name unique to the test, so workers of
 // concurrent tests never take each other's tasks.
 func TaskQueue(t testing.TB) string {
-	return fmt.Sprintf("%s-%s-%d", workflows.TaskQueue, t.Name(), time.Now().UnixNano())
+	return fmt.Sprintf("%s-%s-%d", contract.TaskQueue, t.Name(), time.Now().UnixNano())
 }
 
 // quietLogger drops the SDK's info chatter; failures surface through the

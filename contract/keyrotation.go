@@ -1,0 +1,86 @@
+package contract
+
+import "time"
+
+// Updates of a KeyRotation run.
+const (
+	// KeyRotationTokenUpdate hands the new crmflow start-API token to the
+	// operator who asks, once; later calls are rejected ("already handed
+	// out"). Input KeyRotationTokenRequest, result KeyRotationToken.
+	KeyRotationTokenUpdate = "new-token"
+	// KeyRotationSubmitKeyUpdate submits the new key of a human-in-the-loop
+	// provider. Input SubmitKeyInput, result SubmitKeyResult.
+	KeyRotationSubmitKeyUpdate = "submit-key"
+	// KeyRotationRevokedUpdate confirms the old key was revoked at the
+	// provider. Input KeyRevokedInput, result none.
+	KeyRotationRevokedUpdate = "old-key-revoked"
+)
+
+// Key rotations that need no operator.
+const (
+	// KeyRotationResend rotates Resend's API key automatically.
+	KeyRotationResend = "resend"
+	// KeyRotationCrmflow rotates crmflow's own start-API token automatically.
+	KeyRotationCrmflow = "crmflow"
+)
+
+// Defaults of KeyRotationInput.
+const (
+	DefaultKeyRotationGrace         = 24 * time.Hour
+	DefaultKeyRotationReminderEvery = 24 * time.Hour
+)
+
+// KeyRotationInput starts a provider's key rotation.
+type KeyRotationInput struct {
+	Provider string `json:"provider"`
+	// Name is the credential's name in the store; "" means "api_key", or
+	// "api_token" for provider "crmflow".
+	Name string `json:"name,omitempty"`
+	// Grace is how long the old key keeps working after the new one is
+	// active (automatic rotations); 0 means DefaultKeyRotationGrace.
+	Grace time.Duration `json:"grace,omitempty"`
+	// ReminderEvery spaces reminders while an operator is awaited; 0 means
+	// DefaultKeyRotationReminderEvery.
+	ReminderEvery time.Duration `json:"reminder_every,omitempty"`
+	// RequestedBy is who started the rotation ("schedule" or an operator).
+	RequestedBy string `json:"requested_by,omitempty"`
+}
+
+// KeyRotationResult is how a rotation ended: rotated, failed_verification,
+// token_not_collected or skipped; NewVersion is the stored version, 0 if none
+// was activated.
+type KeyRotationResult struct {
+	State      string `json:"state"`
+	NewVersion int    `json:"new_version,omitempty"`
+}
+
+// KeyRotationTokenRequest is the KeyRotationTokenUpdate's input.
+type KeyRotationTokenRequest struct {
+	Operator string `json:"operator"`
+}
+
+// KeyRotationToken is the KeyRotationTokenUpdate's answer: the new token,
+// shown this once.
+type KeyRotationToken struct {
+	Token   string `json:"token"`
+	Version int    `json:"version"`
+}
+
+// SubmitKeyInput is the KeyRotationSubmitKeyUpdate's input.
+type SubmitKeyInput struct {
+	Secret   string `json:"secret"`
+	Operator string `json:"operator"`
+}
+
+// SubmitKeyResult is the KeyRotationSubmitKeyUpdate's answer. Valid means
+// the provider accepted the key and the run goes on to store and activate
+// it; otherwise Reason says why and the run waits for another key.
+type SubmitKeyResult struct {
+	Valid  bool   `json:"valid"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// KeyRevokedInput is the KeyRotationRevokedUpdate's input.
+type KeyRevokedInput struct {
+	Operator string `json:"operator"`
+}

@@ -1,0 +1,78 @@
+package contract
+
+// TaskQueue is the task queue every crmflow workflow runs on.
+const TaskQueue = "crmflow"
+
+// ProviderTaskQueue names provider's activity task queue for workflows
+// running on base: "crmflow" gives "crmflow-stripe". Deriving it from the
+// workflow's own queue keeps test workers, each on a queue of its own, apart.
+func ProviderTaskQueue(base, provider string) string {
+	return base + "-" + provider
+}
+
+// Providers whose activities run on their own task queue, as they appear in
+// task queue names, the CrmflowProvider search attribute and key-rotation
+// workflow IDs. internal/providers is the one list of what each one is.
+const (
+	ProviderStripe      = "stripe"
+	ProviderKnock       = "knock"
+	ProviderSimpleLogin = "simplelogin"
+	ProviderResend      = "resend"
+)
+
+// Workflow type names. Other programs start workflows by these names, so they
+// never change.
+const (
+	OrderConfirmationType = "OrderConfirmation"
+	ReferralRewardType    = "ReferralReward"
+	LowStockAlertType     = "LowStockAlert"
+	AliasLifecycleType    = "AliasLifecycle"
+	KeyRotationType       = "KeyRotation"
+	InventoryScanType     = "InventoryScan"
+)
+
+// StatusQuery is the query every workflow answers with its Status.
+const StatusQuery = "status"
+
+// Status is the answer to StatusQuery: where a run is and what state it is in.
+type Status struct {
+	// Step is the step the run is on or last finished, e.g. "await-payment".
+	Step string `json:"step"`
+	// State is the run's business state, e.g. "pending" or "confirmed".
+	State string `json:"state"`
+	// Parked is true while the run waits for an operator's dead-letter decision.
+	Parked bool `json:"parked"`
+	// Detail explains State where it needs explaining (reasons, errors).
+	Detail string `json:"detail,omitempty"`
+}
+
+// Workflow ID prefixes; an ID is the prefix, "/", and the business key, so a
+// second start for the same key joins the first run.
+const (
+	orderConfirmationPrefix = "order-confirmation/"
+	referralRewardPrefix    = "referral-reward/"
+	lowStockPrefix          = "low-stock/"
+	aliasPrefix             = "alias/"
+	keyRotationPrefix       = "key-rotation/"
+)
+
+// OrderConfirmationID is the workflow ID of the order's confirmation run.
+func OrderConfirmationID(orderID string) string { return orderConfirmationPrefix + orderID }
+
+// ReferralRewardID is the workflow ID of the referral's reward run.
+func ReferralRewardID(referralID string) string { return referralRewardPrefix + referralID }
+
+// LowStockID is the workflow ID of the SKU's low-stock entity.
+func LowStockID(sku string) string { return lowStockPrefix + sku }
+
+// AliasID is the workflow ID of the email alias's lifecycle entity.
+func AliasID(aliasID string) string { return aliasPrefix + aliasID }
+
+// KeyRotationID is the workflow ID of the provider's key rotation.
+func KeyRotationID(provider string) string { return keyRotationPrefix + provider }
+
+// KeyRotationScheduleID names the Schedule that starts provider's rotation.
+func KeyRotationScheduleID(provider string) string { return "key-rotation-" + provider }
+
+// InventoryScanScheduleID is the Temporal Schedule that runs InventoryScan.
+const InventoryScanScheduleID = "inventory-scan"
