@@ -46,8 +46,8 @@ test: lint tools chromium
 ## PostgreSQL and Temporal) and then fail with "context deadline exceeded".
 ## A failing input is written to the package's testdata/fuzz: commit it with
 ## the fix. FUZZ_TIME overrides every target's (e.g. FUZZ_TIME=5m).
-FUZZ_TARGETS := webhooks:FuzzStripeWebhook:3000x webhooks:FuzzClerkWebhook:3000x \
-	webhooks:FuzzAPIBodies:1000x internal/codec:FuzzCodecHandler:5000x
+FUZZ_TARGETS := tests/e2e:FuzzStripeWebhook:3000x tests/e2e:FuzzClerkWebhook:3000x \
+	tests/e2e:FuzzAPIBodies:1000x internal/codec:FuzzCodecHandler:5000x
 .PHONY: fuzz
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
@@ -102,7 +102,7 @@ chromium:
 BENCH_TIMEOUT ?= 14m
 bench:
 	go test -run '^$$' -bench '^BenchmarkReport$$' -benchtime 1x -count 1 -timeout $(BENCH_TIMEOUT) \
-		./internal/bench/ -args -report=$(CURDIR)/BENCHMARKS.md
+		./tests/bench/ -args -report=$(CURDIR)/BENCHMARKS.md
 
 clean:
 	rm -rf bin .tools

@@ -12,7 +12,7 @@ import (
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/internal/testenv"
+	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 )
 
 // runAliasActivity runs one alias store activity in a test environment.

@@ -12,7 +12,7 @@ import (
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/internal/credentials"
-	"github.com/crmflow/crmflow/internal/testenv"
+	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 )
 
 func newCredentialActivities(t *testing.T) (*activities.CredentialActivities, *credentials.Store) {

@@ -15,7 +15,7 @@ import (
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/internal/testenv"
+	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 	"github.com/crmflow/crmflow/workflows"
 )
 

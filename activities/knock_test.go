@@ -20,7 +20,7 @@ import (
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/internal/knock"
-	"github.com/crmflow/crmflow/internal/openapicheck"
+	"github.com/crmflow/crmflow/internal/testsupport/openapicheck"
 )
 
 const knockTestKey = "sk_test_x"

@@ -20,9 +20,9 @@ import (
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/internal/knock"
-	"github.com/crmflow/crmflow/internal/openapicheck"
+	"github.com/crmflow/crmflow/internal/testsupport/openapicheck"
 	"github.com/crmflow/crmflow/internal/simplelogin"
-	"github.com/crmflow/crmflow/internal/testenv"
+	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 )
 
 // Provider faults (reliability scenario 9): every provider's activity,

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmflow/crmflow/activities"
-	"github.com/crmflow/crmflow/internal/openapicheck"
+	"github.com/crmflow/crmflow/internal/testsupport/openapicheck"
 )
 
 // resendSpec adapts the shared contract checker to the Resend fake. Resend's

@@ -22,7 +22,7 @@ import (
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/contract"
-	"github.com/crmflow/crmflow/internal/openapicheck"
+	"github.com/crmflow/crmflow/internal/testsupport/openapicheck"
 	"github.com/crmflow/crmflow/internal/simplelogin"
 )
 

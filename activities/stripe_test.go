@@ -21,7 +21,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/crmflow/crmflow/activities"
-	"github.com/crmflow/crmflow/internal/testenv"
+	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 )
 
 // stripe-mock accepts any key shaped like a test key.

@@ -1,11 +1,7 @@
 package webhooks
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,51 +10,10 @@ import (
 	stripego "github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
 
-	"github.com/crmflow/crmflow/contract"
-	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/inbox"
 )
 
-// providerStripe names Stripe's rows in the inbox.
-const providerStripe = "stripe"
-
-// routeStripe works out which workflow a verified Stripe event is for, or
-// why it is ignored. A refund is routed to the reward of the referral its
-// order qualified, found through the PaymentIntent it refunds (Stripe puts
-// our metadata on the PaymentIntent, not on the charge).
-func (s *Server) routeStripe(ctx context.Context, ev stripego.Event) (workflowID, ignored string, err error) {
-	switch ev.Type {
-	case stripego.EventTypeChargeRefunded:
-		var ch stripego.Charge
-		if err := json.Unmarshal(ev.Data.Raw, &ch); err != nil {
-			return "", "charge does not decode: " + err.Error(), nil
-		}
-		if ch.PaymentIntent == nil || ch.PaymentIntent.ID == "" {
-			return "", "refunded charge has no payment_intent", nil
-		}
-		target, ok, err := s.deps.Store.ReferralForPaymentIntent(ctx, ch.PaymentIntent.ID)
-		if err != nil {
-			return "", "", err
-		}
-		if !ok {
-			return "", "refund of an order that qualified no referral reward", nil
-		}
-		return contract.ReferralRewardID(target.ReferralID), "", nil
-	case stripego.EventTypePaymentIntentSucceeded, stripego.EventTypePaymentIntentPaymentFailed:
-		var pi stripego.PaymentIntent
-		if err := json.Unmarshal(ev.Data.Raw, &pi); err != nil {
-			return "", "payment intent does not decode: " + err.Error(), nil
-		}
-		orderID := pi.Metadata["order_id"]
-		if err := contract.ValidateKey("metadata.order_id", orderID); err != nil {
-			return "", "not an order payment: " + err.Error(), nil
-		}
-		return contract.OrderConfirmationID(orderID), "", nil
-	default:
-		return "", "event type " + string(ev.Type) + " is not handled", nil
-	}
-}
-
-// stripeWebhook verifies a Stripe delivery and commits it to the inbox; the
+// stripe verifies a Stripe delivery and commits it to the inbox; the
 // dispatcher hands it to Temporal. It answers 200 as soon as the commit is
 // durable, as Stripe advises, and never waits for Temporal.
 //
@@ -68,14 +23,15 @@ func (s *Server) routeStripe(ctx context.Context, ev stripego.Event) (workflowID
 // last_payment_error.message), so it accepts events of any version instead of
 // failing deliveries whenever the Stripe account's version moves; the version
 // is kept with the stored payload for operators.
-func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
-	body, ok := s.readBody(w, r, providerStripe)
+func (h *Handler) stripe(w http.ResponseWriter, r *http.Request) {
+	const provider = inbox.SourceStripe
+	body, ok := h.readBody(w, r, provider)
 	if !ok {
 		return
 	}
-	secrets, err := s.webhookSecrets(r.Context(), "stripe_webhook", s.deps.Webhooks.StripeSecret)
+	secrets, err := h.secrets(r.Context(), "stripe_webhook", h.deps.Options.StripeSecret)
 	if err != nil {
-		s.unavailable(w, providerStripe, "", err)
+		h.unavailable(w, provider, "", err)
 		return
 	}
 	var ev stripego.Event
@@ -84,41 +40,28 @@ func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 	// signs with both the new and the old one.
 	for _, secret := range secrets {
 		ev, err = webhook.ConstructEventWithOptions(body, r.Header.Get("Stripe-Signature"), secret,
-			webhook.ConstructEventOptions{Tolerance: s.deps.Webhooks.Tolerance, IgnoreAPIVersionMismatch: true})
+			webhook.ConstructEventOptions{Tolerance: h.deps.Options.Tolerance, IgnoreAPIVersionMismatch: true})
 		if !errors.Is(err, webhook.ErrNoValidSignature) {
 			break
 		}
 	}
-	if err == nil && signedInFuture(r.Header.Get("Stripe-Signature"), s.deps.Webhooks.Tolerance) {
+	if err == nil && signedInFuture(r.Header.Get("Stripe-Signature"), h.deps.Options.Tolerance) {
 		err = webhook.ErrTooOld // stripe-go checks only that a signature is not too old
 	}
 	if err != nil {
-		s.reject(w, providerStripe, stripeRejection(err))
+		h.reject(w, provider, stripeRejection(err))
 		return
 	}
 	if ev.ID == "" || ev.Type == "" || ev.Data == nil {
-		s.reject(w, providerStripe, rejection{http.StatusBadRequest, "malformed", "event has no id, type or data"})
+		h.reject(w, provider, rejection{http.StatusBadRequest, "malformed", "event has no id, type or data"})
 		return
 	}
-	workflowID, ignored, err := s.routeStripe(r.Context(), ev)
+	row, err := inbox.StripeEvent(r.Context(), h.deps.Referrals, ev, body)
 	if err != nil {
-		s.unavailable(w, providerStripe, ev.ID, err)
+		h.unavailable(w, provider, ev.ID, err)
 		return
 	}
-	s.accept(w, r, store.InboxEvent{
-		Provider: providerStripe, EventID: ev.ID, EventType: string(ev.Type), WorkflowID: workflowID, Payload: body,
-	}, ignored)
-}
-
-// webhookSecrets are the signing secrets of provider valid now.
-func (s *Server) webhookSecrets(ctx context.Context, provider, static string) ([]string, error) {
-	if s.deps.WebhookSecrets == nil {
-		if static == "" {
-			return nil, nil
-		}
-		return []string{static}, nil
-	}
-	return s.deps.WebhookSecrets(ctx, provider)
+	h.accept(w, r, row)
 }
 
 // signedInFuture reports whether a verified Stripe-Signature's timestamp is
@@ -136,13 +79,6 @@ func signedInFuture(header string, tolerance time.Duration) bool {
 	return false
 }
 
-// rejection is a webhook refused before anything is stored.
-type rejection struct {
-	status  int
-	code    string
-	message string
-}
-
 func stripeRejection(err error) rejection {
 	switch {
 	case errors.Is(err, webhook.ErrTooOld):
@@ -153,61 +89,4 @@ func stripeRejection(err error) rejection {
 		// The signature verified but the body is not a Stripe event.
 		return rejection{http.StatusBadRequest, "malformed", "body is not a Stripe event: " + err.Error()}
 	}
-}
-
-// readBody reads at most the configured limit of a provider's delivery;
-// larger bodies get 413 and nothing is stored. Both refusals count as
-// rejected deliveries of the provider.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request, provider string) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.deps.Webhooks.MaxBodyBytes))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		s.reject(w, provider, rejection{http.StatusRequestEntityTooLarge, "too_large",
-			fmt.Sprintf("body is larger than %d bytes", s.deps.Webhooks.MaxBodyBytes)})
-		return nil, false
-	case err != nil:
-		s.reject(w, provider, rejection{http.StatusBadRequest, "unreadable", "could not read the body"})
-		return nil, false
-	}
-	return body, true
-}
-
-func (s *Server) reject(w http.ResponseWriter, provider string, rj rejection) {
-	s.metrics.webhooks.WithLabelValues(provider, "rejected_"+rj.code).Inc()
-	writeError(w, rj.status, rj.code, rj.message)
-}
-
-// unavailable answers 503 when PostgreSQL fails, so the provider retries.
-// A body whose text PostgreSQL refuses is no outage: it is refused with 400.
-func (s *Server) unavailable(w http.ResponseWriter, provider, eventID string, err error) {
-	if isDataException(err) {
-		s.reject(w, provider, rejection{http.StatusBadRequest, "malformed", "body holds text the inbox cannot store"})
-		return
-	}
-	s.deps.Logger.Error("Inbox commit failed; provider will retry", "provider", provider, "eventID", eventID, "error", err)
-	s.metrics.webhooks.WithLabelValues(provider, "unavailable").Inc()
-	writeError(w, http.StatusServiceUnavailable, "unavailable", "could not store the event; retry later")
-}
-
-// accept commits a verified event to the inbox. PostgreSQL unreachable means
-// 503, so the provider retries later and nothing is lost.
-func (s *Server) accept(w http.ResponseWriter, r *http.Request, ev store.InboxEvent, ignored string) {
-	ev.TraceParent = traceParentOf(r.Context())
-	inserted, err := s.deps.Store.InsertInboxEvent(r.Context(), ev, ignored)
-	if err != nil {
-		s.unavailable(w, ev.Provider, ev.EventID, err)
-		return
-	}
-	outcome := "accepted"
-	switch {
-	case !inserted:
-		outcome = "duplicate"
-	case ignored != "":
-		outcome = "ignored"
-	default:
-		s.deps.Dispatcher.Poke()
-	}
-	s.metrics.webhooks.WithLabelValues(ev.Provider, outcome).Inc()
-	writeJSON(w, http.StatusOK, map[string]any{"received": true, "duplicate": !inserted})
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/internal/appmetrics"
 	"github.com/crmflow/crmflow/internal/credentials"
-	"github.com/crmflow/crmflow/internal/testenv"
+	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 	"github.com/crmflow/crmflow/worker"
 )
 

@@ -23,7 +23,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/crmflow/crmflow/config"
-	"github.com/crmflow/crmflow/internal/testenv"
+	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 	"github.com/crmflow/crmflow/worker"
 )
 

@@ -29,10 +29,13 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/api"
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/contract"
+	"github.com/crmflow/crmflow/inbox"
+	"github.com/crmflow/crmflow/internal/httpserver"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/internal/testenv"
+	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 	"github.com/crmflow/crmflow/starter"
 	"github.com/crmflow/crmflow/webhooks"
 	"github.com/crmflow/crmflow/worker"
@@ -46,11 +49,14 @@ import (
 func TestTracingFollowsARequestIntoActivities(t *testing.T) {
 	o := newTracedOrders(t, "c-trace", "o-trace")
 
-	hs := httptest.NewServer(webhooks.NewServer(webhooks.Deps{
-		Logger: o.logger, Registry: prometheus.NewRegistry(), Store: o.st, APITokens: []string{"trace-token"},
-		Starter: starter.New(o.tc, starter.Options{TaskQueue: o.queue, PaymentTimeout: time.Hour}),
-		Tracer:  o.tracing.TracerProvider(),
-	}).Handler())
+	reg := prometheus.NewRegistry()
+	hs := httptest.NewServer(api.Handler(api.HandlerOptions{
+		HTTP: httpserver.Options{Logger: o.logger, Registry: reg, Tracer: o.tracing.TracerProvider()},
+		Ops:  api.OpsDeps{Registry: reg},
+		API: &api.Deps{Logger: o.logger, Store: o.st, Inbox: inbox.NewStore(o.st.Pool()),
+			Starter: starter.New(o.tc, starter.Options{TaskQueue: o.queue, PaymentTimeout: time.Hour}),
+			Tokens:  func(context.Context) ([]string, error) { return []string{"trace-token"}, nil }},
+	}))
 	t.Cleanup(hs.Close)
 
 	const callerTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -98,12 +104,15 @@ func TestTracingFollowsAWebhookThroughTheInbox(t *testing.T) {
 
 	const secret = "whsec_trace_test"
 	starterClient := starter.New(o.tc, starter.Options{TaskQueue: o.queue, PaymentTimeout: time.Hour})
-	disp := webhooks.NewDispatcher(o.st, starterClient, o.logger, prometheus.NewRegistry(), webhooks.DispatcherOptions{})
-	hs := httptest.NewServer(webhooks.NewServer(webhooks.Deps{
-		Logger: o.logger, Registry: prometheus.NewRegistry(), Store: o.st, Starter: starterClient, Dispatcher: disp,
-		Tracer:   o.tracing.TracerProvider(),
-		Webhooks: webhooks.WebhookOptions{StripeSecret: secret, Tolerance: 5 * time.Minute, MaxBodyBytes: 1 << 20},
-	}).Handler())
+	ib := inbox.NewStore(o.st.Pool())
+	disp := inbox.NewDispatcher(ib, o.st, starterClient, o.logger, prometheus.NewRegistry(), inbox.DispatcherOptions{})
+	reg := prometheus.NewRegistry()
+	hs := httptest.NewServer(api.Handler(api.HandlerOptions{
+		HTTP: httpserver.Options{Logger: o.logger, Registry: reg, Tracer: o.tracing.TracerProvider()},
+		Ops:  api.OpsDeps{Registry: reg},
+		Webhooks: &webhooks.Deps{Logger: o.logger, Registry: reg, Inbox: ib, Dispatcher: disp, Referrals: o.st,
+			Options: webhooks.Options{StripeSecret: secret, Tolerance: 5 * time.Minute, MaxBodyBytes: 1 << 20}},
+	}))
 	t.Cleanup(hs.Close)
 
 	payload := []byte(`{"id":"evt_trace","object":"event","api_version":"2024-06-20","type":"payment_intent.succeeded",` +

@@ -11,9 +11,9 @@ import (
 
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/internal/credentials"
-	"github.com/crmflow/crmflow/internal/doctor/doctortest"
+	"github.com/crmflow/crmflow/doctor/doctortest"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/internal/testenv"
+	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 )
 
 // TestCredentialsRewrap: after a master-key rotation `crmflow credentials

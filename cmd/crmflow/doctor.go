@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crmflow/crmflow/config"
-	"github.com/crmflow/crmflow/internal/doctor"
+	"github.com/crmflow/crmflow/doctor"
 )
 
 // newDoctorCmd checks everything crmflow needs, one line per check, and

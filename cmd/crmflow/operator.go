@@ -14,9 +14,9 @@ import (
 
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/contract"
+	"github.com/crmflow/crmflow/inbox"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/starter"
-	"github.com/crmflow/crmflow/webhooks"
 	"github.com/crmflow/crmflow/worker"
 )
 
@@ -163,11 +163,11 @@ func newStockCmd(g *globals) *cobra.Command {
 			if _, err := env.store.GetProduct(cmd.Context(), args[0]); err != nil {
 				return err
 			}
-			ev, err := webhooks.StockUpdateEvent(args[0], level, "", env.cfg.Inventory.CoalesceWindow)
+			ev, err := inbox.StockEvent(args[0], level, "", env.cfg.Inventory.CoalesceWindow)
 			if err != nil {
 				return err
 			}
-			if _, err := env.store.InsertInboxEvent(cmd.Context(), ev, ""); err != nil {
+			if _, err := inbox.NewStore(env.store.Pool()).Insert(cmd.Context(), ev); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "stock level %d of %s stored as %s; the dispatcher hands it to %s\n",

@@ -14,11 +14,14 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/api"
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/doctor"
+	"github.com/crmflow/crmflow/inbox"
 	"github.com/crmflow/crmflow/internal/appmetrics"
 	"github.com/crmflow/crmflow/internal/codec"
 	"github.com/crmflow/crmflow/internal/credentials"
-	"github.com/crmflow/crmflow/internal/doctor"
+	"github.com/crmflow/crmflow/internal/httpserver"
 	"github.com/crmflow/crmflow/internal/sdkmetrics"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/starter"
@@ -146,52 +149,54 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 			return nil
 		})
 	}
-	deps := webhooks.Deps{
-		Logger:   logger,
+	ops := api.OpsDeps{
 		Registry: reg,
-		Checks: []webhooks.Check{
+		Checks: []api.Check{
 			{Name: "postgres", Probe: st.Ping},
 			{Name: "temporal", Probe: temporalProbe(tc)},
 		},
 		ConsoleProviders: cfg.ConsoleProviders(),
-		OpsOnly:          !opts.HTTP,
-		Tracer:           tracing.TracerProvider(),
-	}
-	if reporter != nil {
-		deps.Panics = reporter
 	}
 	if workers != nil {
-		deps.ProviderQueues = func() any { return workers.Queues() }
+		ops.ProviderQueues = func() any { return workers.Queues() }
 	}
 	// /readyz?verbose=1 is unauthenticated and calls every provider, so its
 	// checks run at most every 30 s (Resend allows 2 requests a second).
-	deps.Doctor = doctor.Cached((&doctor.Checker{Config: cfg, DatabaseURL: dbURL, Store: st, Temporal: tc,
+	ops.Doctor = doctor.Cached((&doctor.Checker{Config: cfg, DatabaseURL: dbURL, Store: st, Temporal: tc,
 		Credentials: creds, Timeout: 4 * time.Second}).Run, 30*time.Second)
-	if opts.HTTP {
-		deps.Store = st
-		deps.Starter = starterClient
-		deps.Dispatcher = webhooks.NewDispatcher(st, starterClient, logger, reg, webhooks.DispatcherOptions{})
-		deps.CoalesceWindow = cfg.Inventory.CoalesceWindow
-		// The first configured token seeds the credential store, which is
-		// what counts from then on (key rotation replaces it there); further
-		// configured tokens are accepted as they are.
-		if len(cfg.APITokens) > 1 {
-			deps.APITokens = revealAll(cfg.APITokens[1:])
-		}
-		deps.TokenSource = worker.StartAPITokens(creds)
-		deps.WebhookSecrets = worker.WebhookSecrets(creds)
-		deps.Webhooks = webhooks.WebhookOptions{
-			StripeSecret: cfg.Stripe.WebhookSecret.Reveal(),
-			ClerkSecret:  cfg.Clerk.WebhookSecret.Reveal(),
-			Tolerance:    cfg.Webhooks.Tolerance,
-			MaxBodyBytes: cfg.Webhooks.MaxBodyBytes,
-		}
-		g.Go(func() error { return deps.Dispatcher.Run(gctx) })
+	ops.Codec = codec.NewHandler(codec.New(keys), codecAuthorizer(cfg, creds), codec.WithAllowedOrigins(cfg.CodecUIOrigins...))
+	handler := api.HandlerOptions{
+		HTTP: httpserver.Options{Logger: logger, Registry: reg, Tracer: tracing.TracerProvider()},
 	}
-	deps.Codec = codec.NewHandler(codec.New(keys), codecAuthorizer(cfg, creds), codec.WithAllowedOrigins(cfg.CodecUIOrigins...))
-	srv := webhooks.NewServer(deps)
+	if reporter != nil {
+		handler.HTTP.Panics = reporter
+	}
+	if opts.HTTP {
+		ib := inbox.NewStore(st.Pool())
+		ops.Backlog = ib.Backlog
+		dispatcher := inbox.NewDispatcher(ib, st, starterClient, logger, reg, inbox.DispatcherOptions{})
+		handler.Webhooks = &webhooks.Deps{
+			Logger: logger, Registry: reg, Inbox: ib, Dispatcher: dispatcher, Referrals: st,
+			Secrets: worker.WebhookSecrets(creds),
+			Options: webhooks.Options{
+				StripeSecret: cfg.Stripe.WebhookSecret.Reveal(),
+				ClerkSecret:  cfg.Clerk.WebhookSecret.Reveal(),
+				Tolerance:    cfg.Webhooks.Tolerance,
+				MaxBodyBytes: cfg.Webhooks.MaxBodyBytes,
+			},
+		}
+		handler.API = &api.Deps{
+			Logger: logger, Store: st, Starter: starterClient, Inbox: ib,
+			CoalesceWindow: cfg.Inventory.CoalesceWindow,
+			Tokens:         apiTokens(cfg, creds),
+		}
+		g.Go(func() error { return dispatcher.Run(gctx) })
+	}
+	handler.Ops = ops
 	ready := make(chan string, 1)
-	g.Go(func() error { return srv.Run(gctx, cfg.HTTPAddr, 10*time.Second, ready) })
+	g.Go(func() error {
+		return httpserver.Run(gctx, cfg.HTTPAddr, api.Handler(handler), logger, 10*time.Second, ready)
+	})
 	g.Go(func() error {
 		select {
 		case addr := <-ready:
@@ -221,6 +226,25 @@ func codecAuthorizer(cfg *config.Config, creds *credentials.Store) func(*http.Re
 			return true
 		}
 		return cfg.DevMode && slices.Contains(cfg.CodecUIOrigins, r.Header.Get("Origin"))
+	}
+}
+
+// apiTokens are the bearer tokens the API accepts now. The first configured
+// token seeds the credential store, which is what counts from then on (key
+// rotation replaces it there); further configured tokens are accepted as
+// they are.
+func apiTokens(cfg *config.Config, creds *credentials.Store) func(ctx context.Context) ([]string, error) {
+	var static []string
+	if len(cfg.APITokens) > 1 {
+		static = revealAll(cfg.APITokens[1:])
+	}
+	stored := worker.StartAPITokens(creds)
+	return func(ctx context.Context) ([]string, error) {
+		tokens, err := stored(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return append(append([]string(nil), static...), tokens...), nil
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 
 	"github.com/crmflow/crmflow/internal/appmetrics"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/internal/testenv"
+	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 )
 
 // TestParkedWorkflowsCountedAtScrape parks and decides dead letters in a

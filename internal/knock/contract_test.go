@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmflow/crmflow/internal/knock"
-	"github.com/crmflow/crmflow/internal/openapicheck"
+	"github.com/crmflow/crmflow/internal/testsupport/openapicheck"
 )
 
 // knockSpec adapts the shared contract checker to this package's fakes.

@@ -34,8 +34,7 @@ const (
 
 // Store holds the connection pool. It is safe for concurrent use.
 type Store struct {
-	pool  *pgxpool.Pool
-	inbox *inboxBatcher
+	pool *pgxpool.Pool
 }
 
 // defaultMaxConns sizes the pool when the URL does not (pool_max_conns).
@@ -67,7 +66,7 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create pool: %w", err)
 	}
-	s := &Store{pool: pool, inbox: newInboxBatcher()}
+	s := &Store{pool: pool}
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err

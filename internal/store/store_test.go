@@ -331,3 +331,16 @@ func TestPoolSizeDefaultsTo16(t *testing.T) {
 	defer st2.Close()
 	assert.Equal(t, int32(3), st2.Pool().Config().MaxConns)
 }
+
+// freshStore opens a newly created and migrated database of its own, for
+// tests that look at a whole table (dead letters) and so must not see the
+// rows of tests running in parallel.
+func freshStore(t *testing.T) *store.Store {
+	t.Helper()
+	dbURL := newDatabase(t)
+	require.NoError(t, store.Migrate(t.Context(), dbURL))
+	s, err := store.Open(t.Context(), dbURL)
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	return s
+}

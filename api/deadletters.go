@@ -1,0 +1,73 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/crmflow/crmflow/contract"
+	"github.com/crmflow/crmflow/internal/httpserver"
+	"github.com/crmflow/crmflow/internal/store"
+)
+
+// listDeadLetters: GET /v1/dead-letters?status=parked.
+func (a *API) listDeadLetters(w http.ResponseWriter, r *http.Request) {
+	status := r.URL.Query().Get("status")
+	switch status {
+	case "", store.DeadLetterParked, store.DeadLetterRetrying, store.DeadLetterSkipped, store.DeadLetterAborted, store.DeadLetterResolved:
+	default:
+		httpserver.WriteError(w, http.StatusBadRequest, "invalid_status", "status must be parked, retrying, skipped, aborted or resolved")
+		return
+	}
+	list, err := a.deps.Store.ListDeadLetters(r.Context(), status, 500)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	httpserver.WriteJSON(w, http.StatusOK, map[string]any{"dead_letters": list})
+}
+
+// decideDeadLetter: POST /v1/dead-letters/{id}/{action} with an optional
+// body {"operator": "..."}; answers once the parked run accepted it.
+func (a *API) decideDeadLetter(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		httpserver.WriteError(w, http.StatusBadRequest, "invalid_id", "dead letter id must be a positive integer")
+		return
+	}
+	action := r.PathValue("action")
+	switch action {
+	case contract.DecisionRetry, contract.DecisionSkip, contract.DecisionAbort:
+	default:
+		httpserver.WriteError(w, http.StatusNotFound, "not_found", "action must be retry, skip or abort")
+		return
+	}
+	var body struct {
+		Operator string `json:"operator"`
+	}
+	if r.ContentLength != 0 && !httpserver.DecodeJSON(w, r, 4096, &body) {
+		return
+	}
+	if body.Operator == "" {
+		body.Operator = "api"
+	}
+	if err := contract.ValidateOperator(body.Operator); err != nil {
+		httpserver.WriteError(w, http.StatusUnprocessableEntity, "invalid_operator", err.Error())
+		return
+	}
+	d, err := a.deps.Store.GetDeadLetter(r.Context(), id)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	if d.Status != store.DeadLetterParked {
+		httpserver.WriteError(w, http.StatusConflict, "not_parked", "dead letter "+r.PathValue("id")+" is "+d.Status)
+		return
+	}
+	res, err := a.deps.Starter.DecideDeadLetter(r.Context(), d.WorkflowID, d.RunID,
+		contract.DeadLetterDecision{DeadLetterID: id, Action: action, Operator: body.Operator})
+	if err != nil {
+		a.starterError(w, err)
+		return
+	}
+	httpserver.WriteJSON(w, http.StatusAccepted, map[string]any{"dead_letter_id": id, "workflow_id": d.WorkflowID, "step": res.Step, "action": res.Action})
+}

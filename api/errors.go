@@ -1,0 +1,53 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/http"
+
+	"github.com/crmflow/crmflow/internal/httpserver"
+	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/starter"
+)
+
+// storeError answers a database error: the caller's fault (400, 404, 409)
+// or an outage (503, retry later).
+func (a *API) storeError(w http.ResponseWriter, err error) {
+	switch {
+	case store.IsDataException(err):
+		httpserver.WriteError(w, http.StatusBadRequest, "invalid", "the request holds text the database cannot store")
+	case errors.Is(err, store.ErrNotFound):
+		httpserver.WriteError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, store.ErrConflict):
+		httpserver.WriteError(w, http.StatusConflict, "conflict", err.Error())
+	default:
+		a.deps.Logger.Error("Database call failed", "error", err)
+		httpserver.WriteError(w, http.StatusServiceUnavailable, "unavailable", "database unavailable; retry later")
+	}
+}
+
+// starterError answers a Temporal error the same way.
+func (a *API) starterError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, starter.ErrInvalid):
+		httpserver.WriteError(w, http.StatusBadRequest, "invalid", err.Error())
+	case errors.Is(err, starter.ErrNotFound):
+		httpserver.WriteError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, starter.ErrRejected):
+		httpserver.WriteError(w, http.StatusConflict, "rejected", err.Error())
+	case errors.Is(err, context.Canceled):
+		httpserver.WriteError(w, http.StatusServiceUnavailable, "unavailable", "request cancelled")
+	default:
+		a.deps.Logger.Error("Temporal call failed", "error", err)
+		httpserver.WriteError(w, http.StatusServiceUnavailable, "unavailable", "Temporal unavailable; retry later")
+	}
+}
+
+// randomID makes an unguessable id with a readable prefix.
+func randomID(prefix string) string {
+	b := make([]byte, 10)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
+	return prefix + hex.EncodeToString(b)
+}

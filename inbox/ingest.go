@@ -1,0 +1,240 @@
+package inbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+const (
+	// Committers is how many inbox commits may run at once. Callers that
+	// arrive while they are all busy queue up, and the next committer to
+	// free up writes the whole queue in one statement and one commit.
+	Committers = 4
+	// maxBatch caps the rows of one such statement.
+	maxBatch = 128
+	// batchTimeout bounds a batch's statement. It runs for several callers,
+	// so it cannot use one caller's context; each caller still stops
+	// waiting when its own context ends.
+	batchTimeout = 15 * time.Second
+)
+
+// Insert commits the event and reports whether it is new; a redelivery of
+// the same (source, event id) inserts nothing and returns false. Ignored
+// events are stored already done, with the reason. Concurrent calls share
+// commits (batcher); each returns once its own row is durable.
+func (s *Store) Insert(ctx context.Context, e Event) (bool, error) {
+	return s.batch.insert(ctx, s, e)
+}
+
+// batcher turns concurrent Insert calls into shared commits. Under load
+// every commit costs PostgreSQL a WAL flush and a round trip, and many
+// webhook requests wait on commits at once; one statement for all of them
+// pays that once. A caller that finds a committer free commits its own row
+// at once, so a lone webhook waits for nothing. There is no background
+// goroutine: whichever caller takes a committer slot writes what is queued.
+type batcher struct {
+	slots chan struct{}
+
+	mu    sync.Mutex
+	queue []*pendingInsert
+}
+
+func newBatcher() *batcher {
+	return &batcher{slots: make(chan struct{}, Committers)}
+}
+
+// pendingInsert is one caller's row and, once written, its outcome.
+type pendingInsert struct {
+	event Event
+	done  chan struct{}
+	// Set under the batcher's mutex.
+	taken, abandoned bool
+	// Set before done is closed.
+	inserted bool
+	err      error
+}
+
+// insert queues the row and returns once a commit has written it (or
+// failed), or when ctx ends first. A caller that gets a committer slot
+// starts the commit of everything queued; the slot is free again when that
+// commit ends.
+func (b *batcher) insert(ctx context.Context, s *Store, e Event) (bool, error) {
+	req := &pendingInsert{event: e, done: make(chan struct{})}
+	b.mu.Lock()
+	b.queue = append(b.queue, req)
+	b.mu.Unlock()
+	slots := b.slots
+	for {
+		select {
+		case <-req.done:
+			return req.inserted, req.err
+		case <-ctx.Done():
+			b.mu.Lock()
+			// A row no commit has taken yet is never written; one that a
+			// commit holds may still be, and a redelivery then finds it.
+			req.abandoned = !req.taken
+			b.mu.Unlock()
+			return false, fmt.Errorf("insert inbox event %s/%s: %w", e.Source, e.EventID, ctx.Err())
+		case slots <- struct{}{}:
+			batch := b.take()
+			if len(batch) == 0 {
+				<-b.slots
+				// Another commit holds this row: only wait for its outcome
+				// (a nil channel is never ready).
+				slots = nil
+				continue
+			}
+			go func() {
+				defer func() { <-b.slots }()
+				s.commit(context.WithoutCancel(ctx), batch)
+			}()
+		}
+	}
+}
+
+// take removes up to maxBatch rows from the queue, in arrival order,
+// skipping callers that gave up.
+func (b *batcher) take() []*pendingInsert {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var batch []*pendingInsert
+	n := 0
+	for ; n < len(b.queue) && len(batch) < maxBatch; n++ {
+		req := b.queue[n]
+		if req.abandoned {
+			continue
+		}
+		req.taken = true
+		batch = append(batch, req)
+	}
+	b.queue = append(b.queue[:0:0], b.queue[n:]...)
+	return batch
+}
+
+// commit writes a batch and hands every caller its outcome. A statement
+// PostgreSQL refuses (one caller's body it cannot store, say) is retried
+// row by row, so each caller gets its own answer.
+func (s *Store) commit(ctx context.Context, batch []*pendingInsert) {
+	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
+	defer cancel()
+	defer func() {
+		for _, req := range batch {
+			close(req.done)
+		}
+	}()
+	if len(batch) > 1 {
+		inserted, err := s.insertRows(ctx, batch)
+		if err == nil {
+			for i, req := range batch {
+				req.inserted = inserted[i]
+			}
+			return
+		}
+		// Only PostgreSQL's own refusal is worth a try row by row; a lost
+		// connection or a timeout would fail each row the same way.
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) {
+			for _, req := range batch {
+				req.err = err
+			}
+			return
+		}
+	}
+	for _, req := range batch {
+		req.inserted, req.err = s.insertRow(ctx, req.event)
+	}
+}
+
+// routeJSON is the route column's value: NULL for an event with no route
+// (an ignored one).
+func routeJSON(r Route) (*string, error) {
+	if r == (Route{}) {
+		return nil, nil
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode route: %w", err)
+	}
+	s := string(b)
+	return &s, nil
+}
+
+// insertRow writes one row; false when its (source, event id) is stored
+// already.
+func (s *Store) insertRow(ctx context.Context, e Event) (bool, error) {
+	const q = `
+INSERT INTO webhook_inbox (provider, event_id, event_type, workflow_id, route, payload, handed_off_at, last_error,
+                           next_attempt_at, trace_parent)
+VALUES ($1, $2, $3, nullif($4, ''), $5::jsonb, $6,
+        CASE WHEN $4 = '' THEN now() END, nullif($7, ''), now() + $8 * interval '1 millisecond', nullif($9, ''))
+ON CONFLICT (provider, event_id) DO NOTHING`
+	route, err := routeJSON(e.Route)
+	if err != nil {
+		return false, err
+	}
+	tag, err := s.pool.Exec(ctx, q, e.Source, e.EventID, e.EventType, e.Target, route, e.Payload, e.Ignored,
+		e.DueIn.Milliseconds(), e.TraceParent)
+	if err != nil {
+		return false, fmt.Errorf("insert inbox event %s/%s: %w", e.Source, e.EventID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// insertRows writes a batch in one statement, rows in batch order so their
+// ids keep arrival order, and reports which rows are new. Of two rows with
+// the same (source, event id) only the first can be new.
+func (s *Store) insertRows(ctx context.Context, batch []*pendingInsert) ([]bool, error) {
+	const q = `
+INSERT INTO webhook_inbox (provider, event_id, event_type, workflow_id, route, payload, handed_off_at, last_error,
+                           next_attempt_at, trace_parent)
+SELECT p, e, t, nullif(w, ''), r::jsonb, pl::jsonb, CASE WHEN w = '' THEN now() END, nullif(ig, ''),
+       now() + d * interval '1 millisecond', nullif(tp, '')
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[])
+     WITH ORDINALITY AS x(p, e, t, w, r, pl, ig, d, tp, n)
+ORDER BY n
+ON CONFLICT (provider, event_id) DO NOTHING
+RETURNING provider, event_id`
+	n := len(batch)
+	sources, ids, types, targets := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	routes, payloads, ignored := make([]*string, n), make([]string, n), make([]string, n)
+	due, trace := make([]int64, n), make([]string, n)
+	for i, req := range batch {
+		e := req.event
+		route, err := routeJSON(e.Route)
+		if err != nil {
+			return nil, err
+		}
+		sources[i], ids[i], types[i], targets[i], routes[i] = e.Source, e.EventID, e.EventType, e.Target, route
+		payloads[i], ignored[i], due[i], trace[i] = string(e.Payload), e.Ignored, e.DueIn.Milliseconds(), e.TraceParent
+	}
+	rows, err := s.pool.Query(ctx, q, sources, ids, types, targets, routes, payloads, ignored, due, trace)
+	if err != nil {
+		return nil, fmt.Errorf("insert %d inbox events: %w", n, err)
+	}
+	defer rows.Close()
+	type key struct{ source, eventID string }
+	stored := map[key]bool{}
+	for rows.Next() {
+		var k key
+		if err := rows.Scan(&k.source, &k.eventID); err != nil {
+			return nil, fmt.Errorf("insert %d inbox events: %w", n, err)
+		}
+		stored[k] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("insert %d inbox events: %w", n, err)
+	}
+	out := make([]bool, n)
+	for i := range batch {
+		k := key{sources[i], ids[i]}
+		out[i] = stored[k]
+		delete(stored, k) // a later row with the same key is a duplicate
+	}
+	return out, nil
+}

@@ -1,0 +1,120 @@
+package inbox_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/crmflow/crmflow/inbox"
+)
+
+// inboxIDs returns the row id of each event, 0 when it has no row.
+func inboxIDs(t *testing.T, s testInbox, events ...inbox.Event) []int64 {
+	t.Helper()
+	out := make([]int64, len(events))
+	for i, e := range events {
+		err := s.Pool().QueryRow(t.Context(),
+			`SELECT id FROM webhook_inbox WHERE provider = $1 AND event_id = $2`, e.Source, e.EventID).Scan(&out[i])
+		if err != nil {
+			out[i] = 0
+		}
+	}
+	return out
+}
+
+func TestInboxBatchKeepsArrivalOrderAndFindsDuplicates(t *testing.T) {
+	s := freshStore(t)
+	old := inboxEvent(t, "wf-batch-old")
+	inserted, err := s.Insert(t.Context(), old)
+	require.NoError(t, err)
+	require.True(t, inserted)
+
+	a, b, c := inboxEvent(t, "wf-batch"), inboxEvent(t, "wf-batch"), inboxEvent(t, "wf-batch-c")
+	ignored := inboxEvent(t, "")
+	ignored.Ignored = "ignored"
+	got, errs := s.InsertBatch(t.Context(), []inbox.Event{a, b, a, old, c, ignored})
+	for i, err := range errs {
+		require.NoError(t, err, "row %d", i)
+	}
+	assert.Equal(t, []bool{true, true, false, false, true, true}, got,
+		"the second copy of a and the event stored before are duplicates")
+
+	ids := inboxIDs(t, s, old, a, b, c)
+	assert.True(t, ids[0] < ids[1] && ids[1] < ids[2] && ids[2] < ids[3], "ids follow arrival order: %v", ids)
+	var rows, pending int
+	require.NoError(t, s.Pool().QueryRow(t.Context(),
+		`SELECT count(*), count(*) FILTER (WHERE handed_off_at IS NULL) FROM webhook_inbox`).Scan(&rows, &pending))
+	assert.Equal(t, 5, rows)
+	assert.Equal(t, 4, pending, "an event for no workflow is stored handed off, as one written alone")
+}
+
+func TestInboxBatchAnswersARefusedRowAlone(t *testing.T) {
+	s := freshStore(t)
+	good1, bad, good2 := inboxEvent(t, "wf-r1"), inboxEvent(t, "wf-r2"), inboxEvent(t, "wf-r3")
+	// Valid JSON that PostgreSQL's jsonb refuses: the caller gets the
+	// refusal (a 400 at the edge), the others are stored.
+	bad.Payload = []byte(`{"note":"\u0000"}`)
+	got, errs := s.InsertBatch(t.Context(), []inbox.Event{good1, bad, good2})
+	assert.Equal(t, []bool{true, false, true}, got)
+	require.NoError(t, errs[0])
+	require.NoError(t, errs[2])
+	var pgErr *pgconn.PgError
+	require.True(t, errors.As(errs[1], &pgErr), "the refused row gets PostgreSQL's own error: %v", errs[1])
+	assert.Equal(t, "22", pgErr.Code[:2], "a data exception")
+	ids := inboxIDs(t, s, good1, bad, good2)
+	assert.NotZero(t, ids[0])
+	assert.Zero(t, ids[1], "nothing stored for the refused row")
+	assert.NotZero(t, ids[2])
+}
+
+// TestConcurrentInsertsEachGetTheirOwnAnswer drives Insert from
+// many goroutines at once, so calls queue behind the committers and share
+// commits: every distinct event is new exactly once, and of the callers
+// delivering one shared event exactly one hears it is new.
+func TestConcurrentInsertsEachGetTheirOwnAnswer(t *testing.T) {
+	s := freshStore(t)
+	shared := inboxEvent(t, "wf-shared")
+	const callers, each = 48, 8
+	var (
+		wg          sync.WaitGroup
+		mu          sync.Mutex
+		newShared   int
+		newDistinct int
+		failures    []error
+	)
+	for g := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				e := inboxEvent(t, fmt.Sprintf("wf-c%d-%d", g, i))
+				if i == each/2 {
+					e = shared
+				}
+				inserted, err := s.Insert(t.Context(), e)
+				mu.Lock()
+				switch {
+				case err != nil:
+					failures = append(failures, err)
+				case inserted && e.EventID == shared.EventID:
+					newShared++
+				case inserted:
+					newDistinct++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	require.Empty(t, failures)
+	assert.Equal(t, 1, newShared, "one caller of the shared event hears it is new")
+	assert.Equal(t, callers*(each-1), newDistinct, "every distinct event is new once")
+	var rows int
+	require.NoError(t, s.Pool().QueryRow(t.Context(), `SELECT count(*) FROM webhook_inbox`).Scan(&rows))
+	assert.Equal(t, callers*(each-1)+1, rows)
+}

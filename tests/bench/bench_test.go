@@ -1,0 +1,205 @@
+package bench
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/crmflow/crmflow/internal/pgserver"
+	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/internal/testsupport/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+// reportPath is where BenchmarkReport writes BENCHMARKS.md (make bench
+// passes the repository's); empty prints the report only.
+var reportPath = flag.String("report", "", "write the benchmark report (Markdown) to this file")
+
+func newEnv(t testing.TB, sizes Sizes, newDatabase func(testing.TB) string) *Env {
+	t.Helper()
+	cfg, err := DefaultConfig()
+	require.NoError(t, err)
+	srv := testenv.Temporal(t)
+	return &Env{
+		NewDatabase: newDatabase, TemporalAddr: srv.FrontendAddr(), Namespace: srv.Namespace(),
+		Sizes: sizes, Defaults: cfg, Logf: t.Logf,
+	}
+}
+
+// TestHarness runs every measurement in miniature and checks that each
+// measures what it claims: positive rates, and the counts behind them (rows
+// stored, events handed off, Temporal calls made, orders confirmed, updates
+// signalled or coalesced). It asserts no timing.
+func TestHarness(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, SmokeSizes(), testenv.DatabaseURL)
+	sz := e.Sizes
+
+	ingest, err := e.Ingest(ctx, t)
+	require.NoError(t, err)
+	for _, f := range []Figure{ingest.M1.Subject, ingest.M2.Subject, ingest.M1.Baselines[0], ingest.M2.Baselines[1]} {
+		assert.Positive(t, f.Stats.Median, f.Name)
+		assert.Len(t, f.Stats.Values, sz.Rounds, f.Name)
+	}
+	assert.Positive(t, ingest.SignalCapacity)
+	assert.Len(t, ingest.M2.Ratios, 2, "M2 compares with raw inserts and with SignalWithStart")
+
+	m3, err := e.Latency(ctx, t, ingest.SignalCapacity)
+	require.NoError(t, err)
+	assert.Positive(t, m3.Subject.Stats.Median, "p99 latency")
+	assert.Equal(t, 0.0, extra(t, m3, "errors (non-200 or transport)").Median, "every webhook was answered 200")
+
+	m4, err := e.Drain(ctx, t)
+	require.NoError(t, err)
+	assert.Positive(t, m4.Subject.Stats.Median)
+	assert.Positive(t, m4.Ratios[0].Stats.Median)
+
+	m5, calls, err := e.Duplicates(ctx, t)
+	require.NoError(t, err)
+	assert.Empty(t, calls.Duplicate, "a duplicate delivery makes no Temporal call")
+	assert.Equal(t, calls.FreshEvents, calls.Fresh[signalWithStartMethod], "each fresh event is one SignalWithStart")
+	assert.Equal(t, sz.Rounds*sz.Duplicates, calls.DuplicateEvents)
+	assert.True(t, m5.Pass || m5.Ratios[0].Stats.Median < 5, "M5 passes exactly when its speed-up reaches 5 (calls are zero)")
+
+	m6, orders, err := e.Orders(ctx, t)
+	require.NoError(t, err)
+	assert.Positive(t, m6.Subject.Stats.Median)
+	assert.GreaterOrEqual(t, orders.Activities, 4, "a confirmation loads, verifies, marks and notifies at least")
+	assert.Equal(t, sz.Rounds*sz.Orders+1, orders.Confirmed, "every order (and the warm-up) was confirmed")
+	assert.Equal(t, orders.Confirmed, orders.Notified, "each confirmation triggered Knock once")
+	assert.Equal(t, sz.Rounds*sz.Orders, orders.Minimal)
+	assert.Greater(t, orders.Events, orders.MinimalEvents, "a confirmation records more than its activities")
+	assert.Positive(t, orders.Upserts, "a confirmation sets search attributes")
+
+	m7, stock, err := e.StockBurst(ctx, t)
+	require.NoError(t, err)
+	require.Len(t, stock, sz.M7Rounds)
+	for _, sc := range stock {
+		assert.Positive(t, sc.Signals)
+		assert.Equal(t, sc.Signalled, sc.Signals, "each signalled inbox row is one signal in the history")
+		assert.Equal(t, sz.StockUpdates, sc.Signalled+sc.Coalesced)
+		assert.Positive(t, sc.Events)
+	}
+
+	rep := &Report{Results: []Result{ingest.M1, ingest.M2, m3, m4, m5, m6, m7}, Machine: readMachine(),
+		Versions: moduleVersions(), Postgres: map[string]string{}, Sizes: sz}
+	md := rep.Markdown()
+	for _, res := range rep.Results {
+		line := res.SummaryLine()
+		assert.True(t, strings.HasPrefix(line, res.ID+" "), line)
+		assert.Regexp(t, `\| (PASS|MISS)$`, line)
+		assert.Contains(t, md, "### "+res.ID+" — ")
+	}
+	assert.Positive(t, rep.Machine.CPUs)
+	assert.NotEmpty(t, rep.Versions[temporalServerLabel], "the Temporal version is read from the build")
+}
+
+func extra(t *testing.T, r Result, name string) Stats {
+	t.Helper()
+	for _, f := range r.Extra {
+		if f.Name == name {
+			return f.Stats
+		}
+	}
+	t.Fatalf("%s has no figure %q", r.ID, name)
+	return Stats{}
+}
+
+func TestStats(t *testing.T) {
+	s := summarise([]float64{5, 1, 3, 2})
+	assert.Equal(t, Stats{Median: 2.5, Min: 1, Max: 5, Values: []float64{5, 1, 3, 2}}, s)
+	assert.Equal(t, []float64{2, 0.5}, ratios([]float64{4, 1}, []float64{2, 2}))
+	lat := []time.Duration{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	assert.Equal(t, time.Duration(10), percentile(lat, 99))
+	assert.Equal(t, time.Duration(5), percentile(lat, 50))
+}
+
+// BenchmarkReport runs every measurement at full size against a durable
+// PostgreSQL (fsync and synchronous commit on, as in production) and the
+// embedded Temporal (a child process), prints one summary line per
+// measurement, and writes the report to -report. A missed target is reported, not failed: only a
+// measurement that cannot run fails the benchmark.
+func BenchmarkReport(b *testing.B) {
+	ctx := context.Background()
+	e := newEnv(b, FullSizes(), durableDatabases(b))
+	// Progress goes straight to stdout: a benchmark's own log is only
+	// printed once it ends.
+	e.Logf = func(format string, args ...any) { fmt.Printf("  "+format+"\n", args...) }
+	var rep *Report
+	for b.Loop() {
+		var err error
+		rep, err = e.Run(ctx, b)
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	fmt.Println()
+	fmt.Println("crmflow benchmarks (ratios to baselines measured in the same run; median of interleaved rounds):")
+	for _, res := range rep.Results {
+		fmt.Println(res.SummaryLine())
+	}
+	for _, res := range rep.Results {
+		for _, f := range res.Ratios {
+			b.ReportMetric(f.Stats.Median, res.ID+"-"+strings.ReplaceAll(f.Name, " ", "_")+"-ratio")
+		}
+	}
+	if *reportPath != "" {
+		if err := os.WriteFile(*reportPath, []byte(rep.Markdown()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		fmt.Printf("report written to %s (%s)\n", filepath.Base(*reportPath), rep.Elapsed.Round(time.Second))
+	}
+}
+
+// durableDatabases starts a PostgreSQL of the benchmark's own with fsync and
+// synchronous commit on (testenv's trades them for speed), migrates a
+// template and returns a func making fresh databases from it.
+func durableDatabases(b *testing.B) func(testing.TB) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := pgserver.Start(ctx, pgserver.Options{DataDir: filepath.Join(b.TempDir(), "pg"), Database: "bench_template", Durable: true})
+	if err != nil {
+		b.Fatalf("start durable postgresql: %v", err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := srv.Stop(ctx); err != nil {
+			b.Logf("stop postgresql: %v", err)
+		}
+	})
+	if err := store.Migrate(ctx, srv.URL()); err != nil {
+		b.Fatalf("migrate: %v", err)
+	}
+	var n atomic.Int64
+	return func(tb testing.TB) string {
+		tb.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		name := fmt.Sprintf("bench_%d", n.Add(1))
+		conn, err := pgx.Connect(ctx, srv.URL())
+		if err != nil {
+			tb.Fatalf("connect: %v", err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE bench_template"); err != nil {
+			tb.Fatalf("create database: %v", err)
+		}
+		cfg, err := pgx.ParseConfig(srv.URL())
+		if err != nil {
+			tb.Fatalf("parse url: %v", err)
+		}
+		return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
+	}
+}

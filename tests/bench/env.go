@@ -1,0 +1,349 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"google.golang.org/grpc"
+
+	"github.com/crmflow/crmflow/api"
+	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/inbox"
+	"github.com/crmflow/crmflow/internal/credentials"
+	"github.com/crmflow/crmflow/internal/httpserver"
+	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/starter"
+	"github.com/crmflow/crmflow/webhooks"
+	"github.com/crmflow/crmflow/worker"
+)
+
+// Env is what every measurement runs on.
+type Env struct {
+	// NewDatabase returns the URL of a fresh, migrated database that is
+	// dropped when tb ends.
+	NewDatabase func(tb testing.TB) string
+	// TemporalAddr and Namespace locate the embedded Temporal server.
+	TemporalAddr string
+	Namespace    string
+	// Sizes say how much work each measurement does.
+	Sizes Sizes
+	// Defaults is crmflow's resolved default configuration; the stack is
+	// built with its values (coalesce window, tolerance, body limit).
+	Defaults *config.Config
+	// Logf reports progress; nil is silent.
+	Logf func(format string, args ...any)
+
+	queues atomic.Int64
+}
+
+// Sizes say how much work each measurement does and how many interleaved
+// rounds it runs.
+type Sizes struct {
+	Rounds int
+	// Senders is the number of concurrent HTTP senders and of concurrent
+	// inserters (M1, M2).
+	Senders int
+	// InboxRows is the number of rows per M1 phase.
+	InboxRows int
+	// Webhooks is the number of signed webhooks per M2 phase.
+	Webhooks int
+	// SignalCalls is the number of SignalWithStart calls per phase when
+	// measuring Temporal's capacity, at SignalConcurrency.
+	SignalCalls       int
+	SignalConcurrency int
+	// LatencyDuration is how long M3 sends at its steady rate per round.
+	LatencyDuration time.Duration
+	// Backlog is the number of events per M4 phase.
+	Backlog int
+	// Duplicates is the number of events per M5 phase.
+	Duplicates int
+	// Orders is the number of confirmations per M6 phase, and OrderSenders
+	// how many are started at once.
+	Orders       int
+	OrderSenders int
+	// StockUpdates is the number of stock updates per M7 round, M7Rounds
+	// how many rounds M7 runs.
+	StockUpdates int
+	M7Rounds     int
+	// PoolSizes are the pool_max_conns values the tuning pass tries; empty
+	// skips it.
+	PoolSizes []int
+}
+
+// FullSizes are what `make bench` runs: enough work per round for stable
+// rates, in well under 15 minutes on two cores.
+func FullSizes() Sizes {
+	return Sizes{
+		Rounds: 5, Senders: 32, InboxRows: 2000, Webhooks: 2000,
+		SignalCalls: 200, SignalConcurrency: 16, LatencyDuration: 5 * time.Second,
+		Backlog: 600, Duplicates: 100, Orders: 25, OrderSenders: 8,
+		StockUpdates: 10_000, M7Rounds: 3, PoolSizes: []int{4, 16, 32},
+	}
+}
+
+// SmokeSizes run every measurement in miniature, for the package's tests.
+func SmokeSizes() Sizes {
+	return Sizes{
+		Rounds: 1, Senders: 4, InboxRows: 40, Webhooks: 40,
+		SignalCalls: 10, SignalConcurrency: 4, LatencyDuration: 500 * time.Millisecond,
+		Backlog: 10, Duplicates: 5, Orders: 3, OrderSenders: 2,
+		StockUpdates: 200, M7Rounds: 1,
+	}
+}
+
+// DefaultConfig resolves crmflow's defaults (as `crmflow dev` would, with its
+// dev secrets) without reading the environment.
+func DefaultConfig() (*config.Config, error) {
+	cfg, err := config.Load(config.LoadOptions{Dev: true, Environ: []string{}})
+	if err != nil && (cfg == nil || !config.IsValidation(err)) {
+		return nil, fmt.Errorf("resolve default config: %w", err)
+	}
+	// Validation only complains about keys the benchmark sets itself
+	// (the database URL, Temporal's address).
+	return cfg, nil
+}
+
+func (e *Env) logf(format string, args ...any) {
+	if e.Logf != nil {
+		e.Logf(format, args...)
+	}
+}
+
+// queue returns a task queue name no other measurement uses.
+func (e *Env) queue(what string) string {
+	return fmt.Sprintf("bench-%s-%d-%d", what, time.Now().UnixNano(), e.queues.Add(1))
+}
+
+// discardLogger is the SDK logger for the benchmark's clients: their chatter
+// would drown the report.
+var discardLogger = sdklog.NewStructuredLogger(discardSlog)
+
+// discardSlog drops the logs of the stack the benchmark builds.
+var discardSlog = slog.New(slog.DiscardHandler)
+
+// callCounter counts the gRPC calls a Temporal client makes, by method.
+type callCounter struct {
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (c *callCounter) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+	invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	c.mu.Lock()
+	if c.calls == nil {
+		c.calls = map[string]int{}
+	}
+	c.calls[method]++
+	c.mu.Unlock()
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+// snapshot copies the counts so far.
+func (c *callCounter) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.calls))
+	for k, v := range c.calls {
+		out[k] = v
+	}
+	return out
+}
+
+// since returns the calls made after before was taken.
+func (c *callCounter) since(before map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, v := range c.snapshot() {
+		if d := v - before[k]; d > 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+// dial connects a Temporal client of its own, counting its calls when
+// counter is set.
+func (e *Env) dial(counter *callCounter) (client.Client, error) {
+	opts := client.Options{HostPort: e.TemporalAddr, Namespace: e.Namespace, Logger: discardLogger}
+	if counter != nil {
+		opts.ConnectionOptions.DialOptions = []grpc.DialOption{grpc.WithChainUnaryInterceptor(counter.intercept)}
+	}
+	c, err := client.Dial(opts)
+	if err != nil {
+		return nil, fmt.Errorf("dial temporal: %w", err)
+	}
+	return c, nil
+}
+
+// stripeWebhookSecret signs every webhook the benchmark sends.
+const stripeWebhookSecret = "whsec_crmflow_bench_secret"
+
+// apiToken authorises the benchmark's start-API calls.
+const apiToken = "bench-api-token"
+
+// edge is crmflow's webhook side as `crmflow serve` builds it: store,
+// starter, dispatcher and HTTP server over real loopback HTTP, with the
+// signing secrets and API token read from the credential store.
+type edge struct {
+	store   *store.Store
+	starter *starter.Starter
+	inbox   *inbox.Store
+	disp    *inbox.Dispatcher
+	reg     *prometheus.Registry
+	url     string
+
+	httpSrv *httptest.Server
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// newEdge builds the edge on databaseURL, handing events to Temporal through
+// c on queue. The dispatcher is not running until runDispatcher.
+func (e *Env) newEdge(ctx context.Context, databaseURL string, c client.Client, queue string, dopts inbox.DispatcherOptions) (*edge, error) {
+	st, err := store.Open(ctx, databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := credentials.NewKeyring(config.DevMasterKey)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	creds := credentials.NewStore(st, keys, credentials.Options{})
+	for provider, secret := range map[string]string{"stripe_webhook": stripeWebhookSecret, worker.StartAPITokenProvider: apiToken} {
+		name := "api_key"
+		if provider == worker.StartAPITokenProvider {
+			name = worker.StartAPITokenName
+		}
+		if _, err := creds.SeedFromConfig(ctx, provider, name, secret); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("seed %s: %w", provider, err)
+		}
+	}
+	logger := discardSlog
+	reg := prometheus.NewRegistry()
+	s := starter.New(c, starter.Options{TaskQueue: queue, PaymentTimeout: time.Hour})
+	ib := inbox.NewStore(st.Pool())
+	disp := inbox.NewDispatcher(ib, st, s, logger, reg, dopts)
+	hs := httptest.NewServer(api.Handler(api.HandlerOptions{
+		HTTP: httpserver.Options{Logger: logger, Registry: reg},
+		Ops:  api.OpsDeps{Registry: reg, Backlog: ib.Backlog},
+		API: &api.Deps{
+			Logger: logger, Store: st, Starter: s, Inbox: ib,
+			CoalesceWindow: e.Defaults.Inventory.CoalesceWindow,
+			Tokens:         worker.StartAPITokens(creds),
+		},
+		Webhooks: &webhooks.Deps{
+			Logger: logger, Registry: reg, Inbox: ib, Dispatcher: disp, Referrals: st,
+			Secrets: worker.WebhookSecrets(creds),
+			Options: webhooks.Options{
+				Tolerance: e.Defaults.Webhooks.Tolerance, MaxBodyBytes: e.Defaults.Webhooks.MaxBodyBytes,
+			},
+		},
+	}))
+	return &edge{store: st, inbox: ib, starter: s, disp: disp, reg: reg, url: hs.URL, httpSrv: hs}, nil
+}
+
+// runDispatcher starts the hand-off loop.
+func (g *edge) runDispatcher() {
+	ctx, cancel := context.WithCancel(context.Background())
+	g.cancel, g.done = cancel, make(chan struct{})
+	go func() {
+		defer close(g.done)
+		_ = g.disp.Run(ctx) // returns nil once ctx ends
+	}()
+}
+
+// stopDispatcher stops the hand-off loop and waits for it.
+func (g *edge) stopDispatcher() {
+	if g.cancel != nil {
+		g.cancel()
+		<-g.done
+		g.cancel = nil
+	}
+}
+
+func (g *edge) close() {
+	g.stopDispatcher()
+	g.httpSrv.Close()
+	g.store.Close()
+}
+
+// handedOff reads the dispatcher's own counter of successful hand-offs, so
+// watching a drain costs no database round trips.
+func (g *edge) handedOff() (int, error) {
+	families, err := g.reg.Gather()
+	if err != nil {
+		return 0, fmt.Errorf("gather metrics: %w", err)
+	}
+	n := 0.0
+	for _, mf := range families {
+		if mf.GetName() != "crmflow_inbox_handoffs_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == "ok" {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return int(n), nil
+}
+
+// waitHandedOff waits until the dispatcher has handed off want events.
+func (g *edge) waitHandedOff(ctx context.Context, want int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		n, err := g.handedOff()
+		if err != nil {
+			return err
+		}
+		if n >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("dispatcher handed off %d of %d events within %s", n, want, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// pending counts inbox rows not yet handed off.
+func (g *edge) pending(ctx context.Context) (int64, error) {
+	b, err := g.inbox.Backlog(ctx)
+	return b.Pending, err
+}
+
+// httpClient keeps up to conns connections to the edge open, as a provider
+// sending many webhooks at once would.
+func httpClient(conns int) *http.Client {
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns,
+			IdleConnTimeout: time.Minute,
+		},
+	}
+}
+
+// drain reads and closes a response body so its connection is reused.
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+}

@@ -1,0 +1,348 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"github.com/stripe/stripe-go/v76/webhook"
+	"go.temporal.io/sdk/client"
+
+	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/api"
+	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/inbox"
+	"github.com/crmflow/crmflow/internal/credentials"
+	"github.com/crmflow/crmflow/internal/httpserver"
+	"github.com/crmflow/crmflow/internal/knock"
+	"github.com/crmflow/crmflow/internal/simplelogin"
+	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/internal/testsupport/openapicheck"
+	"github.com/crmflow/crmflow/internal/testsupport/testenv"
+	"github.com/crmflow/crmflow/starter"
+	"github.com/crmflow/crmflow/webhooks"
+	"github.com/crmflow/crmflow/worker"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+const (
+	stripeSecret = "whsec_test_secret"
+	apiToken     = "test-token"
+	knockKey     = "sk_test_knock"
+)
+
+// knockPeer stands in for Knock's API: it checks what the real API would
+// (method, path, bearer key, idempotency key, JSON body) and records every
+// trigger. failFirst makes the first n triggers answer 401.
+type knockPeer struct {
+	mu        sync.Mutex
+	triggers  []knockTrigger
+	failFirst int
+	srv       *httptest.Server
+}
+
+type knockTrigger struct {
+	Workflow       string
+	IdempotencyKey string
+	Body           map[string]any
+	Status         int
+}
+
+func newKnockPeer(t *testing.T) *knockPeer {
+	p := &knockPeer{}
+	// Every request crmflow sends is checked against Knock's published spec.
+	p.srv = httptest.NewServer(openapicheck.Load(t, openapicheck.Knock).Middleware(t, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wf, ok := strings.CutPrefix(r.URL.Path, "/v1/workflows/")
+		wf, isTrigger := strings.CutSuffix(wf, "/trigger")
+		if r.Method != http.MethodPost || !ok || !isTrigger {
+			http.Error(w, `{"errors":{"detail":"404 Not Found"}}`, http.StatusNotFound)
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer "+knockKey {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"code":"api_key_missing","message":"no key","status":401,"type":"authentication_error"}`)
+			return
+		}
+		var body map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body["recipients"] == nil {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"code":"invalid_params","message":"recipients required","status":400,"type":"invalid_request_error"}`)
+			return
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		tr := knockTrigger{Workflow: wf, IdempotencyKey: r.Header.Get("Idempotency-Key"), Body: body, Status: http.StatusOK}
+		if p.failFirst > 0 {
+			p.failFirst--
+			tr.Status = http.StatusUnauthorized
+			p.triggers = append(p.triggers, tr)
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"code":"api_key_expired","message":"expired","status":401,"type":"authentication_error"}`)
+			return
+		}
+		p.triggers = append(p.triggers, tr)
+		fmt.Fprintf(w, `{"workflow_run_id":"run-%d"}`, len(p.triggers))
+	})))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+// succeeded returns the successful triggers seen for an idempotency key.
+func (p *knockPeer) succeeded(key string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, tr := range p.triggers {
+		if tr.IdempotencyKey == key && tr.Status == http.StatusOK {
+			n++
+		}
+	}
+	return n
+}
+
+// countWorkflow counts successful triggers of a Knock workflow.
+func (p *knockPeer) countWorkflow(workflow string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, tr := range p.triggers {
+		if tr.Workflow == workflow && tr.Status == http.StatusOK {
+			n++
+		}
+	}
+	return n
+}
+
+func (p *knockPeer) all() []knockTrigger {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]knockTrigger(nil), p.triggers...)
+}
+
+// fixture is a running crmflow HTTP server, dispatcher and (optionally)
+// worker on the test's own database and task queue.
+type fixture struct {
+	t        *testing.T
+	store    *store.Store
+	temporal client.Client
+	starter  *starter.Starter
+	knock    *knockPeer
+	creds    *credentials.Store
+	queue    string
+	url      string
+	cancel   context.CancelFunc
+}
+
+type fixtureOptions struct {
+	worker   bool
+	maxBody  int64
+	temporal client.Client
+	store    *store.Store
+	// stripeURL points the worker's Stripe client at a peer; "" is console
+	// mode, which trusts the signed webhook's PaymentIntent.
+	stripeURL string
+	referrals activities.ReferralDefaults
+	stock     activities.StockDefaults
+	coalesce  time.Duration
+	// simpleLoginURL points the SimpleLogin client at a peer; "" is console.
+	simpleLoginURL string
+	// credentialGrace is how long a replaced credential stays valid.
+	credentialGrace time.Duration
+	// resendURL points Resend's client at a peer.
+	resendURL string
+}
+
+// keySource reads provider keys from the fixture's credential store.
+type keySource struct{ creds *credentials.Store }
+
+func (k keySource) ActiveKey(ctx context.Context, provider, name string) (string, error) {
+	c, err := k.creds.Active(ctx, provider, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	return c.Secret.Reveal(), err
+}
+
+func newFixture(t *testing.T, opts fixtureOptions) *fixture {
+	t.Helper()
+	f := &fixture{t: t, store: opts.store, temporal: opts.temporal}
+	if f.store == nil {
+		f.store = testenv.Store(t)
+	}
+	if f.temporal == nil {
+		f.temporal = testenv.TemporalClient(t)
+	}
+	keys, err := credentials.NewKeyring(config.DevMasterKey)
+	require.NoError(t, err)
+	f.creds = credentials.NewStore(f.store, keys, credentials.Options{CacheTTL: -1, Grace: opts.credentialGrace})
+	if opts.maxBody == 0 {
+		opts.maxBody = 1 << 20
+	}
+	queue := testenv.TaskQueue(t)
+	f.queue = queue
+	f.starter = starter.New(f.temporal, starter.Options{TaskQueue: queue, PaymentTimeout: time.Hour})
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := prometheus.NewRegistry()
+	ib := inbox.NewStore(f.store.Pool())
+	disp := inbox.NewDispatcher(ib, f.store, f.starter, logger, reg, inbox.DispatcherOptions{
+		Sweep: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, Lease: 5 * time.Second,
+	})
+	storedTokens := worker.StartAPITokens(f.creds)
+	hs := httptest.NewServer(api.Handler(api.HandlerOptions{
+		HTTP: httpserver.Options{Logger: logger, Registry: reg},
+		Ops:  api.OpsDeps{Registry: reg, Backlog: ib.Backlog},
+		API: &api.Deps{
+			Logger: logger, Store: f.store, Starter: f.starter, Inbox: ib, CoalesceWindow: opts.coalesce,
+			Tokens: func(ctx context.Context) ([]string, error) {
+				stored, err := storedTokens(ctx)
+				return append([]string{"other-token", apiToken}, stored...), err
+			},
+		},
+		Webhooks: &webhooks.Deps{
+			Logger: logger, Registry: reg, Inbox: ib, Dispatcher: disp, Referrals: f.store,
+			Options: webhooks.Options{StripeSecret: stripeSecret, ClerkSecret: clerkSecret, Tolerance: 5 * time.Minute, MaxBodyBytes: opts.maxBody},
+		},
+	}))
+	t.Cleanup(hs.Close)
+	f.url = hs.URL
+
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = disp.Run(ctx) }()
+	if opts.worker {
+		f.knock = newKnockPeer(t)
+		slClient := simplelogin.NewConsole(simplelogin.LogRecorder{Logger: logger})
+		if opts.simpleLoginURL != "" {
+			slClient = simplelogin.NewClient(simplelogin.WithAPIKey(slKey), simplelogin.WithBaseURL(opts.simpleLoginURL))
+		}
+		stripeActs := &activities.StripeActivities{}
+		if opts.stripeURL != "" {
+			stripeActs.Stripe = activities.NewStripeClient("sk_test_123", opts.stripeURL)
+		}
+		if opts.referrals.RewardCents == 0 {
+			opts.referrals = activities.ReferralDefaults{RewardCents: 1000, RefundWindow: time.Hour, MinimumOrderCents: 1000, ClawbackWindow: time.Second}
+		}
+		w := worker.New(f.temporal, worker.Options{TaskQueue: queue, Activities: worker.Activities{
+			Orders:      &activities.OrderActivities{Store: f.store},
+			Referrals:   &activities.ReferralActivities{Store: f.store, Defaults: opts.referrals},
+			Inventory:   &activities.InventoryActivities{Store: f.store, Defaults: opts.stock, Signaller: f.starter},
+			Aliases:     &activities.AliasStoreActivities{Store: f.store},
+			SimpleLogin: &activities.SimpleLoginActivities{SL: slClient},
+			Credentials: &activities.CredentialActivities{Store: f.creds},
+			KeyVerifier: &activities.KeyVerifier{Verify: func(_ context.Context, provider, secret string) (bool, string, error) {
+				// The form is all a webhook secret can be checked for.
+				return strings.HasPrefix(secret, "whsec_good"), "not the secret the provider shows", nil
+			}},
+			Resend:      &activities.ResendActivities{Keys: keySource{f.creds}, BaseURL: opts.resendURL},
+			Stripe:      stripeActs,
+			Knock:       &activities.KnockActivities{Knock: knock.NewClient(knock.WithAPIKey(knockKey), knock.WithBaseURL(f.knock.srv.URL))},
+			DeadLetters: &activities.DeadLetterActivities{Store: f.store},
+		}})
+		require.NoError(t, w.Start())
+		t.Cleanup(w.Stop)
+	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return f
+}
+
+// seedOrder creates a customer and a pending 42.00 EUR order.
+func (f *fixture) seedOrder(orderID, customerID string) {
+	ctx := context.Background()
+	require.NoError(f.t, f.store.UpsertCustomer(ctx, store.Customer{ID: customerID, Email: customerID + "@example.com"}))
+	require.NoError(f.t, f.store.InsertOrder(ctx, store.Order{ID: orderID, CustomerID: customerID, AmountCents: 4200, Currency: "eur"}))
+}
+
+// stripeEvent builds a payment_intent event for an order.
+func stripeEvent(eventID, typ, orderID string) []byte {
+	status, lastErr := "succeeded", "null"
+	received := 4200
+	if typ == "payment_intent.payment_failed" {
+		status, lastErr, received = "requires_payment_method", `{"message":"Your card was declined."}`, 0
+	}
+	return []byte(fmt.Sprintf(`{"id":%q,"object":"event","api_version":"2024-06-20","type":%q,"created":%d,
+"data":{"object":{"id":"pi_%s","object":"payment_intent","amount":4200,"amount_received":%d,"currency":"eur",
+"status":%q,"last_payment_error":%s,"metadata":{"order_id":%q}}}}`,
+		eventID, typ, time.Now().Unix(), orderID, received, status, lastErr, orderID))
+}
+
+// sign signs a payload the way Stripe does, at the given time.
+func sign(payload []byte, secret string, at time.Time) string {
+	return webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: secret, Timestamp: at}).Header
+}
+
+func (f *fixture) postStripe(payload []byte, signature string) (int, map[string]any) {
+	f.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, f.url+"/webhooks/stripe", bytes.NewReader(payload))
+	require.NoError(f.t, err)
+	if signature != "" {
+		req.Header.Set("Stripe-Signature", signature)
+	}
+	return f.do(req)
+}
+
+func (f *fixture) api(method, path, token string, body io.Reader) (int, map[string]any) {
+	f.t.Helper()
+	req, err := http.NewRequest(method, f.url+path, body)
+	require.NoError(f.t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return f.do(req)
+}
+
+func (f *fixture) do(req *http.Request) (int, map[string]any) {
+	f.t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(f.t, err)
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(f.t, err)
+	if len(raw) > 0 {
+		require.NoError(f.t, json.Unmarshal(raw, &out), "body: %s", raw)
+	}
+	return resp.StatusCode, out
+}
+
+// inboxRows counts inbox rows, and those still waiting for hand-off.
+func (f *fixture) inboxRows() (total, pending int) {
+	f.t.Helper()
+	err := f.store.Pool().QueryRow(context.Background(),
+		`SELECT count(*), count(*) FILTER (WHERE handed_off_at IS NULL) FROM webhook_inbox`).Scan(&total, &pending)
+	require.NoError(f.t, err)
+	return total, pending
+}
+
+func (f *fixture) orderStatus(orderID string) string {
+	f.t.Helper()
+	o, err := f.store.GetOrder(context.Background(), orderID)
+	require.NoError(f.t, err)
+	return o.Status
+}
+
+func errorCode(body map[string]any) string {
+	e, _ := body["error"].(map[string]any)
+	code, _ := e["code"].(string)
+	return code
+}
+
+// clientOptions starts a workflow on the fixture's task queue.
+func clientOptions(f *fixture, id string) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{ID: id, TaskQueue: f.queue}
+}
