@@ -20,8 +20,8 @@ import (
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/internal/knock"
-	"github.com/crmflow/crmflow/internal/testsupport/openapicheck"
 	"github.com/crmflow/crmflow/internal/simplelogin"
+	"github.com/crmflow/crmflow/internal/testsupport/openapicheck"
 	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 )
 

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/crmflow/crmflow/config"
-	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/doctor"
+	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/workflows"
 )
 

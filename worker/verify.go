@@ -12,8 +12,8 @@ import (
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/config"
-	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/doctor"
+	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/store"
 )
 

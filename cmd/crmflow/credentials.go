@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/doctor"
+	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/worker"
 )
 

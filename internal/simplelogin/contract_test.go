@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/crmflow/crmflow/internal/testsupport/openapicheck"
 	"github.com/crmflow/crmflow/internal/simplelogin"
+	"github.com/crmflow/crmflow/internal/testsupport/openapicheck"
 )
 
 // slSpec adapts the shared contract checker to this package's fakes. The
