@@ -1,0 +1,191 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/contract"
+)
+
+// Human-in-the-loop rotation: crmflow cannot create these providers' keys,
+// so operators submit the new key (KeyRotationSubmitKeyUpdate), crmflow
+// verifies and activates it, and operators confirm the old one is revoked
+// at the provider (KeyRotationRevokedUpdate).
+
+// hitlProviders rotate with an operator: they submit the new key and confirm
+// the old one was revoked. Each maps to the prefixes a key of it starts with
+// (none: any). Everything reads it through keyPrefixes, so a registry of
+// provider facts can replace both.
+var hitlProviders = []struct {
+	provider string
+	prefixes []string
+}{
+	{"stripe", []string{"sk_", "rk_"}},
+	{"knock", []string{"sk_"}},
+	{"simplelogin", nil},
+	{"stripe_webhook", []string{"whsec_"}},
+	{"clerk_webhook", []string{"whsec_"}},
+}
+
+// keyPrefixes returns the prefixes a human-in-the-loop provider's keys start
+// with, and whether provider is one.
+func keyPrefixes(provider string) ([]string, bool) {
+	for _, p := range hitlProviders {
+		if p.provider == provider {
+			return p.prefixes, true
+		}
+	}
+	return nil, false
+}
+
+// keyVerifyOptions: an operator waits on the answer, so few attempts. It runs
+// on the workflow's own queue, not the provider's: a new key is often what
+// ends a provider's failures, so its check must not wait behind a paused
+// provider queue.
+var keyVerifyOptions = activityPolicy{options: workflow.ActivityOptions{
+	StartToCloseTimeout: 30 * time.Second,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    10 * time.Second,
+		MaximumAttempts:    3,
+	},
+}}
+
+var verify *activities.KeyVerifier
+
+// manualSubmission is the human-in-the-loop mode's state: the verified key
+// waiting for the main flow to store it (cleared once taken), who submitted
+// it, who confirmed the old key's revocation, and how many reminders went
+// out (one count over both waits, so reminder step names never repeat).
+type manualSubmission struct {
+	verifying    bool
+	submitted    string
+	submittedBy  string
+	revokedBy    string
+	revokedKnown bool
+	reminders    int
+}
+
+// rotateByHand: ask operators for the new key, verify and activate it, then
+// wait for their confirmation that the old key is revoked at the provider.
+func (k *keyRotation) rotateByHand(ctx workflow.Context) (*contract.KeyRotationResult, error) {
+	m := &k.manual
+	if err := k.readActive(ctx); err != nil {
+		return nil, err
+	}
+	k.notify(ctx, "notify-needed", KnockKeyRotationNeeded)
+
+	k.await(ctx, phaseAwaitKey, "await-key")
+	if err := k.awaitOperator(ctx, "a new key", func() bool { return m.submitted != "" }); err != nil {
+		return nil, err
+	}
+	k.phase = phaseNone
+	secret := m.submitted
+	m.submitted = ""
+	k.status.Detail = "key submitted by " + m.submittedBy
+	if err := k.storeAndActivate(ctx, secret, ""); err != nil {
+		return nil, err
+	}
+
+	k.await(ctx, phaseAwaitRevocation, "await-old-key-revoked")
+	if err := k.awaitOperator(ctx, "revocation of the old key", func() bool { return m.revokedKnown }); err != nil {
+		return nil, err
+	}
+	k.phase = phaseNone
+	k.status.Detail = "old key revoked at the provider, confirmed by " + m.revokedBy
+	return k.rotated(ctx, k.status.Detail, "confirmed_by", m.revokedBy)
+}
+
+// awaitOperator waits for done, reminding operators every ReminderEvery.
+func (k *keyRotation) awaitOperator(ctx workflow.Context, what string, done func() bool) error {
+	for {
+		ok, err := workflow.AwaitWithTimeout(ctx, k.input.ReminderEvery, done)
+		if err != nil || ok {
+			return err
+		}
+		k.manual.reminders++
+		k.notify(ctx, fmt.Sprintf("reminder-%d", k.manual.reminders), KnockKeyRotationReminder,
+			"waiting_for", what, "reminder", k.manual.reminders)
+	}
+}
+
+// validateKey rejects a submitted key before it reaches history: wrong
+// phase, empty or obviously malformed. Messages never quote the key.
+func (k *keyRotation) validateKey(_ workflow.Context, in contract.SubmitKeyInput) error {
+	prefixes, _ := keyPrefixes(k.input.Provider)
+	switch {
+	case k.phase != phaseAwaitKey || k.manual.submitted != "":
+		return errors.New("the rotation is not waiting for a key")
+	case k.manual.verifying:
+		return errors.New("another key is being verified")
+	case contract.ValidateOperator(in.Operator) != nil:
+		return contract.ValidateOperator(in.Operator)
+	case in.Secret == "":
+		return errors.New("key is empty")
+	case len(in.Secret) < 16 || len(in.Secret) > 1024:
+		return fmt.Errorf("key of %d characters is malformed", len(in.Secret))
+	}
+	for _, r := range in.Secret {
+		if r <= ' ' || r >= 0x7f {
+			return errors.New("key holds whitespace, control or non-ASCII characters")
+		}
+	}
+	if len(prefixes) == 0 {
+		return nil
+	}
+	for _, p := range prefixes {
+		if strings.HasPrefix(in.Secret, p) {
+			return nil
+		}
+	}
+	return fmt.Errorf("a %s key starts with %s", k.input.Provider, strings.Join(prefixes, " or "))
+}
+
+// submitKey verifies the key with the provider. A valid key is taken for the
+// main flow to store and activate; an invalid one is forgotten.
+func (k *keyRotation) submitKey(ctx workflow.Context, in contract.SubmitKeyInput) (contract.SubmitKeyResult, error) {
+	m := &k.manual
+	if m.verifying || m.submitted != "" || k.phase != phaseAwaitKey {
+		return contract.SubmitKeyResult{}, errors.New("the rotation is not waiting for a key")
+	}
+	m.verifying = true
+	defer func() { m.verifying = false }()
+	var out activities.VerifyKeyOutput
+	err := workflow.ExecuteActivity(keyVerifyOptions.context(ctx), verify.VerifyKey,
+		activities.VerifyKeyInput{Provider: k.input.Provider, Secret: in.Secret}).Get(ctx, &out)
+	if err != nil {
+		return contract.SubmitKeyResult{}, fmt.Errorf("could not verify the key: %w", err)
+	}
+	if !out.Valid {
+		k.status.Detail = "a key submitted by " + in.Operator + " was rejected: " + out.Reason
+		return contract.SubmitKeyResult{Reason: out.Reason}, nil
+	}
+	m.submitted, m.submittedBy = in.Secret, in.Operator
+	return contract.SubmitKeyResult{Valid: true}, nil
+}
+
+// validateRevoked admits a KeyRotationRevokedUpdate only while the run waits
+// for the old key's revocation and has not heard of it yet.
+func (k *keyRotation) validateRevoked(_ workflow.Context, in contract.KeyRevokedInput) error {
+	if err := contract.ValidateOperator(in.Operator); err != nil {
+		return err
+	}
+	if k.phase != phaseAwaitRevocation || k.manual.revokedKnown {
+		return errors.New("the rotation is not waiting for the old key's revocation")
+	}
+	return nil
+}
+
+// confirmRevoked records an operator's word that the old key is revoked at
+// the provider; the main flow then revokes it in the store.
+func (k *keyRotation) confirmRevoked(_ workflow.Context, in contract.KeyRevokedInput) error {
+	k.manual.revokedKnown, k.manual.revokedBy = true, in.Operator
+	return nil
+}
