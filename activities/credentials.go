@@ -80,7 +80,7 @@ type GenerateTokenOutput struct {
 }
 
 // LogValue leaves the token out when slog logs the whole output.
-func (GenerateTokenOutput) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+func (GenerateTokenOutput) LogValue() slog.Value { return slog.StringValue(redacted) }
 
 // StoreCredential stores in.Secret as a new pending version. A retry after a
 // lost answer stores another pending version; a pending version is never
