@@ -15,8 +15,21 @@ import (
 // lifecycle workflow. Every method is safe to retry: writing what is already
 // there is a no-op.
 type AliasStoreActivities struct {
-	Store *store.Store
+	// Store is the CRM database (*store.Store in the worker).
+	Store aliasStore
 }
+
+// aliasStore is what the alias lifecycle needs of the CRM database: one
+// write per step of an alias's life, each returning the row as it now is.
+type aliasStore interface {
+	UpsertCreatingAlias(ctx context.Context, a store.Alias) (*store.Alias, error)
+	MarkAliasActive(ctx context.Context, id string, simpleLoginID int64, aliasEmail string) (*store.Alias, error)
+	SetAliasState(ctx context.Context, id, state string) (*store.Alias, error)
+	ClaimAlias(ctx context.Context, id, customerID string) (*store.Alias, error)
+	MarkAliasDeleted(ctx context.Context, id, state string) (*store.Alias, error)
+}
+
+var _ aliasStore = (*store.Store)(nil)
 
 // AliasRecord is what the workflow keeps of an alias row. Once the alias is
 // deleted or expired its owner and address are empty (the row is scrubbed).

@@ -24,8 +24,23 @@ const providerVerifier = "KeyVerifier"
 // activity here returns a stored secret; GenerateToken returns the token it
 // made, which travels in payloads the payload codec encrypts.
 type CredentialActivities struct {
-	Store *credentials.Store
+	// Store is the encrypted credential store (*credentials.Store in the
+	// worker).
+	Store credentialStore
 }
+
+// credentialStore is what a key rotation needs of the credential store:
+// adding a pending version, activating and revoking versions, and reading
+// which version is active. Active decrypts the secret too; the activities
+// pass on only its version and external id.
+type credentialStore interface {
+	PutWithExternalID(ctx context.Context, provider, name, secret, externalID, status string) (int, error)
+	Activate(ctx context.Context, provider, name string, version int) error
+	Revoke(ctx context.Context, provider, name string, version int) error
+	Active(ctx context.Context, provider, name string) (credentials.Credential, error)
+}
+
+var _ credentialStore = (*credentials.Store)(nil)
 
 // StoreCredentialInput is a new version of a credential, stored pending.
 type StoreCredentialInput struct {
@@ -80,7 +95,7 @@ type GenerateTokenOutput struct {
 }
 
 // LogValue leaves the token out when slog logs the whole output.
-func (GenerateTokenOutput) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+func (GenerateTokenOutput) LogValue() slog.Value { return slog.StringValue(redacted) }
 
 // StoreCredential stores in.Secret as a new pending version. A retry after a
 // lost answer stores another pending version; a pending version is never

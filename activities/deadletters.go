@@ -13,15 +13,27 @@ import (
 // Reporter sends a parked step to error tracking (Sentry). Implementations
 // must not include secrets or payloads.
 type Reporter interface {
+	// ReportParked reports d. It returns nothing: a report that cannot be
+	// sent must not fail or retry the parking of the step.
 	ReportParked(ctx context.Context, d store.DeadLetter)
 }
 
 // DeadLetterActivities park failed steps in PostgreSQL for an operator.
 type DeadLetterActivities struct {
-	Store *store.Store
+	// Store is the CRM database (*store.Store in the worker).
+	Store deadLetterStore
 	// Reporter is optional; nil reports nowhere.
 	Reporter Reporter
 }
+
+// deadLetterStore is what parking a step needs of the database: the dead
+// letter and the decision on it.
+type deadLetterStore interface {
+	RecordDeadLetter(ctx context.Context, d store.DeadLetter) (int64, error)
+	DecideDeadLetter(ctx context.Context, id int64, status, decidedBy string) error
+}
+
+var _ deadLetterStore = (*store.Store)(nil)
 
 // RecordDeadLetterInput describes a step that failed for good.
 type RecordDeadLetterInput struct {

@@ -1,9 +1,3 @@
-// Package activities holds crmflow's Temporal activities, one file per
-// provider or store concern. Activities are methods on structs whose fields
-// are injected clients; every error an activity returns is classified here,
-// at the edge: retryable (network, 5xx, 429, timeouts) or a non-retryable
-// application error with a stable type name that workflows and operators can
-// rely on.
 package activities
 
 import (

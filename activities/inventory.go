@@ -28,6 +28,8 @@ const (
 // refused with an error that is contract.ErrInvalidKey: the scan reports the
 // SKU and moves on instead of retrying it forever.
 type StockSignaller interface {
+	// SignalStockLevel delivers level to sku's workflow, starting it if
+	// needed.
 	SignalStockLevel(ctx context.Context, sku string, level contract.StockLevel) error
 }
 
@@ -45,11 +47,25 @@ type StockDefaults struct {
 
 // InventoryActivities load low-stock settings and run the inventory scan.
 type InventoryActivities struct {
-	Store    *store.Store
+	// Store is the CRM database (*store.Store in the worker); needed by
+	// every activity but SignalStockLevels.
+	Store inventoryStore
+	// Defaults apply to every SKU that does not override them.
 	Defaults StockDefaults
 	// Signaller is needed by SignalStockLevels only.
 	Signaller StockSignaller
 }
+
+// inventoryStore is what the low-stock settings and the inventory scan need
+// of the CRM database: a product's settings, the levels changed since the
+// last scan, and the mark that they were signalled.
+type inventoryStore interface {
+	GetProduct(ctx context.Context, sku string) (*store.Product, error)
+	ChangedStockLevels(ctx context.Context, limit int) ([]store.StockLevel, error)
+	MarkStockSignalled(ctx context.Context, levels []store.StockLevel) error
+}
+
+var _ inventoryStore = (*store.Store)(nil)
 
 // LoadStockSettingsInput names the SKU.
 type LoadStockSettingsInput struct {

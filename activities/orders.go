@@ -13,8 +13,20 @@ const providerStore = "Store"
 
 // OrderActivities read and write orders in PostgreSQL.
 type OrderActivities struct {
-	Store *store.Store
+	// Store is the CRM database (*store.Store in the worker).
+	Store orderStore
 }
+
+// orderStore is what the order-confirmation workflow's activities need of
+// the CRM database: an order, its outcome, and the referral its first
+// payment qualifies.
+type orderStore interface {
+	GetOrder(ctx context.Context, id string) (*store.Order, error)
+	SetOrderOutcome(ctx context.Context, id, status, paymentIntentID string) (*store.Order, error)
+	ReferralForFirstPaidOrder(ctx context.Context, orderID string) (string, error)
+}
+
+var _ orderStore = (*store.Store)(nil)
 
 // LoadOrderInput names the order to load.
 type LoadOrderInput struct {

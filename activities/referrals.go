@@ -25,9 +25,25 @@ type ReferralDefaults struct {
 
 // ReferralActivities decide and record referral rewards in PostgreSQL.
 type ReferralActivities struct {
-	Store    *store.Store
+	// Store is the CRM database (*store.Store in the worker).
+	Store referralStore
+	// Defaults are the reward settings every eligible referral records.
 	Defaults ReferralDefaults
 }
+
+// referralStore is what deciding and recording a referral reward needs of
+// the CRM database: the referral and its order, the referral's status, and
+// the reward ledger.
+type referralStore interface {
+	GetReferral(ctx context.Context, id string) (*store.Referral, error)
+	ReferralForFirstPaidOrder(ctx context.Context, orderID string) (string, error)
+	GetOrder(ctx context.Context, id string) (*store.Order, error)
+	SetReferralStatus(ctx context.Context, id, status, orderID string) error
+	RecordReward(ctx context.Context, r store.Reward) (*store.Reward, error)
+	ReverseReward(ctx context.Context, referralID string) error
+}
+
+var _ referralStore = (*store.Store)(nil)
 
 // CheckEligibilityInput names the referral and the order that may qualify it.
 type CheckEligibilityInput struct {

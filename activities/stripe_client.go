@@ -1,0 +1,177 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/client"
+)
+
+// stripeHTTPTimeout bounds one HTTP exchange below the activities'
+// StartToCloseTimeout, so a hung connection fails as a retryable attempt
+// instead of as an activity timeout.
+const stripeHTTPTimeout = 20 * time.Second
+
+// client returns the Stripe client for this call, nil for console mode.
+func (a *StripeActivities) client(ctx context.Context) (*client.API, error) {
+	if a.Keys == nil {
+		return a.Stripe, nil
+	}
+	key, err := a.Keys.ActiveKey(ctx, StripeCredentialProvider, StripeCredentialName)
+	if err != nil {
+		return nil, transient(providerStripe, ErrTypeUnavailable, fmt.Errorf("read stripe key: %w", err), 0)
+	}
+	if key == "" {
+		return nil, nil
+	}
+	if a.HTTPClient != nil {
+		return NewStripeClientWithHTTPClient(key, a.APIURL, a.HTTPClient), nil
+	}
+	return NewStripeClient(key, a.APIURL), nil
+}
+
+// NewStripeClient builds a Stripe client for the secret key; apiURL
+// overrides Stripe's base URL (stripe-mock in tests and dev) and "" means
+// api.stripe.com.
+func NewStripeClient(secretKey, apiURL string) *client.API {
+	return NewStripeClientWithHTTPClient(secretKey, apiURL, &http.Client{Timeout: stripeHTTPTimeout})
+}
+
+// NewStripeClientWithHTTPClient is NewStripeClient with the caller's HTTP
+// client, for tests that observe the requests on the wire.
+func NewStripeClientWithHTTPClient(secretKey, apiURL string, hc *http.Client) *client.API {
+	if hc == nil {
+		hc = &http.Client{Timeout: stripeHTTPTimeout}
+	}
+	backend := func(typ stripe.SupportedBackend) stripe.Backend {
+		cfg := &stripe.BackendConfig{
+			HTTPClient: hc,
+			// Temporal's retry policy owns retries: stripe-go's own would
+			// multiply the attempts and hide them from the workflow history.
+			MaxNetworkRetries: stripe.Int64(0),
+			// stripe-go prints every request to stdout; activities log
+			// through Temporal's logger instead.
+			LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull},
+		}
+		if apiURL != "" {
+			cfg.URL = stripe.String(apiURL)
+		}
+		return stripe.GetBackendWithConfig(typ, cfg)
+	}
+	return client.New(secretKey, &stripe.Backends{
+		API:     backend(stripe.APIBackend),
+		Connect: backend(stripe.ConnectBackend),
+		Uploads: backend(stripe.UploadsBackend),
+	})
+}
+
+// requestID is Stripe's request id, the handle Stripe support asks for.
+func requestID(r *stripe.APIResponse) string {
+	if r == nil {
+		return ""
+	}
+	return r.RequestID
+}
+
+// classifyStripe maps a stripe-go error to a classified application error.
+// The type names what went wrong:
+//   - idempotency_error: Conflict; the key was reused with other parameters,
+//     which only a new key or the old parameters can fix. Permanent.
+//   - other 409s: Unavailable; the key is in use by a concurrent request,
+//     which stripe-go itself treats as retryable. Transient.
+//   - 429, rate limiting and lock_timeout alike: RateLimited. Transient;
+//     Stripe sends no Retry-After, so Temporal's backoff sets the delay.
+//   - otherwise by status as for any provider: 5xx and 408 Unavailable
+//     (transient), 401/403 AuthFailed, 404 NotFound, other 4xx (card_error,
+//     invalid_request_error) InvalidRequest (permanent).
+//   - not a *stripe.Error: no Stripe answer was read (network, timeout,
+//     unreadable body), so Unavailable, transient.
+//
+// A Stripe-Should-Retry header overrides retryability, not the type: it is
+// Stripe's own verdict, e.g. "false" when a retry would only replay a stored
+// idempotent result.
+func classifyStripe(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *stripe.Error
+	if !errors.As(err, &se) {
+		return transient(providerStripe, ErrTypeUnavailable, err, 0)
+	}
+	status := se.HTTPStatusCode
+	if status == 0 && se.LastResponse != nil {
+		status = se.LastResponse.StatusCode
+	}
+	kind := stripeKind(se, status)
+	retry := kind == ErrTypeRateLimited || kind == ErrTypeUnavailable
+	if se.LastResponse != nil {
+		switch se.LastResponse.Header.Get("Stripe-Should-Retry") {
+		case "true":
+			retry = true
+		case "false":
+			retry = false
+		}
+	}
+	if retry {
+		return transient(providerStripe, kind, scrubStripeError(se), stripeRetryAfter(se))
+	}
+	return permanent(providerStripe, kind, scrubStripeError(se))
+}
+
+// stripeRetryAfter is the wait a Retry-After header (in seconds) asked for,
+// capped at an hour; 0 leaves the delay to the retry policy.
+func stripeRetryAfter(se *stripe.Error) time.Duration {
+	if se.LastResponse == nil {
+		return 0
+	}
+	secs, err := strconv.Atoi(strings.TrimSpace(se.LastResponse.Header.Get("Retry-After")))
+	if err != nil || secs <= 0 {
+		return 0
+	}
+	return min(time.Duration(secs)*time.Second, time.Hour)
+}
+
+// stripeKind names what went wrong, whether or not a retry can help.
+func stripeKind(se *stripe.Error, status int) string {
+	switch {
+	case se.Type == stripe.ErrorTypeIdempotency:
+		return ErrTypeConflict
+	case status == http.StatusTooManyRequests:
+		return ErrTypeRateLimited
+	case status >= 500 || status == http.StatusConflict || status == http.StatusRequestTimeout || status == 0:
+		return ErrTypeUnavailable
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return ErrTypeAuth
+	case status == http.StatusNotFound:
+		return ErrTypeNotFound
+	default:
+		return ErrTypeInvalid
+	}
+}
+
+// apiKeyRE matches Stripe API keys, which some error messages quote.
+var apiKeyRE = regexp.MustCompile(`\b((?:sk|rk|pk)_(?:test|live))_[0-9A-Za-z]+`)
+
+// scrubStripeError copies the error without what must not reach a workflow
+// history, where the error's text is stored: embedded objects (a
+// PaymentIntent carries its client secret), the raw response, and any API
+// key the message quotes. Err is dropped too, since its text is the
+// original, unscrubbed error.
+func scrubStripeError(se *stripe.Error) *stripe.Error {
+	c := *se
+	c.Err = nil
+	c.LastResponse = nil
+	c.PaymentIntent = nil
+	c.PaymentMethod = nil
+	c.SetupIntent = nil
+	c.Source = nil
+	c.Msg = apiKeyRE.ReplaceAllString(c.Msg, "${1}_***")
+	return &c
+}
