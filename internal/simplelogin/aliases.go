@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/crmflow/crmflow/internal/providerhttp"
 )
 
 // UserInfo is the account an API key belongs to.
@@ -34,7 +36,7 @@ type UserInfo struct {
 // to verify a new key: a wrong key answers 401.
 func (c *Client) UserInfo(ctx context.Context) (*UserInfo, error) {
 	var out UserInfo
-	recorded, err := c.send(ctx, call{method: http.MethodGet, path: "/api/user_info"}, &out)
+	recorded, err := c.api.Do(ctx, providerhttp.Request{Method: http.MethodGet, Path: "/api/user_info"}, &out)
 	if err != nil {
 		return nil, fmt.Errorf("get user info: %w", err)
 	}
@@ -145,7 +147,7 @@ func (c *Client) AliasOptions(ctx context.Context, hostname string) (*AliasOptio
 		path += "?" + url.Values{"hostname": {hostname}}.Encode()
 	}
 	var out AliasOptions
-	recorded, err := c.send(ctx, call{method: http.MethodGet, path: path}, &out)
+	recorded, err := c.api.Do(ctx, providerhttp.Request{Method: http.MethodGet, Path: path}, &out)
 	if err != nil {
 		return nil, fmt.Errorf("get alias options: %w", err)
 	}
@@ -178,7 +180,7 @@ func (c *Client) Mailboxes(ctx context.Context) ([]Mailbox, error) {
 	var out struct {
 		Mailboxes []Mailbox `json:"mailboxes"`
 	}
-	recorded, err := c.send(ctx, call{method: http.MethodGet, path: "/api/v2/mailboxes"}, &out)
+	recorded, err := c.api.Do(ctx, providerhttp.Request{Method: http.MethodGet, Path: "/api/v2/mailboxes"}, &out)
 	if err != nil {
 		return nil, fmt.Errorf("list mailboxes: %w", err)
 	}
@@ -238,7 +240,7 @@ func (c *Client) CreateRandomAlias(ctx context.Context, p RandomAliasParams) (*A
 		Note string `json:"note,omitempty"`
 	}{p.Note}
 	var out createdAlias
-	recorded, err := c.send(ctx, call{method: http.MethodPost, path: path, body: body}, &out)
+	recorded, err := c.api.Do(ctx, providerhttp.Request{Method: http.MethodPost, Path: path, Body: body}, &out)
 	if err != nil {
 		return nil, fmt.Errorf("create random alias: %w", err)
 	}
@@ -287,7 +289,7 @@ func (c *Client) CreateCustomAlias(ctx context.Context, p CustomAliasParams) (*A
 		path += "?" + url.Values{"hostname": {p.Hostname}}.Encode()
 	}
 	var out createdAlias
-	recorded, err := c.send(ctx, call{method: http.MethodPost, path: path, body: p}, &out)
+	recorded, err := c.api.Do(ctx, providerhttp.Request{Method: http.MethodPost, Path: path, Body: p}, &out)
 	if err != nil {
 		return nil, fmt.Errorf("create custom alias %q: %w", p.Prefix, err)
 	}
@@ -322,7 +324,7 @@ func (c *Client) GetAlias(ctx context.Context, id int64) (*Alias, error) {
 		return nil, fmt.Errorf("get alias: %w", err)
 	}
 	var out Alias
-	recorded, err := c.send(ctx, call{method: http.MethodGet, path: path}, &out)
+	recorded, err := c.api.Do(ctx, providerhttp.Request{Method: http.MethodGet, Path: path}, &out)
 	if err != nil {
 		if aliasMissing(err) {
 			return nil, fmt.Errorf("get alias %d: %w: %w", id, ErrAliasNotFound, err)
@@ -385,17 +387,17 @@ func (c *Client) ListAliases(ctx context.Context, p ListParams) ([]Alias, error)
 	default:
 		return nil, fmt.Errorf("list aliases: %w: unknown filter %q", ErrInvalidParams, p.Filter)
 	}
-	r := call{method: http.MethodGet, path: "/api/v2/aliases?" + q.Encode()}
+	r := providerhttp.Request{Method: http.MethodGet, Path: "/api/v2/aliases?" + q.Encode()}
 	if p.Query != "" {
-		r.method = http.MethodPost
-		r.body = struct {
+		r.Method = http.MethodPost
+		r.Body = struct {
 			Query string `json:"query"`
 		}{p.Query}
 	}
 	var out struct {
 		Aliases []Alias `json:"aliases"`
 	}
-	recorded, err := c.send(ctx, r, &out)
+	recorded, err := c.api.Do(ctx, r, &out)
 	if err != nil {
 		return nil, fmt.Errorf("list aliases page %d: %w", p.PageID, err)
 	}
@@ -417,7 +419,7 @@ func (c *Client) ToggleAlias(ctx context.Context, id int64) (enabled bool, err e
 	var out struct {
 		Enabled *bool `json:"enabled"`
 	}
-	recorded, err := c.send(ctx, call{method: http.MethodPost, path: path}, &out)
+	recorded, err := c.api.Do(ctx, providerhttp.Request{Method: http.MethodPost, Path: path}, &out)
 	if err != nil {
 		return false, fmt.Errorf("toggle alias %d: %w", id, err)
 	}
@@ -444,7 +446,7 @@ func (c *Client) DeleteAlias(ctx context.Context, id int64) error {
 	if err != nil {
 		return fmt.Errorf("delete alias: %w", err)
 	}
-	recorded, err := c.send(ctx, call{method: http.MethodDelete, path: path}, nil)
+	recorded, err := c.api.Do(ctx, providerhttp.Request{Method: http.MethodDelete, Path: path}, nil)
 	if err != nil {
 		return fmt.Errorf("delete alias %d: %w", id, err)
 	}
