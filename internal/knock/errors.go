@@ -2,8 +2,6 @@ package knock
 
 import (
 	"encoding/json"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/crmflow/crmflow/internal/providerhttp"
@@ -31,18 +29,11 @@ type Error struct {
 
 // Error describes the failure without any credential.
 func (e *Error) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "knock: HTTP %d", e.StatusCode)
-	if e.Code != "" {
-		b.WriteString(" " + e.Code)
-	}
-	if e.Message != "" {
-		b.WriteString(": " + e.Message)
-	}
+	var note string
 	if e.RequestID != "" {
-		b.WriteString(" (request " + e.RequestID + ")")
+		note = "request " + e.RequestID
 	}
-	return b.String()
+	return providerhttp.ErrorText("knock", e.StatusCode, e.Code, e.Message, note)
 }
 
 // Temporary reports whether the same request may succeed later: rate limited

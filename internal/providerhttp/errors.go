@@ -2,6 +2,7 @@ package providerhttp
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -100,6 +101,25 @@ func (c *Client) retryAfter(status int, h http.Header, now time.Time) time.Durat
 		d = c.provider.RateLimitBackoff
 	}
 	return d
+}
+
+// ErrorText renders a provider's answer alike for every client, such as
+// "knock: HTTP 429 rate_limit_exceeded: Too many requests (request req_1)";
+// code, message and note are left out when empty. It adds nothing the caller
+// did not pass, so no credential can get into it.
+func ErrorText(provider string, status int, code, message, note string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: HTTP %d", provider, status)
+	if code != "" {
+		b.WriteString(" " + code)
+	}
+	if message != "" {
+		b.WriteString(": " + message)
+	}
+	if note != "" {
+		b.WriteString(" (" + note + ")")
+	}
+	return b.String()
 }
 
 // Temporary reports whether a request answered with status may succeed

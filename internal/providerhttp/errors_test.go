@@ -177,3 +177,19 @@ func TestErrorResponseMessageRedactsAKeyTheCutWouldSplit(t *testing.T) {
 		t.Errorf("message is %d bytes, want at most %d", len(got), MaxMessageLen+len("…"))
 	}
 }
+
+func TestErrorText(t *testing.T) {
+	cases := []struct {
+		code, message, note string
+		want                string
+	}{
+		{"", "", "", "acme: HTTP 502"},
+		{"rate_limited", "slow down", "request r1", "acme: HTTP 502 rate_limited: slow down (request r1)"},
+		{"", "Wrong api key", "retry after 3s", "acme: HTTP 502: Wrong api key (retry after 3s)"},
+	}
+	for _, tc := range cases {
+		if got := ErrorText("acme", 502, tc.code, tc.message, tc.note); got != tc.want {
+			t.Errorf("ErrorText = %q, want %q", got, tc.want)
+		}
+	}
+}

@@ -3,9 +3,7 @@ package simplelogin
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/crmflow/crmflow/internal/providerhttp"
@@ -40,15 +38,11 @@ type Error struct {
 
 // Error describes the failure without any credential.
 func (e *Error) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "simplelogin: HTTP %d", e.StatusCode)
-	if e.Message != "" {
-		b.WriteString(": " + e.Message)
-	}
+	var note string
 	if e.RetryAfter > 0 {
-		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
+		note = "retry after " + e.RetryAfter.String()
 	}
-	return b.String()
+	return providerhttp.ErrorText("simplelogin", e.StatusCode, "", e.Message, note)
 }
 
 // Temporary reports whether the same request may succeed later: rate limited
