@@ -9,9 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,108 +17,37 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmflow/crmflow/internal/knock"
+	"github.com/crmflow/crmflow/internal/openapicheck"
+	"github.com/crmflow/crmflow/internal/providerhttp/providerhttptest"
 )
 
 const testKey = "sk_test_x"
 
-// seen is one request as the fake Knock received it.
-type seen struct {
-	Method string
-	Path   string // escaped, as sent on the wire
-	Header http.Header
-	Body   []byte
-}
-
-// fakeKnock is an httptest server standing in for Knock. It records every
-// request, checks it against Knock's OpenAPI spec when CRMFLOW_SPECS_DIR is
-// set, and answers with respond.
-type fakeKnock struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	reqs []seen
-}
+// fakeKnock stands in for Knock: it records every request, checks it
+// against Knock's OpenAPI spec when CRMFLOW_SPECS_DIR is set, and answers
+// with the test's handler.
+type fakeKnock struct{ *providerhttptest.Server }
 
 func newFakeKnock(t *testing.T, respond http.HandlerFunc) *fakeKnock {
 	t.Helper()
-	return startFake(t, respond, true)
+	// Success answers are checked too, which keeps the fixtures honest.
+	return &fakeKnock{providerhttptest.NewServer(t, openapicheck.Load(t, openapicheck.Knock).Middleware(t, true, respond))}
 }
 
 // newOffSpecFake is newFakeKnock for tests whose success answers deliberately
 // break Knock's contract; requests are still checked.
 func newOffSpecFake(t *testing.T, respond http.HandlerFunc) *fakeKnock {
 	t.Helper()
-	return startFake(t, respond, false)
-}
-
-func startFake(t *testing.T, respond http.HandlerFunc, checkResponses bool) *fakeKnock {
-	t.Helper()
-	spec := loadSpec(t)
-	f := &fakeKnock{}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			t.Errorf("fake knock: read body: %v", err)
-		}
-		f.mu.Lock()
-		f.reqs = append(f.reqs, seen{Method: r.Method, Path: r.URL.EscapedPath(), Header: r.Header.Clone(), Body: body})
-		f.mu.Unlock()
-		if spec != nil {
-			if err := spec.validateRequest(r, body); err != nil {
-				t.Errorf("request %s %s does not match Knock's OpenAPI spec: %v", r.Method, r.URL.EscapedPath(), err)
-			}
-		}
-
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		rec := httptest.NewRecorder()
-		respond(rec, r)
-		if checkResponses && spec != nil && rec.Code >= 200 && rec.Code < 300 {
-			// Keeps the fixtures honest: a success answer must be one Knock could give.
-			if err := spec.validateResponse(r, body, rec.Code, rec.Header(), rec.Body.Bytes()); err != nil {
-				t.Errorf("fixture response to %s %s does not match Knock's OpenAPI spec: %v", r.Method, r.URL.EscapedPath(), err)
-			}
-		}
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(rec.Body.Bytes())
-	}))
-	t.Cleanup(f.srv.Close)
-	return f
+	return &fakeKnock{providerhttptest.NewServer(t, openapicheck.Load(t, openapicheck.Knock).Middleware(t, false, respond))}
 }
 
 // client returns a client for the fake with the test key.
 func (f *fakeKnock) client(opts ...knock.ClientOption) *knock.Client {
-	return knock.NewClient(append([]knock.ClientOption{knock.WithAPIKey(testKey), knock.WithBaseURL(f.srv.URL)}, opts...)...)
-}
-
-func (f *fakeKnock) requests() []seen {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]seen(nil), f.reqs...)
-}
-
-// only returns the one request the fake received, failing otherwise.
-func (f *fakeKnock) only(t *testing.T) seen {
-	t.Helper()
-	reqs := f.requests()
-	require.Len(t, reqs, 1, "requests received")
-	return reqs[0]
+	return knock.NewClient(append([]knock.ClientOption{knock.WithAPIKey(testKey), knock.WithBaseURL(f.URL)}, opts...)...)
 }
 
 // answer writes a Knock-style response.
-func answer(status int, header map[string]string, body string) http.HandlerFunc {
-	return func(w http.ResponseWriter, _ *http.Request) {
-		for k, v := range header {
-			w.Header().Set(k, v)
-		}
-		if body != "" && w.Header().Get("Content-Type") == "" {
-			w.Header().Set("Content-Type", "application/json")
-		}
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	}
-}
+var answer = providerhttptest.Answer
 
 const runID = "0b6d6e3c-4a9f-4a51-9a0e-3d2c1b0a9f8e"
 
@@ -128,7 +55,7 @@ var triggerOK = answer(http.StatusOK, nil, `{"workflow_run_id":"`+runID+`"}`)
 
 // assertHeaders checks the headers every request carries, and the
 // idempotency key only where expected.
-func assertHeaders(t *testing.T, req seen, idempotencyKey string) {
+func assertHeaders(t *testing.T, req providerhttptest.Request, idempotencyKey string) {
 	t.Helper()
 	assert.Equal(t, "Bearer "+testKey, req.Header.Get("Authorization"))
 	assert.Equal(t, "application/json", req.Header.Get("Content-Type"))
@@ -153,7 +80,7 @@ func TestTriggerSendsKnockRequestAndReturnsRunID(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, runID, got)
 
-	req := f.only(t)
+	req := f.Only(t)
 	assert.Equal(t, http.MethodPost, req.Method)
 	assert.Equal(t, "/v1/workflows/order-confirmation/trigger", req.Path)
 	assertHeaders(t, req, "order-confirmation/o1/notify")
@@ -173,7 +100,7 @@ func TestTriggerOmitsUnsetFieldsAndEscapesKey(t *testing.T) {
 	}, knock.WithIdempotencyKey("k1"))
 	require.NoError(t, err)
 
-	req := f.only(t)
+	req := f.Only(t)
 	assert.Equal(t, "/v1/workflows/low%20stock%2F%C3%A9/trigger", req.Path)
 	assert.JSONEq(t, `{"recipients":["ops_1"]}`, string(req.Body))
 }
@@ -199,7 +126,7 @@ func TestIdentifyMergesPropertiesIntoOneObject(t *testing.T) {
 	})
 	require.NoError(t, err)
 
-	req := f.only(t)
+	req := f.Only(t)
 	assert.Equal(t, http.MethodPut, req.Method)
 	assert.Equal(t, "/v1/users/user%201%2Fa", req.Path)
 	assertHeaders(t, req, "")
@@ -221,7 +148,7 @@ func TestCancelSendsKeyAndRecipients(t *testing.T) {
 	})
 	require.NoError(t, err)
 
-	req := f.only(t)
+	req := f.Only(t)
 	assert.Equal(t, http.MethodPost, req.Method)
 	assert.Equal(t, "/v1/workflows/order-confirmation/cancel", req.Path)
 	assertHeaders(t, req, "")
@@ -232,7 +159,7 @@ func TestCancelWithoutRecipientsCancelsForAll(t *testing.T) {
 	f := newFakeKnock(t, answer(http.StatusNoContent, nil, ""))
 	err := f.client().Workflows.Cancel(context.Background(), "wf", knock.CancelParams{CancellationKey: "c1"})
 	require.NoError(t, err)
-	assert.JSONEq(t, `{"cancellation_key":"c1"}`, string(f.only(t).Body))
+	assert.JSONEq(t, `{"cancellation_key":"c1"}`, string(f.Only(t).Body))
 }
 
 func TestErrorsAreDecoded(t *testing.T) {
@@ -327,7 +254,7 @@ func TestErrorsAreDecoded(t *testing.T) {
 			assert.Equal(t, tc.want, got)
 			assert.Equal(t, tc.temporary, kerr.Temporary(), "Temporary()")
 			assert.NotContains(t, err.Error(), testKey)
-			assert.Len(t, f.requests(), 1, "the client must not retry on its own; Temporal does")
+			assert.Len(t, f.Requests(), 1, "the client must not retry on its own; Temporal does")
 		})
 	}
 }
@@ -386,12 +313,12 @@ func TestIdempotencyKeyLength(t *testing.T) {
 
 	_, err := f.client().Workflows.Trigger(context.Background(), "wf", params, knock.WithIdempotencyKey(strings.Repeat("k", 256)))
 	require.ErrorIs(t, err, knock.ErrInvalidParams)
-	assert.Empty(t, f.requests(), "an over-long key must be refused before sending")
+	assert.Empty(t, f.Requests(), "an over-long key must be refused before sending")
 
 	longest := strings.Repeat("k", knock.MaxIdempotencyKeyLen)
 	_, err = f.client().Workflows.Trigger(context.Background(), "wf", params, knock.WithIdempotencyKey(longest))
 	require.NoError(t, err)
-	assert.Equal(t, longest, f.only(t).Header.Get("Idempotency-Key"))
+	assert.Equal(t, longest, f.Only(t).Header.Get("Idempotency-Key"))
 }
 
 func TestInvalidParamsAreRefusedBeforeSending(t *testing.T) {
@@ -426,41 +353,28 @@ func TestInvalidParamsAreRefusedBeforeSending(t *testing.T) {
 	} {
 		assert.ErrorIs(t, call(), knock.ErrInvalidParams, name)
 	}
-	assert.Empty(t, f.requests())
+	assert.Empty(t, f.Requests())
 }
 
 func TestNoAPIKeyIsRefusedBeforeSending(t *testing.T) {
 	f := newFakeKnock(t, triggerOK)
-	c := knock.NewClient(knock.WithBaseURL(f.srv.URL))
+	c := knock.NewClient(knock.WithBaseURL(f.URL))
 	_, err := c.Workflows.Trigger(context.Background(), "wf", knock.TriggerParams{Recipients: []knock.Recipient{knock.UserID("u1")}})
 	require.ErrorIs(t, err, knock.ErrNoAPIKey)
-	assert.Empty(t, f.requests())
+	assert.Empty(t, f.Requests())
 }
 
 func TestBaseURLWithV1SuffixIsAccepted(t *testing.T) {
 	f := newFakeKnock(t, triggerOK)
-	c := knock.NewClient(knock.WithAPIKey(testKey), knock.WithBaseURL(f.srv.URL+"/v1/"))
+	c := knock.NewClient(knock.WithAPIKey(testKey), knock.WithBaseURL(f.URL+"/v1/"))
 	_, err := c.Workflows.Trigger(context.Background(), "wf", knock.TriggerParams{Recipients: []knock.Recipient{knock.UserID("u1")}})
 	require.NoError(t, err)
-	assert.Equal(t, "/v1/workflows/wf/trigger", f.only(t).Path)
-}
-
-// memRecorder keeps console calls for inspection.
-type memRecorder struct {
-	mu    sync.Mutex
-	calls []knock.Call
-}
-
-func (m *memRecorder) Record(_ context.Context, c knock.Call) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.calls = append(m.calls, c)
-	return nil
+	assert.Equal(t, "/v1/workflows/wf/trigger", f.Only(t).Path)
 }
 
 func TestConsoleModeSendsNothingAndRecords(t *testing.T) {
 	f := newFakeKnock(t, triggerOK)
-	rec := &memRecorder{}
+	rec := &providerhttptest.Recorder{}
 	// Key and URL are set on purpose: console mode must win over both.
 	c := f.client(knock.WithConsole(rec))
 	require.True(t, c.Console())
@@ -485,29 +399,25 @@ func TestConsoleModeSendsNothingAndRecords(t *testing.T) {
 	_, err = c.Workflows.Trigger(ctx, "wf", knock.TriggerParams{Recipients: []knock.Recipient{knock.UserID("u")}}, knock.WithIdempotencyKey(strings.Repeat("k", 300)))
 	require.ErrorIs(t, err, knock.ErrInvalidParams)
 
-	assert.Empty(t, f.requests(), "console mode must not send anything")
-	require.Len(t, rec.calls, 4)
-	assert.Equal(t, "POST", rec.calls[0].Method)
-	assert.Equal(t, "/v1/workflows/order-confirmation/trigger", rec.calls[0].Path)
-	assert.Equal(t, "order-confirmation/o1/notify", rec.calls[0].IdempotencyKey)
-	assert.JSONEq(t, `{"recipients":["cus_1"],"data":{"order_id":"o1"}}`, string(rec.calls[0].Body))
-	assert.Equal(t, "", rec.calls[1].IdempotencyKey)
-	assert.Equal(t, "PUT", rec.calls[2].Method)
-	assert.Equal(t, "/v1/users/user_1", rec.calls[2].Path)
-	assert.JSONEq(t, `{"email":"a@example.com","plan":"pro"}`, string(rec.calls[2].Body))
-	assert.Equal(t, "/v1/workflows/order-confirmation/cancel", rec.calls[3].Path)
-	assert.JSONEq(t, `{"cancellation_key":"c1"}`, string(rec.calls[3].Body))
+	assert.Empty(t, f.Requests(), "console mode must not send anything")
+	require.Len(t, rec.Calls(), 4)
+	assert.Equal(t, "POST", rec.Calls()[0].Method)
+	assert.Equal(t, "/v1/workflows/order-confirmation/trigger", rec.Calls()[0].Path)
+	assert.Equal(t, "order-confirmation/o1/notify", rec.Calls()[0].IdempotencyKey)
+	assert.JSONEq(t, `{"recipients":["cus_1"],"data":{"order_id":"o1"}}`, string(rec.Calls()[0].Body))
+	assert.Equal(t, "", rec.Calls()[1].IdempotencyKey)
+	assert.Equal(t, "PUT", rec.Calls()[2].Method)
+	assert.Equal(t, "/v1/users/user_1", rec.Calls()[2].Path)
+	assert.JSONEq(t, `{"email":"a@example.com","plan":"pro"}`, string(rec.Calls()[2].Body))
+	assert.Equal(t, "/v1/workflows/order-confirmation/cancel", rec.Calls()[3].Path)
+	assert.JSONEq(t, `{"cancellation_key":"c1"}`, string(rec.Calls()[3].Body))
 }
 
 func TestConsoleRecorderErrorFailsTheCall(t *testing.T) {
-	c := knock.NewConsole(recorderFunc(func(context.Context, knock.Call) error { return errors.New("disk full") }))
+	c := knock.NewConsole(providerhttptest.RecorderFunc(func(context.Context, knock.Call) error { return errors.New("disk full") }))
 	_, err := c.Workflows.Trigger(context.Background(), "wf", knock.TriggerParams{Recipients: []knock.Recipient{knock.UserID("u")}})
 	require.ErrorContains(t, err, "disk full")
 }
-
-type recorderFunc func(context.Context, knock.Call) error
-
-func (f recorderFunc) Record(ctx context.Context, c knock.Call) error { return f(ctx, c) }
 
 func TestLogRecorderLogsTheCall(t *testing.T) {
 	var buf bytes.Buffer

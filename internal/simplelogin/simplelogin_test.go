@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,85 +18,31 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmflow/crmflow/internal/openapicheck"
+	"github.com/crmflow/crmflow/internal/providerhttp/providerhttptest"
 	"github.com/crmflow/crmflow/internal/simplelogin"
 )
 
 const testKey = "sl_test_key_x"
 
-// seen is one request as the fake SimpleLogin received it.
-type seen struct {
-	Method string
-	Path   string // escaped, as sent on the wire
-	Query  string // raw query
-	Header http.Header
-	Body   []byte
-}
-
-// fakeSL is an httptest server standing in for SimpleLogin. It records every
-// request, checks it against the (unofficial) OpenAPI spec when
-// CRMFLOW_SPECS_DIR is set, and answers with respond.
-type fakeSL struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	reqs []seen
-}
+// fakeSL stands in for SimpleLogin: it records every request, checks it
+// against the (unofficial) OpenAPI spec when CRMFLOW_SPECS_DIR is set, and
+// answers with the test's handler. Answers are not checked: see
+// TestSimpleLoginRequestsMatchOpenAPI for why.
+type fakeSL struct{ *providerhttptest.Server }
 
 func newFake(t *testing.T, respond http.HandlerFunc) *fakeSL {
 	t.Helper()
-	spec := loadSpec(t)
-	f := &fakeSL{}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			t.Errorf("fake simplelogin: read body: %v", err)
-		}
-		f.mu.Lock()
-		f.reqs = append(f.reqs, seen{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
-		f.mu.Unlock()
-		if spec != nil {
-			if err := spec.validateRequest(r, body); err != nil {
-				t.Errorf("request %s %s does not match SimpleLogin's OpenAPI spec: %v", r.Method, r.URL.RequestURI(), err)
-			}
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		respond(w, r)
-	}))
-	t.Cleanup(f.srv.Close)
-	return f
+	return &fakeSL{providerhttptest.NewServer(t, openapicheck.Load(t, openapicheck.SimpleLogin).Middleware(t, false, respond))}
 }
 
 // client returns a client for the fake with the test key.
 func (f *fakeSL) client(opts ...simplelogin.ClientOption) *simplelogin.Client {
-	return simplelogin.NewClient(append([]simplelogin.ClientOption{simplelogin.WithAPIKey(testKey), simplelogin.WithBaseURL(f.srv.URL)}, opts...)...)
-}
-
-func (f *fakeSL) requests() []seen {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]seen(nil), f.reqs...)
-}
-
-// only returns the one request the fake received, failing otherwise.
-func (f *fakeSL) only(t *testing.T) seen {
-	t.Helper()
-	reqs := f.requests()
-	require.Len(t, reqs, 1, "requests received")
-	return reqs[0]
+	return simplelogin.NewClient(append([]simplelogin.ClientOption{simplelogin.WithAPIKey(testKey), simplelogin.WithBaseURL(f.URL)}, opts...)...)
 }
 
 // answer writes a SimpleLogin-style response.
-func answer(status int, header map[string]string, body string) http.HandlerFunc {
-	return func(w http.ResponseWriter, _ *http.Request) {
-		for k, v := range header {
-			w.Header().Set(k, v)
-		}
-		if body != "" && w.Header().Get("Content-Type") == "" {
-			w.Header().Set("Content-Type", "application/json")
-		}
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	}
-}
+var answer = providerhttptest.Answer
 
 // aliasJSON is an alias object as serialize_alias_info_v2 renders it.
 func aliasJSON(id int64, email string, enabled bool, note string) string {
@@ -114,7 +59,7 @@ func aliasJSON(id int64, email string, enabled bool, note string) string {
 
 // assertHeaders checks the headers every request carries: the key in
 // Authentication (what SimpleLogin reads), never in Authorization.
-func assertHeaders(t *testing.T, req seen, withBody bool) {
+func assertHeaders(t *testing.T, req providerhttptest.Request, withBody bool) {
 	t.Helper()
 	assert.Equal(t, testKey, req.Header.Get("Authentication"))
 	assert.NotContains(t, req.Header, "Authorization")
@@ -138,7 +83,7 @@ func TestSimpleLoginUserInfoSendsAuthenticationHeader(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, &simplelogin.UserInfo{Name: "Ada", Email: "ada@example.com", IsPremium: true, MaxAliasFreePlan: 10, CanCreateReverseAlias: true}, info)
 
-	req := f.only(t)
+	req := f.Only(t)
 	assert.Equal(t, http.MethodGet, req.Method)
 	assert.Equal(t, "/api/user_info", req.Path)
 	assert.Empty(t, req.Query)
@@ -166,7 +111,7 @@ func TestSimpleLoginAliasOptionsSendsHostnameAndDecodesSignedSuffixes(t *testing
 		Recommendation: &simplelogin.Recommendation{Alias: "shop@my.example", Hostname: "www.shop.example"},
 	}, opts)
 
-	req := f.only(t)
+	req := f.Only(t)
 	assert.Equal(t, http.MethodGet, req.Method)
 	assert.Equal(t, "/api/v5/alias/options", req.Path)
 	assert.Equal(t, "hostname=www.shop.example", req.Query)
@@ -184,7 +129,7 @@ func TestSimpleLoginMailboxes(t *testing.T) {
 		{ID: 1, Email: "me@example.com", Default: true, Verified: true},
 		{ID: 2, Email: "new@example.com"},
 	}, got)
-	req := f.only(t)
+	req := f.Only(t)
 	assert.Equal(t, "GET /api/v2/mailboxes", req.Method+" "+req.Path)
 	assertHeaders(t, req, false)
 }
@@ -203,7 +148,7 @@ func TestSimpleLoginCreateRandomAliasSendsModeAndHostnameInQueryAndNoteInBody(t 
 	assert.Equal(t, int64(1785578400), a.CreationTimestamp)
 	assert.Equal(t, []simplelogin.MailboxRef{{ID: 1, Email: "me@example.com"}}, a.Mailboxes)
 
-	req := f.only(t)
+	req := f.Only(t)
 	assert.Equal(t, http.MethodPost, req.Method)
 	assert.Equal(t, "/api/alias/random/new", req.Path)
 	assert.Equal(t, "hostname=www.shop.example&mode=word", req.Query)
@@ -217,7 +162,7 @@ func TestSimpleLoginCreateRandomAliasWithoutOptionsSendsEmptyObject(t *testing.T
 	a, err := f.client().CreateRandomAlias(context.Background(), simplelogin.RandomAliasParams{})
 	require.NoError(t, err)
 	assert.Equal(t, &simplelogin.Alias{ID: 5, Email: "x1@sl.test", Enabled: true}, a)
-	req := f.only(t)
+	req := f.Only(t)
 	assert.Empty(t, req.Query)
 	assert.JSONEq(t, `{}`, string(req.Body))
 }
@@ -238,7 +183,7 @@ func TestSimpleLoginCreateCustomAliasSendsSignedSuffixAndMailboxes(t *testing.T)
 	assert.Equal(t, int64(43), a.ID)
 	assert.Equal(t, "news.cat@sl.test", a.Email)
 
-	req := f.only(t)
+	req := f.Only(t)
 	assert.Equal(t, http.MethodPost, req.Method)
 	assert.Equal(t, "/api/v3/alias/custom/new", req.Path)
 	assert.Equal(t, "hostname=shop.example", req.Query)
@@ -252,7 +197,7 @@ func TestSimpleLoginCreateCustomAliasOmitsOptionalFields(t *testing.T) {
 		Prefix: "news", SignedSuffix: ".cat@sl.test.sig", MailboxIDs: []int64{1},
 	})
 	require.NoError(t, err)
-	req := f.only(t)
+	req := f.Only(t)
 	assert.Empty(t, req.Query)
 	assert.JSONEq(t, `{"alias_prefix":"news","signed_suffix":".cat@sl.test.sig","mailbox_ids":[1]}`, string(req.Body))
 }
@@ -276,7 +221,7 @@ func TestSimpleLoginGetAlias(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(42), a.ID)
 	assert.False(t, a.Enabled)
-	req := f.only(t)
+	req := f.Only(t)
 	assert.Equal(t, "GET /api/aliases/42", req.Method+" "+req.Path)
 	assertHeaders(t, req, false)
 }
@@ -317,7 +262,7 @@ func TestSimpleLoginListAliasesWithoutQueryIsAGet(t *testing.T) {
 	require.Len(t, got, 2)
 	assert.Equal(t, int64(2), got[0].ID)
 	assert.Equal(t, "x", got[1].Note)
-	req := f.only(t)
+	req := f.Only(t)
 	assert.Equal(t, "GET /api/v2/aliases", req.Method+" "+req.Path)
 	assert.Equal(t, "page_id=2", req.Query)
 	assertHeaders(t, req, false)
@@ -328,7 +273,7 @@ func TestSimpleLoginListAliasesWithQueryPostsIt(t *testing.T) {
 	got, err := f.client().ListAliases(context.Background(), simplelogin.ListParams{Query: "crmflow:alias/a1", Filter: simplelogin.FilterEnabled})
 	require.NoError(t, err)
 	assert.Empty(t, got)
-	req := f.only(t)
+	req := f.Only(t)
 	assert.Equal(t, "POST /api/v2/aliases", req.Method+" "+req.Path)
 	assert.Equal(t, "enabled=true&page_id=0", req.Query)
 	assertHeaders(t, req, true)
@@ -340,7 +285,7 @@ func TestSimpleLoginToggleAlias(t *testing.T) {
 	enabled, err := f.client().ToggleAlias(context.Background(), 42)
 	require.NoError(t, err)
 	assert.False(t, enabled)
-	req := f.only(t)
+	req := f.Only(t)
 	assert.Equal(t, "POST /api/aliases/42/toggle", req.Method+" "+req.Path)
 	assertHeaders(t, req, false)
 }
@@ -354,7 +299,7 @@ func TestSimpleLoginToggleAliasRejectsAnswerWithoutState(t *testing.T) {
 func TestSimpleLoginDeleteAlias(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{"deleted":true}`))
 	require.NoError(t, f.client().DeleteAlias(context.Background(), 42))
-	req := f.only(t)
+	req := f.Only(t)
 	assert.Equal(t, "DELETE /api/aliases/42", req.Method+" "+req.Path)
 	assertHeaders(t, req, false)
 }
@@ -402,7 +347,7 @@ func TestSimpleLoginErrorsAreDecoded(t *testing.T) {
 			}
 			assert.Equal(t, tc.temporary, slErr.Temporary(), "Temporary()")
 			assert.NotContains(t, err.Error(), testKey)
-			assert.Len(t, f.requests(), 1, "the client must not retry on its own; Temporal does")
+			assert.Len(t, f.Requests(), 1, "the client must not retry on its own; Temporal does")
 		})
 	}
 }
@@ -479,23 +424,23 @@ func TestSimpleLoginInvalidParamsAreRefusedBeforeSending(t *testing.T) {
 	} {
 		assert.ErrorIs(t, call(), simplelogin.ErrInvalidParams, name)
 	}
-	assert.Empty(t, f.requests())
+	assert.Empty(t, f.Requests())
 }
 
 func TestSimpleLoginNoAPIKeyIsRefusedBeforeSending(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{}`))
-	_, err := simplelogin.NewClient(simplelogin.WithBaseURL(f.srv.URL)).UserInfo(context.Background())
+	_, err := simplelogin.NewClient(simplelogin.WithBaseURL(f.URL)).UserInfo(context.Background())
 	require.ErrorIs(t, err, simplelogin.ErrNoAPIKey)
-	assert.Empty(t, f.requests())
+	assert.Empty(t, f.Requests())
 }
 
 func TestSimpleLoginBaseURLWithAPISuffixIsAccepted(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{"name":"","email":"a@example.com"}`))
-	c := simplelogin.NewClient(simplelogin.WithAPIKey(testKey), simplelogin.WithBaseURL(f.srv.URL+"/api/"),
+	c := simplelogin.NewClient(simplelogin.WithAPIKey(testKey), simplelogin.WithBaseURL(f.URL+"/api/"),
 		simplelogin.WithHTTPClient(&http.Client{}), simplelogin.WithTimeout(time.Second))
 	_, err := c.UserInfo(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, "/api/user_info", f.only(t).Path)
+	assert.Equal(t, "/api/user_info", f.Only(t).Path)
 }
 
 // listOf renders a list page.
@@ -538,7 +483,7 @@ func TestSimpleLoginFindByNotePagesThroughSearchResults(t *testing.T) {
 	assert.Equal(t, "found@sl.test", a.Email)
 	assert.False(t, a.Enabled)
 
-	reqs := f.requests()
+	reqs := f.Requests()
 	require.Len(t, reqs, 3, "pages until a short page")
 	for i, req := range reqs {
 		assert.Equal(t, "POST /api/v2/aliases", req.Method+" "+req.Path)
@@ -570,7 +515,7 @@ func TestSimpleLoginFindByNoteNotFound(t *testing.T) {
 	})
 	_, err := f.client().FindByNote(context.Background(), "crmflow:alias/a1")
 	require.ErrorIs(t, err, simplelogin.ErrAliasNotFound)
-	assert.Len(t, f.requests(), 2, "a full page is followed by the next, the empty one ends it")
+	assert.Len(t, f.Requests(), 2, "a full page is followed by the next, the empty one ends it")
 }
 
 func TestSimpleLoginFindByNotePassesErrorsOn(t *testing.T) {
@@ -623,7 +568,7 @@ func TestSimpleLoginSetEnabledDoesNotToggleWhenAlreadyInState(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, want, a.Enabled)
 		assert.Equal(t, 0, s.toggles, "no toggle when the alias is already enabled=%t", want)
-		assert.Equal(t, "GET", f.only(t).Method)
+		assert.Equal(t, "GET", f.Only(t).Method)
 	}
 }
 
@@ -658,7 +603,7 @@ func TestSimpleLoginSetEnabledUnknownAliasIsNotFound(t *testing.T) {
 	f := newFake(t, answer(http.StatusBadRequest, nil, `{"error":"Unknown error"}`))
 	_, err := f.client().SetEnabled(context.Background(), 42, true)
 	require.ErrorIs(t, err, simplelogin.ErrAliasNotFound)
-	assert.Equal(t, "GET", f.only(t).Method, "no toggle of an alias that does not exist")
+	assert.Equal(t, "GET", f.Only(t).Method, "no toggle of an alias that does not exist")
 }
 
 func TestSimpleLoginSetEnabledAliasDeletedBetweenReadAndToggleIsNotFound(t *testing.T) {
@@ -678,7 +623,7 @@ func TestSimpleLoginSetEnabledAliasDeletedBetweenReadAndToggleIsNotFound(t *test
 	})
 	_, err := f.client().SetEnabled(context.Background(), 42, false)
 	require.ErrorIs(t, err, simplelogin.ErrAliasNotFound)
-	assert.Len(t, f.requests(), 3)
+	assert.Len(t, f.Requests(), 3)
 }
 
 func TestSimpleLoginDeleteIfExists(t *testing.T) {
@@ -724,7 +669,7 @@ func TestSimpleLoginDeleteIfExists(t *testing.T) {
 				answer(s.status, nil, s.body)(w, r)
 			})
 			err := f.client().DeleteIfExists(context.Background(), 42)
-			assert.Len(t, f.requests(), len(tc.steps))
+			assert.Len(t, f.Requests(), len(tc.steps))
 			if tc.wantErr == 0 {
 				require.NoError(t, err)
 				return
@@ -737,22 +682,9 @@ func TestSimpleLoginDeleteIfExists(t *testing.T) {
 	}
 }
 
-// memRecorder keeps console calls for inspection.
-type memRecorder struct {
-	mu    sync.Mutex
-	calls []simplelogin.Call
-}
-
-func (m *memRecorder) Record(_ context.Context, c simplelogin.Call) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.calls = append(m.calls, c)
-	return nil
-}
-
 func TestSimpleLoginConsoleModeSendsNothingAndAnswersFromMemory(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{}`))
-	rec := &memRecorder{}
+	rec := &providerhttptest.Recorder{}
 	// Key and URL are set on purpose: console mode must win over both.
 	c := f.client(simplelogin.WithConsole(rec))
 	require.True(t, c.Console())
@@ -806,10 +738,10 @@ func TestSimpleLoginConsoleModeSendsNothingAndAnswersFromMemory(t *testing.T) {
 	_, err = c.CreateRandomAlias(ctx, simplelogin.RandomAliasParams{Mode: "emoji"})
 	require.ErrorIs(t, err, simplelogin.ErrInvalidParams)
 
-	assert.Empty(t, f.requests(), "console mode must not send anything")
-	require.NotEmpty(t, rec.calls)
+	assert.Empty(t, f.Requests(), "console mode must not send anything")
+	require.NotEmpty(t, rec.Calls())
 	var creates []simplelogin.Call
-	for _, call := range rec.calls {
+	for _, call := range rec.Calls() {
 		if call.Method == http.MethodPost && strings.Contains(call.Path, "/new") {
 			creates = append(creates, call)
 		}
@@ -818,20 +750,16 @@ func TestSimpleLoginConsoleModeSendsNothingAndAnswersFromMemory(t *testing.T) {
 	assert.Equal(t, "/api/alias/random/new?mode=uuid", creates[0].Path)
 	assert.JSONEq(t, `{"note":"crmflow:alias/a1"}`, string(creates[0].Body))
 	assert.Equal(t, "/api/v3/alias/custom/new", creates[1].Path)
-	assert.Equal(t, "GET", rec.calls[0].Method)
-	assert.Equal(t, "/api/user_info", rec.calls[0].Path)
-	assert.Nil(t, rec.calls[0].Body)
+	assert.Equal(t, "GET", rec.Calls()[0].Method)
+	assert.Equal(t, "/api/user_info", rec.Calls()[0].Path)
+	assert.Nil(t, rec.Calls()[0].Body)
 }
 
 func TestSimpleLoginConsoleRecorderErrorFailsTheCall(t *testing.T) {
-	c := simplelogin.NewConsole(recorderFunc(func(context.Context, simplelogin.Call) error { return errors.New("disk full") }))
+	c := simplelogin.NewConsole(providerhttptest.RecorderFunc(func(context.Context, simplelogin.Call) error { return errors.New("disk full") }))
 	_, err := c.CreateRandomAlias(context.Background(), simplelogin.RandomAliasParams{})
 	require.ErrorContains(t, err, "disk full")
 }
-
-type recorderFunc func(context.Context, simplelogin.Call) error
-
-func (f recorderFunc) Record(ctx context.Context, c simplelogin.Call) error { return f(ctx, c) }
 
 func TestSimpleLoginLogRecorderLogsTheCall(t *testing.T) {
 	var buf bytes.Buffer
