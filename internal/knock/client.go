@@ -62,19 +62,19 @@ type Client struct {
 	api *providerhttp.Client
 }
 
-// ClientOption configures a Client built by NewClient.
+// ClientOption configures a Client built by NewClient. The options are
+// providerhttp's, handed out under this package's names so that callers need
+// import only knock.
 type ClientOption = providerhttp.Option
 
 // WithAPIKey sets the secret key (sk_...) sent as a bearer token.
 func WithAPIKey(key string) ClientOption { return providerhttp.WithAPIKey(key) }
 
-// WithAPIKeyFunc makes the client ask fn for the API key on every request,
-// so a key rotated in a credential store is used without a restart. It wins
-// over WithAPIKey. When fn returns "" the request is treated as having no key:
-// a client with WithConsole records it instead of sending it, any other client
-// fails it with ErrNoAPIKey. An error from fn fails the request, wrapped, with
-// nothing sent; it is neither ErrNoAPIKey nor ErrInvalidParams, so callers
-// can retry it. The key is never logged or recorded.
+// WithAPIKeyFunc makes the client ask fn for the API key on every request
+// (it wins over WithAPIKey), so a key rotated in a credential store is used
+// without a restart. A "" key is recorded by a client WithConsole and fails
+// with ErrNoAPIKey otherwise; an error from fn fails the request, retryably,
+// with nothing sent. See providerhttp.WithAPIKeyFunc.
 func WithAPIKeyFunc(fn func(ctx context.Context) (string, error)) ClientOption {
 	return providerhttp.WithAPIKeyFunc(fn)
 }
