@@ -16,6 +16,7 @@ import (
 // client, which sends the key as a bearer token.
 func TestClientConformance(t *testing.T) {
 	providerhttptest.TestClient(t, providerhttptest.Target[*knock.Client]{
+		Name:       "knock",
 		New:        knock.NewClient,
 		NewConsole: knock.NewConsole,
 		Call: func(ctx context.Context, c *knock.Client) (any, error) {
@@ -33,5 +34,18 @@ func TestClientConformance(t *testing.T) {
 		CheckRecorded:    func(t *testing.T, u any) { assert.Equal(t, "u1", u.(*knock.User).ID) },
 		ErrNoAPIKey:      knock.ErrNoAPIKey,
 		ErrInvalidParams: knock.ErrInvalidParams,
+		Logged: providerhttptest.Logged[*knock.Client]{
+			Call: func(ctx context.Context, c *knock.Client) error {
+				_, err := c.Workflows.Trigger(ctx, "welcome", knock.TriggerParams{
+					Recipients: []knock.Recipient{knock.UserID("u1")},
+					Data:       map[string]any{"link": "https://x.test/?a=1&b=2"},
+				}, knock.WithIdempotencyKey("welcome/u1"))
+				return err
+			},
+			Method:         "POST",
+			Path:           "/v1/workflows/welcome/trigger",
+			IdempotencyKey: "welcome/u1",
+			Body:           `{"recipients":["u1"],"data":{"link":"https://x.test/?a=1&b=2"}}`,
+		},
 	})
 }

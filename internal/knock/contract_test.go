@@ -31,7 +31,7 @@ func TestRequestsMatchKnockOpenAPI(t *testing.T) {
 			answer(http.StatusOK, nil, `{"__typename":"User","id":"user_1","updated_at":"2026-08-01T10:00:00Z","email":"a@example.com"}`)(w, r)
 		}
 	})
-	c := f.client()
+	c := f.Client()
 	ctx := context.Background()
 
 	_, err := c.Workflows.Trigger(ctx, "order-confirmation", knock.TriggerParams{

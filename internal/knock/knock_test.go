@@ -1,10 +1,7 @@
 package knock_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -22,25 +19,20 @@ const testKey = "sk_test_x"
 
 // fakeKnock stands in for Knock: it records every request, checks it
 // against Knock's OpenAPI spec when CRMFLOW_SPECS_DIR is set, and answers
-// with the test's handler.
-type fakeKnock struct{ *providerhttptest.Server }
+// with the test's handler; f.Client() is a client for it.
+type fakeKnock = providerhttptest.Fake[*knock.Client]
 
 func newFakeKnock(t *testing.T, respond http.HandlerFunc) *fakeKnock {
 	t.Helper()
 	// Success answers are checked too, which keeps the fixtures honest.
-	return &fakeKnock{providerhttptest.NewServer(t, openapicheck.Load(t, openapicheck.Knock).Middleware(t, true, respond))}
+	return providerhttptest.NewFake(t, knock.NewClient, testKey, openapicheck.Load(t, openapicheck.Knock).Middleware(t, true, respond))
 }
 
 // newOffSpecFake is newFakeKnock for tests whose success answers deliberately
 // break Knock's contract; requests are still checked.
 func newOffSpecFake(t *testing.T, respond http.HandlerFunc) *fakeKnock {
 	t.Helper()
-	return &fakeKnock{providerhttptest.NewServer(t, openapicheck.Load(t, openapicheck.Knock).Middleware(t, false, respond))}
-}
-
-// client returns a client for the fake with the test key.
-func (f *fakeKnock) client(opts ...knock.ClientOption) *knock.Client {
-	return knock.NewClient(append([]knock.ClientOption{knock.WithAPIKey(testKey), knock.WithBaseURL(f.URL)}, opts...)...)
+	return providerhttptest.NewFake(t, knock.NewClient, testKey, openapicheck.Load(t, openapicheck.Knock).Middleware(t, false, respond))
 }
 
 // answer writes a Knock-style response.
@@ -67,7 +59,7 @@ func assertHeaders(t *testing.T, req providerhttptest.Request, idempotencyKey st
 
 func TestTriggerSendsKnockRequestAndReturnsRunID(t *testing.T) {
 	f := newFakeKnock(t, triggerOK)
-	got, err := f.client().Workflows.Trigger(context.Background(), "order-confirmation", knock.TriggerParams{
+	got, err := f.Client().Workflows.Trigger(context.Background(), "order-confirmation", knock.TriggerParams{
 		Recipients:      []knock.Recipient{knock.UserID("cus_1"), knock.UserID("cus_2")},
 		Actor:           knock.UserID("staff_9"),
 		Data:            map[string]any{"order_id": "o1", "total": 1250, "url": "https://shop.test/o?id=1&x=2"},
@@ -92,7 +84,7 @@ func TestTriggerSendsKnockRequestAndReturnsRunID(t *testing.T) {
 
 func TestTriggerOmitsUnsetFieldsAndEscapesKey(t *testing.T) {
 	f := newFakeKnock(t, triggerOK)
-	_, err := f.client().Workflows.Trigger(context.Background(), "low stock/é", knock.TriggerParams{
+	_, err := f.Client().Workflows.Trigger(context.Background(), "low stock/é", knock.TriggerParams{
 		Recipients: []knock.Recipient{knock.UserID("ops_1")},
 	}, knock.WithIdempotencyKey("k1"))
 	require.NoError(t, err)
@@ -104,7 +96,7 @@ func TestTriggerOmitsUnsetFieldsAndEscapesKey(t *testing.T) {
 
 func TestTriggerRejectsResponseWithoutRunID(t *testing.T) {
 	f := newOffSpecFake(t, answer(http.StatusOK, nil, `{}`))
-	_, err := f.client().Workflows.Trigger(context.Background(), "wf", knock.TriggerParams{
+	_, err := f.Client().Workflows.Trigger(context.Background(), "wf", knock.TriggerParams{
 		Recipients: []knock.Recipient{knock.UserID("u")},
 	})
 	require.ErrorContains(t, err, "no workflow_run_id")
@@ -115,7 +107,7 @@ func TestIdentifyMergesPropertiesIntoOneObject(t *testing.T) {
 		"__typename": "User", "id": "user 1/a", "email": "ada@example.com", "name": "Ada",
 		"created_at": null, "updated_at": "2026-08-01T10:00:00Z", "plan": "pro", "seats": 3
 	}`))
-	user, err := f.client().Users.Identify(context.Background(), "user 1/a", knock.IdentifyParams{
+	user, err := f.Client().Users.Identify(context.Background(), "user 1/a", knock.IdentifyParams{
 		Email: "ada@example.com",
 		Name:  "Ada",
 		// "name" here must lose to Name: explicit fields win.
@@ -139,7 +131,7 @@ func TestIdentifyMergesPropertiesIntoOneObject(t *testing.T) {
 
 func TestCancelSendsKeyAndRecipients(t *testing.T) {
 	f := newFakeKnock(t, answer(http.StatusNoContent, nil, ""))
-	err := f.client().Workflows.Cancel(context.Background(), "order-confirmation", knock.CancelParams{
+	err := f.Client().Workflows.Cancel(context.Background(), "order-confirmation", knock.CancelParams{
 		CancellationKey: "order-confirmation/o1",
 		Recipients:      []knock.Recipient{knock.UserID("cus_1"), knock.Object("projects", "p1")},
 	})
@@ -154,7 +146,7 @@ func TestCancelSendsKeyAndRecipients(t *testing.T) {
 
 func TestCancelWithoutRecipientsCancelsForAll(t *testing.T) {
 	f := newFakeKnock(t, answer(http.StatusNoContent, nil, ""))
-	err := f.client().Workflows.Cancel(context.Background(), "wf", knock.CancelParams{CancellationKey: "c1"})
+	err := f.Client().Workflows.Cancel(context.Background(), "wf", knock.CancelParams{CancellationKey: "c1"})
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"cancellation_key":"c1"}`, string(f.Only(t).Body))
 }
@@ -238,7 +230,7 @@ func TestErrorsAreDecoded(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeKnock(t, tc.respond)
-			_, err := f.client().Workflows.Trigger(context.Background(), "wf", knock.TriggerParams{
+			_, err := f.Client().Workflows.Trigger(context.Background(), "wf", knock.TriggerParams{
 				Recipients: []knock.Recipient{knock.UserID("u1")},
 			}, knock.WithIdempotencyKey("k"))
 			var kerr *knock.Error
@@ -260,19 +252,19 @@ func TestIdempotencyKeyLength(t *testing.T) {
 	f := newFakeKnock(t, triggerOK)
 	params := knock.TriggerParams{Recipients: []knock.Recipient{knock.UserID("u1")}}
 
-	_, err := f.client().Workflows.Trigger(context.Background(), "wf", params, knock.WithIdempotencyKey(strings.Repeat("k", 256)))
+	_, err := f.Client().Workflows.Trigger(context.Background(), "wf", params, knock.WithIdempotencyKey(strings.Repeat("k", 256)))
 	require.ErrorIs(t, err, knock.ErrInvalidParams)
 	assert.Empty(t, f.Requests(), "an over-long key must be refused before sending")
 
 	longest := strings.Repeat("k", knock.MaxIdempotencyKeyLen)
-	_, err = f.client().Workflows.Trigger(context.Background(), "wf", params, knock.WithIdempotencyKey(longest))
+	_, err = f.Client().Workflows.Trigger(context.Background(), "wf", params, knock.WithIdempotencyKey(longest))
 	require.NoError(t, err)
 	assert.Equal(t, longest, f.Only(t).Header.Get("Idempotency-Key"))
 }
 
 func TestInvalidParamsAreRefusedBeforeSending(t *testing.T) {
 	f := newFakeKnock(t, triggerOK)
-	c := f.client()
+	c := f.Client()
 	ctx := context.Background()
 	one := []knock.Recipient{knock.UserID("u1")}
 	for name, call := range map[string]func() error{
@@ -309,7 +301,7 @@ func TestConsoleModeSendsNothingAndRecords(t *testing.T) {
 	f := newFakeKnock(t, triggerOK)
 	rec := &providerhttptest.Recorder{}
 	// Key and URL are set on purpose: console mode must win over both.
-	c := f.client(knock.WithConsole(rec))
+	c := f.Client(knock.WithConsole(rec))
 	require.True(t, c.Console())
 	ctx := context.Background()
 
@@ -344,25 +336,4 @@ func TestConsoleModeSendsNothingAndRecords(t *testing.T) {
 	assert.JSONEq(t, `{"email":"a@example.com","plan":"pro"}`, string(rec.Calls()[2].Body))
 	assert.Equal(t, "/v1/workflows/order-confirmation/cancel", rec.Calls()[3].Path)
 	assert.JSONEq(t, `{"cancellation_key":"c1"}`, string(rec.Calls()[3].Body))
-}
-
-func TestLogRecorderLogsTheCall(t *testing.T) {
-	var buf bytes.Buffer
-	logger := slog.New(slog.NewJSONHandler(&buf, nil))
-	c := knock.NewClient(knock.WithAPIKey(testKey), knock.WithConsole(knock.LogRecorder{Logger: logger}))
-	_, err := c.Workflows.Trigger(context.Background(), "welcome", knock.TriggerParams{
-		Recipients: []knock.Recipient{knock.UserID("u1")},
-		Data:       map[string]any{"link": "https://x.test/?a=1&b=2"},
-	}, knock.WithIdempotencyKey("welcome/u1"))
-	require.NoError(t, err)
-
-	var entry map[string]any
-	require.NoError(t, json.Unmarshal(buf.Bytes(), &entry), "log: %s", buf.String())
-	assert.Equal(t, "INFO", entry["level"])
-	assert.Equal(t, "CONSOLE MODE knock: would send", entry["msg"])
-	assert.Equal(t, "POST", entry["method"])
-	assert.Equal(t, "/v1/workflows/welcome/trigger", entry["path"])
-	assert.Equal(t, "welcome/u1", entry["idempotencyKey"])
-	assert.JSONEq(t, `{"recipients":["u1"],"data":{"link":"https://x.test/?a=1&b=2"}}`, entry["body"].(string))
-	assert.NotContains(t, buf.String(), testKey)
 }

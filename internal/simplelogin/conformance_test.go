@@ -16,6 +16,7 @@ import (
 // SimpleLogin's client, which sends the key as it is in Authentication.
 func TestSimpleLoginClientConformance(t *testing.T) {
 	providerhttptest.TestClient(t, providerhttptest.Target[*simplelogin.Client]{
+		Name:       "simplelogin",
 		New:        simplelogin.NewClient,
 		NewConsole: simplelogin.NewConsole,
 		Call:       func(ctx context.Context, c *simplelogin.Client) (any, error) { return c.UserInfo(ctx) },
@@ -31,5 +32,14 @@ func TestSimpleLoginClientConformance(t *testing.T) {
 		},
 		ErrNoAPIKey:      simplelogin.ErrNoAPIKey,
 		ErrInvalidParams: simplelogin.ErrInvalidParams,
+		Logged: providerhttptest.Logged[*simplelogin.Client]{
+			Call: func(ctx context.Context, c *simplelogin.Client) error {
+				_, err := c.CreateRandomAlias(ctx, simplelogin.RandomAliasParams{Hostname: "a.example", Note: "crmflow:alias/a1 <x&y>"})
+				return err
+			},
+			Method: "POST",
+			Path:   "/api/alias/random/new?hostname=a.example",
+			Body:   `{"note":"crmflow:alias/a1 <x&y>"}`,
+		},
 	})
 }

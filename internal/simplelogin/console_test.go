@@ -1,10 +1,7 @@
 package simplelogin_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -20,7 +17,7 @@ func TestSimpleLoginConsoleModeSendsNothingAndAnswersFromMemory(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{}`))
 	rec := &providerhttptest.Recorder{}
 	// Key and URL are set on purpose: console mode must win over both.
-	c := f.client(simplelogin.WithConsole(rec))
+	c := f.Client(simplelogin.WithConsole(rec))
 	require.True(t, c.Console())
 	ctx := context.Background()
 
@@ -87,21 +84,4 @@ func TestSimpleLoginConsoleModeSendsNothingAndAnswersFromMemory(t *testing.T) {
 	assert.Equal(t, "GET", rec.Calls()[0].Method)
 	assert.Equal(t, "/api/user_info", rec.Calls()[0].Path)
 	assert.Nil(t, rec.Calls()[0].Body)
-}
-
-func TestSimpleLoginLogRecorderLogsTheCall(t *testing.T) {
-	var buf bytes.Buffer
-	logger := slog.New(slog.NewJSONHandler(&buf, nil))
-	c := simplelogin.NewClient(simplelogin.WithAPIKey(testKey), simplelogin.WithConsole(simplelogin.LogRecorder{Logger: logger}))
-	_, err := c.CreateRandomAlias(context.Background(), simplelogin.RandomAliasParams{Hostname: "a.example", Note: "crmflow:alias/a1 <x&y>"})
-	require.NoError(t, err)
-
-	var entry map[string]any
-	require.NoError(t, json.Unmarshal(buf.Bytes(), &entry), "log: %s", buf.String())
-	assert.Equal(t, "INFO", entry["level"])
-	assert.Equal(t, "CONSOLE MODE simplelogin: would send", entry["msg"])
-	assert.Equal(t, "POST", entry["method"])
-	assert.Equal(t, "/api/alias/random/new?hostname=a.example", entry["path"])
-	assert.JSONEq(t, `{"note":"crmflow:alias/a1 <x&y>"}`, entry["body"].(string))
-	assert.NotContains(t, buf.String(), testKey)
 }

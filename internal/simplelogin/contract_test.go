@@ -56,7 +56,7 @@ func TestSimpleLoginRequestsMatchOpenAPI(t *testing.T) {
 			answer(http.StatusOK, nil, `{}`)(w, r)
 		}
 	})
-	c := f.client()
+	c := f.Client()
 	ctx := context.Background()
 
 	_, err := c.UserInfo(ctx)

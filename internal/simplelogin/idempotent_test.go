@@ -50,7 +50,7 @@ func TestSimpleLoginFindByNotePagesThroughSearchResults(t *testing.T) {
 	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
 		answer(http.StatusOK, nil, pages[r.URL.Query().Get("page_id")])(w, r)
 	})
-	a, err := f.client().FindByNote(context.Background(), marker)
+	a, err := f.Client().FindByNote(context.Background(), marker)
 	require.NoError(t, err)
 	assert.Equal(t, int64(7), a.ID)
 	assert.Equal(t, "found@sl.test", a.Email)
@@ -73,7 +73,7 @@ func TestSimpleLoginFindByNotePrefersTheOldestOfDuplicates(t *testing.T) {
 		aliasJSON(12, "older@sl.test", true, "note "+marker+" more"),
 		aliasJSON(20, "mid@sl.test", true, marker),
 	)))
-	a, err := f.client().FindByNote(context.Background(), marker)
+	a, err := f.Client().FindByNote(context.Background(), marker)
 	require.NoError(t, err)
 	assert.Equal(t, int64(12), a.ID)
 }
@@ -86,14 +86,14 @@ func TestSimpleLoginFindByNoteNotFound(t *testing.T) {
 		}
 		answer(http.StatusOK, nil, listOf())(w, r)
 	})
-	_, err := f.client().FindByNote(context.Background(), "crmflow:alias/a1")
+	_, err := f.Client().FindByNote(context.Background(), "crmflow:alias/a1")
 	require.ErrorIs(t, err, simplelogin.ErrAliasNotFound)
 	assert.Len(t, f.Requests(), 2, "a full page is followed by the next, the empty one ends it")
 }
 
 func TestSimpleLoginFindByNotePassesErrorsOn(t *testing.T) {
 	f := newFake(t, answer(http.StatusTooManyRequests, nil, `{"error":"Rate limit exceeded"}`))
-	_, err := f.client().FindByNote(context.Background(), "crmflow:alias/a1")
+	_, err := f.Client().FindByNote(context.Background(), "crmflow:alias/a1")
 	var slErr *simplelogin.Error
 	require.ErrorAs(t, err, &slErr)
 	assert.Equal(t, http.StatusTooManyRequests, slErr.StatusCode)
@@ -137,7 +137,7 @@ func TestSimpleLoginSetEnabledDoesNotToggleWhenAlreadyInState(t *testing.T) {
 	for _, want := range []bool{true, false} {
 		s := &statefulAlias{enabled: want}
 		f := newFake(t, s.handler(t))
-		a, err := f.client().SetEnabled(context.Background(), 42, want)
+		a, err := f.Client().SetEnabled(context.Background(), 42, want)
 		require.NoError(t, err)
 		assert.Equal(t, want, a.Enabled)
 		assert.Equal(t, 0, s.toggles, "no toggle when the alias is already enabled=%t", want)
@@ -149,13 +149,13 @@ func TestSimpleLoginSetEnabledTogglesOnceWhenNeeded(t *testing.T) {
 	for _, want := range []bool{true, false} {
 		s := &statefulAlias{enabled: !want}
 		f := newFake(t, s.handler(t))
-		a, err := f.client().SetEnabled(context.Background(), 42, want)
+		a, err := f.Client().SetEnabled(context.Background(), 42, want)
 		require.NoError(t, err)
 		assert.Equal(t, want, a.Enabled)
 		assert.Equal(t, want, s.enabled)
 		assert.Equal(t, 1, s.toggles)
 		// Repeating the call, as a retried activity does, changes nothing.
-		_, err = f.client().SetEnabled(context.Background(), 42, want)
+		_, err = f.Client().SetEnabled(context.Background(), 42, want)
 		require.NoError(t, err)
 		assert.Equal(t, 1, s.toggles, "a repeated SetEnabled must not flip the alias back")
 		assert.Equal(t, want, s.enabled)
@@ -165,7 +165,7 @@ func TestSimpleLoginSetEnabledTogglesOnceWhenNeeded(t *testing.T) {
 func TestSimpleLoginSetEnabledRereadsWhenSomeoneElseFlippedInBetween(t *testing.T) {
 	s := &statefulAlias{enabled: true, beforeToggle: func(s *statefulAlias) { s.enabled = !s.enabled }}
 	f := newFake(t, s.handler(t))
-	a, err := f.client().SetEnabled(context.Background(), 42, false)
+	a, err := f.Client().SetEnabled(context.Background(), 42, false)
 	require.NoError(t, err)
 	assert.False(t, a.Enabled)
 	assert.False(t, s.enabled)
@@ -174,7 +174,7 @@ func TestSimpleLoginSetEnabledRereadsWhenSomeoneElseFlippedInBetween(t *testing.
 
 func TestSimpleLoginSetEnabledUnknownAliasIsNotFound(t *testing.T) {
 	f := newFake(t, answer(http.StatusBadRequest, nil, `{"error":"Unknown error"}`))
-	_, err := f.client().SetEnabled(context.Background(), 42, true)
+	_, err := f.Client().SetEnabled(context.Background(), 42, true)
 	require.ErrorIs(t, err, simplelogin.ErrAliasNotFound)
 	assert.Equal(t, "GET", f.Only(t).Method, "no toggle of an alias that does not exist")
 }
@@ -194,7 +194,7 @@ func TestSimpleLoginSetEnabledAliasDeletedBetweenReadAndToggleIsNotFound(t *test
 			answer(http.StatusForbidden, nil, `{"error":"Forbidden"}`)(w, r)
 		}
 	})
-	_, err := f.client().SetEnabled(context.Background(), 42, false)
+	_, err := f.Client().SetEnabled(context.Background(), 42, false)
 	require.ErrorIs(t, err, simplelogin.ErrAliasNotFound)
 	assert.Len(t, f.Requests(), 3)
 }
@@ -241,7 +241,7 @@ func TestSimpleLoginDeleteIfExists(t *testing.T) {
 				assert.Equal(t, "/api/aliases/42", r.URL.Path)
 				answer(s.status, nil, s.body)(w, r)
 			})
-			err := f.client().DeleteIfExists(context.Background(), 42)
+			err := f.Client().DeleteIfExists(context.Background(), 42)
 			assert.Len(t, f.Requests(), len(tc.steps))
 			if tc.wantErr == 0 {
 				require.NoError(t, err)

@@ -19,20 +19,13 @@ import (
 
 const testKey = "sl_test_key_x"
 
-// fakeSL stands in for SimpleLogin: it records every request, checks it
-// against the (unofficial) OpenAPI spec when CRMFLOW_SPECS_DIR is set, and
-// answers with the test's handler. Answers are not checked: see
-// TestSimpleLoginRequestsMatchOpenAPI for why.
-type fakeSL struct{ *providerhttptest.Server }
-
-func newFake(t *testing.T, respond http.HandlerFunc) *fakeSL {
+// newFake starts a stand-in for SimpleLogin: it records every request,
+// checks it against the (unofficial) OpenAPI spec when CRMFLOW_SPECS_DIR is
+// set, and answers with respond; f.Client() is a client for it. Answers are
+// not checked: see TestSimpleLoginRequestsMatchOpenAPI for why.
+func newFake(t *testing.T, respond http.HandlerFunc) *providerhttptest.Fake[*simplelogin.Client] {
 	t.Helper()
-	return &fakeSL{providerhttptest.NewServer(t, openapicheck.Load(t, openapicheck.SimpleLogin).Middleware(t, false, respond))}
-}
-
-// client returns a client for the fake with the test key.
-func (f *fakeSL) client(opts ...simplelogin.ClientOption) *simplelogin.Client {
-	return simplelogin.NewClient(append([]simplelogin.ClientOption{simplelogin.WithAPIKey(testKey), simplelogin.WithBaseURL(f.URL)}, opts...)...)
+	return providerhttptest.NewFake(t, simplelogin.NewClient, testKey, openapicheck.Load(t, openapicheck.SimpleLogin).Middleware(t, false, respond))
 }
 
 // answer writes a SimpleLogin-style response.
@@ -73,7 +66,7 @@ func TestSimpleLoginUserInfoSendsAuthenticationHeader(t *testing.T) {
 		"trial_end_timestamp": null, "max_alias_free_plan": 10, "connected_proton_address": null,
 		"can_create_reverse_alias": true, "profile_picture_url": null
 	}`))
-	info, err := f.client().UserInfo(context.Background())
+	info, err := f.Client().UserInfo(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, &simplelogin.UserInfo{Name: "Ada", Email: "ada@example.com", IsPremium: true, MaxAliasFreePlan: 10, CanCreateReverseAlias: true}, info)
 
@@ -93,7 +86,7 @@ func TestSimpleLoginAliasOptionsSendsHostnameAndDecodesSignedSuffixes(t *testing
 		],
 		"recommendation": {"alias": "shop@my.example", "hostname": "www.shop.example"}
 	}`))
-	opts, err := f.client().AliasOptions(context.Background(), "www.shop.example")
+	opts, err := f.Client().AliasOptions(context.Background(), "www.shop.example")
 	require.NoError(t, err)
 	assert.Equal(t, &simplelogin.AliasOptions{
 		CanCreate:        true,
@@ -117,7 +110,7 @@ func TestSimpleLoginMailboxes(t *testing.T) {
 		{"id": 1, "email": "me@example.com", "default": true, "verified": true, "creation_timestamp": 1, "nb_alias": 3},
 		{"id": 2, "email": "new@example.com", "default": false, "verified": false, "creation_timestamp": 2, "nb_alias": 0}
 	]}`))
-	got, err := f.client().Mailboxes(context.Background())
+	got, err := f.Client().Mailboxes(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, []simplelogin.Mailbox{
 		{ID: 1, Email: "me@example.com", Default: true, Verified: true},
@@ -131,7 +124,7 @@ func TestSimpleLoginMailboxes(t *testing.T) {
 func TestSimpleLoginCreateRandomAliasSendsModeAndHostnameInQueryAndNoteInBody(t *testing.T) {
 	body := strings.Replace(aliasJSON(42, "happy_cat@sl.test", true, "crmflow:alias/a1"), "{", `{"alias":"happy_cat@sl.test",`, 1)
 	f := newFake(t, answer(http.StatusCreated, nil, body))
-	a, err := f.client().CreateRandomAlias(context.Background(), simplelogin.RandomAliasParams{
+	a, err := f.Client().CreateRandomAlias(context.Background(), simplelogin.RandomAliasParams{
 		Hostname: "www.shop.example", Mode: simplelogin.ModeWord, Note: "crmflow:alias/a1",
 	})
 	require.NoError(t, err)
@@ -153,7 +146,7 @@ func TestSimpleLoginCreateRandomAliasSendsModeAndHostnameInQueryAndNoteInBody(t 
 func TestSimpleLoginCreateRandomAliasWithoutOptionsSendsEmptyObject(t *testing.T) {
 	// The answer carries only "alias" and id: the address is taken from it.
 	f := newFake(t, answer(http.StatusCreated, nil, `{"alias":"x1@sl.test","id":5,"enabled":true,"note":null,"name":null}`))
-	a, err := f.client().CreateRandomAlias(context.Background(), simplelogin.RandomAliasParams{})
+	a, err := f.Client().CreateRandomAlias(context.Background(), simplelogin.RandomAliasParams{})
 	require.NoError(t, err)
 	assert.Equal(t, &simplelogin.Alias{ID: 5, Email: "x1@sl.test", Enabled: true}, a)
 	req := f.Only(t)
@@ -163,13 +156,13 @@ func TestSimpleLoginCreateRandomAliasWithoutOptionsSendsEmptyObject(t *testing.T
 
 func TestSimpleLoginCreateRandomAliasRejectsAnswerWithoutAlias(t *testing.T) {
 	f := newFake(t, answer(http.StatusCreated, nil, `{}`))
-	_, err := f.client().CreateRandomAlias(context.Background(), simplelogin.RandomAliasParams{})
+	_, err := f.Client().CreateRandomAlias(context.Background(), simplelogin.RandomAliasParams{})
 	require.ErrorContains(t, err, "no alias id or address")
 }
 
 func TestSimpleLoginCreateCustomAliasSendsSignedSuffixAndMailboxes(t *testing.T) {
 	f := newFake(t, answer(http.StatusCreated, nil, aliasJSON(43, "news.cat@sl.test", true, "hello")))
-	a, err := f.client().CreateCustomAlias(context.Background(), simplelogin.CustomAliasParams{
+	a, err := f.Client().CreateCustomAlias(context.Background(), simplelogin.CustomAliasParams{
 		Hostname: "shop.example", Prefix: "news", SignedSuffix: ".cat@sl.test.X6_7OQ.sig",
 		MailboxIDs: []int64{1, 3}, Note: "hello", Name: "Shop news",
 	})
@@ -187,7 +180,7 @@ func TestSimpleLoginCreateCustomAliasSendsSignedSuffixAndMailboxes(t *testing.T)
 
 func TestSimpleLoginCreateCustomAliasOmitsOptionalFields(t *testing.T) {
 	f := newFake(t, answer(http.StatusCreated, nil, aliasJSON(43, "news.cat@sl.test", true, "")))
-	_, err := f.client().CreateCustomAlias(context.Background(), simplelogin.CustomAliasParams{
+	_, err := f.Client().CreateCustomAlias(context.Background(), simplelogin.CustomAliasParams{
 		Prefix: "news", SignedSuffix: ".cat@sl.test.sig", MailboxIDs: []int64{1},
 	})
 	require.NoError(t, err)
@@ -199,7 +192,7 @@ func TestSimpleLoginCreateCustomAliasOmitsOptionalFields(t *testing.T) {
 func TestSimpleLoginCreateCustomAliasConflictAndExpiredSuffixAreErrors(t *testing.T) {
 	for _, status := range []int{http.StatusConflict, http.StatusPreconditionFailed} {
 		f := newFake(t, answer(status, nil, `{"error":"alias news.cat@sl.test already exists"}`))
-		_, err := f.client().CreateCustomAlias(context.Background(), simplelogin.CustomAliasParams{
+		_, err := f.Client().CreateCustomAlias(context.Background(), simplelogin.CustomAliasParams{
 			Prefix: "news", SignedSuffix: "s", MailboxIDs: []int64{1},
 		})
 		var slErr *simplelogin.Error
@@ -211,7 +204,7 @@ func TestSimpleLoginCreateCustomAliasConflictAndExpiredSuffixAreErrors(t *testin
 
 func TestSimpleLoginGetAlias(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, aliasJSON(42, "a@sl.test", false, "n")))
-	a, err := f.client().GetAlias(context.Background(), 42)
+	a, err := f.Client().GetAlias(context.Background(), 42)
 	require.NoError(t, err)
 	assert.Equal(t, int64(42), a.ID)
 	assert.False(t, a.Enabled)
@@ -240,7 +233,7 @@ func TestSimpleLoginGetAliasNotFoundShapes(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t, tc.respond)
-			_, err := f.client().GetAlias(context.Background(), 9)
+			_, err := f.Client().GetAlias(context.Background(), 9)
 			require.Error(t, err)
 			assert.Equal(t, tc.notFound, errors.Is(err, simplelogin.ErrAliasNotFound), "ErrAliasNotFound: %v", err)
 			var slErr *simplelogin.Error
@@ -251,7 +244,7 @@ func TestSimpleLoginGetAliasNotFoundShapes(t *testing.T) {
 
 func TestSimpleLoginListAliasesWithoutQueryIsAGet(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{"aliases":[`+aliasJSON(2, "b@sl.test", true, "")+`,`+aliasJSON(1, "a@sl.test", false, "x")+`]}`))
-	got, err := f.client().ListAliases(context.Background(), simplelogin.ListParams{PageID: 2})
+	got, err := f.Client().ListAliases(context.Background(), simplelogin.ListParams{PageID: 2})
 	require.NoError(t, err)
 	require.Len(t, got, 2)
 	assert.Equal(t, int64(2), got[0].ID)
@@ -264,7 +257,7 @@ func TestSimpleLoginListAliasesWithoutQueryIsAGet(t *testing.T) {
 
 func TestSimpleLoginListAliasesWithQueryPostsIt(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{"aliases":[]}`))
-	got, err := f.client().ListAliases(context.Background(), simplelogin.ListParams{Query: "crmflow:alias/a1", Filter: simplelogin.FilterEnabled})
+	got, err := f.Client().ListAliases(context.Background(), simplelogin.ListParams{Query: "crmflow:alias/a1", Filter: simplelogin.FilterEnabled})
 	require.NoError(t, err)
 	assert.Empty(t, got)
 	req := f.Only(t)
@@ -276,7 +269,7 @@ func TestSimpleLoginListAliasesWithQueryPostsIt(t *testing.T) {
 
 func TestSimpleLoginToggleAlias(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{"enabled":false}`))
-	enabled, err := f.client().ToggleAlias(context.Background(), 42)
+	enabled, err := f.Client().ToggleAlias(context.Background(), 42)
 	require.NoError(t, err)
 	assert.False(t, enabled)
 	req := f.Only(t)
@@ -286,13 +279,13 @@ func TestSimpleLoginToggleAlias(t *testing.T) {
 
 func TestSimpleLoginToggleAliasRejectsAnswerWithoutState(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{}`))
-	_, err := f.client().ToggleAlias(context.Background(), 42)
+	_, err := f.Client().ToggleAlias(context.Background(), 42)
 	require.ErrorContains(t, err, "no enabled field")
 }
 
 func TestSimpleLoginDeleteAlias(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{"deleted":true}`))
-	require.NoError(t, f.client().DeleteAlias(context.Background(), 42))
+	require.NoError(t, f.Client().DeleteAlias(context.Background(), 42))
 	req := f.Only(t)
 	assert.Equal(t, "DELETE /api/aliases/42", req.Method+" "+req.Path)
 	assertHeaders(t, req, false)
@@ -329,7 +322,7 @@ func TestSimpleLoginErrorsAreDecoded(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t, tc.respond)
-			_, err := f.client().CreateRandomAlias(context.Background(), simplelogin.RandomAliasParams{Note: "n"})
+			_, err := f.Client().CreateRandomAlias(context.Background(), simplelogin.RandomAliasParams{Note: "n"})
 			var slErr *simplelogin.Error
 			require.ErrorAs(t, err, &slErr)
 			assert.Equal(t, tc.status, slErr.StatusCode)
@@ -354,7 +347,7 @@ func TestSimpleLoginDefaultRateLimitBackoffCoversFivePerMinute(t *testing.T) {
 
 func TestSimpleLoginInvalidParamsAreRefusedBeforeSending(t *testing.T) {
 	f := newFake(t, answer(http.StatusOK, nil, `{}`))
-	c := f.client()
+	c := f.Client()
 	ctx := context.Background()
 	for name, call := range map[string]func() error{
 		"unknown random mode": func() error {

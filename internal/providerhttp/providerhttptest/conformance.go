@@ -1,9 +1,12 @@
 package providerhttptest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"testing"
@@ -20,6 +23,8 @@ const conformanceKey = "sk_conformance_x"
 
 // Target is a provider client under TestClient. C is the client's type.
 type Target[C any] struct {
+	// Name is the provider's name in console logs, such as "knock".
+	Name string
 	// New is the package's NewClient.
 	New func(opts ...providerhttp.Option) C
 	// NewConsole is the package's NewConsole.
@@ -46,6 +51,23 @@ type Target[C any] struct {
 	ErrNoAPIKey error
 	// ErrInvalidParams is the client's sentinel for a call it refused.
 	ErrInvalidParams error
+	// Logged is a call whose console log line is checked, and what the line
+	// must say.
+	Logged Logged[C]
+}
+
+// Logged is a call a console client with a LogRecorder logs, and the
+// attributes its log line must carry.
+type Logged[C any] struct {
+	// Call makes the call with c.
+	Call func(ctx context.Context, c C) error
+	// Method and Path are the request's, Path with its query string.
+	Method, Path string
+	// IdempotencyKey is logged when not empty, and must be absent otherwise.
+	IdempotencyKey string
+	// Body is the JSON body, logged exactly as it would be sent (no HTML
+	// escaping).
+	Body string
 }
 
 // server starts the stand-in for target's provider.
@@ -67,8 +89,8 @@ func stall(w http.ResponseWriter, r *http.Request) {
 
 // TestClient checks what a provider client gets from providerhttp, through
 // the client's own constructors: the API key (static or from
-// WithAPIKeyFunc, and never in an error), console mode, the base URL, and
-// timeouts that are network errors rather than answers.
+// WithAPIKeyFunc, and never in an error), console mode and its log line, the
+// base URL, and timeouts that are network errors rather than answers.
 func TestClient[C any](t *testing.T, target Target[C]) {
 	ok := Answer(http.StatusOK, nil, target.OK)
 	t.Run("APIKeyFunc", func(t *testing.T) { testAPIKeyFunc(t, target) })
@@ -126,11 +148,37 @@ func TestClient[C any](t *testing.T, target Target[C]) {
 		assert.False(t, errors.As(err, &apiErr))
 	})
 
+	t.Run("LogRecorderLogsTheCall", func(t *testing.T) { testLogRecorder(t, target) })
+
 	t.Run("ConsoleRecorderErrorFailsTheCall", func(t *testing.T) {
 		c := target.NewConsole(RecorderFunc(func(context.Context, providerhttp.Call) error { return errors.New("disk full") }))
 		_, err := target.Call(context.Background(), c)
 		require.ErrorContains(t, err, "disk full")
 	})
+}
+
+// testLogRecorder checks the line providerhttp.LogRecorder logs for
+// target.Logged, with a key configured that must not show in it.
+func testLogRecorder[C any](t *testing.T, target Target[C]) {
+	want := target.Logged
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	c := target.New(providerhttp.WithAPIKey(conformanceKey), providerhttp.WithConsole(providerhttp.LogRecorder{Logger: logger}))
+	require.NoError(t, want.Call(context.Background(), c))
+
+	var entry map[string]any
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &entry), "log: %s", buf.String())
+	assert.Equal(t, "INFO", entry["level"])
+	assert.Equal(t, "CONSOLE MODE "+target.Name+": would send", entry["msg"])
+	assert.Equal(t, want.Method, entry["method"])
+	assert.Equal(t, want.Path, entry["path"])
+	if want.IdempotencyKey != "" {
+		assert.Equal(t, want.IdempotencyKey, entry["idempotencyKey"])
+	} else {
+		assert.NotContains(t, entry, "idempotencyKey")
+	}
+	assert.JSONEq(t, want.Body, entry["body"].(string))
+	assert.NotContains(t, buf.String(), conformanceKey)
 }
 
 // testAPIKeyFunc checks providerhttp.WithAPIKeyFunc: the key is read on

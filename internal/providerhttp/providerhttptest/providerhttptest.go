@@ -83,6 +83,26 @@ func (s *Server) Only(t testing.TB) Request {
 	return reqs[0]
 }
 
+// Fake is a Server standing in for a provider, with the constructor of the
+// client under test, so that a test gets a client pointed at it in one call.
+type Fake[C any] struct {
+	*Server
+	newClient func(opts ...providerhttp.Option) C
+	key       string
+}
+
+// NewFake starts a Fake answering with h (see NewServer); its clients come
+// from newClient, the package's NewClient, with key as their API key.
+func NewFake[C any](t testing.TB, newClient func(opts ...providerhttp.Option) C, key string, h http.Handler) *Fake[C] {
+	t.Helper()
+	return &Fake[C]{Server: NewServer(t, h), newClient: newClient, key: key}
+}
+
+// Client returns a client for the fake with its key, then opts.
+func (f *Fake[C]) Client(opts ...providerhttp.Option) C {
+	return f.newClient(append([]providerhttp.Option{providerhttp.WithAPIKey(f.key), providerhttp.WithBaseURL(f.URL)}, opts...)...)
+}
+
 // Answer writes a provider-style response: the headers, then status and
 // body, with a JSON Content-Type unless the headers name another.
 func Answer(status int, header map[string]string, body string) http.HandlerFunc {
