@@ -1,48 +1,15 @@
 package knock
 
-import (
-	"context"
-	"encoding/json"
-	"log/slog"
-)
+import "github.com/crmflow/crmflow/internal/providerhttp"
 
 // Call is a request a console client would have sent to Knock. It carries no
-// credential.
-type Call struct {
-	// Method is the HTTP method, such as POST.
-	Method string
-	// Path is the escaped request path, such as /v1/workflows/welcome/trigger.
-	Path string
-	// Body is the exact JSON body that would have been sent.
-	Body json.RawMessage
-	// IdempotencyKey is the Idempotency-Key header that would have been sent,
-	// empty for calls that carry none.
-	IdempotencyKey string
-}
+// credential; Provider is "knock".
+type Call = providerhttp.Call
 
 // Recorder receives the calls of a console client. An error from Record fails
 // the call, so a recorder that stores calls can make the caller retry.
-type Recorder interface {
-	Record(ctx context.Context, call Call) error
-}
+type Recorder = providerhttp.Recorder
 
-// LogRecorder logs each call at info level, so a developer without a Knock
-// key sees what would have been sent.
-type LogRecorder struct {
-	// Logger receives the records; nil means slog.Default().
-	Logger *slog.Logger
-}
-
-// Record logs call and never fails.
-func (r LogRecorder) Record(ctx context.Context, call Call) error {
-	logger := r.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	attrs := []any{"method", call.Method, "path", call.Path, "body", string(call.Body)}
-	if call.IdempotencyKey != "" {
-		attrs = append(attrs, "idempotencyKey", call.IdempotencyKey)
-	}
-	logger.InfoContext(ctx, "CONSOLE MODE knock: would send", attrs...)
-	return nil
-}
+// LogRecorder logs each call at info level ("CONSOLE MODE knock: would
+// send"), so a developer without a Knock key sees what would have been sent.
+type LogRecorder = providerhttp.LogRecorder

@@ -14,35 +14,12 @@ import (
 	"github.com/crmflow/crmflow/internal/testsupport/openapicheck"
 )
 
-// knockSpec adapts the shared contract checker to this package's fakes.
-type knockSpec struct{ *openapicheck.Spec }
-
-// loadSpec returns Knock's spec, or nil when CRMFLOW_SPECS_DIR is unset; a
-// set variable with a missing or broken spec fails the test rather than
-// silently skipping the contract.
-func loadSpec(t *testing.T) *knockSpec {
-	t.Helper()
-	s := openapicheck.Load(t, openapicheck.Knock)
-	if s == nil {
-		return nil
-	}
-	return &knockSpec{s}
-}
-
-func (s *knockSpec) validateRequest(r *http.Request, body []byte) error {
-	return s.ValidateRequest(r, body)
-}
-
-func (s *knockSpec) validateResponse(r *http.Request, reqBody []byte, status int, header http.Header, body []byte) error {
-	return s.ValidateResponse(r, reqBody, status, header, body)
-}
-
 // TestRequestsMatchKnockOpenAPI sends one request of every shape the client
 // produces through the validating fake. The other tests in this package are
 // validated the same way whenever the spec is available; this one makes sure
 // each operation is covered and that the check itself can fail.
 func TestRequestsMatchKnockOpenAPI(t *testing.T) {
-	spec := &knockSpec{openapicheck.Require(t, openapicheck.Knock)}
+	spec := openapicheck.Require(t, openapicheck.Knock)
 
 	f := newFakeKnock(t, func(w http.ResponseWriter, r *http.Request) {
 		switch {
@@ -54,7 +31,7 @@ func TestRequestsMatchKnockOpenAPI(t *testing.T) {
 			answer(http.StatusOK, nil, `{"__typename":"User","id":"user_1","updated_at":"2026-08-01T10:00:00Z","email":"a@example.com"}`)(w, r)
 		}
 	})
-	c := f.client()
+	c := f.Client()
 	ctx := context.Background()
 
 	_, err := c.Workflows.Trigger(ctx, "order-confirmation", knock.TriggerParams{
@@ -76,13 +53,13 @@ func TestRequestsMatchKnockOpenAPI(t *testing.T) {
 		Recipients:      []knock.Recipient{knock.UserID("cus_1"), knock.Object("projects", "p1")},
 	}))
 	require.NoError(t, c.Workflows.Cancel(ctx, "order-confirmation", knock.CancelParams{CancellationKey: "order-confirmation/o1"}))
-	assert.Len(t, f.requests(), 6)
+	assert.Len(t, f.Requests(), 6)
 
 	// The validator must reject what Knock rejects, or the checks above prove nothing.
 	bad := httptest.NewRequest(http.MethodPost, "/v1/workflows/wf/trigger", nil)
 	bad.Header.Set("Content-Type", "application/json")
-	assert.Error(t, spec.validateRequest(bad, []byte(`{"data":{}}`)), "a trigger without recipients must fail")
+	assert.Error(t, spec.ValidateRequest(bad, []byte(`{"data":{}}`)), "a trigger without recipients must fail")
 	bad = httptest.NewRequest(http.MethodPost, "/v1/workflows/wf/cancel", nil)
 	bad.Header.Set("Content-Type", "application/json")
-	assert.Error(t, spec.validateRequest(bad, []byte(`{"recipients":["u"]}`)), "a cancel without cancellation_key must fail")
+	assert.Error(t, spec.ValidateRequest(bad, []byte(`{"recipients":["u"]}`)), "a cancel without cancellation_key must fail")
 }

@@ -1,17 +1,9 @@
 package knock_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,108 +11,32 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmflow/crmflow/internal/knock"
+	"github.com/crmflow/crmflow/internal/openapicheck"
+	"github.com/crmflow/crmflow/internal/providerhttp/providerhttptest"
 )
 
 const testKey = "sk_test_x"
 
-// seen is one request as the fake Knock received it.
-type seen struct {
-	Method string
-	Path   string // escaped, as sent on the wire
-	Header http.Header
-	Body   []byte
-}
-
-// fakeKnock is an httptest server standing in for Knock. It records every
-// request, checks it against Knock's OpenAPI spec when CRMFLOW_SPECS_DIR is
-// set, and answers with respond.
-type fakeKnock struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	reqs []seen
-}
+// fakeKnock stands in for Knock: it records every request, checks it
+// against Knock's OpenAPI spec when CRMFLOW_SPECS_DIR is set, and answers
+// with the test's handler; f.Client() is a client for it.
+type fakeKnock = providerhttptest.Fake[*knock.Client]
 
 func newFakeKnock(t *testing.T, respond http.HandlerFunc) *fakeKnock {
 	t.Helper()
-	return startFake(t, respond, true)
+	// Success answers are checked too, which keeps the fixtures honest.
+	return providerhttptest.NewFake(t, knock.NewClient, testKey, openapicheck.Load(t, openapicheck.Knock).Middleware(t, true, respond))
 }
 
 // newOffSpecFake is newFakeKnock for tests whose success answers deliberately
 // break Knock's contract; requests are still checked.
 func newOffSpecFake(t *testing.T, respond http.HandlerFunc) *fakeKnock {
 	t.Helper()
-	return startFake(t, respond, false)
-}
-
-func startFake(t *testing.T, respond http.HandlerFunc, checkResponses bool) *fakeKnock {
-	t.Helper()
-	spec := loadSpec(t)
-	f := &fakeKnock{}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			t.Errorf("fake knock: read body: %v", err)
-		}
-		f.mu.Lock()
-		f.reqs = append(f.reqs, seen{Method: r.Method, Path: r.URL.EscapedPath(), Header: r.Header.Clone(), Body: body})
-		f.mu.Unlock()
-		if spec != nil {
-			if err := spec.validateRequest(r, body); err != nil {
-				t.Errorf("request %s %s does not match Knock's OpenAPI spec: %v", r.Method, r.URL.EscapedPath(), err)
-			}
-		}
-
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		rec := httptest.NewRecorder()
-		respond(rec, r)
-		if checkResponses && spec != nil && rec.Code >= 200 && rec.Code < 300 {
-			// Keeps the fixtures honest: a success answer must be one Knock could give.
-			if err := spec.validateResponse(r, body, rec.Code, rec.Header(), rec.Body.Bytes()); err != nil {
-				t.Errorf("fixture response to %s %s does not match Knock's OpenAPI spec: %v", r.Method, r.URL.EscapedPath(), err)
-			}
-		}
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(rec.Body.Bytes())
-	}))
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-// client returns a client for the fake with the test key.
-func (f *fakeKnock) client(opts ...knock.ClientOption) *knock.Client {
-	return knock.NewClient(append([]knock.ClientOption{knock.WithAPIKey(testKey), knock.WithBaseURL(f.srv.URL)}, opts...)...)
-}
-
-func (f *fakeKnock) requests() []seen {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]seen(nil), f.reqs...)
-}
-
-// only returns the one request the fake received, failing otherwise.
-func (f *fakeKnock) only(t *testing.T) seen {
-	t.Helper()
-	reqs := f.requests()
-	require.Len(t, reqs, 1, "requests received")
-	return reqs[0]
+	return providerhttptest.NewFake(t, knock.NewClient, testKey, openapicheck.Load(t, openapicheck.Knock).Middleware(t, false, respond))
 }
 
 // answer writes a Knock-style response.
-func answer(status int, header map[string]string, body string) http.HandlerFunc {
-	return func(w http.ResponseWriter, _ *http.Request) {
-		for k, v := range header {
-			w.Header().Set(k, v)
-		}
-		if body != "" && w.Header().Get("Content-Type") == "" {
-			w.Header().Set("Content-Type", "application/json")
-		}
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	}
-}
+var answer = providerhttptest.Answer
 
 const runID = "0b6d6e3c-4a9f-4a51-9a0e-3d2c1b0a9f8e"
 
@@ -128,7 +44,7 @@ var triggerOK = answer(http.StatusOK, nil, `{"workflow_run_id":"`+runID+`"}`)
 
 // assertHeaders checks the headers every request carries, and the
 // idempotency key only where expected.
-func assertHeaders(t *testing.T, req seen, idempotencyKey string) {
+func assertHeaders(t *testing.T, req providerhttptest.Request, idempotencyKey string) {
 	t.Helper()
 	assert.Equal(t, "Bearer "+testKey, req.Header.Get("Authorization"))
 	assert.Equal(t, "application/json", req.Header.Get("Content-Type"))
@@ -143,7 +59,7 @@ func assertHeaders(t *testing.T, req seen, idempotencyKey string) {
 
 func TestTriggerSendsKnockRequestAndReturnsRunID(t *testing.T) {
 	f := newFakeKnock(t, triggerOK)
-	got, err := f.client().Workflows.Trigger(context.Background(), "order-confirmation", knock.TriggerParams{
+	got, err := f.Client().Workflows.Trigger(context.Background(), "order-confirmation", knock.TriggerParams{
 		Recipients:      []knock.Recipient{knock.UserID("cus_1"), knock.UserID("cus_2")},
 		Actor:           knock.UserID("staff_9"),
 		Data:            map[string]any{"order_id": "o1", "total": 1250, "url": "https://shop.test/o?id=1&x=2"},
@@ -153,7 +69,7 @@ func TestTriggerSendsKnockRequestAndReturnsRunID(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, runID, got)
 
-	req := f.only(t)
+	req := f.Only(t)
 	assert.Equal(t, http.MethodPost, req.Method)
 	assert.Equal(t, "/v1/workflows/order-confirmation/trigger", req.Path)
 	assertHeaders(t, req, "order-confirmation/o1/notify")
@@ -168,19 +84,19 @@ func TestTriggerSendsKnockRequestAndReturnsRunID(t *testing.T) {
 
 func TestTriggerOmitsUnsetFieldsAndEscapesKey(t *testing.T) {
 	f := newFakeKnock(t, triggerOK)
-	_, err := f.client().Workflows.Trigger(context.Background(), "low stock/é", knock.TriggerParams{
+	_, err := f.Client().Workflows.Trigger(context.Background(), "low stock/é", knock.TriggerParams{
 		Recipients: []knock.Recipient{knock.UserID("ops_1")},
 	}, knock.WithIdempotencyKey("k1"))
 	require.NoError(t, err)
 
-	req := f.only(t)
+	req := f.Only(t)
 	assert.Equal(t, "/v1/workflows/low%20stock%2F%C3%A9/trigger", req.Path)
 	assert.JSONEq(t, `{"recipients":["ops_1"]}`, string(req.Body))
 }
 
 func TestTriggerRejectsResponseWithoutRunID(t *testing.T) {
 	f := newOffSpecFake(t, answer(http.StatusOK, nil, `{}`))
-	_, err := f.client().Workflows.Trigger(context.Background(), "wf", knock.TriggerParams{
+	_, err := f.Client().Workflows.Trigger(context.Background(), "wf", knock.TriggerParams{
 		Recipients: []knock.Recipient{knock.UserID("u")},
 	})
 	require.ErrorContains(t, err, "no workflow_run_id")
@@ -191,7 +107,7 @@ func TestIdentifyMergesPropertiesIntoOneObject(t *testing.T) {
 		"__typename": "User", "id": "user 1/a", "email": "ada@example.com", "name": "Ada",
 		"created_at": null, "updated_at": "2026-08-01T10:00:00Z", "plan": "pro", "seats": 3
 	}`))
-	user, err := f.client().Users.Identify(context.Background(), "user 1/a", knock.IdentifyParams{
+	user, err := f.Client().Users.Identify(context.Background(), "user 1/a", knock.IdentifyParams{
 		Email: "ada@example.com",
 		Name:  "Ada",
 		// "name" here must lose to Name: explicit fields win.
@@ -199,7 +115,7 @@ func TestIdentifyMergesPropertiesIntoOneObject(t *testing.T) {
 	})
 	require.NoError(t, err)
 
-	req := f.only(t)
+	req := f.Only(t)
 	assert.Equal(t, http.MethodPut, req.Method)
 	assert.Equal(t, "/v1/users/user%201%2Fa", req.Path)
 	assertHeaders(t, req, "")
@@ -215,13 +131,13 @@ func TestIdentifyMergesPropertiesIntoOneObject(t *testing.T) {
 
 func TestCancelSendsKeyAndRecipients(t *testing.T) {
 	f := newFakeKnock(t, answer(http.StatusNoContent, nil, ""))
-	err := f.client().Workflows.Cancel(context.Background(), "order-confirmation", knock.CancelParams{
+	err := f.Client().Workflows.Cancel(context.Background(), "order-confirmation", knock.CancelParams{
 		CancellationKey: "order-confirmation/o1",
 		Recipients:      []knock.Recipient{knock.UserID("cus_1"), knock.Object("projects", "p1")},
 	})
 	require.NoError(t, err)
 
-	req := f.only(t)
+	req := f.Only(t)
 	assert.Equal(t, http.MethodPost, req.Method)
 	assert.Equal(t, "/v1/workflows/order-confirmation/cancel", req.Path)
 	assertHeaders(t, req, "")
@@ -230,9 +146,9 @@ func TestCancelSendsKeyAndRecipients(t *testing.T) {
 
 func TestCancelWithoutRecipientsCancelsForAll(t *testing.T) {
 	f := newFakeKnock(t, answer(http.StatusNoContent, nil, ""))
-	err := f.client().Workflows.Cancel(context.Background(), "wf", knock.CancelParams{CancellationKey: "c1"})
+	err := f.Client().Workflows.Cancel(context.Background(), "wf", knock.CancelParams{CancellationKey: "c1"})
 	require.NoError(t, err)
-	assert.JSONEq(t, `{"cancellation_key":"c1"}`, string(f.only(t).Body))
+	assert.JSONEq(t, `{"cancellation_key":"c1"}`, string(f.Only(t).Body))
 }
 
 func TestErrorsAreDecoded(t *testing.T) {
@@ -314,7 +230,7 @@ func TestErrorsAreDecoded(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeKnock(t, tc.respond)
-			_, err := f.client().Workflows.Trigger(context.Background(), "wf", knock.TriggerParams{
+			_, err := f.Client().Workflows.Trigger(context.Background(), "wf", knock.TriggerParams{
 				Recipients: []knock.Recipient{knock.UserID("u1")},
 			}, knock.WithIdempotencyKey("k"))
 			var kerr *knock.Error
@@ -327,76 +243,28 @@ func TestErrorsAreDecoded(t *testing.T) {
 			assert.Equal(t, tc.want, got)
 			assert.Equal(t, tc.temporary, kerr.Temporary(), "Temporary()")
 			assert.NotContains(t, err.Error(), testKey)
-			assert.Len(t, f.requests(), 1, "the client must not retry on its own; Temporal does")
+			assert.Len(t, f.Requests(), 1, "the client must not retry on its own; Temporal does")
 		})
 	}
-}
-
-func TestErrorNeverContainsAPIKey(t *testing.T) {
-	// A misbehaving proxy echoing the Authorization header back.
-	f := newFakeKnock(t, func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusForbidden)
-		_, _ = io.WriteString(w, "forbidden: "+r.Header.Get("Authorization"))
-	})
-	_, err := f.client().Users.Identify(context.Background(), "u1", knock.IdentifyParams{Name: "x"})
-	require.Error(t, err)
-	assert.NotContains(t, err.Error(), testKey)
-	assert.Contains(t, err.Error(), "forbidden: Bearer [redacted]")
-}
-
-func TestContextDeadlineIsANetworkErrorNotKnockError(t *testing.T) {
-	f := newFakeKnock(t, func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-time.After(5 * time.Second):
-		}
-		w.WriteHeader(http.StatusGatewayTimeout)
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	_, err := f.client().Workflows.Trigger(ctx, "wf", knock.TriggerParams{Recipients: []knock.Recipient{knock.UserID("u1")}})
-	require.Error(t, err)
-	assert.Less(t, time.Since(start), 3*time.Second, "the context's deadline must cut the call short")
-	assert.ErrorIs(t, err, context.DeadlineExceeded)
-	var kerr *knock.Error
-	assert.False(t, errors.As(err, &kerr), "a timeout is not an answer from Knock: %v", err)
-}
-
-func TestClientTimeoutApplies(t *testing.T) {
-	f := newFakeKnock(t, func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-time.After(5 * time.Second):
-		}
-		w.WriteHeader(http.StatusGatewayTimeout)
-	})
-	c := f.client(knock.WithHTTPClient(&http.Client{}), knock.WithTimeout(100*time.Millisecond))
-	_, err := c.Workflows.Trigger(context.Background(), "wf", knock.TriggerParams{Recipients: []knock.Recipient{knock.UserID("u1")}})
-	var netErr net.Error
-	require.ErrorAs(t, err, &netErr)
-	assert.True(t, netErr.Timeout(), "want a timeout, got %v", err)
-	var kerr *knock.Error
-	assert.False(t, errors.As(err, &kerr))
 }
 
 func TestIdempotencyKeyLength(t *testing.T) {
 	f := newFakeKnock(t, triggerOK)
 	params := knock.TriggerParams{Recipients: []knock.Recipient{knock.UserID("u1")}}
 
-	_, err := f.client().Workflows.Trigger(context.Background(), "wf", params, knock.WithIdempotencyKey(strings.Repeat("k", 256)))
+	_, err := f.Client().Workflows.Trigger(context.Background(), "wf", params, knock.WithIdempotencyKey(strings.Repeat("k", 256)))
 	require.ErrorIs(t, err, knock.ErrInvalidParams)
-	assert.Empty(t, f.requests(), "an over-long key must be refused before sending")
+	assert.Empty(t, f.Requests(), "an over-long key must be refused before sending")
 
 	longest := strings.Repeat("k", knock.MaxIdempotencyKeyLen)
-	_, err = f.client().Workflows.Trigger(context.Background(), "wf", params, knock.WithIdempotencyKey(longest))
+	_, err = f.Client().Workflows.Trigger(context.Background(), "wf", params, knock.WithIdempotencyKey(longest))
 	require.NoError(t, err)
-	assert.Equal(t, longest, f.only(t).Header.Get("Idempotency-Key"))
+	assert.Equal(t, longest, f.Only(t).Header.Get("Idempotency-Key"))
 }
 
 func TestInvalidParamsAreRefusedBeforeSending(t *testing.T) {
 	f := newFakeKnock(t, triggerOK)
-	c := f.client()
+	c := f.Client()
 	ctx := context.Background()
 	one := []knock.Recipient{knock.UserID("u1")}
 	for name, call := range map[string]func() error{
@@ -426,43 +294,14 @@ func TestInvalidParamsAreRefusedBeforeSending(t *testing.T) {
 	} {
 		assert.ErrorIs(t, call(), knock.ErrInvalidParams, name)
 	}
-	assert.Empty(t, f.requests())
-}
-
-func TestNoAPIKeyIsRefusedBeforeSending(t *testing.T) {
-	f := newFakeKnock(t, triggerOK)
-	c := knock.NewClient(knock.WithBaseURL(f.srv.URL))
-	_, err := c.Workflows.Trigger(context.Background(), "wf", knock.TriggerParams{Recipients: []knock.Recipient{knock.UserID("u1")}})
-	require.ErrorIs(t, err, knock.ErrNoAPIKey)
-	assert.Empty(t, f.requests())
-}
-
-func TestBaseURLWithV1SuffixIsAccepted(t *testing.T) {
-	f := newFakeKnock(t, triggerOK)
-	c := knock.NewClient(knock.WithAPIKey(testKey), knock.WithBaseURL(f.srv.URL+"/v1/"))
-	_, err := c.Workflows.Trigger(context.Background(), "wf", knock.TriggerParams{Recipients: []knock.Recipient{knock.UserID("u1")}})
-	require.NoError(t, err)
-	assert.Equal(t, "/v1/workflows/wf/trigger", f.only(t).Path)
-}
-
-// memRecorder keeps console calls for inspection.
-type memRecorder struct {
-	mu    sync.Mutex
-	calls []knock.Call
-}
-
-func (m *memRecorder) Record(_ context.Context, c knock.Call) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.calls = append(m.calls, c)
-	return nil
+	assert.Empty(t, f.Requests())
 }
 
 func TestConsoleModeSendsNothingAndRecords(t *testing.T) {
 	f := newFakeKnock(t, triggerOK)
-	rec := &memRecorder{}
+	rec := &providerhttptest.Recorder{}
 	// Key and URL are set on purpose: console mode must win over both.
-	c := f.client(knock.WithConsole(rec))
+	c := f.Client(knock.WithConsole(rec))
 	require.True(t, c.Console())
 	ctx := context.Background()
 
@@ -485,47 +324,16 @@ func TestConsoleModeSendsNothingAndRecords(t *testing.T) {
 	_, err = c.Workflows.Trigger(ctx, "wf", knock.TriggerParams{Recipients: []knock.Recipient{knock.UserID("u")}}, knock.WithIdempotencyKey(strings.Repeat("k", 300)))
 	require.ErrorIs(t, err, knock.ErrInvalidParams)
 
-	assert.Empty(t, f.requests(), "console mode must not send anything")
-	require.Len(t, rec.calls, 4)
-	assert.Equal(t, "POST", rec.calls[0].Method)
-	assert.Equal(t, "/v1/workflows/order-confirmation/trigger", rec.calls[0].Path)
-	assert.Equal(t, "order-confirmation/o1/notify", rec.calls[0].IdempotencyKey)
-	assert.JSONEq(t, `{"recipients":["cus_1"],"data":{"order_id":"o1"}}`, string(rec.calls[0].Body))
-	assert.Equal(t, "", rec.calls[1].IdempotencyKey)
-	assert.Equal(t, "PUT", rec.calls[2].Method)
-	assert.Equal(t, "/v1/users/user_1", rec.calls[2].Path)
-	assert.JSONEq(t, `{"email":"a@example.com","plan":"pro"}`, string(rec.calls[2].Body))
-	assert.Equal(t, "/v1/workflows/order-confirmation/cancel", rec.calls[3].Path)
-	assert.JSONEq(t, `{"cancellation_key":"c1"}`, string(rec.calls[3].Body))
-}
-
-func TestConsoleRecorderErrorFailsTheCall(t *testing.T) {
-	c := knock.NewConsole(recorderFunc(func(context.Context, knock.Call) error { return errors.New("disk full") }))
-	_, err := c.Workflows.Trigger(context.Background(), "wf", knock.TriggerParams{Recipients: []knock.Recipient{knock.UserID("u")}})
-	require.ErrorContains(t, err, "disk full")
-}
-
-type recorderFunc func(context.Context, knock.Call) error
-
-func (f recorderFunc) Record(ctx context.Context, c knock.Call) error { return f(ctx, c) }
-
-func TestLogRecorderLogsTheCall(t *testing.T) {
-	var buf bytes.Buffer
-	logger := slog.New(slog.NewJSONHandler(&buf, nil))
-	c := knock.NewClient(knock.WithAPIKey(testKey), knock.WithConsole(knock.LogRecorder{Logger: logger}))
-	_, err := c.Workflows.Trigger(context.Background(), "welcome", knock.TriggerParams{
-		Recipients: []knock.Recipient{knock.UserID("u1")},
-		Data:       map[string]any{"link": "https://x.test/?a=1&b=2"},
-	}, knock.WithIdempotencyKey("welcome/u1"))
-	require.NoError(t, err)
-
-	var entry map[string]any
-	require.NoError(t, json.Unmarshal(buf.Bytes(), &entry), "log: %s", buf.String())
-	assert.Equal(t, "INFO", entry["level"])
-	assert.Equal(t, "CONSOLE MODE knock: would send", entry["msg"])
-	assert.Equal(t, "POST", entry["method"])
-	assert.Equal(t, "/v1/workflows/welcome/trigger", entry["path"])
-	assert.Equal(t, "welcome/u1", entry["idempotencyKey"])
-	assert.JSONEq(t, `{"recipients":["u1"],"data":{"link":"https://x.test/?a=1&b=2"}}`, entry["body"].(string))
-	assert.NotContains(t, buf.String(), testKey)
+	assert.Empty(t, f.Requests(), "console mode must not send anything")
+	require.Len(t, rec.Calls(), 4)
+	assert.Equal(t, "POST", rec.Calls()[0].Method)
+	assert.Equal(t, "/v1/workflows/order-confirmation/trigger", rec.Calls()[0].Path)
+	assert.Equal(t, "order-confirmation/o1/notify", rec.Calls()[0].IdempotencyKey)
+	assert.JSONEq(t, `{"recipients":["cus_1"],"data":{"order_id":"o1"}}`, string(rec.Calls()[0].Body))
+	assert.Equal(t, "", rec.Calls()[1].IdempotencyKey)
+	assert.Equal(t, "PUT", rec.Calls()[2].Method)
+	assert.Equal(t, "/v1/users/user_1", rec.Calls()[2].Path)
+	assert.JSONEq(t, `{"email":"a@example.com","plan":"pro"}`, string(rec.Calls()[2].Body))
+	assert.Equal(t, "/v1/workflows/order-confirmation/cancel", rec.Calls()[3].Path)
+	assert.JSONEq(t, `{"cancellation_key":"c1"}`, string(rec.Calls()[3].Body))
 }

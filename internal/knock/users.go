@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/crmflow/crmflow/internal/providerhttp"
 )
 
 // UsersService creates and updates Knock users.
@@ -96,10 +98,10 @@ func (s *UsersService) Identify(ctx context.Context, id string, params IdentifyP
 		return nil, fmt.Errorf("identify user: %w: empty user id", ErrInvalidParams)
 	}
 	var out User
-	recorded, err := s.client.send(ctx, call{
-		method: http.MethodPut,
-		path:   "/v1/users/" + url.PathEscape(id),
-		body:   params,
+	recorded, err := s.client.api.Do(ctx, providerhttp.Request{
+		Method: http.MethodPut,
+		Path:   "/v1/users/" + url.PathEscape(id),
+		Body:   params,
 	}, &out)
 	if err != nil {
 		return nil, fmt.Errorf("identify user %q: %w", id, err)

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/crmflow/crmflow/internal/providerhttp"
 )
 
 // maxRecipients is the most recipients Knock takes in one trigger.
@@ -116,17 +118,17 @@ func (s *WorkflowsService) Trigger(ctx context.Context, key string, params Trigg
 		params.Recipients = []Recipient{}
 	}
 	var out triggerResponse
-	recorded, err := s.client.send(ctx, call{
-		method:         http.MethodPost,
-		path:           "/v1/workflows/" + url.PathEscape(key) + "/trigger",
-		body:           params,
-		idempotencyKey: o.idempotencyKey,
+	recorded, err := s.client.api.Do(ctx, providerhttp.Request{
+		Method:         http.MethodPost,
+		Path:           "/v1/workflows/" + url.PathEscape(key) + "/trigger",
+		Body:           params,
+		IdempotencyKey: o.idempotencyKey,
 	}, &out)
 	if err != nil {
 		return "", fmt.Errorf("trigger workflow %q: %w", key, err)
 	}
 	if recorded {
-		return consoleRunPrefix + strconv.FormatInt(s.client.consoleSeq.Add(1), 10), nil
+		return consoleRunPrefix + strconv.FormatInt(s.client.api.NextConsoleID(), 10), nil
 	}
 	if out.WorkflowRunID == "" {
 		return "", fmt.Errorf("trigger workflow %q: response has no workflow_run_id", key)
@@ -182,10 +184,10 @@ func (s *WorkflowsService) Cancel(ctx context.Context, key string, params Cancel
 			return fmt.Errorf("cancel workflow %q: %w: recipient %d has no id", key, ErrInvalidParams, i)
 		}
 	}
-	_, err := s.client.send(ctx, call{
-		method: http.MethodPost,
-		path:   "/v1/workflows/" + url.PathEscape(key) + "/cancel",
-		body:   params,
+	_, err := s.client.api.Do(ctx, providerhttp.Request{
+		Method: http.MethodPost,
+		Path:   "/v1/workflows/" + url.PathEscape(key) + "/cancel",
+		Body:   params,
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("cancel workflow %q: %w", key, err)

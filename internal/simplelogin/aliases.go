@@ -7,42 +7,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/crmflow/crmflow/internal/providerhttp"
 )
-
-// UserInfo is the account an API key belongs to.
-type UserInfo struct {
-	// Name is the user's name, possibly empty.
-	Name string `json:"name"`
-	// Email is the account's login address.
-	Email string `json:"email"`
-	// IsPremium is true for paid (or trial) accounts, which have higher
-	// creation quotas.
-	IsPremium bool `json:"is_premium"`
-	// InTrial is true during the trial period.
-	InTrial bool `json:"in_trial"`
-	// MaxAliasFreePlan is how many aliases a free account may hold.
-	MaxAliasFreePlan int `json:"max_alias_free_plan"`
-	// CanCreateReverseAlias tells whether the account may create contacts.
-	CanCreateReverseAlias bool `json:"can_create_reverse_alias"`
-	// ProfilePictureURL is empty when the user has none. The unofficial spec
-	// calls it profile_picture; the server sends profile_picture_url.
-	ProfilePictureURL string `json:"profile_picture_url"`
-}
-
-// UserInfo returns the account of the API key. SimpleLogin names it as the way
-// to check a key, and it has no rate limit of its own, so key rotation uses it
-// to verify a new key: a wrong key answers 401.
-func (c *Client) UserInfo(ctx context.Context) (*UserInfo, error) {
-	var out UserInfo
-	recorded, err := c.send(ctx, call{method: http.MethodGet, path: "/api/user_info"}, &out)
-	if err != nil {
-		return nil, fmt.Errorf("get user info: %w", err)
-	}
-	if recorded {
-		return &UserInfo{Name: "crmflow console", Email: "console@" + consoleDomain, IsPremium: true}, nil
-	}
-	return &out, nil
-}
 
 // MailboxRef names a mailbox an alias forwards to.
 type MailboxRef struct {
@@ -103,91 +70,6 @@ func (a *createdAlias) alias() (*Alias, error) {
 	return &out, nil
 }
 
-// Suffix is one alias suffix custom creation may use.
-type Suffix struct {
-	// Suffix is the part after the prefix, such as ".cat@simplelogin.com".
-	Suffix string `json:"suffix"`
-	// SignedSuffix is what custom creation takes. SimpleLogin's signature
-	// expires after 600 s, so fetch options right before creating. The docs'
-	// prose calls it signed-suffix; the JSON is signed_suffix.
-	SignedSuffix string `json:"signed_suffix"`
-	// IsCustom is true for the user's own domains.
-	IsCustom bool `json:"is_custom"`
-	// IsPremium is true for domains reserved to premium accounts.
-	IsPremium bool `json:"is_premium"`
-}
-
-// Recommendation is an alias already used on the hostname asked about.
-type Recommendation struct {
-	// Alias is the recommended alias address.
-	Alias string `json:"alias"`
-	// Hostname is the hostname it was used on.
-	Hostname string `json:"hostname"`
-}
-
-// AliasOptions is what the account may create (GET /api/v5/alias/options).
-type AliasOptions struct {
-	// CanCreate is false when a free account has reached its alias quota.
-	CanCreate bool `json:"can_create"`
-	// PrefixSuggestion is derived from the hostname asked about, if any.
-	PrefixSuggestion string `json:"prefix_suggestion"`
-	// Suffixes are the usable suffixes, the user's default first.
-	Suffixes []Suffix `json:"suffixes"`
-	// Recommendation is set when an alias was already used on the hostname.
-	Recommendation *Recommendation `json:"recommendation,omitempty"`
-}
-
-// AliasOptions returns the suffixes custom creation may use, signed. hostname
-// is optional; SimpleLogin derives a prefix suggestion from it.
-func (c *Client) AliasOptions(ctx context.Context, hostname string) (*AliasOptions, error) {
-	path := "/api/v5/alias/options"
-	if hostname != "" {
-		path += "?" + url.Values{"hostname": {hostname}}.Encode()
-	}
-	var out AliasOptions
-	recorded, err := c.send(ctx, call{method: http.MethodGet, path: path}, &out)
-	if err != nil {
-		return nil, fmt.Errorf("get alias options: %w", err)
-	}
-	if recorded {
-		return &AliasOptions{
-			CanCreate: true,
-			Suffixes:  []Suffix{{Suffix: ".console@" + consoleDomain, SignedSuffix: ".console@" + consoleDomain + ".console-signature"}},
-		}, nil
-	}
-	return &out, nil
-}
-
-// Mailbox is one of the account's mailboxes.
-type Mailbox struct {
-	// ID is what custom creation takes in mailbox_ids.
-	ID int64 `json:"id"`
-	// Email is the mailbox's address.
-	Email string `json:"email"`
-	// Default is true for the account's default mailbox.
-	Default bool `json:"default"`
-	// Verified is false until the owner confirms the address; SimpleLogin
-	// refuses unverified mailboxes in custom creation.
-	Verified bool `json:"verified"`
-}
-
-// Mailboxes lists the account's mailboxes, verified or not
-// (GET /api/v2/mailboxes). Custom creation needs at least one mailbox id, and
-// the options answer does not carry any.
-func (c *Client) Mailboxes(ctx context.Context) ([]Mailbox, error) {
-	var out struct {
-		Mailboxes []Mailbox `json:"mailboxes"`
-	}
-	recorded, err := c.send(ctx, call{method: http.MethodGet, path: "/api/v2/mailboxes"}, &out)
-	if err != nil {
-		return nil, fmt.Errorf("list mailboxes: %w", err)
-	}
-	if recorded {
-		return []Mailbox{{ID: consoleMailboxRef.ID, Email: consoleMailboxRef.Email, Default: true, Verified: true}}, nil
-	}
-	return out.Mailboxes, nil
-}
-
 // RandomMode chooses how a random alias is generated.
 type RandomMode string
 
@@ -238,7 +120,7 @@ func (c *Client) CreateRandomAlias(ctx context.Context, p RandomAliasParams) (*A
 		Note string `json:"note,omitempty"`
 	}{p.Note}
 	var out createdAlias
-	recorded, err := c.send(ctx, call{method: http.MethodPost, path: path, body: body}, &out)
+	recorded, err := c.api.Do(ctx, providerhttp.Request{Method: http.MethodPost, Path: path, Body: body}, &out)
 	if err != nil {
 		return nil, fmt.Errorf("create random alias: %w", err)
 	}
@@ -287,7 +169,7 @@ func (c *Client) CreateCustomAlias(ctx context.Context, p CustomAliasParams) (*A
 		path += "?" + url.Values{"hostname": {p.Hostname}}.Encode()
 	}
 	var out createdAlias
-	recorded, err := c.send(ctx, call{method: http.MethodPost, path: path, body: p}, &out)
+	recorded, err := c.api.Do(ctx, providerhttp.Request{Method: http.MethodPost, Path: path, Body: p}, &out)
 	if err != nil {
 		return nil, fmt.Errorf("create custom alias %q: %w", p.Prefix, err)
 	}
@@ -322,7 +204,7 @@ func (c *Client) GetAlias(ctx context.Context, id int64) (*Alias, error) {
 		return nil, fmt.Errorf("get alias: %w", err)
 	}
 	var out Alias
-	recorded, err := c.send(ctx, call{method: http.MethodGet, path: path}, &out)
+	recorded, err := c.api.Do(ctx, providerhttp.Request{Method: http.MethodGet, Path: path}, &out)
 	if err != nil {
 		if aliasMissing(err) {
 			return nil, fmt.Errorf("get alias %d: %w: %w", id, ErrAliasNotFound, err)
@@ -385,17 +267,17 @@ func (c *Client) ListAliases(ctx context.Context, p ListParams) ([]Alias, error)
 	default:
 		return nil, fmt.Errorf("list aliases: %w: unknown filter %q", ErrInvalidParams, p.Filter)
 	}
-	r := call{method: http.MethodGet, path: "/api/v2/aliases?" + q.Encode()}
+	r := providerhttp.Request{Method: http.MethodGet, Path: "/api/v2/aliases?" + q.Encode()}
 	if p.Query != "" {
-		r.method = http.MethodPost
-		r.body = struct {
+		r.Method = http.MethodPost
+		r.Body = struct {
 			Query string `json:"query"`
 		}{p.Query}
 	}
 	var out struct {
 		Aliases []Alias `json:"aliases"`
 	}
-	recorded, err := c.send(ctx, r, &out)
+	recorded, err := c.api.Do(ctx, r, &out)
 	if err != nil {
 		return nil, fmt.Errorf("list aliases page %d: %w", p.PageID, err)
 	}
@@ -417,7 +299,7 @@ func (c *Client) ToggleAlias(ctx context.Context, id int64) (enabled bool, err e
 	var out struct {
 		Enabled *bool `json:"enabled"`
 	}
-	recorded, err := c.send(ctx, call{method: http.MethodPost, path: path}, &out)
+	recorded, err := c.api.Do(ctx, providerhttp.Request{Method: http.MethodPost, Path: path}, &out)
 	if err != nil {
 		return false, fmt.Errorf("toggle alias %d: %w", id, err)
 	}
@@ -444,7 +326,7 @@ func (c *Client) DeleteAlias(ctx context.Context, id int64) error {
 	if err != nil {
 		return fmt.Errorf("delete alias: %w", err)
 	}
-	recorded, err := c.send(ctx, call{method: http.MethodDelete, path: path}, nil)
+	recorded, err := c.api.Do(ctx, providerhttp.Request{Method: http.MethodDelete, Path: path}, nil)
 	if err != nil {
 		return fmt.Errorf("delete alias %d: %w", id, err)
 	}

@@ -2,14 +2,13 @@ package simplelogin
 
 import (
 	"cmp"
-	"context"
-	"encoding/json"
-	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/crmflow/crmflow/internal/providerhttp"
 )
 
 // consoleDomain is the domain of console aliases: .invalid is reserved
@@ -17,44 +16,18 @@ import (
 const consoleDomain = "simplelogin.invalid"
 
 // Call is a request a console client would have sent to SimpleLogin. It
-// carries no credential.
-type Call struct {
-	// Method is the HTTP method, such as POST.
-	Method string
-	// Path is the escaped request path with its query string, such as
-	// /api/alias/random/new?mode=uuid.
-	Path string
-	// Body is the exact JSON body that would have been sent; nil for calls
-	// without a body.
-	Body json.RawMessage
-}
+// carries no credential; Provider is "simplelogin", Body is nil for calls
+// without a body, and IdempotencyKey is always empty (SimpleLogin has none).
+type Call = providerhttp.Call
 
 // Recorder receives the calls of a console client. An error from Record fails
 // the call, so a recorder that stores calls can make the caller retry.
-type Recorder interface {
-	Record(ctx context.Context, call Call) error
-}
+type Recorder = providerhttp.Recorder
 
-// LogRecorder logs each call at info level, so a developer without a
-// SimpleLogin key sees what would have been sent.
-type LogRecorder struct {
-	// Logger receives the records; nil means slog.Default().
-	Logger *slog.Logger
-}
-
-// Record logs call and never fails.
-func (r LogRecorder) Record(ctx context.Context, call Call) error {
-	logger := r.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	attrs := []any{"method", call.Method, "path", call.Path}
-	if call.Body != nil {
-		attrs = append(attrs, "body", string(call.Body))
-	}
-	logger.InfoContext(ctx, "CONSOLE MODE simplelogin: would send", attrs...)
-	return nil
-}
+// LogRecorder logs each call at info level ("CONSOLE MODE simplelogin: would
+// send"), so a developer without a SimpleLogin key sees what would have been
+// sent.
+type LogRecorder = providerhttp.LogRecorder
 
 // consoleState is the in-memory account a console client answers from. It
 // remembers what this process created, so that the look-before-create and
@@ -81,7 +54,7 @@ func consoleEmail(prefix string, n int64) string {
 
 // create stores a new enabled console alias and returns a copy of it.
 func (c *Client) consoleCreate(prefix, note, name string) *Alias {
-	id := c.consoleSeq.Add(1)
+	id := c.api.NextConsoleID()
 	now := time.Now().UTC()
 	a := &Alias{
 		ID:                id,

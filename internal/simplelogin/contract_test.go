@@ -15,35 +15,15 @@ import (
 	"github.com/crmflow/crmflow/internal/testsupport/openapicheck"
 )
 
-// slSpec adapts the shared contract checker to this package's fakes. The
-// spec is the community-written one: where it disagrees with
-// simple-login/app's docs/api.md and server code, the client follows the
-// latter (see the package's comments). Authentication is checked: the
-// header the spec's apiKey scheme names (Authentication) must be present.
-type slSpec struct{ *openapicheck.Spec }
-
-// loadSpec returns the spec, or nil when CRMFLOW_SPECS_DIR is unset; a set
-// variable with a missing or broken spec fails the test rather than silently
-// skipping the contract.
-func loadSpec(t *testing.T) *slSpec {
-	t.Helper()
-	s := openapicheck.Load(t, openapicheck.SimpleLogin)
-	if s == nil {
-		return nil
-	}
-	return &slSpec{s}
-}
-
-// validateRequest checks a request received by a test server against the
-// spec.
-func (s *slSpec) validateRequest(r *http.Request, body []byte) error {
-	return s.ValidateRequest(r, body)
-}
-
 // TestRequestsMatchSimpleLoginOpenAPI sends one request of every shape the
 // client produces through the validating fake. The other tests in this
 // package are validated the same way whenever the spec is available; this one
 // makes sure each operation is covered and that the check itself can fail.
+//
+// The spec is the community-written one: where it disagrees with
+// simple-login/app's docs/api.md and server code, the client follows the
+// latter (see the package's comments). Authentication is checked: the header
+// the spec's apiKey scheme names (Authentication) must be present.
 //
 // Only requests are validated. The spec's response schemas disagree with what
 // SimpleLogin sends (latest_activity is null when an alias has no activity,
@@ -56,7 +36,7 @@ func (s *slSpec) validateRequest(r *http.Request, body []byte) error {
 // "Unknown error", not 404; a delete of a deleted alias is 403, not 404), and
 // in the list query, which the spec too puts in a POST body.
 func TestSimpleLoginRequestsMatchOpenAPI(t *testing.T) {
-	spec := &slSpec{openapicheck.Require(t, openapicheck.SimpleLogin)}
+	spec := openapicheck.Require(t, openapicheck.SimpleLogin)
 
 	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
 		switch {
@@ -76,7 +56,7 @@ func TestSimpleLoginRequestsMatchOpenAPI(t *testing.T) {
 			answer(http.StatusOK, nil, `{}`)(w, r)
 		}
 	})
-	c := f.client()
+	c := f.Client()
 	ctx := context.Background()
 
 	_, err := c.UserInfo(ctx)
@@ -106,7 +86,7 @@ func TestSimpleLoginRequestsMatchOpenAPI(t *testing.T) {
 	_, err = c.ToggleAlias(ctx, 7)
 	require.NoError(t, err)
 	require.NoError(t, c.DeleteAlias(ctx, 7))
-	assert.Len(t, f.requests(), 13)
+	assert.Len(t, f.Requests(), 13)
 
 	// The validator must reject what the spec rejects, or the checks above
 	// prove nothing.
@@ -116,19 +96,19 @@ func TestSimpleLoginRequestsMatchOpenAPI(t *testing.T) {
 		r.Header.Set("Authentication", testKey)
 		return r
 	}
-	assert.Error(t, spec.validateRequest(post("/api/v3/alias/custom/new"), []byte(`{"alias_prefix":"p","mailbox_ids":[1]}`)),
+	assert.Error(t, spec.ValidateRequest(post("/api/v3/alias/custom/new"), []byte(`{"alias_prefix":"p","mailbox_ids":[1]}`)),
 		"a custom alias without signed_suffix must fail")
-	assert.Error(t, spec.validateRequest(post("/api/alias/random/new?mode=bogus"), []byte(`{}`)),
+	assert.Error(t, spec.ValidateRequest(post("/api/alias/random/new?mode=bogus"), []byte(`{}`)),
 		"a random alias with an unknown mode must fail")
 	noKey := post("/api/alias/random/new")
 	noKey.Header.Del("Authentication")
-	assert.Error(t, spec.validateRequest(noKey, []byte(`{}`)), "a request without the Authentication header must fail")
+	assert.Error(t, spec.ValidateRequest(noKey, []byte(`{}`)), "a request without the Authentication header must fail")
 	bearer := httptest.NewRequest(http.MethodGet, "/api/user_info", nil)
 	bearer.Header.Set("Authorization", "Bearer "+testKey)
-	assert.Error(t, spec.validateRequest(bearer, nil), "Authorization is not the header SimpleLogin reads")
+	assert.Error(t, spec.ValidateRequest(bearer, nil), "Authorization is not the header SimpleLogin reads")
 	noPage := httptest.NewRequest(http.MethodGet, "/api/v2/aliases", nil)
 	noPage.Header.Set("Authentication", testKey)
-	err = spec.validateRequest(noPage, nil)
+	err = spec.ValidateRequest(noPage, nil)
 	var reqErr *openapi3filter.RequestError
 	if assert.True(t, errors.As(err, &reqErr), "a list without page_id must fail on the parameter: %v", err) {
 		assert.Equal(t, "page_id", reqErr.Parameter.Name)

@@ -3,13 +3,10 @@ package simplelogin
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/crmflow/crmflow/internal/providerhttp"
 )
 
 // DefaultRateLimitBackoff is the wait given to a 429 that carries no
@@ -41,31 +38,22 @@ type Error struct {
 
 // Error describes the failure without any credential.
 func (e *Error) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "simplelogin: HTTP %d", e.StatusCode)
-	if e.Message != "" {
-		b.WriteString(": " + e.Message)
-	}
+	var note string
 	if e.RetryAfter > 0 {
-		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
+		note = "retry after " + e.RetryAfter.String()
 	}
-	return b.String()
+	return providerhttp.ErrorText("simplelogin", e.StatusCode, "", e.Message, note)
 }
 
 // Temporary reports whether the same request may succeed later: rate limited
 // (429), request timeout (408) or a server-side failure (5xx).
-func (e *Error) Temporary() bool {
-	return e.StatusCode == http.StatusTooManyRequests ||
-		e.StatusCode == http.StatusRequestTimeout ||
-		e.StatusCode >= 500
-}
+func (e *Error) Temporary() bool { return providerhttp.Temporary(e.StatusCode) }
 
-// maxRetryAfter caps a server's wait so that absurd values cannot overflow a
-// time.Duration; a day is already beyond any activity's patience.
-const maxRetryAfter = 24 * time.Hour
+// HTTPStatus is StatusCode, for providerhttp.StatusError.
+func (e *Error) HTTPStatus() int { return e.StatusCode }
 
-// maxMessageLen keeps a proxy's HTML error page from flooding error strings.
-const maxMessageLen = 256
+// RetryDelay is RetryAfter, for providerhttp.StatusError.
+func (e *Error) RetryDelay() time.Duration { return e.RetryAfter }
 
 // routerNotFound is the message of SimpleLogin's 404 handler for /api/*: the
 // path matched no route, which says nothing about any alias.
@@ -76,41 +64,18 @@ type errorBody struct {
 	Error *string `json:"error"`
 }
 
-// decodeError builds the *Error for a non-2xx response; it never fails,
-// because an unreadable body must not hide the status.
-func (c *Client) decodeError(resp *http.Response) *Error {
-	e := &Error{
-		StatusCode: resp.StatusCode,
-		RetryAfter: parseRetryAfter(resp.Header, time.Now()),
-	}
-	if e.StatusCode == http.StatusTooManyRequests && e.RetryAfter == 0 {
-		e.RetryAfter = DefaultRateLimitBackoff
-	}
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
+// decodeError builds the *Error for a non-2xx response (the Provider's
+// DecodeError); it never fails, because an unreadable body must not hide the
+// status. A 429 without Retry-After already carries DefaultRateLimitBackoff.
+func decodeError(r *providerhttp.ErrorResponse) error {
+	e := &Error{StatusCode: r.StatusCode, RetryAfter: r.RetryAfter}
 	var body errorBody
-	if json.Unmarshal(raw, &body) == nil && body.Error != nil {
-		e.Message, e.fromAPI = *body.Error, true
-	} else {
-		e.Message = strings.TrimSpace(string(raw))
+	var msg string
+	if json.Unmarshal(r.Body, &body) == nil && body.Error != nil {
+		msg, e.fromAPI = *body.Error, true
 	}
-	if e.Message == "" {
-		e.Message = http.StatusText(resp.StatusCode)
-	}
-	e.Message = truncate(e.Message, maxMessageLen)
-	if c.apiKey != "" {
-		// SimpleLogin does not echo keys, but a proxy in between might.
-		e.Message = strings.ReplaceAll(e.Message, c.apiKey, "[redacted]")
-	}
+	e.Message = r.Message(msg, e.fromAPI)
 	return e
-}
-
-// statusOf returns the HTTP status of an *Error in err's chain, or 0.
-func statusOf(err error) int {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.StatusCode
-	}
-	return 0
 }
 
 // aliasMissing reports whether err is SimpleLogin saying that the alias read
@@ -130,40 +95,4 @@ func aliasMissing(err error) bool {
 		return e.Message != routerNotFound
 	}
 	return false
-}
-
-// truncate shortens s to at most n bytes without splitting a rune.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}
-
-// parseRetryAfter reads Retry-After, in seconds or as an HTTP date. The
-// hosted service does not send it, but a self-hosted one behind a proxy, or
-// the proxy itself, may.
-func parseRetryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		if secs >= int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return min(d, maxRetryAfter)
-		}
-	}
-	return 0
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/crmflow/crmflow/internal/providerhttp"
 )
 
 // maxFindPages bounds FindByNote's paging (10,000 matching aliases), so a
@@ -116,7 +118,7 @@ func (c *Client) SetEnabled(ctx context.Context, id int64, enabled bool) (*Alias
 		}
 		got, err := c.ToggleAlias(ctx, id)
 		if err != nil {
-			if statusOf(err) == http.StatusForbidden {
+			if providerhttp.StatusOf(err) == http.StatusForbidden {
 				// The toggle's 403 means "unknown or not yours"; the read
 				// just succeeded, so the alias was most likely deleted in
 				// between. The read knows which.
@@ -149,17 +151,17 @@ func (c *Client) DeleteIfExists(ctx context.Context, id int64) error {
 	switch {
 	case err == nil:
 		return nil
-	case statusOf(err) == http.StatusNotFound:
+	case providerhttp.StatusOf(err) == http.StatusNotFound:
 		if aliasMissing(err) {
 			return nil
 		}
 		return err
-	case statusOf(err) == http.StatusForbidden:
+	case providerhttp.StatusOf(err) == http.StatusForbidden:
 		_, gerr := c.GetAlias(ctx, id)
 		switch {
 		case errors.Is(gerr, ErrAliasNotFound):
 			return nil
-		case gerr != nil && statusOf(gerr) != http.StatusForbidden:
+		case gerr != nil && providerhttp.StatusOf(gerr) != http.StatusForbidden:
 			// The check itself failed (network, 5xx, 429): report that, so a
 			// transient failure is retried rather than taken as final.
 			return fmt.Errorf("delete alias %d: answered 403, and checking whether it still exists failed: %w", id, gerr)
