@@ -137,7 +137,7 @@ func TestComposeStack(t *testing.T) {
 	problems := composeProblems(p, composeInputs{
 		dir:        dir,
 		envExample: readRepoFile(t, ".env.example"),
-		readme:     readRepoFile(t, "README.md"),
+		readme:     readRepoFile(t, "docs/configuration.md"),
 		dockerfile: readRepoFile(t, "Dockerfile"),
 		goMod:      readRepoFile(t, "go.mod"),
 	})
@@ -203,7 +203,7 @@ func TestComposeChecksCatchBreakage(t *testing.T) {
 		{name: "env_file dropped", file: "docker-compose.yml",
 			old: "  env_file:\n    - path: .env\n      required: true\n", new: "",
 			want: "CRMFLOW_KNOCK_API_URL from .env does not reach the container"},
-		{name: "README key undocumented", file: ".env.example",
+		{name: "documented key missing from .env.example", file: ".env.example",
 			old: "CRMFLOW_KNOCK_API_URL=https://api.knock.app\n", new: "",
 			want: "CRMFLOW_KNOCK_API_URL"},
 		{name: "root image", file: "Dockerfile",
@@ -214,7 +214,7 @@ func TestComposeChecksCatchBreakage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := composeInputs{
 				envExample: readRepoFile(t, ".env.example"),
-				readme:     readRepoFile(t, "README.md"),
+				readme:     readRepoFile(t, "docs/configuration.md"),
 				dockerfile: readRepoFile(t, "Dockerfile"),
 				goMod:      readRepoFile(t, "go.mod"),
 			}
@@ -259,13 +259,13 @@ func serviceBlock(t *testing.T, name string) string {
 type composeInputs struct {
 	dir        string // where docker-compose.yml was loaded from
 	envExample string // .env.example
-	readme     string // README.md
+	readme     string // docs/configuration.md (its configuration table)
 	dockerfile string // Dockerfile
 	goMod      string // go.mod
 }
 
 // composeProblems lists everything wrong with the loaded stack, one sentence
-// each; empty means the stack is as the README describes it.
+// each; empty means the stack is as docs/production.md describes it.
 func composeProblems(p *types.Project, in composeInputs) []string {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
@@ -481,11 +481,12 @@ func temporalProblems(p *types.Project) []string {
 	return problems
 }
 
-// readmeEnvVars are the env vars of the README's configuration table.
+// readmeEnvVar matches the env vars of docs/configuration.md's table of
+// settings (the table once lived in README.md).
 var readmeEnvVar = regexp.MustCompile("(?m)^\\| `[a-z_.]+` \\| `(CRMFLOW_[A-Z0-9_]+)` \\|")
 
 // crmflowEnvProblems checks the crmflow containers: built image, hardening,
-// their wiring, and that every setting the README's configuration table names
+// their wiring, and that every setting docs/configuration.md's table names
 // (except `crmflow dev`'s own) is either set for them or documented in
 // .env.example, and that .env.example names no key crmflow does not read.
 func crmflowEnvProblems(p *types.Project, in composeInputs) []string {
@@ -524,7 +525,7 @@ func crmflowEnvProblems(p *types.Project, in composeInputs) []string {
 		}
 	}
 	if len(tableVars) < 20 {
-		add("README's configuration table names only %d env vars; the check needs the table", len(tableVars))
+		add("docs/configuration.md's configuration table names only %d env vars; the check needs the table", len(tableVars))
 	}
 
 	wiring := map[string]string{
@@ -559,7 +560,7 @@ func crmflowEnvProblems(p *types.Project, in composeInputs) []string {
 		}
 		for _, key := range tableVars {
 			if _, set := svc.Environment[key]; !set && !documented[key] {
-				add("service %q: %s (README configuration table) is neither set nor documented in .env.example", name, key)
+				add("service %q: %s (docs/configuration.md table) is neither set nor documented in .env.example", name, key)
 			}
 		}
 		cmd := strings.Join(svc.Command, " ")
