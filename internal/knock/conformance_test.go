@@ -8,8 +8,8 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"github.com/crmflow/crmflow/internal/knock"
-	"github.com/crmflow/crmflow/internal/openapicheck"
-	"github.com/crmflow/crmflow/internal/providerhttp/providerhttptest"
+	"github.com/crmflow/crmflow/internal/testsupport/openapicheck"
+	"github.com/crmflow/crmflow/internal/testsupport/providerhttptest"
 )
 
 // TestClientConformance runs providerhttp's conformance tests on Knock's

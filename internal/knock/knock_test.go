@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmflow/crmflow/internal/knock"
-	"github.com/crmflow/crmflow/internal/openapicheck"
-	"github.com/crmflow/crmflow/internal/providerhttp/providerhttptest"
+	"github.com/crmflow/crmflow/internal/testsupport/openapicheck"
+	"github.com/crmflow/crmflow/internal/testsupport/providerhttptest"
 )
 
 const testKey = "sk_test_x"

@@ -7,9 +7,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
-	"github.com/crmflow/crmflow/internal/openapicheck"
-	"github.com/crmflow/crmflow/internal/providerhttp/providerhttptest"
 	"github.com/crmflow/crmflow/internal/simplelogin"
+	"github.com/crmflow/crmflow/internal/testsupport/openapicheck"
+	"github.com/crmflow/crmflow/internal/testsupport/providerhttptest"
 )
 
 // TestSimpleLoginClientConformance runs providerhttp's conformance tests on

@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/crmflow/crmflow/internal/providerhttp/providerhttptest"
 	"github.com/crmflow/crmflow/internal/simplelogin"
+	"github.com/crmflow/crmflow/internal/testsupport/providerhttptest"
 )
 
 func TestSimpleLoginConsoleModeSendsNothingAndAnswersFromMemory(t *testing.T) {

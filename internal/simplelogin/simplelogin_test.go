@@ -12,9 +12,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/crmflow/crmflow/internal/openapicheck"
-	"github.com/crmflow/crmflow/internal/providerhttp/providerhttptest"
 	"github.com/crmflow/crmflow/internal/simplelogin"
+	"github.com/crmflow/crmflow/internal/testsupport/openapicheck"
+	"github.com/crmflow/crmflow/internal/testsupport/providerhttptest"
 )
 
 const testKey = "sl_test_key_x"
