@@ -1,15 +1,21 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/httpserver"
+	"github.com/crmflow/crmflow/internal/providers"
 )
 
 // startKeyRotation: POST /v1/key-rotations/{provider} → 202; a rotation
 // already running is joined.
 func (a *API) startKeyRotation(w http.ResponseWriter, r *http.Request) {
+	if p, ok := providers.Lookup(r.PathValue("provider")); !ok || !p.Rotated() {
+		httpserver.WriteError(w, http.StatusBadRequest, "invalid", fmt.Sprintf("no key rotation for provider %q", r.PathValue("provider")))
+		return
+	}
 	run, err := a.deps.Starter.StartKeyRotation(r.Context(), r.PathValue("provider"), "api")
 	if err != nil {
 		a.starterError(w, err)

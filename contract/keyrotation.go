@@ -16,12 +16,19 @@ const (
 	KeyRotationRevokedUpdate = "old-key-revoked"
 )
 
-// Key rotations that need no operator.
+// Key rotations beyond the providers' API keys (ProviderStripe and the
+// others name those).
 const (
 	// KeyRotationResend rotates Resend's API key automatically.
 	KeyRotationResend = "resend"
 	// KeyRotationCrmflow rotates crmflow's own start-API token automatically.
 	KeyRotationCrmflow = "crmflow"
+	// KeyRotationStripeWebhook rotates the signing secret of Stripe's
+	// webhook endpoint, with an operator.
+	KeyRotationStripeWebhook = "stripe_webhook"
+	// KeyRotationClerkWebhook rotates the Svix signing secret of Clerk's
+	// webhook endpoint, with an operator.
+	KeyRotationClerkWebhook = "clerk_webhook"
 )
 
 // Defaults of KeyRotationInput.

@@ -17,9 +17,9 @@ import (
 
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/doctor"
-	"github.com/crmflow/crmflow/doctor/doctortest"
 	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/internal/testsupport/doctortest"
 	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 	"github.com/crmflow/crmflow/worker"
 )
@@ -64,10 +64,10 @@ func (s *setup) credentialStore(t *testing.T) *credentials.Store {
 	st, err := store.Open(ctx, s.dbURL)
 	require.NoError(t, err)
 	t.Cleanup(st.Close)
-	keys, err := worker.Keyring(s.cfg)
+	keys, err := credentials.KeyringOf(s.cfg.MasterKeys())
 	require.NoError(t, err)
 	creds := credentials.NewStore(st, keys, credentials.Options{})
-	require.NoError(t, worker.SeedCredentials(ctx, s.cfg, creds))
+	require.NoError(t, creds.SeedAll(ctx, s.cfg.ConfiguredKeys()))
 	return creds
 }
 
@@ -112,7 +112,7 @@ func TestGoodSetup(t *testing.T) {
 		"CRMFLOW_RESEND_API_KEY="+doctortest.ResendKey,
 	)
 	s.credentialStore(t)
-	doctortest.Schedules(t, tc, s.cfg)
+	doctortest.Eventually(t, "create schedules", func(ctx context.Context) error { return worker.EnsureSchedules(ctx, tc, s.cfg, "") })
 
 	results, out := s.run(t)
 	assert.Equal(t, []string{"config", "postgres", "temporal", "search-attributes", "schedules", "stripe", "knock", "simplelogin", "resend"}, names(results))
@@ -161,7 +161,7 @@ func TestBadKeys(t *testing.T) {
 	v, err := creds.Put(ctx, "knock", "api_key", "sk_test_rotated_but_revoked", "pending")
 	require.NoError(t, err)
 	require.NoError(t, creds.Activate(ctx, "knock", "api_key", v))
-	doctortest.Schedules(t, tc, s.cfg)
+	doctortest.Eventually(t, "create schedules", func(ctx context.Context) error { return worker.EnsureSchedules(ctx, tc, s.cfg, "") })
 
 	results, out := s.run(t)
 	got := byName(results)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/doctor"
-	"github.com/crmflow/crmflow/doctor/doctortest"
+	"github.com/crmflow/crmflow/internal/testsupport/doctortest"
 	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 )
 

@@ -6,46 +6,31 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/internal/credentials"
+	"github.com/crmflow/crmflow/internal/providers"
 	"github.com/crmflow/crmflow/internal/store"
 )
 
-// provider is one provider crmflow calls with a key.
-type provider struct {
-	// name labels the check and is the key rotation's provider name.
-	name string
-	// title is how people write it.
-	title string
-	// credProvider and credName are the key's place in the credential store.
-	credProvider, credName string
-	// configKey is the config key that seeds the store.
-	configKey string
-	// automatic is true when crmflow rotates the key by itself.
-	automatic bool
-	key       func(cfg *config.Config) config.Secret
-}
-
-// providers are checked, and reported, in this order.
-var providers = []provider{
-	{name: "stripe", title: "Stripe", credProvider: "stripe", credName: "api_key", configKey: "stripe.secret_key",
-		key: func(cfg *config.Config) config.Secret { return cfg.Stripe.SecretKey }},
-	{name: "knock", title: "Knock", credProvider: "knock", credName: "api_key", configKey: "knock.api_key",
-		key: func(cfg *config.Config) config.Secret { return cfg.Knock.APIKey }},
-	{name: "simplelogin", title: "SimpleLogin", credProvider: "simplelogin", credName: "api_key", configKey: "simplelogin.api_key",
-		key: func(cfg *config.Config) config.Secret { return cfg.SimpleLogin.APIKey }},
-	{name: "resend", title: "Resend", credProvider: activities.ResendCredentialProvider, credName: activities.ResendCredentialName,
-		configKey: "resend.api_key", automatic: true,
-		key: func(cfg *config.Config) config.Secret { return cfg.Resend.APIKey }},
+// checked are the providers whose keys doctor checks, in report order:
+// those the registry can check with the provider.
+func checked() []providers.Provider {
+	var out []providers.Provider
+	for _, p := range providers.All() {
+		if p.Checkable() {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // checkProviders checks every provider's key at the same time.
 func (c *Checker) checkProviders(ctx context.Context, pg postgresOutcome) []Result {
 	creds := c.credentialStore(pg)
-	out := make([]Result, len(providers))
+	list := checked()
+	out := make([]Result, len(list))
 	var wg sync.WaitGroup
-	for i, p := range providers {
+	for i, p := range list {
 		wg.Go(func() { out[i] = c.checkProvider(ctx, creds, p) })
 	}
 	wg.Wait()
@@ -63,11 +48,7 @@ func (c *Checker) credentialStore(pg postgresOutcome) *credentials.Store {
 	if c.Credentials != nil {
 		return c.Credentials
 	}
-	previous := make([]string, len(c.Config.MasterKeyPrevious))
-	for i, k := range c.Config.MasterKeyPrevious {
-		previous[i] = k.Reveal()
-	}
-	keys, err := credentials.NewKeyring(c.Config.MasterKey.Reveal(), previous...)
+	keys, err := credentials.KeyringOf(c.Config.MasterKeys())
 	if err != nil {
 		return nil // the config check names the bad master key
 	}
@@ -90,31 +71,31 @@ type providerKey struct {
 // back to the configured key, which the next worker start seeds; a store
 // that cannot be read falls back to it too, saying so. A non-nil Result is
 // a failure found on the way.
-func (c *Checker) keyFor(ctx context.Context, creds *credentials.Store, p provider) (providerKey, *Result) {
+func (c *Checker) keyFor(ctx context.Context, creds *credentials.Store, p providers.Provider) (providerKey, *Result) {
 	configured := func(note string) providerKey {
-		return providerKey{secret: p.key(c.Config).Reveal(), from: "config (" + p.configKey + "; " + note + ")"}
+		return providerKey{secret: c.Config.SecretAt(p.ConfigKey).Reveal(), from: "config (" + p.ConfigKey + "; " + note + ")"}
 	}
 	if creds == nil {
 		return configured("the credential store was not read"), nil
 	}
-	active, err := creds.Active(ctx, p.credProvider, p.credName)
+	active, err := creds.Active(ctx, p.Key.Provider, p.Key.Name)
 	if err == nil {
 		return providerKey{secret: active.Secret.Reveal(), from: "the credential store (" + active.Subject() + ")", stored: true}, nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
-		r := fail(p.name, "cannot read its key from the credential store: "+err.Error(),
+		r := fail(p.Name, "cannot read its key from the credential store: "+err.Error(),
 			"check PostgreSQL and that master_key (or master_key_previous) is the key the credentials were stored under")
 		return providerKey{}, &r
 	}
-	versions, err := creds.Versions(ctx, p.credProvider, p.credName)
+	versions, err := creds.Versions(ctx, p.Key.Provider, p.Key.Name)
 	if err != nil {
-		r := fail(p.name, "cannot read its key versions from the credential store: "+err.Error(), postgresFix)
+		r := fail(p.Name, "cannot read its key versions from the credential store: "+err.Error(), postgresFix)
 		return providerKey{}, &r
 	}
 	if len(versions) > 0 {
 		// The store is the truth once it holds the key: config no longer
 		// seeds it, and the worker runs the provider in console mode.
-		r := fail(p.name, fmt.Sprintf("no active key in the credential store (%d versions, none active): its calls are recorded, not sent", len(versions)),
+		r := fail(p.Name, fmt.Sprintf("no active key in the credential store (%d versions, none active): its calls are recorded, not sent", len(versions)),
 			rotateFix(p))
 		return providerKey{}, &r
 	}
@@ -122,7 +103,7 @@ func (c *Checker) keyFor(ctx context.Context, creds *credentials.Store, p provid
 }
 
 // checkProvider makes p's cheapest authenticated call with its key.
-func (c *Checker) checkProvider(ctx context.Context, creds *credentials.Store, p provider) Result {
+func (c *Checker) checkProvider(ctx context.Context, creds *credentials.Store, p providers.Provider) Result {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
 	key, problem := c.keyFor(ctx, creds, p)
@@ -130,32 +111,32 @@ func (c *Checker) checkProvider(ctx context.Context, creds *credentials.Store, p
 		return *problem
 	}
 	if key.secret == "" {
-		return pass(p.name, "console mode: no key, calls are recorded, not sent").withFix(
-			fmt.Sprintf("set %s (%s) to send for real", p.configKey, config.EnvVar(p.configKey)))
+		return pass(p.Name, "console mode: no key, calls are recorded, not sent").withFix(
+			fmt.Sprintf("set %s (%s) to send for real", p.ConfigKey, config.EnvVar(p.ConfigKey)))
 	}
-	v, err := CheckKey(ctx, c.httpClient(), c.Config, p.name, key.secret)
+	v, err := p.Check(ctx, c.httpClient(), c.Config.StringAt(p.URLKey), key.secret)
 	switch {
 	case err != nil:
-		urlKey := p.name + ".api_url"
-		return fail(p.name, err.Error(), fmt.Sprintf("check %s (%s) and %s's status; crmflow's activities wait and retry meanwhile",
-			urlKey, config.EnvVar(urlKey), p.title))
+		urlKey := p.URLKey
+		return fail(p.Name, err.Error(), fmt.Sprintf("check %s (%s) and %s's status; crmflow's activities wait and retry meanwhile",
+			urlKey, config.EnvVar(urlKey), p.Title))
 	case !v.Valid:
-		detail := fmt.Sprintf("%s: %s rejects the key in %s", v.Status, p.title, key.from)
+		detail := fmt.Sprintf("%s: %s rejects the key in %s", v.Status, p.Title, key.from)
 		if v.Reason != "" {
 			detail += " (" + v.Reason + ")"
 		}
-		return fail(p.name, detail, keyFix(p, key))
-	case v.Limited && p.automatic:
-		fix := fmt.Sprintf("set %s (%s) to a full_access key", p.configKey, config.EnvVar(p.configKey))
+		return fail(p.Name, detail, keyFix(p, key))
+	case v.Limited && p.Rotation == providers.RotationAutomatic:
+		fix := fmt.Sprintf("set %s (%s) to a full_access key", p.ConfigKey, config.EnvVar(p.ConfigKey))
 		if key.stored {
 			fix = fmt.Sprintf("create a full_access key in the %s dashboard and pipe it into `crmflow credentials set %s` (a limited key cannot rotate itself)",
-				p.title, p.credProvider)
+				p.Title, p.Key.Provider)
 		}
-		return fail(p.name, fmt.Sprintf("%s: the key in %s is limited: %s", v.Status, key.from, v.Reason), fix)
+		return fail(p.Name, fmt.Sprintf("%s: the key in %s is limited: %s", v.Status, key.from, v.Reason), fix)
 	case v.Limited:
-		return pass(p.name, fmt.Sprintf("key accepted with limits (%s %s: %s); key from %s", Probe(p.name), v.Status, v.Reason, key.from))
+		return pass(p.Name, fmt.Sprintf("key accepted with limits (%s %s: %s); key from %s", p.Probe, v.Status, v.Reason, key.from))
 	}
-	return pass(p.name, fmt.Sprintf("key accepted (%s); key from %s", Probe(p.name), key.from))
+	return pass(p.Name, fmt.Sprintf("key accepted (%s); key from %s", p.Probe, key.from))
 }
 
 func (r Result) withFix(fix string) Result {
@@ -164,20 +145,20 @@ func (r Result) withFix(fix string) Result {
 }
 
 // keyFix says how to replace a key that does not work.
-func keyFix(p provider, key providerKey) string {
+func keyFix(p providers.Provider, key providerKey) string {
 	if !key.stored {
-		return fmt.Sprintf("set %s (%s) to a working key", p.configKey, config.EnvVar(p.configKey))
+		return fmt.Sprintf("set %s (%s) to a working key", p.ConfigKey, config.EnvVar(p.ConfigKey))
 	}
 	return rotateFix(p)
 }
 
 // rotateFix says how to put a working key into the credential store.
-func rotateFix(p provider) string {
-	if p.automatic {
+func rotateFix(p providers.Provider) string {
+	if p.Rotation == providers.RotationAutomatic {
 		// The automatic rotation authenticates with the current key to
 		// create the next one, so it cannot recover from a rejected key.
 		return fmt.Sprintf("%s's automatic rotation needs a working key to create the next one: create a key in the %s dashboard and pipe it into `crmflow credentials set %s`",
-			p.title, p.title, p.credProvider)
+			p.Title, p.Title, p.Key.Provider)
 	}
-	return fmt.Sprintf("rotate it: `crmflow rotation start %s`, then pipe a working key into `crmflow rotation submit-key %s`", p.name, p.name)
+	return fmt.Sprintf("rotate it: `crmflow rotation start %s`, then pipe a working key into `crmflow rotation submit-key %s`", p.Name, p.Name)
 }

@@ -3,7 +3,6 @@ package starter
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
@@ -11,14 +10,14 @@ import (
 	"github.com/crmflow/crmflow/contract"
 )
 
-// KeyRotationProviders are the providers a rotation exists for.
-var KeyRotationProviders = []string{"resend", "crmflow", "stripe", "knock", "simplelogin", "stripe_webhook", "clerk_webhook"}
-
 // StartKeyRotation starts the provider's key rotation, or joins the one
 // running: a rotation is never duplicated.
 func (s *Starter) StartKeyRotation(ctx context.Context, provider, requestedBy string) (Run, error) {
-	if !validProvider(provider) {
-		return Run{}, fmt.Errorf("%w: no key rotation for provider %q", ErrInvalid, provider)
+	// Which keys rotate is crmflow's to know (its provider registry): the
+	// API and the CLI check the name first, and a rotation started for an
+	// unknown one fails at once with InvalidInput.
+	if err := contract.ValidateKey("provider", provider); err != nil {
+		return Run{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	opts := s.startOptions(contract.KeyRotationID(provider), contract.ProviderKey.ValueSet(provider))
 	// A finished rotation may run again: rotations recur.
@@ -74,5 +73,3 @@ func (s *Starter) update(ctx context.Context, workflowID, name string, arg, resu
 	}
 	return nil
 }
-
-func validProvider(p string) bool { return slices.Contains(KeyRotationProviders, p) }

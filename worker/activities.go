@@ -11,8 +11,8 @@ import (
 	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/appmetrics"
 	"github.com/crmflow/crmflow/internal/credentials"
-	"github.com/crmflow/crmflow/internal/knock"
-	"github.com/crmflow/crmflow/internal/simplelogin"
+	"github.com/crmflow/crmflow/internal/providerhttp"
+	"github.com/crmflow/crmflow/internal/providers"
 	"github.com/crmflow/crmflow/internal/store"
 )
 
@@ -53,7 +53,7 @@ const resendTimeout = 30 * time.Second
 //
 // Every provider key (Stripe, Knock, SimpleLogin, Resend) is read from the
 // credential store at each call: key rotation replaces it there, and config
-// only seeds the store at start (SeedCredentials). With no active key a
+// only seeds the store at start (credentials.Store.SeedAll). With no active key a
 // provider's calls are recorded, not sent (console mode).
 func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store, logger *slog.Logger,
 	reporter activities.Reporter, signaller activities.StockSignaller, opts ...ActivityOption) Activities {
@@ -65,7 +65,7 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 	a := Activities{
 		Credentials: &activities.CredentialActivities{Store: creds},
 		KeyVerifier: &activities.KeyVerifier{Verify: keyVerifier(cfg)},
-		Resend: &activities.ResendActivities{Keys: credentialKeys{creds}, BaseURL: cfg.Resend.APIURL,
+		Resend: &activities.ResendActivities{Keys: creds, BaseURL: cfg.Resend.APIURL,
 			HTTPClient: pm.Client(contract.ProviderResend, &http.Client{Timeout: resendTimeout})},
 		Inventory: &activities.InventoryActivities{Store: st, Signaller: signaller, Defaults: activities.StockDefaults{
 			Debounce:           cfg.Inventory.Debounce,
@@ -81,27 +81,28 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 			MinimumOrderCents: cfg.Referrals.MinimumOrderCents,
 			ClawbackWindow:    cfg.Referrals.ClawbackWindow,
 		}},
-		Stripe: &activities.StripeActivities{Keys: credentialKeys{creds}, APIURL: cfg.Stripe.APIURL,
+		Stripe: &activities.StripeActivities{Keys: creds, APIURL: cfg.Stripe.APIURL,
 			HTTPClient: pm.Client(contract.ProviderStripe, &http.Client{Timeout: 20 * time.Second})},
 		DeadLetters: &activities.DeadLetterActivities{Store: st, Reporter: reporter},
 	}
 	a.Aliases = &activities.AliasStoreActivities{Store: st}
-	keys := credentialKeys{creds}
-	a.SimpleLogin = &activities.SimpleLoginActivities{SL: simplelogin.NewClient(
-		simplelogin.WithAPIKeyFunc(func(ctx context.Context) (string, error) {
-			return keys.ActiveKey(ctx, "simplelogin", "api_key")
-		}),
-		simplelogin.WithBaseURL(cfg.SimpleLogin.APIURL),
-		simplelogin.WithHTTPClient(pm.Client(contract.ProviderSimpleLogin, &http.Client{Timeout: simplelogin.DefaultTimeout})),
-		simplelogin.WithConsole(simplelogin.LogRecorder{Logger: logger.With("component", "simplelogin")}),
-	)}
-	a.Knock = &activities.KnockActivities{Knock: knock.NewClient(
-		knock.WithAPIKeyFunc(func(ctx context.Context) (string, error) {
-			return keys.ActiveKey(ctx, "knock", "api_key")
-		}),
-		knock.WithBaseURL(cfg.Knock.APIURL),
-		knock.WithHTTPClient(pm.Client(contract.ProviderKnock, &http.Client{Timeout: knock.DefaultTimeout})),
-		knock.WithConsole(knock.LogRecorder{Logger: logger.With("component", "knock")}),
-	)}
+	a.SimpleLogin = &activities.SimpleLoginActivities{SL: providers.NewSimpleLoginClient(clientOptions(cfg, creds, pm, logger, contract.ProviderSimpleLogin))}
+	a.Knock = &activities.KnockActivities{Knock: providers.NewKnockClient(clientOptions(cfg, creds, pm, logger, contract.ProviderKnock))}
 	return a
+}
+
+// clientOptions are the options of a provider's client: its API URL from
+// cfg, its key read from the credential store at each call, and an HTTP
+// client whose requests are measured.
+func clientOptions(cfg *config.Config, creds *credentials.Store, pm *appmetrics.ProviderMetrics, logger *slog.Logger,
+	name string) providers.ClientOptions {
+	p, _ := providers.Lookup(name)
+	return providers.ClientOptions{
+		BaseURL: cfg.StringAt(p.URLKey),
+		Key: func(ctx context.Context) (string, error) {
+			return creds.ActiveKey(ctx, p.Key.Provider, p.Key.Name)
+		},
+		HTTPClient: pm.Client(p.Name, &http.Client{Timeout: providerhttp.DefaultTimeout}),
+		Logger:     logger,
+	}
 }

@@ -52,11 +52,11 @@ func TestProviderCallsAreMeasured(t *testing.T) {
 		"CRMFLOW_STRIPE_SECRET_KEY=sk_test_123", "CRMFLOW_STRIPE_API_URL=" + testenv.StripeMockURL(t),
 	}})
 	require.NoError(t, err)
-	keys, err := worker.Keyring(cfg)
+	keys, err := credentials.KeyringOf(cfg.MasterKeys())
 	require.NoError(t, err)
 	st := testenv.Store(t)
 	creds := credentials.NewStore(st, keys, credentials.Options{CacheTTL: -1})
-	require.NoError(t, worker.SeedCredentials(t.Context(), cfg, creds))
+	require.NoError(t, creds.SeedAll(t.Context(), cfg.ConfiguredKeys()))
 
 	reg := prometheus.NewRegistry()
 	acts := worker.NewActivities(cfg, st, creds, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil,

@@ -17,7 +17,8 @@ import (
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/contract"
-	"github.com/crmflow/crmflow/workflows"
+	"github.com/crmflow/crmflow/internal/providers"
+	"github.com/crmflow/crmflow/internal/telemetry"
 )
 
 // Interceptors are the worker interceptors crmflow runs with: failure
@@ -25,17 +26,17 @@ import (
 // and no overhead). Tracing is not among them: its interceptor goes on the
 // client (Tracing.ClientInterceptors), and the SDK hands a client's
 // interceptors to every worker built from it.
-func Interceptors(reporter *SentryReporter) []interceptor.WorkerInterceptor {
+func Interceptors(reporter *telemetry.SentryReporter) []interceptor.WorkerInterceptor {
 	if reporter == nil {
 		return nil
 	}
 	return []interceptor.WorkerInterceptor{&sentryInterceptor{reporter: reporter}}
 }
 
-// failureReporter is what the interceptor needs of SentryReporter.
+// failureReporter is what the interceptor needs of telemetry.SentryReporter.
 type failureReporter interface {
-	ReportActivityFailure(ActivityFailure)
-	ReportWorkflowFailure(WorkflowFailure)
+	ReportActivityFailure(telemetry.ActivityFailure)
+	ReportWorkflowFailure(telemetry.WorkflowFailure)
 }
 
 // stepHeader carries the workflow's step to the activities it schedules, so
@@ -98,7 +99,7 @@ func (a *sentryActivity) report(ctx context.Context, err error) {
 		return
 	}
 	errType := errorType(err)
-	a.reporter.ReportActivityFailure(ActivityFailure{
+	a.reporter.ReportActivityFailure(telemetry.ActivityFailure{
 		WorkflowID:   info.WorkflowExecution.ID,
 		RunID:        info.WorkflowExecution.RunID,
 		WorkflowType: workflowTypeName(info.WorkflowType),
@@ -251,9 +252,9 @@ func activityProvider(activityType, errType, taskQueue string) string {
 			return strings.ToLower(p)
 		}
 	}
-	for _, p := range workflows.Providers() {
-		if strings.HasSuffix(taskQueue, "-"+p) {
-			return p
+	for _, p := range providers.Queued() {
+		if strings.HasSuffix(taskQueue, "-"+p.Name) {
+			return p.Name
 		}
 	}
 	return ""
@@ -286,7 +287,7 @@ func (w *sentryWorkflow) ExecuteWorkflow(ctx workflow.Context, in *interceptor.E
 	if errors.As(err, &actErr) {
 		provider = activityProvider(actErr.ActivityType().GetName(), errType, "")
 	}
-	w.reporter.ReportWorkflowFailure(WorkflowFailure{
+	w.reporter.ReportWorkflowFailure(telemetry.WorkflowFailure{
 		WorkflowID:   info.WorkflowExecution.ID,
 		RunID:        info.WorkflowExecution.RunID,
 		WorkflowType: info.WorkflowType.Name,

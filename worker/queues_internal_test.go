@@ -24,8 +24,8 @@ import (
 	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/knock"
+	"github.com/crmflow/crmflow/internal/providers"
 	"github.com/crmflow/crmflow/internal/testsupport/testenv"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // fanOutInput asks notifyFanOut for Count Knock triggers at once.
@@ -408,7 +408,7 @@ func TestProviderProbes(t *testing.T) {
 		Resend:      config.ProviderConfig{APIURL: srv.URL},
 	}
 	probes := ProviderProbes(cfg, creds)
-	require.Len(t, probes, len(workflows.Providers()))
+	require.Len(t, probes, len(providers.Queued()))
 
 	for _, s := range []int{http.StatusOK, http.StatusUnauthorized, http.StatusNotFound} {
 		status = s

@@ -14,6 +14,15 @@ import (
 	"github.com/crmflow/crmflow/contract"
 )
 
+// EnsureSchedules creates (or updates) every Schedule a worker runs under
+// cfg: the inventory scan and one key rotation per rotated key.
+func EnsureSchedules(ctx context.Context, c client.Client, cfg *config.Config, taskQueue string) error {
+	if err := EnsureInventoryScanSchedule(ctx, c, taskQueue, cfg.Inventory.ScanInterval); err != nil {
+		return err
+	}
+	return EnsureKeyRotationSchedules(ctx, c, cfg, taskQueue)
+}
+
 // EnsureInventoryScanSchedule creates the Temporal Schedule that runs the
 // inventory scan every interval, or updates it to this spec if it exists, so
 // every worker start converges on the configured interval.

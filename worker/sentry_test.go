@@ -18,6 +18,7 @@ import (
 
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/internal/telemetry"
 	"github.com/crmflow/crmflow/worker"
 )
 
@@ -106,8 +107,8 @@ func (p *sentryPeer) config() config.SentryConfig {
 	return config.SentryConfig{DSN: config.Secret(dsn), Environment: "test", Release: "crmflow@1.2.3"}
 }
 
-func (p *sentryPeer) reporter() *worker.SentryReporter {
-	rep, err := worker.NewSentryReporter(p.config())
+func (p *sentryPeer) reporter() *telemetry.SentryReporter {
+	rep, err := telemetry.NewSentryReporter(p.config())
 	require.NoError(p.t, err)
 	require.NotNil(p.t, rep)
 	return rep
@@ -162,14 +163,14 @@ func TestSentryReporterSendsTagsNotInput(t *testing.T) {
 }
 
 func TestSentryReporterOffWithoutDSN(t *testing.T) {
-	rep, err := worker.NewSentryReporter(config.SentryConfig{})
+	rep, err := telemetry.NewSentryReporter(config.SentryConfig{})
 	require.NoError(t, err)
 	assert.Nil(t, rep)
 	// A nil reporter is safe to use, and there is nothing to intercept.
 	rep.Flush(time.Millisecond)
 	rep.ReportParked(context.Background(), store.DeadLetter{})
-	rep.ReportActivityFailure(worker.ActivityFailure{})
-	rep.ReportWorkflowFailure(worker.WorkflowFailure{})
+	rep.ReportActivityFailure(telemetry.ActivityFailure{})
+	rep.ReportWorkflowFailure(telemetry.WorkflowFailure{})
 	rep.ReportPanic("GET /", "boom")
 	assert.Empty(t, worker.Interceptors(rep))
 }

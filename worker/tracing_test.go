@@ -35,10 +35,10 @@ import (
 	"github.com/crmflow/crmflow/inbox"
 	"github.com/crmflow/crmflow/internal/httpserver"
 	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/internal/telemetry"
 	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 	"github.com/crmflow/crmflow/starter"
 	"github.com/crmflow/crmflow/webhooks"
-	"github.com/crmflow/crmflow/worker"
 	"github.com/crmflow/crmflow/workflows"
 )
 
@@ -154,7 +154,7 @@ func TestTracingFollowsAWebhookThroughTheInbox(t *testing.T) {
 // interceptor reaches it.
 type tracedOrders struct {
 	rec     *tracetest.SpanRecorder
-	tracing *worker.Tracing
+	tracing *telemetry.Tracing
 	tc      client.Client
 	st      *store.Store
 	queue   string
@@ -167,7 +167,7 @@ func newTracedOrders(t *testing.T, customerID, orderID string) *tracedOrders {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(o.rec))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	var err error
-	o.tracing, err = worker.NewTracingWithProvider(tp)
+	o.tracing, err = telemetry.NewTracingWithProvider(tp)
 	require.NoError(t, err)
 
 	srv := testenv.Temporal(t)
@@ -213,7 +213,7 @@ func ended(rec *tracetest.SpanRecorder, name string) []sdktrace.ReadOnlySpan {
 }
 
 func TestTracingOffByDefault(t *testing.T) {
-	tracing, err := worker.NewTracing(context.Background(), config.TracingConfig{}, "")
+	tracing, err := telemetry.NewTracing(context.Background(), config.TracingConfig{}, "")
 	require.NoError(t, err)
 	assert.Nil(t, tracing, "no exporter, no tracer provider")
 	assert.Nil(t, tracing.ClientInterceptors())
@@ -248,7 +248,7 @@ func TestTracingExportsOverOTLP(t *testing.T) {
 	t.Cleanup(gs.Stop)
 
 	ctx := context.Background()
-	tracing, err := worker.NewTracing(ctx, config.TracingConfig{Exporter: config.TracingOTLP,
+	tracing, err := telemetry.NewTracing(ctx, config.TracingConfig{Exporter: config.TracingOTLP,
 		Endpoint: "http://" + l.Addr().String(), SampleRatio: 1}, "crmflow@9.9.9")
 	require.NoError(t, err)
 	_, span := tracing.TracerProvider().Tracer("test").Start(ctx, "checkout")

@@ -5,114 +5,23 @@ package worker
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/operatorservice/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
-	sdklog "go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/contract"
-	"github.com/crmflow/crmflow/internal/codec"
 	"github.com/crmflow/crmflow/internal/credentials"
+	"github.com/crmflow/crmflow/internal/providers"
 	"github.com/crmflow/crmflow/workflows"
 )
-
-// Dial connects to the Temporal frontend named in cfg. It fails when the
-// frontend cannot be reached within ctx, so a misconfigured address is
-// reported at start rather than on the first workflow.
-//
-// Every payload and failure message it writes is encrypted with the master
-// key (internal/codec), so no secret reaches a workflow history in clear
-// text; operators decode through the codec endpoint.
-//
-// interceptors apply to the client and to every worker built from it
-// (tracing: Tracing.ClientInterceptors).
-func Dial(ctx context.Context, cfg *config.Config, logger *slog.Logger, metrics client.MetricsHandler,
-	interceptors ...interceptor.ClientInterceptor) (client.Client, error) {
-	keys, err := Keyring(cfg)
-	if err != nil {
-		return nil, err
-	}
-	dc := codec.NewDataConverter(keys)
-	tlsConfig, err := TemporalTLS(cfg.Temporal)
-	if err != nil {
-		return nil, err
-	}
-	var creds client.Credentials
-	if key := cfg.Temporal.APIKey.Reveal(); key != "" {
-		creds = client.NewAPIKeyStaticCredentials(key)
-	}
-	c, err := client.DialContext(ctx, client.Options{
-		HostPort:          cfg.Temporal.Address,
-		Namespace:         cfg.Temporal.Namespace,
-		Logger:            sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
-		MetricsHandler:    metrics,
-		DataConverter:     dc,
-		FailureConverter:  codec.NewFailureConverter(dc),
-		Interceptors:      interceptors,
-		ConnectionOptions: client.ConnectionOptions{TLS: tlsConfig},
-		Credentials:       creds,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("dial temporal at %s: %w", cfg.Temporal.Address, err)
-	}
-	return c, nil
-}
-
-// TemporalTLS is the TLS configuration of the Temporal connection, nil for
-// plain gRPC (a local or in-cluster server). A client certificate makes it
-// mTLS; a CA file replaces the system's roots.
-func TemporalTLS(t config.TemporalConfig) (*tls.Config, error) {
-	if !t.UsesTLS() {
-		return nil, nil
-	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.TLSServerName}
-	if t.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.TLSCertFile, t.TLSKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("temporal client certificate: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	if t.TLSCAFile != "" {
-		pem, err := os.ReadFile(t.TLSCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("temporal CA file: %w", err)
-		}
-		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("temporal CA file %s holds no PEM certificate", t.TLSCAFile)
-		}
-	}
-	return c, nil
-}
-
-// Keyring is the master key and its predecessors from cfg.
-func Keyring(cfg *config.Config) (*credentials.Keyring, error) {
-	previous := make([]string, len(cfg.MasterKeyPrevious))
-	for i, k := range cfg.MasterKeyPrevious {
-		previous[i] = k.Reveal()
-	}
-	kr, err := credentials.NewKeyring(cfg.MasterKey.Reveal(), previous...)
-	if err != nil {
-		return nil, fmt.Errorf("master key: %w", err)
-	}
-	return kr, nil
-}
 
 // Options configures New and Run.
 type Options struct {
@@ -136,17 +45,14 @@ type Options struct {
 // the breaker with its probes, and the process's metrics registry.
 func ConfigOptions(cfg *config.Config, creds *credentials.Store, acts Activities, logger *slog.Logger,
 	metrics prometheus.Registerer) Options {
-	limit := func(l config.QueueLimitConfig) QueueLimits {
-		return QueueLimits{PerSecond: l.PerSecond, Concurrency: l.Concurrency}
+	limits := map[string]QueueLimits{}
+	for _, p := range providers.Queued() {
+		l := cfg.QueueLimitsAt("limits." + p.Name)
+		limits[p.Name] = QueueLimits{PerSecond: l.PerSecond, Concurrency: l.Concurrency}
 	}
 	return Options{
 		Activities: acts,
-		Limits: map[string]QueueLimits{
-			contract.ProviderStripe:      limit(cfg.Limits.Stripe),
-			contract.ProviderKnock:       limit(cfg.Limits.Knock),
-			contract.ProviderSimpleLogin: limit(cfg.Limits.SimpleLogin),
-			contract.ProviderResend:      limit(cfg.Limits.Resend),
-		},
+		Limits:     limits,
 		Breaker: BreakerOptions{
 			Threshold: cfg.Breaker.Threshold,
 			Cooldown:  cfg.Breaker.Cooldown,
@@ -197,9 +103,9 @@ func New(c client.Client, opts Options) *Workers {
 		contract.ProviderSimpleLogin: a.SimpleLogin,
 		contract.ProviderResend:      a.Resend,
 	}
-	for _, p := range workflows.Providers() {
-		w.providers = append(w.providers, newProviderQueue(c, p, contract.ProviderTaskQueue(opts.TaskQueue, p),
-			byProvider[p], opts))
+	for _, p := range providers.Queued() {
+		w.providers = append(w.providers, newProviderQueue(c, p.Name, contract.ProviderTaskQueue(opts.TaskQueue, p.Name),
+			byProvider[p.Name], opts))
 	}
 	return w
 }
@@ -278,37 +184,5 @@ func Run(ctx context.Context, c client.Client, opts Options) error {
 	}
 	<-ctx.Done()
 	w.Stop()
-	return nil
-}
-
-// RegisterSearchAttributes adds crmflow's search attributes to the namespace,
-// skipping those already there, so it can run at every start.
-func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
-	existing, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
-	if err != nil {
-		return fmt.Errorf("list search attributes: %w", err)
-	}
-	missing := map[string]enums.IndexedValueType{}
-	for name, typ := range contract.SearchAttributes() {
-		have, ok := existing.GetCustomAttributes()[name]
-		switch {
-		case !ok:
-			missing[name] = typ
-		case have != typ:
-			return fmt.Errorf("search attribute %s exists with type %s, crmflow needs %s", name, have, typ)
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
-		Namespace:        namespace,
-		SearchAttributes: missing,
-	})
-	var exists *serviceerror.AlreadyExists
-	// Another replica may have added them since we listed: that is success.
-	if err != nil && !errors.As(err, &exists) {
-		return fmt.Errorf("add search attributes: %w", err)
-	}
 	return nil
 }

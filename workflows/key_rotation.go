@@ -14,6 +14,7 @@ import (
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/contract"
+	"github.com/crmflow/crmflow/internal/providers"
 )
 
 // Knock workflows of key rotation; all go to OperatorsRecipient.
@@ -22,12 +23,6 @@ const (
 	KnockKeyRotationNeeded   = "key-rotation-needed"
 	KnockKeyRotationReminder = "key-rotation-reminder"
 	KnockKeyRotationFailed   = "key-rotation-failed"
-)
-
-// Default credential names of KeyRotationInput.
-const (
-	defaultCredentialName = "api_key"
-	crmflowCredentialName = "api_token"
 )
 
 var rotationCreds *activities.CredentialActivities
@@ -89,10 +84,11 @@ func KeyRotation(ctx workflow.Context, in contract.KeyRotationInput) (*contract.
 	upsert(ctx, contract.ProviderKey.ValueSet(in.Provider))
 
 	var res *contract.KeyRotationResult
-	switch {
-	case in.Provider == contract.KeyRotationResend:
+	provider, _ := providers.Lookup(in.Provider)
+	switch provider.Rotation {
+	case providers.RotationAutomatic:
 		res, err = k.rotateResend(ctx)
-	case in.Provider == contract.KeyRotationCrmflow:
+	case providers.RotationToken:
 		res, err = k.rotateToken(ctx)
 	default:
 		res, err = k.rotateByHand(ctx)
@@ -109,22 +105,19 @@ func keyRotationDefaults(in contract.KeyRotationInput) (contract.KeyRotationInpu
 	if err := contract.ValidateKey("provider", in.Provider); err != nil {
 		return in, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
 	}
+	provider, ok := providers.Lookup(in.Provider)
+	if !ok || !provider.Rotated() {
+		return in, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("provider %q has no key rotation", in.Provider), "InvalidInput", nil)
+	}
 	if in.Name == "" {
-		in.Name = defaultCredentialName
-		if in.Provider == contract.KeyRotationCrmflow {
-			in.Name = crmflowCredentialName
-		}
+		in.Name = provider.Key.Name
 	}
 	if in.Grace <= 0 {
 		in.Grace = contract.DefaultKeyRotationGrace
 	}
 	if in.ReminderEvery <= 0 {
 		in.ReminderEvery = contract.DefaultKeyRotationReminderEvery
-	}
-	_, hitl := keyPrefixes(in.Provider)
-	if !hitl && in.Provider != contract.KeyRotationResend && in.Provider != contract.KeyRotationCrmflow {
-		return in, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("provider %q has no key rotation", in.Provider), "InvalidInput", nil)
 	}
 	return in, nil
 }

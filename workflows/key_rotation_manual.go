@@ -11,38 +11,13 @@ import (
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/contract"
+	"github.com/crmflow/crmflow/internal/providers"
 )
 
 // Human-in-the-loop rotation: crmflow cannot create these providers' keys,
 // so operators submit the new key (KeyRotationSubmitKeyUpdate), crmflow
 // verifies and activates it, and operators confirm the old one is revoked
 // at the provider (KeyRotationRevokedUpdate).
-
-// hitlProviders rotate with an operator: they submit the new key and confirm
-// the old one was revoked. Each maps to the prefixes a key of it starts with
-// (none: any). Everything reads it through keyPrefixes, so a registry of
-// provider facts can replace both.
-var hitlProviders = []struct {
-	provider string
-	prefixes []string
-}{
-	{"stripe", []string{"sk_", "rk_"}},
-	{"knock", []string{"sk_"}},
-	{"simplelogin", nil},
-	{"stripe_webhook", []string{"whsec_"}},
-	{"clerk_webhook", []string{"whsec_"}},
-}
-
-// keyPrefixes returns the prefixes a human-in-the-loop provider's keys start
-// with, and whether provider is one.
-func keyPrefixes(provider string) ([]string, bool) {
-	for _, p := range hitlProviders {
-		if p.provider == provider {
-			return p.prefixes, true
-		}
-	}
-	return nil, false
-}
 
 // keyVerifyOptions: an operator waits on the answer, so few attempts. It runs
 // on the workflow's own queue, not the provider's: a new key is often what
@@ -119,7 +94,7 @@ func (k *keyRotation) awaitOperator(ctx workflow.Context, what string, done func
 // validateKey rejects a submitted key before it reaches history: wrong
 // phase, empty or obviously malformed. Messages never quote the key.
 func (k *keyRotation) validateKey(_ workflow.Context, in contract.SubmitKeyInput) error {
-	prefixes, _ := keyPrefixes(k.input.Provider)
+	provider, _ := providers.Lookup(k.input.Provider)
 	switch {
 	case k.phase != phaseAwaitKey || k.manual.submitted != "":
 		return errors.New("the rotation is not waiting for a key")
@@ -137,15 +112,10 @@ func (k *keyRotation) validateKey(_ workflow.Context, in contract.SubmitKeyInput
 			return errors.New("key holds whitespace, control or non-ASCII characters")
 		}
 	}
-	if len(prefixes) == 0 {
+	if provider.HasKeyPrefix(in.Secret) {
 		return nil
 	}
-	for _, p := range prefixes {
-		if strings.HasPrefix(in.Secret, p) {
-			return nil
-		}
-	}
-	return fmt.Errorf("a %s key starts with %s", k.input.Provider, strings.Join(prefixes, " or "))
+	return fmt.Errorf("a %s key starts with %s", k.input.Provider, strings.Join(provider.KeyPrefixes, " or "))
 }
 
 // submitKey verifies the key with the provider. A valid key is taken for the

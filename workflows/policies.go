@@ -5,17 +5,11 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/crmflow/crmflow/contract"
 )
-
-// Providers lists every provider with an activity task queue.
-func Providers() []string {
-	return []string{contract.ProviderStripe, contract.ProviderKnock, contract.ProviderSimpleLogin, contract.ProviderResend}
-}
 
 // activityPolicy is how a kind of activity runs: its options (timeouts and
 // retry policy) and the provider whose task queue carries it ("" for the

@@ -2,12 +2,12 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/crmflow/crmflow/doctor"
 	"github.com/crmflow/crmflow/internal/credentials"
-	"github.com/crmflow/crmflow/worker"
+	"github.com/crmflow/crmflow/internal/providers"
 )
 
 // newCredentialsCmd holds the commands on the credential store itself.
@@ -28,7 +28,7 @@ histories written under it have aged out of the namespace's retention.`,
 				return err
 			}
 			defer env.Close()
-			keys, err := worker.Keyring(env.cfg)
+			keys, err := credentials.KeyringOf(env.cfg.MasterKeys())
 			if err != nil {
 				return err
 			}
@@ -53,8 +53,9 @@ stays valid for the grace period, then retires.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			provider := args[0]
-			if !settable[provider] {
-				return fmt.Errorf("unknown provider %q: one of stripe, knock, simplelogin, resend, stripe_webhook, clerk_webhook", provider)
+			p, ok := providers.Lookup(provider)
+			if !ok || p.Rotation == providers.RotationToken {
+				return fmt.Errorf("unknown provider %q: one of %s", provider, strings.Join(settable(), ", "))
 			}
 			key, err := readKey(cmd)
 			if err != nil {
@@ -65,8 +66,8 @@ stays valid for the grace period, then retires.`,
 				return err
 			}
 			defer env.Close()
-			if doctor.Probe(provider) != "" && !noCheck {
-				v, err := doctor.CheckKey(cmd.Context(), nil, env.cfg, provider, key)
+			if p.Checkable() && !noCheck {
+				v, err := p.Check(cmd.Context(), nil, env.cfg.StringAt(p.URLKey), key)
 				if err != nil {
 					return fmt.Errorf("could not check the key (use --no-check to store it anyway): %w", err)
 				}
@@ -74,12 +75,12 @@ stays valid for the grace period, then retires.`,
 					return fmt.Errorf("%s refused the key (%s %s); nothing stored", provider, v.Status, v.Reason)
 				}
 			}
-			keys, err := worker.Keyring(env.cfg)
+			keys, err := credentials.KeyringOf(env.cfg.MasterKeys())
 			if err != nil {
 				return err
 			}
 			version, err := credentials.NewStore(env.store, keys, credentials.Options{}).
-				Put(cmd.Context(), provider, "api_key", key, credentials.StatusActive)
+				Put(cmd.Context(), p.Key.Provider, p.Key.Name, key, credentials.StatusActive)
 			if err != nil {
 				return fmt.Errorf("store %s key: %w", provider, err)
 			}
@@ -92,7 +93,14 @@ stays valid for the grace period, then retires.`,
 	return creds
 }
 
-// settable are the credentials `crmflow credentials set` may replace.
-var settable = map[string]bool{
-	"stripe": true, "knock": true, "simplelogin": true, "resend": true, "stripe_webhook": true, "clerk_webhook": true,
+// settable are the keys `crmflow credentials set` may replace: every key
+// crmflow holds but its own start-API token, which a rotation hands out.
+func settable() []string {
+	var out []string
+	for _, p := range providers.All() {
+		if p.Rotation != providers.RotationToken {
+			out = append(out, p.Name)
+		}
+	}
+	return out
 }

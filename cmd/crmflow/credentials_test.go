@@ -10,9 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmflow/crmflow/config"
-	"github.com/crmflow/crmflow/doctor/doctortest"
 	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/internal/testsupport/doctortest"
 	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 )
 

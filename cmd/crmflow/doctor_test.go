@@ -12,9 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmflow/crmflow/config"
-	"github.com/crmflow/crmflow/doctor/doctortest"
 	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/internal/testsupport/doctortest"
 	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 	"github.com/crmflow/crmflow/worker"
 )
@@ -50,10 +50,10 @@ func doctorEnv(t *testing.T, knockKey string) {
 	st, err := store.Open(ctx, dbURL)
 	require.NoError(t, err)
 	defer st.Close()
-	keys, err := worker.Keyring(cfg)
+	keys, err := credentials.KeyringOf(cfg.MasterKeys())
 	require.NoError(t, err)
-	require.NoError(t, worker.SeedCredentials(ctx, cfg, credentials.NewStore(st, keys, credentials.Options{})))
-	doctortest.Schedules(t, tc, cfg)
+	require.NoError(t, credentials.NewStore(st, keys, credentials.Options{}).SeedAll(ctx, cfg.ConfiguredKeys()))
+	doctortest.Eventually(t, "create schedules", func(ctx context.Context) error { return worker.EnsureSchedules(ctx, tc, cfg, "") })
 }
 
 // runDoctor runs `crmflow doctor` in process and returns its output and the

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/worker"
+	"github.com/crmflow/crmflow/internal/temporalclient"
 )
 
 func newMigrateCmd(g *globals) *cobra.Command {
@@ -39,12 +39,12 @@ func newMigrateCmd(g *globals) *cobra.Command {
 			logger := newLogger(cfg.LogLevel)
 			dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			c, err := worker.Dial(dialCtx, cfg, logger, nil)
+			c, err := temporalclient.Dial(dialCtx, cfg, logger, nil)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			if err := worker.RegisterSearchAttributes(dialCtx, c, cfg.Temporal.Namespace); err != nil {
+			if err := temporalclient.RegisterSearchAttributes(dialCtx, c, cfg.Temporal.Namespace); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "temporal search attributes registered in namespace %q\n", cfg.Temporal.Namespace)

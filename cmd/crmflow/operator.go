@@ -15,9 +15,10 @@ import (
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/inbox"
+	"github.com/crmflow/crmflow/internal/providers"
 	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/internal/temporalclient"
 	"github.com/crmflow/crmflow/starter"
-	"github.com/crmflow/crmflow/worker"
 )
 
 // operatorEnv is what the operator commands connect to. Each command
@@ -43,7 +44,7 @@ func (g *globals) connect(ctx context.Context, temporal, db bool) (*operatorEnv,
 	if temporal {
 		dialCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		defer cancel()
-		c, err := worker.Dial(dialCtx, cfg, newLogger("error"), nil)
+		c, err := temporalclient.Dial(dialCtx, cfg, newLogger("error"), nil)
 		if err != nil {
 			return nil, err
 		}
@@ -266,6 +267,9 @@ func newRotationCmd(g *globals) *cobra.Command {
 	rotation.AddCommand(&cobra.Command{
 		Use: "start <provider>", Short: "Start (or join) the provider's key rotation", Args: cobra.ExactArgs(1),
 		RunE: withStarter(func(cmd *cobra.Command, env *operatorEnv, provider string) error {
+			if p, ok := providers.Lookup(provider); !ok || !p.Rotated() {
+				return fmt.Errorf("no key rotation for provider %q", provider)
+			}
 			run, err := env.starter.StartKeyRotation(cmd.Context(), provider, operator)
 			if err != nil {
 				return err

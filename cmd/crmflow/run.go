@@ -24,6 +24,8 @@ import (
 	"github.com/crmflow/crmflow/internal/httpserver"
 	"github.com/crmflow/crmflow/internal/sdkmetrics"
 	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/internal/telemetry"
+	"github.com/crmflow/crmflow/internal/temporalclient"
 	"github.com/crmflow/crmflow/starter"
 	"github.com/crmflow/crmflow/webhooks"
 	"github.com/crmflow/crmflow/worker"
@@ -73,7 +75,7 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 	// the HTTP server through Temporal into the activities; Sentry (off
 	// without a DSN) gets final activity and workflow failures and HTTP
 	// panics.
-	tracing, err := worker.NewTracing(ctx, cfg.Tracing, cfg.Sentry.Release)
+	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing, cfg.Sentry.Release)
 	if err != nil {
 		return err
 	}
@@ -82,19 +84,19 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		defer cancel()
 		_ = tracing.Shutdown(sctx)
 	}()
-	reporter, err := worker.NewSentryReporter(cfg.Sentry)
+	reporter, err := telemetry.NewSentryReporter(cfg.Sentry)
 	if err != nil {
 		return err
 	}
 	defer reporter.Flush(2 * time.Second)
 
-	tc, err := worker.Dial(dialCtx, cfg, logger, sdkmetrics.New(reg, sdkmetrics.Options{}), tracing.ClientInterceptors()...)
+	tc, err := temporalclient.Dial(dialCtx, cfg, logger, sdkmetrics.New(reg, sdkmetrics.Options{}), tracing.ClientInterceptors()...)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
 	if opts.RegisterSearchAttributes {
-		if err := worker.RegisterSearchAttributes(dialCtx, tc, cfg.Temporal.Namespace); err != nil {
+		if err := temporalclient.RegisterSearchAttributes(dialCtx, tc, cfg.Temporal.Namespace); err != nil {
 			return err
 		}
 	}
@@ -103,12 +105,12 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		logger.Warn("Provider in CONSOLE MODE: no API key, calls are recorded, not sent", "provider", p)
 	}
 
-	keys, err := worker.Keyring(cfg)
+	keys, err := credentials.KeyringOf(cfg.MasterKeys())
 	if err != nil {
 		return err
 	}
 	creds := credentials.NewStore(st, keys, credentials.Options{})
-	if err := worker.SeedCredentials(ctx, cfg, creds); err != nil {
+	if err := creds.SeedAll(ctx, cfg.ConfiguredKeys()); err != nil {
 		return err
 	}
 	starterClient := starter.New(tc, starter.Options{PaymentTimeout: cfg.Orders.PaymentTimeout, ShadowTTL: cfg.Aliases.ShadowTTL})
@@ -131,10 +133,7 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		}
 		acts := worker.NewActivities(cfg, st, creds, logger, rep, starterClient,
 			worker.WithProviderMetrics(appmetrics.NewProviderMetrics(reg)))
-		if err := worker.EnsureInventoryScanSchedule(ctx, tc, "", cfg.Inventory.ScanInterval); err != nil {
-			return err
-		}
-		if err := worker.EnsureKeyRotationSchedules(ctx, tc, cfg, ""); err != nil {
+		if err := worker.EnsureSchedules(ctx, tc, cfg, ""); err != nil {
 			return err
 		}
 		wopts := worker.ConfigOptions(cfg, creds, acts, logger, reg)
@@ -177,7 +176,7 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		dispatcher := inbox.NewDispatcher(ib, st, starterClient, logger, reg, inbox.DispatcherOptions{})
 		handler.Webhooks = &webhooks.Deps{
 			Logger: logger, Registry: reg, Inbox: ib, Dispatcher: dispatcher, Referrals: st,
-			Secrets: worker.WebhookSecrets(creds),
+			Secrets: creds.WebhookSecrets,
 			Options: webhooks.Options{
 				StripeSecret: cfg.Stripe.WebhookSecret.Reveal(),
 				ClerkSecret:  cfg.Clerk.WebhookSecret.Reveal(),
@@ -216,7 +215,7 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 // only, so production requires the token (temporal CLI: --codec-auth).
 func codecAuthorizer(cfg *config.Config, creds *credentials.Store) func(*http.Request) bool {
 	static := revealAll(cfg.APITokens)
-	stored := worker.StartAPITokens(creds)
+	stored := creds.Tokens
 	bearer := codec.BearerAuthorizer(func(ctx context.Context) ([]string, error) {
 		tokens, err := stored(ctx)
 		return append(tokens, static...), err
@@ -238,7 +237,7 @@ func apiTokens(cfg *config.Config, creds *credentials.Store) func(ctx context.Co
 	if len(cfg.APITokens) > 1 {
 		static = revealAll(cfg.APITokens[1:])
 	}
-	stored := worker.StartAPITokens(creds)
+	stored := creds.Tokens
 	return func(ctx context.Context) ([]string, error) {
 		tokens, err := stored(ctx)
 		if err != nil {

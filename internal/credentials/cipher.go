@@ -108,6 +108,15 @@ type Keyring struct {
 	byID    map[string]*Cipher
 }
 
+// KeyringOf is NewKeyring of keys: the current master key first, then its
+// predecessors (config.Config.MasterKeys).
+func KeyringOf(keys []string) (*Keyring, error) {
+	if len(keys) == 0 {
+		return NewKeyring("")
+	}
+	return NewKeyring(keys[0], keys[1:]...)
+}
+
 // NewKeyring builds a keyring from base64 master keys. Empty previous keys
 // are skipped, so an unset "previous key" setting needs no special case.
 func NewKeyring(current string, previous ...string) (*Keyring, error) {

@@ -158,7 +158,7 @@ func TestCredentialHidesSecret(t *testing.T) {
 	now := time.Now()
 	c := credentials.Credential{
 		Provider: "stripe", Name: "secret_key", Version: 3, Status: credentials.StatusActive,
-		Secret: config.Secret(secret), MasterKeyID: "abcd1234", CreatedAt: now, ActivatedAt: &now,
+		Secret: credentials.Secret(secret), MasterKeyID: "abcd1234", CreatedAt: now, ActivatedAt: &now,
 	}
 	var logs bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logs, nil)).Info("credential", "cred", c, "list", []credentials.Credential{c})

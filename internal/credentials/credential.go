@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
-
-	"github.com/crmflow/crmflow/config"
 )
 
 // Credential statuses, the life of one version: pending (stored, not yet in
@@ -21,8 +19,8 @@ const (
 	StatusRevoked  = "revoked"
 )
 
-// Credential is one version of a provider secret. Its Secret is a
-// config.Secret, and the Credential's own String, GoString, LogValue and
+// Credential is one version of a provider secret. Its Secret is a Secret,
+// and the Credential's own String, GoString, LogValue and
 // MarshalJSON leave it out, so printing, logging or serialising a Credential
 // never shows the value; call Secret.Reveal at the one place that needs it.
 type Credential struct {
@@ -31,7 +29,7 @@ type Credential struct {
 	Version  int
 	Status   string
 	// Secret is empty in the metadata-only results of Versions.
-	Secret config.Secret
+	Secret Secret
 	// ExternalID is the provider's own id for the key (a Resend API key id),
 	// so the old key can be deleted at the provider when it is revoked.
 	ExternalID string

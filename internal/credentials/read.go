@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/internal/store"
 )
 
@@ -109,7 +108,7 @@ func (s *Store) query(ctx context.Context, decrypt bool, q string, args ...any) 
 		if err != nil {
 			return c, fmt.Errorf("%s: %w", c.Subject(), err)
 		}
-		c.Secret = config.Secret(plain)
+		c.Secret = Secret(plain)
 		return c, nil
 	})
 }

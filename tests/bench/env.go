@@ -25,7 +25,6 @@ import (
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/starter"
 	"github.com/crmflow/crmflow/webhooks"
-	"github.com/crmflow/crmflow/worker"
 )
 
 // Env is what every measurement runs on.
@@ -220,15 +219,9 @@ func (e *Env) newEdge(ctx context.Context, databaseURL string, c client.Client, 
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
 	creds := credentials.NewStore(st, keys, credentials.Options{})
-	for provider, secret := range map[string]string{"stripe_webhook": stripeWebhookSecret, worker.StartAPITokenProvider: apiToken} {
-		name := "api_key"
-		if provider == worker.StartAPITokenProvider {
-			name = worker.StartAPITokenName
-		}
-		if _, err := creds.SeedFromConfig(ctx, provider, name, secret); err != nil {
-			st.Close()
-			return nil, fmt.Errorf("seed %s: %w", provider, err)
-		}
+	if err := creds.SeedAll(ctx, map[string]string{"stripe_webhook": stripeWebhookSecret, "crmflow": apiToken}); err != nil {
+		st.Close()
+		return nil, err
 	}
 	logger := discardSlog
 	reg := prometheus.NewRegistry()
@@ -241,11 +234,11 @@ func (e *Env) newEdge(ctx context.Context, databaseURL string, c client.Client, 
 		API: &api.Deps{
 			Logger: logger, Store: st, Starter: s, Inbox: ib,
 			CoalesceWindow: e.Defaults.Inventory.CoalesceWindow,
-			Tokens:         worker.StartAPITokens(creds),
+			Tokens:         creds.Tokens,
 		},
 		Webhooks: &webhooks.Deps{
 			Logger: logger, Registry: reg, Inbox: ib, Dispatcher: disp, Referrals: st,
-			Secrets: worker.WebhookSecrets(creds),
+			Secrets: creds.WebhookSecrets,
 			Options: webhooks.Options{
 				Tolerance: e.Defaults.Webhooks.Tolerance, MaxBodyBytes: e.Defaults.Webhooks.MaxBodyBytes,
 			},

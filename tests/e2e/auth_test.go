@@ -22,8 +22,8 @@ import (
 	"github.com/crmflow/crmflow/api"
 	"github.com/crmflow/crmflow/inbox"
 	"github.com/crmflow/crmflow/internal/httpserver"
+	"github.com/crmflow/crmflow/internal/providers"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/worker"
 )
 
 // Start-API authentication (reliability scenario 10). TestAPIRequiresToken
@@ -127,8 +127,8 @@ func TestEveryAPIRouteRefusesMissingAndMalformedTokens(t *testing.T) {
 func TestStoredTokensRotateRevokeAndExpire(t *testing.T) {
 	f := newFixture(t, fixtureOptions{credentialGrace: 2 * time.Second})
 	ctx := context.Background()
+	p, n := providers.CrmflowToken().Key.Provider, providers.CrmflowToken().Key.Name
 	const (
-		p, n   = worker.StartAPITokenProvider, worker.StartAPITokenName
 		first  = "tok-first-0123456789abcdef"
 		second = "tok-second-0123456789abcdef"
 		third  = "tok-third-0123456789abcdef"

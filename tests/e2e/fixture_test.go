@@ -201,7 +201,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	disp := inbox.NewDispatcher(ib, f.store, f.starter, logger, reg, inbox.DispatcherOptions{
 		Sweep: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, Lease: 5 * time.Second,
 	})
-	storedTokens := worker.StartAPITokens(f.creds)
+	storedTokens := f.creds.Tokens
 	hs := httptest.NewServer(api.Handler(api.HandlerOptions{
 		HTTP: httpserver.Options{Logger: logger, Registry: reg},
 		Ops:  api.OpsDeps{Registry: reg, Backlog: ib.Backlog},

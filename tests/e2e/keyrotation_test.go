@@ -17,8 +17,8 @@ import (
 
 	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/inbox"
+	"github.com/crmflow/crmflow/internal/providers"
 	"github.com/crmflow/crmflow/webhooks"
-	"github.com/crmflow/crmflow/worker"
 )
 
 // TestHumanInTheLoopKeyRotationThroughAPI: an operator starts a rotation,
@@ -99,7 +99,7 @@ func errorMessage(body map[string]any) string {
 func TestStartAPITokenRotationEndToEnd(t *testing.T) {
 	f := newFixture(t, fixtureOptions{worker: true, credentialGrace: 3 * time.Second})
 	ctx := context.Background()
-	_, err := f.creds.SeedFromConfig(ctx, worker.StartAPITokenProvider, worker.StartAPITokenName, "tok-old-0123456789")
+	_, err := f.creds.SeedFromConfig(ctx, providers.CrmflowToken().Key.Provider, providers.CrmflowToken().Key.Name, "tok-old-0123456789")
 	require.NoError(t, err)
 	const old = "tok-old-0123456789"
 	status, _ := f.api(http.MethodGet, "/v1/dead-letters", old, nil)
@@ -145,7 +145,7 @@ func TestWebhookSecretsDuringRotation(t *testing.T) {
 	webhooks.New(webhooks.Deps{
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(),
 		Inbox: inbox.NewStore(f.store.Pool()), Referrals: f.store,
-		Secrets: worker.WebhookSecrets(f.creds),
+		Secrets: f.creds.WebhookSecrets,
 		Options: webhooks.Options{StripeSecret: "whsec_static_ignored", Tolerance: 5 * time.Minute, MaxBodyBytes: 1 << 20},
 	}).Register(mux)
 	hs := httptest.NewServer(mux)

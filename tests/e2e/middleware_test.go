@@ -22,7 +22,7 @@ import (
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/internal/httpserver"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/worker"
+	"github.com/crmflow/crmflow/internal/telemetry"
 )
 
 // sentryIngest stands in for Sentry's envelope endpoint of project 42 and
@@ -75,7 +75,7 @@ func (s *sentryIngest) dsn() config.Secret {
 // no store) and checks the answer, the Sentry event and what it leaves out.
 func TestHandlerPanicReportedToSentry(t *testing.T) {
 	ingest := newSentryIngest(t)
-	rep, err := worker.NewSentryReporter(config.SentryConfig{DSN: ingest.dsn(), Environment: "test", Release: "crmflow@1.0.0"})
+	rep, err := telemetry.NewSentryReporter(config.SentryConfig{DSN: ingest.dsn(), Environment: "test", Release: "crmflow@1.0.0"})
 	require.NoError(t, err)
 	logger, reg := slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry()
 	hs := httptest.NewServer(httpserver.Wrap(noStoreAPI(logger, "panic-token"), httpserver.Options{

@@ -18,9 +18,9 @@ import (
 	"github.com/crmflow/crmflow/api"
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/doctor"
-	"github.com/crmflow/crmflow/doctor/doctortest"
 	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/internal/testsupport/doctortest"
 	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 	"github.com/crmflow/crmflow/worker"
 )
@@ -46,11 +46,11 @@ func readyzServer(t *testing.T, knockKey string) (*httptest.Server, *atomic.Int6
 		"CRMFLOW_RESEND_API_URL=" + peers.Resend.URL,
 	}})
 	require.NoError(t, err)
-	keys, err := worker.Keyring(cfg)
+	keys, err := credentials.KeyringOf(cfg.MasterKeys())
 	require.NoError(t, err)
 	creds := credentials.NewStore(st, keys, credentials.Options{})
-	require.NoError(t, worker.SeedCredentials(context.Background(), cfg, creds))
-	doctortest.Schedules(t, tc, cfg)
+	require.NoError(t, creds.SeedAll(context.Background(), cfg.ConfiguredKeys()))
+	doctortest.Eventually(t, "create schedules", func(ctx context.Context) error { return worker.EnsureSchedules(ctx, tc, cfg, "") })
 
 	checker := &doctor.Checker{Config: cfg, DatabaseURL: dbURL, Store: st, Temporal: tc, Credentials: creds, Timeout: 5 * time.Second}
 	var runs atomic.Int64

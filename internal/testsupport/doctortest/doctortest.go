@@ -21,8 +21,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/internal/temporalclient"
 	"github.com/crmflow/crmflow/internal/testsupport/testenv"
-	"github.com/crmflow/crmflow/worker"
 )
 
 // The keys the stand-ins accept. Stripe's is stripe-mock's: any
@@ -181,24 +181,20 @@ func Namespace(t testing.TB, searchAttributes bool) (string, client.Client) {
 		// The frontend learns of a new namespace through its cache refresh:
 		// retry until it does.
 		eventually(ctx, t, "register search attributes", func() error {
-			return worker.RegisterSearchAttributes(ctx, c, ns)
+			return temporalclient.RegisterSearchAttributes(ctx, c, ns)
 		})
 	}
 	return ns, c
 }
 
-// Schedules creates the schedules a worker creates at start for cfg, in c's
-// namespace.
-func Schedules(t testing.TB, c client.Client, cfg *config.Config) {
+// Eventually retries try until it succeeds, failing the test after a
+// minute: the frontend learns of a new namespace only through its cache
+// refresh, so setting one up (search attributes, schedules) is retried.
+func Eventually(t testing.TB, what string, try func(ctx context.Context) error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	eventually(ctx, t, "create schedules", func() error {
-		if err := worker.EnsureInventoryScanSchedule(ctx, c, "", cfg.Inventory.ScanInterval); err != nil {
-			return err
-		}
-		return worker.EnsureKeyRotationSchedules(ctx, c, cfg, "")
-	})
+	eventually(ctx, t, what, func() error { return try(ctx) })
 }
 
 func eventually(ctx context.Context, t testing.TB, what string, try func() error) {

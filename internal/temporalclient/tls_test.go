@@ -1,4 +1,4 @@
-package worker_test
+package temporalclient_test
 
 import (
 	"context"
@@ -23,8 +23,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/internal/temporalclient"
 	"github.com/crmflow/crmflow/internal/testsupport/testenv"
-	"github.com/crmflow/crmflow/worker"
 )
 
 // TestDialOverMutualTLS: with a CA file and a client certificate crmflow
@@ -65,7 +65,7 @@ func TestDialOverMutualTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	c, err := worker.Dial(ctx, load("CRMFLOW_TEMPORAL_TLS_CERT_FILE="+filepath.Join(dir, "client.pem"),
+	c, err := temporalclient.Dial(ctx, load("CRMFLOW_TEMPORAL_TLS_CERT_FILE="+filepath.Join(dir, "client.pem"),
 		"CRMFLOW_TEMPORAL_TLS_KEY_FILE="+filepath.Join(dir, "client-key.pem")), logger, nil)
 	require.NoError(t, err)
 	_, err = c.CheckHealth(ctx, &client.CheckHealthRequest{})
@@ -74,7 +74,7 @@ func TestDialOverMutualTLS(t *testing.T) {
 
 	shortCtx, shortCancel := context.WithTimeout(ctx, 5*time.Second)
 	defer shortCancel()
-	_, err = worker.Dial(shortCtx, load(), logger, nil)
+	_, err = temporalclient.Dial(shortCtx, load(), logger, nil)
 	assert.Error(t, err, "without a client certificate the frontend refuses the connection")
 
 	_, err = config.Load(config.LoadOptions{Dev: true, Environ: []string{
@@ -86,14 +86,14 @@ func TestDialOverMutualTLS(t *testing.T) {
 // TestTemporalTLSIsOffForPlainServers: no TLS setting means plain gRPC; an
 // API key alone means TLS with the system's roots (Temporal Cloud).
 func TestTemporalTLSIsOffForPlainServers(t *testing.T) {
-	got, err := worker.TemporalTLS(config.TemporalConfig{Address: "127.0.0.1:7233"})
+	got, err := temporalclient.TLS(config.TemporalConfig{Address: "127.0.0.1:7233"})
 	require.NoError(t, err)
 	assert.Nil(t, got)
-	got, err = worker.TemporalTLS(config.TemporalConfig{APIKey: "cloud-key"})
+	got, err = temporalclient.TLS(config.TemporalConfig{APIKey: "cloud-key"})
 	require.NoError(t, err)
 	require.NotNil(t, got)
 	assert.Nil(t, got.RootCAs, "the system's roots")
-	_, err = worker.TemporalTLS(config.TemporalConfig{TLSCAFile: filepath.Join(t.TempDir(), "missing.pem")})
+	_, err = temporalclient.TLS(config.TemporalConfig{TLSCAFile: filepath.Join(t.TempDir(), "missing.pem")})
 	assert.Error(t, err)
 }
 
