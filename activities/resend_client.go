@@ -17,6 +17,8 @@ import (
 
 	"github.com/resend/resend-go/v3"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/crmflow/crmflow/internal/providerhttp"
 )
 
 // resendDefaultTimeout bounds one HTTP exchange when no HTTPClient is
@@ -244,9 +246,9 @@ func scrubResend(err error) error {
 //   - 409 concurrent_idempotent_requests: the first request is still
 //     running; Unavailable, transient. Any other 409: Conflict, permanent.
 //   - a 2xx whose body could not be read: Unavailable, transient.
-//   - otherwise as for every provider (classifyHTTP): 5xx and 408
-//     Unavailable (transient); 401/403 AuthFailed, 404 NotFound, other 4xx
-//     InvalidRequest (permanent).
+//   - otherwise as for every provider (providerhttp.ClassifyStatus): 5xx
+//     and 408 Unavailable (transient); 401/403 AuthFailed, 404 NotFound,
+//     other 4xx InvalidRequest (permanent).
 func classifyResend(e *resendError) error {
 	switch {
 	case e.Status == http.StatusTooManyRequests && (e.Name == "daily_quota_exceeded" || e.Name == "monthly_quota_exceeded"):
@@ -256,6 +258,6 @@ func classifyResend(e *resendError) error {
 	case e.Status < 400:
 		return transient(providerResend, ErrTypeUnavailable, e, 0)
 	default:
-		return classifyHTTP(providerResend, e.Status, e, e.retryAfter)
+		return classified(providerResend, providerhttp.ClassifyStatus(e.Status, e.retryAfter), e)
 	}
 }
