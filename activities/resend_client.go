@@ -184,19 +184,15 @@ func (t *resendTransport) last() resendResponse {
 }
 
 // resendRetryAfter reads how long Resend asked to wait: retry-after in
-// seconds (or, per HTTP, a date), else ratelimit-reset in seconds. Zero
-// leaves the delay to the retry policy.
+// seconds (or, per HTTP, a date), else ratelimit-reset in seconds, either
+// capped at providerhttp.MaxRetryAfter. Zero leaves the delay to the retry
+// policy.
 func resendRetryAfter(h http.Header, now time.Time) time.Duration {
-	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if s, err := strconv.Atoi(v); err == nil && s > 0 {
-			return time.Duration(s) * time.Second
-		}
-		if at, err := http.ParseTime(v); err == nil && at.After(now) {
-			return at.Sub(now)
-		}
+	if d := providerhttp.RetryAfter(h, now); d > 0 {
+		return d
 	}
 	if s, err := strconv.Atoi(strings.TrimSpace(h.Get("Ratelimit-Reset"))); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
+		return time.Duration(min(s, int(providerhttp.MaxRetryAfter/time.Second))) * time.Second
 	}
 	return 0
 }
