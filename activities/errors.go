@@ -5,24 +5,28 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/crmflow/crmflow/internal/providerhttp"
 )
 
 // Stable error type names. They appear in workflow histories, dead letters and
-// alerts, so they never change; add new ones instead.
+// alerts, so they never change; add new ones instead. Each is the
+// providerhttp.Kind of the same failure, so the activities and the provider
+// clients' classification (providerhttp.Classify) name failures alike.
 const (
 	// ErrTypeNotFound: the thing the step acts on does not exist.
-	ErrTypeNotFound = "NotFound"
+	ErrTypeNotFound = string(providerhttp.KindNotFound)
 	// ErrTypeInvalid: the provider rejected the request as malformed (4xx).
-	ErrTypeInvalid = "InvalidRequest"
+	ErrTypeInvalid = string(providerhttp.KindInvalid)
 	// ErrTypeAuth: the credential is missing, wrong, revoked or lacks permission.
-	ErrTypeAuth = "AuthFailed"
+	ErrTypeAuth = string(providerhttp.KindAuth)
 	// ErrTypeConflict: the provider refuses for a reason a retry cannot fix,
 	// such as an idempotency key reused with different parameters.
-	ErrTypeConflict = "Conflict"
+	ErrTypeConflict = string(providerhttp.KindConflict)
 	// ErrTypeRateLimited: 429; retried after the provider's Retry-After.
-	ErrTypeRateLimited = "RateLimited"
+	ErrTypeRateLimited = string(providerhttp.KindRateLimited)
 	// ErrTypeUnavailable: network error, timeout or 5xx; retried with backoff.
-	ErrTypeUnavailable = "Unavailable"
+	ErrTypeUnavailable = string(providerhttp.KindUnavailable)
 )
 
 // ErrorType builds the type name of a provider's error: "Knock" +
@@ -43,22 +47,13 @@ func transient(provider, kind string, err error, retryAfter time.Duration) error
 		temporal.ApplicationErrorOptions{Cause: err, NextRetryDelay: retryAfter})
 }
 
-// classifyHTTP maps an HTTP status from a provider to a classified error; it
-// is shared by the REST clients that have no SDK of their own.
-func classifyHTTP(provider string, status int, err error, retryAfter time.Duration) error {
-	switch {
-	case status == 429:
-		return transient(provider, ErrTypeRateLimited, err, retryAfter)
-	case status >= 500 || status == 408 || status == 0:
-		// 0 means no response at all: a network error or timeout.
-		return transient(provider, ErrTypeUnavailable, err, retryAfter)
-	case status == 401 || status == 403:
-		return permanent(provider, ErrTypeAuth, err)
-	case status == 404:
-		return permanent(provider, ErrTypeNotFound, err)
-	case status == 409:
-		return permanent(provider, ErrTypeConflict, err)
-	default:
-		return permanent(provider, ErrTypeInvalid, err)
+// classified wraps err as the application error c describes: of type
+// provider + c.Kind, transient with c.RetryAfter as the next delay when
+// c.Retryable, else permanent. c comes from providerhttp.Classify, or from
+// providerhttp.ClassifyStatus for the REST clients that have no SDK.
+func classified(provider string, c providerhttp.Class, err error) error {
+	if c.Retryable {
+		return transient(provider, string(c.Kind), err, c.RetryAfter)
 	}
+	return permanent(provider, string(c.Kind), err)
 }

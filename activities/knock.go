@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/log"
 
 	"github.com/crmflow/crmflow/internal/knock"
+	"github.com/crmflow/crmflow/internal/providerhttp"
 )
 
 // providerKnock names Knock in error types: "KnockRateLimited".
@@ -70,7 +71,11 @@ func (a *KnockActivities) Notify(ctx context.Context, in NotifyInput) (*NotifyOu
 	}
 	runID, err := a.Knock.Workflows.Trigger(ctx, in.Workflow, params, knock.WithIdempotencyKey(in.IdempotencyKey))
 	if err != nil {
-		return nil, classifyKnock(err)
+		// As for any provider (providerhttp.Classify); a 429 carries Knock's
+		// Retry-After, if it sent one, as the next delay. A call that got no
+		// answer is retried: the idempotency key makes that safe even if
+		// Knock did act on the lost request.
+		return nil, classified(providerKnock, providerhttp.Classify(err), err)
 	}
 	// With a key func the client sends while a key is active and records
 	// otherwise, so the run id, not the client, says which this call did.
@@ -101,31 +106,4 @@ func (in NotifyInput) validate() error {
 // invalidKnockInput is a permanent KnockInvalidRequest for a bad input.
 func invalidKnockInput(msg string) error {
 	return permanent(providerKnock, ErrTypeInvalid, errors.New(msg))
-}
-
-// classifyKnock maps an error from the Knock client to a classified
-// application error:
-//   - a *knock.Error is classified by status as for any provider: 429
-//     RateLimited with Knock's Retry-After, if it sent one, as the next delay
-//     (zero leaves the delay to the retry policy); 5xx and 408 Unavailable
-//     (transient); 401/403 AuthFailed, 404 NotFound, 409 Conflict, other 4xx
-//     InvalidRequest (permanent).
-//   - parameters the client refused to send: InvalidRequest, permanent.
-//   - no API key on a non-console client: AuthFailed, permanent, so an
-//     operator fixes the configuration and retries the dead letter.
-//   - anything else means no answer from Knock was read (network, timeout,
-//     unreadable body): Unavailable, transient; the idempotency key makes the
-//     retry safe even if Knock did act on the lost request.
-func classifyKnock(err error) error {
-	var kerr *knock.Error
-	switch {
-	case errors.As(err, &kerr):
-		return classifyHTTP(providerKnock, kerr.StatusCode, err, kerr.RetryAfter)
-	case errors.Is(err, knock.ErrInvalidParams):
-		return permanent(providerKnock, ErrTypeInvalid, err)
-	case errors.Is(err, knock.ErrNoAPIKey):
-		return permanent(providerKnock, ErrTypeAuth, err)
-	default:
-		return transient(providerKnock, ErrTypeUnavailable, err, 0)
-	}
 }

@@ -7,9 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,56 +19,20 @@ import (
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/internal/knock"
 	"github.com/crmflow/crmflow/internal/testsupport/openapicheck"
+	"github.com/crmflow/crmflow/internal/testsupport/providerhttptest"
 )
 
 const knockTestKey = "sk_test_x"
 
-// knockRequest is one request the fake Knock received.
-type knockRequest struct {
-	path           string
-	idempotencyKey string
-	body           map[string]any
-}
+// fakeKnockAPI stands in for Knock, checking every request against Knock's
+// OpenAPI spec and recording it.
+type fakeKnockAPI = providerhttptest.Fake[*knock.Client]
 
-// fakeKnockAPI answers every request with one canned response and counts
-// what it received.
-type fakeKnockAPI struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	reqs []knockRequest
-}
-
+// newFakeKnockAPI answers every request with one canned response.
 func newFakeKnockAPI(t *testing.T, status int, header map[string]string, body string) *fakeKnockAPI {
 	t.Helper()
-	f := &fakeKnockAPI{}
-	f.srv = httptest.NewServer(openapicheck.Load(t, openapicheck.Knock).Middleware(t, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		raw, _ := io.ReadAll(r.Body)
-		var decoded map[string]any
-		if err := json.Unmarshal(raw, &decoded); err != nil {
-			t.Errorf("fake knock: body is not a JSON object: %v", err)
-		}
-		f.mu.Lock()
-		f.reqs = append(f.reqs, knockRequest{path: r.URL.EscapedPath(), idempotencyKey: r.Header.Get("Idempotency-Key"), body: decoded})
-		f.mu.Unlock()
-		for k, v := range header {
-			w.Header().Set(k, v)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	})))
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-func (f *fakeKnockAPI) requests() []knockRequest {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]knockRequest(nil), f.reqs...)
-}
-
-func (f *fakeKnockAPI) client(opts ...knock.ClientOption) *knock.Client {
-	return knock.NewClient(append([]knock.ClientOption{knock.WithAPIKey(knockTestKey), knock.WithBaseURL(f.srv.URL)}, opts...)...)
+	return providerhttptest.NewFake(t, knock.NewClient, knockTestKey,
+		openapicheck.Load(t, openapicheck.Knock).Middleware(t, false, providerhttptest.Answer(status, header, body)))
 }
 
 // runNotify executes Notify once in Temporal's test activity environment.
@@ -110,19 +72,21 @@ func requireAppError(t *testing.T, err error) *temporal.ApplicationError {
 
 func TestNotifyTriggersOnceWithIdempotencyKey(t *testing.T) {
 	f := newFakeKnockAPI(t, http.StatusOK, nil, `{"workflow_run_id":"0b6d6e3c-4a9f-4a51-9a0e-3d2c1b0a9f8e"}`)
-	out, err := runNotify(t, f.client(), validNotify())
+	out, err := runNotify(t, f.Client(), validNotify())
 	require.NoError(t, err)
 	assert.Equal(t, &activities.NotifyOutput{WorkflowRunID: "0b6d6e3c-4a9f-4a51-9a0e-3d2c1b0a9f8e"}, out)
 
-	reqs := f.requests()
+	reqs := f.Requests()
 	require.Len(t, reqs, 1)
-	assert.Equal(t, "/v1/workflows/order-confirmation/trigger", reqs[0].path)
-	assert.Equal(t, "order-confirmation/o1/notify-confirmation", reqs[0].idempotencyKey)
+	assert.Equal(t, "/v1/workflows/order-confirmation/trigger", reqs[0].Path)
+	assert.Equal(t, "order-confirmation/o1/notify-confirmation", reqs[0].Header.Get("Idempotency-Key"))
+	var body map[string]any
+	require.NoError(t, json.Unmarshal(reqs[0].Body, &body), "the body is a JSON object")
 	assert.Equal(t, map[string]any{
 		"recipients": []any{"cus_1"},
 		"actor":      "staff_1",
 		"data":       map[string]any{"order_id": "o1", "amount_cents": float64(4200)},
-	}, reqs[0].body)
+	}, body)
 }
 
 func TestNotifyClassifiesKnockErrors(t *testing.T) {
@@ -151,20 +115,19 @@ func TestNotifyClassifiesKnockErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeKnockAPI(t, tc.status, tc.header, tc.body)
-			_, err := runNotify(t, f.client(), validNotify())
+			_, err := runNotify(t, f.Client(), validNotify())
 			appErr := requireAppError(t, err)
 			assert.Equal(t, tc.wantType, appErr.Type())
 			assert.Equal(t, tc.nonRetryable, appErr.NonRetryable(), "NonRetryable()")
 			assert.Equal(t, tc.wantDelay, appErr.NextRetryDelay(), "NextRetryDelay()")
 			assert.NotContains(t, err.Error(), knockTestKey)
-			assert.Len(t, f.requests(), 1)
+			assert.Len(t, f.Requests(), 1)
 		})
 	}
 }
 
 func TestNotifyTimeoutIsTransient(t *testing.T) {
-	f := &fakeKnockAPI{}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f := providerhttptest.NewFake(t, knock.NewClient, knockTestKey, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Reading the body lets the server notice the client hanging up.
 		_, _ = io.Copy(io.Discard, r.Body)
 		select {
@@ -172,18 +135,14 @@ func TestNotifyTimeoutIsTransient(t *testing.T) {
 		case <-time.After(5 * time.Second):
 		}
 	}))
-	t.Cleanup(f.srv.Close)
-	_, err := runNotify(t, f.client(knock.WithTimeout(100*time.Millisecond)), validNotify())
+	_, err := runNotify(t, f.Client(knock.WithTimeout(100*time.Millisecond)), validNotify())
 	appErr := requireAppError(t, err)
 	assert.Equal(t, "KnockUnavailable", appErr.Type())
 	assert.False(t, appErr.NonRetryable())
 }
 
 func TestNotifyConnectionRefusedIsTransient(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	url := srv.URL
-	srv.Close() // nothing listens there any more
-	_, err := runNotify(t, knock.NewClient(knock.WithAPIKey(knockTestKey), knock.WithBaseURL(url)), validNotify())
+	_, err := runNotify(t, knock.NewClient(knock.WithAPIKey(knockTestKey), knock.WithBaseURL(refusingURL(t))), validNotify())
 	appErr := requireAppError(t, err)
 	assert.Equal(t, "KnockUnavailable", appErr.Type())
 	assert.False(t, appErr.NonRetryable())
@@ -203,45 +162,34 @@ func TestNotifyRejectsInvalidInputWithoutCallingKnock(t *testing.T) {
 			f := newFakeKnockAPI(t, http.StatusOK, nil, `{"workflow_run_id":"r"}`)
 			in := validNotify()
 			mutate(&in)
-			_, err := runNotify(t, f.client(), in)
+			_, err := runNotify(t, f.Client(), in)
 			appErr := requireAppError(t, err)
 			assert.Equal(t, "KnockInvalidRequest", appErr.Type())
 			assert.True(t, appErr.NonRetryable())
-			assert.Empty(t, f.requests(), "an invalid input must not reach Knock")
+			assert.Empty(t, f.Requests(), "an invalid input must not reach Knock")
 		})
 	}
 }
 
 func TestNotifyWithoutAPIKeyIsAuthFailure(t *testing.T) {
 	f := newFakeKnockAPI(t, http.StatusOK, nil, `{"workflow_run_id":"r"}`)
-	_, err := runNotify(t, knock.NewClient(knock.WithBaseURL(f.srv.URL)), validNotify())
+	_, err := runNotify(t, knock.NewClient(knock.WithBaseURL(f.URL)), validNotify())
 	appErr := requireAppError(t, err)
 	assert.Equal(t, "KnockAuthFailed", appErr.Type())
 	assert.True(t, appErr.NonRetryable())
-	assert.Empty(t, f.requests())
-}
-
-type callsRecorder struct {
-	mu    sync.Mutex
-	calls []knock.Call
-}
-
-func (r *callsRecorder) Record(_ context.Context, c knock.Call) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.calls = append(r.calls, c)
-	return nil
+	assert.Empty(t, f.Requests())
 }
 
 func TestNotifyInConsoleModeSendsNothing(t *testing.T) {
 	f := newFakeKnockAPI(t, http.StatusOK, nil, `{"workflow_run_id":"r"}`)
-	rec := &callsRecorder{}
-	out, err := runNotify(t, f.client(knock.WithConsole(rec)), validNotify())
+	rec := &providerhttptest.Recorder{}
+	out, err := runNotify(t, f.Client(knock.WithConsole(rec)), validNotify())
 	require.NoError(t, err)
 	assert.Equal(t, &activities.NotifyOutput{WorkflowRunID: "console-1", Console: true}, out)
-	assert.Empty(t, f.requests())
-	require.Len(t, rec.calls, 1)
-	assert.Equal(t, "order-confirmation/o1/notify-confirmation", rec.calls[0].IdempotencyKey)
+	assert.Empty(t, f.Requests())
+	calls := rec.Calls()
+	require.Len(t, calls, 1)
+	assert.Equal(t, "order-confirmation/o1/notify-confirmation", calls[0].IdempotencyKey)
 }
 
 // TestNotifyReportsWhatThisCallDid: a client that reads its key per call and
@@ -249,17 +197,17 @@ func TestNotifyInConsoleModeSendsNothing(t *testing.T) {
 func TestNotifyReportsWhatThisCallDid(t *testing.T) {
 	f := newFakeKnockAPI(t, http.StatusOK, nil, `{"workflow_run_id":"0b6d6e3c-4a9f-4a51-9a0e-3d2c1b0a9f8e"}`)
 	key := knockTestKey
-	c := knock.NewClient(knock.WithBaseURL(f.srv.URL),
+	c := knock.NewClient(knock.WithBaseURL(f.URL),
 		knock.WithAPIKeyFunc(func(context.Context) (string, error) { return key, nil }),
 		knock.WithConsole(knock.LogRecorder{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))
 	out, err := runNotify(t, c, validNotify())
 	require.NoError(t, err)
 	assert.False(t, out.Console, "sent to Knock")
-	assert.Len(t, f.requests(), 1)
+	assert.Len(t, f.Requests(), 1)
 
 	key = ""
 	out, err = runNotify(t, c, validNotify())
 	require.NoError(t, err)
 	assert.True(t, out.Console, "recorded without a key")
-	assert.Len(t, f.requests(), 1, "nothing more reached Knock")
+	assert.Len(t, f.Requests(), 1, "nothing more reached Knock")
 }

@@ -17,6 +17,8 @@ import (
 
 	"github.com/resend/resend-go/v3"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/crmflow/crmflow/internal/providerhttp"
 )
 
 // resendDefaultTimeout bounds one HTTP exchange when no HTTPClient is
@@ -182,19 +184,15 @@ func (t *resendTransport) last() resendResponse {
 }
 
 // resendRetryAfter reads how long Resend asked to wait: retry-after in
-// seconds (or, per HTTP, a date), else ratelimit-reset in seconds. Zero
-// leaves the delay to the retry policy.
+// seconds (or, per HTTP, a date), else ratelimit-reset in seconds, either
+// capped at providerhttp.MaxRetryAfter. Zero leaves the delay to the retry
+// policy.
 func resendRetryAfter(h http.Header, now time.Time) time.Duration {
-	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if s, err := strconv.Atoi(v); err == nil && s > 0 {
-			return time.Duration(s) * time.Second
-		}
-		if at, err := http.ParseTime(v); err == nil && at.After(now) {
-			return at.Sub(now)
-		}
+	if d := providerhttp.RetryAfter(h, now); d > 0 {
+		return d
 	}
 	if s, err := strconv.Atoi(strings.TrimSpace(h.Get("Ratelimit-Reset"))); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
+		return time.Duration(min(s, int(providerhttp.MaxRetryAfter/time.Second))) * time.Second
 	}
 	return 0
 }
@@ -244,9 +242,9 @@ func scrubResend(err error) error {
 //   - 409 concurrent_idempotent_requests: the first request is still
 //     running; Unavailable, transient. Any other 409: Conflict, permanent.
 //   - a 2xx whose body could not be read: Unavailable, transient.
-//   - otherwise as for every provider (classifyHTTP): 5xx and 408
-//     Unavailable (transient); 401/403 AuthFailed, 404 NotFound, other 4xx
-//     InvalidRequest (permanent).
+//   - otherwise as for every provider (providerhttp.ClassifyStatus): 5xx
+//     and 408 Unavailable (transient); 401/403 AuthFailed, 404 NotFound,
+//     other 4xx InvalidRequest (permanent).
 func classifyResend(e *resendError) error {
 	switch {
 	case e.Status == http.StatusTooManyRequests && (e.Name == "daily_quota_exceeded" || e.Name == "monthly_quota_exceeded"):
@@ -256,6 +254,6 @@ func classifyResend(e *resendError) error {
 	case e.Status < 400:
 		return transient(providerResend, ErrTypeUnavailable, e, 0)
 	default:
-		return classifyHTTP(providerResend, e.Status, e, e.retryAfter)
+		return classified(providerResend, providerhttp.ClassifyStatus(e.Status, e.retryAfter), e)
 	}
 }

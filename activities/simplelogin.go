@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/log"
 
 	"github.com/crmflow/crmflow/contract"
+	"github.com/crmflow/crmflow/internal/providerhttp"
 	"github.com/crmflow/crmflow/internal/simplelogin"
 )
 
@@ -181,7 +182,7 @@ func (a *SimpleLoginActivities) createCustom(ctx context.Context, logger log.Log
 		if err == nil {
 			return created, nil
 		}
-		switch status := simpleLoginStatus(err); {
+		switch status := providerhttp.StatusOf(err); {
 		case status == http.StatusPreconditionFailed && attempt == 1:
 			logger.Warn("simplelogin: signed suffix expired; fetching a fresh one")
 			continue
@@ -301,44 +302,15 @@ func invalidSimpleLoginInput(msg string) error {
 	return permanent(providerSimpleLogin, ErrTypeInvalid, errors.New(msg))
 }
 
-// simpleLoginStatus is the HTTP status of SimpleLogin's answer in err, or 0.
-func simpleLoginStatus(err error) int {
-	var e *simplelogin.Error
-	if errors.As(err, &e) {
-		return e.StatusCode
-	}
-	return 0
-}
-
 // classifySimpleLogin maps an error from the SimpleLogin client to a
-// classified application error:
-//   - an alias that does not exist (simplelogin.ErrAliasNotFound; SimpleLogin
-//     answers 400 for it, not 404): NotFound, permanent. Deleting treats it as
-//     success before it gets here.
-//   - a *simplelogin.Error is classified by status as for any provider: 429
-//     RateLimited with the client's RetryAfter as the next delay (the
-//     server's Retry-After, else simplelogin.DefaultRateLimitBackoff, since
-//     SimpleLogin sends none); 5xx and 408 Unavailable (transient); 401/403
-//     AuthFailed, 404 NotFound, 409 Conflict, other 4xx InvalidRequest
-//     (permanent).
-//   - parameters the client refused to send: InvalidRequest, permanent.
-//   - no API key on a non-console client: AuthFailed, permanent, so an
-//     operator fixes the configuration and retries the dead letter.
-//   - anything else means no answer was read (network, timeout, unreadable
-//     body): Unavailable, transient; creation looks before it creates, so the
-//     retry is safe even if SimpleLogin did act on the lost request.
+// classified application error, as for any provider (providerhttp.Classify).
+// An alias that does not exist (simplelogin.ErrAliasNotFound; SimpleLogin
+// answers 400 for it, not 404) is NotFound; deleting treats it as success
+// before it gets here. A 429 carries the client's RetryAfter as the next
+// delay (simplelogin.DefaultRateLimitBackoff, since SimpleLogin sends no
+// Retry-After). A call that got no answer is retried: creation looks before
+// it creates, so that is safe even if SimpleLogin did act on the lost
+// request.
 func classifySimpleLogin(err error) error {
-	var e *simplelogin.Error
-	switch {
-	case errors.Is(err, simplelogin.ErrAliasNotFound):
-		return permanent(providerSimpleLogin, ErrTypeNotFound, err)
-	case errors.As(err, &e):
-		return classifyHTTP(providerSimpleLogin, e.StatusCode, err, e.RetryAfter)
-	case errors.Is(err, simplelogin.ErrInvalidParams):
-		return permanent(providerSimpleLogin, ErrTypeInvalid, err)
-	case errors.Is(err, simplelogin.ErrNoAPIKey):
-		return permanent(providerSimpleLogin, ErrTypeAuth, err)
-	default:
-		return transient(providerSimpleLogin, ErrTypeUnavailable, err, 0)
-	}
+	return classified(providerSimpleLogin, providerhttp.Classify(err), err)
 }

@@ -1,7 +1,6 @@
 package activities_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +23,7 @@ import (
 	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/simplelogin"
 	"github.com/crmflow/crmflow/internal/testsupport/openapicheck"
+	"github.com/crmflow/crmflow/internal/testsupport/providerhttptest"
 )
 
 const slTestKey = "sl_test_key_x"
@@ -575,10 +575,7 @@ func TestSimpleLoginRejectsNonPositiveIDsWithoutCalling(t *testing.T) {
 }
 
 func TestSimpleLoginNetworkFailureIsTransient(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	url := srv.URL
-	srv.Close() // nothing listens there any more
-	c := simplelogin.NewClient(simplelogin.WithAPIKey(slTestKey), simplelogin.WithBaseURL(url))
+	c := simplelogin.NewClient(simplelogin.WithAPIKey(slTestKey), simplelogin.WithBaseURL(refusingURL(t)))
 	_, err := runCreateAlias(t, c, activities.CreateAliasInput{AliasID: "a1", Mode: contract.AliasModeRandom})
 	requireSimpleLoginAppError(t, err, "SimpleLoginUnavailable", false, 0)
 }
@@ -590,20 +587,8 @@ func TestSimpleLoginWithoutAPIKeyIsAuthFailure(t *testing.T) {
 	assert.Empty(t, f.requests())
 }
 
-type slCallsRecorder struct {
-	mu    sync.Mutex
-	calls []simplelogin.Call
-}
-
-func (r *slCallsRecorder) Record(_ context.Context, c simplelogin.Call) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.calls = append(r.calls, c)
-	return nil
-}
-
 func TestSimpleLoginConsoleModeSendsNothing(t *testing.T) {
-	rec := &slCallsRecorder{}
+	rec := &providerhttptest.Recorder{}
 	c := simplelogin.NewConsole(rec)
 	// One client across runs, as the worker holds it: the console account
 	// remembers what it created.
@@ -625,10 +610,8 @@ func TestSimpleLoginConsoleModeSendsNothing(t *testing.T) {
 	assert.True(t, disabled.Console)
 	require.NoError(t, runDeleteAlias(t, c, activities.DeleteAliasInput{SimpleLoginID: out.SimpleLoginID}))
 
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
 	var creates []string
-	for _, call := range rec.calls {
+	for _, call := range rec.Calls() {
 		if strings.HasSuffix(strings.SplitN(call.Path, "?", 2)[0], "/new") {
 			creates = append(creates, fmt.Sprintf("%s %s %s", call.Method, call.Path, call.Body))
 		}
