@@ -12,12 +12,9 @@ import (
 
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
-)
 
-// stripeHTTPTimeout bounds one HTTP exchange below the activities'
-// StartToCloseTimeout, so a hung connection fails as a retryable attempt
-// instead of as an activity timeout.
-const stripeHTTPTimeout = 20 * time.Second
+	"github.com/crmflow/crmflow/internal/providers"
+)
 
 // client returns the Stripe client for this call, nil for console mode.
 func (a *StripeActivities) client(ctx context.Context) (*client.API, error) {
@@ -41,35 +38,13 @@ func (a *StripeActivities) client(ctx context.Context) (*client.API, error) {
 // overrides Stripe's base URL (stripe-mock in tests and dev) and "" means
 // api.stripe.com.
 func NewStripeClient(secretKey, apiURL string) *client.API {
-	return NewStripeClientWithHTTPClient(secretKey, apiURL, &http.Client{Timeout: stripeHTTPTimeout})
+	return providers.NewStripeClient(secretKey, apiURL, nil)
 }
 
 // NewStripeClientWithHTTPClient is NewStripeClient with the caller's HTTP
 // client, for tests that observe the requests on the wire.
 func NewStripeClientWithHTTPClient(secretKey, apiURL string, hc *http.Client) *client.API {
-	if hc == nil {
-		hc = &http.Client{Timeout: stripeHTTPTimeout}
-	}
-	backend := func(typ stripe.SupportedBackend) stripe.Backend {
-		cfg := &stripe.BackendConfig{
-			HTTPClient: hc,
-			// Temporal's retry policy owns retries: stripe-go's own would
-			// multiply the attempts and hide them from the workflow history.
-			MaxNetworkRetries: stripe.Int64(0),
-			// stripe-go prints every request to stdout; activities log
-			// through Temporal's logger instead.
-			LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull},
-		}
-		if apiURL != "" {
-			cfg.URL = stripe.String(apiURL)
-		}
-		return stripe.GetBackendWithConfig(typ, cfg)
-	}
-	return client.New(secretKey, &stripe.Backends{
-		API:     backend(stripe.APIBackend),
-		Connect: backend(stripe.ConnectBackend),
-		Uploads: backend(stripe.UploadsBackend),
-	})
+	return providers.NewStripeClient(secretKey, apiURL, hc)
 }
 
 // requestID is Stripe's request id, the handle Stripe support asks for.
