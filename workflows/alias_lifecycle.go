@@ -30,8 +30,8 @@ type aliasLifecycle struct {
 	state  contract.AliasState
 	status contract.Status
 	// ended is the final state once the run is over, "" before.
-	ended string
-	steps *parker
+	ended  string
+	parker *parker
 	// signals in the order buffered commands are taken. Temporal keeps
 	// order within one signal name only, so commands of different names
 	// buffered together (during a step, or in one workflow task) are taken
@@ -70,11 +70,11 @@ func AliasLifecycle(ctx workflow.Context, in contract.AliasLifecycleInput) (*con
 	if err := workflow.SetQueryHandler(ctx, contract.StatusQuery, w.currentStatus); err != nil {
 		return nil, err
 	}
-	steps, err := newParker(ctx, &w.status)
+	p, err := newParker(ctx, &w.status)
 	if err != nil {
 		return nil, err
 	}
-	w.steps = steps
+	w.parker = p
 	for _, name := range []string{contract.AliasDeleteSignal, contract.AliasClaimSignal, contract.AliasEnableSignal, contract.AliasDisableSignal} {
 		w.signals = append(w.signals, aliasSignal{name: name, ch: workflow.GetSignalChannel(ctx, name)})
 	}
@@ -148,7 +148,7 @@ func (w *aliasLifecycle) run(ctx workflow.Context) (*contract.AliasLifecycleResu
 func (w *aliasLifecycle) create(ctx workflow.Context) (*contract.AliasLifecycleResult, error) {
 	rec := activities.RecordAliasCreatingInput{AliasID: w.input.AliasID, CustomerID: w.state.CustomerID,
 		Email: w.input.Email, Mode: w.input.Mode, ExpiresAt: w.state.ExpiresAt}
-	err := w.steps.step(ctx, "record-creating", storeOptions, rec, func(ctx workflow.Context) error {
+	err := w.parker.step(ctx, "record-creating", storeOptions, rec, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, aliasStore.RecordAliasCreating, rec).Get(ctx, nil)
 	})
 	if err != nil && !errors.Is(err, errSkipped) {
@@ -158,7 +158,7 @@ func (w *aliasLifecycle) create(ctx workflow.Context) (*contract.AliasLifecycleR
 	in := activities.CreateAliasInput{AliasID: w.input.AliasID, Mode: w.input.Mode, Prefix: w.input.Prefix,
 		Hostname: w.input.Hostname}
 	var out *activities.AliasOutput
-	err = w.steps.step(ctx, "create-alias", simpleLoginOptions, in, func(ctx workflow.Context) error {
+	err = w.parker.step(ctx, "create-alias", simpleLoginOptions, in, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, simpleLogin.CreateAlias, in).Get(ctx, &out)
 	})
 	if errors.Is(err, errSkipped) {
@@ -175,7 +175,7 @@ func (w *aliasLifecycle) create(ctx workflow.Context) (*contract.AliasLifecycleR
 	w.state.SimpleLoginID, w.state.AliasEmail, w.state.State = out.SimpleLoginID, out.Email, contract.AliasActive
 
 	mark := activities.MarkAliasActiveInput{AliasID: w.input.AliasID, SimpleLoginID: out.SimpleLoginID, AliasEmail: out.Email}
-	err = w.steps.step(ctx, "record-active", storeOptions, mark, func(ctx workflow.Context) error {
+	err = w.parker.step(ctx, "record-active", storeOptions, mark, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, aliasStore.MarkAliasActive, mark).Get(ctx, nil)
 	})
 	if err != nil && !errors.Is(err, errSkipped) {
@@ -294,7 +294,7 @@ func (w *aliasLifecycle) setEnabled(ctx workflow.Context, enabled bool) error {
 	}
 	in := activities.SetAliasEnabledInput{SimpleLoginID: w.state.SimpleLoginID, Enabled: enabled}
 	var out *activities.AliasOutput
-	err := w.steps.step(ctx, step, simpleLoginOptions, in, func(ctx workflow.Context) error {
+	err := w.parker.step(ctx, step, simpleLoginOptions, in, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, simpleLogin.SetAliasEnabled, in).Get(ctx, &out)
 	})
 	if errors.Is(err, errSkipped) {
@@ -308,7 +308,7 @@ func (w *aliasLifecycle) setEnabled(ctx workflow.Context, enabled bool) error {
 		w.state.State = contract.AliasActive
 	}
 	rec := activities.SetAliasStateInput{AliasID: w.input.AliasID, State: w.state.State}
-	err = w.steps.step(ctx, "record-state", storeOptions, rec, func(ctx workflow.Context) error {
+	err = w.parker.step(ctx, "record-state", storeOptions, rec, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, aliasStore.SetAliasState, rec).Get(ctx, nil)
 	})
 	if errors.Is(err, errSkipped) {
@@ -333,7 +333,7 @@ func (w *aliasLifecycle) claim(ctx workflow.Context, customerID string) error {
 		return nil
 	}
 	in := activities.ClaimAliasInput{AliasID: w.input.AliasID, CustomerID: customerID}
-	err := w.steps.step(ctx, "claim", storeOptions, in, func(ctx workflow.Context) error {
+	err := w.parker.step(ctx, "claim", storeOptions, in, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, aliasStore.ClaimAlias, in).Get(ctx, nil)
 	})
 	if err != nil && !errors.Is(err, errSkipped) {
@@ -352,7 +352,7 @@ func (w *aliasLifecycle) remove(ctx workflow.Context, end string) (*contract.Ali
 		step = "expire-alias"
 	}
 	in := activities.DeleteAliasInput{SimpleLoginID: w.state.SimpleLoginID}
-	err := w.steps.step(ctx, step, simpleLoginOptions, in, func(ctx workflow.Context) error {
+	err := w.parker.step(ctx, step, simpleLoginOptions, in, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, simpleLogin.DeleteAlias, in).Get(ctx, nil)
 	})
 	if err != nil && !errors.Is(err, errSkipped) {
@@ -367,7 +367,7 @@ func (w *aliasLifecycle) remove(ctx workflow.Context, end string) (*contract.Ali
 // markEnded records the end and scrubs the row.
 func (w *aliasLifecycle) markEnded(ctx workflow.Context, end string) error {
 	in := activities.MarkAliasDeletedInput{AliasID: w.input.AliasID, State: end}
-	err := w.steps.step(ctx, "record-"+end, storeOptions, in, func(ctx workflow.Context) error {
+	err := w.parker.step(ctx, "record-"+end, storeOptions, in, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, aliasStore.MarkAliasDeleted, in).Get(ctx, nil)
 	})
 	if errors.Is(err, errSkipped) {
@@ -435,6 +435,6 @@ func (w *aliasLifecycle) continueAsNew(ctx workflow.Context) error {
 // search-attribute event in the history.
 func (w *aliasLifecycle) setStep(ctx workflow.Context, step string) {
 	if w.status.Step != step {
-		w.steps.setStep(ctx, step)
+		w.parker.setStep(ctx, step)
 	}
 }

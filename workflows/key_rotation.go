@@ -43,7 +43,7 @@ const (
 type keyRotation struct {
 	input  contract.KeyRotationInput
 	status contract.Status
-	steps  *parker
+	parker *parker
 	phase  string
 
 	// oldVersion (and the provider's id of it, oldExternalID) is the
@@ -73,11 +73,11 @@ func KeyRotation(ctx workflow.Context, in contract.KeyRotationInput) (*contract.
 	if err := workflow.SetQueryHandler(ctx, contract.StatusQuery, func() (contract.Status, error) { return k.status, nil }); err != nil {
 		return nil, err
 	}
-	steps, err := newParker(ctx, &k.status)
+	p, err := newParker(ctx, &k.status)
 	if err != nil {
 		return nil, err
 	}
-	k.steps = steps
+	k.parker = p
 	if err := k.registerUpdates(ctx); err != nil {
 		return nil, err
 	}
@@ -150,14 +150,14 @@ func (k *keyRotation) registerUpdates(ctx workflow.Context) error {
 func (k *keyRotation) await(ctx workflow.Context, phase, step string) {
 	k.phase = phase
 	k.status.State = phase
-	k.steps.setStep(ctx, step)
+	k.parker.setStep(ctx, step)
 }
 
 // readActive notes the version in use now, the one the rotation retires.
 func (k *keyRotation) readActive(ctx workflow.Context) error {
 	in := activities.ActiveCredentialInput{Provider: k.input.Provider, Name: k.input.Name}
 	var out activities.ActiveCredentialOutput
-	err := k.steps.step(ctx, "read-active", storeOptions, in, func(ctx workflow.Context) error {
+	err := k.parker.step(ctx, "read-active", storeOptions, in, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, rotationCreds.ActiveCredential, in).Get(ctx, &out)
 	})
 	if err != nil {
@@ -173,14 +173,14 @@ func (k *keyRotation) storeAndActivate(ctx workflow.Context, secret, externalID 
 	in := activities.StoreCredentialInput{Provider: k.input.Provider, Name: k.input.Name, Secret: secret, ExternalID: externalID}
 	redacted := map[string]string{"provider": k.input.Provider, "name": k.input.Name, "external_id": externalID}
 	var stored activities.StoreCredentialOutput
-	err := k.steps.step(ctx, "store-key", storeOptions, redacted, func(ctx workflow.Context) error {
+	err := k.parker.step(ctx, "store-key", storeOptions, redacted, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, rotationCreds.StoreCredential, in).Get(ctx, &stored)
 	})
 	if err != nil {
 		return err
 	}
 	ref := k.ref(stored.Version)
-	err = k.steps.step(ctx, "activate-key", storeOptions, ref, func(ctx workflow.Context) error {
+	err = k.parker.step(ctx, "activate-key", storeOptions, ref, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, rotationCreds.ActivateCredential, ref).Get(ctx, nil)
 	})
 	if err != nil {
@@ -194,7 +194,7 @@ func (k *keyRotation) storeAndActivate(ctx workflow.Context, secret, externalID 
 // grace waits while clients still holding the old key move over.
 func (k *keyRotation) grace(ctx workflow.Context) error {
 	k.status.State = "grace"
-	k.steps.setStep(ctx, "grace")
+	k.parker.setStep(ctx, "grace")
 	return workflow.Sleep(ctx, k.input.Grace)
 }
 
@@ -204,7 +204,7 @@ func (k *keyRotation) revokeOld(ctx workflow.Context) error {
 		return nil
 	}
 	ref := k.ref(k.oldVersion)
-	err := k.steps.step(ctx, "revoke-old", storeOptions, ref, func(ctx workflow.Context) error {
+	err := k.parker.step(ctx, "revoke-old", storeOptions, ref, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, rotationCreds.RevokeCredential, ref).Get(ctx, nil)
 	})
 	if errors.Is(err, errSkipped) {
@@ -232,7 +232,7 @@ func (k *keyRotation) notify(ctx workflow.Context, step, knockWorkflow string, e
 		Data:           data,
 		IdempotencyKey: k.key(ctx, step),
 	}
-	err := k.steps.step(ctx, step, knockOptions, in, func(ctx workflow.Context) error {
+	err := k.parker.step(ctx, step, knockOptions, in, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, knock.Notify, in).Get(ctx, nil)
 	})
 	if err != nil && !errors.Is(err, errSkipped) {
@@ -265,6 +265,6 @@ func (k *keyRotation) ref(version int) activities.CredentialRef {
 // finish records the run's end state in its status and result.
 func (k *keyRotation) finish(ctx workflow.Context, state, detail string) *contract.KeyRotationResult {
 	k.status.State, k.status.Detail = state, detail
-	k.steps.setStep(ctx, "done")
+	k.parker.setStep(ctx, "done")
 	return &contract.KeyRotationResult{State: state, NewVersion: k.newVersion}
 }

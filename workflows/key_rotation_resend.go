@@ -38,7 +38,7 @@ func (k *keyRotation) rotateResend(ctx workflow.Context) (*contract.KeyRotationR
 		Permission: activities.ResendFullAccess,
 	}
 	var created activities.CreateAPIKeyOutput
-	err := k.steps.step(ctx, "create-key", keyRotationResendOptions, create, func(ctx workflow.Context) error {
+	err := k.parker.step(ctx, "create-key", keyRotationResendOptions, create, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, rotationResend.CreateAPIKey, create).Get(ctx, &created)
 	})
 	if err != nil {
@@ -46,7 +46,7 @@ func (k *keyRotation) rotateResend(ctx workflow.Context) (*contract.KeyRotationR
 	}
 
 	var verdict activities.VerifyAPIKeyOutput
-	err = k.steps.step(ctx, "verify-key", keyRotationResendOptions, map[string]string{"key_id": created.KeyID},
+	err = k.parker.step(ctx, "verify-key", keyRotationResendOptions, map[string]string{"key_id": created.KeyID},
 		func(ctx workflow.Context) error {
 			return workflow.ExecuteActivity(ctx, rotationResend.VerifyAPIKey,
 				activities.VerifyAPIKeyInput{Token: created.Token}).Get(ctx, &verdict)
@@ -112,7 +112,7 @@ func (k *keyRotation) abandonResendKey(ctx workflow.Context, keyID string, err e
 // deleteResendKey deletes one key at Resend as the named step.
 func (k *keyRotation) deleteResendKey(ctx workflow.Context, step, keyID string) error {
 	in := activities.DeleteAPIKeyInput{KeyID: keyID}
-	return k.steps.step(ctx, step, keyRotationResendOptions, in, func(ctx workflow.Context) error {
+	return k.parker.step(ctx, step, keyRotationResendOptions, in, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, rotationResend.DeleteAPIKey, in).Get(ctx, nil)
 	})
 }

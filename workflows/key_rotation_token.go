@@ -39,7 +39,7 @@ func (k *keyRotation) rotateToken(ctx workflow.Context) (*contract.KeyRotationRe
 	}
 	var gen activities.GenerateTokenOutput
 	in := activities.GenerateTokenInput{Bytes: startTokenBytes}
-	err := k.steps.step(ctx, "generate-token", storeOptions, in, func(ctx workflow.Context) error {
+	err := k.parker.step(ctx, "generate-token", storeOptions, in, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, rotationCreds.GenerateToken, in).Get(ctx, &gen)
 	})
 	if err != nil {
@@ -69,7 +69,7 @@ func (k *keyRotation) rotateToken(ctx workflow.Context) (*contract.KeyRotationRe
 func (k *keyRotation) rollBackToken(ctx workflow.Context) (*contract.KeyRotationResult, error) {
 	if k.oldVersion != 0 {
 		old := k.ref(k.oldVersion)
-		err := k.steps.step(ctx, "reactivate-old", storeOptions, old, func(ctx workflow.Context) error {
+		err := k.parker.step(ctx, "reactivate-old", storeOptions, old, func(ctx workflow.Context) error {
 			return workflow.ExecuteActivity(ctx, rotationCreds.ActivateCredential, old).Get(ctx, nil)
 		})
 		if err != nil {
@@ -77,7 +77,7 @@ func (k *keyRotation) rollBackToken(ctx workflow.Context) (*contract.KeyRotation
 		}
 	}
 	nv := k.ref(k.newVersion)
-	err := k.steps.step(ctx, "revoke-new", storeOptions, nv, func(ctx workflow.Context) error {
+	err := k.parker.step(ctx, "revoke-new", storeOptions, nv, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, rotationCreds.RevokeCredential, nv).Get(ctx, nil)
 	})
 	if err != nil && !errors.Is(err, errSkipped) {

@@ -46,7 +46,7 @@ type lowStock struct {
 	settings   activities.StockSettings
 	settingsAt time.Time
 	status     contract.Status
-	steps      *parker
+	parker     *parker
 	signals    workflow.ReceiveChannel
 	// One timer at a time, for the nearest deadline; kept while that
 	// deadline is unchanged so a stream of signals adds no timer events.
@@ -77,11 +77,11 @@ func LowStockAlert(ctx workflow.Context, in contract.LowStockInput) (*contract.L
 	if err := workflow.SetQueryHandler(ctx, contract.StatusQuery, w.currentStatus); err != nil {
 		return nil, err
 	}
-	steps, err := newParker(ctx, &w.status)
+	p, err := newParker(ctx, &w.status)
 	if err != nil {
 		return nil, err
 	}
-	w.steps = steps
+	w.parker = p
 	w.signals = workflow.GetSignalChannel(ctx, contract.StockLevelSignal)
 	upsert(ctx, contract.SKUKey.ValueSet(in.SKU))
 
@@ -133,7 +133,7 @@ func (w *lowStock) currentStatus() (contract.Status, error) {
 func (w *lowStock) loadSettings(ctx workflow.Context) error {
 	in := activities.LoadStockSettingsInput{SKU: w.input.SKU}
 	var out *activities.StockSettings
-	err := w.steps.step(ctx, "load-settings", storeOptions, in, func(ctx workflow.Context) error {
+	err := w.parker.step(ctx, "load-settings", storeOptions, in, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, inventory.LoadStockSettings, in).Get(ctx, &out)
 	})
 	if err != nil {
@@ -317,7 +317,7 @@ func (w *lowStock) notify(ctx workflow.Context, step, knockWorkflow string, reci
 		},
 		IdempotencyKey: fmt.Sprintf("%s/%s/%d", workflow.GetInfo(ctx).WorkflowExecution.ID, step, w.state.Episode),
 	}
-	err := w.steps.step(ctx, step, knockOptions, in, func(ctx workflow.Context) error {
+	err := w.parker.step(ctx, step, knockOptions, in, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, knock.Notify, in).Get(ctx, nil)
 	})
 	if errors.Is(err, errSkipped) {
@@ -355,7 +355,7 @@ func (w *lowStock) continueAsNew(ctx workflow.Context) error {
 // search-attribute event in the history.
 func (w *lowStock) setStep(ctx workflow.Context, step string) {
 	if w.status.Step != step {
-		w.steps.setStep(ctx, step)
+		w.parker.setStep(ctx, step)
 	}
 }
 

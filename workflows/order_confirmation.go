@@ -33,7 +33,7 @@ var (
 type orderConfirmation struct {
 	input  contract.OrderConfirmationInput
 	status contract.Status
-	steps  *parker
+	parker *parker
 	order  *activities.Order
 	// seen holds the payment event ids already handled (a few per order).
 	seen     []string
@@ -63,11 +63,11 @@ func OrderConfirmation(ctx workflow.Context, in contract.OrderConfirmationInput)
 	if err := workflow.SetQueryHandler(ctx, contract.StatusQuery, func() (contract.Status, error) { return w.status, nil }); err != nil {
 		return nil, err
 	}
-	steps, err := newParker(ctx, &w.status)
+	p, err := newParker(ctx, &w.status)
 	if err != nil {
 		return nil, err
 	}
-	w.steps = steps
+	w.parker = p
 	w.payments = workflow.GetSignalChannel(ctx, contract.PaymentSignal)
 	upsert(ctx, contract.OrderIDKey.ValueSet(in.OrderID))
 	res, err := w.run(ctx)
@@ -137,7 +137,7 @@ func (w *orderConfirmation) run(ctx workflow.Context) (*contract.OrderConfirmati
 
 func (w *orderConfirmation) loadOrder(ctx workflow.Context) error {
 	in := activities.LoadOrderInput{OrderID: w.input.OrderID}
-	err := w.steps.step(ctx, "load-order", storeOptions, in, func(ctx workflow.Context) error {
+	err := w.parker.step(ctx, "load-order", storeOptions, in, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, orders.LoadOrder, in).Get(ctx, &w.order)
 	})
 	if err != nil {
@@ -156,7 +156,7 @@ func (w *orderConfirmation) loadOrder(ctx workflow.Context) error {
 // returns it, or nil when the deadline passed. Failed attempts are recorded
 // and the customer is told about each one.
 func (w *orderConfirmation) awaitPayment(ctx workflow.Context) (*contract.PaymentEvent, error) {
-	w.steps.setStep(ctx, "await-payment")
+	w.parker.setStep(ctx, "await-payment")
 	timerCtx, cancelTimer := workflow.WithCancel(ctx)
 	defer cancelTimer()
 	deadline := workflow.NewTimer(timerCtx, w.input.PaymentTimeout)
@@ -184,7 +184,7 @@ func (w *orderConfirmation) awaitPayment(ctx workflow.Context) (*contract.Paymen
 		if err := w.notify(ctx, "notify-payment-failed/"+ev.EventID, KnockOrderPaymentFailed, w.order.CustomerID, data); err != nil {
 			return nil, err
 		}
-		w.steps.setStep(ctx, "await-payment")
+		w.parker.setStep(ctx, "await-payment")
 	}
 }
 
@@ -210,7 +210,7 @@ func (w *orderConfirmation) verifyPayment(ctx workflow.Context, ev *contract.Pay
 		},
 	}
 	var pi *activities.PaymentIntentSnapshot
-	err := w.steps.step(ctx, "verify-payment", stripeOptions, in, func(ctx workflow.Context) error {
+	err := w.parker.step(ctx, "verify-payment", stripeOptions, in, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, stripe.RetrievePaymentIntent, in).Get(ctx, &pi)
 	})
 	switch {
@@ -233,7 +233,7 @@ func (w *orderConfirmation) verifyPayment(ctx workflow.Context, ev *contract.Pay
 
 func (w *orderConfirmation) setOutcome(ctx workflow.Context, status, paymentIntentID string) error {
 	in := activities.SetOrderOutcomeInput{OrderID: w.order.ID, Status: status, PaymentIntentID: paymentIntentID}
-	err := w.steps.step(ctx, "mark-order", storeOptions, in, func(ctx workflow.Context) error {
+	err := w.parker.step(ctx, "mark-order", storeOptions, in, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, orders.SetOrderOutcome, in).Get(ctx, nil)
 	})
 	if errors.Is(err, errSkipped) {
@@ -257,7 +257,7 @@ func (w *orderConfirmation) notify(ctx workflow.Context, step, knockWorkflow, re
 		Data:           data,
 		IdempotencyKey: workflow.GetInfo(ctx).WorkflowExecution.ID + "/" + step,
 	}
-	err := w.steps.step(ctx, step, knockOptions, in, func(ctx workflow.Context) error {
+	err := w.parker.step(ctx, step, knockOptions, in, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, knock.Notify, in).Get(ctx, nil)
 	})
 	if errors.Is(err, errSkipped) {
@@ -272,7 +272,7 @@ func (w *orderConfirmation) notify(ctx workflow.Context, step, knockWorkflow, re
 func (w *orderConfirmation) startReferralReward(ctx workflow.Context) (string, error) {
 	in := activities.FindReferralInput{OrderID: w.order.ID}
 	var found activities.FindReferralOutput
-	err := w.steps.step(ctx, "find-referral", storeOptions, in, func(ctx workflow.Context) error {
+	err := w.parker.step(ctx, "find-referral", storeOptions, in, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, orders.FindReferral, in).Get(ctx, &found)
 	})
 	if errors.Is(err, errSkipped) || (err == nil && found.ReferralID == "") {
@@ -281,7 +281,7 @@ func (w *orderConfirmation) startReferralReward(ctx workflow.Context) (string, e
 	if err != nil {
 		return "", err
 	}
-	w.steps.setStep(ctx, "start-referral-reward")
+	w.parker.setStep(ctx, "start-referral-reward")
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:        contract.ReferralRewardID(found.ReferralID),
 		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
@@ -297,6 +297,6 @@ func (w *orderConfirmation) startReferralReward(ctx workflow.Context) (string, e
 
 func (w *orderConfirmation) finish(ctx workflow.Context, state, detail string) *contract.OrderConfirmationResult {
 	w.status.State, w.status.Detail = state, detail
-	w.steps.setStep(ctx, "done")
+	w.parker.setStep(ctx, "done")
 	return &contract.OrderConfirmationResult{State: state}
 }

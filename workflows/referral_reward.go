@@ -20,7 +20,7 @@ var referrals *activities.ReferralActivities
 type referralReward struct {
 	input   contract.ReferralRewardInput
 	status  contract.Status
-	steps   *parker
+	parker  *parker
 	elig    activities.Eligibility
 	refunds workflow.ReceiveChannel
 	seen    []string
@@ -43,11 +43,11 @@ func ReferralReward(ctx workflow.Context, in contract.ReferralRewardInput) (*con
 	if err := workflow.SetQueryHandler(ctx, contract.StatusQuery, func() (contract.Status, error) { return r.status, nil }); err != nil {
 		return nil, err
 	}
-	steps, err := newParker(ctx, &r.status)
+	p, err := newParker(ctx, &r.status)
 	if err != nil {
 		return nil, err
 	}
-	r.steps = steps
+	r.parker = p
 	r.refunds = workflow.GetSignalChannel(ctx, contract.RefundSignal)
 	upsert(ctx, contract.CustomerIDKey.ValueSet(in.ReferredCustomerID), contract.OrderIDKey.ValueSet(in.OrderID))
 	res, err := r.run(ctx)
@@ -59,7 +59,7 @@ func ReferralReward(ctx workflow.Context, in contract.ReferralRewardInput) (*con
 
 func (r *referralReward) run(ctx workflow.Context) (*contract.ReferralRewardResult, error) {
 	in := activities.CheckEligibilityInput{ReferralID: r.input.ReferralID, OrderID: r.input.OrderID}
-	err := r.steps.step(ctx, "check-eligibility", storeOptions, in, func(ctx workflow.Context) error {
+	err := r.parker.step(ctx, "check-eligibility", storeOptions, in, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, referrals.CheckEligibility, in).Get(ctx, &r.elig)
 	})
 	if err != nil {
@@ -74,7 +74,7 @@ func (r *referralReward) run(ctx workflow.Context) (*contract.ReferralRewardResu
 	}
 
 	r.status.State = "holding"
-	r.steps.setStep(ctx, "refund-window")
+	r.parker.setStep(ctx, "refund-window")
 	if refund, err := r.awaitRefund(ctx, r.elig.RefundWindow); err != nil {
 		return nil, err
 	} else if refund != nil {
@@ -93,7 +93,7 @@ func (r *referralReward) run(ctx workflow.Context) (*contract.ReferralRewardResu
 		IdempotencyKey: r.key("credit"),
 	}
 	var credited activities.CreditCustomerBalanceOutput
-	err = r.steps.step(ctx, "credit-referrer", stripeOptions, credit, func(ctx workflow.Context) error {
+	err = r.parker.step(ctx, "credit-referrer", stripeOptions, credit, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, stripe.CreditCustomerBalance, credit).Get(ctx, &credited)
 	})
 	if err != nil {
@@ -103,7 +103,7 @@ func (r *referralReward) run(ctx workflow.Context) (*contract.ReferralRewardResu
 		ReferralID: r.input.ReferralID, ReferrerID: r.elig.ReferrerID, AmountCents: r.elig.RewardCents,
 		Currency: r.elig.Currency, BalanceTransactionID: credited.BalanceTransactionID,
 	}
-	err = r.steps.step(ctx, "record-reward", storeOptions, record, func(ctx workflow.Context) error {
+	err = r.parker.step(ctx, "record-reward", storeOptions, record, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, referrals.RecordReward, record).Get(ctx, nil)
 	})
 	if err != nil && !errors.Is(err, errSkipped) {
@@ -159,7 +159,7 @@ func (r *referralReward) refundReason(ev *contract.RefundEvent) string {
 // refund parks the run with a clawback question: retry claws the reward back
 // (a debit to the referrer's balance, the ledger row reversed), skip keeps it.
 func (r *referralReward) watchForClawback(ctx workflow.Context) (*contract.ReferralRewardResult, error) {
-	r.steps.setStep(ctx, "clawback-window")
+	r.parker.setStep(ctx, "clawback-window")
 	refund, err := r.awaitRefund(ctx, r.elig.ClawbackWindow)
 	if err != nil {
 		return nil, err
@@ -168,7 +168,7 @@ func (r *referralReward) watchForClawback(ctx workflow.Context) (*contract.Refer
 		return r.finish(ctx, "rewarded", ""), nil
 	}
 	question := r.refundReason(refund) + " after the reward was paid: retry claws it back, skip keeps it"
-	action, deadLetter, err := r.steps.ask(ctx, "clawback-decision", "RefundAfterPayout", question, refund)
+	action, deadLetter, err := r.parker.ask(ctx, "clawback-decision", "RefundAfterPayout", question, refund)
 	if err != nil {
 		return nil, err
 	}
@@ -183,20 +183,20 @@ func (r *referralReward) watchForClawback(ctx workflow.Context) (*contract.Refer
 		Metadata:       map[string]string{"referral_id": r.input.ReferralID, "order_id": r.input.OrderID},
 		IdempotencyKey: r.key("clawback"),
 	}
-	err = r.steps.step(ctx, "clawback", stripeOptions, debit, func(ctx workflow.Context) error {
+	err = r.parker.step(ctx, "clawback", stripeOptions, debit, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, stripe.DebitCustomerBalance, debit).Get(ctx, nil)
 	})
 	if err != nil {
 		return nil, err
 	}
 	reverse := activities.ReverseRewardInput{ReferralID: r.input.ReferralID}
-	err = r.steps.step(ctx, "reverse-reward", storeOptions, reverse, func(ctx workflow.Context) error {
+	err = r.parker.step(ctx, "reverse-reward", storeOptions, reverse, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, referrals.ReverseReward, reverse).Get(ctx, nil)
 	})
 	if err != nil && !errors.Is(err, errSkipped) {
 		return nil, err
 	}
-	r.steps.close(ctx, deadLetter, "resolved", "")
+	r.parker.close(ctx, deadLetter, "resolved", "")
 	return r.finish(ctx, "clawed_back", r.refundReason(refund)), nil
 }
 
@@ -208,7 +208,7 @@ func (r *referralReward) notifyReferrer(ctx workflow.Context) error {
 			"currency": r.elig.Currency},
 		IdempotencyKey: r.key("notify-referrer"),
 	}
-	err := r.steps.step(ctx, "notify-referrer", knockOptions, in, func(ctx workflow.Context) error {
+	err := r.parker.step(ctx, "notify-referrer", knockOptions, in, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, knock.Notify, in).Get(ctx, nil)
 	})
 	if errors.Is(err, errSkipped) {
@@ -219,7 +219,7 @@ func (r *referralReward) notifyReferrer(ctx workflow.Context) error {
 
 func (r *referralReward) setReferralStatus(ctx workflow.Context, status string) error {
 	in := activities.SetReferralStatusInput{ReferralID: r.input.ReferralID, Status: status}
-	err := r.steps.step(ctx, "mark-referral", storeOptions, in, func(ctx workflow.Context) error {
+	err := r.parker.step(ctx, "mark-referral", storeOptions, in, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, referrals.SetReferralStatus, in).Get(ctx, nil)
 	})
 	if errors.Is(err, errSkipped) {
@@ -246,6 +246,6 @@ func (r *referralReward) seenBefore(eventID string) bool {
 
 func (r *referralReward) finish(ctx workflow.Context, state, reason string) *contract.ReferralRewardResult {
 	r.status.State, r.status.Detail = state, reason
-	r.steps.setStep(ctx, "done")
+	r.parker.setStep(ctx, "done")
 	return &contract.ReferralRewardResult{State: state, Reason: reason}
 }
