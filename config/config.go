@@ -1,6 +1,9 @@
 // Package config loads crmflow's one typed configuration: defaults, then an
 // optional config file, then CRMFLOW_* environment variables, in that order of
 // precedence. Secrets are of type Secret, which never prints its value.
+//
+// config may import contract and internal/providers (which keys a provider
+// has), nothing else of crmflow's: every room may import it.
 package config
 
 import (

@@ -3,6 +3,9 @@
 // schedules) and every configured provider's key, each with the provider's
 // cheapest authenticated call. `crmflow doctor` prints the results and
 // /readyz?verbose=1 serves them.
+//
+// doctor is a feature of its own: it may import contract, config and
+// internal/ libraries, never the rooms it diagnoses (worker, api, inbox).
 package doctor
 
 import (

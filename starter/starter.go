@@ -1,6 +1,10 @@
 // Package starter is the typed way to start, signal, update and query
 // crmflow's workflows. The webhooks server, the CLI and other Go services call
 // it instead of using workflow names and IDs by hand.
+//
+// starter imports contract and Temporal's client only (a test at the module
+// root checks it), so another Go service can use it without crmflow's
+// database, providers or server.
 package starter
 
 import (

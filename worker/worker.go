@@ -1,6 +1,10 @@
-// Package worker builds crmflow's Temporal client from config, registers the
-// workflows and activities on their task queues (one for workflows and the
-// database, one per provider), and runs them until shutdown.
+// Package worker registers crmflow's workflows and activities on their task
+// queues (one for workflows and the database, one per provider with that
+// provider's rate limit and breaker), with the Sentry interceptor, creates
+// the Schedules, and runs the workers until shutdown.
+//
+// worker may import workflows, activities, starter, contract, config and
+// internal/ libraries; never the HTTP rooms (api, webhooks, inbox).
 package worker
 
 import (

@@ -3,6 +3,8 @@
 // parked workflows counted in PostgreSQL at scrape time. The Temporal SDK's
 // metrics are in internal/sdkmetrics; the HTTP server's, the webhooks' and
 // the inbox's are in webhooks.
+//
+// It is a library: it imports contract only.
 package appmetrics
 
 import (

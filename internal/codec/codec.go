@@ -6,6 +6,8 @@
 //
 // Operators see decoded payloads in the Temporal UI through NewHandler, the
 // remote codec endpoint the UI calls with their bearer token.
+//
+// It is a library: it imports internal/credentials only.
 package codec
 
 import (

@@ -6,6 +6,8 @@
 //
 // The same Keyring also encrypts Temporal payloads (see internal/codec), so
 // rotating the master key is one operation for both.
+//
+// It is a library: it imports internal/store and internal/providers only.
 package credentials
 
 import (

@@ -2,6 +2,9 @@
 // embedded Temporal server with its UI and, unless a database URL is given, a
 // PostgreSQL server from the machine's binaries, all with data under one
 // directory so a restart resumes where the last run stopped.
+//
+// It is a library: it imports internal/pgserver and internal/temporalserver
+// only.
 package devstack
 
 import (

@@ -8,6 +8,8 @@
 //
 // A Client built with NewConsole sends nothing: it hands every call to a
 // Recorder, so crmflow runs end to end on a machine with no Knock API key.
+//
+// It is a library: it imports internal/providerhttp only.
 package knock
 
 import (

@@ -4,6 +4,8 @@
 // The server is a direct child of the calling process rather than a daemon
 // started through pg_ctl, so its lifetime is tied to ours: Stop shuts it down
 // in order, and if our process dies hard the kernel tells postgres to go too.
+//
+// It is a library: it imports no crmflow package.
 package pgserver
 
 import (

@@ -34,6 +34,8 @@
 // the life of the process. The SDK's tag values are bounded (namespaces, task
 // queues, workflow and activity types, operations, status codes); callers
 // adding tags from workflow code must keep them bounded too (never IDs).
+//
+// It is a library: it imports no crmflow package.
 package sdkmetrics
 
 import (

@@ -16,6 +16,8 @@
 // A Client built with NewConsole sends nothing: it hands every call to a
 // Recorder and answers from memory, so crmflow runs end to end on a machine
 // with no SimpleLogin API key.
+//
+// It is a library: it imports internal/providerhttp only.
 package simplelogin
 
 import (

@@ -6,6 +6,9 @@
 // relies on (unique webhook event ids, one reward per referral, one active
 // credential per provider key), so a retried activity or a redelivered
 // webhook cannot do its work twice.
+//
+// It is a library: it imports no crmflow package. The inbox table's queries
+// live with the inbox (package inbox).
 package store
 
 import (

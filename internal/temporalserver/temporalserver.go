@@ -1,6 +1,8 @@
 // Package temporalserver embeds a single-process Temporal server (SQLite
 // persistence) and, optionally, the Temporal UI, for `crmflow dev` and for
 // tests. Production deployments point crmflow at a real cluster instead.
+//
+// It is a library: it imports no crmflow package.
 package temporalserver
 
 import (

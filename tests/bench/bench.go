@@ -5,6 +5,8 @@
 // processes, a warming cache) hits both alike. `make bench` runs the full
 // measurements and regenerates BENCHMARKS.md; the package's tests run each
 // measurement in miniature to check the harness itself.
+//
+// tests/ holds suites over the whole product; they may import any room.
 package bench
 
 import (

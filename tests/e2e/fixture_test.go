@@ -1,3 +1,8 @@
+// Package e2e_test drives crmflow's whole edge end to end: signed webhooks
+// and API calls through the real HTTP handler (api, webhooks), the inbox and
+// its dispatcher, a worker on the test binary's Temporal server, a fresh
+// PostgreSQL database per test, and provider stand-ins that check every
+// request against the provider's published OpenAPI spec.
 package e2e_test
 
 import (

@@ -14,4 +14,6 @@
 // with its first response and records no second effect, and Stripe is
 // stripe-mock behind a recording proxy. The package has no production code;
 // it is tests and their helpers only, run by `make test`.
+//
+// tests/ holds suites over the whole product; they may import any room.
 package reliability

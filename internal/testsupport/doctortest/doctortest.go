@@ -2,6 +2,9 @@
 // stand-ins for Knock, SimpleLogin and Resend that answer a key check the
 // way the real APIs do (method, path, auth header, error bodies), and a
 // fresh Temporal namespace on the test binary's Temporal server.
+//
+// It is test support: it imports contract, config and internal/ libraries,
+// never an upper room, so any room's tests may use it.
 package doctortest
 
 import (

@@ -8,6 +8,8 @@
 // while Require skips the test that exists only to prove the contract, saying
 // why. With the variable set, a missing or unreadable spec fails the test:
 // a wrong setting must never look like a passing contract.
+//
+// It is test support: it imports no crmflow package.
 package openapicheck
 
 import (

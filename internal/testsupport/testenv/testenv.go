@@ -8,6 +8,8 @@
 // Use it from TestMain:
 //
 //	func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+//
+// It is test support: it imports contract and internal/ libraries only.
 package testenv
 
 import (
