@@ -21,8 +21,10 @@ const providerVerifier = "KeyVerifier"
 
 // CredentialActivities are the credential store's part of the KeyRotation
 // workflow: store a new version, activate it, revoke the old one. No
-// activity here returns a stored secret; GenerateToken returns the token it
-// made, which travels in payloads the payload codec encrypts.
+// activity here takes or returns a secret but GenerateToken and
+// StoreCredential, which only runs started before secrets stayed out of
+// histories still use: CreateToken stores the token it makes and returns
+// its version.
 type CredentialActivities struct {
 	// Store is the encrypted credential store (*credentials.Store in the
 	// worker).
@@ -38,6 +40,7 @@ type credentialStore interface {
 	Activate(ctx context.Context, provider, name string, version int) error
 	Revoke(ctx context.Context, provider, name string, version int) error
 	Active(ctx context.Context, provider, name string) (credentials.Credential, error)
+	ByExternalID(ctx context.Context, provider, name, externalID string) (credentials.Credential, error)
 }
 
 var _ credentialStore = (*credentials.Store)(nil)
@@ -147,6 +150,44 @@ func (a *CredentialActivities) GenerateToken(_ context.Context, in GenerateToken
 	return &GenerateTokenOutput{Token: base64.RawURLEncoding.EncodeToString(b)}, nil
 }
 
+// CreateTokenInput names where a new start-API token goes.
+type CreateTokenInput struct {
+	Provider string `json:"provider"`
+	Name     string `json:"name"`
+	// Bytes is the token's length in random bytes (at least 16).
+	Bytes int `json:"bytes,omitempty"`
+}
+
+// CreateTokenOutput is the version the new token was stored as.
+type CreateTokenOutput struct {
+	Version int `json:"version"`
+}
+
+// CreateToken makes a new start-API token (random bytes from crypto/rand,
+// base64url) and stores it as a pending version: the credential store
+// accepts a pending start-API token, and the rotation activates it once it
+// is seen in use. The token itself never leaves the store through this
+// activity. A retried attempt finds the version its earlier attempt stored
+// (recorded with the run's id) instead of making a second token.
+func (a *CredentialActivities) CreateToken(ctx context.Context, in CreateTokenInput) (*CreateTokenOutput, error) {
+	ctx = actorCtx(ctx)
+	run := "rotation:" + activity.GetInfo(ctx).WorkflowExecution.RunID
+	if c, err := a.Store.ByExternalID(ctx, in.Provider, in.Name, run); err == nil {
+		return &CreateTokenOutput{Version: c.Version}, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, classifyCredential(err)
+	}
+	gen, err := a.GenerateToken(ctx, GenerateTokenInput{Bytes: in.Bytes})
+	if err != nil {
+		return nil, err
+	}
+	v, err := a.Store.PutWithExternalID(ctx, in.Provider, in.Name, gen.Token, run, credentials.StatusPending)
+	if err != nil {
+		return nil, classifyCredential(err)
+	}
+	return &CreateTokenOutput{Version: v}, nil
+}
+
 // actorCtx audits store changes made by an activity as done by its workflow.
 func actorCtx(ctx context.Context) context.Context {
 	if !activity.IsActivity(ctx) {
@@ -176,13 +217,26 @@ type KeyVerifier struct {
 	// answer was had: return a classified application error, or any other
 	// error to have it retried as unavailable.
 	Verify func(ctx context.Context, provider, secret string) (bool, string, error)
+	// Keys reads a submitted key by its version (*credentials.Store).
+	Keys versionReader
 }
 
-// VerifyKeyInput is a key to check.
+// versionReader reads one stored version of a key, secret included.
+type versionReader interface {
+	Version(ctx context.Context, provider, name string, version int) (credentials.Credential, error)
+}
+
+var _ versionReader = (*credentials.Store)(nil)
+
+// VerifyKeyInput is a key to check: the version an operator's key was
+// stored as (Name and Version), or, from runs started before keys stayed
+// out of histories, the key itself (Secret).
 type VerifyKeyInput struct {
 	Provider string
 	// Secret is the key; it never prints (see LogValue).
-	Secret string
+	Secret  string
+	Name    string `json:"name,omitempty"`
+	Version int    `json:"version,omitempty"`
 }
 
 // LogValue leaves the secret out when slog logs the whole input.
@@ -202,10 +256,21 @@ func (v *KeyVerifier) VerifyKey(ctx context.Context, in VerifyKeyInput) (*Verify
 	if v == nil || v.Verify == nil {
 		return nil, permanent(providerVerifier, ErrTypeInvalid, errors.New("no key verifier is configured"))
 	}
-	if in.Secret == "" {
+	secret := in.Secret
+	if in.Version > 0 {
+		if v.Keys == nil {
+			return nil, permanent(providerVerifier, ErrTypeInvalid, errors.New("no credential store to read the submitted key from"))
+		}
+		c, err := v.Keys.Version(ctx, in.Provider, in.Name, in.Version)
+		if err != nil {
+			return nil, classifyCredential(err)
+		}
+		secret = c.Secret.Reveal()
+	}
+	if secret == "" {
 		return &VerifyKeyOutput{Reason: "empty key"}, nil
 	}
-	ok, reason, err := v.Verify(ctx, in.Provider, in.Secret)
+	ok, reason, err := v.Verify(ctx, in.Provider, secret)
 	if err != nil {
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) {

@@ -14,6 +14,9 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/crmflow/crmflow/internal/credentials"
+	"github.com/crmflow/crmflow/internal/store"
 )
 
 // providerResend names Resend in error types: "ResendAuthFailed".
@@ -76,7 +79,20 @@ type ResendActivities struct {
 	HTTPClient *http.Client
 	// Recorder receives console mode's calls; nil logs them at info level.
 	Recorder ResendRecorder
+	// Store keeps the keys the rotation creates (*credentials.Store): a new
+	// key goes straight from Resend's answer into it, so it never travels
+	// through a workflow history.
+	Store resendKeyStore
 }
+
+// resendKeyStore is what the Resend activities need of the credential store.
+type resendKeyStore interface {
+	PutWithExternalID(ctx context.Context, provider, name, secret, externalID, status string) (int, error)
+	ByExternalID(ctx context.Context, provider, name, externalID string) (credentials.Credential, error)
+	Version(ctx context.Context, provider, name string, version int) (credentials.Credential, error)
+}
+
+var _ resendKeyStore = (*credentials.Store)(nil)
 
 // CreateAPIKeyInput is the Resend API key to create.
 type CreateAPIKeyInput struct {
@@ -86,6 +102,10 @@ type CreateAPIKeyInput struct {
 	Name string
 	// Permission is ResendFullAccess or ResendSendingAccess.
 	Permission string
+	// StoreAs, when set, stores the new key as a pending version there and
+	// leaves Token out of the answer. (Runs started before keys stayed out
+	// of histories leave it nil and take Token.)
+	StoreAs *CredentialRef `json:"store_as,omitempty"`
 }
 
 // CreateAPIKeyOutput is the key Resend created.
@@ -99,6 +119,8 @@ type CreateAPIKeyOutput struct {
 	Token ResendToken
 	// Console is true when nothing was sent to Resend.
 	Console bool
+	// Version is the version the key was stored as, with StoreAs.
+	Version int `json:"version,omitempty"`
 }
 
 // LogValue leaves the token out when slog logs the whole output; slog would
@@ -109,8 +131,12 @@ func (o CreateAPIKeyOutput) LogValue() slog.Value {
 
 // VerifyAPIKeyInput is the key to check.
 type VerifyAPIKeyInput struct {
-	// Token is the key to check; it authenticates the check itself.
+	// Token is the key to check; it authenticates the check itself. Runs
+	// started before keys stayed out of histories set it; newer ones set
+	// Key instead.
 	Token ResendToken
+	// Key is the stored version of the key to check.
+	Key *CredentialRef `json:"key,omitempty"`
 }
 
 // LogValue leaves the token out when slog logs the whole input.
@@ -165,7 +191,7 @@ func (a *ResendActivities) CreateAPIKey(ctx context.Context, in CreateAPIKeyInpu
 		if err := a.record(ctx, http.MethodPost, "/api-keys", body); err != nil {
 			return nil, err
 		}
-		return &CreateAPIKeyOutput{KeyID: "console:" + in.Name, Token: ResendToken("console:" + in.Name + ":token"), Console: true}, nil
+		return a.keep(ctx, in, &CreateAPIKeyOutput{KeyID: "console:" + in.Name, Token: ResendToken("console:" + in.Name + ":token"), Console: true})
 	}
 
 	c := a.client(key)
@@ -193,7 +219,34 @@ func (a *ResendActivities) CreateAPIKey(ctx context.Context, in CreateAPIKeyInpu
 		return nil, transient(providerResend, ErrTypeUnavailable, errors.New("create API key: the answer lacks the id or the token"), 0)
 	}
 	logger.Info("resend: API key created", "resendKeyID", created.Id, "replacedLeftovers", len(stale))
-	return &CreateAPIKeyOutput{KeyID: created.Id, Token: ResendToken(created.Token)}, nil
+	return a.keep(ctx, in, &CreateAPIKeyOutput{KeyID: created.Id, Token: ResendToken(created.Token)})
+}
+
+// keep stores a created key as a pending version when in asks for it, and
+// leaves the key out of the answer then. A retry after the store failed
+// creates the key at Resend again (the earlier one, never stored, is
+// deleted by name), so nothing is lost.
+func (a *ResendActivities) keep(ctx context.Context, in CreateAPIKeyInput, out *CreateAPIKeyOutput) (*CreateAPIKeyOutput, error) {
+	if in.StoreAs == nil {
+		return out, nil
+	}
+	if a.Store == nil {
+		return nil, invalidResendInput("no credential store to keep the new key in")
+	}
+	ref := *in.StoreAs
+	if c, err := a.Store.ByExternalID(actorCtx(ctx), ref.Provider, ref.Name, out.KeyID); err == nil {
+		out.Version = c.Version
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, classifyCredential(err)
+	} else {
+		v, err := a.Store.PutWithExternalID(actorCtx(ctx), ref.Provider, ref.Name, out.Token.Reveal(), out.KeyID, credentials.StatusPending)
+		if err != nil {
+			return nil, classifyCredential(err)
+		}
+		out.Version = v
+	}
+	out.Token = ""
+	return out, nil
 }
 
 // VerifyAPIKey checks in.Token with the cheapest authenticated read Resend
@@ -203,6 +256,16 @@ func (a *ResendActivities) CreateAPIKey(ctx context.Context, in CreateAPIKeyInpu
 // does not know the key: that is an answer (Valid false), not an error, so
 // the workflow can keep the old key and report.
 func (a *ResendActivities) VerifyAPIKey(ctx context.Context, in VerifyAPIKeyInput) (*VerifyAPIKeyOutput, error) {
+	if in.Key != nil {
+		if a.Store == nil {
+			return nil, invalidResendInput("no credential store to read the new key from")
+		}
+		c, err := a.Store.Version(ctx, in.Key.Provider, in.Key.Name, in.Key.Version)
+		if err != nil {
+			return nil, classifyCredential(err)
+		}
+		in.Token = ResendToken(c.Secret.Reveal())
+	}
 	if !validResendToken(in.Token.Reveal()) {
 		// A token with spaces or control characters cannot be a Resend key,
 		// and net/http would refuse to send it in a header anyway.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/crmflow/crmflow/inbox"
+	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/httpserver"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/starter"
@@ -40,8 +41,22 @@ type Deps struct {
 	// CoalesceWindow holds stock updates back so a burst for one SKU
 	// coalesces into one signal.
 	CoalesceWindow time.Duration
-	// Tokens returns every bearer token accepted now.
-	Tokens func(ctx context.Context) ([]string, error)
+	// Auth tells who a bearer token belongs to.
+	Auth Authenticator
+	// TokenSeen, when set, is told of the first uses of a start-API token
+	// a rotation generated and has not activated yet.
+	TokenSeen func(ctx context.Context, p credentials.Principal)
+	// Audit records what operators did (the store's audit_log).
+	Audit Auditor
+	// Rotations are the key-rotation actions (over Starter, the credential
+	// store and Audit).
+	Rotations *Rotations
+}
+
+// Auditor appends a row to the audit log (store.Store implements it). It
+// never receives a secret.
+type Auditor interface {
+	Audit(ctx context.Context, e store.AuditEntry) error
 }
 
 // API serves the /v1 routes.
@@ -54,23 +69,29 @@ func New(deps Deps) *API { return &API{deps: deps} }
 
 // Register adds the /v1 routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
-	route := func(pattern string, h http.HandlerFunc) {
-		mux.Handle(pattern, httpserver.Bounded(timeout, a.requireToken(h)))
+	route := func(scope credentials.Scope, pattern string, h http.HandlerFunc) {
+		mux.Handle(pattern, httpserver.Bounded(timeout, a.requireScope(scope, h)))
 	}
-	route("POST /v1/orders/{orderID}/confirmation", a.startOrderConfirmation)
-	route("POST /v1/referrals/{referralID}/reward", a.startReferralReward)
-	route("POST /v1/inventory/{sku}/stock-level", a.setStockLevel)
-	route("POST /v1/key-rotations/{provider}", a.startKeyRotation)
-	route("POST /v1/key-rotations/{provider}/key", a.submitKey)
-	route("POST /v1/key-rotations/{provider}/revoked", a.confirmRevoked)
-	route("POST /v1/key-rotations/crmflow/token", a.collectToken)
-	route("POST /v1/aliases", a.createAlias)
-	route("POST /v1/aliases/{aliasID}/{action}", a.aliasCommand)
-	route("GET /v1/workflows/{workflowID...}", a.workflowStatus)
-	route("GET /v1/dead-letters", a.listDeadLetters)
-	route("POST /v1/dead-letters/{id}/{action}", a.decideDeadLetter)
+	// Service tokens: start, signal and read.
+	service := credentials.ScopeService
+	route(service, "POST /v1/orders/{orderID}/confirmation", a.startOrderConfirmation)
+	route(service, "POST /v1/referrals/{referralID}/reward", a.startReferralReward)
+	route(service, "POST /v1/inventory/{sku}/stock-level", a.setStockLevel)
+	route(service, "POST /v1/aliases", a.createAlias)
+	route(service, "POST /v1/aliases/{aliasID}/{action}", a.aliasCommand)
+	route(service, "GET /v1/workflows/{workflowID...}", a.workflowStatus)
+	// Operator tokens: everything operators do.
+	operator := credentials.ScopeOperator
+	route(operator, "POST /v1/key-rotations/{provider}", a.startKeyRotation)
+	route(operator, "POST /v1/key-rotations/{provider}/key", a.submitKey)
+	route(operator, "POST /v1/key-rotations/{provider}/revoked", a.confirmRevoked)
+	route(operator, "POST /v1/key-rotations/{provider}/cancel", a.cancelRotation)
+	route(operator, "POST /v1/key-rotations/crmflow/token", a.collectToken)
+	route(operator, "POST /v1/key-rotations/crmflow/token/ack", a.acknowledgeToken)
+	route(operator, "GET /v1/dead-letters", a.listDeadLetters)
+	route(operator, "POST /v1/dead-letters/{id}/{action}", a.decideDeadLetter)
 	// Unknown /v1 paths still need a token, so they do not reveal the API.
-	route("/v1/", func(w http.ResponseWriter, _ *http.Request) {
+	route(service, "/v1/", func(w http.ResponseWriter, _ *http.Request) {
 		httpserver.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})
 }

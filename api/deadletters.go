@@ -47,11 +47,14 @@ func (a *API) decideDeadLetter(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength != 0 && !httpserver.DecodeJSON(w, r, 4096, &body) {
 		return
 	}
-	if body.Operator == "" {
-		body.Operator = "api"
+	if body.Operator != "" {
+		if err := contract.ValidateOperator(body.Operator); err != nil {
+			httpserver.WriteError(w, http.StatusUnprocessableEntity, "invalid_operator", err.Error())
+			return
+		}
 	}
-	if err := contract.ValidateOperator(body.Operator); err != nil {
-		httpserver.WriteError(w, http.StatusUnprocessableEntity, "invalid_operator", err.Error())
+	operator, ok := a.operator(w, r, body.Operator)
+	if !ok {
 		return
 	}
 	d, err := a.deps.Store.GetDeadLetter(r.Context(), id)
@@ -64,7 +67,10 @@ func (a *API) decideDeadLetter(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := a.deps.Starter.DecideDeadLetter(r.Context(), d.WorkflowID, d.RunID,
-		contract.DeadLetterDecision{DeadLetterID: id, Action: action, Operator: body.Operator})
+		contract.DeadLetterDecision{DeadLetterID: id, Action: action, Operator: operator})
+	a.audit(r.Context(), store.AuditEntry{Actor: operator, Action: "dead_letter." + action,
+		Subject: "dead-letter/" + r.PathValue("id"), Outcome: outcome(err),
+		Details: map[string]any{"workflow_id": d.WorkflowID, "run_id": d.RunID, "step": d.Step}})
 	if err != nil {
 		a.starterError(w, err)
 		return

@@ -51,3 +51,15 @@ func randomID(prefix string) string {
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
 	return prefix + hex.EncodeToString(b)
 }
+
+// audit writes an operator action to the audit log. The action's effect
+// stands whether or not its row could be written, so a failed write is
+// logged, not answered.
+func (a *API) audit(ctx context.Context, e store.AuditEntry) {
+	if a.deps.Audit == nil {
+		return
+	}
+	if err := a.deps.Audit.Audit(context.WithoutCancel(ctx), e); err != nil {
+		a.deps.Logger.Error("Could not write the audit log", "action", e.Action, "subject", e.Subject, "error", err)
+	}
+}

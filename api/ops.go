@@ -10,6 +10,7 @@ import (
 
 	"github.com/crmflow/crmflow/doctor"
 	"github.com/crmflow/crmflow/inbox"
+	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/httpserver"
 )
 
@@ -42,6 +43,10 @@ type OpsDeps struct {
 	// Codec, when set, serves the payload codec at /codec/ for the Temporal
 	// UI and the temporal CLI (--codec-endpoint).
 	Codec http.Handler
+	// Auth checks the operator token /readyz?verbose=1 needs: its answer
+	// names provider refusals and database errors, which are nobody else's
+	// business. Without it verbose answers are refused.
+	Auth Authenticator
 }
 
 // Ops serves /healthz, /readyz, /metrics and /codec/, which every crmflow
@@ -87,6 +92,16 @@ type inboxDetail struct {
 // key) and answers 503 when any of them fails.
 func (o *Ops) readyz(w http.ResponseWriter, r *http.Request) {
 	var diagnosis chan []doctor.Result
+	if v := r.URL.Query().Get("verbose"); v == "1" || v == "true" {
+		if o.deps.Auth == nil {
+			httpserver.WriteError(w, http.StatusForbidden, "forbidden", "verbose readiness needs an operator token")
+			return
+		}
+		if _, refused := Authorize(r.Context(), o.deps.Auth, r, credentials.ScopeOperator); refused != nil {
+			refused.Write(w)
+			return
+		}
+	}
 	if v := r.URL.Query().Get("verbose"); o.deps.Doctor != nil && (v == "1" || v == "true") {
 		diagnosis = make(chan []doctor.Result, 1)
 		go func() {

@@ -22,8 +22,14 @@ type Config struct {
 	// DatabaseURL is the PostgreSQL connection URL. Empty under `crmflow dev`
 	// means: start an embedded PostgreSQL.
 	DatabaseURL Secret `mapstructure:"database_url" yaml:"database_url"`
-	// APITokens are the initial bearer tokens accepted by the start API.
+	// APITokens are the initial service tokens: backend services start,
+	// signal and read workflows with them. They seed the credential store,
+	// which is the truth afterwards.
 	APITokens []Secret `mapstructure:"api_tokens" yaml:"api_tokens"`
+	// OperatorTokens are the initial operator tokens, "name=token" each:
+	// dead-letter decisions, key rotations, inbox replay, the console. They
+	// seed the credential store too.
+	OperatorTokens []Secret `mapstructure:"operator_tokens" yaml:"operator_tokens"`
 	// MasterKey is base64 of the 32-byte AES-256-GCM key that encrypts stored
 	// credentials and every workflow payload.
 	MasterKey Secret `mapstructure:"master_key" yaml:"master_key"`

@@ -207,6 +207,8 @@ func TestEveryKeyHasAnEnvVar(t *testing.T) {
 			val = "stdout"
 		case key == "tracing.sample_ratio":
 			val = "0.25"
+		case key == "operator_tokens":
+			val = "ops=token-of-ops-0123456789"
 		}
 		env := []string{config.EnvVar(key) + "=" + val}
 		if key == "temporal.tls_cert_file" || key == "temporal.tls_key_file" {
@@ -216,7 +218,7 @@ func TestEveryKeyHasAnEnvVar(t *testing.T) {
 		cfg, err := load(t, config.LoadOptions{Dev: true}, env...)
 		require.NoError(t, err, key)
 		got, _ := cfg.Redacted()
-		if strings.Contains(key, "secret") || strings.Contains(key, "key") && !strings.HasSuffix(key, "_file") || key == "database_url" || key == "sentry.dsn" || key == "api_tokens" {
+		if strings.Contains(key, "secret") || strings.Contains(key, "key") && !strings.HasSuffix(key, "_file") || key == "database_url" || key == "sentry.dsn" || key == "api_tokens" || key == "operator_tokens" {
 			if key == "master_key_previous" {
 				assert.NotEqual(t, base.MasterKeyPrevious, cfg.MasterKeyPrevious)
 				continue
@@ -235,7 +237,7 @@ func reveal(c *config.Config) []string {
 	out := []string{c.DatabaseURL.Reveal(), c.MasterKey.Reveal(), c.Stripe.SecretKey.Reveal(),
 		c.Stripe.WebhookSecret.Reveal(), c.Clerk.WebhookSecret.Reveal(), c.Knock.APIKey.Reveal(),
 		c.SimpleLogin.APIKey.Reveal(), c.Resend.APIKey.Reveal(), c.Sentry.DSN.Reveal(), c.Temporal.APIKey.Reveal()}
-	for _, t := range c.APITokens {
+	for _, t := range append(append([]config.Secret(nil), c.APITokens...), c.OperatorTokens...) {
 		out = append(out, t.Reveal())
 	}
 	return out

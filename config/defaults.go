@@ -11,6 +11,7 @@ var defaults = map[string]any{
 	"http_addr":                      "127.0.0.1:8080",
 	"database_url":                   "",
 	"api_tokens":                     "",
+	"operator_tokens":                "",
 	"master_key":                     "",
 	"master_key_previous":            "",
 	"codec_ui_origins":               "http://127.0.0.1:8233,http://localhost:8233",

@@ -16,6 +16,9 @@ func (c *Config) applyDevDefaults() {
 	if len(c.APITokens) == 0 {
 		c.APITokens = []Secret{DevAPIToken}
 	}
+	if len(c.OperatorTokens) == 0 {
+		c.OperatorTokens = []Secret{operatorEntry(DevOperator, DevOperatorToken)}
+	}
 	if c.Stripe.WebhookSecret == "" {
 		c.Stripe.WebhookSecret = DevStripeWebhookSecret
 	}

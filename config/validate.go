@@ -158,6 +158,7 @@ func (c *Config) validate(problems []string) error {
 	if c.Tracing.SampleRatio < 0 || c.Tracing.SampleRatio > 1 {
 		add("tracing.sample_ratio", "must be between 0 and 1, got %g", c.Tracing.SampleRatio)
 	}
+	c.tokenProblems(add)
 	if len(problems) == 0 {
 		return nil
 	}

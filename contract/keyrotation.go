@@ -14,7 +14,31 @@ const (
 	// KeyRotationRevokedUpdate confirms the old key was revoked at the
 	// provider. Input KeyRevokedInput, result none.
 	KeyRotationRevokedUpdate = "old-key-revoked"
+	// KeyRotationTokenAckUpdate is an operator's word that the new start-API
+	// token is in place, for when its first use cannot be awaited. Input
+	// KeyRotationTokenRequest, result none.
+	KeyRotationTokenAckUpdate = "token-acknowledged"
+	// KeyRotationCancelUpdate ends a rotation that waits for an operator's
+	// key, or for proof of a submitted webhook secret, changing nothing: a
+	// submitted key is revoked, the old key stays active. Input
+	// KeyRevokedInput (the operator), result none.
+	KeyRotationCancelUpdate = "cancel"
 )
+
+// Signals of a KeyRotation run, each with a KeyVersion. crmflow's edge
+// sends them; a repeated or stale one changes nothing.
+const (
+	// KeyRotationTokenSeenSignal: the new start-API token was used.
+	KeyRotationTokenSeenSignal = "token-seen"
+	// KeyRotationSecretProvenSignal: a genuine webhook delivery verified
+	// with the submitted signing secret, beside the one in use.
+	KeyRotationSecretProvenSignal = "secret-proven"
+)
+
+// KeyVersion names one stored version of the rotation's key.
+type KeyVersion struct {
+	Version int `json:"version"`
+}
 
 // Key rotations beyond the providers' API keys (ProviderStripe and the
 // others name those).
@@ -66,16 +90,21 @@ type KeyRotationTokenRequest struct {
 	Operator string `json:"operator"`
 }
 
-// KeyRotationToken is the KeyRotationTokenUpdate's answer: the new token,
-// shown this once.
+// KeyRotationToken is the KeyRotationTokenUpdate's answer: the new token's
+// version in the credential store, where the caller reads the token. (Runs
+// started before tokens stayed out of histories answered with Token too.)
 type KeyRotationToken struct {
-	Token   string `json:"token"`
+	Token   string `json:"token,omitempty"`
 	Version int    `json:"version"`
 }
 
-// SubmitKeyInput is the KeyRotationSubmitKeyUpdate's input.
+// SubmitKeyInput is the KeyRotationSubmitKeyUpdate's input: the version of
+// the key the operator submitted, already stored (pending) in the
+// credential store, so the key itself never enters a history. (Runs
+// started before that took Secret instead.)
 type SubmitKeyInput struct {
-	Secret   string `json:"secret"`
+	Secret   string `json:"secret,omitempty"`
+	Version  int    `json:"version,omitempty"`
 	Operator string `json:"operator"`
 }
 

@@ -2,9 +2,11 @@ package starter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/crmflow/crmflow/contract"
@@ -47,8 +49,38 @@ func (s *Starter) ConfirmOldKeyRevoked(ctx context.Context, provider, operator s
 		contract.KeyRevokedInput{Operator: operator}, nil)
 }
 
-// CollectToken fetches a rotated start-API token, which the rotation hands
-// out once.
+// AcknowledgeToken tells a crmflow token rotation an operator put the new
+// token in place, so it need not wait for the token's first use.
+func (s *Starter) AcknowledgeToken(ctx context.Context, operator string) error {
+	return s.update(ctx, contract.KeyRotationID(contract.KeyRotationCrmflow), contract.KeyRotationTokenAckUpdate,
+		contract.KeyRotationTokenRequest{Operator: operator}, nil)
+}
+
+// CancelKeyRotation ends a rotation that waits for an operator's key, or
+// for proof of a submitted webhook secret, changing nothing.
+func (s *Starter) CancelKeyRotation(ctx context.Context, provider, operator string) error {
+	return s.update(ctx, contract.KeyRotationID(provider), contract.KeyRotationCancelUpdate,
+		contract.KeyRevokedInput{Operator: operator}, nil)
+}
+
+// SignalKeyRotation tells the provider's rotation about a key version (a
+// new token's first use, a webhook secret's proof). A rotation that is not
+// running is ErrNotFound: the news concerns nobody then.
+func (s *Starter) SignalKeyRotation(ctx context.Context, provider, signal string, version int) error {
+	err := s.c.SignalWorkflow(ctx, contract.KeyRotationID(provider), "", signal, contract.KeyVersion{Version: version})
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return fmt.Errorf("%w: %s", ErrNotFound, contract.KeyRotationID(provider))
+		}
+		return fmt.Errorf("signal %s of %s: %w", signal, contract.KeyRotationID(provider), err)
+	}
+	return nil
+}
+
+// CollectToken asks a crmflow token rotation for its new token: its
+// version in the credential store, where the caller reads it (runs started
+// before tokens stayed out of histories answer with the token, once).
 func (s *Starter) CollectToken(ctx context.Context, operator string) (*contract.KeyRotationToken, error) {
 	var tok contract.KeyRotationToken
 	if err := s.update(ctx, contract.KeyRotationID("crmflow"), contract.KeyRotationTokenUpdate,

@@ -44,6 +44,10 @@ func (h *Handler) clerk(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, provider, rejection{http.StatusBadRequest, "bad_signature", "Svix signature does not verify"})
 		return
 	}
+	h.prove(r.Context(), "clerk_webhook", func(secret string) bool {
+		v := newClerkVerifier(secret)
+		return v != nil && v.VerifyIgnoringTimestamp(body, r.Header) == nil
+	})
 	ts, err := strconv.ParseInt(headerEither(r.Header, "svix-timestamp", "webhook-timestamp"), 10, 64)
 	if err != nil {
 		h.reject(w, provider, rejection{http.StatusBadRequest, "bad_signature", "svix-timestamp is not a Unix time"})

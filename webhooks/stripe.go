@@ -52,6 +52,11 @@ func (h *Handler) stripe(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, provider, stripeRejection(err))
 		return
 	}
+	h.prove(r.Context(), "stripe_webhook", func(secret string) bool {
+		_, err := webhook.ConstructEventWithOptions(body, r.Header.Get("Stripe-Signature"), secret,
+			webhook.ConstructEventOptions{Tolerance: h.deps.Options.Tolerance, IgnoreAPIVersionMismatch: true})
+		return err == nil
+	})
 	if ev.ID == "" || ev.Type == "" || ev.Data == nil {
 		h.reject(w, provider, rejection{http.StatusBadRequest, "malformed", "event has no id, type or data"})
 		return

@@ -57,6 +57,9 @@ type Deps struct {
 	// a rotation both the new and the retiring secret verify). Without it
 	// the static secrets in Options are used.
 	Secrets func(ctx context.Context, provider string) ([]string, error)
+	// Proofs, when set, tell a rotation that a genuine delivery verified
+	// with the signing secret an operator submitted (see Proofs).
+	Proofs  *Proofs
 	Options Options
 }
 

@@ -64,8 +64,8 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 	pm := o.providerMetrics
 	a := Activities{
 		Credentials: &activities.CredentialActivities{Store: creds},
-		KeyVerifier: &activities.KeyVerifier{Verify: keyVerifier(cfg)},
-		Resend: &activities.ResendActivities{Keys: creds, BaseURL: cfg.Resend.APIURL,
+		KeyVerifier: &activities.KeyVerifier{Verify: keyVerifier(cfg), Keys: creds},
+		Resend: &activities.ResendActivities{Keys: creds, Store: creds, BaseURL: cfg.Resend.APIURL,
 			HTTPClient: pm.Client(contract.ProviderResend, &http.Client{Timeout: resendTimeout})},
 		Inventory: &activities.InventoryActivities{Store: st, Signaller: signaller, Defaults: activities.StockDefaults{
 			Debounce:           cfg.Inventory.Debounce,

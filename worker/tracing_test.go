@@ -33,6 +33,7 @@ import (
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/inbox"
+	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/httpserver"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/internal/telemetry"
@@ -55,7 +56,7 @@ func TestTracingFollowsARequestIntoActivities(t *testing.T) {
 		Ops:  api.OpsDeps{Registry: reg},
 		API: &api.Deps{Logger: o.logger, Store: o.st, Inbox: inbox.NewStore(o.st.Pool()),
 			Starter: starter.New(o.tc, starter.Options{TaskQueue: o.queue, PaymentTimeout: time.Hour}),
-			Tokens:  func(context.Context) ([]string, error) { return []string{"trace-token"}, nil }},
+			Auth:    traceAuth{}},
 	}))
 	t.Cleanup(hs.Close)
 
@@ -266,4 +267,14 @@ func TestTracingExportsOverOTLP(t *testing.T) {
 	assert.Equal(t, "crmflow", attrs["service.name"])
 	assert.Equal(t, "crmflow@9.9.9", attrs["service.version"])
 	assert.Equal(t, "checkout", rs.GetScopeSpans()[0].GetSpans()[0].GetName())
+}
+
+// traceAuth accepts "trace-token" as a service token.
+type traceAuth struct{}
+
+func (traceAuth) Authenticate(_ context.Context, token string) (credentials.Principal, error) {
+	if token != "trace-token" {
+		return credentials.Principal{}, credentials.ErrUnauthenticated
+	}
+	return credentials.Principal{Scope: credentials.ScopeService, Name: "api_token"}, nil
 }

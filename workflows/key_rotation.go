@@ -33,9 +33,19 @@ var rotationCreds *activities.CredentialActivities
 const (
 	phaseNone             = ""
 	phaseAwaitKey         = "awaiting-key"
+	phaseAwaitProof       = "awaiting-proof"
 	phaseAwaitRevocation  = "awaiting-revocation"
 	phaseAwaitTokenPickup = "awaiting-token-pickup"
+	phaseAwaitTokenUse    = "awaiting-token-use"
 )
+
+// keyMaterialChange is the GetVersion change id of keys kept out of
+// histories: runs of version 1 and later carry only version numbers of keys
+// (stored in the credential store by the edge or by the activity that made
+// them), activate a webhook signing secret only once a genuine delivery
+// verified with it, and keep the old start-API token until the new one is
+// seen in use. Older runs keep what they did.
+const keyMaterialChange = "key-material-by-version"
 
 // keyRotation is one run's state; its methods are the steps. Secrets live
 // only in fields no query, memo, search attribute or log reads. The fields
@@ -51,6 +61,13 @@ type keyRotation struct {
 	oldVersion    int
 	oldExternalID string
 	newVersion    int
+
+	// byVersion is true for runs that keep keys out of their history
+	// (keyMaterialChange version 1).
+	byVersion bool
+	// cancelled is set by KeyRotationCancelUpdate.
+	cancelled   bool
+	cancelledBy string
 
 	// Each mode's own state; a run uses at most one, but every mode's
 	// Update validators read theirs on every run.
@@ -81,6 +98,10 @@ func KeyRotation(ctx workflow.Context, in contract.KeyRotationInput) (*contract.
 	if err := k.registerUpdates(ctx); err != nil {
 		return nil, err
 	}
+	k.byVersion = workflow.GetVersion(ctx, keyMaterialChange, workflow.DefaultVersion, 1) >= 1
+	if k.byVersion {
+		k.listen(ctx)
+	}
 	upsert(ctx, contract.ProviderKey.ValueSet(in.Provider))
 
 	var res *contract.KeyRotationResult
@@ -89,7 +110,11 @@ func KeyRotation(ctx workflow.Context, in contract.KeyRotationInput) (*contract.
 	case providers.RotationAutomatic:
 		res, err = k.rotateResend(ctx)
 	case providers.RotationToken:
-		res, err = k.rotateToken(ctx)
+		if k.byVersion {
+			res, err = k.rotateTokenInStore(ctx)
+		} else {
+			res, err = k.rotateToken(ctx)
+		}
 	default:
 		res, err = k.rotateByHand(ctx)
 	}
@@ -134,6 +159,8 @@ func (k *keyRotation) registerUpdates(ctx workflow.Context) error {
 		{contract.KeyRotationTokenUpdate, k.handOutToken, k.validateTokenRequest},
 		{contract.KeyRotationSubmitKeyUpdate, k.submitKey, k.validateKey},
 		{contract.KeyRotationRevokedUpdate, k.confirmRevoked, k.validateRevoked},
+		{contract.KeyRotationTokenAckUpdate, k.acknowledgeToken, k.validateTokenAck},
+		{contract.KeyRotationCancelUpdate, k.cancel, k.validateCancel},
 	}
 	for _, u := range updates {
 		err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler,
@@ -167,8 +194,9 @@ func (k *keyRotation) readActive(ctx workflow.Context) error {
 	return nil
 }
 
-// storeAndActivate stores secret as a pending version and activates it. The
-// dead letter of a failed step records where, never the secret.
+// storeAndActivate stores secret as a pending version and activates it,
+// for runs started before keys stayed out of histories. The dead letter of
+// a failed step records where, never the secret.
 func (k *keyRotation) storeAndActivate(ctx workflow.Context, secret, externalID string) error {
 	in := activities.StoreCredentialInput{Provider: k.input.Provider, Name: k.input.Name, Secret: secret, ExternalID: externalID}
 	redacted := map[string]string{"provider": k.input.Provider, "name": k.input.Name, "external_id": externalID}
@@ -179,15 +207,83 @@ func (k *keyRotation) storeAndActivate(ctx workflow.Context, secret, externalID 
 	if err != nil {
 		return err
 	}
-	ref := k.ref(stored.Version)
-	err = k.parker.step(ctx, "activate-key", storeOptions, ref, func(ctx workflow.Context) error {
+	return k.activate(ctx, stored.Version)
+}
+
+// activate makes a stored version the active one; the version active until
+// now turns retiring for the grace period.
+func (k *keyRotation) activate(ctx workflow.Context, version int) error {
+	ref := k.ref(version)
+	err := k.parker.step(ctx, "activate-key", storeOptions, ref, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, rotationCreds.ActivateCredential, ref).Get(ctx, nil)
 	})
 	if err != nil {
 		return err
 	}
-	k.newVersion = stored.Version
+	k.newVersion = version
 	k.status.State = "activated"
+	return nil
+}
+
+// revokePending revokes a stored version the rotation will not use (an
+// invalid or cancelled submission, an unused token), so it is never
+// accepted; skipping it leaves it pending, which nothing uses.
+func (k *keyRotation) revokePending(ctx workflow.Context, step string, version int) error {
+	ref := k.ref(version)
+	err := k.parker.step(ctx, step, storeOptions, ref, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, rotationCreds.RevokeCredential, ref).Get(ctx, nil)
+	})
+	if errors.Is(err, errSkipped) {
+		return nil
+	}
+	return err
+}
+
+// listen takes the rotation's signals for as long as the run lives: the
+// edge tells it when a new start-API token is first used and when a
+// submitted webhook secret verified a genuine delivery. Each only sets
+// state the main flow waits on; a stale version is ignored.
+func (k *keyRotation) listen(ctx workflow.Context) {
+	seen := workflow.GetSignalChannel(ctx, contract.KeyRotationTokenSeenSignal)
+	proven := workflow.GetSignalChannel(ctx, contract.KeyRotationSecretProvenSignal)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var v contract.KeyVersion
+			sel := workflow.NewSelector(ctx)
+			sel.AddReceive(seen, func(c workflow.ReceiveChannel, _ bool) {
+				c.Receive(ctx, &v)
+				if v.Version != 0 && v.Version == k.handout.version {
+					k.handout.seen = true
+				}
+			})
+			sel.AddReceive(proven, func(c workflow.ReceiveChannel, _ bool) {
+				c.Receive(ctx, &v)
+				if v.Version != 0 && v.Version == k.manual.version {
+					k.manual.proven = true
+				}
+			})
+			sel.Select(ctx)
+		}
+	})
+}
+
+// validateCancel admits KeyRotationCancelUpdate only while the run waits
+// for an operator's key or for a submitted secret's proof: before anything
+// was activated, so cancelling changes nothing.
+func (k *keyRotation) validateCancel(_ workflow.Context, in contract.KeyRevokedInput) error {
+	if err := contract.ValidateOperator(in.Operator); err != nil {
+		return err
+	}
+	if !k.byVersion || (k.phase != phaseAwaitKey && k.phase != phaseAwaitProof) || k.cancelled {
+		return errors.New("the rotation is not waiting for a key or its proof, so it cannot be cancelled")
+	}
+	return nil
+}
+
+// cancel records an operator's decision to end the rotation; the main flow
+// revokes what was submitted and ends.
+func (k *keyRotation) cancel(_ workflow.Context, in contract.KeyRevokedInput) error {
+	k.cancelled, k.cancelledBy = true, in.Operator
 	return nil
 }
 

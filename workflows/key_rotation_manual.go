@@ -36,20 +36,27 @@ var keyVerifyOptions = activityPolicy{options: workflow.ActivityOptions{
 var verify *activities.KeyVerifier
 
 // manualSubmission is the human-in-the-loop mode's state: the verified key
-// waiting for the main flow to store it (cleared once taken), who submitted
-// it, who confirmed the old key's revocation, and how many reminders went
-// out (one count over both waits, so reminder step names never repeat).
+// waiting for the main flow (its stored version, or in older runs the key
+// itself, cleared once taken), who submitted it, whether a genuine delivery
+// proved a webhook secret, who confirmed the old key's revocation, and how
+// many reminders went out (one count over every wait, so reminder step
+// names never repeat).
 type manualSubmission struct {
 	verifying    bool
 	submitted    string
+	version      int
+	proven       bool
 	submittedBy  string
 	revokedBy    string
 	revokedKnown bool
 	reminders    int
 }
 
-// rotateByHand: ask operators for the new key, verify and activate it, then
-// wait for their confirmation that the old key is revoked at the provider.
+// rotateByHand: ask operators for the new key, verify it, for a webhook
+// secret wait until a genuine delivery proves it, activate it, then wait
+// for the operators' confirmation that the old key is revoked at the
+// provider. Until activation an operator may cancel, which changes
+// nothing.
 func (k *keyRotation) rotateByHand(ctx workflow.Context) (*contract.KeyRotationResult, error) {
 	m := &k.manual
 	if err := k.readActive(ctx); err != nil {
@@ -58,15 +65,37 @@ func (k *keyRotation) rotateByHand(ctx workflow.Context) (*contract.KeyRotationR
 	k.notify(ctx, "notify-needed", KnockKeyRotationNeeded)
 
 	k.await(ctx, phaseAwaitKey, "await-key")
-	if err := k.awaitOperator(ctx, "a new key", func() bool { return m.submitted != "" }); err != nil {
+	if err := k.awaitOperator(ctx, "a new key", func() bool { return m.submitted != "" || m.version != 0 || k.cancelled }); err != nil {
 		return nil, err
 	}
 	k.phase = phaseNone
-	secret := m.submitted
-	m.submitted = ""
+	if k.cancelled {
+		return k.cancelRotation(ctx)
+	}
 	k.status.Detail = "key submitted by " + m.submittedBy
-	if err := k.storeAndActivate(ctx, secret, ""); err != nil {
-		return nil, err
+	if m.version == 0 {
+		// A run started before keys stayed out of histories.
+		secret := m.submitted
+		m.submitted = ""
+		if err := k.storeAndActivate(ctx, secret, ""); err != nil {
+			return nil, err
+		}
+	} else {
+		if provider, _ := providers.Lookup(k.input.Provider); provider.Webhook && k.byVersion {
+			k.await(ctx, phaseAwaitProof, "await-proof")
+			k.status.Detail = "waiting for a delivery signed with both the old and the new secret (set the new one at the provider)"
+			if err := k.awaitOperator(ctx, "a delivery signed with the new secret", func() bool { return m.proven || k.cancelled }); err != nil {
+				return nil, err
+			}
+			k.phase = phaseNone
+			if k.cancelled {
+				return k.cancelRotation(ctx)
+			}
+			k.status.Detail = "a genuine delivery verified with the new secret"
+		}
+		if err := k.activate(ctx, m.version); err != nil {
+			return nil, err
+		}
 	}
 
 	k.await(ctx, phaseAwaitRevocation, "await-old-key-revoked")
@@ -76,6 +105,17 @@ func (k *keyRotation) rotateByHand(ctx workflow.Context) (*contract.KeyRotationR
 	k.phase = phaseNone
 	k.status.Detail = "old key revoked at the provider, confirmed by " + m.revokedBy
 	return k.rotated(ctx, k.status.Detail, "confirmed_by", m.revokedBy)
+}
+
+// cancelRotation ends a rotation an operator cancelled before activation:
+// the submitted key, if any, is revoked; the old key stays as it was.
+func (k *keyRotation) cancelRotation(ctx workflow.Context) (*contract.KeyRotationResult, error) {
+	if k.manual.version != 0 {
+		if err := k.revokePending(ctx, "revoke-submitted", k.manual.version); err != nil {
+			return nil, err
+		}
+	}
+	return k.finish(ctx, "cancelled", "cancelled by "+k.cancelledBy+"; the old key stays active"), nil
 }
 
 // awaitOperator waits for done, reminding operators every ReminderEvery.
@@ -96,12 +136,19 @@ func (k *keyRotation) awaitOperator(ctx workflow.Context, what string, done func
 func (k *keyRotation) validateKey(_ workflow.Context, in contract.SubmitKeyInput) error {
 	provider, _ := providers.Lookup(k.input.Provider)
 	switch {
-	case k.phase != phaseAwaitKey || k.manual.submitted != "":
+	case k.phase != phaseAwaitKey || k.manual.submitted != "" || k.manual.version != 0:
 		return errors.New("the rotation is not waiting for a key")
 	case k.manual.verifying:
 		return errors.New("another key is being verified")
 	case contract.ValidateOperator(in.Operator) != nil:
 		return contract.ValidateOperator(in.Operator)
+	case in.Version > 0 && in.Secret == "":
+		// Stored by the API or CLI, which checked its form first.
+		return nil
+	case in.Version > 0:
+		return errors.New("submit a key's version or the key, not both")
+	case k.byVersion:
+		return errors.New("submit the key through crmflow's API or CLI, which store it and send its version")
 	case in.Secret == "":
 		return errors.New("key is empty")
 	case len(in.Secret) < 16 || len(in.Secret) > 1024:
@@ -119,17 +166,21 @@ func (k *keyRotation) validateKey(_ workflow.Context, in contract.SubmitKeyInput
 }
 
 // submitKey verifies the key with the provider. A valid key is taken for the
-// main flow to store and activate; an invalid one is forgotten.
+// main flow to activate; an invalid one is forgotten (the API that stored it
+// revokes it).
 func (k *keyRotation) submitKey(ctx workflow.Context, in contract.SubmitKeyInput) (contract.SubmitKeyResult, error) {
 	m := &k.manual
-	if m.verifying || m.submitted != "" || k.phase != phaseAwaitKey {
+	if m.verifying || m.submitted != "" || m.version != 0 || k.phase != phaseAwaitKey {
 		return contract.SubmitKeyResult{}, errors.New("the rotation is not waiting for a key")
 	}
 	m.verifying = true
 	defer func() { m.verifying = false }()
+	check := activities.VerifyKeyInput{Provider: k.input.Provider, Secret: in.Secret}
+	if in.Version > 0 {
+		check = activities.VerifyKeyInput{Provider: k.input.Provider, Name: k.input.Name, Version: in.Version}
+	}
 	var out activities.VerifyKeyOutput
-	err := workflow.ExecuteActivity(keyVerifyOptions.context(ctx), verify.VerifyKey,
-		activities.VerifyKeyInput{Provider: k.input.Provider, Secret: in.Secret}).Get(ctx, &out)
+	err := workflow.ExecuteActivity(keyVerifyOptions.context(ctx), verify.VerifyKey, check).Get(ctx, &out)
 	if err != nil {
 		return contract.SubmitKeyResult{}, fmt.Errorf("could not verify the key: %w", err)
 	}
@@ -137,7 +188,7 @@ func (k *keyRotation) submitKey(ctx workflow.Context, in contract.SubmitKeyInput
 		k.status.Detail = "a key submitted by " + in.Operator + " was rejected: " + out.Reason
 		return contract.SubmitKeyResult{Reason: out.Reason}, nil
 	}
-	m.submitted, m.submittedBy = in.Secret, in.Operator
+	m.submitted, m.version, m.submittedBy = in.Secret, in.Version, in.Operator
 	return contract.SubmitKeyResult{Valid: true}, nil
 }
 

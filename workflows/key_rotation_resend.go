@@ -37,6 +37,10 @@ func (k *keyRotation) rotateResend(ctx workflow.Context) (*contract.KeyRotationR
 		Name:       activities.ResendKeyName(workflow.GetInfo(ctx).WorkflowExecution.RunID),
 		Permission: activities.ResendFullAccess,
 	}
+	if k.byVersion {
+		// The new key goes from Resend's answer straight into the store.
+		create.StoreAs = &activities.CredentialRef{Provider: k.input.Provider, Name: k.input.Name}
+	}
 	var created activities.CreateAPIKeyOutput
 	err := k.parker.step(ctx, "create-key", keyRotationResendOptions, create, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, rotationResend.CreateAPIKey, create).Get(ctx, &created)
@@ -45,11 +49,15 @@ func (k *keyRotation) rotateResend(ctx workflow.Context) (*contract.KeyRotationR
 		return nil, err
 	}
 
+	check := activities.VerifyAPIKeyInput{Token: created.Token}
+	if created.Version != 0 {
+		check = activities.VerifyAPIKeyInput{Key: &activities.CredentialRef{
+			Provider: k.input.Provider, Name: k.input.Name, Version: created.Version}}
+	}
 	var verdict activities.VerifyAPIKeyOutput
 	err = k.parker.step(ctx, "verify-key", keyRotationResendOptions, map[string]string{"key_id": created.KeyID},
 		func(ctx workflow.Context) error {
-			return workflow.ExecuteActivity(ctx, rotationResend.VerifyAPIKey,
-				activities.VerifyAPIKeyInput{Token: created.Token}).Get(ctx, &verdict)
+			return workflow.ExecuteActivity(ctx, rotationResend.VerifyAPIKey, check).Get(ctx, &verdict)
 		})
 	if err != nil {
 		return nil, k.abandonResendKey(ctx, created.KeyID, err)
@@ -62,11 +70,21 @@ func (k *keyRotation) rotateResend(ctx workflow.Context) (*contract.KeyRotationR
 		if err := k.deleteResendKey(ctx, "delete-new-key", created.KeyID); err != nil && !errors.Is(err, errSkipped) {
 			return nil, err
 		}
+		if created.Version != 0 {
+			if err := k.revokePending(ctx, "revoke-new", created.Version); err != nil {
+				return nil, err
+			}
+		}
 		k.notify(ctx, "notify-failed", KnockKeyRotationFailed, "reason", reason)
 		return k.finish(ctx, keyRotationStateFailed, "Resend did not accept the new key ("+reason+"); the old key stays active"), nil
 	}
 
-	if err := k.storeAndActivate(ctx, created.Token.Reveal(), created.KeyID); err != nil {
+	if created.Version != 0 {
+		err = k.activate(ctx, created.Version)
+	} else {
+		err = k.storeAndActivate(ctx, created.Token.Reveal(), created.KeyID)
+	}
+	if err != nil {
 		return nil, k.abandonResendKey(ctx, created.KeyID, err)
 	}
 	if err := k.grace(ctx); err != nil {

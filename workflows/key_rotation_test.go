@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/suite"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/contract"
@@ -25,9 +26,14 @@ var (
 const (
 	krValidStripeKey = "sk_live_valid_key_0123456789"
 	krBadStripeKey   = "sk_live_refused_key_987654"
+	// krValidVersion is the stored version of a key the provider accepts;
+	// any other submitted version is refused.
+	krValidVersion = 2
 )
 
-type keyRotationSuite struct {
+// rotationHarness is what the key-rotation suites share: a test
+// environment with every activity mocked, and helpers to drive a run.
+type rotationHarness struct {
 	suite.Suite
 	testsuite.WorkflowTestSuite
 	env *testsuite.TestWorkflowEnvironment
@@ -38,9 +44,19 @@ type keyRotationSuite struct {
 	created  []activities.CreateAPIKeyInput
 }
 
+// keyRotationSuite runs rotations as runs started before keys stayed out of
+// histories run them (keyMaterialChange at DefaultVersion): those runs must
+// behave as they always did.
+type keyRotationSuite struct{ rotationHarness }
+
 func TestKeyRotation(t *testing.T) { suite.Run(t, new(keyRotationSuite)) }
 
 func (s *keyRotationSuite) SetupTest() {
+	s.setup()
+	s.env.OnGetVersion("key-material-by-version", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion).Maybe()
+}
+
+func (s *rotationHarness) setup() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.RegisterWorkflow(workflows.KeyRotation)
 	s.env.RegisterActivity(krCreds)
@@ -51,15 +67,15 @@ func (s *keyRotationSuite) SetupTest() {
 	s.calls, s.stored, s.notified, s.created = nil, nil, nil, nil
 }
 
-func (s *keyRotationSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
+func (s *rotationHarness) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
 
-func (s *keyRotationSuite) call(format string, args ...any) {
+func (s *rotationHarness) call(format string, args ...any) {
 	s.calls = append(s.calls, fmt.Sprintf(format, args...))
 }
 
 // defaults registers the happy path after a test's own expectations: v1 is
 // active (Resend key id key_old), a new version is v2.
-func (s *keyRotationSuite) defaults() {
+func (s *rotationHarness) defaults() {
 	s.env.OnActivity(krCreds.ActiveCredential, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ActiveCredentialInput) (*activities.ActiveCredentialOutput, error) {
 			s.call("active %s/%s", in.Provider, in.Name)
@@ -69,12 +85,24 @@ func (s *keyRotationSuite) defaults() {
 		func(_ context.Context, in activities.CreateAPIKeyInput) (*activities.CreateAPIKeyOutput, error) {
 			s.call("create")
 			s.created = append(s.created, in)
+			if in.StoreAs != nil {
+				return &activities.CreateAPIKeyOutput{KeyID: "key_new", Version: 2}, nil
+			}
 			return &activities.CreateAPIKeyOutput{KeyID: "key_new", Token: "re_new_token"}, nil
 		}).Maybe()
 	s.env.OnActivity(krResend.VerifyAPIKey, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.VerifyAPIKeyInput) (*activities.VerifyAPIKeyOutput, error) {
-			s.call("verify %s", in.Token.Reveal())
+			if in.Key != nil {
+				s.call("verify v%d", in.Key.Version)
+			} else {
+				s.call("verify %s", in.Token.Reveal())
+			}
 			return &activities.VerifyAPIKeyOutput{Valid: true}, nil
+		}).Maybe()
+	s.env.OnActivity(krCreds.CreateToken, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CreateTokenInput) (*activities.CreateTokenOutput, error) {
+			s.call("create-token %s/%s", in.Provider, in.Name)
+			return &activities.CreateTokenOutput{Version: 2}, nil
 		}).Maybe()
 	s.env.OnActivity(krResend.DeleteAPIKey, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.DeleteAPIKeyInput) error {
@@ -104,6 +132,13 @@ func (s *keyRotationSuite) defaults() {
 		}).Maybe()
 	s.env.OnActivity(krVerify.VerifyKey, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.VerifyKeyInput) (*activities.VerifyKeyOutput, error) {
+			if in.Version > 0 {
+				s.call("verify-key v%d", in.Version)
+				if in.Version == krValidVersion {
+					return &activities.VerifyKeyOutput{Valid: true}, nil
+				}
+				return &activities.VerifyKeyOutput{Reason: "invalid_api_key"}, nil
+			}
 			s.call("verify-key")
 			if in.Secret == krValidStripeKey {
 				return &activities.VerifyKeyOutput{Valid: true}, nil
@@ -120,7 +155,7 @@ func (s *keyRotationSuite) defaults() {
 	s.env.OnActivity(dl.DecideDeadLetter, mock.Anything, mock.Anything).Return(nil).Maybe()
 }
 
-func (s *keyRotationSuite) run(in contract.KeyRotationInput) *contract.KeyRotationResult {
+func (s *rotationHarness) run(in contract.KeyRotationInput) *contract.KeyRotationResult {
 	s.defaults()
 	s.env.SetStartWorkflowOptions(clientStartOptions(contract.KeyRotationID(in.Provider)))
 	s.env.ExecuteWorkflow(workflows.KeyRotation, in)
@@ -131,7 +166,7 @@ func (s *keyRotationSuite) run(in contract.KeyRotationInput) *contract.KeyRotati
 	return &res
 }
 
-func (s *keyRotationSuite) status() contract.Status {
+func (s *rotationHarness) status() contract.Status {
 	v, err := s.env.QueryWorkflow(contract.StatusQuery)
 	s.Require().NoError(err)
 	var st contract.Status
@@ -141,7 +176,7 @@ func (s *keyRotationSuite) status() contract.Status {
 
 // update sends an Update at d; a non-empty wantReject is the rejection
 // expected, else the result is handed to done.
-func (s *keyRotationSuite) update(d time.Duration, name, wantReject string, done func(any), arg any) {
+func (s *rotationHarness) update(d time.Duration, name, wantReject string, done func(any), arg any) {
 	s.env.RegisterDelayedCallback(func() {
 		s.env.UpdateWorkflow(name, "", &testsuite.TestUpdateCallback{
 			OnAccept: func() {
@@ -169,7 +204,7 @@ func (s *keyRotationSuite) update(d time.Duration, name, wantReject string, done
 }
 
 // keyPrefix is the idempotency keys' common prefix: workflow ID and run ID.
-func (s *keyRotationSuite) keyPrefix(provider string) string {
+func (s *rotationHarness) keyPrefix(provider string) string {
 	s.Require().NotEmpty(s.notified)
 	key := s.notified[0].IdempotencyKey
 	s.Require().True(strings.HasPrefix(key, contract.KeyRotationID(provider)+"/"), key)

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -10,9 +11,13 @@ import (
 	"github.com/crmflow/crmflow/contract"
 )
 
-// Rotation of crmflow's own start-API token: crmflow generates the token,
-// and the only copy outside the credential store is the one handed out,
-// once, through KeyRotationTokenUpdate.
+// Rotation of crmflow's own start-API token. Runs that keep keys out of
+// their history (rotateTokenInStore) have the token made and stored pending
+// by an activity; operators fetch it from the store through the API (the
+// Update answers only its version), as often as they need, until the token
+// is first used or acknowledged; only then does the old token start its
+// grace period. Older runs (rotateToken) handed the token out once through
+// the Update.
 
 // KeyRotationTokenPickupTimeout is how long a new start-API token waits for
 // an operator to collect it; uncollected, the rotation is rolled back.
@@ -26,6 +31,60 @@ const startTokenBytes = 32
 type tokenHandout struct {
 	token     string
 	handedOut bool
+	// version is the new token's, while it waits to be used; seen and
+	// acknowledged end that wait.
+	version      int
+	seen         bool
+	acknowledged bool
+	ackBy        string
+}
+
+// rotateTokenInStore: make and store the new token (pending, accepted by
+// the API) → wait until it is used, or an operator acknowledges it → activate
+// it (the old token turns retiring) → grace → revoke the old version →
+// notify. A token neither used nor acknowledged within
+// KeyRotationTokenPickupTimeout is revoked, and the old token, never
+// retired, stays as it was.
+func (k *keyRotation) rotateTokenInStore(ctx workflow.Context) (*contract.KeyRotationResult, error) {
+	if err := k.readActive(ctx); err != nil {
+		return nil, err
+	}
+	in := activities.CreateTokenInput{Provider: k.input.Provider, Name: k.input.Name, Bytes: startTokenBytes}
+	var created activities.CreateTokenOutput
+	err := k.parker.step(ctx, "create-token", storeOptions, in, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, rotationCreds.CreateToken, in).Get(ctx, &created)
+	})
+	if err != nil {
+		return nil, err
+	}
+	h := &k.handout
+	h.version = created.Version
+	k.await(ctx, phaseAwaitTokenUse, "await-token-use")
+	k.status.Detail = fmt.Sprintf("new token version %d waits to be used; fetch it with an operator token", h.version)
+	used, err := workflow.AwaitWithTimeout(ctx, KeyRotationTokenPickupTimeout, func() bool { return h.seen || h.acknowledged })
+	k.phase = phaseNone
+	if err != nil {
+		return nil, err
+	}
+	if !used {
+		if err := k.revokePending(ctx, "revoke-new", h.version); err != nil {
+			return nil, err
+		}
+		k.notify(ctx, "notify-failed", KnockKeyRotationFailed, "reason", "the new token was neither used nor acknowledged")
+		return k.finish(ctx, "token_not_collected", "nobody used or acknowledged the new token; the old one stays active"), nil
+	}
+	if h.acknowledged {
+		k.status.Detail = "new token acknowledged by " + h.ackBy
+	} else {
+		k.status.Detail = "new token in use"
+	}
+	if err := k.activate(ctx, h.version); err != nil {
+		return nil, err
+	}
+	if err := k.grace(ctx); err != nil {
+		return nil, err
+	}
+	return k.rotated(ctx, "")
 }
 
 // rotateToken: generate → store → activate (the old token turns retiring)
@@ -89,10 +148,14 @@ func (k *keyRotation) rollBackToken(ctx workflow.Context) (*contract.KeyRotation
 }
 
 // validateTokenRequest admits a KeyRotationTokenUpdate only while a new
-// token waits to be collected and has not been.
+// token waits: to be used (any number of times), or, in older runs, to be
+// collected once.
 func (k *keyRotation) validateTokenRequest(_ workflow.Context, req contract.KeyRotationTokenRequest) error {
 	if err := contract.ValidateOperator(req.Operator); err != nil {
 		return err
+	}
+	if k.phase == phaseAwaitTokenUse {
+		return nil
 	}
 	switch {
 	case k.handout.handedOut:
@@ -103,12 +166,37 @@ func (k *keyRotation) validateTokenRequest(_ workflow.Context, req contract.KeyR
 	return nil
 }
 
-// handOutToken answers KeyRotationTokenUpdate with the new token, once.
+// handOutToken answers KeyRotationTokenUpdate with the new token's version
+// (the caller reads the token from the store), or, in older runs, with the
+// token itself, once.
 func (k *keyRotation) handOutToken(_ workflow.Context, req contract.KeyRotationTokenRequest) (contract.KeyRotationToken, error) {
+	if k.byVersion {
+		k.status.Detail = fmt.Sprintf("new token version %d fetched by %s; waits to be used", k.handout.version, req.Operator)
+		return contract.KeyRotationToken{Version: k.handout.version}, nil
+	}
 	if k.handout.handedOut {
 		return contract.KeyRotationToken{}, errors.New("the new token was already handed out")
 	}
 	k.handout.handedOut = true
 	k.status.Detail = "new token handed out to " + req.Operator
 	return contract.KeyRotationToken{Token: k.handout.token, Version: k.newVersion}, nil
+}
+
+// validateTokenAck admits KeyRotationTokenAckUpdate while a new token waits
+// to be used.
+func (k *keyRotation) validateTokenAck(_ workflow.Context, req contract.KeyRotationTokenRequest) error {
+	if err := contract.ValidateOperator(req.Operator); err != nil {
+		return err
+	}
+	if k.phase != phaseAwaitTokenUse {
+		return errors.New("no new token waits to be used")
+	}
+	return nil
+}
+
+// acknowledgeToken records an operator's word that the new token is in
+// place, which ends the wait for its first use.
+func (k *keyRotation) acknowledgeToken(_ workflow.Context, req contract.KeyRotationTokenRequest) error {
+	k.handout.acknowledged, k.handout.ackBy = true, req.Operator
+	return nil
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -113,6 +111,10 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 	if err := creds.SeedAll(ctx, cfg.ConfiguredKeys()); err != nil {
 		return err
 	}
+	if err := creds.SeedTokens(ctx, cfg.ServiceTokens(), cfg.Operators()); err != nil {
+		return err
+	}
+	warnTokenDrift(ctx, cfg, creds, logger)
 	starterClient := starter.New(tc, starter.Options{PaymentTimeout: cfg.Orders.PaymentTimeout, ShadowTTL: cfg.Aliases.ShadowTTL})
 	g, gctx := errgroup.WithContext(ctx)
 	if opts.Stop != nil {
@@ -159,11 +161,12 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 	if workers != nil {
 		ops.ProviderQueues = func() any { return workers.Queues() }
 	}
-	// /readyz?verbose=1 is unauthenticated and calls every provider, so its
-	// checks run at most every 30 s (Resend allows 2 requests a second).
+	// /readyz?verbose=1 (operators only) calls every provider, so its checks
+	// run at most every 30 s (Resend allows 2 requests a second).
 	ops.Doctor = doctor.Cached((&doctor.Checker{Config: cfg, DatabaseURL: dbURL, Store: st, Temporal: tc,
 		Credentials: creds, Timeout: 4 * time.Second}).Run, 30*time.Second)
-	ops.Codec = codec.NewHandler(codec.New(keys), codecAuthorizer(cfg, creds), codec.WithAllowedOrigins(cfg.CodecUIOrigins...))
+	ops.Codec = codec.NewHandler(codec.New(keys), api.CodecAuthorizer(creds, devUIOrigins(cfg)), codec.WithAllowedOrigins(cfg.CodecUIOrigins...))
+	ops.Auth = creds
 	handler := api.HandlerOptions{
 		HTTP: httpserver.Options{Logger: logger, Registry: reg, Tracer: tracing.TracerProvider()},
 	}
@@ -177,6 +180,7 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		handler.Webhooks = &webhooks.Deps{
 			Logger: logger, Registry: reg, Inbox: ib, Dispatcher: dispatcher, Referrals: st,
 			Secrets: creds.WebhookSecrets,
+			Proofs:  secretProofs(creds, starterClient),
 			Options: webhooks.Options{
 				StripeSecret: cfg.Stripe.WebhookSecret.Reveal(),
 				ClerkSecret:  cfg.Clerk.WebhookSecret.Reveal(),
@@ -187,7 +191,8 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		handler.API = &api.Deps{
 			Logger: logger, Store: st, Starter: starterClient, Inbox: ib,
 			CoalesceWindow: cfg.Inventory.CoalesceWindow,
-			Tokens:         apiTokens(cfg, creds),
+			Auth:           creds, TokenSeen: tokenSeen(starterClient, logger), Audit: st,
+			Rotations: &api.Rotations{Starter: starterClient, Keys: creds, Audit: st, Logger: logger},
 		}
 		g.Go(func() error { return dispatcher.Run(gctx) })
 	}
@@ -207,44 +212,6 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		return nil
 	})
 	return g.Wait()
-}
-
-// codecAuthorizer lets operators with a start-API token decode payloads. In
-// dev the embedded Temporal UI, which cannot send crmflow's token, is let in
-// by its origin too; that is a browser-enforced check, fit for a laptop
-// only, so production requires the token (temporal CLI: --codec-auth).
-func codecAuthorizer(cfg *config.Config, creds *credentials.Store) func(*http.Request) bool {
-	static := revealAll(cfg.APITokens)
-	stored := creds.Tokens
-	bearer := codec.BearerAuthorizer(func(ctx context.Context) ([]string, error) {
-		tokens, err := stored(ctx)
-		return append(tokens, static...), err
-	})
-	return func(r *http.Request) bool {
-		if bearer(r) {
-			return true
-		}
-		return cfg.DevMode && slices.Contains(cfg.CodecUIOrigins, r.Header.Get("Origin"))
-	}
-}
-
-// apiTokens are the bearer tokens the API accepts now. The first configured
-// token seeds the credential store, which is what counts from then on (key
-// rotation replaces it there); further configured tokens are accepted as
-// they are.
-func apiTokens(cfg *config.Config, creds *credentials.Store) func(ctx context.Context) ([]string, error) {
-	var static []string
-	if len(cfg.APITokens) > 1 {
-		static = revealAll(cfg.APITokens[1:])
-	}
-	stored := creds.Tokens
-	return func(ctx context.Context) ([]string, error) {
-		tokens, err := stored(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return append(append([]string(nil), static...), tokens...), nil
-	}
 }
 
 func revealAll(secrets []config.Secret) []string {

@@ -33,7 +33,7 @@ func FuzzCodecHandler(f *testing.F) {
 		f.Fatal(err)
 	}
 	c := codec.New(kr)
-	h := codec.NewHandler(c, codec.BearerAuthorizer(func(context.Context) ([]string, error) { return []string{token}, nil }),
+	h := codec.NewHandler(c, bearerAuthorizer(func(context.Context) ([]string, error) { return []string{token}, nil }),
 		codec.WithMaxBodyBytes(64<<10))
 
 	plain := `{"payloads":[{"metadata":{"encoding":"anNvbi9wbGFpbg=="},"data":"eyJvcmRlcl9pZCI6Im8xIn0="}]}`

@@ -2,8 +2,6 @@ package codec
 
 import (
 	"bytes"
-	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -43,10 +41,26 @@ func WithMaxBodyBytes(n int64) HandlerOption {
 	return func(h *handler) { h.maxBody = n }
 }
 
+// Authorizer decides whether r may use the endpoint: decode (encode false)
+// or encode. nil lets the request through; a *Denial is answered with its
+// status (401 no valid token, 403 a token of a lesser scope); any other
+// error is 401.
+type Authorizer func(r *http.Request, encode bool) error
+
+// Denial is an Authorizer's refusal.
+type Denial struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+// Error describes the refusal.
+func (d *Denial) Error() string { return d.Code + ": " + d.Message }
+
 // handler wraps the SDK's codec HTTP handler with crmflow's edge rules.
 type handler struct {
 	inner     http.Handler
-	authorize func(*http.Request) bool
+	authorize Authorizer
 	origins   []string
 	maxBody   int64
 }
@@ -54,13 +68,13 @@ type handler struct {
 // NewHandler serves Temporal's remote codec protocol (POST /codec/decode and
 // POST /codec/encode, body and answer {"payloads":[...]}) with
 // converter.NewPayloadCodecHTTPHandler, and adds what the SDK handler leaves
-// to its user: authorize must accept the request (else 401), a body limit
+// to its user: authorize must accept the request (else 401 or 403), a body limit
 // (413), CORS for the Temporal UI (see WithAllowedOrigins; preflight
 // OPTIONS requests are answered without authorization, as browsers send
 // them without credentials), and errors as JSON {"error":{"code","message"}}.
 // A nil authorize refuses every request. Mount it at "/codec/" on the
 // server's mux without stripping the prefix: paths are matched in full.
-func NewHandler(codec converter.PayloadCodec, authorize func(*http.Request) bool, opts ...HandlerOption) http.Handler {
+func NewHandler(codec converter.PayloadCodec, authorize Authorizer, opts ...HandlerOption) http.Handler {
 	h := &handler{
 		inner:     converter.NewPayloadCodecHTTPHandler(codec),
 		authorize: authorize,
@@ -89,9 +103,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
 		return
 	}
-	if h.authorize == nil || !h.authorize(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="crmflow"`)
-		writeError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
+	if refused := h.refusal(r); refused != nil {
+		if refused.Status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="crmflow"`)
+		}
+		writeError(w, refused.Status, refused.Code, refused.Message)
 		return
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
@@ -151,29 +167,21 @@ func (h *handler) cors(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Access-Control-Max-Age", "600")
 }
 
-// BearerAuthorizer returns an authorize function for NewHandler accepting
-// "Authorization: Bearer <t>" for any t that tokens returns at request time
-// (e.g. the start-API tokens in the credential store, so a rotated token is
-// honoured at once). Tokens are compared in constant time, all of them, so
-// timing says nothing about which was close. An error from tokens refuses.
-func BearerAuthorizer(tokens func(context.Context) ([]string, error)) func(*http.Request) bool {
-	return func(r *http.Request) bool {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || got == "" {
-			return false
-		}
-		valid, err := tokens(r.Context())
-		if err != nil {
-			return false
-		}
-		match := 0
-		for _, t := range valid {
-			if t != "" {
-				match |= subtle.ConstantTimeCompare([]byte(got), []byte(t))
-			}
-		}
-		return match == 1
+// refusal is why r may not use the endpoint, or nil.
+func (h *handler) refusal(r *http.Request) *Denial {
+	unauthorized := &Denial{http.StatusUnauthorized, "unauthorized", "a valid bearer token is required"}
+	if h.authorize == nil {
+		return unauthorized
 	}
+	err := h.authorize(r, r.URL.Path == EncodePath)
+	var d *Denial
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &d):
+		return d
+	}
+	return unauthorized
 }
 
 // recorder buffers a response.

@@ -33,7 +33,7 @@ type codecServer struct {
 func newCodecServer(t *testing.T) codecServer {
 	t.Helper()
 	c := codec.New(newKeyring(t, newKey(t)))
-	auth := codec.BearerAuthorizer(func(context.Context) ([]string, error) {
+	auth := bearerAuthorizer(func(context.Context) ([]string, error) {
 		return []string{"tok_retiring", token}, nil
 	})
 	mux := http.NewServeMux()
@@ -152,12 +152,12 @@ func TestHandlerRefusesWithoutToken(t *testing.T) {
 		})
 	}
 
-	failing := codec.BearerAuthorizer(func(context.Context) ([]string, error) {
+	failing := bearerAuthorizer(func(context.Context) ([]string, error) {
 		return []string{token}, errors.New("database down")
 	})
 	req := httptest.NewRequest(http.MethodPost, codec.DecodePath, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
-	require.False(t, failing(req), "a token source that fails must refuse")
+	require.Error(t, failing(req, false), "a token source that fails must refuse")
 	rec := httptest.NewRecorder()
 	codec.NewHandler(s.codec, nil).ServeHTTP(rec, req)
 	require.Equal(t, http.StatusUnauthorized, rec.Code, "a nil authorize refuses")
@@ -219,4 +219,32 @@ func TestHandlerEdgeErrors(t *testing.T) {
 	require.NoError(t, err)
 	defer resp2.Body.Close()
 	requireError(t, resp2, http.StatusMethodNotAllowed, "method_not_allowed")
+}
+
+// TestDenialStatusIsAnswered: an authorizer's Denial is answered with its
+// own status and code (403 for a token whose scope is too small), and the
+// authorizer is told which half of the endpoint is asked for.
+func TestDenialStatusIsAnswered(t *testing.T) {
+	c := codec.New(newKeyring(t, newKey(t)))
+	var asked []bool
+	h := codec.NewHandler(c, func(_ *http.Request, encode bool) error {
+		asked = append(asked, encode)
+		if encode {
+			return &codec.Denial{Status: http.StatusForbidden, Code: "forbidden", Message: "operators only"}
+		}
+		return nil
+	})
+	for _, path := range []string{codec.DecodePath, codec.EncodePath} {
+		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(`{"payloads":[]}`))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if path == codec.EncodePath {
+			require.Equal(t, http.StatusForbidden, rec.Code)
+			require.Contains(t, rec.Body.String(), `"forbidden"`)
+			require.Empty(t, rec.Header().Get("WWW-Authenticate"))
+		} else {
+			require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+		}
+	}
+	require.Equal(t, []bool{false, true}, asked)
 }

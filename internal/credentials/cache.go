@@ -9,6 +9,11 @@ import (
 const (
 	kindActive = "active"
 	kindValid  = "valid"
+	// kindValidPending is valid or pending, over every name of a provider
+	// (name "*"): the token set.
+	kindValidPending = "valid+pending"
+	// kindPending is the pending versions of one key.
+	kindPending = "pending"
 )
 
 // cache is the store's read-through cache of decrypted credentials, keyed by
@@ -88,6 +93,10 @@ func (c *cache) forget(provider, name string) {
 	c.gen++
 	delete(c.entries, cacheKey{kindActive, provider, name})
 	delete(c.entries, cacheKey{kindValid, provider, name})
+	delete(c.entries, cacheKey{kindPending, provider, name})
+	// The provider's entries over every name hold this name's versions too.
+	delete(c.entries, cacheKey{kindValid, provider, "*"})
+	delete(c.entries, cacheKey{kindValidPending, provider, "*"})
 }
 
 func (c *cache) clear() {

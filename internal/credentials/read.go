@@ -112,3 +112,42 @@ func (s *Store) query(ctx context.Context, decrypt bool, q string, args ...any) 
 		return c, nil
 	})
 }
+
+// Version returns one version of provider/name with its secret decrypted,
+// whatever its status, or store.ErrNotFound. Rotations read the key an
+// operator submitted (stored pending) by its version, so the key itself
+// never travels through a workflow.
+func (s *Store) Version(ctx context.Context, provider, name string, version int) (Credential, error) {
+	if err := validKey(provider, name); err != nil {
+		return Credential{}, err
+	}
+	const q = `SELECT ` + columns + ` FROM credentials WHERE provider = $1 AND name = $2 AND version = $3`
+	creds, err := s.query(ctx, true, q, provider, name, version)
+	if err != nil {
+		return Credential{}, fmt.Errorf("credential %s: %w", subject(provider, name, version), err)
+	}
+	if len(creds) == 0 {
+		return Credential{}, fmt.Errorf("credential %s: %w", subject(provider, name, version), store.ErrNotFound)
+	}
+	return creds[0], nil
+}
+
+// ByExternalID is the newest version of provider/name recorded with the
+// provider's (or a rotation's) id externalID, without its secret, or
+// store.ErrNotFound. A retried activity finds what its earlier attempt
+// stored instead of storing a second version.
+func (s *Store) ByExternalID(ctx context.Context, provider, name, externalID string) (Credential, error) {
+	if err := validKey(provider, name); err != nil {
+		return Credential{}, err
+	}
+	const q = `SELECT ` + columns + ` FROM credentials WHERE provider = $1 AND name = $2 AND external_id = $3
+ORDER BY version DESC LIMIT 1`
+	creds, err := s.query(ctx, false, q, provider, name, externalID)
+	if err != nil {
+		return Credential{}, fmt.Errorf("credential %s/%s of %s: %w", provider, name, externalID, err)
+	}
+	if len(creds) == 0 {
+		return Credential{}, fmt.Errorf("credential %s/%s of %s: %w", provider, name, externalID, store.ErrNotFound)
+	}
+	return creds[0], nil
+}

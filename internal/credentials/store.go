@@ -55,6 +55,7 @@ type Store struct {
 	keys  *Keyring
 	grace time.Duration
 	cache *cache
+	usage
 }
 
 // NewStore returns a credential store over st's pool, sealing new values
@@ -71,7 +72,7 @@ func NewStore(st *store.Store, keys *Keyring, opts Options) *Store {
 	if ttl == 0 {
 		ttl = DefaultCacheTTL
 	}
-	return &Store{pool: st.Pool(), keys: keys, grace: grace, cache: newCache(ttl)}
+	return &Store{pool: st.Pool(), keys: keys, grace: grace, cache: newCache(ttl), usage: usage{used: map[string]time.Time{}}}
 }
 
 // identRE keeps provider and name free of the "/" and "@" that separate

@@ -17,7 +17,7 @@ import (
 var stripeWebhook = Provider{
 	Name: contract.KeyRotationStripeWebhook, Title: "Stripe webhook secret",
 	Key: Slot{contract.KeyRotationStripeWebhook, DefaultKeyName}, ConfigKey: "stripe.webhook_secret",
-	Rotation: RotationManual, KeyPrefixes: []string{"whsec_"},
+	Rotation: RotationManual, KeyPrefixes: []string{"whsec_"}, Webhook: true,
 	checkForm: func(key string) string {
 		if !strings.HasPrefix(key, "whsec_") {
 			return "a Stripe webhook secret starts with whsec_"
@@ -30,7 +30,7 @@ var stripeWebhook = Provider{
 var clerkWebhook = Provider{
 	Name: contract.KeyRotationClerkWebhook, Title: "Clerk webhook secret",
 	Key: Slot{contract.KeyRotationClerkWebhook, DefaultKeyName}, ConfigKey: "clerk.webhook_secret",
-	Rotation: RotationManual, KeyPrefixes: []string{"whsec_"},
+	Rotation: RotationManual, KeyPrefixes: []string{"whsec_"}, Webhook: true,
 	checkForm: func(key string) string {
 		if _, err := svix.NewWebhook(key); err != nil {
 			return "not a Svix signing secret (whsec_ followed by base64)"

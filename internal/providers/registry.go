@@ -72,6 +72,10 @@ type Provider struct {
 	// KeyPrefixes are the prefixes a submitted key must start with (none:
 	// any); a cheap check before the provider is asked.
 	KeyPrefixes []string
+	// Webhook is true for a webhook signing secret: it only verifies
+	// deliveries, cannot be checked with the provider, and a new one
+	// becomes active only once a genuine delivery verified with it.
+	Webhook bool
 	// Probe names the cheapest authenticated call, e.g. "GET /v1/balance";
 	// "" when the key cannot be checked remotely.
 	Probe string

@@ -234,7 +234,7 @@ func (e *Env) newEdge(ctx context.Context, databaseURL string, c client.Client, 
 		API: &api.Deps{
 			Logger: logger, Store: st, Starter: s, Inbox: ib,
 			CoalesceWindow: e.Defaults.Inventory.CoalesceWindow,
-			Tokens:         creds.Tokens,
+			Auth:           creds,
 		},
 		Webhooks: &webhooks.Deps{
 			Logger: logger, Registry: reg, Inbox: ib, Dispatcher: disp, Referrals: st,

@@ -74,7 +74,7 @@ func TestParkedStepRetriedThroughAPI(t *testing.T) {
 
 	var dead []any
 	require.Eventually(t, func() bool {
-		_, body := f.api(http.MethodGet, "/v1/dead-letters?status=parked", apiToken, nil)
+		_, body := f.api(http.MethodGet, "/v1/dead-letters?status=parked", operatorToken, nil)
 		dead, _ = body["dead_letters"].([]any)
 		return len(dead) == 1
 	}, 30*time.Second, 100*time.Millisecond)
@@ -87,11 +87,11 @@ func TestParkedStepRetriedThroughAPI(t *testing.T) {
 	_, body := f.api(http.MethodGet, "/v1/workflows/order-confirmation/o-park", apiToken, nil)
 	assert.Equal(t, true, body["status"].(map[string]any)["parked"])
 
-	status, body = f.api(http.MethodPost, "/v1/dead-letters/999999/retry", apiToken, nil)
+	status, body = f.api(http.MethodPost, "/v1/dead-letters/999999/retry", operatorToken, nil)
 	assert.Equal(t, http.StatusNotFound, status, body)
-	status, _ = f.api(http.MethodPost, fmt.Sprintf("/v1/dead-letters/%d/explode", id), apiToken, nil)
+	status, _ = f.api(http.MethodPost, fmt.Sprintf("/v1/dead-letters/%d/explode", id), operatorToken, nil)
 	assert.Equal(t, http.StatusNotFound, status)
-	status, body = f.api(http.MethodPost, fmt.Sprintf("/v1/dead-letters/%d/retry", id), apiToken,
+	status, body = f.api(http.MethodPost, fmt.Sprintf("/v1/dead-letters/%d/retry", id), operatorToken,
 		strings.NewReader(`{"operator":"alice"}`))
 	require.Equal(t, http.StatusAccepted, status, body)
 	assert.Equal(t, "notify-confirmation", body["step"])
@@ -107,7 +107,7 @@ func TestParkedStepRetriedThroughAPI(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, store.DeadLetterResolved, got.Status)
 	assert.Equal(t, "alice", got.DecidedBy)
-	status, body = f.api(http.MethodPost, fmt.Sprintf("/v1/dead-letters/%d/retry", id), apiToken, nil)
+	status, body = f.api(http.MethodPost, fmt.Sprintf("/v1/dead-letters/%d/retry", id), operatorToken, nil)
 	assert.Equal(t, http.StatusConflict, status, "a closed dead letter cannot be decided again")
 	assert.Equal(t, "not_parked", errorCode(body))
 }

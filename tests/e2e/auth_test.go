@@ -21,6 +21,7 @@ import (
 
 	"github.com/crmflow/crmflow/api"
 	"github.com/crmflow/crmflow/inbox"
+	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/httpserver"
 	"github.com/crmflow/crmflow/internal/providers"
 	"github.com/crmflow/crmflow/internal/store"
@@ -179,7 +180,7 @@ func TestTokenStoreOutageFailsClosed(t *testing.T) {
 		Ops:  api.OpsDeps{Registry: reg},
 		API: &api.Deps{
 			Logger: logger, Store: f.store, Starter: f.starter, Inbox: inbox.NewStore(f.store.Pool()),
-			Tokens: func(context.Context) ([]string, error) { return nil, errors.New("database unavailable") },
+			Auth: failingAuth{errors.New("database unavailable")},
 		},
 	}))
 	defer hs.Close()
@@ -263,4 +264,21 @@ func TestTokenComparisonIsConstantTime(t *testing.T) {
 func isIdent(e ast.Expr, name string) bool {
 	id, ok := e.(*ast.Ident)
 	return ok && id.Name == name
+}
+
+// failingAuth stands for a credential store that cannot be read.
+type failingAuth struct{ err error }
+
+func (a failingAuth) Authenticate(context.Context, string) (credentials.Principal, error) {
+	return credentials.Principal{}, a.err
+}
+
+// staticAuth accepts a fixed set of tokens, for servers without a store.
+type staticAuth map[string]credentials.Principal
+
+func (a staticAuth) Authenticate(_ context.Context, token string) (credentials.Principal, error) {
+	if p, ok := a[token]; ok {
+		return p, nil
+	}
+	return credentials.Principal{}, credentials.ErrUnauthenticated
 }

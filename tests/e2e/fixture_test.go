@@ -29,7 +29,9 @@ import (
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/api"
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/inbox"
+	"github.com/crmflow/crmflow/internal/codec"
 	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/httpserver"
 	"github.com/crmflow/crmflow/internal/knock"
@@ -46,8 +48,11 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 const (
 	stripeSecret = "whsec_test_secret"
-	apiToken     = "test-token"
-	knockKey     = "sk_test_knock"
+	// apiToken is a service token; operatorToken is operatorName's.
+	apiToken      = "test-token"
+	operatorName  = "alice"
+	operatorToken = "test-operator-token"
+	knockKey      = "sk_test_knock"
 )
 
 // knockPeer stands in for Knock's API: it checks what the real API would
@@ -206,19 +211,25 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	disp := inbox.NewDispatcher(ib, f.store, f.starter, logger, reg, inbox.DispatcherOptions{
 		Sweep: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, Lease: 5 * time.Second,
 	})
-	storedTokens := f.creds.Tokens
+	require.NoError(t, f.creds.SeedTokens(context.Background(), []string{apiToken, "other-token"},
+		map[string]string{operatorName: operatorToken}))
+	require.NoError(t, f.creds.SeedAll(context.Background(), map[string]string{
+		contract.KeyRotationStripeWebhook: stripeSecret, contract.KeyRotationClerkWebhook: clerkSecret}))
 	hs := httptest.NewServer(api.Handler(api.HandlerOptions{
 		HTTP: httpserver.Options{Logger: logger, Registry: reg},
-		Ops:  api.OpsDeps{Registry: reg, Backlog: ib.Backlog},
+		Ops: api.OpsDeps{Registry: reg, Backlog: ib.Backlog, Auth: f.creds,
+			Codec: codec.NewHandler(codec.New(keys), api.CodecAuthorizer(f.creds, nil))},
 		API: &api.Deps{
 			Logger: logger, Store: f.store, Starter: f.starter, Inbox: ib, CoalesceWindow: opts.coalesce,
-			Tokens: func(ctx context.Context) ([]string, error) {
-				stored, err := storedTokens(ctx)
-				return append([]string{"other-token", apiToken}, stored...), err
+			Auth: f.creds, Audit: f.store,
+			TokenSeen: func(ctx context.Context, p credentials.Principal) {
+				_ = f.starter.SignalKeyRotation(ctx, contract.KeyRotationCrmflow, contract.KeyRotationTokenSeenSignal, p.Version)
 			},
+			Rotations: &api.Rotations{Starter: f.starter, Keys: f.creds, Audit: f.store, Logger: logger},
 		},
 		Webhooks: &webhooks.Deps{
 			Logger: logger, Registry: reg, Inbox: ib, Dispatcher: disp, Referrals: f.store,
+			Secrets: f.creds.WebhookSecrets, Proofs: f.proofs(),
 			Options: webhooks.Options{StripeSecret: stripeSecret, ClerkSecret: clerkSecret, Tolerance: 5 * time.Minute, MaxBodyBytes: opts.maxBody},
 		},
 	}))
@@ -250,7 +261,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 			Aliases:     &activities.AliasStoreActivities{Store: f.store},
 			SimpleLogin: &activities.SimpleLoginActivities{SL: slClient},
 			Credentials: &activities.CredentialActivities{Store: f.creds},
-			KeyVerifier: &activities.KeyVerifier{Verify: func(_ context.Context, provider, secret string) (bool, string, error) {
+			KeyVerifier: &activities.KeyVerifier{Keys: f.creds, Verify: func(_ context.Context, provider, secret string) (bool, string, error) {
 				// The form is all a webhook secret can be checked for.
 				return strings.HasPrefix(secret, "whsec_good"), "not the secret the provider shows", nil
 			}},

@@ -19,6 +19,7 @@ import (
 
 	"github.com/crmflow/crmflow/api"
 	"github.com/crmflow/crmflow/inbox"
+	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/httpserver"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/internal/testsupport/testenv"
@@ -57,7 +58,7 @@ func newFuzzServer(f *testing.F, withTemporal bool) *fuzzServer {
 		HTTP: httpserver.Options{Logger: logger, Registry: reg},
 		Ops:  api.OpsDeps{Registry: reg},
 		API: &api.Deps{Logger: logger, Store: st, Starter: s, Inbox: ib,
-			Tokens: func(context.Context) ([]string, error) { return []string{apiToken}, nil }},
+			Auth: staticAuth{apiToken: {Scope: credentials.ScopeService, Name: "api_token"}}},
 		// No dispatcher runs, so rows stay in the inbox where the properties
 		// can see them.
 		Webhooks: &webhooks.Deps{Logger: logger, Registry: reg, Inbox: ib, Referrals: st,

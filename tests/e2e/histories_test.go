@@ -81,7 +81,7 @@ func (f *fixture) parkedDeadLetter(step string) int64 {
 	f.t.Helper()
 	var dead []any
 	require.Eventually(f.t, func() bool {
-		_, body := f.api(http.MethodGet, "/v1/dead-letters?status=parked", apiToken, nil)
+		_, body := f.api(http.MethodGet, "/v1/dead-letters?status=parked", operatorToken, nil)
 		dead, _ = body["dead_letters"].([]any)
 		return len(dead) == 1
 	}, 60*time.Second, 100*time.Millisecond, "a step parked")
@@ -93,7 +93,7 @@ func (f *fixture) parkedDeadLetter(step string) int64 {
 // decide posts an operator's decision on a dead letter.
 func (f *fixture) decide(id int64, action string) {
 	f.t.Helper()
-	status, body := f.api(http.MethodPost, fmt.Sprintf("/v1/dead-letters/%d/%s", id, action), apiToken,
+	status, body := f.api(http.MethodPost, fmt.Sprintf("/v1/dead-letters/%d/%s", id, action), operatorToken,
 		strings.NewReader(`{"operator":"alice"}`))
 	require.Equal(f.t, http.StatusAccepted, status, body)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/crmflow/crmflow/api"
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/httpserver"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/internal/telemetry"
@@ -116,9 +117,7 @@ func TestHandlerPanicReportedToSentry(t *testing.T) {
 // that needs either panics.
 func noStoreAPI(logger *slog.Logger, token string) http.Handler {
 	mux := http.NewServeMux()
-	api.New(api.Deps{Logger: logger, Tokens: func(context.Context) ([]string, error) {
-		return []string{token}, nil
-	}}).Register(mux)
+	api.New(api.Deps{Logger: logger, Auth: staticAuth{token: {Scope: credentials.ScopeService, Name: "api_token"}}}).Register(mux)
 	return mux
 }
 

@@ -310,7 +310,11 @@ func TestPoisonAPIBodiesAreRefused(t *testing.T) {
 		name := fmt.Sprintf("%s %s %.40q", c.path, c.ct, c.body)
 		req, err := http.NewRequest(http.MethodPost, f.url+c.path, strings.NewReader(c.body))
 		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer "+apiToken)
+		token := apiToken
+		if c.path == key || c.path == decide {
+			token = operatorToken // operator routes
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Content-Type", c.ct)
 		status, body := f.do(req)
 		assert.Equal(t, c.status, status, "%s: %v", name, body)
@@ -356,7 +360,7 @@ func TestPermanentFailureParksOnceAndNeverLoops(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, desc.GetWorkflowExecutionInfo().GetStatus(), "parked, waiting for an operator")
 
-	status, body := f.api(http.MethodPost, fmt.Sprintf("/v1/dead-letters/%d/skip", d.ID), apiToken, strings.NewReader(`{"operator":"bob"}`))
+	status, body := f.api(http.MethodPost, fmt.Sprintf("/v1/dead-letters/%d/skip", d.ID), operatorToken, nil)
 	require.Equal(t, http.StatusAccepted, status, body)
 	run := f.temporal.GetWorkflow(context.Background(), contract.OrderConfirmationID("o-loop"), "")
 	var res contract.OrderConfirmationResult

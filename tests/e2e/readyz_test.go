@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,6 +51,7 @@ func readyzServer(t *testing.T, knockKey string) (*httptest.Server, *atomic.Int6
 	require.NoError(t, err)
 	creds := credentials.NewStore(st, keys, credentials.Options{})
 	require.NoError(t, creds.SeedAll(context.Background(), cfg.ConfiguredKeys()))
+	require.NoError(t, creds.SeedTokens(context.Background(), []string{apiToken}, map[string]string{operatorName: operatorToken}))
 	doctortest.Eventually(t, "create schedules", func(ctx context.Context) error { return worker.EnsureSchedules(ctx, tc, cfg, "") })
 
 	checker := &doctor.Checker{Config: cfg, DatabaseURL: dbURL, Store: st, Temporal: tc, Credentials: creds, Timeout: 5 * time.Second}
@@ -57,6 +59,7 @@ func readyzServer(t *testing.T, knockKey string) (*httptest.Server, *atomic.Int6
 	mux := http.NewServeMux()
 	api.NewOps(api.OpsDeps{
 		Registry: prometheus.NewRegistry(),
+		Auth:     creds,
 		Checks: []api.Check{
 			{Name: "postgres", Probe: st.Ping},
 			{Name: "temporal", Probe: func(ctx context.Context) error {
@@ -81,7 +84,21 @@ type readyzBody struct {
 }
 
 func getReadyz(t *testing.T, url string) (int, readyzBody, string) {
-	resp, err := http.Get(url)
+	token := ""
+	if strings.Contains(url, "verbose") {
+		token = operatorToken // verbose readiness is for operators
+	}
+	return getReadyzAs(t, url, token)
+}
+
+// getReadyzAs gets url with token as the bearer token ("" for none).
+func getReadyzAs(t *testing.T, url, token string) (int, readyzBody, string) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
@@ -145,4 +162,29 @@ func TestReadyzVerboseFailure(t *testing.T) {
 		Fix:    "rotate it: `crmflow rotation start knock`, then pipe a working key into `crmflow rotation submit-key knock`",
 	}, knock)
 	assert.NotContains(t, raw, "sk_test_rejected_knock_key")
+}
+
+// TestReadyzVerboseIsForOperators: the verbose answer names provider
+// refusals and database errors, so it needs an operator token: none is 401,
+// a service token 403, and neither runs the doctor; plain /readyz needs no
+// token.
+func TestReadyzVerboseIsForOperators(t *testing.T) {
+	hs, runs := readyzServer(t, doctortest.KnockKey)
+	resp, err := http.Get(hs.URL + "/readyz?verbose=1")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	req, err := http.NewRequest(http.MethodGet, hs.URL+"/readyz?verbose=1", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	assert.Zero(t, runs.Load(), "a refused verbose call runs no check")
+	code, _, raw := getReadyzAs(t, hs.URL+"/readyz", "")
+	assert.Equal(t, http.StatusOK, code, raw)
+	code, _, raw = getReadyz(t, hs.URL+"/readyz?verbose=1")
+	assert.Equal(t, http.StatusOK, code, raw)
+	assert.Equal(t, int64(1), runs.Load())
 }
