@@ -79,6 +79,10 @@ func (a *API) createAlias(w http.ResponseWriter, r *http.Request) {
 // request the same command, which the workflow ignores the second time.
 func (a *API) aliasCommand(w http.ResponseWriter, r *http.Request) {
 	aliasID, action := r.PathValue("aliasID"), r.PathValue("action")
+	if err := contract.ValidateKey("alias ID", aliasID); err != nil {
+		httpserver.WriteError(w, http.StatusBadRequest, "invalid_alias_id", err.Error())
+		return
+	}
 	var signal string
 	switch action {
 	case "disable":
