@@ -75,10 +75,15 @@ func (a *API) createAlias(w http.ResponseWriter, r *http.Request) {
 }
 
 // aliasCommand: POST /v1/aliases/{aliasID}/{disable|enable|delete|claim};
-// claim takes {"customer_id"}. An Idempotency-Key header makes a retried
-// request the same command, which the workflow ignores the second time.
+// claim takes {"customer_id"}. An Idempotency-Key header (see
+// idempotencyKey for what it may hold) makes a retried request the same
+// command, which the workflow ignores the second time.
 func (a *API) aliasCommand(w http.ResponseWriter, r *http.Request) {
 	aliasID, action := r.PathValue("aliasID"), r.PathValue("action")
+	if err := contract.ValidateKey("alias ID", aliasID); err != nil {
+		httpserver.WriteError(w, http.StatusBadRequest, "invalid_alias_id", err.Error())
+		return
+	}
 	var signal string
 	switch action {
 	case "disable":
@@ -93,7 +98,11 @@ func (a *API) aliasCommand(w http.ResponseWriter, r *http.Request) {
 		httpserver.WriteError(w, http.StatusNotFound, "not_found", "action must be disable, enable, delete or claim")
 		return
 	}
-	cmd := contract.AliasCommand{EventID: r.Header.Get("Idempotency-Key")}
+	key, ok := idempotencyKey(w, r)
+	if !ok {
+		return
+	}
+	cmd := contract.AliasCommand{EventID: key}
 	if cmd.EventID == "" {
 		cmd.EventID = randomID("cmd_")
 	}

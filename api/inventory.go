@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/inbox"
@@ -18,6 +17,10 @@ func (a *API) setStockLevel(w http.ResponseWriter, r *http.Request) {
 		httpserver.WriteError(w, http.StatusBadRequest, "invalid_sku", err.Error())
 		return
 	}
+	key, ok := idempotencyKey(w, r)
+	if !ok {
+		return
+	}
 	var body struct {
 		Level *int `json:"level"`
 	}
@@ -30,11 +33,6 @@ func (a *API) setStockLevel(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, err := a.deps.Store.GetProduct(r.Context(), sku); err != nil {
 		a.storeError(w, err)
-		return
-	}
-	key := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
-	if len(key) > 255 {
-		httpserver.WriteError(w, http.StatusBadRequest, "invalid_idempotency_key", "Idempotency-Key is longer than 255 characters")
 		return
 	}
 	if key != "" {

@@ -34,18 +34,25 @@ func (h *Handler) stripe(w http.ResponseWriter, r *http.Request) {
 		h.unavailable(w, provider, "", err)
 		return
 	}
+	header := r.Header.Get("Stripe-Signature")
+	// stripe-go verifies with the last t= of the header; crmflow's own
+	// future check reads its t= too. With one t= only, both read the same.
+	if timestamps(header) > 1 {
+		h.reject(w, provider, rejection{http.StatusBadRequest, "bad_signature", "Stripe-Signature carries more than one timestamp"})
+		return
+	}
 	var ev stripego.Event
 	err = webhook.ErrNoValidSignature
 	// Any secret valid now may have signed it: during a rotation Stripe
 	// signs with both the new and the old one.
 	for _, secret := range secrets {
-		ev, err = webhook.ConstructEventWithOptions(body, r.Header.Get("Stripe-Signature"), secret,
+		ev, err = webhook.ConstructEventWithOptions(body, header, secret,
 			webhook.ConstructEventOptions{Tolerance: h.deps.Options.Tolerance, IgnoreAPIVersionMismatch: true})
 		if !errors.Is(err, webhook.ErrNoValidSignature) {
 			break
 		}
 	}
-	if err == nil && signedInFuture(r.Header.Get("Stripe-Signature"), h.deps.Options.Tolerance) {
+	if err == nil && signedInFuture(header, h.deps.Options.Tolerance) {
 		err = webhook.ErrTooOld // stripe-go checks only that a signature is not too old
 	}
 	if err != nil {
@@ -69,8 +76,22 @@ func (h *Handler) stripe(w http.ResponseWriter, r *http.Request) {
 	h.accept(w, r, row)
 }
 
+// timestamps counts the t= elements of a Stripe-Signature, split the way
+// stripe-go splits it (on commas, the key exactly "t").
+func timestamps(header string) int {
+	n := 0
+	for _, part := range strings.Split(header, ",") {
+		if strings.HasPrefix(part, "t=") {
+			n++
+		}
+	}
+	return n
+}
+
 // signedInFuture reports whether a verified Stripe-Signature's timestamp is
 // further ahead of our clock than the tolerance (default as stripe-go's).
+// The header holds one t= (the handler refuses more), the one stripe-go
+// verified.
 func signedInFuture(header string, tolerance time.Duration) bool {
 	if tolerance <= 0 {
 		tolerance = webhook.DefaultTolerance
