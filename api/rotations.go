@@ -88,6 +88,13 @@ func (r *Rotations) SubmitKey(ctx context.Context, operator, provider, key strin
 		r.audit(ctx, operator, "key_rotation.submit_key", provider, err, nil)
 		return nil, err
 	}
+	// Most submissions to a rotation that is not waiting are refused here,
+	// before a version is stored; the rotation's own check decides the rest.
+	if st, err := r.Starter.Status(ctx, contract.KeyRotationID(provider)); err != nil {
+		return nil, err
+	} else if st.State != "awaiting-key" {
+		return nil, fmt.Errorf("%w: the rotation is not waiting for a key (it is %s)", starter.ErrRejected, st.State)
+	}
 	ctx = credentials.WithActor(ctx, operator)
 	version, err := r.Keys.Put(ctx, p.Key.Provider, p.Key.Name, key, credentials.StatusPending)
 	if err != nil {

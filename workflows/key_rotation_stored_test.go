@@ -9,6 +9,8 @@ import (
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/contract"
+	"github.com/crmflow/crmflow/internal/credentials"
+	"github.com/crmflow/crmflow/workflows"
 )
 
 // storedKeysSuite runs rotations as new runs run them: keys stay in the
@@ -124,4 +126,14 @@ func (s *storedKeysSuite) TestCancelledBeforeProofChangesNothing() {
 	s.Equal([]string{"active clerk_webhook/api_key", "notify key-rotation-needed", "verify-key v2", "revoke v2"}, s.calls,
 		"the submitted secret is revoked; the one in use is untouched")
 	s.Contains(fmt.Sprint(s.status()), "alice")
+}
+
+// TestPendingTokenOutlivesThePickupWait: the credential store accepts a
+// rotation's pending token for longer than the rotation waits for its
+// first use, so the wait, not the store, decides.
+func TestPendingTokenOutlivesThePickupWait(t *testing.T) {
+	if credentials.PendingTokenLifetime <= workflows.KeyRotationTokenPickupTimeout {
+		t.Fatalf("pending tokens expire (%s) before the rotation stops waiting for them (%s)",
+			credentials.PendingTokenLifetime, workflows.KeyRotationTokenPickupTimeout)
+	}
 }

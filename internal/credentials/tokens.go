@@ -123,7 +123,11 @@ func (s *Store) tokenSet(ctx context.Context) (tokenSet, error) {
 		return tokenSet{}, fmt.Errorf("operator tokens: %w", err)
 	}
 	var set tokenSet
+	now := time.Now()
 	for _, c := range service {
+		if c.Status == StatusPending && !rotationToken(c, now) {
+			continue
+		}
 		set.tokens = append(set.tokens, tokenEntry{secret: []byte(c.Secret.Reveal()), principal: Principal{
 			Scope: ScopeService, Name: c.Name, Subject: c.Subject(), Version: c.Version, Pending: c.Status == StatusPending,
 		}})
@@ -134,6 +138,19 @@ func (s *Store) tokenSet(ctx context.Context) (tokenSet, error) {
 		}})
 	}
 	return set, nil
+}
+
+// PendingTokenLifetime is how long a start-API token a rotation generated
+// is accepted while still pending: longer than the rotation waits for its
+// first use (workflows.KeyRotationTokenPickupTimeout), after which the
+// rotation has activated or revoked it.
+const PendingTokenLifetime = 2 * time.Hour
+
+// rotationToken reports whether a pending service token is one a rotation
+// generated (CreateToken records the run as its external id), young enough
+// to be awaiting its first use. Any other pending version is not a token.
+func rotationToken(c Credential, now time.Time) bool {
+	return strings.HasPrefix(c.ExternalID, "rotation:") && now.Sub(c.CreatedAt) < PendingTokenLifetime
 }
 
 // validAll is Valid over every name of provider; with pending, pending

@@ -116,7 +116,7 @@ func TestEveryAPIRouteRefusesMissingAndMalformedTokens(t *testing.T) {
 	f.requireNothingStartedOrStored()
 
 	// The control: the same request with the token goes through.
-	status, body, _ := f.authRequest(http.MethodGet, "/v1/dead-letters", "Bearer "+apiToken, "")
+	status, body, _ := f.authRequest(http.MethodGet, "/v1/dead-letters", "Bearer "+operatorToken, "")
 	assert.Equal(t, http.StatusOK, status, body)
 }
 
@@ -128,23 +128,25 @@ func TestEveryAPIRouteRefusesMissingAndMalformedTokens(t *testing.T) {
 func TestStoredTokensRotateRevokeAndExpire(t *testing.T) {
 	f := newFixture(t, fixtureOptions{credentialGrace: 2 * time.Second})
 	ctx := context.Background()
-	p, n := providers.CrmflowToken().Key.Provider, providers.CrmflowToken().Key.Name
+	// A service token slot of its own: the fixture seeded api_token.
+	p, n := providers.CrmflowToken().Key.Provider, providers.CrmflowToken().Key.Name+"_7"
 	const (
 		first  = "tok-first-0123456789abcdef"
 		second = "tok-second-0123456789abcdef"
 		third  = "tok-third-0123456789abcdef"
 	)
 	ok := func(tok string) bool {
-		status, _, _ := f.authRequest(http.MethodGet, "/v1/dead-letters", "Bearer "+tok, "")
-		require.Contains(t, []int{http.StatusOK, http.StatusUnauthorized}, status)
-		return status == http.StatusOK
+		status, _, _ := f.authRequest(http.MethodGet, "/v1/workflows/order-confirmation/o-none", "Bearer "+tok, "")
+		require.Contains(t, []int{http.StatusNotFound, http.StatusUnauthorized}, status)
+		return status == http.StatusNotFound
 	}
 	assert.False(t, ok(first), "not yet issued")
 	_, err := f.creds.SeedFromConfig(ctx, p, n, first)
 	require.NoError(t, err)
 	assert.True(t, ok(first), "issued")
 
-	// Rotation: a pending token is not valid until activated.
+	// A pending token is not valid until activated (only the pending token a
+	// rotation generated is, for its first use).
 	v2, err := f.creds.Put(ctx, p, n, second, "pending")
 	require.NoError(t, err)
 	assert.False(t, ok(second), "a pending token is not accepted")
@@ -170,8 +172,9 @@ func TestStoredTokensRotateRevokeAndExpire(t *testing.T) {
 }
 
 // TestTokenStoreOutageFailsClosed: when the token store cannot be read the
-// API answers 503 and never runs the handler, rather than letting anyone
-// in or passing a configured token's check by accident.
+// API answers 503 to every request that carries a token and never runs the
+// handler, rather than letting anyone in or passing a configured token's
+// check by accident; a request with no token is 401 without a store read.
 func TestTokenStoreOutageFailsClosed(t *testing.T) {
 	f := newFixture(t, fixtureOptions{})
 	logger, reg := slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry()
@@ -192,6 +195,10 @@ func TestTokenStoreOutageFailsClosed(t *testing.T) {
 		require.NoError(t, err)
 		status, body := f.decode(resp)
 		resp.Body.Close()
+		if auth == "" {
+			assert.Equal(t, http.StatusUnauthorized, status, "no token: %v", body)
+			continue
+		}
 		assert.Equal(t, http.StatusServiceUnavailable, status, "auth %q: %v", auth, body)
 		assert.Equal(t, "unavailable", errorCode(body))
 	}
@@ -207,8 +214,7 @@ func TestTokenStoreOutageFailsClosed(t *testing.T) {
 // valid tokens early (which would reveal which token matched).
 func TestTokenComparisonIsConstantTime(t *testing.T) {
 	for _, c := range []struct{ file, fn string }{
-		{"../../api/auth.go", "requireToken"},
-		{"../../internal/codec/handler.go", "BearerAuthorizer"},
+		{"../../internal/credentials/tokens.go", "Identify"},
 	} {
 		t.Run(c.fn, func(t *testing.T) {
 			fset := token.NewFileSet()

@@ -265,7 +265,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 				// The form is all a webhook secret can be checked for.
 				return strings.HasPrefix(secret, "whsec_good"), "not the secret the provider shows", nil
 			}},
-			Resend:      &activities.ResendActivities{Keys: keySource{f.creds}, BaseURL: opts.resendURL},
+			Resend:      &activities.ResendActivities{Keys: keySource{f.creds}, Store: f.creds, BaseURL: opts.resendURL},
 			Stripe:      stripeActs,
 			Knock:       &activities.KnockActivities{Knock: knock.NewClient(knock.WithAPIKey(knockKey), knock.WithBaseURL(f.knock.srv.URL))},
 			DeadLetters: &activities.DeadLetterActivities{Store: f.store},

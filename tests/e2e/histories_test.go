@@ -27,6 +27,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/api"
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/codec"
@@ -499,22 +500,22 @@ func TestHistoryAliasContinuedAsNew(t *testing.T) {
 }
 
 // TestHistoryKeyRotationCrmflowToken: the start-API token rotation runs to
-// its end: new token active and collected once, grace, old token revoked,
-// operators told.
+// its end: new token stored, fetched by an operator, acknowledged, active,
+// grace, old token revoked, operators told.
 func TestHistoryKeyRotationCrmflowToken(t *testing.T) {
 	f := newSealedFixture(t, fixtureOptions{})
 	ctx := context.Background()
-	_, err := f.creds.SeedFromConfig(ctx, "crmflow", "api_token", "tok-history-0123456789")
-	require.NoError(t, err)
 	id := contract.KeyRotationID(contract.KeyRotationCrmflow)
-	_, err = f.temporal.ExecuteWorkflow(ctx, clientOptions(f, id), contract.KeyRotationType,
+	_, err := f.temporal.ExecuteWorkflow(ctx, clientOptions(f, id), contract.KeyRotationType,
 		contract.KeyRotationInput{Provider: contract.KeyRotationCrmflow, Grace: time.Second, RequestedBy: "test"})
 	require.NoError(t, err)
+	rotations := &api.Rotations{Starter: f.starter, Keys: f.creds}
 	var tok *contract.KeyRotationToken
 	require.Eventually(t, func() bool {
-		tok, err = f.starter.CollectToken(ctx, "alice")
+		tok, err = rotations.FetchToken(ctx, "alice")
 		return err == nil
 	}, 60*time.Second, 100*time.Millisecond, "the token is handed out")
+	require.NoError(t, rotations.Acknowledge(ctx, "alice"))
 
 	var res contract.KeyRotationResult
 	require.NoError(t, f.result(id, &res))
@@ -532,17 +533,27 @@ func TestHistoryKeyRotationCrmflowToken(t *testing.T) {
 func TestHistoryKeyRotationReminded(t *testing.T) {
 	f := newSealedFixture(t, fixtureOptions{})
 	ctx := context.Background()
-	_, err := f.creds.SeedFromConfig(ctx, "clerk_webhook", "api_key", "whsec_old_clerk_secret")
-	require.NoError(t, err)
+	// A Svix secret (whsec_ and base64) the fixture's verifier accepts.
+	const newSecret = "whsec_goodc2VjcmV0MDEyMzQ1Njc4OQ=="
 	id := contract.KeyRotationID("clerk_webhook")
-	_, err = f.temporal.ExecuteWorkflow(ctx, clientOptions(f, id), contract.KeyRotationType,
+	_, err := f.temporal.ExecuteWorkflow(ctx, clientOptions(f, id), contract.KeyRotationType,
 		contract.KeyRotationInput{Provider: "clerk_webhook", ReminderEvery: time.Second, RequestedBy: "test"})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return f.knock.countWorkflow(workflows.KnockKeyRotationReminder) >= 1 },
 		60*time.Second, 100*time.Millisecond, "a reminder went out")
-	res, err := f.starter.SubmitKey(ctx, "clerk_webhook", contract.SubmitKeyInput{Secret: "whsec_good_clerk_0123456789", Operator: "alice"})
+	rotations := &api.Rotations{Starter: f.starter, Keys: f.creds}
+	res, err := rotations.SubmitKey(ctx, "alice", "clerk_webhook", newSecret)
 	require.NoError(t, err)
 	require.True(t, res.Valid, res.Reason)
+	// Svix signs with the old and the new secret while it rolls one: that
+	// delivery proves the new secret.
+	f.waitStatus(id, "awaiting-proof")
+	payload := clerkUserEvent("user.updated", "user_history", "h@example.com")
+	h := signClerk(t, "msg_proof", payload, time.Now(), clerkSecret)
+	both := signClerk(t, "msg_proof", payload, time.Now(), newSecret)
+	h.Set("svix-signature", h.Get("svix-signature")+" "+both.Get("svix-signature"))
+	status, body := f.postClerk(payload, h)
+	require.Equal(t, http.StatusOK, status, body)
 	require.Eventually(t, func() bool {
 		return f.starter.ConfirmOldKeyRevoked(ctx, "clerk_webhook", "alice") == nil
 	}, 60*time.Second, 100*time.Millisecond, "the revocation is accepted once the key is active")
@@ -552,6 +563,6 @@ func TestHistoryKeyRotationReminded(t *testing.T) {
 	assert.Equal(t, "rotated", out.State)
 	active, err := f.creds.Active(ctx, "clerk_webhook", "api_key")
 	require.NoError(t, err)
-	assert.Equal(t, "whsec_good_clerk_0123456789", active.Secret.Reveal())
+	assert.Equal(t, newSecret, active.Secret.Reveal())
 	saveHistory(t, f.temporal, id, "key_rotation_reminded.json")
 }

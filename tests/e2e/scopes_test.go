@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -72,7 +73,11 @@ func TestEveryRouteByScope(t *testing.T) {
 			need = 2
 		}
 		for _, c := range callers {
+			start := time.Now()
 			status, body, _ := f.authRequest(r.method, r.path, c.auth, r.body)
+			if d := time.Since(start); d > time.Second {
+				t.Logf("%s %s, %s took %s", r.method, r.path, c.name, d)
+			}
 			switch {
 			case c.scope == 0:
 				assert.Equal(t, http.StatusUnauthorized, status, "%s %s, %s: %v", r.method, r.path, c.name, body)
@@ -86,10 +91,10 @@ func TestEveryRouteByScope(t *testing.T) {
 			}
 		}
 	}
-	// None of the refused requests started or stored anything; the allowed
-	// ones named nothing that exists.
+	// None of the requests started or stored anything: the refused ones
+	// never ran, and the allowed ones named nothing that exists.
 	total, _ := f.inboxRows()
-	assert.Equal(t, 2, total, "only the two allowed stock levels reached the inbox")
+	assert.Zero(t, total)
 	assert.False(t, strings.Contains(f.auditActors(), "mallory"), "a revoked operator acted")
 }
 
