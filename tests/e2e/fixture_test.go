@@ -167,8 +167,13 @@ type fixtureOptions struct {
 	simpleLoginURL string
 	// credentialGrace is how long a replaced credential stays valid.
 	credentialGrace time.Duration
-	// resendURL points Resend's client at a peer.
+	// resendURL points Resend's client at a peer; "" is console mode.
 	resendURL string
+	// stripeConfigured builds the Stripe activities as the worker does
+	// (worker.NewActivities) from a config that sets a Stripe secret key
+	// and stripeURL as Stripe's API: the key is seeded into the credential
+	// store and read from it at each call.
+	stripeConfigured bool
 }
 
 // keySource reads provider keys from the fixture's credential store.
@@ -236,16 +241,19 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 		if opts.simpleLoginURL != "" {
 			slClient = simplelogin.NewClient(simplelogin.WithAPIKey(slKey), simplelogin.WithBaseURL(opts.simpleLoginURL))
 		}
-		stripeActs := &activities.StripeActivities{}
+		stripeActs := &activities.StripeActivities{Console: opts.stripeURL == ""}
 		if opts.stripeURL != "" {
 			stripeActs.Stripe = activities.NewStripeClient("sk_test_123", opts.stripeURL)
+		}
+		if opts.stripeConfigured {
+			stripeActs = f.workerStripe(opts.stripeURL, logger)
 		}
 		if opts.referrals.RewardCents == 0 {
 			opts.referrals = activities.ReferralDefaults{RewardCents: 1000, RefundWindow: time.Hour, MinimumOrderCents: 1000, ClawbackWindow: time.Second}
 		}
 		w := worker.New(f.temporal, worker.Options{TaskQueue: queue, Activities: worker.Activities{
 			Orders:      &activities.OrderActivities{Store: f.store},
-			Referrals:   &activities.ReferralActivities{Store: f.store, Defaults: opts.referrals},
+			Referrals:   &activities.ReferralActivities{Store: f.store, Defaults: opts.referrals, StripeConsole: stripeActs.Console},
 			Inventory:   &activities.InventoryActivities{Store: f.store, Defaults: opts.stock, Signaller: f.starter},
 			Aliases:     &activities.AliasStoreActivities{Store: f.store},
 			SimpleLogin: &activities.SimpleLoginActivities{SL: slClient},
@@ -254,7 +262,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 				// The form is all a webhook secret can be checked for.
 				return strings.HasPrefix(secret, "whsec_good"), "not the secret the provider shows", nil
 			}},
-			Resend:      &activities.ResendActivities{Keys: keySource{f.creds}, BaseURL: opts.resendURL},
+			Resend:      &activities.ResendActivities{Console: opts.resendURL == "", Keys: keySource{f.creds}, BaseURL: opts.resendURL},
 			Stripe:      stripeActs,
 			Knock:       &activities.KnockActivities{Knock: knock.NewClient(knock.WithAPIKey(knockKey), knock.WithBaseURL(f.knock.srv.URL))},
 			DeadLetters: &activities.DeadLetterActivities{Store: f.store},
@@ -264,6 +272,19 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	}
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	return f
+}
+
+// workerStripe builds the Stripe activities as the worker does, from a
+// config that sets a Stripe secret key (stripe-mock accepts sk_test_123)
+// and apiURL as Stripe's API, after seeding that key into the credential
+// store as a worker start does.
+func (f *fixture) workerStripe(apiURL string, logger *slog.Logger) *activities.StripeActivities {
+	f.t.Helper()
+	cfg, err := config.Load(config.LoadOptions{Dev: true, Environ: []string{
+		"CRMFLOW_STRIPE_SECRET_KEY=sk_test_123", "CRMFLOW_STRIPE_API_URL=" + apiURL}})
+	require.NoError(f.t, err)
+	require.NoError(f.t, f.creds.SeedAll(context.Background(), cfg.ConfiguredKeys()))
+	return worker.NewActivities(cfg, f.store, f.creds, logger, nil, f.starter).Stripe
 }
 
 // seedOrder creates a customer and a pending 42.00 EUR order.
