@@ -294,17 +294,24 @@ func (f *fixture) seedOrder(orderID, customerID string) {
 	require.NoError(f.t, f.store.InsertOrder(ctx, store.Order{ID: orderID, CustomerID: customerID, AmountCents: 4200, Currency: "eur"}))
 }
 
-// stripeEvent builds a payment_intent event for an order.
+// stripeEvent builds a payment_intent event for an order, of its
+// PaymentIntent pi_<orderID>.
 func stripeEvent(eventID, typ, orderID string) []byte {
+	return paymentIntentEvent(eventID, typ, orderID, "pi_"+orderID)
+}
+
+// paymentIntentEvent builds a payment_intent event of PaymentIntent piID
+// whose metadata names orderID.
+func paymentIntentEvent(eventID, typ, orderID, piID string) []byte {
 	status, lastErr := "succeeded", "null"
 	received := 4200
 	if typ == "payment_intent.payment_failed" {
 		status, lastErr, received = "requires_payment_method", `{"message":"Your card was declined."}`, 0
 	}
 	return []byte(fmt.Sprintf(`{"id":%q,"object":"event","api_version":"2024-06-20","type":%q,"created":%d,
-"data":{"object":{"id":"pi_%s","object":"payment_intent","amount":4200,"amount_received":%d,"currency":"eur",
+"data":{"object":{"id":%q,"object":"payment_intent","amount":4200,"amount_received":%d,"currency":"eur",
 "status":%q,"last_payment_error":%s,"metadata":{"order_id":%q}}}}`,
-		eventID, typ, time.Now().Unix(), orderID, received, status, lastErr, orderID))
+		eventID, typ, time.Now().Unix(), piID, received, status, lastErr, orderID))
 }
 
 // sign signs a payload the way Stripe does, at the given time.
