@@ -46,7 +46,7 @@ func newSetup(t *testing.T, dbURL, namespace string, keys ...string) *setup {
 	peers := doctortest.NewPeers(t)
 	env := append([]string{
 		"CRMFLOW_DATABASE_URL=" + dbURL,
-		"CRMFLOW_MASTER_KEY=" + config.DevMasterKey,
+		"CRMFLOW_MASTER_KEY=" + testenv.MasterKey,
 		"CRMFLOW_TEMPORAL_ADDRESS=" + testenv.Temporal(t).FrontendAddr(),
 		"CRMFLOW_TEMPORAL_NAMESPACE=" + namespace,
 		"CRMFLOW_STRIPE_API_URL=" + testenv.StripeMockURL(t),
@@ -133,7 +133,7 @@ func TestGoodSetup(t *testing.T) {
 
 	assert.Contains(t, out, "ok   postgres           migrated to ")
 	assert.Contains(t, out, "ok   knock              key accepted")
-	for _, secret := range []string{doctortest.StripeKey, doctortest.KnockKey, doctortest.ResendKey, config.DevMasterKey} {
+	for _, secret := range []string{doctortest.StripeKey, doctortest.KnockKey, doctortest.ResendKey, config.DevMasterKey, testenv.MasterKey} {
 		assert.NotContains(t, out, secret)
 	}
 	var calls []string
