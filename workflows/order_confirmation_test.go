@@ -219,13 +219,7 @@ func (s *orderSuite) TestAmountMismatch() {
 	s.env.OnActivity(stripe.RetrievePaymentIntent, mock.Anything, mock.Anything).Return(
 		&activities.PaymentIntentSnapshot{ID: "pi_1", Amount: 100, AmountReceived: 100, Currency: "eur", Status: "succeeded"}, nil).Once()
 	s.signalAt(time.Minute, succeeded("evt_ok"))
-	res, err := s.run()
-	s.Require().NoError(err)
-	s.Equal("mismatch", res.State)
-	s.Equal([]activities.SetOrderOutcomeInput{{OrderID: "o1", Status: "mismatch", PaymentIntentID: "pi_1"}}, s.outcomes)
-	s.Equal([]string{"order-payment-mismatch order-confirmation/o1/notify-mismatch"}, s.knockKeys())
-	s.Equal([]string{workflows.OperatorsRecipient}, s.notified[0].Recipients)
-	s.Contains(s.status().Detail, "received 100, order is 4200")
+	s.requireMismatch("received 100, order is 4200")
 }
 
 func (s *orderSuite) TestCurrencyMismatch() {

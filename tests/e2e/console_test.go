@@ -32,12 +32,7 @@ func TestRevokedStripeKeyParksInsteadOfConfirming(t *testing.T) {
 	status, _ := f.postStripe(ev, sign(ev, stripeSecret, time.Now()))
 	require.Equal(t, http.StatusOK, status)
 
-	var parked []store.DeadLetter
-	require.Eventually(t, func() bool {
-		var err error
-		parked, err = f.store.ListDeadLetters(context.Background(), store.DeadLetterParked, 10)
-		return err == nil && len(parked) > 0 || f.orderStatus("o-revoked") != store.OrderPending
-	}, 30*time.Second, 100*time.Millisecond, "the run parks")
+	parked := f.waitParked(func() bool { return f.orderStatus("o-revoked") != store.OrderPending })
 	assert.Equal(t, store.OrderPending, f.orderStatus("o-revoked"), "a payment nobody could check confirms nothing")
 	require.Len(t, parked, 1)
 	assert.Equal(t, contract.OrderConfirmationID("o-revoked"), parked[0].WorkflowID)

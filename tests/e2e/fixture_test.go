@@ -362,6 +362,30 @@ func (f *fixture) inboxRows() (total, pending int) {
 	return total, pending
 }
 
+// waitStarted waits for workflow id to exist: the dispatcher, or a parent
+// run, starts it a moment after the call that causes it.
+func (f *fixture) waitStarted(id string) {
+	f.t.Helper()
+	require.Eventually(f.t, func() bool {
+		_, err := f.temporal.DescribeWorkflowExecution(context.Background(), id, "")
+		return err == nil
+	}, 30*time.Second, 100*time.Millisecond, "%s was never started", id)
+}
+
+// waitParked waits for a run to park and returns the parked dead letters;
+// it stops waiting early, with what is parked by then, once settled
+// reports that the run went on instead.
+func (f *fixture) waitParked(settled func() bool) []store.DeadLetter {
+	f.t.Helper()
+	var parked []store.DeadLetter
+	require.Eventually(f.t, func() bool {
+		var err error
+		parked, err = f.store.ListDeadLetters(context.Background(), store.DeadLetterParked, 10)
+		return err == nil && len(parked) > 0 || settled()
+	}, 30*time.Second, 100*time.Millisecond, "the step parks")
+	return parked
+}
+
 func (f *fixture) orderStatus(orderID string) string {
 	f.t.Helper()
 	o, err := f.store.GetOrder(context.Background(), orderID)

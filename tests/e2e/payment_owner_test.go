@@ -18,11 +18,7 @@ import (
 func (f *fixture) requireMismatch(orderID string) {
 	f.t.Helper()
 	id := contract.OrderConfirmationID(orderID)
-	// The dispatcher starts the run a moment after the webhook's 200.
-	require.Eventually(f.t, func() bool {
-		_, err := f.temporal.DescribeWorkflowExecution(context.Background(), id, "")
-		return err == nil
-	}, 30*time.Second, 100*time.Millisecond, "%s was never started", id)
+	f.waitStarted(id)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var res contract.OrderConfirmationResult

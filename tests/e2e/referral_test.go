@@ -75,10 +75,7 @@ func (f *fixture) rewardResult(referralID string) contract.ReferralRewardResult 
 	f.t.Helper()
 	id := contract.ReferralRewardID(referralID)
 	// The order confirmation starts the reward as a child a moment later.
-	require.Eventually(f.t, func() bool {
-		_, err := f.temporal.DescribeWorkflowExecution(context.Background(), id, "")
-		return err == nil
-	}, 30*time.Second, 100*time.Millisecond, "%s was never started", id)
+	f.waitStarted(id)
 	var res contract.ReferralRewardResult
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
