@@ -185,6 +185,30 @@ func TestBadKeys(t *testing.T) {
 	}
 }
 
+// TestReportsConsoleModeAsTheWorkerDecidesIt: the worker decides console
+// mode at start, from config. A configured provider whose keys were all
+// revoked is not in console mode (its calls fail and park); a provider with
+// no configured key is, even when the credential store holds a key for it.
+func TestReportsConsoleModeAsTheWorkerDecidesIt(t *testing.T) {
+	ns, _ := doctortest.Namespace(t, true)
+	s := newSetup(t, testenv.DatabaseURL(t), ns, "CRMFLOW_KNOCK_API_KEY="+doctortest.KnockKey)
+	creds := s.credentialStore(t)
+	ctx := context.Background()
+	require.NoError(t, creds.Revoke(ctx, "knock", "api_key", 1))
+	_, err := creds.Put(ctx, "simplelogin", "api_key", "sl-stored-only", credentials.StatusActive)
+	require.NoError(t, err)
+
+	results, out := s.run(t)
+	got := byName(results)
+	assert.False(t, got["knock"].OK)
+	assert.Equal(t, "no active key in the credential store (1 versions, none active): its calls fail with KnockCredentialMissing and park", got["knock"].Detail)
+	assert.True(t, got["simplelogin"].OK)
+	assert.Equal(t, "console mode: no key configured, calls are recorded, not sent; the credential store's keys are not used", got["simplelogin"].Detail)
+	assert.Equal(t, "set simplelogin.api_key (CRMFLOW_SIMPLELOGIN_API_KEY) and restart the worker to send for real, with the key the credential store holds", got["simplelogin"].Fix)
+	assert.Equal(t, "console mode: no key, calls are recorded, not sent", got["resend"].Detail)
+	assert.NotContains(t, out, "sl-stored-only")
+}
+
 // TestUnmigratedAndUnprepared: a database without crmflow's migrations and
 // a namespace without its search attributes or schedules fail with the
 // command that fixes each. The credential store cannot be read from such a
