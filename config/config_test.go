@@ -312,4 +312,10 @@ func TestOperatorIsDevOnlyAgainstTheDevStack(t *testing.T) {
 	_, err = load(t, config.LoadOptions{Operator: true}, "CRMFLOW_TEMPORAL_ADDRESS=temporal.internal:7233")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "master_key (CRMFLOW_MASTER_KEY): required", "a Temporal address alone is not dev either")
+	// A blank URL is a target too (pgx would fill it in from PG* variables),
+	// never a reason to fall back to the dev secrets.
+	cfg, err = load(t, config.LoadOptions{Operator: true}, "CRMFLOW_DATABASE_URL= ")
+	require.Error(t, err)
+	assert.False(t, cfg.DevMode)
+	assert.Contains(t, err.Error(), "master_key (CRMFLOW_MASTER_KEY): required")
 }

@@ -95,14 +95,16 @@ func Load(opts LoadOptions) (*Config, error) {
 }
 
 // configured reports whether any of keys is set to something by the
-// environment or the config file, rather than left to its default.
+// environment or the config file, rather than left to its default. Any
+// value counts, blanks included: a value that is not a usable target must
+// fail validation as production config, not fall back to dev.
 func configured(v *viper.Viper, env map[string]string, keys ...string) bool {
 	for _, key := range keys {
 		val, fromEnv := env[EnvVar(key)]
 		if !fromEnv && v.InConfig(key) {
 			val = v.GetString(key)
 		}
-		if strings.TrimSpace(val) != "" {
+		if val != "" {
 			return true
 		}
 	}
