@@ -2,6 +2,7 @@ package activities
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -27,6 +28,10 @@ const (
 	ErrTypeRateLimited = string(providerhttp.KindRateLimited)
 	// ErrTypeUnavailable: network error, timeout or 5xx; retried with backoff.
 	ErrTypeUnavailable = string(providerhttp.KindUnavailable)
+	// ErrTypeCredentialMissing: the provider is configured (not in console
+	// mode) but has no active key, e.g. it was revoked; nothing was sent.
+	// Permanent: the step parks until an operator stores a key.
+	ErrTypeCredentialMissing = string(providerhttp.KindCredentialMissing)
 )
 
 // ErrorType builds the type name of a provider's error: "Knock" +
@@ -56,4 +61,14 @@ func classified(provider string, c providerhttp.Class, err error) error {
 		return transient(provider, string(c.Kind), err, c.RetryAfter)
 	}
 	return permanent(provider, string(c.Kind), err)
+}
+
+// credentialMissing is the permanent <provider>CredentialMissing of a
+// configured provider that found no active key at call time. It replaces
+// console mode's made-up answers, which would report a payment checked, a
+// credit made or a key created when nothing was sent.
+func credentialMissing(provider string) error {
+	return permanent(provider, ErrTypeCredentialMissing, fmt.Errorf(
+		"no active key in the credential store (revoked, or never stored): store one with `crmflow credentials set %s`, then retry the step",
+		strings.ToLower(provider)))
 }

@@ -15,7 +15,9 @@ type KeySource interface {
 	// ActiveKey returns the active credential name of provider (such as
 	// ResendCredentialProvider, ResendCredentialName or
 	// StripeCredentialProvider, StripeCredentialName). An empty key and a nil
-	// error mean none is configured, which puts the caller in console mode.
+	// error mean no version is active (never stored, or revoked): a caller
+	// that is not in console mode fails with <Provider>CredentialMissing,
+	// never falls back to console mode.
 	ActiveKey(ctx context.Context, provider, name string) (string, error)
 }
 

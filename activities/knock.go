@@ -18,8 +18,10 @@ const providerKnock = "Knock"
 
 // KnockActivities sends notifications through Knock.
 //
-// The worker injects a console client (knock.NewConsole) when no API key is
-// configured, so the activities run the same way with or without Knock.
+// The worker injects a console client when Knock has no configured key at
+// start, so the activities run the same way with or without Knock; a
+// configured Knock's client reads its key at each call, and a call with no
+// active key fails with a non-retryable KnockCredentialMissing.
 type KnockActivities struct {
 	// Knock is the API client, or a console client that only records calls.
 	Knock *knock.Client
@@ -72,9 +74,10 @@ func (a *KnockActivities) Notify(ctx context.Context, in NotifyInput) (*NotifyOu
 	runID, err := a.Knock.Workflows.Trigger(ctx, in.Workflow, params, knock.WithIdempotencyKey(in.IdempotencyKey))
 	if err != nil {
 		// As for any provider (providerhttp.Classify); a 429 carries Knock's
-		// Retry-After, if it sent one, as the next delay. A call that got no
-		// answer is retried: the idempotency key makes that safe even if
-		// Knock did act on the lost request.
+		// Retry-After, if it sent one, as the next delay, and no active key
+		// is KnockCredentialMissing. A call that got no answer is retried:
+		// the idempotency key makes that safe even if Knock did act on the
+		// lost request.
 		return nil, classified(providerKnock, providerhttp.Classify(err), err)
 	}
 	// With a key func the client sends while a key is active and records

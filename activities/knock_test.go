@@ -18,6 +18,7 @@ import (
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/internal/knock"
+	"github.com/crmflow/crmflow/internal/providers"
 	"github.com/crmflow/crmflow/internal/testsupport/openapicheck"
 	"github.com/crmflow/crmflow/internal/testsupport/providerhttptest"
 )
@@ -210,4 +211,22 @@ func TestNotifyReportsWhatThisCallDid(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, out.Console, "recorded without a key")
 	assert.Len(t, f.Requests(), 1, "nothing more reached Knock")
+}
+
+// TestNotifyWithoutActiveKeyIsCredentialMissing: Knock's client as the
+// worker builds it for a configured Knock (providers.NewKnockClient, not in
+// console mode) whose key source holds no active key fails the trigger with
+// a non-retryable KnockCredentialMissing and sends nothing; it does not
+// record the call and report a console run as if it had been sent.
+func TestNotifyWithoutActiveKeyIsCredentialMissing(t *testing.T) {
+	f := newFakeKnockAPI(t, http.StatusOK, nil, `{"workflow_run_id":"r"}`)
+	c := providers.NewKnockClient(providers.ClientOptions{BaseURL: f.URL,
+		Key:    func(context.Context) (string, error) { return "", nil },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	out, err := runNotify(t, c, validNotify())
+	require.Error(t, err, "got %+v", out)
+	appErr := requireAppError(t, err)
+	assert.Equal(t, "KnockCredentialMissing", appErr.Type())
+	assert.True(t, appErr.NonRetryable())
+	assert.Empty(t, f.Requests())
 }

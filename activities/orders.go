@@ -40,6 +40,16 @@ type Order struct {
 	AmountCents int64
 	Currency    string
 	Status      string
+	// StripeCustomerID is the customer's Stripe customer id, "" when they
+	// have none; a PaymentIntent for the order must be theirs. It is new:
+	// histories recorded before it have none, which checks nothing.
+	StripeCustomerID string `json:"stripe_customer_id,omitempty"`
+}
+
+// orderOf is what the workflow keeps of a stored order.
+func orderOf(o *store.Order) *Order {
+	return &Order{ID: o.ID, CustomerID: o.CustomerID, AmountCents: o.AmountCents, Currency: o.Currency, Status: o.Status,
+		StripeCustomerID: o.CustomerStripeID}
 }
 
 // LoadOrder reads the order; an unknown order is a non-retryable
@@ -49,7 +59,7 @@ func (a *OrderActivities) LoadOrder(ctx context.Context, in LoadOrderInput) (*Or
 	if err != nil {
 		return nil, classifyStore(err)
 	}
-	return &Order{ID: o.ID, CustomerID: o.CustomerID, AmountCents: o.AmountCents, Currency: o.Currency, Status: o.Status}, nil
+	return orderOf(o), nil
 }
 
 // SetOrderOutcomeInput is the final status an order moves to.
@@ -66,7 +76,7 @@ func (a *OrderActivities) SetOrderOutcome(ctx context.Context, in SetOrderOutcom
 	if err != nil {
 		return nil, classifyStore(err)
 	}
-	return &Order{ID: o.ID, CustomerID: o.CustomerID, AmountCents: o.AmountCents, Currency: o.Currency, Status: o.Status}, nil
+	return orderOf(o), nil
 }
 
 // FindReferralInput names a confirmed order.

@@ -29,6 +29,11 @@ type ReferralActivities struct {
 	Store referralStore
 	// Defaults are the reward settings every eligible referral records.
 	Defaults ReferralDefaults
+	// StripeConsole is true when Stripe runs in console mode (decided at
+	// start, as StripeActivities.Console): only then may a reward whose
+	// credit was made up in console mode (a console: balance transaction
+	// id) enter the ledger. The zero value refuses them.
+	StripeConsole bool
 }
 
 // referralStore is what deciding and recording a referral reward needs of
@@ -150,8 +155,17 @@ type RecordRewardOutput struct {
 }
 
 // RecordReward writes the reward to the ledger; its unique referral id makes
-// a second reward impossible.
+// a second reward impossible. A console: balance transaction id while Stripe
+// is configured is refused (StoreInvalidRequest, permanent): nothing was
+// credited at Stripe, and the ledger row would mark the referral rewarded
+// for good. That guards runs whose credit was faked before console mode
+// was decided at start, and any other way such an id could get here.
 func (a *ReferralActivities) RecordReward(ctx context.Context, in RecordRewardInput) (*RecordRewardOutput, error) {
+	if strings.HasPrefix(in.BalanceTransactionID, consoleIDPrefix) && !a.StripeConsole {
+		return nil, permanent(providerStore, ErrTypeInvalid, fmt.Errorf(
+			"referral %s: balance transaction %q was made up in console mode, but Stripe is configured: nothing was credited at Stripe, so no reward is recorded",
+			in.ReferralID, in.BalanceTransactionID))
+	}
 	got, err := a.Store.RecordReward(ctx, store.Reward{
 		ReferralID: in.ReferralID, ReferrerID: in.ReferrerID, AmountCents: in.AmountCents,
 		Currency: in.Currency, BalanceTransactionID: in.BalanceTransactionID,

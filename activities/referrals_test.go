@@ -132,3 +132,25 @@ func TestRecordRewardIsOncePerReferral(t *testing.T) {
 	require.NoError(t, st.Pool().QueryRow(context.Background(), `SELECT status FROM reward_ledger WHERE referral_id = 'ref-1'`).Scan(&status))
 	assert.Equal(t, "reversed", status)
 }
+
+// TestRecordRewardRefusesConsoleIDsWhileStripeIsConfigured: a console: id
+// means nothing was credited at Stripe. While Stripe is configured (not in
+// console mode) such an id must never reach the ledger, where it would
+// mark the referral rewarded for a credit that was never made; the step
+// fails for an operator instead and the ledger stays empty.
+func TestRecordRewardRefusesConsoleIDsWhileStripeIsConfigured(t *testing.T) {
+	st, a := referralWorld(t, "alice@example.com")
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	in := activities.RecordRewardInput{ReferralID: "ref-1", ReferrerID: "alice", AmountCents: 1000, Currency: "eur",
+		BalanceTransactionID: "console:referral-reward/ref-1/credit"}
+	_, err := env.ExecuteActivity(a.RecordReward, in)
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, err, &appErr, "a console id while Stripe is configured must not be recorded")
+	assert.Equal(t, "StoreInvalidRequest", appErr.Type())
+	assert.True(t, appErr.NonRetryable())
+	var rows int
+	require.NoError(t, st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM reward_ledger WHERE referral_id = 'ref-1'`).Scan(&rows))
+	assert.Zero(t, rows)
+}

@@ -63,13 +63,16 @@ const ResendDefaultBaseURL = "https://api.resend.com"
 // of the KeyRotation workflow, built on Resend's Go SDK (resend-go).
 //
 // Keys rotate, so no SDK client is kept: each call asks Keys for the active
-// key and builds a client for it. With no KeySource, or none holding a Resend
-// key, the activities run in console mode: nothing is sent, each call goes to
-// Recorder (or the activity log) and labelled fake values come back, so the
-// rotation workflow runs the same way without a Resend account.
+// key and builds a client for it. In console mode (Console, set by the
+// worker at start for a Resend with no configured key) nothing is sent,
+// each call goes to Recorder (or the activity log) and labelled fake values
+// come back, so the rotation workflow runs the same way without a Resend
+// account. Outside console mode a missing key is never answered that way:
+// the call fails with a non-retryable ResendCredentialMissing.
 type ResendActivities struct {
-	// Keys hands out the key the activities authenticate with; nil is
-	// console mode.
+	// Console is console mode, decided at start; Keys is then never asked.
+	Console bool
+	// Keys hands out the key the activities authenticate with.
 	Keys KeySource
 	// BaseURL is Resend's API; empty means ResendDefaultBaseURL. Tests point
 	// it at a fake.
@@ -271,13 +274,10 @@ func (a *ResendActivities) VerifyAPIKey(ctx context.Context, in VerifyAPIKeyInpu
 		// and net/http would refuse to send it in a header anyway.
 		return &VerifyAPIKeyOutput{Reason: "malformed_token"}, nil
 	}
-	// The active key is not used, but decides console mode the same way as
-	// for the other activities, so a console rotation verifies its fake key.
-	active, err := a.activeKey(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if active == "" {
+	// The candidate authenticates its own check, so the active key is not
+	// needed (a rotation may be what replaces a revoked one); console mode
+	// verifies its own fake key.
+	if a.Console {
 		if err := a.record(ctx, http.MethodGet, "/domains?limit=1", nil); err != nil {
 			return nil, err
 		}
@@ -286,7 +286,7 @@ func (a *ResendActivities) VerifyAPIKey(ctx context.Context, in VerifyAPIKeyInpu
 
 	c := a.client(in.Token.Reveal())
 	limit := 1
-	err = c.call(func() error {
+	err := c.call(func() error {
 		_, err := c.sdk.Domains.ListWithOptions(ctx, &resend.ListOptions{Limit: &limit})
 		return err
 	})
@@ -361,12 +361,17 @@ func validResendToken(s string) bool {
 	return true
 }
 
-// activeKey returns the key to authenticate with, or "" for console mode.
-// An error the KeySource already classified passes through; any other is the
-// store being unreachable, which a retry may cure.
+// activeKey returns the key to authenticate with, or "" in console mode
+// only. Outside console mode no key (no KeySource, or none active in it) is
+// a permanent ResendCredentialMissing. An error the KeySource already
+// classified passes through; any other is the store being unreachable,
+// which a retry may cure.
 func (a *ResendActivities) activeKey(ctx context.Context) (string, error) {
-	if a.Keys == nil {
+	switch {
+	case a.Console:
 		return "", nil
+	case a.Keys == nil:
+		return "", credentialMissing(providerResend)
 	}
 	key, err := a.Keys.ActiveKey(ctx, ResendCredentialProvider, ResendCredentialName)
 	if err != nil {
@@ -376,7 +381,10 @@ func (a *ResendActivities) activeKey(ctx context.Context) (string, error) {
 		}
 		return "", transient(providerStore, ErrTypeUnavailable, fmt.Errorf("read the active Resend key: %w", err), 0)
 	}
-	if key != "" && !validResendToken(key) {
+	switch {
+	case key == "":
+		return "", credentialMissing(providerResend)
+	case !validResendToken(key):
 		return "", permanent(providerResend, ErrTypeAuth, errors.New("the active Resend key is malformed (spaces or control characters)"))
 	}
 	return key, nil

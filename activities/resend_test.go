@@ -690,10 +690,14 @@ func (c *rsCalls) Record(_ context.Context, call activities.ResendCall) error {
 	return nil
 }
 
+// TestResendConsoleModeSendsNothing: console mode is decided at start
+// (Console), so it records whether or not a key source is given and
+// whatever key it holds; a key source holding no key outside console mode
+// is ResendCredentialMissing (TestResendWithoutActiveKeyIsCredentialMissing).
 func TestResendConsoleModeSendsNothing(t *testing.T) {
 	sources := map[string]activities.KeySource{
-		"no key source":          nil,
-		"key source without key": &rsKeys{t: t},
+		"no key source":            nil,
+		"key source holding a key": &rsKeys{t: t, key: rsAdminToken},
 	}
 	for name, keys := range sources {
 		t.Run(name, func(t *testing.T) {
@@ -707,7 +711,7 @@ func TestResendConsoleModeSendsNothing(t *testing.T) {
 			}))
 			t.Cleanup(srv.Close)
 			rec := &rsCalls{}
-			a := &activities.ResendActivities{Keys: keys, BaseURL: srv.URL, Recorder: rec}
+			a := &activities.ResendActivities{Console: true, Keys: keys, BaseURL: srv.URL, Recorder: rec}
 
 			created, err := rsCreate(t, a, nil, activities.CreateAPIKeyInput{Name: "crmflow-rot-c", Permission: activities.ResendFullAccess})
 			require.NoError(t, err)
@@ -800,4 +804,22 @@ func TestResendTokenNeverPrints(t *testing.T) {
 	require.NoError(t, json.Unmarshal(raw, &back))
 	assert.Equal(t, secret, back.Token.Reveal())
 	assert.Equal(t, "", activities.ResendToken("").String())
+}
+
+// TestResendWithoutActiveKeyIsCredentialMissing: Resend configured (a key
+// source, not console mode) with no active key fails the calls that
+// authenticate with it with a non-retryable ResendCredentialMissing before
+// anything is sent, instead of recording them and handing back a made-up
+// key. (VerifyAPIKey authenticates with the candidate key, not the active
+// one, so a rotation can still replace a revoked key.)
+func TestResendWithoutActiveKeyIsCredentialMissing(t *testing.T) {
+	f := newFakeResend(t)
+	a := f.activities(&rsKeys{t: t})
+	_, err := rsCreate(t, a, nil, activities.CreateAPIKeyInput{Name: "crmflow-rot-m", Permission: activities.ResendFullAccess})
+	appErr := requireAppError(t, err)
+	assert.Equal(t, "ResendCredentialMissing", appErr.Type())
+	assert.True(t, appErr.NonRetryable())
+	appErr = requireAppError(t, rsDelete(t, a, nil, rsAdminID))
+	assert.Equal(t, "ResendCredentialMissing", appErr.Type())
+	assert.Empty(t, f.requests(), "nothing is sent without a key")
 }

@@ -35,9 +35,11 @@ func AliasNoteMarker(aliasID string) string { return aliasMarkerPrefix + aliasID
 // before it creates, enabling and disabling read the state before toggling,
 // and deleting an alias that is already gone succeeds.
 //
-// The worker injects a console client (simplelogin.NewConsole) when no API
-// key is configured, so the activities run the same way with or without
-// SimpleLogin.
+// The worker injects a console client when SimpleLogin has no configured
+// key at start, so the activities run the same way with or without
+// SimpleLogin; a configured SimpleLogin's client reads its key at each
+// call, and a call with no active key fails with a non-retryable
+// SimpleLoginCredentialMissing.
 type SimpleLoginActivities struct {
 	// SL is the SimpleLogin client, real or console.
 	SL *simplelogin.Client
@@ -303,7 +305,8 @@ func invalidSimpleLoginInput(msg string) error {
 }
 
 // classifySimpleLogin maps an error from the SimpleLogin client to a
-// classified application error, as for any provider (providerhttp.Classify).
+// classified application error, as for any provider (providerhttp.Classify);
+// no active key is SimpleLoginCredentialMissing.
 // An alias that does not exist (simplelogin.ErrAliasNotFound; SimpleLogin
 // answers 400 for it, not 404) is NotFound; deleting treats it as success
 // before it gets here. A 429 carries the client's RetryAfter as the next

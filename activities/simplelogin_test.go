@@ -1,10 +1,12 @@
 package activities_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/contract"
+	"github.com/crmflow/crmflow/internal/providers"
 	"github.com/crmflow/crmflow/internal/simplelogin"
 	"github.com/crmflow/crmflow/internal/testsupport/openapicheck"
 	"github.com/crmflow/crmflow/internal/testsupport/providerhttptest"
@@ -620,4 +623,20 @@ func TestSimpleLoginConsoleModeSendsNothing(t *testing.T) {
 		`POST /api/alias/random/new {"note":"crmflow:alias/a1"}`,
 		`POST /api/v3/alias/custom/new {"alias_prefix":"news","signed_suffix":".console@simplelogin.invalid.console-signature","mailbox_ids":[1],"note":"crmflow:alias/a2"}`,
 	}, creates, "each alias is created once")
+}
+
+// TestSimpleLoginWithoutActiveKeyIsCredentialMissing: SimpleLogin's client
+// as the worker builds it for a configured SimpleLogin whose key source
+// holds no active key fails with a non-retryable
+// SimpleLoginCredentialMissing and sends nothing, instead of creating a
+// console alias nobody can receive mail at.
+func TestSimpleLoginWithoutActiveKeyIsCredentialMissing(t *testing.T) {
+	f := newFakeSimpleLogin(t)
+	c := providers.NewSimpleLoginClient(providers.ClientOptions{BaseURL: f.srv.URL,
+		Key:    func(context.Context) (string, error) { return "", nil },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	out, err := runCreateAlias(t, c, activities.CreateAliasInput{AliasID: "a1", Mode: contract.AliasModeRandom})
+	require.Error(t, err, "got %+v", out)
+	requireSimpleLoginAppError(t, err, "SimpleLoginCredentialMissing", true, 0)
+	assert.Empty(t, f.requests())
 }

@@ -19,16 +19,23 @@ const providerStripe = "Stripe"
 
 // StripeActivities call Stripe through stripe-go with an injected client.
 //
-// A nil Stripe client is console mode: nothing is sent, and each activity
-// logs what it would have done. The worker leaves Stripe nil when no secret
-// key is configured, which is how `crmflow dev` runs without Stripe keys.
+// In console mode (Console) nothing is sent: each activity logs what it
+// would have done and answers as Stripe would have. The worker sets it at
+// start for a Stripe with no configured secret key, which is how `crmflow
+// dev` runs without Stripe keys. It is never chosen at call time: a Stripe
+// that is not in console mode and has no key fails each call with a
+// non-retryable StripeCredentialMissing, so a revoked key parks the step
+// for an operator instead of confirming orders from webhook snapshots or
+// recording credits that were never made.
 type StripeActivities struct {
+	// Console is console mode, decided at start; Stripe and Keys are then
+	// never used.
+	Console bool
 	// Stripe is the client when Keys is nil: a fixed key, as tests and
-	// tools use; nil is console mode.
+	// tools use.
 	Stripe *client.API
 	// Keys, when set, supplies the secret key at each call (key rotation
-	// replaces it in the credential store); Stripe is then ignored, and no
-	// active key means console mode.
+	// replaces it in the credential store); Stripe is then ignored.
 	Keys KeySource
 	// APIURL is Stripe's base URL for clients built from Keys.
 	APIURL string
@@ -48,7 +55,8 @@ const (
 type RetrievePaymentIntentInput struct {
 	PaymentIntentID string
 	// Snapshot is what the verified webhook said about the PaymentIntent.
-	// Only console mode uses it, as the answer Stripe would have given.
+	// Only console mode uses it, as the answer Stripe would have given;
+	// with Stripe configured it is never trusted in Stripe's place.
 	Snapshot *PaymentIntentSnapshot
 }
 
@@ -126,6 +134,10 @@ type CreditCustomerBalanceInput struct {
 	IdempotencyKey string
 }
 
+// consoleIDPrefix starts the ids console mode makes up in place of a
+// provider's, such as a balance transaction's.
+const consoleIDPrefix = "console:"
+
 // CreditCustomerBalanceOutput names the balance transaction made.
 type CreditCustomerBalanceOutput struct {
 	// BalanceTransactionID is Stripe's cbtxn_ id, or "console:" plus the
@@ -164,7 +176,7 @@ func (a *StripeActivities) balanceTransaction(ctx context.Context, in CreditCust
 	if sc == nil {
 		logger.Info("CONSOLE MODE stripe: would call POST /v1/customers/{id}/balance_transactions",
 			"amount", amount, "currency", in.Currency)
-		return &CreditCustomerBalanceOutput{BalanceTransactionID: "console:" + in.IdempotencyKey, Console: true}, nil
+		return &CreditCustomerBalanceOutput{BalanceTransactionID: consoleIDPrefix + in.IdempotencyKey, Console: true}, nil
 	}
 
 	params := &stripe.CustomerBalanceTransactionParams{

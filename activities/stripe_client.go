@@ -16,17 +16,24 @@ import (
 	"github.com/crmflow/crmflow/internal/providers"
 )
 
-// client returns the Stripe client for this call, nil for console mode.
+// client returns the Stripe client for this call, nil in console mode only.
+// Outside console mode, no key to call with (no active key in Keys, or
+// neither Keys nor a fixed client) is a permanent StripeCredentialMissing.
 func (a *StripeActivities) client(ctx context.Context) (*client.API, error) {
-	if a.Keys == nil {
+	switch {
+	case a.Console:
+		return nil, nil
+	case a.Keys == nil && a.Stripe != nil:
 		return a.Stripe, nil
+	case a.Keys == nil:
+		return nil, credentialMissing(providerStripe)
 	}
 	key, err := a.Keys.ActiveKey(ctx, StripeCredentialProvider, StripeCredentialName)
 	if err != nil {
 		return nil, transient(providerStripe, ErrTypeUnavailable, fmt.Errorf("read stripe key: %w", err), 0)
 	}
 	if key == "" {
-		return nil, nil
+		return nil, credentialMissing(providerStripe)
 	}
 	if a.HTTPClient != nil {
 		return NewStripeClientWithHTTPClient(key, a.APIURL, a.HTTPClient), nil

@@ -237,7 +237,7 @@ func TestStripeInvalidInputSendsNothing(t *testing.T) {
 }
 
 func TestStripeConsoleMode(t *testing.T) {
-	acts := &activities.StripeActivities{}
+	acts := &activities.StripeActivities{Console: true}
 	var s testsuite.WorkflowTestSuite
 	logs := &captureLogger{}
 	s.SetLogger(logs)
@@ -359,4 +359,29 @@ func TestStripeDebitCustomerBalance(t *testing.T) {
 	form, err := url.ParseQuery(reqs[0].body)
 	require.NoError(t, err)
 	assert.Equal(t, "500", form.Get("amount"), "positive: a debit of the customer's balance")
+}
+
+// TestStripeWithoutActiveKeyIsCredentialMissing: Stripe configured (a key
+// source, not console mode) with no active key, e.g. the key was revoked:
+// every call fails with a non-retryable StripeCredentialMissing before
+// anything is sent, instead of answering from the webhook's snapshot or
+// making up a console: balance transaction.
+func TestStripeWithoutActiveKeyIsCredentialMissing(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer srv.Close()
+	acts := &activities.StripeActivities{Keys: staticKey(""), APIURL: srv.URL}
+	env := stripeEnv(t, acts)
+
+	snap := &activities.PaymentIntentSnapshot{ID: "pi_1", Amount: 4200, AmountReceived: 4200, Currency: "eur", Status: "succeeded"}
+	_, err := env.ExecuteActivity(acts.RetrievePaymentIntent, activities.RetrievePaymentIntentInput{PaymentIntentID: "pi_1", Snapshot: snap})
+	requireStripeError(t, err, "StripeCredentialMissing", true)
+	_, err = env.ExecuteActivity(acts.CreditCustomerBalance, validCredit())
+	requireStripeError(t, err, "StripeCredentialMissing", true)
+	_, err = env.ExecuteActivity(acts.DebitCustomerBalance, validCredit())
+	requireStripeError(t, err, "StripeCredentialMissing", true)
+	assert.Zero(t, hits.Load(), "nothing is sent without a key")
 }

@@ -17,6 +17,10 @@ import (
 
 const validDB = "postgres://crmflow:hunter2@db.internal:5432/crmflow"
 
+// testMasterKey is a master key of these tests' own (base64 of 32 bytes):
+// the documented dev one is refused outside dev.
+const testMasterKey = "Y29uZmlnLXRlc3QtbWFzdGVyLWtleS0zMi1ieXRlcyE="
+
 func load(t *testing.T, opts config.LoadOptions, env ...string) (*config.Config, error) {
 	t.Helper()
 	if opts.Environ == nil {
@@ -57,7 +61,7 @@ knock:
 		"CRMFLOW_TEMPORAL_NAMESPACE=from-env",
 		"CRMFLOW_API_TOKENS= tok-a , tok-b,,",
 		"CRMFLOW_STRIPE_WEBHOOK_SECRET=whsec_abc",
-		"CRMFLOW_MASTER_KEY="+config.DevMasterKey,
+		"CRMFLOW_MASTER_KEY="+testMasterKey,
 	)
 	require.NoError(t, err)
 	assert.Equal(t, "0.0.0.0:9000", cfg.HTTPAddr, "file beats default")
@@ -72,7 +76,7 @@ knock:
 func TestConfigFileFromEnv(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "c.json")
 	require.NoError(t, os.WriteFile(file, []byte(`{"database_url":"`+validDB+`","log_level":"debug"}`), 0o600))
-	cfg, err := load(t, config.LoadOptions{}, "CRMFLOW_CONFIG="+file, "CRMFLOW_MASTER_KEY="+config.DevMasterKey)
+	cfg, err := load(t, config.LoadOptions{}, "CRMFLOW_CONFIG="+file, "CRMFLOW_MASTER_KEY="+testMasterKey)
 	require.NoError(t, err)
 	assert.Equal(t, "debug", cfg.LogLevel)
 }
@@ -135,8 +139,8 @@ func TestTracingOffByDefaultAndValidated(t *testing.T) {
 
 func TestValidConfigPasses(t *testing.T) {
 	_, err := load(t, config.LoadOptions{}, "CRMFLOW_DATABASE_URL="+validDB,
-		"CRMFLOW_MASTER_KEY="+config.DevMasterKey,
-		"CRMFLOW_CLERK_WEBHOOK_SECRET="+config.DevClerkWebhookSecret)
+		"CRMFLOW_MASTER_KEY="+testMasterKey,
+		"CRMFLOW_CLERK_WEBHOOK_SECRET=whsec_Y29uZmlnLXRlc3QtY2xlcmstc2VjcmV0")
 	require.NoError(t, err)
 }
 
@@ -146,7 +150,7 @@ func TestSecretsNeverPrint(t *testing.T) {
 		"CRMFLOW_STRIPE_SECRET_KEY=sk_test_supersecret",
 		"CRMFLOW_API_TOKENS=token-one,token-two",
 		"CRMFLOW_SENTRY_DSN=https://key@sentry.example/1",
-		"CRMFLOW_MASTER_KEY="+config.DevMasterKey,
+		"CRMFLOW_MASTER_KEY="+testMasterKey,
 	)
 	require.NoError(t, err)
 	out, err := cfg.Redacted()
@@ -241,4 +245,79 @@ func reveal(c *config.Config) []string {
 		out = append(out, t.Reveal())
 	}
 	return out
+}
+
+// TestDevSecretsAreRefusedOutsideDev: the documented dev secrets protect
+// nothing (they are in the README), so outside `crmflow dev` each one is
+// refused by name, without quoting it; `crmflow dev` still fills them in.
+func TestDevSecretsAreRefusedOutsideDev(t *testing.T) {
+	env := []string{
+		"CRMFLOW_DATABASE_URL=" + validDB,
+		"CRMFLOW_MASTER_KEY=" + config.DevMasterKey,
+		"CRMFLOW_API_TOKENS=tok-mine," + config.DevAPIToken,
+		"CRMFLOW_STRIPE_WEBHOOK_SECRET=" + config.DevStripeWebhookSecret,
+		"CRMFLOW_CLERK_WEBHOOK_SECRET=" + config.DevClerkWebhookSecret,
+	}
+	_, err := load(t, config.LoadOptions{}, env...)
+	require.Error(t, err)
+	require.True(t, config.IsValidation(err), "got %T: %v", err, err)
+	for _, key := range []string{"master_key (CRMFLOW_MASTER_KEY)", "api_tokens (CRMFLOW_API_TOKENS)",
+		"stripe.webhook_secret (CRMFLOW_STRIPE_WEBHOOK_SECRET)", "clerk.webhook_secret (CRMFLOW_CLERK_WEBHOOK_SECRET)"} {
+		assert.Contains(t, err.Error(), key)
+	}
+	for _, secret := range []string{config.DevMasterKey, config.DevAPIToken, config.DevStripeWebhookSecret, config.DevClerkWebhookSecret} {
+		assert.NotContains(t, err.Error(), secret)
+	}
+
+	_, err = load(t, config.LoadOptions{Dev: true}, env...)
+	assert.NoError(t, err, "crmflow dev accepts its own defaults")
+}
+
+// TestOperatorIsDevOnlyAgainstTheDevStack: an operator command's config is
+// dev (dev defaults filled in) only while neither a database URL nor a
+// Temporal address is configured, by the environment or the config file;
+// otherwise it needs the deployment's master key and start-API token.
+func TestOperatorIsDevOnlyAgainstTheDevStack(t *testing.T) {
+	cfg, err := load(t, config.LoadOptions{Operator: true}, "X=1", "CRMFLOW_DATABASE_URL=")
+	require.NoError(t, err)
+	assert.True(t, cfg.DevMode, "the dev stack: no set-up needed")
+	assert.Equal(t, config.DevMasterKey, cfg.MasterKey.Reveal())
+	assert.Equal(t, []config.Secret{config.DevAPIToken}, cfg.APITokens)
+
+	file := filepath.Join(t.TempDir(), "crmflow.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("database_url: "+validDB+"\n"), 0o600))
+	for name, opts := range map[string]struct {
+		file string
+		env  []string
+	}{
+		"database URL in the environment": {env: []string{"CRMFLOW_DATABASE_URL=" + validDB}},
+		"Temporal address":                {env: []string{"CRMFLOW_DATABASE_URL=" + validDB, "CRMFLOW_TEMPORAL_ADDRESS=127.0.0.1:7233"}},
+		"database URL in the config file": {file: file, env: []string{"X=1"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := load(t, config.LoadOptions{Operator: true, File: opts.file}, opts.env...)
+			require.Error(t, err)
+			assert.False(t, cfg.DevMode)
+			assert.Contains(t, err.Error(), "master_key (CRMFLOW_MASTER_KEY): required")
+			assert.Contains(t, err.Error(), "api_tokens (CRMFLOW_API_TOKENS): required")
+			assert.Empty(t, cfg.MasterKey, "no dev default is filled in")
+			assert.Empty(t, cfg.APITokens)
+			assert.Empty(t, cfg.Stripe.WebhookSecret)
+
+			cfg, err = load(t, config.LoadOptions{Operator: true, File: opts.file},
+				append(opts.env, "CRMFLOW_MASTER_KEY="+testMasterKey, "CRMFLOW_API_TOKENS=tok-prod")...)
+			require.NoError(t, err)
+			assert.False(t, cfg.DevMode)
+		})
+	}
+
+	_, err = load(t, config.LoadOptions{Operator: true}, "CRMFLOW_TEMPORAL_ADDRESS=temporal.internal:7233")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "master_key (CRMFLOW_MASTER_KEY): required", "a Temporal address alone is not dev either")
+	// A blank URL is a target too (pgx would fill it in from PG* variables),
+	// never a reason to fall back to the dev secrets.
+	cfg, err = load(t, config.LoadOptions{Operator: true}, "CRMFLOW_DATABASE_URL= ")
+	require.Error(t, err)
+	assert.False(t, cfg.DevMode)
+	assert.Contains(t, err.Error(), "master_key (CRMFLOW_MASTER_KEY): required")
 }

@@ -1,7 +1,11 @@
 package config
 
+import "slices"
+
 // Dev defaults: documented, printed at start, and only ever applied by
-// `crmflow dev`, so that `crmflow demo` works with no set-up.
+// `crmflow dev` (and operator commands talking to its stack), so that
+// `crmflow demo` works with no set-up. They are public, so they protect
+// nothing: outside dev, Validate refuses them (devDefaultsInUse).
 const (
 	DevAPIToken            = "dev-api-token"
 	DevStripeWebhookSecret = "whsec_crmflow_dev_stripe_secret"
@@ -28,4 +32,26 @@ func (c *Config) applyDevDefaults() {
 	if c.MasterKey == "" {
 		c.MasterKey = DevMasterKey
 	}
+}
+
+// devDefaultsInUse lists the keys configured with one of the documented dev
+// secrets. Anywhere but dev they would seal credentials and payloads under
+// a published key, or accept deliveries and API calls signed with one.
+// master_key_previous may hold DevMasterKey: it only opens what an earlier
+// key sealed, which is how a store sealed under it is rewrapped.
+func (c *Config) devDefaultsInUse() []string {
+	var keys []string
+	if c.MasterKey == DevMasterKey {
+		keys = append(keys, "master_key")
+	}
+	if slices.Contains(c.APITokens, DevAPIToken) {
+		keys = append(keys, "api_tokens")
+	}
+	if c.Stripe.WebhookSecret == DevStripeWebhookSecret {
+		keys = append(keys, "stripe.webhook_secret")
+	}
+	if c.Clerk.WebhookSecret == DevClerkWebhookSecret {
+		keys = append(keys, "clerk.webhook_secret")
+	}
+	return keys
 }

@@ -17,6 +17,16 @@ type LoadOptions struct {
 	File string
 	// Dev fills in the documented dev secrets where none are set.
 	Dev bool
+	// Operator loads for an operator command (crmflow credentials, dlq,
+	// rotation, order, ...), which talks to PostgreSQL and Temporal
+	// directly. It is dev, as Dev, only while it talks to the local dev
+	// stack: neither database_url nor temporal.address is configured (by
+	// the environment or the config file). Otherwise it is production: no
+	// dev secret is filled in or accepted, and master_key and api_tokens
+	// are required, so a missing one is named before anything is
+	// connected to, and a production secret is never sealed under the
+	// public dev master key.
+	Operator bool
 	// Environ replaces os.Environ when non-nil (tests).
 	Environ []string
 }
@@ -70,14 +80,35 @@ func Load(opts LoadOptions) (*Config, error) {
 	if err != nil {
 		problems = append(problems, decodeProblems(err)...)
 	}
-	cfg.DevMode = opts.Dev
-	if opts.Dev {
+	cfg.DevMode = opts.Dev || opts.Operator && !configured(v, env, "database_url", "temporal.address")
+	switch {
+	case cfg.DevMode:
 		cfg.applyDevDefaults()
+	case opts.Operator && len(cfg.APITokens) == 0:
+		problems = append(problems, problem("api_tokens",
+			"required by operator commands outside `crmflow dev` (database_url or temporal.address is configured): the deployment's start-API tokens"))
 	}
 	if err := cfg.validate(problems); err != nil {
 		return &cfg, err
 	}
 	return &cfg, nil
+}
+
+// configured reports whether any of keys is set to something by the
+// environment or the config file, rather than left to its default. Any
+// value counts, blanks included: a value that is not a usable target must
+// fail validation as production config, not fall back to dev.
+func configured(v *viper.Viper, env map[string]string, keys ...string) bool {
+	for _, key := range keys {
+		val, fromEnv := env[EnvVar(key)]
+		if !fromEnv && v.InConfig(key) {
+			val = v.GetString(key)
+		}
+		if val != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // splitCommaHook turns "a, b" into []string{"a","b"} for list keys set from

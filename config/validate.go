@@ -21,7 +21,7 @@ func (c *Config) Validate() error { return c.validate(nil) }
 
 func (c *Config) validate(problems []string) error {
 	add := func(key, format string, args ...any) {
-		problems = append(problems, fmt.Sprintf("%s (%s): %s", key, EnvVar(key), fmt.Sprintf(format, args...)))
+		problems = append(problems, problem(key, format, args...))
 	}
 	checkHostPort := func(key, val string) {
 		if _, port, err := net.SplitHostPort(val); err != nil || port == "" {
@@ -61,6 +61,11 @@ func (c *Config) validate(problems []string) error {
 		add("master_key", "required: it encrypts stored credentials and workflow payloads (e.g. `openssl rand -base64 32`)")
 	case c.MasterKey != "" && !isKey32(c.MasterKey):
 		add("master_key", "must be base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)")
+	}
+	if !c.DevMode {
+		for _, key := range c.devDefaultsInUse() {
+			add(key, "is crmflow's documented dev default, which is public and protects nothing: outside `crmflow dev` configure a secret of your own")
+		}
 	}
 	for _, k := range c.MasterKeyPrevious {
 		if !isKey32(k) {
@@ -164,6 +169,12 @@ func (c *Config) validate(problems []string) error {
 	}
 	sort.Strings(problems)
 	return &ValidationError{Problems: problems}
+}
+
+// problem is one line of a ValidationError: the key, the env var that sets
+// it, and what is wrong, e.g. "master_key (CRMFLOW_MASTER_KEY): required".
+func problem(key, format string, args ...any) string {
+	return fmt.Sprintf("%s (%s): %s", key, EnvVar(key), fmt.Sprintf(format, args...))
 }
 
 // isHTTPURL reports whether s is an absolute http(s) URL with a host.

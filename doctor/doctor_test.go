@@ -46,7 +46,7 @@ func newSetup(t *testing.T, dbURL, namespace string, keys ...string) *setup {
 	peers := doctortest.NewPeers(t)
 	env := append([]string{
 		"CRMFLOW_DATABASE_URL=" + dbURL,
-		"CRMFLOW_MASTER_KEY=" + config.DevMasterKey,
+		"CRMFLOW_MASTER_KEY=" + testenv.MasterKey,
 		"CRMFLOW_TEMPORAL_ADDRESS=" + testenv.Temporal(t).FrontendAddr(),
 		"CRMFLOW_TEMPORAL_NAMESPACE=" + namespace,
 		"CRMFLOW_STRIPE_API_URL=" + testenv.StripeMockURL(t),
@@ -133,7 +133,7 @@ func TestGoodSetup(t *testing.T) {
 
 	assert.Contains(t, out, "ok   postgres           migrated to ")
 	assert.Contains(t, out, "ok   knock              key accepted")
-	for _, secret := range []string{doctortest.StripeKey, doctortest.KnockKey, doctortest.ResendKey, config.DevMasterKey} {
+	for _, secret := range []string{doctortest.StripeKey, doctortest.KnockKey, doctortest.ResendKey, config.DevMasterKey, testenv.MasterKey} {
 		assert.NotContains(t, out, secret)
 	}
 	var calls []string
@@ -183,6 +183,30 @@ func TestBadKeys(t *testing.T) {
 	for _, secret := range []string{"rk_live_not_a_test_key", doctortest.KnockKey, "sk_test_rotated_but_revoked", "sl-wrong", doctortest.ResendSendingKey} {
 		assert.NotContains(t, out, secret)
 	}
+}
+
+// TestReportsConsoleModeAsTheWorkerDecidesIt: the worker decides console
+// mode at start, from config. A configured provider whose keys were all
+// revoked is not in console mode (its calls fail and park); a provider with
+// no configured key is, even when the credential store holds a key for it.
+func TestReportsConsoleModeAsTheWorkerDecidesIt(t *testing.T) {
+	ns, _ := doctortest.Namespace(t, true)
+	s := newSetup(t, testenv.DatabaseURL(t), ns, "CRMFLOW_KNOCK_API_KEY="+doctortest.KnockKey)
+	creds := s.credentialStore(t)
+	ctx := context.Background()
+	require.NoError(t, creds.Revoke(ctx, "knock", "api_key", 1))
+	_, err := creds.Put(ctx, "simplelogin", "api_key", "sl-stored-only", credentials.StatusActive)
+	require.NoError(t, err)
+
+	results, out := s.run(t)
+	got := byName(results)
+	assert.False(t, got["knock"].OK)
+	assert.Equal(t, "no active key in the credential store (1 versions, none active): its calls fail with KnockCredentialMissing and park", got["knock"].Detail)
+	assert.True(t, got["simplelogin"].OK)
+	assert.Equal(t, "console mode: no key configured, calls are recorded, not sent; the credential store's keys are not used", got["simplelogin"].Detail)
+	assert.Equal(t, "set simplelogin.api_key (CRMFLOW_SIMPLELOGIN_API_KEY) and restart the worker to send for real, with the key the credential store holds", got["simplelogin"].Fix)
+	assert.Equal(t, "console mode: no key, calls are recorded, not sent", got["resend"].Detail)
+	assert.NotContains(t, out, "sl-stored-only")
 }
 
 // TestUnmigratedAndUnprepared: a database without crmflow's migrations and

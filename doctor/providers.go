@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/crmflow/crmflow/config"
@@ -94,9 +95,10 @@ func (c *Checker) keyFor(ctx context.Context, creds *credentials.Store, p provid
 	}
 	if len(versions) > 0 {
 		// The store is the truth once it holds the key: config no longer
-		// seeds it, and the worker runs the provider in console mode.
-		r := fail(p.Name, fmt.Sprintf("no active key in the credential store (%d versions, none active): its calls are recorded, not sent", len(versions)),
-			rotateFix(p))
+		// seeds it. The provider is configured, so the worker does not
+		// fall back to console mode: each call fails and its step parks.
+		r := fail(p.Name, fmt.Sprintf("no active key in the credential store (%d versions, none active): its calls fail with %sCredentialMissing and park",
+			len(versions), p.Title), rotateFix(p))
 		return providerKey{}, &r
 	}
 	return configured("seeded into the credential store at the next worker start"), nil
@@ -106,13 +108,14 @@ func (c *Checker) keyFor(ctx context.Context, creds *credentials.Store, p provid
 func (c *Checker) checkProvider(ctx context.Context, creds *credentials.Store, p providers.Provider) Result {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
+	if slices.Contains(c.Config.ConsoleProviders(), p.Name) {
+		// The worker decides console mode at start, from config alone: a
+		// key in the credential store does not make it send.
+		return c.consoleResult(ctx, creds, p)
+	}
 	key, problem := c.keyFor(ctx, creds, p)
 	if problem != nil {
 		return *problem
-	}
-	if key.secret == "" {
-		return pass(p.Name, "console mode: no key, calls are recorded, not sent").withFix(
-			fmt.Sprintf("set %s (%s) to send for real", p.ConfigKey, config.EnvVar(p.ConfigKey)))
 	}
 	v, err := p.Check(ctx, c.httpClient(), c.Config.StringAt(p.URLKey), key.secret)
 	switch {
@@ -137,6 +140,19 @@ func (c *Checker) checkProvider(ctx context.Context, creds *credentials.Store, p
 		return pass(p.Name, fmt.Sprintf("key accepted with limits (%s %s: %s); key from %s", p.Probe, v.Status, v.Reason, key.from))
 	}
 	return pass(p.Name, fmt.Sprintf("key accepted (%s); key from %s", p.Probe, key.from))
+}
+
+// consoleResult reports a provider the worker runs in console mode, and
+// whether the credential store holds a key the worker therefore ignores.
+func (c *Checker) consoleResult(ctx context.Context, creds *credentials.Store, p providers.Provider) Result {
+	fix := fmt.Sprintf("set %s (%s) to send for real", p.ConfigKey, config.EnvVar(p.ConfigKey))
+	if creds != nil {
+		if versions, err := creds.Versions(ctx, p.Key.Provider, p.Key.Name); err == nil && len(versions) > 0 {
+			return pass(p.Name, "console mode: no key configured, calls are recorded, not sent; the credential store's keys are not used").withFix(
+				fmt.Sprintf("set %s (%s) and restart the worker to send for real, with the key the credential store holds", p.ConfigKey, config.EnvVar(p.ConfigKey)))
+		}
+	}
+	return pass(p.Name, "console mode: no key, calls are recorded, not sent").withFix(fix)
 }
 
 func (r Result) withFix(fix string) Result {

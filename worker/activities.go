@@ -48,13 +48,21 @@ func WithProviderMetrics(m *appmetrics.ProviderMetrics) ActivityOption {
 // default does when they are given no client.
 const resendTimeout = 30 * time.Second
 
-// NewActivities builds the activities with clients from cfg. A provider with
-// no API key gets a console-mode client that records, not sends.
+// NewActivities builds the activities with clients from cfg.
 //
-// Every provider key (Stripe, Knock, SimpleLogin, Resend) is read from the
-// credential store at each call: key rotation replaces it there, and config
-// only seeds the store at start (credentials.Store.SeedAll). With no active key a
-// provider's calls are recorded, not sent (console mode).
+// Console mode is decided here, once, per provider, from config: a provider
+// is in console mode (its calls recorded, not sent) exactly when config
+// sets no key for it, which is what /readyz, `crmflow dev` and `crmflow
+// config` report (config.ConsoleProviders). A key stored later does not
+// switch a console provider to sending; configuring it and restarting
+// does.
+//
+// Every other provider's key (Stripe, Knock, SimpleLogin, Resend) is read
+// from the credential store at each call: key rotation replaces it there,
+// and config only seeds the store at start (credentials.Store.SeedAll).
+// With no active key (revoked, say) such a provider's calls fail with a
+// non-retryable <Title>CredentialMissing and the step parks for an
+// operator; nothing is recorded in their place.
 func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store, logger *slog.Logger,
 	reporter activities.Reporter, signaller activities.StockSignaller, opts ...ActivityOption) Activities {
 	var o activityOptions
@@ -62,10 +70,11 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 		opt(&o)
 	}
 	pm := o.providerMetrics
+	console := consoleProviders(cfg)
 	a := Activities{
 		Credentials: &activities.CredentialActivities{Store: creds},
 		KeyVerifier: &activities.KeyVerifier{Verify: keyVerifier(cfg), Keys: creds},
-		Resend: &activities.ResendActivities{Keys: creds, Store: creds, BaseURL: cfg.Resend.APIURL,
+		Resend: &activities.ResendActivities{Console: console[contract.ProviderResend], Keys: creds, Store: creds, BaseURL: cfg.Resend.APIURL,
 			HTTPClient: pm.Client(contract.ProviderResend, &http.Client{Timeout: resendTimeout})},
 		Inventory: &activities.InventoryActivities{Store: st, Signaller: signaller, Defaults: activities.StockDefaults{
 			Debounce:           cfg.Inventory.Debounce,
@@ -75,33 +84,48 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 			EscalationAudience: cfg.Inventory.EscalationAudience,
 		}},
 		Orders: &activities.OrderActivities{Store: st},
-		Referrals: &activities.ReferralActivities{Store: st, Defaults: activities.ReferralDefaults{
-			RewardCents:       cfg.Referrals.RewardCents,
-			RefundWindow:      cfg.Referrals.RefundWindow,
-			MinimumOrderCents: cfg.Referrals.MinimumOrderCents,
-			ClawbackWindow:    cfg.Referrals.ClawbackWindow,
-		}},
-		Stripe: &activities.StripeActivities{Keys: creds, APIURL: cfg.Stripe.APIURL,
+		Referrals: &activities.ReferralActivities{Store: st, StripeConsole: console[contract.ProviderStripe],
+			Defaults: activities.ReferralDefaults{
+				RewardCents:       cfg.Referrals.RewardCents,
+				RefundWindow:      cfg.Referrals.RefundWindow,
+				MinimumOrderCents: cfg.Referrals.MinimumOrderCents,
+				ClawbackWindow:    cfg.Referrals.ClawbackWindow,
+			}},
+		Stripe: &activities.StripeActivities{Console: console[contract.ProviderStripe], Keys: creds, APIURL: cfg.Stripe.APIURL,
 			HTTPClient: pm.Client(contract.ProviderStripe, &http.Client{Timeout: 20 * time.Second})},
 		DeadLetters: &activities.DeadLetterActivities{Store: st, Reporter: reporter},
 	}
 	a.Aliases = &activities.AliasStoreActivities{Store: st}
-	a.SimpleLogin = &activities.SimpleLoginActivities{SL: providers.NewSimpleLoginClient(clientOptions(cfg, creds, pm, logger, contract.ProviderSimpleLogin))}
-	a.Knock = &activities.KnockActivities{Knock: providers.NewKnockClient(clientOptions(cfg, creds, pm, logger, contract.ProviderKnock))}
+	a.SimpleLogin = &activities.SimpleLoginActivities{SL: providers.NewSimpleLoginClient(
+		clientOptions(cfg, creds, pm, logger, contract.ProviderSimpleLogin, console[contract.ProviderSimpleLogin]))}
+	a.Knock = &activities.KnockActivities{Knock: providers.NewKnockClient(
+		clientOptions(cfg, creds, pm, logger, contract.ProviderKnock, console[contract.ProviderKnock]))}
 	return a
 }
 
+// consoleProviders are the providers in console mode, by name: those config
+// sets no key for (config.ConsoleProviders, which /readyz reports).
+func consoleProviders(cfg *config.Config) map[string]bool {
+	out := map[string]bool{}
+	for _, name := range cfg.ConsoleProviders() {
+		out[name] = true
+	}
+	return out
+}
+
 // clientOptions are the options of a provider's client: its API URL from
-// cfg, its key read from the credential store at each call, and an HTTP
-// client whose requests are measured.
+// cfg, console mode as decided at start, otherwise its key read from the
+// credential store at each call, and an HTTP client whose requests are
+// measured.
 func clientOptions(cfg *config.Config, creds *credentials.Store, pm *appmetrics.ProviderMetrics, logger *slog.Logger,
-	name string) providers.ClientOptions {
+	name string, console bool) providers.ClientOptions {
 	p, _ := providers.Lookup(name)
 	return providers.ClientOptions{
 		BaseURL: cfg.StringAt(p.URLKey),
 		Key: func(ctx context.Context) (string, error) {
 			return creds.ActiveKey(ctx, p.Key.Provider, p.Key.Name)
 		},
+		Console:    console,
 		HTTPClient: pm.Client(p.Name, &http.Client{Timeout: providerhttp.DefaultTimeout}),
 		Logger:     logger,
 	}

@@ -3,7 +3,6 @@ package worker_test
 import (
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,9 +15,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/crmflow/crmflow/activities"
-	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/internal/appmetrics"
-	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 	"github.com/crmflow/crmflow/worker"
 )
@@ -47,26 +44,17 @@ func TestProviderCallsAreMeasured(t *testing.T) {
 	}))
 	defer peer.Close()
 
-	cfg, err := config.Load(config.LoadOptions{Dev: true, Environ: []string{
+	reg := prometheus.NewRegistry()
+	acts, _ := workerActivities(t, []string{
 		"CRMFLOW_KNOCK_API_KEY=sk_test_knock", "CRMFLOW_KNOCK_API_URL=" + peer.URL,
 		"CRMFLOW_STRIPE_SECRET_KEY=sk_test_123", "CRMFLOW_STRIPE_API_URL=" + testenv.StripeMockURL(t),
-	}})
-	require.NoError(t, err)
-	keys, err := credentials.KeyringOf(cfg.MasterKeys())
-	require.NoError(t, err)
-	st := testenv.Store(t)
-	creds := credentials.NewStore(st, keys, credentials.Options{CacheTTL: -1})
-	require.NoError(t, creds.SeedAll(t.Context(), cfg.ConfiguredKeys()))
-
-	reg := prometheus.NewRegistry()
-	acts := worker.NewActivities(cfg, st, creds, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil,
-		worker.WithProviderMetrics(appmetrics.NewProviderMetrics(reg)))
+	}, worker.WithProviderMetrics(appmetrics.NewProviderMetrics(reg)))
 
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestActivityEnvironment()
 	env.RegisterActivity(acts.Knock)
 	in := activities.NotifyInput{Workflow: "order-confirmation", Recipients: []string{"c1"}, IdempotencyKey: "order-confirmation/o1/notify"}
-	_, err = env.ExecuteActivity(acts.Knock.Notify, in)
+	_, err := env.ExecuteActivity(acts.Knock.Notify, in)
 	require.NoError(t, err)
 	_, err = env.ExecuteActivity(acts.Knock.Notify, in)
 	require.Error(t, err)

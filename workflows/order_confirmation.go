@@ -199,15 +199,32 @@ func (w *orderConfirmation) seenBefore(eventID string) bool {
 	return false
 }
 
+// paymentBelongsToOrder versions the check that a PaymentIntent pays this
+// order: Stripe's metadata.order_id names it and, when the order's customer
+// has a Stripe customer, the PaymentIntent is theirs. Before it, any
+// succeeded PaymentIntent of the right amount and currency confirmed any
+// order it was signalled to; runs that verified a payment before the change
+// replay the old comparison (DefaultVersion).
+const paymentBelongsToOrder = "payment-belongs-to-order"
+
 // verifyPayment retrieves the PaymentIntent from Stripe and compares it with
 // the order; it returns why they differ, or "".
 func (w *orderConfirmation) verifyPayment(ctx workflow.Context, ev *contract.PaymentEvent) (string, error) {
+	// Asked before the activity: from version 1 its input changes too.
+	version := workflow.GetVersion(ctx, paymentBelongsToOrder, workflow.DefaultVersion, 1)
 	in := activities.RetrievePaymentIntentInput{
 		PaymentIntentID: ev.PaymentIntentID,
 		Snapshot: &activities.PaymentIntentSnapshot{
 			ID: ev.PaymentIntentID, Amount: ev.AmountCents, AmountReceived: ev.AmountReceivedCents,
 			Currency: ev.Currency, Status: "succeeded", CustomerID: ev.CustomerID,
 		},
+	}
+	if version >= 1 {
+		// The signed event was routed to this run by its metadata.order_id
+		// (the workflow ID is built from it), so the webhook's snapshot,
+		// which console mode answers with and a skipped check trusts, names
+		// this order as the event did.
+		in.Snapshot.Metadata = map[string]string{"order_id": w.order.ID}
 	}
 	var pi *activities.PaymentIntentSnapshot
 	err := w.parker.step(ctx, "verify-payment", stripeOptions, in, func(ctx workflow.Context) error {
@@ -227,8 +244,24 @@ func (w *orderConfirmation) verifyPayment(ctx workflow.Context, ev *contract.Pay
 		return fmt.Sprintf("currency %s, order is in %s", pi.Currency, w.order.Currency), nil
 	case pi.AmountReceived != w.order.AmountCents:
 		return fmt.Sprintf("received %d, order is %d", pi.AmountReceived, w.order.AmountCents), nil
+	case version >= 1:
+		return w.paymentOwnerMismatch(pi), nil
 	}
 	return "", nil
+}
+
+// paymentOwnerMismatch says why the PaymentIntent, as Stripe holds it, is not
+// this order's payment, or "" when it is: the right amount is not enough,
+// since any succeeded PaymentIntent of that amount could be signalled here.
+func (w *orderConfirmation) paymentOwnerMismatch(pi *activities.PaymentIntentSnapshot) string {
+	switch orderID := pi.Metadata["order_id"]; {
+	case orderID != w.order.ID:
+		return fmt.Sprintf("PaymentIntent %s is for order %q (metadata.order_id), not %s", pi.ID, orderID, w.order.ID)
+	case w.order.StripeCustomerID != "" && pi.CustomerID != w.order.StripeCustomerID:
+		return fmt.Sprintf("PaymentIntent %s belongs to Stripe customer %q, not the order's customer %s",
+			pi.ID, pi.CustomerID, w.order.StripeCustomerID)
+	}
+	return ""
 }
 
 func (w *orderConfirmation) setOutcome(ctx workflow.Context, status, paymentIntentID string) error {

@@ -68,7 +68,8 @@ func (s *orderSuite) defaults() {
 	s.env.OnActivity(orders.FindReferral, mock.Anything, mock.Anything).Return(&activities.FindReferralOutput{}, nil).Maybe()
 	s.env.OnActivity(stripe.RetrievePaymentIntent, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.RetrievePaymentIntentInput) (*activities.PaymentIntentSnapshot, error) {
-			return &activities.PaymentIntentSnapshot{ID: in.PaymentIntentID, Amount: 4200, AmountReceived: 4200, Currency: "eur", Status: "succeeded"}, nil
+			return &activities.PaymentIntentSnapshot{ID: in.PaymentIntentID, Amount: 4200, AmountReceived: 4200, Currency: "eur", Status: "succeeded",
+				Metadata: map[string]string{"order_id": "o1"}}, nil
 		}).Maybe()
 	s.env.OnActivity(knock.Notify, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.NotifyInput) (*activities.NotifyOutput, error) {
@@ -218,13 +219,7 @@ func (s *orderSuite) TestAmountMismatch() {
 	s.env.OnActivity(stripe.RetrievePaymentIntent, mock.Anything, mock.Anything).Return(
 		&activities.PaymentIntentSnapshot{ID: "pi_1", Amount: 100, AmountReceived: 100, Currency: "eur", Status: "succeeded"}, nil).Once()
 	s.signalAt(time.Minute, succeeded("evt_ok"))
-	res, err := s.run()
-	s.Require().NoError(err)
-	s.Equal("mismatch", res.State)
-	s.Equal([]activities.SetOrderOutcomeInput{{OrderID: "o1", Status: "mismatch", PaymentIntentID: "pi_1"}}, s.outcomes)
-	s.Equal([]string{"order-payment-mismatch order-confirmation/o1/notify-mismatch"}, s.knockKeys())
-	s.Equal([]string{workflows.OperatorsRecipient}, s.notified[0].Recipients)
-	s.Contains(s.status().Detail, "received 100, order is 4200")
+	s.requireMismatch("received 100, order is 4200")
 }
 
 func (s *orderSuite) TestCurrencyMismatch() {
@@ -234,6 +229,97 @@ func (s *orderSuite) TestCurrencyMismatch() {
 	res, err := s.run()
 	s.Require().NoError(err)
 	s.Equal("mismatch", res.State)
+}
+
+// paidBy answers the payment check with a succeeded PaymentIntent of the
+// order's amount, for the order named in its metadata and the customer.
+func (s *orderSuite) paidBy(orderID, customerID string) {
+	pi := &activities.PaymentIntentSnapshot{ID: "pi_1", Amount: 4200, AmountReceived: 4200, Currency: "eur",
+		Status: "succeeded", CustomerID: customerID}
+	if orderID != "" {
+		pi.Metadata = map[string]string{"order_id": orderID}
+	}
+	s.env.OnActivity(stripe.RetrievePaymentIntent, mock.Anything, mock.Anything).Return(pi, nil).Once()
+}
+
+// requireMismatch checks the run ended as a mismatch that operators were
+// told about, for the reason given.
+func (s *orderSuite) requireMismatch(reason string) {
+	res, err := s.run()
+	s.Require().NoError(err)
+	s.Equal("mismatch", res.State)
+	s.Equal([]activities.SetOrderOutcomeInput{{OrderID: "o1", Status: "mismatch", PaymentIntentID: "pi_1"}}, s.outcomes)
+	s.Equal([]string{"order-payment-mismatch order-confirmation/o1/notify-mismatch"}, s.knockKeys())
+	s.Equal([]string{workflows.OperatorsRecipient}, s.notified[0].Recipients)
+	s.Contains(s.status().Detail, reason)
+}
+
+// TestPaymentIntentOfAnotherOrderIsMismatch: a succeeded PaymentIntent of
+// the right amount, but Stripe says it pays order o2, confirms nothing.
+func (s *orderSuite) TestPaymentIntentOfAnotherOrderIsMismatch() {
+	s.paidBy("o2", "")
+	s.signalAt(time.Minute, succeeded("evt_ok"))
+	s.requireMismatch(`order "o2"`)
+}
+
+// TestPaymentIntentOfNoOrderIsMismatch: a PaymentIntent that names no order
+// in its metadata belongs to none.
+func (s *orderSuite) TestPaymentIntentOfNoOrderIsMismatch() {
+	s.paidBy("", "")
+	s.signalAt(time.Minute, succeeded("evt_ok"))
+	s.requireMismatch(`order ""`)
+}
+
+// ownedOrder is the pending order of a customer who has a Stripe customer.
+func (s *orderSuite) ownedOrder() {
+	o := *pendingOrder
+	o.StripeCustomerID = "cus_owner"
+	s.env.OnActivity(orders.LoadOrder, mock.Anything, mock.Anything).Return(&o, nil).Once()
+}
+
+// TestPaymentIntentOfAnotherCustomerIsMismatch: the PaymentIntent names the
+// order, but another Stripe customer paid it.
+func (s *orderSuite) TestPaymentIntentOfAnotherCustomerIsMismatch() {
+	s.ownedOrder()
+	s.paidBy("o1", "cus_other")
+	s.signalAt(time.Minute, succeeded("evt_ok"))
+	s.requireMismatch(`customer "cus_other"`)
+}
+
+// TestPaymentIntentOfNoCustomerIsMismatch: the order's customer has a
+// Stripe customer, the PaymentIntent has none.
+func (s *orderSuite) TestPaymentIntentOfNoCustomerIsMismatch() {
+	s.ownedOrder()
+	s.paidBy("o1", "")
+	s.signalAt(time.Minute, succeeded("evt_ok"))
+	s.requireMismatch(`customer ""`)
+}
+
+// TestPaymentIntentOfTheOrdersCustomerConfirms: order and customer match.
+func (s *orderSuite) TestPaymentIntentOfTheOrdersCustomerConfirms() {
+	s.ownedOrder()
+	s.paidBy("o1", "cus_owner")
+	s.signalAt(time.Minute, succeeded("evt_ok"))
+	res, err := s.run()
+	s.Require().NoError(err)
+	s.Equal("confirmed", res.State)
+}
+
+// TestConsoleSnapshotNamesTheOrder: the webhook's snapshot, which console
+// mode answers with and a skipped check trusts, names the order the signed
+// event was routed to (by its metadata.order_id), so it passes the check.
+func (s *orderSuite) TestConsoleSnapshotNamesTheOrder() {
+	s.env.OnActivity(stripe.RetrievePaymentIntent, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.RetrievePaymentIntentInput) (*activities.PaymentIntentSnapshot, error) {
+			s.Equal(map[string]string{"order_id": "o1"}, in.Snapshot.Metadata)
+			s.Equal("cus_stripe", in.Snapshot.CustomerID)
+			snap := *in.Snapshot
+			return &snap, nil
+		}).Once()
+	s.signalAt(time.Minute, succeeded("evt_ok"))
+	res, err := s.run()
+	s.Require().NoError(err)
+	s.Equal("confirmed", res.State)
 }
 
 func (s *orderSuite) TestAlreadyDecidedOrderChangesNothing() {

@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/server/common/dynamicconfig"
 
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 )
 
 // No Docker engine runs where the tests run, so docker-compose.yml is checked
@@ -101,7 +102,7 @@ func fillSecrets(name, text string) string {
 		return text
 	}
 	text = setEnvLine(text, "POSTGRES_PASSWORD", composeTestPassword)
-	return setEnvLine(text, "CRMFLOW_MASTER_KEY", config.DevMasterKey)
+	return setEnvLine(text, "CRMFLOW_MASTER_KEY", testenv.MasterKey)
 }
 
 // setEnvLine replaces the value of an uncommented KEY= line.
@@ -532,7 +533,7 @@ func crmflowEnvProblems(p *types.Project, in composeInputs) []string {
 		"CRMFLOW_DATABASE_URL":     "postgres://crmflow:" + composeTestPassword + "@postgresql:5432/crmflow?sslmode=disable",
 		"CRMFLOW_TEMPORAL_ADDRESS": "temporal:7233",
 		"CRMFLOW_HTTP_ADDR":        "0.0.0.0:8080",
-		"CRMFLOW_MASTER_KEY":       config.DevMasterKey,
+		"CRMFLOW_MASTER_KEY":       testenv.MasterKey,
 	}
 	for _, name := range crmflowServices {
 		svc, ok := p.Services[name]

@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/internal/testsupport/doctortest"
@@ -35,6 +34,8 @@ func TestCredentialsRewrap(t *testing.T) {
 	t.Setenv("CRMFLOW_DATABASE_URL", dbURL)
 	t.Setenv("CRMFLOW_MASTER_KEY", newKey)
 	t.Setenv("CRMFLOW_MASTER_KEY_PREVIOUS", oldKey)
+	// Outside dev, an operator command needs the deployment's start-API token.
+	t.Setenv("CRMFLOW_API_TOKENS", "test-token")
 	rewrap := func() string {
 		cmd := newRootCmd()
 		var out bytes.Buffer
@@ -60,7 +61,9 @@ func TestCredentialsSet(t *testing.T) {
 	peers := doctortest.NewPeers(t)
 	dbURL := testenv.DatabaseURL(t)
 	t.Setenv("CRMFLOW_DATABASE_URL", dbURL)
-	t.Setenv("CRMFLOW_MASTER_KEY", config.DevMasterKey)
+	t.Setenv("CRMFLOW_MASTER_KEY", testenv.MasterKey)
+	// Outside dev, an operator command needs the deployment's start-API token.
+	t.Setenv("CRMFLOW_API_TOKENS", "test-token")
 	t.Setenv("CRMFLOW_KNOCK_API_URL", peers.Knock.URL)
 	set := func(provider, key string) (string, error) {
 		cmd := newRootCmd()
@@ -76,7 +79,7 @@ func TestCredentialsSet(t *testing.T) {
 	st, err := store.Open(ctx, dbURL)
 	require.NoError(t, err)
 	defer st.Close()
-	keys, err := credentials.NewKeyring(config.DevMasterKey)
+	keys, err := credentials.NewKeyring(testenv.MasterKey)
 	require.NoError(t, err)
 	creds := credentials.NewStore(st, keys, credentials.Options{CacheTTL: -1})
 

@@ -25,6 +25,7 @@ import (
 	"github.com/crmflow/crmflow/internal/devstack"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/internal/temporalserver"
+	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 )
 
 // syncBuffer collects the banner written from another goroutine.
@@ -261,7 +262,7 @@ func TestConfigCommandNamesBadKey(t *testing.T) {
 
 func TestConfigCommandPrintsRedacted(t *testing.T) {
 	t.Setenv("CRMFLOW_DATABASE_URL", "postgres://u:pw@h/d")
-	t.Setenv("CRMFLOW_MASTER_KEY", config.DevMasterKey)
+	t.Setenv("CRMFLOW_MASTER_KEY", testenv.MasterKey)
 	t.Setenv("CRMFLOW_STRIPE_SECRET_KEY", "sk_test_hidden")
 	cmd := newRootCmd()
 	var out bytes.Buffer

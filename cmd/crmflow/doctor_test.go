@@ -32,7 +32,7 @@ func doctorEnv(t *testing.T, knockKey string) {
 	dbURL := testenv.DatabaseURL(t)
 	for k, v := range map[string]string{
 		"CRMFLOW_DATABASE_URL":        dbURL,
-		"CRMFLOW_MASTER_KEY":          config.DevMasterKey,
+		"CRMFLOW_MASTER_KEY":          testenv.MasterKey,
 		"CRMFLOW_TEMPORAL_ADDRESS":    testenv.Temporal(t).FrontendAddr(),
 		"CRMFLOW_TEMPORAL_NAMESPACE":  ns,
 		"CRMFLOW_STRIPE_API_URL":      testenv.StripeMockURL(t),
@@ -104,7 +104,7 @@ func TestDoctorBadKey(t *testing.T) {
 
 func assertNoSecrets(t *testing.T, out string, knockKey string) {
 	t.Helper()
-	for _, secret := range []string{knockKey, doctortest.StripeKey, config.DevMasterKey} {
+	for _, secret := range []string{knockKey, doctortest.StripeKey, config.DevMasterKey, testenv.MasterKey} {
 		assert.NotContains(t, out, secret)
 	}
 }

@@ -59,9 +59,19 @@ func newRootCmd() *cobra.Command {
 	return root
 }
 
-// load reads the config for a subcommand.
+// load reads the config for a subcommand; dev fills in the documented dev
+// secrets, for `crmflow dev` and the --dev flags that ask for its view.
 func (g *globals) load(dev bool) (*config.Config, error) {
 	return config.Load(config.LoadOptions{File: g.configFile, Dev: dev})
+}
+
+// loadOperator reads the config for an operator command. Against the local
+// dev stack (no database URL, no Temporal address configured) it is dev,
+// with the dev defaults, so operators need no set-up there; anywhere else it
+// needs the deployment's own master key and start-API token and refuses the
+// dev secrets, all checked here, before anything is connected to.
+func (g *globals) loadOperator() (*config.Config, error) {
+	return config.Load(config.LoadOptions{File: g.configFile, Operator: true})
 }
 
 // newLogger builds the process logger at the configured level.

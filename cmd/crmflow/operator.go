@@ -25,14 +25,17 @@ type operatorEnv struct {
 	close   []func()
 }
 
-// Operator commands work against `crmflow dev` with no set-up: without a
-// configured database URL they use the dev stack's PostgreSQL.
+// Operator commands work against `crmflow dev` with no set-up: with neither
+// a database URL nor a Temporal address configured they use the dev stack's
+// PostgreSQL and Temporal, and its dev defaults. Configured for anything
+// else they are not dev: the config must be complete and free of dev
+// secrets (loadOperator) before any connection is made.
 func (g *globals) connect(ctx context.Context, temporal, db bool) (*operatorEnv, error) {
-	cfg, err := g.load(true)
+	cfg, err := g.loadOperator()
 	if err != nil {
 		return nil, err
 	}
-	if cfg.DatabaseURL == "" {
+	if cfg.DevMode && cfg.DatabaseURL == "" {
 		cfg.DatabaseURL = config.Secret(fmt.Sprintf("postgres://postgres@127.0.0.1:%d/crmflow?sslmode=disable", cfg.Dev.PostgresPort))
 	}
 	env := &operatorEnv{cfg: cfg}

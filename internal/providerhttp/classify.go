@@ -50,6 +50,10 @@ const (
 	// KindUnavailable: no answer (network, timeout), 408 or 5xx; retry with
 	// backoff.
 	KindUnavailable Kind = "Unavailable"
+	// KindCredentialMissing: the provider is configured but has no active
+	// key to send (revoked, or never stored); nothing was sent. Only an
+	// operator storing a key can fix it.
+	KindCredentialMissing Kind = "CredentialMissing"
 )
 
 // Class is how a caller that retries should treat a failed call.
@@ -89,8 +93,11 @@ func ClassifyStatus(status int, retryAfter time.Duration) Class {
 //     SimpleLogin's 400 for an unknown alias): NotFound, permanent;
 //   - a StatusError: by its status, as ClassifyStatus, with its RetryDelay;
 //   - ErrInvalidParams (refused before sending): InvalidRequest, permanent;
-//   - ErrNoAPIKey: AuthFailed, permanent, so that an operator fixes the
-//     configuration rather than waiting for retries;
+//   - ErrNoActiveKey (a key func found no active key): CredentialMissing,
+//     permanent, so the step waits for an operator to store a key;
+//   - ErrNoAPIKey (a client built without any key): AuthFailed, permanent,
+//     so that an operator fixes the configuration rather than waiting for
+//     retries;
 //   - anything else means no answer was read (network, timeout, unreadable
 //     body, key store down): Unavailable, retryable.
 //
@@ -106,6 +113,8 @@ func Classify(err error) Class {
 		return ClassifyStatus(se.HTTPStatus(), se.RetryDelay())
 	case errors.Is(err, ErrInvalidParams):
 		return Class{Kind: KindInvalid}
+	case errors.Is(err, ErrNoActiveKey):
+		return Class{Kind: KindCredentialMissing}
 	case errors.Is(err, ErrNoAPIKey):
 		return Class{Kind: KindAuth}
 	default:

@@ -68,6 +68,7 @@ func TestClassify(t *testing.T) {
 		{"not found wins over the status", fmt.Errorf("get: %w: %w", errMissing, &statusErr{400, 0}), Class{Kind: KindNotFound}},
 		{"refused before sending", fmt.Errorf("trigger: %w: empty key", errInvalid), Class{Kind: KindInvalid}},
 		{"no API key", fmt.Errorf("trigger: %w", errNoKey), Class{Kind: KindAuth}},
+		{"no active key", fmt.Errorf("trigger: %w (%w)", errNoKey, ErrNoActiveKey), Class{Kind: KindCredentialMissing}},
 		{"network", fmt.Errorf("send request: %w", errors.New("connection refused")), Class{Kind: KindUnavailable, Retryable: true}},
 		{"deadline", fmt.Errorf("send request: %w", context.DeadlineExceeded), Class{Kind: KindUnavailable, Retryable: true}},
 	}

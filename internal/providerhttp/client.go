@@ -163,6 +163,11 @@ func (c *Client) Do(ctx context.Context, r Request, out any) (recorded bool, err
 			return true, fmt.Errorf("record console call: %w", err)
 		}
 		return true, nil
+	case key == "" && c.settings.keyFunc != nil:
+		// Never a silent fall back to recording: a client without a
+		// recorder is one whose provider is configured, and the call must
+		// fail for an operator rather than look as if it was sent.
+		return false, fmt.Errorf("%w (%w)", c.provider.ErrNoAPIKey, ErrNoActiveKey)
 	case key == "":
 		return false, c.provider.ErrNoAPIKey
 	}

@@ -176,6 +176,28 @@ func TestNoAPIKeyIsTheProvidersErrorAndSendsNothing(t *testing.T) {
 	}
 }
 
+// TestNoActiveKeyIsCredentialMissing: a key func that finds no key, on a
+// client with no recorder (a configured provider), fails the call as
+// CredentialMissing; a client built with no key at all stays AuthFailed.
+func TestNoActiveKeyIsCredentialMissing(t *testing.T) {
+	srv, got := server(t, ok(`{}`))
+	noKey := func(context.Context) (string, error) { return "", nil }
+	_, err := New(acme, WithBaseURL(srv.URL), WithAPIKeyFunc(noKey)).Do(context.Background(), Request{Method: http.MethodGet, Path: "/v2/me"}, nil)
+	if !errors.Is(err, ErrNoActiveKey) || !errors.Is(err, errAcmeNoKey) {
+		t.Errorf("err = %v, want ErrNoActiveKey and the provider's ErrNoAPIKey", err)
+	}
+	if cl := Classify(err); cl != (Class{Kind: KindCredentialMissing}) {
+		t.Errorf("Classify = %+v, want CredentialMissing, permanent", cl)
+	}
+	_, err = New(acme, WithBaseURL(srv.URL)).Do(context.Background(), Request{Method: http.MethodGet, Path: "/v2/me"}, nil)
+	if errors.Is(err, ErrNoActiveKey) || Classify(err).Kind != KindAuth {
+		t.Errorf("a client with no key at all: err = %v, Classify = %+v", err, Classify(err))
+	}
+	if n := len(got()); n != 0 {
+		t.Errorf("%d requests sent without a key", n)
+	}
+}
+
 func TestKeyFuncErrorIsWrappedAndRetryable(t *testing.T) {
 	boom := errors.New("store down")
 	c := New(acme, WithAPIKeyFunc(func(context.Context) (string, error) { return "", boom }), WithConsole(&memRecorder{}))

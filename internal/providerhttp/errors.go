@@ -19,6 +19,13 @@ var (
 	// ErrNoAPIKey: a client that is not in console mode has no API key, so
 	// nothing was sent.
 	ErrNoAPIKey = errors.New("no API key configured")
+	// ErrNoActiveKey: the key func (WithAPIKeyFunc) of a client that is not
+	// in console mode returned no key, because the credential store holds
+	// no active one (never stored, or revoked), so nothing was sent. The
+	// error carries the provider's ErrNoAPIKey too. Unlike a client built
+	// without any key, which is a wiring mistake, this is a provider that
+	// is configured and has lost its key: an operator must store one.
+	ErrNoActiveKey = errors.New("the key source holds no active key")
 	// ErrInvalidParams: the client refused to send a call the provider would
 	// reject, or could not answer reliably. Retrying cannot fix it.
 	ErrInvalidParams = errors.New("invalid parameters")

@@ -31,7 +31,11 @@ func WithAPIKey(key string) Option {
 // so a key rotated in a credential store is used without a restart. It wins
 // over WithAPIKey. When fn returns "" the request is treated as having no key:
 // a client with WithConsole records it instead of sending it, any other client
-// fails it with the provider's ErrNoAPIKey. An error from fn fails the
+// fails it with the provider's ErrNoAPIKey and ErrNoActiveKey (Classify:
+// CredentialMissing). A provider whose key lives in a credential store
+// should get WithConsole only when it was decided, at start, to run in
+// console mode: a recorder on a configured provider's client would turn a
+// revoked key into calls that look sent. An error from fn fails the
 // request, wrapped, with nothing sent; it is neither ErrNoAPIKey nor
 // ErrInvalidParams, so callers can retry it. The key is never logged or
 // recorded.

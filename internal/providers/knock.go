@@ -55,12 +55,12 @@ func checkKnock(ctx context.Context, hc *http.Client, apiURL, key string) (Verdi
 	}
 }
 
-// NewKnockClient is Knock's client constructor.
+// NewKnockClient is Knock's client constructor: in console mode it records
+// every call, otherwise it sends each with the key o.Key holds at the time.
 func NewKnockClient(o ClientOptions) *knockclient.Client {
 	return knockclient.NewClient(
-		knockclient.WithAPIKeyFunc(o.Key),
+		o.consoleOr("knock"),
 		knockclient.WithBaseURL(o.BaseURL),
 		knockclient.WithHTTPClient(o.HTTPClient),
-		knockclient.WithConsole(knockclient.LogRecorder{Logger: o.Logger.With("component", "knock")}),
 	)
 }

@@ -8,7 +8,8 @@
 // read it. Adding a provider means one new file here, plus its client.
 //
 // It is a library: it imports contract (for the names), the provider
-// clients and SDKs, and nothing else of crmflow's.
+// clients, their HTTP base (providerhttp) and SDKs, and nothing else of
+// crmflow's.
 package providers
 
 import (
@@ -20,6 +21,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/crmflow/crmflow/internal/providerhttp"
 )
 
 // Rotation is how a provider's key is rotated.
@@ -189,10 +192,34 @@ type ClientOptions struct {
 	// BaseURL is the API's origin ("" for the provider's default).
 	BaseURL string
 	// Key returns the key to send at each call, so a rotated key is used
-	// without a restart; "" records the call instead (console mode).
+	// without a restart. Outside console mode, "" fails the call (the
+	// provider's ErrNoAPIKey, classified CredentialMissing): nothing is
+	// recorded in its place.
 	Key func(ctx context.Context) (string, error)
+	// Console is console mode, decided once when the worker starts, from
+	// config (the provider has no configured key): every call is recorded,
+	// nothing is sent and Key is never asked. It is never decided per call,
+	// so a configured provider whose key is revoked fails its calls instead
+	// of faking their success.
+	Console bool
 	// HTTPClient carries the calls (metrics, timeouts).
 	HTTPClient *http.Client
 	// Logger receives console-mode records.
 	Logger *slog.Logger
+}
+
+// consoleOr returns a client option that records every call, logged to
+// o.Logger as component name, in console mode, and otherwise one that
+// reads the key from o.Key at each call. The provider clients take
+// providerhttp's options under their own names, so one helper serves both.
+func (o ClientOptions) consoleOr(name string) providerhttp.Option {
+	if o.Console {
+		logger := o.Logger
+		if logger == nil {
+			logger = slog.Default()
+		}
+		// No key func: a console client without one records every call.
+		return providerhttp.WithConsole(providerhttp.LogRecorder{Logger: logger.With("component", name)})
+	}
+	return providerhttp.WithAPIKeyFunc(o.Key)
 }

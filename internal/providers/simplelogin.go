@@ -37,12 +37,13 @@ func checkSimpleLogin(ctx context.Context, hc *http.Client, apiURL, key string) 
 	}
 }
 
-// NewSimpleLoginClient is SimpleLogin's client constructor.
+// NewSimpleLoginClient is SimpleLogin's client constructor: in console mode
+// it records every call and answers from memory, otherwise it sends each
+// with the key o.Key holds at the time.
 func NewSimpleLoginClient(o ClientOptions) *slclient.Client {
 	return slclient.NewClient(
-		slclient.WithAPIKeyFunc(o.Key),
+		o.consoleOr("simplelogin"),
 		slclient.WithBaseURL(o.BaseURL),
 		slclient.WithHTTPClient(o.HTTPClient),
-		slclient.WithConsole(slclient.LogRecorder{Logger: o.Logger.With("component", "simplelogin")}),
 	)
 }

@@ -20,25 +20,29 @@ const (
 
 // Order is a CRM order and its payment outcome.
 type Order struct {
-	ID              string
-	CustomerID      string
-	CustomerEmail   string
-	AmountCents     int64
-	Currency        string
-	Status          string
-	PaymentIntentID string
-	ConfirmedAt     *time.Time
+	ID            string
+	CustomerID    string
+	CustomerEmail string
+	// CustomerStripeID is the customer's Stripe customer id
+	// (customers.stripe_customer_id), "" when they have none: a payment
+	// for the order must come from it.
+	CustomerStripeID string
+	AmountCents      int64
+	Currency         string
+	Status           string
+	PaymentIntentID  string
+	ConfirmedAt      *time.Time
 }
 
-// GetOrder returns the order with its customer's email.
+// GetOrder returns the order with its customer's email and Stripe customer.
 func (s *Store) GetOrder(ctx context.Context, id string) (*Order, error) {
 	const q = `
-SELECT o.id, o.customer_id, c.email, o.amount_cents, o.currency, o.status,
+SELECT o.id, o.customer_id, c.email, coalesce(c.stripe_customer_id, ''), o.amount_cents, o.currency, o.status,
        coalesce(o.payment_intent_id, ''), o.confirmed_at
 FROM orders o JOIN customers c ON c.id = o.customer_id
 WHERE o.id = $1`
 	var o Order
-	err := s.pool.QueryRow(ctx, q, id).Scan(&o.ID, &o.CustomerID, &o.CustomerEmail, &o.AmountCents,
+	err := s.pool.QueryRow(ctx, q, id).Scan(&o.ID, &o.CustomerID, &o.CustomerEmail, &o.CustomerStripeID, &o.AmountCents,
 		&o.Currency, &o.Status, &o.PaymentIntentID, &o.ConfirmedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("order %s: %w", id, ErrNotFound)

@@ -45,6 +45,18 @@ func TestGetOrder(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
+// TestGetOrderCarriesTheCustomersStripeCustomer: the order confirmation
+// checks a payment came from the order's customer at Stripe.
+func TestGetOrderCarriesTheCustomersStripeCustomer(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	customer := uniqueID(t, "cus")
+	require.NoError(t, db.UpsertCustomer(ctx, store.Customer{ID: customer, Email: customer + "@example.com", StripeCustomerID: "cus_stripe_" + customer}))
+	o, err := db.GetOrder(ctx, seedOrder(t, customer, 4250))
+	require.NoError(t, err)
+	require.Equal(t, "cus_stripe_"+customer, o.CustomerStripeID)
+}
+
 func TestSetOrderOutcomeConfirm(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()

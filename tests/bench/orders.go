@@ -65,7 +65,7 @@ func consoleActivities(st *store.Store, s *starter.Starter, kc *knockCounter, st
 	creds := credentials.NewStore(st, keys, credentials.Options{})
 	return worker.Activities{
 		Orders:      &activities.OrderActivities{Store: st},
-		Referrals:   &activities.ReferralActivities{Store: st},
+		Referrals:   &activities.ReferralActivities{Store: st, StripeConsole: true},
 		Inventory:   &activities.InventoryActivities{Store: st, Defaults: stock, Signaller: s},
 		Aliases:     &activities.AliasStoreActivities{Store: st},
 		SimpleLogin: &activities.SimpleLoginActivities{SL: simplelogin.NewConsole(simplelogin.LogRecorder{Logger: discardSlog})},
@@ -73,8 +73,8 @@ func consoleActivities(st *store.Store, s *starter.Starter, kc *knockCounter, st
 		KeyVerifier: &activities.KeyVerifier{Verify: func(context.Context, string, string) (bool, string, error) {
 			return false, "no provider in the benchmark", nil
 		}},
-		Resend:      &activities.ResendActivities{},
-		Stripe:      &activities.StripeActivities{},
+		Resend:      &activities.ResendActivities{Console: true},
+		Stripe:      &activities.StripeActivities{Console: true},
 		Knock:       &activities.KnockActivities{Knock: knock.NewConsole(kc)},
 		DeadLetters: &activities.DeadLetterActivities{Store: st},
 	}, nil

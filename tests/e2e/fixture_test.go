@@ -172,8 +172,13 @@ type fixtureOptions struct {
 	simpleLoginURL string
 	// credentialGrace is how long a replaced credential stays valid.
 	credentialGrace time.Duration
-	// resendURL points Resend's client at a peer.
+	// resendURL points Resend's client at a peer; "" is console mode.
 	resendURL string
+	// stripeConfigured builds the Stripe activities as the worker does
+	// (worker.NewActivities) from a config that sets a Stripe secret key
+	// and stripeURL as Stripe's API: the key is seeded into the credential
+	// store and read from it at each call.
+	stripeConfigured bool
 }
 
 // keySource reads provider keys from the fixture's credential store.
@@ -247,16 +252,19 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 		if opts.simpleLoginURL != "" {
 			slClient = simplelogin.NewClient(simplelogin.WithAPIKey(slKey), simplelogin.WithBaseURL(opts.simpleLoginURL))
 		}
-		stripeActs := &activities.StripeActivities{}
+		stripeActs := &activities.StripeActivities{Console: opts.stripeURL == ""}
 		if opts.stripeURL != "" {
 			stripeActs.Stripe = activities.NewStripeClient("sk_test_123", opts.stripeURL)
+		}
+		if opts.stripeConfigured {
+			stripeActs = f.workerStripe(opts.stripeURL, logger)
 		}
 		if opts.referrals.RewardCents == 0 {
 			opts.referrals = activities.ReferralDefaults{RewardCents: 1000, RefundWindow: time.Hour, MinimumOrderCents: 1000, ClawbackWindow: time.Second}
 		}
 		w := worker.New(f.temporal, worker.Options{TaskQueue: queue, Activities: worker.Activities{
 			Orders:      &activities.OrderActivities{Store: f.store},
-			Referrals:   &activities.ReferralActivities{Store: f.store, Defaults: opts.referrals},
+			Referrals:   &activities.ReferralActivities{Store: f.store, Defaults: opts.referrals, StripeConsole: stripeActs.Console},
 			Inventory:   &activities.InventoryActivities{Store: f.store, Defaults: opts.stock, Signaller: f.starter},
 			Aliases:     &activities.AliasStoreActivities{Store: f.store},
 			SimpleLogin: &activities.SimpleLoginActivities{SL: slClient},
@@ -265,7 +273,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 				// The form is all a webhook secret can be checked for.
 				return strings.HasPrefix(secret, "whsec_good"), "not the secret the provider shows", nil
 			}},
-			Resend:      &activities.ResendActivities{Keys: keySource{f.creds}, Store: f.creds, BaseURL: opts.resendURL},
+			Resend:      &activities.ResendActivities{Console: opts.resendURL == "", Keys: keySource{f.creds}, Store: f.creds, BaseURL: opts.resendURL},
 			Stripe:      stripeActs,
 			Knock:       &activities.KnockActivities{Knock: knock.NewClient(knock.WithAPIKey(knockKey), knock.WithBaseURL(f.knock.srv.URL))},
 			DeadLetters: &activities.DeadLetterActivities{Store: f.store},
@@ -277,6 +285,19 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	return f
 }
 
+// workerStripe builds the Stripe activities as the worker does, from a
+// config that sets a Stripe secret key (stripe-mock accepts sk_test_123)
+// and apiURL as Stripe's API, after seeding that key into the credential
+// store as a worker start does.
+func (f *fixture) workerStripe(apiURL string, logger *slog.Logger) *activities.StripeActivities {
+	f.t.Helper()
+	cfg, err := config.Load(config.LoadOptions{Dev: true, Environ: []string{
+		"CRMFLOW_STRIPE_SECRET_KEY=sk_test_123", "CRMFLOW_STRIPE_API_URL=" + apiURL}})
+	require.NoError(f.t, err)
+	require.NoError(f.t, f.creds.SeedAll(context.Background(), cfg.ConfiguredKeys()))
+	return worker.NewActivities(cfg, f.store, f.creds, logger, nil, f.starter).Stripe
+}
+
 // seedOrder creates a customer and a pending 42.00 EUR order.
 func (f *fixture) seedOrder(orderID, customerID string) {
 	ctx := context.Background()
@@ -284,17 +305,24 @@ func (f *fixture) seedOrder(orderID, customerID string) {
 	require.NoError(f.t, f.store.InsertOrder(ctx, store.Order{ID: orderID, CustomerID: customerID, AmountCents: 4200, Currency: "eur"}))
 }
 
-// stripeEvent builds a payment_intent event for an order.
+// stripeEvent builds a payment_intent event for an order, of its
+// PaymentIntent pi_<orderID>.
 func stripeEvent(eventID, typ, orderID string) []byte {
+	return paymentIntentEvent(eventID, typ, orderID, "pi_"+orderID)
+}
+
+// paymentIntentEvent builds a payment_intent event of PaymentIntent piID
+// whose metadata names orderID.
+func paymentIntentEvent(eventID, typ, orderID, piID string) []byte {
 	status, lastErr := "succeeded", "null"
 	received := 4200
 	if typ == "payment_intent.payment_failed" {
 		status, lastErr, received = "requires_payment_method", `{"message":"Your card was declined."}`, 0
 	}
 	return []byte(fmt.Sprintf(`{"id":%q,"object":"event","api_version":"2024-06-20","type":%q,"created":%d,
-"data":{"object":{"id":"pi_%s","object":"payment_intent","amount":4200,"amount_received":%d,"currency":"eur",
+"data":{"object":{"id":%q,"object":"payment_intent","amount":4200,"amount_received":%d,"currency":"eur",
 "status":%q,"last_payment_error":%s,"metadata":{"order_id":%q}}}}`,
-		eventID, typ, time.Now().Unix(), orderID, received, status, lastErr, orderID))
+		eventID, typ, time.Now().Unix(), piID, received, status, lastErr, orderID))
 }
 
 // sign signs a payload the way Stripe does, at the given time.
@@ -343,6 +371,30 @@ func (f *fixture) inboxRows() (total, pending int) {
 		`SELECT count(*), count(*) FILTER (WHERE handed_off_at IS NULL) FROM webhook_inbox`).Scan(&total, &pending)
 	require.NoError(f.t, err)
 	return total, pending
+}
+
+// waitStarted waits for workflow id to exist: the dispatcher, or a parent
+// run, starts it a moment after the call that causes it.
+func (f *fixture) waitStarted(id string) {
+	f.t.Helper()
+	require.Eventually(f.t, func() bool {
+		_, err := f.temporal.DescribeWorkflowExecution(context.Background(), id, "")
+		return err == nil
+	}, 30*time.Second, 100*time.Millisecond, "%s was never started", id)
+}
+
+// waitParked waits for a run to park and returns the parked dead letters;
+// it stops waiting early, with what is parked by then, once settled
+// reports that the run went on instead.
+func (f *fixture) waitParked(settled func() bool) []store.DeadLetter {
+	f.t.Helper()
+	var parked []store.DeadLetter
+	require.Eventually(f.t, func() bool {
+		var err error
+		parked, err = f.store.ListDeadLetters(context.Background(), store.DeadLetterParked, 10)
+		return err == nil && len(parked) > 0 || settled()
+	}, 30*time.Second, 100*time.Millisecond, "the step parks")
+	return parked
 }
 
 func (f *fixture) orderStatus(orderID string) string {

@@ -336,12 +336,7 @@ func TestPermanentFailureParksOnceAndNeverLoops(t *testing.T) {
 	status, _ := f.postStripe(ev, sign(ev, stripeSecret, time.Now()))
 	require.Equal(t, http.StatusOK, status)
 
-	var parked []store.DeadLetter
-	require.Eventually(t, func() bool {
-		var err error
-		parked, err = f.store.ListDeadLetters(context.Background(), store.DeadLetterParked, 10)
-		return err == nil && len(parked) > 0
-	}, 30*time.Second, 100*time.Millisecond, "the step parks")
+	f.waitParked(func() bool { return false })
 	// Give a loop every chance to show: the retry policy's first interval is
 	// one second, so a retried non-retryable error would call Knock again
 	// well within this wait.

@@ -38,7 +38,7 @@ func readyzServer(t *testing.T, knockKey string) (*httptest.Server, *atomic.Int6
 	t.Cleanup(st.Close)
 	cfg, err := config.Load(config.LoadOptions{Environ: []string{
 		"CRMFLOW_DATABASE_URL=" + dbURL,
-		"CRMFLOW_MASTER_KEY=" + config.DevMasterKey,
+		"CRMFLOW_MASTER_KEY=" + testenv.MasterKey,
 		"CRMFLOW_TEMPORAL_ADDRESS=" + testenv.Temporal(t).FrontendAddr(),
 		"CRMFLOW_TEMPORAL_NAMESPACE=" + ns,
 		"CRMFLOW_KNOCK_API_KEY=" + knockKey,

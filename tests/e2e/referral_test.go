@@ -22,16 +22,24 @@ import (
 // stripePeer is stripe-mock (which validates every request against Stripe's
 // OpenAPI spec) behind a proxy that adds what stripe-mock lacks: it counts
 // requests per idempotency key, and answers PaymentIntent retrievals with
-// the amounts of our test account (stripe-mock's fixtures are random).
+// the amounts of our test account (stripe-mock's fixtures are random) for
+// the order its id names (pi_<orderID>).
 type stripePeer struct {
 	mu       sync.Mutex
 	requests map[string]int // "METHOD path key" → count
 	srv      *httptest.Server
 }
 
-func newStripePeer(t *testing.T) *stripePeer {
+// newStripePeer starts the peer; extra reshapes each PaymentIntent it
+// answers after that, e.g. to make it another customer's.
+func newStripePeer(t *testing.T, extra ...func(pi map[string]any)) *stripePeer {
 	p := &stripePeer{requests: map[string]int{}}
-	proxy := testenv.StripeMockProxy(t, 4200, "eur")
+	proxy := testenv.StripeMockPaymentIntents(t, func(pi map[string]any) {
+		testenv.PaymentIntentSucceeded(pi, 4200, "eur")
+		for _, shape := range extra {
+			shape(pi)
+		}
+	})
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.requests[r.Method+" "+r.URL.Path+" "+r.Header.Get("Idempotency-Key")]++
@@ -67,10 +75,7 @@ func (f *fixture) rewardResult(referralID string) contract.ReferralRewardResult 
 	f.t.Helper()
 	id := contract.ReferralRewardID(referralID)
 	// The order confirmation starts the reward as a child a moment later.
-	require.Eventually(f.t, func() bool {
-		_, err := f.temporal.DescribeWorkflowExecution(context.Background(), id, "")
-		return err == nil
-	}, 30*time.Second, 100*time.Millisecond, "%s was never started", id)
+	f.waitStarted(id)
 	var res contract.ReferralRewardResult
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -21,7 +21,6 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
-	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/codec"
 	"github.com/crmflow/crmflow/internal/credentials"
@@ -91,7 +90,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	}
 	s.startTemporal()
 
-	keys, err := credentials.NewKeyring(config.DevMasterKey)
+	keys, err := credentials.NewKeyring(testenv.MasterKey)
 	require.NoError(t, err)
 	dc := codec.NewDataConverter(keys)
 	// Lazy, so it outlives a Temporal outage the test causes.
@@ -128,7 +127,7 @@ func (s *stack) config(extra map[string]string) map[string]string {
 		"CRMFLOW_DATABASE_URL":          s.dbURL,
 		"CRMFLOW_TEMPORAL_ADDRESS":      fmt.Sprintf("127.0.0.1:%d", s.tOpts.Port),
 		"CRMFLOW_TEMPORAL_NAMESPACE":    "default",
-		"CRMFLOW_MASTER_KEY":            config.DevMasterKey,
+		"CRMFLOW_MASTER_KEY":            testenv.MasterKey,
 		"CRMFLOW_API_TOKENS":            apiToken,
 		"CRMFLOW_LOG_LEVEL":             "info",
 		"CRMFLOW_STRIPE_SECRET_KEY":     stripeKey,

@@ -57,10 +57,35 @@ func StripeMockURL(t testing.TB) string {
 
 // StripeMockProxy is a reverse proxy to the binary's stripe-mock that
 // answers PaymentIntent retrievals as succeeded, for amountCents in
-// currency: stripe-mock's fixtures carry random amounts, and a test's
-// orders have known ones. Tests put it behind a handler that records what
-// they need.
+// currency (PaymentIntentSucceeded): stripe-mock's fixtures carry random
+// amounts, and a test's orders have known ones. Tests put it behind a
+// handler that records what they need.
 func StripeMockProxy(t testing.TB, amountCents int64, currency string) *httputil.ReverseProxy {
+	t.Helper()
+	return StripeMockPaymentIntents(t, func(pi map[string]any) { PaymentIntentSucceeded(pi, amountCents, currency) })
+}
+
+// PaymentIntentSucceeded makes pi, a PaymentIntent as stripe-mock answers
+// it, a succeeded payment of amountCents in currency for the order its id
+// names: tests call the PaymentIntent of order o-1 pi_o-1, and a real one
+// carries its order in metadata.order_id, which crmflow checks.
+func PaymentIntentSucceeded(pi map[string]any, amountCents int64, currency string) {
+	pi["amount"], pi["amount_received"], pi["currency"], pi["status"] = amountCents, amountCents, currency, "succeeded"
+	id, _ := pi["id"].(string)
+	metadata, _ := pi["metadata"].(map[string]any)
+	if metadata == nil {
+		metadata = map[string]any{}
+	}
+	metadata["order_id"] = strings.TrimPrefix(id, "pi_")
+	pi["metadata"] = metadata
+}
+
+// StripeMockPaymentIntents is a reverse proxy to the binary's stripe-mock
+// that hands every PaymentIntent it retrieves (GET
+// /v1/payment_intents/{id}) to shape before answering, so a test can give
+// it the amounts, order and customer it needs. The PaymentIntent's id is
+// the one asked for.
+func StripeMockPaymentIntents(t testing.TB, shape func(pi map[string]any)) *httputil.ReverseProxy {
 	t.Helper()
 	target, err := url.Parse(StripeMockURL(t))
 	if err != nil {
@@ -68,8 +93,8 @@ func StripeMockProxy(t testing.TB, amountCents int64, currency string) *httputil
 	}
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.ModifyResponse = func(resp *http.Response) error {
-		if resp.Request.Method != http.MethodGet || !strings.HasPrefix(resp.Request.URL.Path, "/v1/payment_intents/") ||
-			resp.StatusCode != http.StatusOK {
+		id, ok := strings.CutPrefix(resp.Request.URL.Path, "/v1/payment_intents/")
+		if resp.Request.Method != http.MethodGet || !ok || strings.Contains(id, "/") || resp.StatusCode != http.StatusOK {
 			return nil
 		}
 		raw, err := io.ReadAll(resp.Body)
@@ -80,7 +105,8 @@ func StripeMockProxy(t testing.TB, amountCents int64, currency string) *httputil
 		if err := json.Unmarshal(raw, &pi); err != nil {
 			return err
 		}
-		pi["amount"], pi["amount_received"], pi["currency"], pi["status"] = amountCents, amountCents, currency, "succeeded"
+		pi["id"] = id
+		shape(pi)
 		out, err := json.Marshal(pi)
 		if err != nil {
 			return err

@@ -31,6 +31,11 @@ import (
 
 const templateDB = "crmflow_template"
 
+// MasterKey is a master key (base64 of 32 bytes) for tests that configure
+// crmflow as it runs outside `crmflow dev`, where the documented dev master
+// key is refused. It protects nothing either: tests only.
+const MasterKey = "dGVzdGVudi1tYXN0ZXIta2V5LW9mLTMyLWJ5dGVzISE="
+
 var (
 	pgOnce  sync.Once
 	pg      *pgserver.Server
