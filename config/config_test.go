@@ -321,3 +321,27 @@ func TestOperatorIsDevOnlyAgainstTheDevStack(t *testing.T) {
 	assert.False(t, cfg.DevMode)
 	assert.Contains(t, err.Error(), "master_key (CRMFLOW_MASTER_KEY): required")
 }
+
+// TestDevUIOriginFollowsItsAddress: the codec's CORS origins default to the
+// embedded UI's own address under `crmflow dev` (so a moved UI still
+// decodes payloads), and to none anywhere else.
+func TestDevUIOriginFollowsItsAddress(t *testing.T) {
+	cfg, err := load(t, config.LoadOptions{Dev: true}, "CRMFLOW_DEV_UI_ADDR=127.0.0.1:9233")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"http://127.0.0.1:9233", "http://localhost:9233"}, cfg.CodecUIOrigins)
+	cfg, err = load(t, config.LoadOptions{Dev: true}, "CRMFLOW_DEV_UI_ADDR=0.0.0.0:8233", "CRMFLOW_CODEC_UI_ORIGINS=https://ui.example.com")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"https://ui.example.com"}, cfg.CodecUIOrigins, "configured origins win")
+	cfg, err = load(t, config.LoadOptions{}, "CRMFLOW_DATABASE_URL=postgres://u@h/d", "CRMFLOW_MASTER_KEY="+testMasterKey,
+		"CRMFLOW_API_TOKENS=svc-token-0123456789")
+	require.NoError(t, err)
+	assert.Empty(t, cfg.CodecUIOrigins, "no browser origin is trusted outside dev unless configured")
+}
+
+// TestDevOperatorTokenIsRefusedOutsideDev: the documented dev operator
+// token is public, so outside dev it is refused like the other dev secrets.
+func TestDevOperatorTokenIsRefusedOutsideDev(t *testing.T) {
+	_, err := load(t, config.LoadOptions{}, "CRMFLOW_DATABASE_URL=postgres://u@h/d", "CRMFLOW_MASTER_KEY="+testMasterKey,
+		"CRMFLOW_API_TOKENS=svc-token-0123456789", "CRMFLOW_OPERATOR_TOKENS=dev="+config.DevOperatorToken)
+	require.ErrorContains(t, err, "operator_tokens")
+}

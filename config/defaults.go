@@ -14,7 +14,7 @@ var defaults = map[string]any{
 	"operator_tokens":                "",
 	"master_key":                     "",
 	"master_key_previous":            "",
-	"codec_ui_origins":               "http://127.0.0.1:8233,http://localhost:8233",
+	"codec_ui_origins":               "",
 	"log_level":                      "info",
 	"temporal.address":               "127.0.0.1:7233",
 	"temporal.namespace":             "default",

@@ -1,6 +1,9 @@
 package config
 
-import "slices"
+import (
+	"net"
+	"slices"
+)
 
 // Dev defaults: documented, printed at start, and only ever applied by
 // `crmflow dev` (and operator commands talking to its stack), so that
@@ -32,6 +35,23 @@ func (c *Config) applyDevDefaults() {
 	if c.MasterKey == "" {
 		c.MasterKey = DevMasterKey
 	}
+	if len(c.CodecUIOrigins) == 0 {
+		c.CodecUIOrigins = devUIOrigins(c.Dev.UIAddr)
+	}
+}
+
+// devUIOrigins are the origins of the embedded Temporal UI at addr, so the
+// UI can decode payloads through the codec endpoint wherever it listens.
+func devUIOrigins(addr string) []string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil
+	}
+	origins := []string{"http://" + net.JoinHostPort(host, port)}
+	if host == "127.0.0.1" {
+		origins = append(origins, "http://"+net.JoinHostPort("localhost", port))
+	}
+	return origins
 }
 
 // devDefaultsInUse lists the keys configured with one of the documented dev
@@ -46,6 +66,12 @@ func (c *Config) devDefaultsInUse() []string {
 	}
 	if slices.Contains(c.APITokens, DevAPIToken) {
 		keys = append(keys, "api_tokens")
+	}
+	for _, tok := range c.Operators() {
+		if tok == DevOperatorToken {
+			keys = append(keys, "operator_tokens")
+			break
+		}
 	}
 	if c.Stripe.WebhookSecret == DevStripeWebhookSecret {
 		keys = append(keys, "stripe.webhook_secret")

@@ -102,6 +102,7 @@ func fillSecrets(name, text string) string {
 		return text
 	}
 	text = setEnvLine(text, "POSTGRES_PASSWORD", composeTestPassword)
+	text = setEnvLine(text, "CRMFLOW_API_TOKENS", "compose-test-service-token-0123")
 	return setEnvLine(text, "CRMFLOW_MASTER_KEY", testenv.MasterKey)
 }
 
@@ -128,7 +129,7 @@ func loadCompose(t *testing.T, dir string) (*types.Project, error) {
 }
 
 // TestComposeStack loads the real docker-compose.yml with the real
-// .env.example (its two required values filled in) and checks the stack's
+// .env.example (its required values filled in) and checks the stack's
 // shape: services, pins, ports, health checks, volumes, start order and the
 // crmflow containers' configuration.
 func TestComposeStack(t *testing.T) {
@@ -162,6 +163,7 @@ func TestComposeStackRequiresSecrets(t *testing.T) {
 	}))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "set CRMFLOW_MASTER_KEY in .env")
+	assert.Contains(t, err.Error(), "set CRMFLOW_API_TOKENS in .env")
 }
 
 // TestComposeChecksCatchBreakage breaks copies of the files one way at a
@@ -534,6 +536,7 @@ func crmflowEnvProblems(p *types.Project, in composeInputs) []string {
 		"CRMFLOW_TEMPORAL_ADDRESS": "temporal:7233",
 		"CRMFLOW_HTTP_ADDR":        "0.0.0.0:8080",
 		"CRMFLOW_MASTER_KEY":       testenv.MasterKey,
+		"CRMFLOW_API_TOKENS":       "compose-test-service-token-0123",
 	}
 	for _, name := range crmflowServices {
 		svc, ok := p.Services[name]

@@ -86,6 +86,11 @@ func printBanner(out io.Writer, cfg *config.Config, stack *devstack.Stack, httpA
 	if len(cfg.APITokens) > 0 {
 		token = cfg.APITokens[0]
 	}
+	operator := "(none configured)"
+	for name, tok := range cfg.Operators() {
+		operator = name + ": " + devOnly(config.Secret(tok), config.DevOperatorToken)
+		break // the banner names one; `crmflow config` lists them all
+	}
 	console := strings.Join(cfg.ConsoleProviders(), ", ")
 	if console == "" {
 		console = "none"
@@ -97,13 +102,14 @@ crmflow dev is up (%s)
   crmflow HTTP       http://%s   (/healthz /readyz /metrics)
   PostgreSQL         %s
   Start API token    %s
+  Operator token     %s
   Stripe webhook     %s
   Clerk webhook      %s
   Console mode       %s
 Data lives in %s; Ctrl-C stops everything, and the next run resumes.
 `, took.Round(time.Millisecond), stack.UIAddr, cfg.Temporal.Namespace, stack.TemporalAddr, cfg.Temporal.Namespace,
 		contract.TaskQueue, httpAddr, redactURL(stack.DatabaseURL),
-		devOnly(token, config.DevAPIToken),
+		devOnly(token, config.DevAPIToken), operator,
 		devOnly(cfg.Stripe.WebhookSecret, config.DevStripeWebhookSecret),
 		devOnly(cfg.Clerk.WebhookSecret, config.DevClerkWebhookSecret),
 		console, cfg.Dev.DataDir)

@@ -166,12 +166,14 @@ func TestDevStackRunsStopsAndResumes(t *testing.T) {
 	for _, metric := range []string{"go_goroutines", "crmflow_http_requests_total", "temporal_", "crmflow_provider_queue_paused"} {
 		assert.Contains(t, body, metric)
 	}
-	for _, want := range []string{cfg.Dev.UIAddr, config.DevAPIToken, "Console mode       knock, resend, simplelogin, stripe"} {
+	for _, want := range []string{cfg.Dev.UIAddr, config.DevAPIToken, "Operator token     dev: " + config.DevOperatorToken,
+		"Console mode       knock, resend, simplelogin, stripe"} {
 		assert.Contains(t, banner.String(), want)
 	}
 
-	// The codec endpoint decodes for a token holder, and for the embedded
-	// UI's origin in dev; anyone else gets 401.
+	// The codec endpoint encodes for an operator token holder, and for the
+	// embedded UI's origin in dev (wherever the UI listens); a service token
+	// gets 403, anyone else 401.
 	encode := func(origin, token string) int {
 		req, err := http.NewRequest(http.MethodPost, httpBase+"/codec/encode",
 			strings.NewReader(`{"payloads":[{"metadata":{"encoding":"anNvbi9wbGFpbg=="},"data":"InNlY3JldCI="}]}`))
@@ -190,8 +192,10 @@ func TestDevStackRunsStopsAndResumes(t *testing.T) {
 	}
 	assert.Equal(t, http.StatusUnauthorized, encode("", ""))
 	assert.Equal(t, http.StatusUnauthorized, encode("http://evil.example", ""))
-	assert.Equal(t, http.StatusOK, encode("", config.DevAPIToken))
-	assert.Equal(t, http.StatusOK, encode("http://127.0.0.1:8233", ""))
+	assert.Equal(t, http.StatusForbidden, encode("", config.DevAPIToken))
+	assert.Equal(t, http.StatusOK, encode("", config.DevOperatorToken))
+	assert.Equal(t, http.StatusOK, encode("http://"+cfg.Dev.UIAddr, ""))
+	assert.Equal(t, http.StatusUnauthorized, encode("http://127.0.0.1:1", ""), "another local origin is nobody")
 
 	// A second dev stack on the same data dir refuses before starting anything.
 	other := devConfig(t, dataDir, freePorts(t))
