@@ -73,7 +73,8 @@ type Checker struct {
 
 // Run runs every check and returns the results in a fixed order: config,
 // postgres, temporal (with search-attributes and schedules when Temporal
-// answers for the namespace), then stripe, knock, simplelogin and resend.
+// answers for the namespace), then stripe, knock, simplelogin and resend,
+// then the configured tokens.
 // Independent checks run at the same time, each within Timeout.
 func (c *Checker) Run(ctx context.Context) []Result {
 	results := []Result{checkConfig(c.Config)}
@@ -91,7 +92,8 @@ func (c *Checker) Run(ctx context.Context) []Result {
 	}
 	results = append(results, pg.result)
 	results = append(results, temporal...)
-	return append(results, c.checkProviders(ctx, pg)...)
+	results = append(results, c.checkProviders(ctx, pg)...)
+	return append(results, c.checkTokens(ctx, pg))
 }
 
 // timeout is the bound of one check.

@@ -115,7 +115,7 @@ func TestGoodSetup(t *testing.T) {
 	doctortest.Eventually(t, "create schedules", func(ctx context.Context) error { return worker.EnsureSchedules(ctx, tc, s.cfg, "") })
 
 	results, out := s.run(t)
-	assert.Equal(t, []string{"config", "postgres", "temporal", "search-attributes", "schedules", "stripe", "knock", "simplelogin", "resend"}, names(results))
+	assert.Equal(t, []string{"config", "postgres", "temporal", "search-attributes", "schedules", "stripe", "knock", "simplelogin", "resend", "tokens"}, names(results))
 	assert.Zero(t, doctor.Failed(results), out)
 	got := byName(results)
 	assert.Equal(t, "valid; console mode (no key): simplelogin", got["config"].Detail)
@@ -241,7 +241,7 @@ func TestUnreachable(t *testing.T) {
 	s.cfg.Temporal.Address = closedAddr(t)
 
 	results, out := s.run(t)
-	assert.Equal(t, []string{"config", "postgres", "temporal", "stripe", "knock", "simplelogin", "resend"}, names(results))
+	assert.Equal(t, []string{"config", "postgres", "temporal", "stripe", "knock", "simplelogin", "resend", "tokens"}, names(results))
 	got := byName(results)
 	assert.False(t, got["postgres"].OK)
 	assert.True(t, strings.HasPrefix(got["postgres"].Detail, "cannot connect: "), got["postgres"].Detail)
@@ -329,4 +329,24 @@ func closedAddr(t *testing.T) string {
 	addr := l.Addr().String()
 	require.NoError(t, l.Close())
 	return addr
+}
+
+// TestConfiguredTokenNoLongerInTheStoreIsAWarning: the store decides which
+// tokens are valid; a configured one it no longer accepts (rotated or
+// revoked) is named as a warning, not a failure.
+func TestConfiguredTokenNoLongerInTheStoreIsAWarning(t *testing.T) {
+	ns, _ := doctortest.Namespace(t, false)
+	s := newSetup(t, testenv.DatabaseURL(t), ns,
+		"CRMFLOW_API_TOKENS=svc-token-doctor-0123456789", "CRMFLOW_OPERATOR_TOKENS=olga=olga-token-doctor-0123456789")
+	creds := s.credentialStore(t)
+	require.NoError(t, creds.SeedTokens(context.Background(), s.cfg.ServiceTokens(), s.cfg.Operators()))
+	results, _ := s.run(t)
+	assert.Equal(t, "every configured token (1 service, 1 operator) is valid in the credential store", byName(results)["tokens"].Detail)
+
+	require.NoError(t, creds.Revoke(context.Background(), "crmflow_operator", "olga", 1))
+	results, out := s.run(t)
+	tokens := byName(results)["tokens"]
+	assert.True(t, tokens.OK, out)
+	assert.Equal(t, "warning: operator_tokens.olga no longer valid in the credential store (rotated or revoked there)", tokens.Detail)
+	assert.NotContains(t, out, "olga-token-doctor", "no token in the report")
 }

@@ -82,7 +82,7 @@ func TestDoctorGoodSetup(t *testing.T) {
 		require.NotNil(t, m, "not an ok line: %q", l)
 		names = append(names, m[1])
 	}
-	assert.Equal(t, []string{"config", "postgres", "temporal", "search-attributes", "schedules", "stripe", "knock", "simplelogin", "resend"}, names)
+	assert.Equal(t, []string{"config", "postgres", "temporal", "search-attributes", "schedules", "stripe", "knock", "simplelogin", "resend", "tokens"}, names)
 	assert.Regexp(t, `(?m)^ok   postgres +migrated to \d+$`, out)
 	assert.Contains(t, out, "ok   knock              key accepted (GET /v1/users/crmflow-key-check); key from the credential store (knock/api_key@v1)\n")
 	assert.Contains(t, out, "ok   resend             console mode: no key, calls are recorded, not sent; set resend.api_key (CRMFLOW_RESEND_API_KEY) to send for real\n")

@@ -193,8 +193,21 @@ func (s *Store) noteUse(ctx context.Context, p Principal) {
 	if !ok {
 		return
 	}
-	const q = `UPDATE credentials SET last_used_at = now() WHERE provider = $1 AND name = $2 AND version = $3`
-	_, _ = s.pool.Exec(context.WithoutCancel(ctx), q, provider, name, version)
+	// A token's first use is audited: it is when a rotated token is picked
+	// up, and an unexpected first use of an old token is worth seeing.
+	const q = `
+WITH prev AS (
+    SELECT last_used_at FROM credentials WHERE provider = $1 AND name = $2 AND version = $3)
+UPDATE credentials SET last_used_at = now()
+WHERE provider = $1 AND name = $2 AND version = $3
+RETURNING (SELECT last_used_at IS NULL FROM prev)`
+	ctx = context.WithoutCancel(ctx)
+	var first bool
+	if err := s.pool.QueryRow(ctx, q, provider, name, version).Scan(&first); err != nil || !first {
+		return
+	}
+	const audit = `INSERT INTO audit_log (actor, action, subject, details) VALUES ($1, 'credential.first_use', $2, $3)`
+	_, _ = s.pool.Exec(ctx, audit, p.Name, p.Subject, map[string]any{"scope": p.Scope.String()})
 }
 
 // LastUsed is when a version was last accepted as a token (to the minute);

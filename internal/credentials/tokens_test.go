@@ -75,3 +75,19 @@ func TestIdentifyRecordsNoUse(t *testing.T) {
 	_, err = f.creds.Identify(ctx, "other")
 	assert.True(t, errors.Is(err, credentials.ErrUnauthenticated))
 }
+
+// TestFirstUseIsAudited: a token's first use, and only that, writes an
+// audit row naming who used it.
+func TestFirstUseIsAudited(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, credentials.Options{})
+	require.NoError(t, f.creds.SeedTokens(ctx, nil, map[string]string{"carol": "carol-token-0123456789"}))
+	for range 3 {
+		_, err := f.creds.Authenticate(ctx, "carol-token-0123456789")
+		require.NoError(t, err)
+	}
+	var n int
+	require.NoError(t, f.db.Pool().QueryRow(ctx, `SELECT count(*) FROM audit_log
+		WHERE action = 'credential.first_use' AND actor = 'carol' AND subject = 'crmflow_operator/carol@v1'`).Scan(&n))
+	assert.Equal(t, 1, n)
+}

@@ -128,7 +128,7 @@ func TestReadyzVerbose(t *testing.T) {
 		names = append(names, r.Name)
 		assert.True(t, r.OK, "%s: %s", r.Name, r.Detail)
 	}
-	assert.Equal(t, []string{"config", "postgres", "temporal", "search-attributes", "schedules", "stripe", "knock", "simplelogin", "resend"}, names)
+	assert.Equal(t, []string{"config", "postgres", "temporal", "search-attributes", "schedules", "stripe", "knock", "simplelogin", "resend", "tokens"}, names)
 	assert.Contains(t, raw, `{"name":"knock","ok":true,"detail":"key accepted (GET /v1/users/crmflow-key-check); key from the credential store (knock/api_key@v1)"}`)
 	assert.NotContains(t, raw, doctortest.KnockKey)
 
