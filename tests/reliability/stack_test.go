@@ -314,11 +314,20 @@ func (s *stack) orderStatus(orderID string) string {
 	return o.Status
 }
 
-// inboxCounts counts inbox rows and those not yet handed off.
+// inboxCounts counts inbox rows and those not yet handed off. A test that
+// restarted PostgreSQL left the pool holding connections the server has
+// since closed; the pool drops each as it fails, so a few tries reach a
+// live one.
 func (s *stack) inboxCounts() (total, pending int) {
 	s.t.Helper()
-	err := s.store.Pool().QueryRow(context.Background(),
-		`SELECT count(*), count(*) FILTER (WHERE handed_off_at IS NULL) FROM webhook_inbox`).Scan(&total, &pending)
+	var err error
+	for range 5 {
+		err = s.store.Pool().QueryRow(context.Background(),
+			`SELECT count(*), count(*) FILTER (WHERE handed_off_at IS NULL) FROM webhook_inbox`).Scan(&total, &pending)
+		if err == nil {
+			return total, pending
+		}
+	}
 	require.NoError(s.t, err)
 	return total, pending
 }
