@@ -76,3 +76,11 @@ func KeyRotationScheduleID(provider string) string { return "key-rotation-" + pr
 
 // InventoryScanScheduleID is the Temporal Schedule that runs InventoryScan.
 const InventoryScanScheduleID = "inventory-scan"
+
+// OrderRefundType handles one charge.refunded event for its order: it marks
+// the order refunded or partially refunded and tells the customer.
+const OrderRefundType = "OrderRefund"
+
+// OrderRefundID is the workflow ID of the handling of one charge.refunded
+// event (Stripe's event id): a redelivered or replayed event joins it.
+func OrderRefundID(eventID string) string { return "order-refund/" + eventID }

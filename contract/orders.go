@@ -15,6 +15,10 @@ type OrderConfirmationInput struct {
 	// PaymentTimeout is how long to wait for a successful payment; zero means
 	// DefaultPaymentTimeout.
 	PaymentTimeout time.Duration `json:"payment_timeout,omitempty"`
+	// LatePayment starts a run for a payment that succeeded after the
+	// order's confirmation had ended it expired or payment_failed: the run
+	// records the payment and holds it for operators (paid-after-close).
+	LatePayment *PaymentEvent `json:"late_payment,omitempty"`
 }
 
 // OrderConfirmationResult is how the order ended.
@@ -38,4 +42,19 @@ type PaymentEvent struct {
 	CustomerID          string `json:"customer_id,omitempty"`
 	// FailureMessage is Stripe's last_payment_error message on failure.
 	FailureMessage string `json:"failure_message,omitempty"`
+}
+
+// OrderRefundInput starts the handling of one charge.refunded event for the
+// order its PaymentIntent paid.
+type OrderRefundInput struct {
+	OrderID string      `json:"order_id"`
+	Refund  RefundEvent `json:"refund"`
+}
+
+// OrderRefundResult is what the refund made of the order.
+type OrderRefundResult struct {
+	// Status is the order's status after the refund: refunded,
+	// partially_refunded, or the status it kept (a stale event).
+	Status        string `json:"status"`
+	RefundedCents int64  `json:"refunded_cents"`
 }

@@ -29,4 +29,7 @@ type RefundEvent struct {
 	AmountRefundedCents int64 `json:"amount_refunded_cents"`
 	// FullyRefunded is Stripe's charge.refunded flag.
 	FullyRefunded bool `json:"fully_refunded"`
+	// Currency is the charge's currency ("" in events handed off before it
+	// was carried).
+	Currency string `json:"currency,omitempty"`
 }

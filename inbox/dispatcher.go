@@ -18,13 +18,19 @@ type DispatcherOptions struct {
 	// Batch is how many inbox rows one pass claims.
 	Batch int
 	// Lease is how long a claimed row is reserved for this dispatcher; a row
-	// left behind by a crash is handed off again once it expires.
+	// left behind by a crash is handed off again once it expires. It is
+	// never shorter than a worst-case pass (see worstPass), so no other
+	// replica claims a row while its pass may still hand it off.
 	Lease time.Duration
 	// Sweep is how often the inbox is scanned without a poke; it finds rows
 	// committed by other replicas and rows whose backoff or lease ran out.
 	Sweep time.Duration
 	// MaxBackoff caps the delay between hand-off attempts of one row.
 	MaxBackoff time.Duration
+	// RefundWait is how long a refund waits for the order its PaymentIntent
+	// paid to be decided (the confirmation records the PaymentIntent when
+	// it marks the order) before it is stored unroutable; default 24h.
+	RefundWait time.Duration
 	// Concurrency is how many targets' events are handed off at once
 	// (default DefaultHandOffConcurrency). Temporal serves concurrent
 	// callers about twice as fast as one caller even on two cores (see
@@ -36,10 +42,20 @@ type DispatcherOptions struct {
 // to Temporal at once unless DispatcherOptions says otherwise.
 const DefaultHandOffConcurrency = 16
 
+// Bounds of a pass's calls; with them a pass has a worst case (worstPass)
+// the lease can cover.
+const (
+	// callTimeout bounds one row's delivery: every read and every call to
+	// Temporal it makes. A SignalWithStart normally takes milliseconds.
+	callTimeout = 5 * time.Second
+	// markTimeout bounds one release or mark statement.
+	markTimeout = 2 * time.Second
+)
+
 // Lookups are the database reads some routes need at hand-off (store.Store
 // implements them).
 type Lookups interface {
-	ReferralLookup
+	OrderLookup
 	AliasLookup
 }
 
@@ -66,23 +82,24 @@ func NewDispatcher(st *Store, lookups Lookups, s *starter.Starter, logger *slog.
 	if opts.Batch == 0 {
 		opts.Batch = 64
 	}
-	if opts.Lease == 0 {
-		opts.Lease = 30 * time.Second
+	if opts.Concurrency == 0 {
+		opts.Concurrency = DefaultHandOffConcurrency
 	}
+	opts.Lease = max(opts.Lease, worstPass(opts.Batch, opts.Concurrency))
 	if opts.Sweep == 0 {
 		opts.Sweep = time.Second
 	}
 	if opts.MaxBackoff == 0 {
 		opts.MaxBackoff = time.Minute
 	}
-	if opts.Concurrency == 0 {
-		opts.Concurrency = DefaultHandOffConcurrency
+	if opts.RefundWait == 0 {
+		opts.RefundWait = 24 * time.Hour
 	}
 	d := &Dispatcher{
 		store: st, lookups: lookups, starter: s, logger: logger, opts: opts, poke: make(chan struct{}, 1),
 		handedOff: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crmflow_inbox_handoffs_total",
-			Help: "Inbox rows handed to Temporal, by provider and result (ok, retry, dropped).",
+			Help: "Hand-off attempts of inbox rows, by provider and result: a status the row ended in (delivered, late, unroutable, dropped) or retry.",
 		}, []string{"provider", "result"}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "crmflow_inbox_handoff_lag_seconds",
@@ -99,6 +116,15 @@ func NewDispatcher(st *Store, lookups Lookups, s *starter.Starter, logger *slog.
 	}
 	reg.MustRegister(d.handedOff, d.lag, d.pending, d.coalesced)
 	return d
+}
+
+// worstPass is the longest a pass can hold its rows: its rows go
+// Concurrency at once, each a delivery and perhaps a release, then the
+// marks. A lease at least this long means no other dispatcher claims a row
+// a pass may still hand off; a crash frees the rows one lease later.
+func worstPass(batch, concurrency int) time.Duration {
+	rounds := time.Duration((batch + concurrency - 1) / concurrency)
+	return rounds*(callTimeout+markTimeout) + markTimeout + time.Second
 }
 
 // Poke asks for a pass now; it never blocks.
@@ -131,9 +157,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // Claim never returns a row behind a pending row of its target, so a batch
 // holds at most one row per target and its rows can go side by side,
 // Concurrency at once, without a later event overtaking an earlier one.
-// The rows handed off are marked at the end of the pass in one statement
-// per note rather than one commit each: a crash before the mark only hands
-// them off again, which workflows ignore by event ID.
+// The rows delivered are marked at the end of the pass in one statement
+// rather than one commit each: a crash before the mark only hands them off
+// again, which workflows ignore by event ID.
 func (d *Dispatcher) pass(ctx context.Context) int {
 	events, err := d.store.Claim(ctx, d.opts.Batch, d.opts.Lease)
 	if err != nil {
@@ -143,10 +169,10 @@ func (d *Dispatcher) pass(ctx context.Context) int {
 		return 0
 	}
 	var (
-		mu    sync.Mutex
-		done  = map[mark][]Event{}
-		wg    sync.WaitGroup
-		slots = make(chan struct{}, d.opts.Concurrency)
+		mu        sync.Mutex
+		delivered []Event
+		wg        sync.WaitGroup
+		slots     = make(chan struct{}, d.opts.Concurrency)
 	)
 	for _, ev := range events {
 		slots <- struct{}{}
@@ -155,45 +181,61 @@ func (d *Dispatcher) pass(ctx context.Context) int {
 			defer wg.Done()
 			defer func() { <-slots }()
 			m, err := d.handOff(ctx, ev)
-			if err != nil {
-				return // released for a later attempt
+			switch {
+			case err != nil:
+				// released for a later attempt
+			case m.status == StatusDelivered:
+				mu.Lock()
+				delivered = append(delivered, ev)
+				mu.Unlock()
+			default:
+				// Rare, and each with its own note: marked at once.
+				d.markDone(ctx, []Event{ev}, m)
 			}
-			mu.Lock()
-			done[m] = append(done[m], ev)
-			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	for m, rows := range done {
-		d.markDone(ctx, rows, m)
+	if len(delivered) > 0 {
+		d.markDone(ctx, delivered, mark{status: StatusDelivered})
 	}
 	return len(events)
 }
 
-// mark is how a row leaves the inbox: the note its row keeps, and the
-// result it counts as in crmflow_inbox_handoffs_total.
-type mark struct{ note, result string }
+// mark is how a row leaves the inbox: the status and note it keeps.
+type mark struct{ status, note string }
 
 // handOff gives one row to Temporal. It returns how to mark the row, or an
 // error when the row was released for a retry.
 func (d *Dispatcher) handOff(ctx context.Context, ev Event) (mark, error) {
-	callCtx, cancel := context.WithTimeout(withTraceParent(ctx, ev.TraceParent), 10*time.Second)
+	callCtx, cancel := context.WithTimeout(withTraceParent(ctx, ev.TraceParent), callTimeout)
 	err := d.deliver(callCtx, ev)
 	cancel()
-	var permanent *permanentError
+	var (
+		permanent *permanentError
+		end       *endedError
+		wait      *waitError
+	)
 	switch {
 	case err == nil:
-		return mark{result: "ok"}, nil
+		return mark{status: StatusDelivered}, nil
+	case errors.As(err, &end):
+		d.logger.Info("Inbox row ended without a delivery", "id", ev.ID, "provider", ev.Source, "eventID", ev.EventID,
+			"status", end.status, "note", end.note)
+		return mark{status: end.status, note: end.note}, nil
 	case errors.Is(err, starter.ErrAlreadyDone):
-		// The workflow for this key finished before the event came; the
-		// event changes nothing, as intended, and the row says so.
-		return mark{note: "workflow had finished; the event changed nothing", result: "ok"}, nil
+		// The workflow for this key finished before the event came.
+		return mark{status: StatusLate, note: err.Error()}, nil
 	case errors.Is(err, starter.ErrInvalid), errors.As(err, &permanent):
 		// Retrying cannot help and would hold up the target's later
 		// events; the row stays in the inbox with the reason.
 		d.logger.Error("Inbox row cannot be handed off; kept in the inbox with the reason", "id", ev.ID,
 			"provider", ev.Source, "eventID", ev.EventID, "error", err)
-		return mark{note: "not handed off: " + err.Error(), result: "dropped"}, nil
+		return mark{status: StatusDropped, note: "not handed off: " + err.Error()}, nil
+	case errors.As(err, &wait):
+		d.handedOff.WithLabelValues(ev.Source, "retry").Inc()
+		d.logger.Debug("Inbox row waits for its target", "id", ev.ID, "attempts", ev.Attempts, "reason", wait.reason)
+		d.release(ctx, ev, wait.reason, backoff(ev.Attempts, d.opts.MaxBackoff))
+		return mark{}, err
 	default:
 		d.handedOff.WithLabelValues(ev.Source, "retry").Inc()
 		d.logger.Warn("Hand-off to Temporal failed; will retry", "id", ev.ID, "attempts", ev.Attempts, "error", err)
@@ -210,17 +252,21 @@ func (d *Dispatcher) markDone(ctx context.Context, rows []Event, m mark) {
 	for i, ev := range rows {
 		ids[i] = ev.ID
 	}
-	if err := d.store.MarkDone(ctx, ids, m.note); err != nil {
+	ctx, cancel := context.WithTimeout(ctx, markTimeout)
+	defer cancel()
+	if err := d.store.MarkDone(ctx, ids, m.status, m.note); err != nil {
 		d.logger.Warn("Could not mark inbox rows handed off; they will be handed off again", "rows", len(ids), "error", err)
 		return
 	}
 	for _, ev := range rows {
-		d.handedOff.WithLabelValues(ev.Source, m.result).Inc()
+		d.handedOff.WithLabelValues(ev.Source, m.status).Inc()
 	}
 }
 
 // release returns a claimed row to the queue, due after retryIn.
 func (d *Dispatcher) release(ctx context.Context, ev Event, reason string, retryIn time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, markTimeout)
+	defer cancel()
 	if err := d.store.MarkFailed(ctx, ev.ID, reason, retryIn); err != nil && ctx.Err() == nil {
 		d.logger.Warn("Could not release inbox row; its lease will expire", "id", ev.ID, "error", err)
 	}
@@ -231,6 +277,18 @@ type permanentError struct{ err error }
 
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
+
+// endedError ends a row in a status other than delivered (unroutable,
+// late) with a note for operators.
+type endedError struct{ status, note string }
+
+func (e *endedError) Error() string { return e.status + ": " + e.note }
+
+// waitError holds a row back: its target is not known yet (a refund whose
+// order is not decided). The row is retried with backoff, quietly.
+type waitError struct{ reason string }
+
+func (e *waitError) Error() string { return e.reason }
 
 // deliver hands a row to its workflow by its route; a row stored before
 // routes were has its route worked out from the payload first.
@@ -249,7 +307,7 @@ func (d *Dispatcher) deliver(ctx context.Context, ev Event) error {
 	case route.Payment != nil:
 		return d.deliverPayment(ctx, route.Payment)
 	case route.Refund != nil:
-		return d.deliverRefund(ctx, route.Refund)
+		return d.deliverRefund(ctx, ev, route.Refund)
 	case route.Clerk != nil:
 		return d.deliverClerk(ctx, ev.EventID, route.Clerk)
 	}
@@ -257,10 +315,10 @@ func (d *Dispatcher) deliver(ctx context.Context, ev Event) error {
 }
 
 // legacyRoute is the route of a row stored without one.
-func (d *Dispatcher) legacyRoute(ctx context.Context, ev Event) (Route, error) {
+func (d *Dispatcher) legacyRoute(_ context.Context, ev Event) (Route, error) {
 	switch ev.Source {
 	case SourceStripe:
-		return d.legacyStripeRoute(ctx, ev)
+		return legacyStripeRoute(ev)
 	case SourceClerk:
 		return legacyClerkRoute(ev)
 	}

@@ -15,6 +15,30 @@ const (
 	SourceStock = "inventory"
 )
 
+// Statuses of an inbox row: where its event ended, or pending while it
+// waits for hand-off (the webhook_inbox.status column).
+const (
+	StatusPending = "pending"
+	// StatusDelivered means Temporal has the event.
+	StatusDelivered = "delivered"
+	// StatusIgnored is an event type or target crmflow does not act on.
+	StatusIgnored = "ignored"
+	// StatusUnroutable is an event whose target does not exist (a payment
+	// for an unknown order); replaying it once the target exists delivers it.
+	StatusUnroutable = "unroutable"
+	// StatusLate is an event that reached a run which had finished; the
+	// note holds the run's outcome.
+	StatusLate = "late"
+	// StatusCoalesced is a stock level folded into a later one.
+	StatusCoalesced = "coalesced"
+	// StatusDropped is an event no retry can hand off; the note says why.
+	StatusDropped = "dropped"
+)
+
+// Statuses lists every status, pending first.
+var Statuses = []string{StatusPending, StatusDelivered, StatusIgnored, StatusUnroutable, StatusLate, StatusCoalesced,
+	StatusDropped}
+
 // Event is one inbox row: an accepted event waiting for, or past, its
 // hand-off to Temporal.
 type Event struct {
@@ -31,7 +55,8 @@ type Event struct {
 	Route Route
 	// Ignored, when set, stores the event already done with this reason.
 	Ignored string
-	// Payload is the body as it was received.
+	// Payload is the body as it was received: the bytes its signature
+	// covered.
 	Payload    []byte
 	ReceivedAt time.Time
 	// Attempts counts hand-off attempts, including the current one.
@@ -42,6 +67,19 @@ type Event struct {
 	// TraceParent is the W3C traceparent of the delivering request, so the
 	// hand-off joins its trace; "" when it was not traced.
 	TraceParent string
+	// Recovered marks an event the gap-fill reconciliation fetched from
+	// the provider because its webhook never delivered it.
+	Recovered bool
+
+	// Read back from the row, never written by Insert.
+
+	// Status is where the event ended (Status* constants).
+	Status string
+	// Note is why the last hand-off failed (pending) or how the event
+	// ended (ignored, unroutable, late, dropped, coalesced).
+	Note string
+	// DoneAt is when the row left pending; nil while pending.
+	DoneAt *time.Time
 }
 
 // Route is where an event goes and what it carries there, decided once at
@@ -50,7 +88,7 @@ type Event struct {
 type Route struct {
 	// Payment is a PaymentIntent's outcome for an order's confirmation.
 	Payment *PaymentRoute `json:"payment,omitempty"`
-	// Refund is a refunded charge for a referral's reward.
+	// Refund is a refunded charge for its order and the order's referral.
 	Refund *RefundRoute `json:"refund,omitempty"`
 	// Clerk is a Clerk user event for the user's alias workflows.
 	Clerk *ClerkRoute `json:"clerk,omitempty"`

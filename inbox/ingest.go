@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -165,21 +166,29 @@ func routeJSON(r Route) (*string, error) {
 	return &s, nil
 }
 
+// cleanText makes text read from a verified body storable in a text
+// column, which holds neither NUL nor invalid UTF-8: a signed event is
+// never refused for what PostgreSQL cannot store. Ids and targets are
+// checked business keys already; the body itself is stored as bytes.
+func cleanText(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
 // insertRow writes one row; false when its (source, event id) is stored
 // already.
 func (s *Store) insertRow(ctx context.Context, e Event) (bool, error) {
 	const q = `
-INSERT INTO webhook_inbox (provider, event_id, event_type, workflow_id, route, payload, handed_off_at, last_error,
-                           next_attempt_at, trace_parent)
-VALUES ($1, $2, $3, nullif($4, ''), $5::jsonb, $6,
-        CASE WHEN $4 = '' THEN now() END, nullif($7, ''), now() + $8 * interval '1 millisecond', nullif($9, ''))
+INSERT INTO webhook_inbox (provider, event_id, event_type, workflow_id, route, payload, status, handed_off_at,
+                           last_error, next_attempt_at, trace_parent, recovered)
+VALUES ($1, $2, $3, nullif($4, ''), $5, $6, CASE WHEN $4 = '' THEN 'ignored' ELSE 'pending' END,
+        CASE WHEN $4 = '' THEN now() END, nullif($7, ''), now() + $8 * interval '1 millisecond', nullif($9, ''), $10)
 ON CONFLICT (provider, event_id) DO NOTHING`
 	route, err := routeJSON(e.Route)
 	if err != nil {
 		return false, err
 	}
-	tag, err := s.pool.Exec(ctx, q, e.Source, e.EventID, e.EventType, e.Target, route, e.Payload, e.Ignored,
-		e.DueIn.Milliseconds(), e.TraceParent)
+	tag, err := s.pool.Exec(ctx, q, e.Source, e.EventID, cleanText(e.EventType), e.Target, route, e.Payload, cleanText(e.Ignored),
+		e.DueIn.Milliseconds(), e.TraceParent, e.Recovered)
 	if err != nil {
 		return false, fmt.Errorf("insert inbox event %s/%s: %w", e.Source, e.EventID, err)
 	}
@@ -191,29 +200,31 @@ ON CONFLICT (provider, event_id) DO NOTHING`
 // the same (source, event id) only the first can be new.
 func (s *Store) insertRows(ctx context.Context, batch []*pendingInsert) ([]bool, error) {
 	const q = `
-INSERT INTO webhook_inbox (provider, event_id, event_type, workflow_id, route, payload, handed_off_at, last_error,
-                           next_attempt_at, trace_parent)
-SELECT p, e, t, nullif(w, ''), r::jsonb, pl::jsonb, CASE WHEN w = '' THEN now() END, nullif(ig, ''),
-       now() + d * interval '1 millisecond', nullif(tp, '')
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[])
-     WITH ORDINALITY AS x(p, e, t, w, r, pl, ig, d, tp, n)
+INSERT INTO webhook_inbox (provider, event_id, event_type, workflow_id, route, payload, status, handed_off_at,
+                           last_error, next_attempt_at, trace_parent, recovered)
+SELECT p, e, t, nullif(w, ''), r, pl, CASE WHEN w = '' THEN 'ignored' ELSE 'pending' END, CASE WHEN w = '' THEN now() END,
+       nullif(ig, ''), now() + d * interval '1 millisecond', nullif(tp, ''), rc
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::bigint[], $9::text[],
+            $10::boolean[])
+     WITH ORDINALITY AS x(p, e, t, w, r, pl, ig, d, tp, rc, n)
 ORDER BY n
 ON CONFLICT (provider, event_id) DO NOTHING
 RETURNING provider, event_id`
 	n := len(batch)
 	sources, ids, types, targets := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	routes, payloads, ignored := make([]*string, n), make([]string, n), make([]string, n)
-	due, trace := make([]int64, n), make([]string, n)
+	routes, payloads, ignored := make([]*string, n), make([][]byte, n), make([]string, n)
+	due, trace, recovered := make([]int64, n), make([]string, n), make([]bool, n)
 	for i, req := range batch {
 		e := req.event
 		route, err := routeJSON(e.Route)
 		if err != nil {
 			return nil, err
 		}
-		sources[i], ids[i], types[i], targets[i], routes[i] = e.Source, e.EventID, e.EventType, e.Target, route
-		payloads[i], ignored[i], due[i], trace[i] = string(e.Payload), e.Ignored, e.DueIn.Milliseconds(), e.TraceParent
+		sources[i], ids[i], types[i], targets[i], routes[i] = e.Source, e.EventID, cleanText(e.EventType), e.Target, route
+		payloads[i], ignored[i], due[i], trace[i] = e.Payload, cleanText(e.Ignored), e.DueIn.Milliseconds(), e.TraceParent
+		recovered[i] = e.Recovered
 	}
-	rows, err := s.pool.Query(ctx, q, sources, ids, types, targets, routes, payloads, ignored, due, trace)
+	rows, err := s.pool.Query(ctx, q, sources, ids, types, targets, routes, payloads, ignored, due, trace, recovered)
 	if err != nil {
 		return nil, fmt.Errorf("insert %d inbox events: %w", n, err)
 	}

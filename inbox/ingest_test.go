@@ -56,9 +56,9 @@ func TestInboxBatchKeepsArrivalOrderAndFindsDuplicates(t *testing.T) {
 func TestInboxBatchAnswersARefusedRowAlone(t *testing.T) {
 	s := freshStore(t)
 	good1, bad, good2 := inboxEvent(t, "wf-r1"), inboxEvent(t, "wf-r2"), inboxEvent(t, "wf-r3")
-	// Valid JSON that PostgreSQL's jsonb refuses: the caller gets the
-	// refusal (a 400 at the edge), the others are stored.
-	bad.Payload = []byte(`{"note":"\u0000"}`)
+	// A text PostgreSQL cannot store (the edges never let such an id
+	// through): the caller gets the refusal, the others are stored.
+	bad.EventID = "evt-\x00"
 	got, errs := s.InsertBatch(t.Context(), []inbox.Event{good1, bad, good2})
 	assert.Equal(t, []bool{true, false, true}, got)
 	require.NoError(t, errs[0])
@@ -66,10 +66,45 @@ func TestInboxBatchAnswersARefusedRowAlone(t *testing.T) {
 	var pgErr *pgconn.PgError
 	require.True(t, errors.As(errs[1], &pgErr), "the refused row gets PostgreSQL's own error: %v", errs[1])
 	assert.Equal(t, "22", pgErr.Code[:2], "a data exception")
-	ids := inboxIDs(t, s, good1, bad, good2)
+	ids := inboxIDs(t, s, good1, good2)
 	assert.NotZero(t, ids[0])
-	assert.Zero(t, ids[1], "nothing stored for the refused row")
-	assert.NotZero(t, ids[2])
+	assert.NotZero(t, ids[1])
+	var n int
+	require.NoError(t, s.Pool().QueryRow(t.Context(), `SELECT count(*) FROM webhook_inbox`).Scan(&n))
+	assert.Equal(t, 2, n, "nothing stored for the refused row")
+}
+
+// TestInboxStoresTheVerifiedBytes stores bodies jsonb would have changed or
+// refused (a \u0000 escape, duplicate keys, key order, spacing), alone and
+// in a shared commit: each reads back byte for byte.
+func TestInboxStoresTheVerifiedBytes(t *testing.T) {
+	s := freshStore(t)
+	bodies := [][]byte{
+		[]byte(`{"note":"\u0000","b":1,"a":2}`),
+		[]byte(`{"a":1,"a":2}`),
+		[]byte("{ \"z\" : [1, 2 ],\n \"y\":\"\\ud83d\\ude00\"}"),
+	}
+	events := make([]inbox.Event, len(bodies))
+	for i, b := range bodies {
+		events[i] = inboxEvent(t, fmt.Sprintf("wf-bytes-%d", i))
+		events[i].Payload = b
+		events[i].EventType = "type-with-\x00-nul"
+	}
+	got, errs := s.InsertBatch(t.Context(), events[:2])
+	require.NoError(t, errors.Join(errs...))
+	assert.Equal(t, []bool{true, true}, got)
+	inserted, err := s.Insert(t.Context(), events[2])
+	require.NoError(t, err)
+	require.True(t, inserted)
+	for i, e := range events {
+		var payload []byte
+		var eventType string
+		require.NoError(t, s.Pool().QueryRow(t.Context(),
+			`SELECT payload, event_type FROM webhook_inbox WHERE provider = $1 AND event_id = $2`, e.Source, e.EventID).
+			Scan(&payload, &eventType))
+		assert.Equal(t, bodies[i], payload, "body %d", i)
+		assert.Equal(t, "type-with-\uFFFD-nul", eventType, "text columns hold what PostgreSQL can store")
+	}
 }
 
 // TestConcurrentInsertsEachGetTheirOwnAnswer drives Insert from

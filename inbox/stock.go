@@ -101,7 +101,7 @@ func (d *Dispatcher) deliverStock(ctx context.Context, claimed Event) error {
 		return err
 	}
 	if len(others) > 0 {
-		if err := d.store.MarkDone(ctx, others, "coalesced into "+latestEvent.EventID); err != nil {
+		if err := d.store.MarkDone(ctx, others, StatusCoalesced, "coalesced into "+latestEvent.EventID); err != nil {
 			d.logger.Warn("Could not mark coalesced stock updates; they will be signalled again and ignored", "error", err)
 		}
 		d.coalesced.Add(float64(len(others)))

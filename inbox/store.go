@@ -27,18 +27,18 @@ func NewStore(pool *pgxpool.Pool) *Store {
 
 // eventColumns are the columns scanEvent reads, in its order.
 const eventColumns = `id, provider, event_id, event_type, coalesce(workflow_id, ''), route, payload, received_at, attempts,
-       coalesce(trace_parent, '')`
+       coalesce(trace_parent, ''), recovered, status, coalesce(last_error, ''), handed_off_at`
 
 // scanEvent reads one row of eventColumns.
 func scanEvent(rows pgx.Rows) (Event, error) {
 	var e Event
-	var route []byte
+	var route *string
 	if err := rows.Scan(&e.ID, &e.Source, &e.EventID, &e.EventType, &e.Target, &route, &e.Payload, &e.ReceivedAt,
-		&e.Attempts, &e.TraceParent); err != nil {
+		&e.Attempts, &e.TraceParent, &e.Recovered, &e.Status, &e.Note, &e.DoneAt); err != nil {
 		return e, fmt.Errorf("scan inbox event: %w", err)
 	}
 	if route != nil {
-		if err := json.Unmarshal(route, &e.Route); err != nil {
+		if err := json.Unmarshal([]byte(*route), &e.Route); err != nil {
 			return e, fmt.Errorf("decode route of inbox event %d: %w", e.ID, err)
 		}
 	}
@@ -107,14 +107,16 @@ FROM webhook_inbox WHERE workflow_id = $1 AND handed_off_at IS NULL ORDER BY id 
 	return out, nil
 }
 
-// MarkDone records that the rows are done with, all with one note: Temporal
-// has them (no note), they were coalesced into a later event, or they can
-// never be handed off and stay for operators (the note says why). Rows
-// already done keep their first note.
-func (s *Store) MarkDone(ctx context.Context, ids []int64, note string) error {
-	const q = `UPDATE webhook_inbox SET handed_off_at = now(), last_error = nullif($2, '') WHERE id = ANY($1) AND handed_off_at IS NULL`
-	if _, err := s.pool.Exec(ctx, q, ids, note); err != nil {
-		return fmt.Errorf("mark %d inbox rows handed off: %w", len(ids), err)
+// MarkDone records where the rows ended, all with one status and note:
+// Temporal has them (delivered, no note), they were coalesced into a later
+// event, their target does not exist or had finished, or they can never be
+// handed off (the note says why). Rows already done keep their first end.
+func (s *Store) MarkDone(ctx context.Context, ids []int64, status, note string) error {
+	const q = `
+UPDATE webhook_inbox SET handed_off_at = now(), status = $2, last_error = nullif($3, '')
+WHERE id = ANY($1) AND handed_off_at IS NULL`
+	if _, err := s.pool.Exec(ctx, q, ids, status, note); err != nil {
+		return fmt.Errorf("mark %d inbox rows %s: %w", len(ids), status, err)
 	}
 	return nil
 }

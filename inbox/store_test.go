@@ -99,7 +99,7 @@ func getInboxRow(t *testing.T, s testInbox, id int64) inboxRow {
 	t.Helper()
 	var r inboxRow
 	require.NoError(t, s.Pool().QueryRow(t.Context(), `
-		SELECT workflow_id, payload::text, handed_off_at IS NOT NULL, last_error, attempts
+		SELECT workflow_id, convert_from(payload, 'UTF8'), handed_off_at IS NOT NULL, last_error, attempts
 		FROM webhook_inbox WHERE id = $1`, id).Scan(&r.workflowID, &r.payload, &r.handedOff, &r.lastError, &r.attempts))
 	return r
 }
@@ -124,7 +124,7 @@ func TestInsertInboxEventDeduplicates(t *testing.T) {
 	var n int
 	var payload string
 	require.NoError(t, db.Pool().QueryRow(ctx, `
-		SELECT count(*), min(payload::text) FROM webhook_inbox WHERE provider = $1 AND event_id = $2`,
+		SELECT count(*), min(convert_from(payload, 'UTF8')) FROM webhook_inbox WHERE provider = $1 AND event_id = $2`,
 		e.Source, e.EventID).Scan(&n, &payload))
 	require.Equal(t, 1, n)
 	require.JSONEq(t, `{"delivery": 1}`, payload, "the redelivery overwrote the stored event")
@@ -220,10 +220,10 @@ func TestClaimInboxEventsKeepsOrderPerWorkflow(t *testing.T) {
 
 	// A failed hand-off of A1 still holds A2 back.
 	require.NoError(t, s.MarkFailed(ctx, a1, "temporal unavailable", 0))
-	require.NoError(t, s.MarkDone(ctx, []int64{b1}, ""))
+	require.NoError(t, s.MarkDone(ctx, []int64{b1}, inbox.StatusDelivered, ""))
 	require.Equal(t, []int64{a1}, claim(t, s, 10, time.Hour))
 
-	require.NoError(t, s.MarkDone(ctx, []int64{a1}, ""))
+	require.NoError(t, s.MarkDone(ctx, []int64{a1}, inbox.StatusDelivered, ""))
 	require.Equal(t, []int64{a2}, claim(t, s, 10, time.Hour))
 
 	row := getInboxRow(t, s, a1)
@@ -259,7 +259,7 @@ func TestMarkHandOffFailedDefersRow(t *testing.T) {
 	require.Equal(t, ids, claim(t, s, 10, time.Hour), "not claimable after its retry delay passed")
 
 	// A late failure report does not touch a row already handed off.
-	require.NoError(t, s.MarkDone(ctx, []int64{id}, "handed off by the sweeper"))
+	require.NoError(t, s.MarkDone(ctx, []int64{id}, inbox.StatusDelivered, "handed off by the sweeper"))
 	require.NoError(t, s.MarkFailed(ctx, id, "stale failure", 0))
 	row = getInboxRow(t, s, id)
 	require.True(t, row.handedOff)
@@ -369,14 +369,14 @@ func TestInboxBacklog(t *testing.T) {
 	require.EqualValues(t, 3, backlog.Pending)
 
 	// Handing off the two oldest leaves only the newest, which is younger.
-	require.NoError(t, s.MarkDone(ctx, []int64{ids[0]}, ""))
-	require.NoError(t, s.MarkDone(ctx, []int64{ids[1]}, ""))
+	require.NoError(t, s.MarkDone(ctx, []int64{ids[0]}, inbox.StatusDelivered, ""))
+	require.NoError(t, s.MarkDone(ctx, []int64{ids[1]}, inbox.StatusDelivered, ""))
 	backlog, err = s.Backlog(ctx)
 	require.NoError(t, err)
 	require.EqualValues(t, 1, backlog.Pending)
 	require.LessOrEqual(t, backlog.OldestAge, time.Since(newestInserted)+50*time.Millisecond)
 
-	require.NoError(t, s.MarkDone(ctx, []int64{ids[2]}, ""))
+	require.NoError(t, s.MarkDone(ctx, []int64{ids[2]}, inbox.StatusDelivered, ""))
 	backlog, err = s.Backlog(ctx)
 	require.NoError(t, err)
 	require.Equal(t, inbox.Backlog{}, backlog)

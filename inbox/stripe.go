@@ -3,12 +3,15 @@ package inbox
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
 	stripego "github.com/stripe/stripe-go/v76"
 
 	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/starter"
 )
 
 // PaymentRoute is a PaymentIntent's outcome for its order's confirmation:
@@ -19,73 +22,67 @@ type PaymentRoute struct {
 	Event   contract.PaymentEvent `json:"event"`
 }
 
-// RefundRoute is a refunded charge for the reward of the referral its
-// order qualified: charge.refunded.
+// RefundRoute is a refunded charge, for the order its PaymentIntent paid
+// and that order's referral: charge.refunded. The order is found at
+// hand-off, not at the edge: it is only known once the order's
+// confirmation has recorded the PaymentIntent.
 type RefundRoute struct {
-	Referral contract.ReferralRewardInput `json:"referral"`
-	Event    contract.RefundEvent         `json:"event"`
-}
-
-// ReferralLookup finds the referral whose qualifying order a PaymentIntent
-// paid (store.Store implements it).
-type ReferralLookup interface {
-	ReferralForPaymentIntent(ctx context.Context, paymentIntentID string) (store.RefundTarget, bool, error)
+	// PaymentIntentID is the refunded charge's PaymentIntent.
+	PaymentIntentID string `json:"payment_intent_id,omitempty"`
+	// Referral is the reward a row stored before refunds were routed at
+	// hand-off goes to; nil for newer rows.
+	Referral *contract.ReferralRewardInput `json:"referral,omitempty"`
+	Event    contract.RefundEvent          `json:"event"`
 }
 
 // StripeEvent is the inbox row of a verified Stripe event, with its route:
 // a payment goes to its order's confirmation (metadata.order_id), a refund
-// to the reward of the referral its order qualified, found through the
-// PaymentIntent it refunds (Stripe puts crmflow's metadata on the
-// PaymentIntent, not on the charge). Other types, and events that name no
-// usable target, are stored as ignored with the reason. An error means the
-// lookup failed and the delivery should be retried.
-func StripeEvent(ctx context.Context, referrals ReferralLookup, ev stripego.Event, body []byte) (Event, error) {
-	row := Event{Source: SourceStripe, EventID: ev.ID, EventType: string(ev.Type), Payload: body}
-	route, target, ignored, err := routeStripe(ctx, referrals, ev)
-	if err != nil {
-		return row, err
+// to the order its PaymentIntent paid (Stripe puts crmflow's metadata on
+// the PaymentIntent, not on the charge), found at hand-off. Other types,
+// and events that name no usable target, are stored as ignored with the
+// reason. An event without a usable id is ErrMalformed.
+func StripeEvent(ev stripego.Event, body []byte) (Event, error) {
+	if err := contract.ValidateKey("event id", ev.ID); err != nil {
+		return Event{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	row.Route, row.Target, row.Ignored = route, target, ignored
+	row := Event{Source: SourceStripe, EventID: ev.ID, EventType: string(ev.Type), Payload: body}
+	row.Route, row.Target, row.Ignored = routeStripe(ev)
 	return row, nil
 }
 
 // routeStripe works out a Stripe event's route and target, or why it is
 // ignored.
-func routeStripe(ctx context.Context, referrals ReferralLookup, ev stripego.Event) (route Route, target, ignored string, err error) {
+func routeStripe(ev stripego.Event) (route Route, target, ignored string) {
 	switch ev.Type {
 	case stripego.EventTypePaymentIntentSucceeded, stripego.EventTypePaymentIntentPaymentFailed:
 		var pi stripego.PaymentIntent
 		if err := json.Unmarshal(ev.Data.Raw, &pi); err != nil {
-			return Route{}, "", "payment intent does not decode: " + err.Error(), nil
+			return Route{}, "", "payment intent does not decode: " + err.Error()
 		}
 		orderID := pi.Metadata["order_id"]
 		if err := contract.ValidateKey("metadata.order_id", orderID); err != nil {
-			return Route{}, "", "not an order payment: " + err.Error(), nil
+			return Route{}, "", "not an order payment: " + err.Error()
 		}
 		r := &PaymentRoute{OrderID: orderID, Event: paymentEvent(ev, &pi)}
-		return Route{Payment: r}, contract.OrderConfirmationID(orderID), "", nil
+		return Route{Payment: r}, contract.OrderConfirmationID(orderID), ""
 	case stripego.EventTypeChargeRefunded:
 		var ch stripego.Charge
 		if err := json.Unmarshal(ev.Data.Raw, &ch); err != nil {
-			return Route{}, "", "charge does not decode: " + err.Error(), nil
+			return Route{}, "", "charge does not decode: " + err.Error()
 		}
-		if ch.PaymentIntent == nil || ch.PaymentIntent.ID == "" {
-			return Route{}, "", "refunded charge has no payment_intent", nil
-		}
-		t, ok, err := referrals.ReferralForPaymentIntent(ctx, ch.PaymentIntent.ID)
-		if err != nil {
-			return Route{}, "", "", err
-		}
-		if !ok {
-			return Route{}, "", "refund of an order that qualified no referral reward", nil
+		if ch.PaymentIntent == nil || contract.ValidateKey("payment_intent", ch.PaymentIntent.ID) != nil {
+			return Route{}, "", "refunded charge has no usable payment_intent"
 		}
 		r := &RefundRoute{
-			Referral: contract.ReferralRewardInput{ReferralID: t.ReferralID, OrderID: t.OrderID, ReferredCustomerID: t.ReferredCustomerID},
-			Event:    contract.RefundEvent{EventID: ev.ID, ChargeID: ch.ID, AmountRefundedCents: ch.AmountRefunded, FullyRefunded: ch.Refunded},
+			PaymentIntentID: ch.PaymentIntent.ID,
+			Event: contract.RefundEvent{EventID: ev.ID, ChargeID: ch.ID, AmountRefundedCents: ch.AmountRefunded,
+				FullyRefunded: ch.Refunded, Currency: string(ch.Currency)},
 		}
-		return Route{Refund: r}, contract.ReferralRewardID(t.ReferralID), "", nil
+		// One target per PaymentIntent: its refunds reach the order in the
+		// order Stripe sent them.
+		return Route{Refund: r}, "payment-intent/" + ch.PaymentIntent.ID, ""
 	default:
-		return Route{}, "", "event type " + string(ev.Type) + " is not handled", nil
+		return Route{}, "", "event type " + string(ev.Type) + " is not handled"
 	}
 }
 
@@ -108,31 +105,94 @@ func paymentEvent(se stripego.Event, pi *stripego.PaymentIntent) contract.Paymen
 	return pe
 }
 
+// OrderLookup reads the orders payments and refunds are for (store.Store
+// implements it).
+type OrderLookup interface {
+	GetOrder(ctx context.Context, id string) (*store.Order, error)
+	OrderForPaymentIntent(ctx context.Context, paymentIntentID string) (store.RefundTarget, bool, error)
+}
+
 // deliverPayment signals the order's confirmation, starting it if needed.
+// A payment for an order that does not exist ends unroutable, with no run:
+// replaying it once the CRM has written the order delivers it. A payment
+// that reaches a finished confirmation ends late, and a success for an
+// order that expired or failed starts a run holding it for operators.
 func (d *Dispatcher) deliverPayment(ctx context.Context, r *PaymentRoute) error {
+	if _, err := d.lookups.GetOrder(ctx, r.OrderID); errors.Is(err, store.ErrNotFound) {
+		return &endedError{StatusUnroutable, "order " + r.OrderID + " does not exist; replay the event once it does"}
+	} else if err != nil {
+		return err
+	}
 	_, err := d.starter.SignalPayment(ctx, r.OrderID, r.Event)
+	if errors.Is(err, starter.ErrAlreadyDone) {
+		return d.latePayment(ctx, r, err)
+	}
 	return err
 }
 
-// deliverRefund signals the reward of the referral the refunded order
-// qualified, starting it if needed.
-func (d *Dispatcher) deliverRefund(ctx context.Context, r *RefundRoute) error {
-	_, err := d.starter.SignalRefund(ctx, r.Referral, r.Event)
+// latePayment handles a payment event whose order's confirmation had
+// finished (closed, the error starter returned).
+func (d *Dispatcher) latePayment(ctx context.Context, r *PaymentRoute, closed error) error {
+	order, err := d.lookups.GetOrder(ctx, r.OrderID)
+	if err != nil {
+		return err
+	}
+	note := fmt.Sprintf("%v; order is %s", closed, order.Status)
+	paidAfterClose := r.Event.Succeeded && r.Event.PaymentIntentID != order.PaymentIntentID &&
+		(order.Status == store.OrderExpired || order.Status == store.OrderPaymentFailed)
+	if !paidAfterClose {
+		return &endedError{StatusLate, note}
+	}
+	run, err := d.starter.StartLatePayment(ctx, r.OrderID, r.Event)
+	if err != nil {
+		return err
+	}
+	d.logger.Warn("Payment succeeded after its order was closed; held for operators", "orderID", r.OrderID,
+		"paymentIntentID", r.Event.PaymentIntentID, "runID", run.RunID)
+	return &endedError{StatusLate, note + "; paid after close: run " + run.RunID + " holds it for operators"}
+}
+
+// deliverRefund starts the refund's handling for the order its
+// PaymentIntent paid, and signals the reward of the referral that order
+// qualified. Until the order's confirmation has recorded the PaymentIntent
+// the refund waits (RefundWait at most), then ends unroutable.
+func (d *Dispatcher) deliverRefund(ctx context.Context, ev Event, r *RefundRoute) error {
+	if r.Referral != nil {
+		// Stored before refunds were routed at hand-off.
+		_, err := d.starter.SignalRefund(ctx, *r.Referral, r.Event)
+		return err
+	}
+	t, ok, err := d.lookups.OrderForPaymentIntent(ctx, r.PaymentIntentID)
+	switch {
+	case err != nil:
+		return err
+	case !ok && time.Since(ev.ReceivedAt) < d.opts.RefundWait:
+		return &waitError{"no order records payment intent " + r.PaymentIntentID + " yet; waiting for its confirmation"}
+	case !ok:
+		return &endedError{StatusUnroutable, "no order was paid with payment intent " + r.PaymentIntentID +
+			"; replay the event once one is"}
+	}
+	if _, err := d.starter.StartOrderRefund(ctx, contract.OrderRefundInput{OrderID: t.OrderID, Refund: r.Event}); err != nil &&
+		!errors.Is(err, starter.ErrAlreadyDone) {
+		return err
+	}
+	if t.ReferralID == "" {
+		return nil
+	}
+	in := contract.ReferralRewardInput{ReferralID: t.ReferralID, OrderID: t.OrderID, ReferredCustomerID: t.ReferredCustomerID}
+	_, err = d.starter.SignalRefund(ctx, in, r.Event)
 	return err
 }
 
 // legacyStripeRoute works out the route of a row stored before routes were
 // (by an older version still draining): from its payload, as the edge would.
-func (d *Dispatcher) legacyStripeRoute(ctx context.Context, ev Event) (Route, error) {
+func legacyStripeRoute(ev Event) (Route, error) {
 	var se stripego.Event
 	if err := json.Unmarshal(ev.Payload, &se); err != nil {
 		return Route{}, &permanentError{fmt.Errorf("decode stripe event %s: %w", ev.EventID, err)}
 	}
-	route, _, ignored, err := routeStripe(ctx, d.lookups, se)
-	switch {
-	case err != nil:
-		return Route{}, err
-	case ignored != "":
+	route, _, ignored := routeStripe(se)
+	if ignored != "" {
 		return Route{}, &permanentError{fmt.Errorf("stripe event %s: %s", ev.EventID, ignored)}
 	}
 	return route, nil

@@ -68,9 +68,9 @@ func (h *Handler) stripe(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, provider, rejection{http.StatusBadRequest, "malformed", "event has no id, type or data"})
 		return
 	}
-	row, err := inbox.StripeEvent(r.Context(), h.deps.Referrals, ev, body)
+	row, err := inbox.StripeEvent(ev, body)
 	if err != nil {
-		h.unavailable(w, provider, ev.ID, err)
+		h.reject(w, provider, rejection{http.StatusBadRequest, "malformed", err.Error()})
 		return
 	}
 	h.accept(w, r, row)

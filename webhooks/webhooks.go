@@ -50,8 +50,6 @@ type Deps struct {
 	Inbox    Inbox
 	// Dispatcher, when set, is poked after each new event.
 	Dispatcher Poker
-	// Referrals routes refunds to the referral their order qualified.
-	Referrals inbox.ReferralLookup
 	// Secrets, when set, returns the signing secrets valid now for
 	// "stripe_webhook" or "clerk_webhook" (from the credential store: during
 	// a rotation both the new and the retiring secret verify). Without it

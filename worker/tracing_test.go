@@ -111,7 +111,7 @@ func TestTracingFollowsAWebhookThroughTheInbox(t *testing.T) {
 	hs := httptest.NewServer(api.Handler(api.HandlerOptions{
 		HTTP: httpserver.Options{Logger: o.logger, Registry: reg, Tracer: o.tracing.TracerProvider()},
 		Ops:  api.OpsDeps{Registry: reg},
-		Webhooks: &webhooks.Deps{Logger: o.logger, Registry: reg, Inbox: ib, Dispatcher: disp, Referrals: o.st,
+		Webhooks: &webhooks.Deps{Logger: o.logger, Registry: reg, Inbox: ib, Dispatcher: disp,
 			Options: webhooks.Options{StripeSecret: secret, Tolerance: 5 * time.Minute, MaxBodyBytes: 1 << 20}},
 	}))
 	t.Cleanup(hs.Close)

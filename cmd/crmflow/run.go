@@ -178,7 +178,7 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		ops.Backlog = ib.Backlog
 		dispatcher := inbox.NewDispatcher(ib, st, starterClient, logger, reg, inbox.DispatcherOptions{})
 		handler.Webhooks = &webhooks.Deps{
-			Logger: logger, Registry: reg, Inbox: ib, Dispatcher: dispatcher, Referrals: st,
+			Logger: logger, Registry: reg, Inbox: ib, Dispatcher: dispatcher,
 			Secrets: creds.WebhookSecrets,
 			Proofs:  secretProofs(creds, starterClient),
 			Options: webhooks.Options{

@@ -9,13 +9,18 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Order statuses; pending is the only one that may change.
+// Order statuses. A confirmation moves pending to one of the others; a
+// refund moves a decided order to refunded or partially_refunded; an
+// operator's retry of a paid-after-close dead letter reopens an expired or
+// payment_failed order and confirms it.
 const (
-	OrderPending       = "pending"
-	OrderConfirmed     = "confirmed"
-	OrderPaymentFailed = "payment_failed"
-	OrderMismatch      = "mismatch"
-	OrderExpired       = "expired"
+	OrderPending           = "pending"
+	OrderConfirmed         = "confirmed"
+	OrderPaymentFailed     = "payment_failed"
+	OrderMismatch          = "mismatch"
+	OrderExpired           = "expired"
+	OrderRefunded          = "refunded"
+	OrderPartiallyRefunded = "partially_refunded"
 )
 
 // Order is a CRM order and its payment outcome.
@@ -78,16 +83,18 @@ WHERE id = $1 AND status = 'pending'`
 }
 
 // ReferralForFirstPaidOrder returns the referral of the order's customer when
-// this order is their first confirmed one, and "" otherwise.
+// this order is their first paid one, and "" otherwise. An order was paid
+// once it was confirmed (confirmed_at), whatever a refund made of it since:
+// a refund voids the reward, it does not pass it to a later order.
 func (s *Store) ReferralForFirstPaidOrder(ctx context.Context, orderID string) (string, error) {
 	const q = `
 SELECT r.id
 FROM orders o
 JOIN referrals r ON r.referred_id = o.customer_id
-WHERE o.id = $1 AND o.status = 'confirmed'
+WHERE o.id = $1 AND o.confirmed_at IS NOT NULL
   AND NOT EXISTS (
       SELECT 1 FROM orders earlier
-      WHERE earlier.customer_id = o.customer_id AND earlier.status = 'confirmed'
+      WHERE earlier.customer_id = o.customer_id AND earlier.confirmed_at IS NOT NULL
         AND earlier.id <> o.id
         AND (earlier.confirmed_at, earlier.id) < (o.confirmed_at, o.id))`
 	var id string

@@ -145,18 +145,21 @@ func (s *Store) ReverseReward(ctx context.Context, referralID string) error {
 	return nil
 }
 
-// RefundTarget is the referral reward a refunded PaymentIntent affects.
+// RefundTarget is what a refunded PaymentIntent affects: the order it paid
+// and, when that order qualified a referral, its reward.
 type RefundTarget struct {
+	// ReferralID is "" when the order qualified no referral.
 	ReferralID         string
 	OrderID            string
 	ReferredCustomerID string
 	OrderAmountCents   int64
 }
 
-// ReferralForPaymentIntent finds the referral whose qualifying order was paid
-// by the PaymentIntent: the order it paid, if that was the referred
-// customer's first paid order. ok is false when no referral is affected.
-func (s *Store) ReferralForPaymentIntent(ctx context.Context, paymentIntentID string) (RefundTarget, bool, error) {
+// OrderForPaymentIntent finds the order the PaymentIntent paid (its
+// confirmation records the PaymentIntent when it marks the order) and the
+// referral it qualified, if it was the referred customer's first paid
+// order. ok is false while no order records the PaymentIntent.
+func (s *Store) OrderForPaymentIntent(ctx context.Context, paymentIntentID string) (RefundTarget, bool, error) {
 	const q = `SELECT id, customer_id, amount_cents FROM orders WHERE payment_intent_id = $1`
 	var t RefundTarget
 	err := s.pool.QueryRow(ctx, q, paymentIntentID).Scan(&t.OrderID, &t.ReferredCustomerID, &t.OrderAmountCents)
@@ -166,11 +169,9 @@ func (s *Store) ReferralForPaymentIntent(ctx context.Context, paymentIntentID st
 	if err != nil {
 		return t, false, fmt.Errorf("order for payment intent %s: %w", paymentIntentID, err)
 	}
-	id, err := s.ReferralForFirstPaidOrder(ctx, t.OrderID)
-	if err != nil || id == "" {
+	if t.ReferralID, err = s.ReferralForFirstPaidOrder(ctx, t.OrderID); err != nil {
 		return t, false, err
 	}
-	t.ReferralID = id
 	return t, true, nil
 }
 
@@ -192,10 +193,11 @@ func (s *Store) BackfillTarget(ctx context.Context, referralID string) (RefundTa
 	return RefundTarget{ReferralID: referralID, OrderID: orderID, ReferredCustomerID: r.ReferredID}, nil
 }
 
-// FirstPaidOrder returns the customer's first confirmed order id, or "".
+// FirstPaidOrder returns the customer's first paid order id, or "". An
+// order was paid once it was confirmed, whatever a refund made of it since.
 func (s *Store) FirstPaidOrder(ctx context.Context, customerID string) (string, error) {
 	const q = `
-SELECT id FROM orders WHERE customer_id = $1 AND status = 'confirmed'
+SELECT id FROM orders WHERE customer_id = $1 AND confirmed_at IS NOT NULL
 ORDER BY confirmed_at, id LIMIT 1`
 	var id string
 	err := s.pool.QueryRow(ctx, q, customerID).Scan(&id)

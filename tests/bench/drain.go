@@ -108,6 +108,9 @@ func (e *Env) drainInbox(ctx context.Context, tb testing.TB, c client.Client, qu
 	}
 	defer g.close()
 	rows := inboxEvents(prefix, e.Sizes.Backlog)
+	if err := g.insertOrdersOf(ctx, rows); err != nil {
+		return 0, err
+	}
 	if _, err := parallel(len(rows), 8, func(i int) error {
 		_, err := g.inbox.Insert(ctx, rows[i])
 		return err
@@ -127,4 +130,22 @@ func (e *Env) drainInbox(ctx context.Context, tb testing.TB, c client.Client, qu
 		err = fmt.Errorf("%d events still pending after the drain", left)
 	}
 	return d, err
+}
+
+// insertOrdersOf writes the orders the payment rows are for: the dispatcher
+// hands off a payment only for an order that exists.
+func (g *edge) insertOrdersOf(ctx context.Context, rows []inbox.Event) error {
+	ids := make([]string, 0, len(rows))
+	for _, r := range rows {
+		ids = append(ids, r.Route.Payment.OrderID)
+	}
+	const q = `
+WITH c AS (INSERT INTO customers (id, email, name) VALUES ('bench-customer', 'bench@example.com', 'Bench')
+           ON CONFLICT (id) DO NOTHING)
+INSERT INTO orders (id, customer_id, amount_cents, currency)
+SELECT id, 'bench-customer', 1000, 'usd' FROM unnest($1::text[]) AS id ON CONFLICT (id) DO NOTHING`
+	if _, err := g.store.Pool().Exec(ctx, q, ids); err != nil {
+		return fmt.Errorf("insert the drained payments' orders: %w", err)
+	}
+	return nil
 }

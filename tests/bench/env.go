@@ -237,7 +237,7 @@ func (e *Env) newEdge(ctx context.Context, databaseURL string, c client.Client, 
 			Auth:           creds,
 		},
 		Webhooks: &webhooks.Deps{
-			Logger: logger, Registry: reg, Inbox: ib, Dispatcher: disp, Referrals: st,
+			Logger: logger, Registry: reg, Inbox: ib, Dispatcher: disp,
 			Secrets: creds.WebhookSecrets,
 			Options: webhooks.Options{
 				Tolerance: e.Defaults.Webhooks.Tolerance, MaxBodyBytes: e.Defaults.Webhooks.MaxBodyBytes,
@@ -286,7 +286,7 @@ func (g *edge) handedOff() (int, error) {
 		}
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "result" && l.GetValue() == "ok" {
+				if l.GetName() == "result" && l.GetValue() == inbox.StatusDelivered {
 					n += m.GetCounter().GetValue()
 				}
 			}

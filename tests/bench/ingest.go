@@ -122,7 +122,7 @@ func rawArgs(ev inbox.Event) []any {
 	if err != nil {
 		panic(fmt.Sprintf("bench: encode route: %v", err))
 	}
-	return []any{ev.Source, ev.EventID, ev.EventType, ev.Target, route, ev.Payload}
+	return []any{ev.Source, ev.EventID, ev.EventType, ev.Target, string(route), ev.Payload}
 }
 
 // inboxEvents builds n inbox rows as the Stripe handler stores them, route
@@ -136,8 +136,7 @@ func inboxEvents(prefix string, n int) []inbox.Event {
 		if err := json.Unmarshal(body, &ev); err != nil {
 			panic(fmt.Sprintf("bench: stripePayment built an unreadable event: %v", err))
 		}
-		// A payment needs no lookup; only refunds do.
-		row, err := inbox.StripeEvent(context.Background(), nil, ev, body)
+		row, err := inbox.StripeEvent(ev, body)
 		if err != nil || row.Target != contract.OrderConfirmationID("o-"+id) {
 			panic(fmt.Sprintf("bench: payment %s not routed to its order: %v", id, err))
 		}

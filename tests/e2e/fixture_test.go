@@ -233,7 +233,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 			Rotations: &api.Rotations{Starter: f.starter, Keys: f.creds, Audit: f.store, Logger: logger},
 		},
 		Webhooks: &webhooks.Deps{
-			Logger: logger, Registry: reg, Inbox: ib, Dispatcher: disp, Referrals: f.store,
+			Logger: logger, Registry: reg, Inbox: ib, Dispatcher: disp,
 			Secrets: f.creds.WebhookSecrets, Proofs: f.proofs(),
 			Options: webhooks.Options{StripeSecret: stripeSecret, ClerkSecret: clerkSecret, Tolerance: 5 * time.Minute, MaxBodyBytes: opts.maxBody},
 		},

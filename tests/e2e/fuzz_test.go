@@ -61,7 +61,7 @@ func newFuzzServer(f *testing.F, withTemporal bool) *fuzzServer {
 			Auth: staticAuth{apiToken: {Scope: credentials.ScopeService, Name: "api_token"}}},
 		// No dispatcher runs, so rows stay in the inbox where the properties
 		// can see them.
-		Webhooks: &webhooks.Deps{Logger: logger, Registry: reg, Inbox: ib, Referrals: st,
+		Webhooks: &webhooks.Deps{Logger: logger, Registry: reg, Inbox: ib,
 			Options: webhooks.Options{StripeSecret: stripeSecret, ClerkSecret: clerkSecret,
 				Tolerance: 5 * time.Minute, MaxBodyBytes: 64 << 10}},
 	})

@@ -176,7 +176,7 @@ func TestWebhookSecretsDuringRotation(t *testing.T) {
 	mux := http.NewServeMux()
 	webhooks.New(webhooks.Deps{
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(),
-		Inbox: inbox.NewStore(f.store.Pool()), Referrals: f.store,
+		Inbox:   inbox.NewStore(f.store.Pool()),
 		Secrets: f.creds.WebhookSecrets,
 		Options: webhooks.Options{StripeSecret: "whsec_static_ignored", Tolerance: 5 * time.Minute, MaxBodyBytes: 1 << 20},
 	}).Register(mux)

@@ -1,0 +1,59 @@
+package starter
+
+import (
+	"context"
+	"fmt"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/crmflow/crmflow/contract"
+)
+
+// StartOrderRefund starts the handling of one refund event for its order.
+// The workflow ID is the event's, so a redelivered or replayed event joins
+// or finds the run it started (ErrAlreadyDone once that run has finished).
+func (s *Starter) StartOrderRefund(ctx context.Context, in contract.OrderRefundInput) (Run, error) {
+	if err := contract.ValidateKey("order ID", in.OrderID); err != nil {
+		return Run{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if err := contract.ValidateKey("refund event ID", in.Refund.EventID); err != nil {
+		return Run{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	opts := client.StartWorkflowOptions{
+		ID:                       contract.OrderRefundID(in.Refund.EventID),
+		TaskQueue:                s.opts.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		TypedSearchAttributes:    searchAttributes(contract.OrderIDKey.ValueSet(in.OrderID)),
+	}
+	return s.execute(ctx, opts, contract.OrderRefundType, in)
+}
+
+// StartLatePayment starts a new run of the order's confirmation for a
+// payment that succeeded after the order's previous run had ended it
+// expired or payment_failed: the run records the payment and holds it for
+// operators (paid-after-close). Only the inbox's dispatcher calls it, after
+// checking the order's status; a run of the order still going is joined.
+func (s *Starter) StartLatePayment(ctx context.Context, orderID string, ev contract.PaymentEvent) (Run, error) {
+	if err := contract.ValidateKey("order ID", orderID); err != nil {
+		return Run{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	opts := s.orderOptions(orderID)
+	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+	in := s.orderInput(orderID)
+	in.LatePayment = &ev
+	return s.execute(ctx, opts, contract.OrderConfirmationType, in)
+}
+
+// execute starts a workflow or joins its running run (the conflict policy
+// of opts). A finished run the reuse policy does not let start again is
+// ErrAlreadyDone: the SDK hides that answer unless asked for it.
+func (s *Starter) execute(ctx context.Context, opts client.StartWorkflowOptions, workflowType string, in any) (Run, error) {
+	opts.WorkflowExecutionErrorWhenAlreadyStarted = true
+	run, err := s.c.ExecuteWorkflow(ctx, opts, workflowType, in)
+	if err != nil {
+		return s.existing(ctx, opts.ID, err)
+	}
+	return Run{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+}
