@@ -17,12 +17,15 @@ type OrderActivities struct {
 	Store orderStore
 }
 
-// orderStore is what the order-confirmation workflow's activities need of
-// the CRM database: an order, its outcome, and the referral its first
-// payment qualifies.
+// orderStore is what the order workflows' activities need of the CRM
+// database: an order, its outcome, a payment that came after it, its
+// refunds, and the referral its first payment qualifies.
 type orderStore interface {
 	GetOrder(ctx context.Context, id string) (*store.Order, error)
 	SetOrderOutcome(ctx context.Context, id, status, paymentIntentID string) (*store.Order, error)
+	RecordLatePayment(ctx context.Context, id, paymentIntentID string) (*store.Order, error)
+	ConfirmLatePayment(ctx context.Context, id, paymentIntentID string) (*store.Order, error)
+	MarkOrderRefunded(ctx context.Context, id string, amountRefundedCents int64, fully bool) (*store.Refund, error)
 	ReferralForFirstPaidOrder(ctx context.Context, orderID string) (string, error)
 }
 
@@ -77,6 +80,64 @@ func (a *OrderActivities) SetOrderOutcome(ctx context.Context, in SetOrderOutcom
 		return nil, classifyStore(err)
 	}
 	return orderOf(o), nil
+}
+
+// LatePaymentInput is a payment that succeeded after its order was closed
+// expired or payment_failed.
+type LatePaymentInput struct {
+	OrderID         string `json:"order_id"`
+	PaymentIntentID string `json:"payment_intent_id"`
+}
+
+// RecordLatePayment notes the late payment on the order (a refund of it
+// then finds the order); the order keeps its status.
+func (a *OrderActivities) RecordLatePayment(ctx context.Context, in LatePaymentInput) (*Order, error) {
+	o, err := a.Store.RecordLatePayment(ctx, in.OrderID, in.PaymentIntentID)
+	if err != nil {
+		return nil, classifyStore(err)
+	}
+	return orderOf(o), nil
+}
+
+// ConfirmLatePayment reopens the closed order and confirms it with the late
+// payment, as an operator decided. Doing it twice is harmless; an order in
+// any other state is a non-retryable StoreConflict.
+func (a *OrderActivities) ConfirmLatePayment(ctx context.Context, in LatePaymentInput) (*Order, error) {
+	o, err := a.Store.ConfirmLatePayment(ctx, in.OrderID, in.PaymentIntentID)
+	if err != nil {
+		return nil, classifyStore(err)
+	}
+	return orderOf(o), nil
+}
+
+// MarkRefundedInput is one charge.refunded event for the order.
+type MarkRefundedInput struct {
+	OrderID string `json:"order_id"`
+	// AmountRefundedCents is the charge's cumulative amount refunded.
+	AmountRefundedCents int64 `json:"amount_refunded_cents"`
+	// FullyRefunded is Stripe's charge.refunded flag.
+	FullyRefunded bool `json:"fully_refunded"`
+}
+
+// MarkRefundedOutput is the order after the refund.
+type MarkRefundedOutput struct {
+	CustomerID    string `json:"customer_id"`
+	AmountCents   int64  `json:"amount_cents"`
+	Currency      string `json:"currency"`
+	Status        string `json:"status"`
+	RefundedCents int64  `json:"refunded_cents"`
+}
+
+// MarkRefunded records the refund on the order: refunded or
+// partially_refunded with the amount. Repeating it is harmless; an order
+// still pending is a non-retryable StoreConflict.
+func (a *OrderActivities) MarkRefunded(ctx context.Context, in MarkRefundedInput) (*MarkRefundedOutput, error) {
+	r, err := a.Store.MarkOrderRefunded(ctx, in.OrderID, in.AmountRefundedCents, in.FullyRefunded)
+	if err != nil {
+		return nil, classifyStore(err)
+	}
+	return &MarkRefundedOutput{CustomerID: r.CustomerID, AmountCents: r.AmountCents, Currency: r.Currency,
+		Status: r.Status, RefundedCents: r.RefundedCents}, nil
 }
 
 // FindReferralInput names a confirmed order.

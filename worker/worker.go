@@ -119,6 +119,7 @@ func New(c client.Client, opts Options) *Workers {
 func registerMain(r sdkworker.Registry, a Activities) {
 	r.RegisterWorkflowWithOptions(workflows.OrderConfirmation, workflow.RegisterOptions{Name: contract.OrderConfirmationType})
 	r.RegisterWorkflowWithOptions(workflows.ReferralReward, workflow.RegisterOptions{Name: contract.ReferralRewardType})
+	r.RegisterWorkflowWithOptions(workflows.OrderRefund, workflow.RegisterOptions{Name: contract.OrderRefundType})
 	r.RegisterWorkflowWithOptions(workflows.LowStockAlert, workflow.RegisterOptions{Name: contract.LowStockAlertType})
 	r.RegisterWorkflowWithOptions(workflows.InventoryScan, workflow.RegisterOptions{Name: contract.InventoryScanType})
 	r.RegisterWorkflowWithOptions(workflows.AliasLifecycle, workflow.RegisterOptions{Name: contract.AliasLifecycleType})

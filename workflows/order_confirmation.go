@@ -81,6 +81,10 @@ func (w *orderConfirmation) run(ctx workflow.Context) (*contract.OrderConfirmati
 	if err := w.loadOrder(ctx); err != nil {
 		return nil, err
 	}
+	if w.input.LatePayment != nil {
+		// Only the inbox starts such a run, after the order's own run ended.
+		return w.paidAfterClose(ctx, w.input.LatePayment)
+	}
 	if w.order.Status != "pending" {
 		// A rerun for an order already decided changes nothing.
 		return w.finish(ctx, w.order.Status, "order was already "+w.order.Status), nil
