@@ -179,6 +179,12 @@ type fixtureOptions struct {
 	// and stripeURL as Stripe's API: the key is seeded into the credential
 	// store and read from it at each call.
 	stripeConfigured bool
+	// paymentTimeout is how long new order confirmations wait for payment
+	// (default an hour).
+	paymentTimeout time.Duration
+	// refundWait is how long a refund waits for its order to be decided
+	// (default the dispatcher's).
+	refundWait time.Duration
 }
 
 // keySource reads provider keys from the fixture's credential store.
@@ -209,12 +215,15 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	}
 	queue := testenv.TaskQueue(t)
 	f.queue = queue
-	f.starter = starter.New(f.temporal, starter.Options{TaskQueue: queue, PaymentTimeout: time.Hour})
+	if opts.paymentTimeout == 0 {
+		opts.paymentTimeout = time.Hour
+	}
+	f.starter = starter.New(f.temporal, starter.Options{TaskQueue: queue, PaymentTimeout: opts.paymentTimeout})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
 	ib := inbox.NewStore(f.store.Pool())
 	disp := inbox.NewDispatcher(ib, f.store, f.starter, logger, reg, inbox.DispatcherOptions{
-		Sweep: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, Lease: 5 * time.Second,
+		Sweep: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, RefundWait: opts.refundWait,
 	})
 	require.NoError(t, f.creds.SeedTokens(context.Background(), []string{apiToken, "other-token"},
 		map[string]string{operatorName: operatorToken}))

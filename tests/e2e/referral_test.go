@@ -140,14 +140,27 @@ func TestReferralRefundInsideWindowVoidsEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, store.ReferralVoided, r.Status)
 
-	// A refund of an order that qualified no referral is stored and ignored.
-	other := chargeRefunded("evt_other_refund", "o-none", 100, false)
+	require.Eventually(t, func() bool { return f.orderStatus("o-void") == store.OrderRefunded }, 30*time.Second,
+		100*time.Millisecond, "the order learns it was refunded too")
+	assert.Equal(t, 1, f.knock.succeeded("order-refund/evt_void_refund/notify-refunded"))
+
+	// A partial refund of an order that qualified no referral marks the
+	// order, and tells the customer once per refund.
+	f.seedOrder("o-plain", "cus_plain")
+	_, err = f.store.SetOrderOutcome(context.Background(), "o-plain", store.OrderConfirmed, "pi_o-plain")
+	require.NoError(t, err)
+	other := chargeRefunded("evt_other_refund", "o-plain", 100, false)
 	status, _ = f.postStripe(other, sign(other, stripeSecret, time.Now()))
 	require.Equal(t, http.StatusOK, status)
-	var note string
-	require.NoError(t, f.store.Pool().QueryRow(context.Background(),
-		`SELECT coalesce(last_error, '') FROM webhook_inbox WHERE event_id = 'evt_other_refund'`).Scan(&note))
-	assert.Contains(t, note, "qualified no referral")
+	require.Eventually(t, func() bool { return f.orderStatus("o-plain") == store.OrderPartiallyRefunded }, 30*time.Second,
+		100*time.Millisecond)
+	o, err := f.store.GetOrder(context.Background(), "o-plain")
+	require.NoError(t, err)
+	var refunded int64
+	require.NoError(t, f.store.Pool().QueryRow(context.Background(), `SELECT refunded_cents FROM orders WHERE id = $1`, o.ID).Scan(&refunded))
+	assert.EqualValues(t, 100, refunded)
+	require.Eventually(t, func() bool { return f.knock.succeeded("order-refund/evt_other_refund/notify-refunded") == 1 },
+		30*time.Second, 100*time.Millisecond)
 	saveHistory(t, f.temporal, contract.ReferralRewardID("ref-void"), "referral_reward_voided.json")
 }
 

@@ -167,6 +167,7 @@ func TestTemporalOutageNeverFailsTheProvider(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	f := newFixture(t, fixtureOptions{temporal: c})
+	f.seedOrder("o-outage", "cus_outage")
 	srv.Stop()
 
 	ev := stripeEvent("evt_outage", "payment_intent.succeeded", "o-outage")
