@@ -224,7 +224,7 @@ func (d *Dispatcher) handOff(ctx context.Context, ev Event) (mark, error) {
 		return mark{status: end.status, note: end.note}, nil
 	case errors.Is(err, starter.ErrAlreadyDone):
 		// The workflow for this key finished before the event came.
-		return mark{status: StatusLate, note: err.Error()}, nil
+		return mark{status: StatusLate, note: err.Error() + "; " + d.closedRun(ctx, ev.Target)}, nil
 	case errors.Is(err, starter.ErrInvalid), errors.As(err, &permanent):
 		// Retrying cannot help and would hold up the target's later
 		// events; the row stays in the inbox with the reason.
@@ -323,6 +323,18 @@ func (d *Dispatcher) legacyRoute(_ context.Context, ev Event) (Route, error) {
 		return legacyClerkRoute(ev)
 	}
 	return Route{}, &permanentError{fmt.Errorf("no route for %s event %s", ev.Source, ev.EventType)}
+}
+
+// closedRun says how the workflow's latest run ended, for the note of a
+// late event: "ended completed (run …)".
+func (d *Dispatcher) closedRun(ctx context.Context, workflowID string) string {
+	ctx, cancel := context.WithTimeout(ctx, markTimeout)
+	defer cancel()
+	outcome, err := d.starter.Outcome(ctx, workflowID)
+	if err != nil {
+		return "had ended (outcome unknown: " + err.Error() + ")"
+	}
+	return "had ended " + outcome
 }
 
 // measure updates the backlog metrics.

@@ -125,19 +125,19 @@ func (d *Dispatcher) deliverPayment(ctx context.Context, r *PaymentRoute) error 
 	}
 	_, err := d.starter.SignalPayment(ctx, r.OrderID, r.Event)
 	if errors.Is(err, starter.ErrAlreadyDone) {
-		return d.latePayment(ctx, r, err)
+		return d.latePayment(ctx, r)
 	}
 	return err
 }
 
 // latePayment handles a payment event whose order's confirmation had
-// finished (closed, the error starter returned).
-func (d *Dispatcher) latePayment(ctx context.Context, r *PaymentRoute, closed error) error {
+// finished.
+func (d *Dispatcher) latePayment(ctx context.Context, r *PaymentRoute) error {
 	order, err := d.lookups.GetOrder(ctx, r.OrderID)
 	if err != nil {
 		return err
 	}
-	note := fmt.Sprintf("%v; order is %s", closed, order.Status)
+	note := fmt.Sprintf("the confirmation %s; order is %s", d.closedRun(ctx, contract.OrderConfirmationID(r.OrderID)), order.Status)
 	paidAfterClose := r.Event.Succeeded && r.Event.PaymentIntentID != order.PaymentIntentID &&
 		(order.Status == store.OrderExpired || order.Status == store.OrderPaymentFailed)
 	if !paidAfterClose {
@@ -180,7 +180,12 @@ func (d *Dispatcher) deliverRefund(ctx context.Context, ev Event, r *RefundRoute
 		return nil
 	}
 	in := contract.ReferralRewardInput{ReferralID: t.ReferralID, OrderID: t.OrderID, ReferredCustomerID: t.ReferredCustomerID}
-	_, err = d.starter.SignalRefund(ctx, in, r.Event)
+	if _, err = d.starter.SignalRefund(ctx, in, r.Event); errors.Is(err, starter.ErrAlreadyDone) {
+		// The order took the refund; the reward had already ended (paid
+		// out after its window, or voided), which operators should see.
+		return &endedError{StatusLate, fmt.Sprintf("order %s refunded; the referral reward %s %s", t.OrderID, t.ReferralID,
+			d.closedRun(ctx, contract.ReferralRewardID(t.ReferralID)))}
+	}
 	return err
 }
 

@@ -3,6 +3,7 @@ package starter
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
@@ -56,4 +57,17 @@ func (s *Starter) execute(ctx context.Context, opts client.StartWorkflowOptions,
 		return s.existing(ctx, opts.ID, err)
 	}
 	return Run{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+}
+
+// Outcome says how the workflow's latest run ended, for operators: its
+// close status and run id, e.g. "completed (run 1b2c…)"; "running" when it
+// has not ended.
+func (s *Starter) Outcome(ctx context.Context, workflowID string) (string, error) {
+	desc, err := s.c.DescribeWorkflowExecution(ctx, workflowID, "")
+	if err != nil {
+		return "", fmt.Errorf("describe %s: %w", workflowID, err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	status := strings.ToLower(info.GetStatus().String()) // "Completed", "Terminated", …
+	return fmt.Sprintf("%s (run %s)", status, info.GetExecution().GetRunId()), nil
 }
