@@ -149,3 +149,33 @@ func TestFinishedKeyRotationStartsAgain(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, status, body)
 	assert.NotEqual(t, first, body["run_id"], "a finished rotation is started again")
 }
+
+// TestConsoleAliasAfterRestartDoesNotPark: two worker processes (two
+// console SimpleLogin clients, as before and after a restart of crmflow
+// dev) each create an alias in console mode on the same database. The
+// second must not get the first one's fake SimpleLogin id, which the
+// aliases table's unique simplelogin_id would refuse (StoreConflict, a
+// parked run).
+func TestConsoleAliasAfterRestartDoesNotPark(t *testing.T) {
+	first := newFixture(t, fixtureOptions{worker: true})
+	ctx := context.Background()
+	require.NoError(t, first.store.UpsertCustomer(ctx, store.Customer{ID: "cus_restart", Email: "restart@example.com"}))
+	create := func(f *fixture, aliasID string) *store.Alias {
+		status, body := f.api(http.MethodPost, "/v1/aliases", apiToken,
+			strings.NewReader(`{"alias_id":"`+aliasID+`","customer_id":"cus_restart"}`))
+		require.Equal(t, http.StatusAccepted, status, body)
+		var a *store.Alias
+		parked := f.waitParked(func() bool {
+			var err error
+			a, err = f.store.GetAlias(ctx, aliasID)
+			return err == nil && a.State == store.AliasActive
+		})
+		require.Empty(t, parked, "creating %s parked", aliasID)
+		return a
+	}
+	a := create(first, "al-before-restart")
+	second := newFixture(t, fixtureOptions{worker: true, store: first.store})
+	b := create(second, "al-after-restart")
+	assert.NotEqual(t, a.SimpleLoginID, b.SimpleLoginID)
+	assert.Positive(t, b.SimpleLoginID)
+}
