@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -178,4 +179,45 @@ func TestConsoleAliasAfterRestartDoesNotPark(t *testing.T) {
 	b := create(second, "al-after-restart")
 	assert.NotEqual(t, a.SimpleLoginID, b.SimpleLoginID)
 	assert.Positive(t, b.SimpleLoginID)
+}
+
+// TestAbortedRunSaysSoAndItsDeadLetterNamesTheError: a payment for an order
+// the database does not know parks the order's run on load-order with a
+// non-retryable StoreNotFound. The dead letter (GET /v1/dead-letters) names
+// that error as it is, not the Go wrapper around its cause; an operator
+// aborts, and the closed run's status says aborted, at which step and by
+// whom.
+func TestAbortedRunSaysSoAndItsDeadLetterNamesTheError(t *testing.T) {
+	f := newFixture(t, fixtureOptions{worker: true})
+	ev := stripeEvent("evt_ghost", "payment_intent.succeeded", "o-ghost")
+	status, _ := f.postStripe(ev, sign(ev, stripeSecret, time.Now()))
+	require.Equal(t, http.StatusOK, status)
+
+	dl := f.parkedDeadLetter("load-order")
+	// What operators read: the API's list.
+	_, body := f.api(http.MethodGet, "/v1/dead-letters?status=parked", operatorToken, nil)
+	dead, _ := body["dead_letters"].([]any)
+	require.Len(t, dead, 1)
+	d := dead[0].(map[string]any)
+	assert.Equal(t, "StoreNotFound", d["error_type"])
+	msg, _ := d["error"].(string)
+	assert.Contains(t, msg, "not found")
+	assert.Contains(t, msg, "StoreNotFound")
+	assert.Contains(t, msg, "not retryable")
+	assert.NotContains(t, msg, "wrapError", "the dead letter names the error, not a Go wrapper type")
+	assert.NotContains(t, msg, "retryable: true")
+	assert.Equal(t, float64(1), d["attempts"], "a non-retryable error is tried once")
+
+	t.Logf("dead letter: %s (error_type %s)", msg, d["error_type"])
+
+	f.decide(dl, "abort")
+	id := contract.OrderConfirmationID("o-ghost")
+	f.closedRun(id)
+	status, body = f.api(http.MethodGet, "/v1/workflows/"+id, apiToken, nil)
+	require.Equal(t, http.StatusOK, status, body)
+	st, _ := body["status"].(map[string]any)
+	assert.Equal(t, "aborted", st["state"], "status: %v", st)
+	assert.Equal(t, "load-order", st["step"])
+	assert.Equal(t, false, st["parked"])
+	assert.Equal(t, fmt.Sprintf("step load-order aborted by operator %s", operatorName), st["detail"])
 }
