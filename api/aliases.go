@@ -22,7 +22,9 @@ type createAliasRequest struct {
 	Hostname string `json:"hostname"`
 }
 
-// createAlias: POST /v1/aliases → 202 {"alias_id","workflow_id","run_id"}.
+// createAlias: POST /v1/aliases → 202 {"alias_id","workflow_id","run_id"}
+// of the new or running lifecycle; 409 alias_ended once it ended, since an
+// alias ID is never brought back.
 func (a *API) createAlias(w http.ResponseWriter, r *http.Request) {
 	var req createAliasRequest
 	if !httpserver.DecodeJSON(w, r, smallBodyLimit, &req) {
@@ -64,7 +66,7 @@ func (a *API) createAlias(w http.ResponseWriter, r *http.Request) {
 		Mode: req.Mode, Prefix: req.Prefix, Hostname: req.Hostname,
 	})
 	if errors.Is(err, starter.ErrAlreadyDone) {
-		httpserver.WriteError(w, http.StatusConflict, "alias_ended", "alias "+req.AliasID+" was deleted or expired; use a new alias ID")
+		closedRun(w, "alias_ended", "alias "+req.AliasID+" has ended (deleted, expired, or its creation skipped); use a new alias ID", run)
 		return
 	}
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/crmflow/crmflow/internal/httpserver"
@@ -43,6 +44,28 @@ func (a *API) starterError(w http.ResponseWriter, err error) {
 		a.deps.Logger.Error("Temporal call failed", "error", err)
 		httpserver.WriteError(w, http.StatusServiceUnavailable, "unavailable", "Temporal unavailable; retry later")
 	}
+}
+
+// closedError is the body of closedRun's 409: the one error shape, plus the
+// run that ended.
+type closedError struct {
+	Error struct {
+		Code       string `json:"code"`
+		Message    string `json:"message"`
+		WorkflowID string `json:"workflow_id"`
+		RunID      string `json:"run_id"`
+	} `json:"error"`
+}
+
+// closedRun answers 409 code for a start whose business key's run ended
+// and may not start again (starter.ErrAlreadyDone). The answer names that
+// run, whose outcome GET /v1/workflows/{workflow_id} tells: a 202 with its
+// id would say that work was under way when nothing was done.
+func closedRun(w http.ResponseWriter, code, what string, run starter.Run) {
+	var b closedError
+	b.Error.Code, b.Error.WorkflowID, b.Error.RunID = code, run.WorkflowID, run.RunID
+	b.Error.Message = fmt.Sprintf("%s (workflow %s, run %s); it is not started again", what, run.WorkflowID, run.RunID)
+	httpserver.WriteJSON(w, http.StatusConflict, b)
 }
 
 // randomID makes an unguessable id with a readable prefix.

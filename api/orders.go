@@ -9,7 +9,9 @@ import (
 	"github.com/crmflow/crmflow/starter"
 )
 
-// startOrderConfirmation: POST /v1/orders/{orderID}/confirmation.
+// startOrderConfirmation: POST /v1/orders/{orderID}/confirmation → 202
+// {"workflow_id","run_id"} of the new or running confirmation; 409
+// order_closed once it finished.
 func (a *API) startOrderConfirmation(w http.ResponseWriter, r *http.Request) {
 	orderID := r.PathValue("orderID")
 	if err := contract.ValidateKey("order ID", orderID); err != nil {
@@ -22,7 +24,13 @@ func (a *API) startOrderConfirmation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	run, err := a.deps.Starter.StartOrderConfirmation(r.Context(), orderID)
-	if err != nil && !errors.Is(err, starter.ErrAlreadyDone) {
+	if errors.Is(err, starter.ErrAlreadyDone) {
+		// Joining the running confirmation is the idempotent start; one
+		// that finished is not run again, and the caller is told so.
+		closedRun(w, "order_closed", "the confirmation of order "+orderID+" has finished", run)
+		return
+	}
+	if err != nil {
 		a.starterError(w, err)
 		return
 	}

@@ -12,7 +12,7 @@ import (
 
 // startReferralReward: POST /v1/referrals/{referralID}/reward, for
 // backfills: starts (or joins) the reward for the referred customer's first
-// paid order.
+// paid order; 409 reward_closed once the reward finished.
 func (a *API) startReferralReward(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("referralID")
 	if err := contract.ValidateKey("referral ID", id); err != nil {
@@ -31,7 +31,11 @@ func (a *API) startReferralReward(w http.ResponseWriter, r *http.Request) {
 	run, err := a.deps.Starter.StartReferralReward(r.Context(), contract.ReferralRewardInput{
 		ReferralID: id, OrderID: t.OrderID, ReferredCustomerID: t.ReferredCustomerID,
 	})
-	if err != nil && !errors.Is(err, starter.ErrAlreadyDone) {
+	if errors.Is(err, starter.ErrAlreadyDone) {
+		closedRun(w, "reward_closed", "the reward of referral "+id+" has finished; a referral is rewarded once at most", run)
+		return
+	}
+	if err != nil {
 		a.starterError(w, err)
 		return
 	}

@@ -31,7 +31,9 @@ func (s *Starter) SignalAlias(ctx context.Context, aliasID, signal string, cmd c
 }
 
 // CreateAlias starts the alias's lifecycle: creation at SimpleLogin, then a
-// life on signals. Starting the same alias ID again joins the running run.
+// life on signals. Starting the same alias ID again joins the running run;
+// once that run ended (the alias was deleted or expired) it is
+// ErrAlreadyDone with the ended run, whatever the input says.
 func (s *Starter) CreateAlias(ctx context.Context, in contract.AliasLifecycleInput) (Run, error) {
 	if err := contract.ValidateKey("alias ID", in.AliasID); err != nil {
 		return Run{}, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -46,9 +48,5 @@ func (s *Starter) CreateAlias(ctx context.Context, in contract.AliasLifecycleInp
 	opts := s.startOptions(contract.AliasID(in.AliasID), attrs...)
 	// A deleted or expired alias is not brought back under the same ID.
 	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY
-	run, err := s.c.ExecuteWorkflow(ctx, opts, contract.AliasLifecycleType, in)
-	if err != nil {
-		return s.existing(ctx, opts.ID, err)
-	}
-	return Run{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+	return s.execute(ctx, opts, contract.AliasLifecycleType, in)
 }

@@ -13,7 +13,8 @@ import (
 )
 
 // StartKeyRotation starts the provider's key rotation, or joins the one
-// running: a rotation is never duplicated.
+// running: a rotation is never duplicated. A finished one is started again,
+// so this never answers ErrAlreadyDone.
 func (s *Starter) StartKeyRotation(ctx context.Context, provider, requestedBy string) (Run, error) {
 	// Which keys rotate is crmflow's to know (its provider registry): the
 	// API and the CLI check the name first, and a rotation started for an
@@ -24,12 +25,8 @@ func (s *Starter) StartKeyRotation(ctx context.Context, provider, requestedBy st
 	opts := s.startOptions(contract.KeyRotationID(provider), contract.ProviderKey.ValueSet(provider))
 	// A finished rotation may run again: rotations recur.
 	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
-	run, err := s.c.ExecuteWorkflow(ctx, opts, contract.KeyRotationType,
+	return s.execute(ctx, opts, contract.KeyRotationType,
 		contract.KeyRotationInput{Provider: provider, RequestedBy: requestedBy})
-	if err != nil {
-		return Run{}, fmt.Errorf("start key rotation of %s: %w", provider, err)
-	}
-	return Run{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
 }
 
 // SubmitKey hands an operator's new key to a human-in-the-loop rotation; the

@@ -33,18 +33,14 @@ func (s *Starter) orderInput(orderID string) contract.OrderConfirmationInput {
 }
 
 // StartOrderConfirmation starts the order's confirmation, or joins the run
-// already there. A confirmation that already finished is returned as it is
-// (ErrAlreadyDone tells the two apart).
+// that is running. A confirmation that already finished is not started
+// again: ErrAlreadyDone, with the finished run.
 func (s *Starter) StartOrderConfirmation(ctx context.Context, orderID string) (Run, error) {
 	if err := contract.ValidateKey("order ID", orderID); err != nil {
 		return Run{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	opts := s.orderOptions(orderID)
-	run, err := s.c.ExecuteWorkflow(ctx, opts, contract.OrderConfirmationType, s.orderInput(orderID))
-	if err != nil {
-		return s.existing(ctx, opts.ID, err)
-	}
-	return Run{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+	return s.execute(ctx, opts, contract.OrderConfirmationType, s.orderInput(orderID))
 }
 
 // SignalPayment hands a verified Stripe payment event to the order's

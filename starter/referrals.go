@@ -24,17 +24,14 @@ func (s *Starter) referralOptions(in contract.ReferralRewardInput) client.StartW
 }
 
 // StartReferralReward starts (or joins) the referral's reward, e.g. for a
-// backfill; the order confirmation normally starts it as a child.
+// backfill; the order confirmation normally starts it as a child. A reward
+// that already finished is ErrAlreadyDone, with the finished run.
 func (s *Starter) StartReferralReward(ctx context.Context, in contract.ReferralRewardInput) (Run, error) {
 	if err := contract.ValidateKey("referral ID", in.ReferralID); err != nil {
 		return Run{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	opts := s.referralOptions(in)
-	run, err := s.c.ExecuteWorkflow(ctx, opts, contract.ReferralRewardType, in)
-	if err != nil {
-		return s.existing(ctx, opts.ID, err)
-	}
-	return Run{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+	return s.execute(ctx, opts, contract.ReferralRewardType, in)
 }
 
 // SignalRefund hands a verified charge.refunded event to the reward of the

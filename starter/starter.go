@@ -27,7 +27,9 @@ var (
 	ErrNotFound = errors.New("workflow not found")
 	// ErrInvalid means the request was malformed (a bad business key).
 	ErrInvalid = errors.New("invalid request")
-	// ErrAlreadyDone means the workflow for that key already finished.
+	// ErrAlreadyDone means the workflow for that key already finished and
+	// may not start again (its reuse policy says so). The Run returned with
+	// it is the run that finished, so the caller can say which one.
 	ErrAlreadyDone = errors.New("workflow already finished")
 	// ErrRejected means the workflow refused an update (its validator said no).
 	ErrRejected = errors.New("rejected by the workflow")
@@ -76,17 +78,42 @@ func (s *Starter) Status(ctx context.Context, workflowID string) (*contract.Stat
 	return &st, nil
 }
 
-// existing turns "already started" into the run that is there.
+// execute starts a workflow, or joins the run of its ID that is running
+// (opts' conflict policy is USE_EXISTING). A run of the ID that ended and
+// that opts' reuse policy does not let start again is ErrAlreadyDone with
+// that run. The SDK hides that case unless
+// WorkflowExecutionErrorWhenAlreadyStarted is set: ExecuteWorkflow would
+// hand back the ended run as if it had been started, and a caller would be
+// told that work is under way when nothing was done.
+func (s *Starter) execute(ctx context.Context, opts client.StartWorkflowOptions, workflowType string, in any) (Run, error) {
+	opts.WorkflowExecutionErrorWhenAlreadyStarted = true
+	run, err := s.c.ExecuteWorkflow(ctx, opts, workflowType, in)
+	if err != nil {
+		return s.existing(ctx, opts.ID, err)
+	}
+	return Run{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+}
+
+// existing turns "already started", which Temporal answers when the ID's
+// run ended and may not start again, into ErrAlreadyDone with that run;
+// any other error is returned as the failed start.
 func (s *Starter) existing(ctx context.Context, workflowID string, startErr error) (Run, error) {
 	if !temporal.IsWorkflowExecutionAlreadyStartedError(startErr) {
 		return Run{}, fmt.Errorf("start %s: %w", workflowID, startErr)
 	}
-	desc, err := s.c.DescribeWorkflowExecution(ctx, workflowID, "")
-	if err != nil {
-		return Run{}, fmt.Errorf("describe %s: %w", workflowID, err)
+	run := Run{WorkflowID: workflowID}
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(startErr, &started) {
+		run.RunID = started.RunId
 	}
-	run := Run{WorkflowID: workflowID, RunID: desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()}
-	return run, fmt.Errorf("%w: %s", ErrAlreadyDone, workflowID)
+	if run.RunID == "" {
+		desc, err := s.c.DescribeWorkflowExecution(ctx, workflowID, "")
+		if err != nil {
+			return Run{}, fmt.Errorf("describe %s: %w", workflowID, err)
+		}
+		run.RunID = desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	}
+	return run, fmt.Errorf("%w: %s (run %s)", ErrAlreadyDone, workflowID, run.RunID)
 }
 
 // startOptions are the options of an entity workflow that lives as long as

@@ -52,7 +52,7 @@ type aliasLifecycle struct {
 // arrive while creation runs wait for it, so a delete during creation still
 // deletes the alias it made. The run continues as new, carrying its state,
 // on Temporal's suggestion or past MaxHistoryEvents. Failed steps park.
-func AliasLifecycle(ctx workflow.Context, in contract.AliasLifecycleInput) (*contract.AliasLifecycleResult, error) {
+func AliasLifecycle(ctx workflow.Context, in contract.AliasLifecycleInput) (_ *contract.AliasLifecycleResult, err error) {
 	if err := normalizeAliasInput(&in); err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
 	}
@@ -66,13 +66,11 @@ func AliasLifecycle(ctx workflow.Context, in contract.AliasLifecycleInput) (*con
 			w.state.ExpiresAt = workflow.Now(ctx).Add(in.ShadowTTL)
 		}
 	}
-	if err := workflow.SetQueryHandler(ctx, contract.StatusQuery, w.currentStatus); err != nil {
-		return nil, err
-	}
-	p, err := newParker(ctx, &w.status)
+	p, err := newParker(ctx, &w.status, w.currentStatus)
 	if err != nil {
 		return nil, err
 	}
+	defer func() { p.settle(err) }()
 	w.parker = p
 	for _, name := range []string{contract.AliasDeleteSignal, contract.AliasClaimSignal, contract.AliasEnableSignal, contract.AliasDisableSignal} {
 		w.signals = append(w.signals, aliasSignal{name: name, ch: workflow.GetSignalChannel(ctx, name)})

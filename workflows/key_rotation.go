@@ -80,20 +80,18 @@ type keyRotation struct {
 // for Stripe, Knock, SimpleLogin and the webhook signing secrets. Nothing is
 // activated before the new key is verified, so any failure before activation
 // keeps the old key in use; failed steps park for an operator.
-func KeyRotation(ctx workflow.Context, in contract.KeyRotationInput) (*contract.KeyRotationResult, error) {
-	in, err := keyRotationDefaults(in)
+func KeyRotation(ctx workflow.Context, in contract.KeyRotationInput) (_ *contract.KeyRotationResult, err error) {
+	in, err = keyRotationDefaults(in)
 	if err != nil {
 		return nil, err
 	}
 
 	k := &keyRotation{input: in, status: contract.Status{Step: "start", State: "pending"}}
-	if err := workflow.SetQueryHandler(ctx, contract.StatusQuery, func() (contract.Status, error) { return k.status, nil }); err != nil {
-		return nil, err
-	}
-	p, err := newParker(ctx, &k.status)
+	p, err := newParker(ctx, &k.status, nil)
 	if err != nil {
 		return nil, err
 	}
+	defer func() { p.settle(err) }()
 	k.parker = p
 	if err := k.registerUpdates(ctx); err != nil {
 		return nil, err

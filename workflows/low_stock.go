@@ -61,7 +61,7 @@ type lowStock struct {
 // low EscalateAfter after the alert is escalated once; a recovery above
 // threshold + hysteresis after an alert sends "restocked" once and re-arms.
 // It continues as new on Temporal's suggestion or past MaxHistoryEvents.
-func LowStockAlert(ctx workflow.Context, in contract.LowStockInput) (*contract.LowStockResult, error) {
+func LowStockAlert(ctx workflow.Context, in contract.LowStockInput) (_ *contract.LowStockResult, err error) {
 	if err := contract.ValidateKey("SKU", in.SKU); err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
 	}
@@ -74,13 +74,11 @@ func LowStockAlert(ctx workflow.Context, in contract.LowStockInput) (*contract.L
 		w.state.Alert = contract.StockOK
 	}
 	w.status = contract.Status{Step: "start"}
-	if err := workflow.SetQueryHandler(ctx, contract.StatusQuery, w.currentStatus); err != nil {
-		return nil, err
-	}
-	p, err := newParker(ctx, &w.status)
+	p, err := newParker(ctx, &w.status, w.currentStatus)
 	if err != nil {
 		return nil, err
 	}
+	defer func() { p.settle(err) }()
 	w.parker = p
 	w.signals = workflow.GetSignalChannel(ctx, contract.StockLevelSignal)
 	upsert(ctx, contract.SKUKey.ValueSet(in.SKU))

@@ -52,7 +52,7 @@ type orderConfirmation struct {
 // returns to requires_payment_method and the customer may pay again, so the
 // customer is told at once and the order is marked payment_failed only if no
 // payment succeeds before the deadline.
-func OrderConfirmation(ctx workflow.Context, in contract.OrderConfirmationInput) (*contract.OrderConfirmationResult, error) {
+func OrderConfirmation(ctx workflow.Context, in contract.OrderConfirmationInput) (_ *contract.OrderConfirmationResult, err error) {
 	if err := contract.ValidateKey("order ID", in.OrderID); err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
 	}
@@ -60,13 +60,11 @@ func OrderConfirmation(ctx workflow.Context, in contract.OrderConfirmationInput)
 		in.PaymentTimeout = contract.DefaultPaymentTimeout
 	}
 	w := &orderConfirmation{input: in, status: contract.Status{Step: "start", State: "pending"}}
-	if err := workflow.SetQueryHandler(ctx, contract.StatusQuery, func() (contract.Status, error) { return w.status, nil }); err != nil {
-		return nil, err
-	}
-	p, err := newParker(ctx, &w.status)
+	p, err := newParker(ctx, &w.status, nil)
 	if err != nil {
 		return nil, err
 	}
+	defer func() { p.settle(err) }()
 	w.parker = p
 	w.payments = workflow.GetSignalChannel(ctx, contract.PaymentSignal)
 	upsert(ctx, contract.OrderIDKey.ValueSet(in.OrderID))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -24,12 +25,35 @@ type parker struct {
 	// parkedOn is the dead letter the run waits on; 0 when not parked.
 	parkedOn int64
 	decision *contract.DeadLetterDecision
+	// aborted is the status an operator's last abort calls for; it is the
+	// run's answer once the run ends on that abort (settle sets ended).
+	aborted *contract.Status
+	// ended, when set, is the status query's answer: the run ended aborted.
+	ended *contract.Status
 }
 
-// newParker registers the decision Update handler.
-func newParker(ctx workflow.Context, status *contract.Status) (*parker, error) {
+// stateAborted is the status state of a run an operator's abort ended.
+const stateAborted = "aborted"
+
+// newParker registers the decision Update handler and the status query.
+// The query answers current(), or *status when current is nil, until an
+// operator's abort ends the run; from then on it says so (see settle),
+// whatever the workflow's own state still holds.
+func newParker(ctx workflow.Context, status *contract.Status, current func() (contract.Status, error)) (*parker, error) {
 	p := &parker{status: status}
-	err := workflow.SetUpdateHandlerWithOptions(ctx, contract.DeadLetterDecisionUpdate,
+	if current == nil {
+		current = func() (contract.Status, error) { return *status, nil }
+	}
+	err := workflow.SetQueryHandler(ctx, contract.StatusQuery, func() (contract.Status, error) {
+		if p.ended != nil {
+			return *p.ended, nil
+		}
+		return current()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("register %s: %w", contract.StatusQuery, err)
+	}
+	err = workflow.SetUpdateHandlerWithOptions(ctx, contract.DeadLetterDecisionUpdate,
 		func(ctx workflow.Context, d contract.DeadLetterDecision) (contract.DeadLetterDecisionResult, error) {
 			p.decision = &d
 			return contract.DeadLetterDecisionResult{Step: p.status.Step, Action: d.Action}, nil
@@ -87,13 +111,9 @@ func (p *parker) step(ctx workflow.Context, name string, opts activityPolicy, in
 		if temporal.IsCanceledError(err) {
 			return err
 		}
-		errType := ""
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) {
-			errType = appErr.Type()
-		}
+		message, errType := failure(err)
 		var d contract.DeadLetterDecision
-		deadLetter, d, err = p.park(ctx, name, input, err.Error(), errType, attemptsOf(opts, err))
+		deadLetter, d, err = p.park(ctx, name, input, message, errType, attemptsOf(opts, err))
 		if err != nil {
 			return err
 		}
@@ -119,13 +139,71 @@ func (p *parker) ask(ctx workflow.Context, name, errType, question string, input
 	return d.Action, id, nil
 }
 
-// outcome turns a skip or abort into the error step returns.
+// outcome turns a skip or abort into the error step returns. An abort also
+// notes the status the run answers if it ends on it.
 func (p *parker) outcome(step string, d contract.DeadLetterDecision) error {
 	if d.Action == contract.DecisionSkip {
 		return errSkipped
 	}
+	by := "operator " + d.Operator
+	if d.Operator == "" {
+		by = "an operator"
+	}
+	p.aborted = &contract.Status{Step: step, State: stateAborted, Detail: "step " + step + " aborted by " + by}
 	return temporal.NewNonRetryableApplicationError(
 		fmt.Sprintf("step %s aborted by operator %s", step, d.Operator), contract.ErrorTypeOperatorAborted, nil)
+}
+
+// settle is deferred by every workflow that parks, with the error the run
+// ends with. A run that ends on an operator's abort then answers the status
+// query with state aborted, the step and the operator, rather than the state
+// it had before it parked. An abort the run went on from (a notification
+// it could do without) changes nothing.
+func (p *parker) settle(err error) {
+	var appErr *temporal.ApplicationError
+	if p.aborted != nil && errors.As(err, &appErr) && appErr.Type() == contract.ErrorTypeOperatorAborted {
+		p.ended = p.aborted
+	}
+}
+
+// failure is what a dead letter says of the error a step failed with: the
+// application error's message, its type and whether it could be retried,
+// after the activity's name. err.Error() would say much less clearly: the
+// SDK's activity wrapping (event ids, worker identity), then the cause chain,
+// where the Go error an activity wrapped in its application error reads
+// "(type: wrapError, retryable: true)" though nothing retries it. errType is
+// the application error's type, "" for other errors (their text is kept).
+func failure(err error) (message, errType string) {
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) {
+		return err.Error(), ""
+	}
+	message = fmt.Sprintf("%s (type: %s, %s)", appErr.Message(), appErr.Type(), retryability(err, appErr))
+	var actErr *temporal.ActivityError
+	if errors.As(err, &actErr) {
+		message = actErr.ActivityType().GetName() + " failed: " + message
+	}
+	return message, appErr.Type()
+}
+
+// retryability says why retries stopped: the error could not be retried
+// (its own flag, or the retry policy's list of types), or retries ran out.
+func retryability(err error, appErr *temporal.ApplicationError) string {
+	state := enumspb.RETRY_STATE_UNSPECIFIED
+	var actErr *temporal.ActivityError
+	if errors.As(err, &actErr) {
+		state = actErr.RetryState()
+	}
+	switch {
+	case appErr.NonRetryable(), state == enumspb.RETRY_STATE_NON_RETRYABLE_FAILURE:
+		return "not retryable"
+	case state == enumspb.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED:
+		return "retryable, attempts used up"
+	case state == enumspb.RETRY_STATE_TIMEOUT:
+		return "retryable, retry time used up"
+	default:
+		return "retryable"
+	}
 }
 
 // park records the dead letter, blocks until an operator decides, and

@@ -32,7 +32,7 @@ type referralReward struct {
 // customer balance, records the ledger row and tells the referrer through
 // Knock. For a while after payout it still listens for refunds, and asks an
 // operator whether to claw the reward back rather than doing nothing.
-func ReferralReward(ctx workflow.Context, in contract.ReferralRewardInput) (*contract.ReferralRewardResult, error) {
+func ReferralReward(ctx workflow.Context, in contract.ReferralRewardInput) (_ *contract.ReferralRewardResult, err error) {
 	if err := contract.ValidateKey("referral ID", in.ReferralID); err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
 	}
@@ -40,13 +40,11 @@ func ReferralReward(ctx workflow.Context, in contract.ReferralRewardInput) (*con
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
 	}
 	r := &referralReward{input: in, status: contract.Status{Step: "start", State: "pending"}}
-	if err := workflow.SetQueryHandler(ctx, contract.StatusQuery, func() (contract.Status, error) { return r.status, nil }); err != nil {
-		return nil, err
-	}
-	p, err := newParker(ctx, &r.status)
+	p, err := newParker(ctx, &r.status, nil)
 	if err != nil {
 		return nil, err
 	}
+	defer func() { p.settle(err) }()
 	r.parker = p
 	r.refunds = workflow.GetSignalChannel(ctx, contract.RefundSignal)
 	upsert(ctx, contract.CustomerIDKey.ValueSet(in.ReferredCustomerID), contract.OrderIDKey.ValueSet(in.OrderID))

@@ -33,7 +33,7 @@ func newAliasCmd(g *globals) *cobra.Command {
 			}
 			run, err := env.starter.CreateAlias(cmd.Context(), in)
 			if err != nil {
-				return err
+				return closedRun(err, "alias "+in.AliasID+" has ended (deleted, expired, or its creation skipped); use a new alias ID", run)
 			}
 			return printJSON(cmd.OutOrStdout(), run)
 		},

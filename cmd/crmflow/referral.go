@@ -1,12 +1,9 @@
 package main
 
 import (
-	"errors"
-
 	"github.com/spf13/cobra"
 
 	"github.com/crmflow/crmflow/contract"
-	"github.com/crmflow/crmflow/starter"
 )
 
 func newReferralCmd(g *globals) *cobra.Command {
@@ -28,8 +25,8 @@ func newReferralCmd(g *globals) *cobra.Command {
 			run, err := env.starter.StartReferralReward(cmd.Context(), contract.ReferralRewardInput{
 				ReferralID: args[0], OrderID: t.OrderID, ReferredCustomerID: t.ReferredCustomerID,
 			})
-			if err != nil && !errors.Is(err, starter.ErrAlreadyDone) {
-				return err
+			if err != nil {
+				return closedRun(err, "the reward of referral "+args[0]+" has finished; a referral is rewarded once at most", run)
 			}
 			return printJSON(cmd.OutOrStdout(), run)
 		},

@@ -93,6 +93,7 @@ type Client struct {
 	settings   settings
 	httpClient *http.Client
 	consoleSeq atomic.Int64
+	consoleIDs *consoleIDs
 }
 
 // New builds a Client for p with the caller's options. A Provider without
@@ -116,7 +117,7 @@ func New(p Provider, opts ...Option) *Client {
 		opt(&s)
 	}
 	s.baseURL = strings.TrimSuffix(strings.TrimRight(s.baseURL, "/"), p.BasePath)
-	return &Client{provider: p, settings: s, httpClient: s.buildHTTPClient()}
+	return &Client{provider: p, settings: s, httpClient: s.buildHTTPClient(), consoleIDs: newConsoleIDs()}
 }
 
 // Console reports whether the client records calls instead of sending them.
@@ -125,8 +126,17 @@ func New(p Provider, opts ...Option) *Client {
 func (c *Client) Console() bool { return c.settings.recorder != nil }
 
 // NextConsoleID returns 1, 2, 3, ... across the client's life, for the fake
-// ids of results made up in console mode ("console-1").
+// ids of results made up in console mode ("console-1") that nothing keeps
+// as a key: they start again at 1 with every process. A fake id that is
+// stored as a key takes UniqueConsoleID.
 func (c *Client) NextConsoleID() int64 { return c.consoleSeq.Add(1) }
+
+// UniqueConsoleID returns a fake id for a result made up in console mode
+// that is stored as a key, such as a SimpleLogin alias id: positive, at most
+// MaxConsoleID, increasing across the client's life, and not repeated by a
+// later process or (but for a remote chance) by another process at the same
+// time; consoleid.go says how.
+func (c *Client) UniqueConsoleID() int64 { return c.consoleIDs.next() }
 
 // Request is one call to a provider, described before it is sent or
 // recorded.

@@ -125,7 +125,7 @@ func NewClient(opts ...ClientOption) *Client {
 // NewConsole builds a client for when no API key is configured: it sends
 // nothing, records every call with rec (a LogRecorder when rec is nil) and
 // answers from an in-memory account with clearly fake results, such as the
-// alias console-1@simplelogin.invalid.
+// alias console-<id>@simplelogin.invalid, whose id no restart repeats.
 func NewConsole(rec Recorder) *Client {
 	return NewClient(WithConsole(rec))
 }

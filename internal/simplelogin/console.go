@@ -54,7 +54,11 @@ func consoleEmail(prefix string, n int64) string {
 
 // create stores a new enabled console alias and returns a copy of it.
 func (c *Client) consoleCreate(prefix, note, name string) *Alias {
-	id := c.api.NextConsoleID()
+	// The id is stored (aliases.simplelogin_id, and the address made from
+	// it, are unique): a counter from 1 would hand out, after a restart,
+	// the ids of aliases the last process created, and every new alias
+	// would be refused.
+	id := c.api.UniqueConsoleID()
 	now := time.Now().UTC()
 	a := &Alias{
 		ID:                id,
