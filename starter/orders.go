@@ -52,6 +52,10 @@ func (s *Starter) SignalPayment(ctx context.Context, orderID string, ev contract
 		return Run{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	opts := s.orderOptions(orderID)
+	// An event never starts a run after one ended, even one an operator
+	// aborted: it is late, and the inbox says so (StartLatePayment is the
+	// one way a payment starts a new run).
+	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
 	run, err := s.c.SignalWithStartWorkflow(ctx, opts.ID, contract.PaymentSignal, ev, opts,
 		contract.OrderConfirmationType, s.orderInput(orderID))
 	if err != nil {

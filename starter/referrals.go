@@ -41,6 +41,9 @@ func (s *Starter) SignalRefund(ctx context.Context, in contract.ReferralRewardIn
 		return Run{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	opts := s.referralOptions(in)
+	// A refund never restarts a reward that ended, even one an operator
+	// aborted: the inbox stores it late.
+	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
 	run, err := s.c.SignalWithStartWorkflow(ctx, opts.ID, contract.RefundSignal, ev, opts, contract.ReferralRewardType, in)
 	if err != nil {
 		return s.existing(ctx, opts.ID, err)

@@ -47,18 +47,6 @@ func (s *Starter) StartLatePayment(ctx context.Context, orderID string, ev contr
 	return s.execute(ctx, opts, contract.OrderConfirmationType, in)
 }
 
-// execute starts a workflow or joins its running run (the conflict policy
-// of opts). A finished run the reuse policy does not let start again is
-// ErrAlreadyDone: the SDK hides that answer unless asked for it.
-func (s *Starter) execute(ctx context.Context, opts client.StartWorkflowOptions, workflowType string, in any) (Run, error) {
-	opts.WorkflowExecutionErrorWhenAlreadyStarted = true
-	run, err := s.c.ExecuteWorkflow(ctx, opts, workflowType, in)
-	if err != nil {
-		return s.existing(ctx, opts.ID, err)
-	}
-	return Run{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
-}
-
 // Outcome says how the workflow's latest run ended, for operators: its
 // close status and run id, e.g. "completed (run 1b2c…)"; "running" when it
 // has not ended.

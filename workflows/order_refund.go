@@ -20,18 +20,16 @@ const KnockOrderRefunded = "order-refunded"
 // event: the idempotency key is this run's ID, which is the event's). The
 // referral the order qualified is signalled by the inbox alongside, as
 // before; this run only keeps the order true.
-func OrderRefund(ctx workflow.Context, in contract.OrderRefundInput) (*contract.OrderRefundResult, error) {
+func OrderRefund(ctx workflow.Context, in contract.OrderRefundInput) (_ *contract.OrderRefundResult, err error) {
 	if err := contract.ValidateKey("order ID", in.OrderID); err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
 	}
 	status := contract.Status{Step: "start", State: "pending"}
-	if err := workflow.SetQueryHandler(ctx, contract.StatusQuery, func() (contract.Status, error) { return status, nil }); err != nil {
-		return nil, err
-	}
-	p, err := newParker(ctx, &status)
+	p, err := newParker(ctx, &status, nil)
 	if err != nil {
 		return nil, err
 	}
+	defer func() { p.settle(err) }()
 	upsert(ctx, contract.OrderIDKey.ValueSet(in.OrderID))
 
 	mark := activities.MarkRefundedInput{OrderID: in.OrderID, AmountRefundedCents: in.Refund.AmountRefundedCents,

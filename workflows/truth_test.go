@@ -75,6 +75,18 @@ func (missingOrders) ReferralForFirstPaidOrder(context.Context, string) (string,
 	return "", errors.New("not expected")
 }
 
+func (missingOrders) RecordLatePayment(context.Context, string, string) (*store.Order, error) {
+	return nil, errors.New("not expected")
+}
+
+func (missingOrders) ConfirmLatePayment(context.Context, string, string) (*store.Order, error) {
+	return nil, errors.New("not expected")
+}
+
+func (missingOrders) MarkOrderRefunded(context.Context, string, int64, bool) (*store.Refund, error) {
+	return nil, errors.New("not expected")
+}
+
 // TestDeadLetterNamesTheApplicationError: the real LoadOrder, against a
 // database without the order, fails with a non-retryable StoreNotFound. The
 // dead letter records that error's type, that it is not retryable and its

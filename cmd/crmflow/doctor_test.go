@@ -95,7 +95,7 @@ func TestDoctorBadKey(t *testing.T) {
 	doctorEnv(t, "sk_test_knock_key_that_was_revoked")
 	out, err := runDoctor(t)
 	require.Error(t, err)
-	assert.Equal(t, "doctor: 1 of 9 checks failed", err.Error())
+	assert.Equal(t, "doctor: 1 of 10 checks failed", err.Error())
 	assert.Contains(t, out, "FAIL knock              401 Unauthorized: Knock rejects the key in the credential store (knock/api_key@v1) (authentication_required); "+
 		"rotate it: `crmflow rotation start knock`, then pipe a working key into `crmflow rotation submit-key knock`\n")
 	assert.Equal(t, 1, strings.Count(out, "FAIL "), "only the bad key fails")

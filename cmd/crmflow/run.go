@@ -214,14 +214,6 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 	return g.Wait()
 }
 
-func revealAll(secrets []config.Secret) []string {
-	out := make([]string, len(secrets))
-	for i, s := range secrets {
-		out[i] = s.Reveal()
-	}
-	return out
-}
-
 // temporalProbe checks the frontend answers for our namespace, which is what
 // starting and signalling workflows needs.
 func temporalProbe(c client.Client) func(ctx context.Context) error {

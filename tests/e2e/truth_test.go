@@ -189,9 +189,10 @@ func TestConsoleAliasAfterRestartDoesNotPark(t *testing.T) {
 // whom.
 func TestAbortedRunSaysSoAndItsDeadLetterNamesTheError(t *testing.T) {
 	f := newFixture(t, fixtureOptions{worker: true})
-	ev := stripeEvent("evt_ghost", "payment_intent.succeeded", "o-ghost")
-	status, _ := f.postStripe(ev, sign(ev, stripeSecret, time.Now()))
-	require.Equal(t, http.StatusOK, status)
+	// Only a Go caller can start a run for a missing order now: the API
+	// refuses it (404) and a payment for it ends unroutable.
+	_, err := f.starter.StartOrderConfirmation(context.Background(), "o-ghost")
+	require.NoError(t, err)
 
 	dl := f.parkedDeadLetter("load-order")
 	// What operators read: the API's list.
@@ -213,11 +214,27 @@ func TestAbortedRunSaysSoAndItsDeadLetterNamesTheError(t *testing.T) {
 	f.decide(dl, "abort")
 	id := contract.OrderConfirmationID("o-ghost")
 	f.closedRun(id)
-	status, body = f.api(http.MethodGet, "/v1/workflows/"+id, apiToken, nil)
+	status, body := f.api(http.MethodGet, "/v1/workflows/"+id, apiToken, nil)
 	require.Equal(t, http.StatusOK, status, body)
 	st, _ := body["status"].(map[string]any)
 	assert.Equal(t, "aborted", st["state"], "status: %v", st)
 	assert.Equal(t, "load-order", st["step"])
 	assert.Equal(t, false, st["parked"])
 	assert.Equal(t, fmt.Sprintf("step load-order aborted by operator %s", operatorName), st["detail"])
+
+	// A stale payment event for the order (now written) reaches the
+	// aborted run: it ends late and starts nothing.
+	desc, err := f.temporal.DescribeWorkflowExecution(context.Background(), id, "")
+	require.NoError(t, err)
+	aborted := desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	f.seedOrder("o-ghost", "cus_ghost")
+	ev := stripeEvent("evt_ghost", "payment_intent.succeeded", "o-ghost")
+	status, _ = f.postStripe(ev, sign(ev, stripeSecret, time.Now()))
+	require.Equal(t, http.StatusOK, status)
+	r := f.waitInboxStatus("evt_ghost", "late")
+	assert.Contains(t, r.Note, "had ended failed (run "+aborted+"); order is pending")
+	desc, err = f.temporal.DescribeWorkflowExecution(context.Background(), id, "")
+	require.NoError(t, err)
+	assert.Equal(t, aborted, desc.GetWorkflowExecutionInfo().GetExecution().GetRunId(), "no new run from a stale event")
+	assert.Equal(t, store.OrderPending, f.orderStatus("o-ghost"))
 }
