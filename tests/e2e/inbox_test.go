@@ -250,10 +250,13 @@ func TestInboxReplayAnswers(t *testing.T) {
 func TestUnroutablePaymentReplayedAfterOrderInsert(t *testing.T) {
 	f := newFixture(t, fixtureOptions{worker: true})
 	ctx := context.Background()
-	f.postPayment("evt_unroutable", "o-unroutable")
+	// The test binary's Temporal outlives the test (-count): an order id of
+	// its own keeps an earlier run's workflow out.
+	orderID := fmt.Sprintf("o-unroutable-%d", time.Now().UnixNano())
+	f.postPayment("evt_unroutable", orderID)
 	id := f.waitInboxStatus("stripe", "evt_unroutable", inbox.StatusUnroutable)
 
-	_, err := f.temporal.DescribeWorkflowExecution(ctx, contract.OrderConfirmationID("o-unroutable"), "")
+	_, err := f.temporal.DescribeWorkflowExecution(ctx, contract.OrderConfirmationID(orderID), "")
 	var notFound *serviceerror.NotFound
 	require.True(t, errors.As(err, &notFound), "no run for an order that does not exist: %v", err)
 	assert.Contains(t, f.metrics(), `crmflow_inbox_events_total{provider="stripe",status="unroutable"} 1`)
@@ -265,18 +268,18 @@ func TestUnroutablePaymentReplayedAfterOrderInsert(t *testing.T) {
 	require.Len(t, events, 1)
 	assert.EqualValues(t, id, events[0].(map[string]any)["id"])
 
-	f.seedOrder("o-unroutable", "cus_unroutable")
+	f.seedOrder(orderID, "cus_unroutable")
 	status, body = f.api(http.MethodPost, fmt.Sprintf("/v1/inbox/%d/replay", id), operatorToken, nil)
 	require.Equal(t, http.StatusAccepted, status, body)
 
-	require.Eventually(t, func() bool { return f.orderStatus("o-unroutable") == store.OrderConfirmed },
+	require.Eventually(t, func() bool { return f.orderStatus(orderID) == store.OrderConfirmed },
 		30*time.Second, 100*time.Millisecond, "the replayed payment confirms the order")
 	id2, st, by := f.inboxRow("stripe", "evt_unroutable")
 	assert.Equal(t, id, id2)
 	assert.Equal(t, inbox.StatusDelivered, st)
 	assert.Equal(t, operatorName, by)
 	f.requireAudited(operatorName, "inbox.replay", fmt.Sprintf("inbox/%d", id))
-	key := contract.OrderConfirmationID("o-unroutable") + "/notify-confirmation"
+	key := contract.OrderConfirmationID(orderID) + "/notify-confirmation"
 	require.Eventually(t, func() bool { return f.knock.succeeded(key) == 1 }, 30*time.Second, 100*time.Millisecond)
 	assert.Contains(t, f.metrics(), `crmflow_inbox_events_total{provider="stripe",status="delivered"} 1`)
 }
