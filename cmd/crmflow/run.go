@@ -177,6 +177,8 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		ib := inbox.NewStore(st.Pool())
 		ops.Backlog = ib.Backlog
 		dispatcher := inbox.NewDispatcher(ib, st, starterClient, logger, reg, inbox.DispatcherOptions{})
+		// The inbox's rows by provider and status, counted at scrape time.
+		reg.MustRegister(inbox.NewCountCollector(ib))
 		handler.Webhooks = &webhooks.Deps{
 			Logger: logger, Registry: reg, Inbox: ib, Dispatcher: dispatcher,
 			Secrets: creds.WebhookSecrets,
@@ -189,7 +191,7 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 			},
 		}
 		handler.API = &api.Deps{
-			Logger: logger, Store: st, Starter: starterClient, Inbox: ib,
+			Logger: logger, Store: st, Starter: starterClient, Inbox: ib, Poke: dispatcher.Poke,
 			CoalesceWindow: cfg.Inventory.CoalesceWindow,
 			Auth:           creds, TokenSeen: tokenSeen(starterClient, logger), Audit: st,
 			Rotations: &api.Rotations{Starter: starterClient, Keys: creds, Audit: st, Logger: logger},

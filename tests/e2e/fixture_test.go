@@ -225,6 +225,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	disp := inbox.NewDispatcher(ib, f.store, f.starter, logger, reg, inbox.DispatcherOptions{
 		Sweep: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, RefundWait: opts.refundWait,
 	})
+	reg.MustRegister(inbox.NewCountCollector(ib))
 	require.NoError(t, f.creds.SeedTokens(context.Background(), []string{apiToken, "other-token"},
 		map[string]string{operatorName: operatorToken}))
 	require.NoError(t, f.creds.SeedAll(context.Background(), map[string]string{
@@ -234,7 +235,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 		Ops: api.OpsDeps{Registry: reg, Backlog: ib.Backlog, Auth: f.creds,
 			Codec: codec.NewHandler(codec.New(keys), api.CodecAuthorizer(f.creds, nil))},
 		API: &api.Deps{
-			Logger: logger, Store: f.store, Starter: f.starter, Inbox: ib, CoalesceWindow: opts.coalesce,
+			Logger: logger, Store: f.store, Starter: f.starter, Inbox: ib, Poke: disp.Poke, CoalesceWindow: opts.coalesce,
 			Auth: f.creds, Audit: f.store,
 			TokenSeen: func(ctx context.Context, p credentials.Principal) {
 				_ = f.starter.SignalKeyRotation(ctx, contract.KeyRotationCrmflow, contract.KeyRotationTokenSeenSignal, p.Version)
