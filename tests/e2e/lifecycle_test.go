@@ -30,7 +30,7 @@ type inboxRow struct {
 	Attempts     int
 }
 
-func (f *fixture) inboxRow(eventID string) inboxRow {
+func (f *fixture) inboxEvent(eventID string) inboxRow {
 	f.t.Helper()
 	var r inboxRow
 	err := f.store.Pool().QueryRow(context.Background(),
@@ -40,11 +40,11 @@ func (f *fixture) inboxRow(eventID string) inboxRow {
 	return r
 }
 
-// waitInboxStatus waits for the event's row to reach status.
-func (f *fixture) waitInboxStatus(eventID, status string) inboxRow {
+// waitInboxEvent waits for the event's row to reach status.
+func (f *fixture) waitInboxEvent(eventID, status string) inboxRow {
 	f.t.Helper()
 	var r inboxRow
-	require.Eventually(f.t, func() bool { r = f.inboxRow(eventID); return r.Status == status },
+	require.Eventually(f.t, func() bool { r = f.inboxEvent(eventID); return r.Status == status },
 		30*time.Second, 50*time.Millisecond, "%s reaches %s", eventID, status)
 	return r
 }
@@ -75,18 +75,18 @@ func TestRefundBeforeTheOrderIsDecidedWaitsForIt(t *testing.T) {
 	status, _ = f.postStripe(refund, sign(refund, stripeSecret, time.Now()))
 	require.Equal(t, http.StatusOK, status)
 	require.Eventually(t, func() bool {
-		r := f.inboxRow("evt_early_refund")
+		r := f.inboxEvent("evt_early_refund")
 		return r.Status == "pending" && r.Attempts >= 2
 	}, 30*time.Second, 50*time.Millisecond, "the refund is retried while its order is undecided")
-	assert.Contains(t, f.inboxRow("evt_early_refund").Note, "no order records payment intent pi_o-early yet")
+	assert.Contains(t, f.inboxEvent("evt_early_refund").Note, "no order records payment intent pi_o-early yet")
 
 	testenv.StartTemporal(t, opts)
 	res := f.rewardResult("ref-early")
 	assert.Equal(t, "voided", res.State, res.Reason)
 	require.Eventually(t, func() bool { return f.orderStatus("o-early") == store.OrderRefunded }, time.Minute,
 		100*time.Millisecond, "the order is confirmed, then refunded")
-	assert.Equal(t, "delivered", f.waitInboxStatus("evt_early_refund", "delivered").Status)
-	assert.Equal(t, "delivered", f.inboxRow("evt_early_paid").Status)
+	assert.Equal(t, "delivered", f.waitInboxEvent("evt_early_refund", "delivered").Status)
+	assert.Equal(t, "delivered", f.inboxEvent("evt_early_paid").Status)
 	require.Eventually(t, func() bool { return f.knock.succeeded("order-refund/evt_early_refund/notify-refunded") == 1 },
 		30*time.Second, 100*time.Millisecond, "the customer hears of the refund once")
 	assert.Zero(t, stripe.count(http.MethodPost, "/v1/customers/cus_ref-early/balance_transactions", "referral-reward/ref-early/credit"),
@@ -101,7 +101,7 @@ func TestRefundOfAPaymentNoOrderRecordsEndsUnroutable(t *testing.T) {
 	refund := chargeRefunded("evt_refund_unknown", "o-nobody", 100, false)
 	status, _ := f.postStripe(refund, sign(refund, stripeSecret, time.Now()))
 	require.Equal(t, http.StatusOK, status)
-	r := f.waitInboxStatus("evt_refund_unknown", "unroutable")
+	r := f.waitInboxEvent("evt_refund_unknown", "unroutable")
 	assert.Contains(t, r.Note, "no order was paid with payment intent pi_o-nobody")
 	assert.Zero(t, f.workflowsOnQueue(), "nothing started")
 }
@@ -114,7 +114,7 @@ func TestPaymentForAMissingOrderEndsUnroutable(t *testing.T) {
 	ev := stripeEvent("evt_no_order", "payment_intent.succeeded", "o-missing")
 	status, _ := f.postStripe(ev, sign(ev, stripeSecret, time.Now()))
 	require.Equal(t, http.StatusOK, status)
-	r := f.waitInboxStatus("evt_no_order", "unroutable")
+	r := f.waitInboxEvent("evt_no_order", "unroutable")
 	assert.Contains(t, r.Note, "order o-missing does not exist")
 	_, err := f.temporal.DescribeWorkflowExecution(context.Background(), contract.OrderConfirmationID("o-missing"), "")
 	assert.Error(t, err, "no run was started")
@@ -144,7 +144,7 @@ func TestPaymentAfterExpiryIsHeldForOperators(t *testing.T) {
 	late := stripeEvent("evt_paid_late", "payment_intent.succeeded", "o-expired")
 	status, _ := f.postStripe(late, sign(late, stripeSecret, time.Now()))
 	require.Equal(t, http.StatusOK, status)
-	r := f.waitInboxStatus("evt_paid_late", "late")
+	r := f.waitInboxEvent("evt_paid_late", "late")
 	assert.Contains(t, r.Note, "order is expired; paid after close")
 
 	parked := f.waitParked(func() bool { return false })
