@@ -123,6 +123,7 @@ func registerMain(r sdkworker.Registry, a Activities) {
 	r.RegisterWorkflowWithOptions(workflows.InventoryScan, workflow.RegisterOptions{Name: contract.InventoryScanType})
 	r.RegisterWorkflowWithOptions(workflows.AliasLifecycle, workflow.RegisterOptions{Name: contract.AliasLifecycleType})
 	r.RegisterWorkflowWithOptions(workflows.KeyRotation, workflow.RegisterOptions{Name: contract.KeyRotationType})
+	r.RegisterWorkflowWithOptions(workflows.DataRetention, workflow.RegisterOptions{Name: contract.DataRetentionType})
 	r.RegisterActivity(a.Orders)
 	r.RegisterActivity(a.Referrals)
 	r.RegisterActivity(a.Inventory)
@@ -130,6 +131,7 @@ func registerMain(r sdkworker.Registry, a Activities) {
 	r.RegisterActivity(a.Credentials)
 	r.RegisterActivity(a.KeyVerifier)
 	r.RegisterActivity(a.DeadLetters)
+	r.RegisterActivity(a.Retention)
 }
 
 // Start starts every worker; on an error the ones started are stopped.
