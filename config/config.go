@@ -52,6 +52,7 @@ type Config struct {
 	Rotation  RotationConfig  `mapstructure:"rotation" yaml:"rotation"`
 	Limits    LimitsConfig    `mapstructure:"limits" yaml:"limits"`
 	Breaker   BreakerConfig   `mapstructure:"breaker" yaml:"breaker"`
+	Retention RetentionConfig `mapstructure:"retention" yaml:"retention"`
 
 	Stripe      StripeConfig   `mapstructure:"stripe" yaml:"stripe"`
 	Clerk       ClerkConfig    `mapstructure:"clerk" yaml:"clerk"`

@@ -164,6 +164,7 @@ func (c *Config) validate(problems []string) error {
 		add("tracing.sample_ratio", "must be between 0 and 1, got %g", c.Tracing.SampleRatio)
 	}
 	c.tokenProblems(add)
+	c.retentionProblems(add)
 	if len(problems) == 0 {
 		return nil
 	}

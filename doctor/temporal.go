@@ -128,11 +128,11 @@ func (c *Checker) checkSchedules(ctx context.Context, tc client.Client) Result {
 }
 
 // ExpectedSchedules lists the Schedule IDs a worker creates at start for
-// cfg: inventory-scan, and key-rotation-<provider> for crmflow's own token
-// and every provider with a configured key. It mirrors
-// worker.EnsureInventoryScanSchedule and worker.EnsureKeyRotationSchedules.
+// cfg: inventory-scan, data-retention, and key-rotation-<provider> for
+// crmflow's own token and every provider with a configured key. It mirrors
+// worker.EnsureSchedules.
 func ExpectedSchedules(cfg *config.Config) []string {
-	ids := []string{contract.InventoryScanScheduleID}
+	ids := []string{contract.InventoryScanScheduleID, contract.DataRetentionScheduleID}
 	for _, provider := range cfg.RotatedProviders() {
 		ids = append(ids, contract.KeyRotationScheduleID(provider))
 	}

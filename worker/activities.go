@@ -29,13 +29,15 @@ type Activities struct {
 	Stripe      *activities.StripeActivities
 	Knock       *activities.KnockActivities
 	DeadLetters *activities.DeadLetterActivities
+	Retention   *activities.RetentionActivities
 }
 
 // ActivityOption adjusts how NewActivities builds the provider clients.
 type ActivityOption func(*activityOptions)
 
 type activityOptions struct {
-	providerMetrics *appmetrics.ProviderMetrics
+	providerMetrics  *appmetrics.ProviderMetrics
+	retentionMetrics *appmetrics.RetentionMetrics
 }
 
 // WithProviderMetrics measures every HTTP request to Knock, SimpleLogin and
@@ -94,6 +96,7 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 		Stripe: &activities.StripeActivities{Console: console[contract.ProviderStripe], Keys: creds, APIURL: cfg.Stripe.APIURL,
 			HTTPClient: pm.Client(contract.ProviderStripe, &http.Client{Timeout: 20 * time.Second})},
 		DeadLetters: &activities.DeadLetterActivities{Store: st, Reporter: reporter},
+		Retention:   &activities.RetentionActivities{Store: st, Counter: o.retentionMetrics},
 	}
 	a.Aliases = &activities.AliasStoreActivities{Store: st}
 	a.SimpleLogin = &activities.SimpleLoginActivities{SL: providers.NewSimpleLoginClient(

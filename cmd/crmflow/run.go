@@ -134,7 +134,8 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 			rep = reporter
 		}
 		acts := worker.NewActivities(cfg, st, creds, logger, rep, starterClient,
-			worker.WithProviderMetrics(appmetrics.NewProviderMetrics(reg)))
+			worker.WithProviderMetrics(appmetrics.NewProviderMetrics(reg)),
+			worker.WithRetentionMetrics(appmetrics.NewRetentionMetrics(reg, activities.RetentionTables...)))
 		if err := worker.EnsureSchedules(ctx, tc, cfg, ""); err != nil {
 			return err
 		}
