@@ -15,7 +15,8 @@ import (
 // handed-off row's payload and route after retention.inbox but keeps the
 // row, so a provider's redelivery inside retention.dedup is still a
 // duplicate (Insert returns false) and stores nothing; once the record is
-// deleted after retention.dedup, the same event is accepted as new. The
+// deleted after retention.dedup, the same event is accepted as new. A
+// purged row cannot be replayed: its payload is gone. The
 // purged row still reads through the dispatcher's scan, its payload nil.
 func TestPurgedEventIsADuplicateUntilTheDedupWindowEnds(t *testing.T) {
 	t.Parallel()
@@ -68,6 +69,15 @@ func TestPurgedEventIsADuplicateUntilTheDedupWindowEnds(t *testing.T) {
 	got, err = ib.EventByID(ctx, id)
 	require.NoError(t, err)
 	assert.Nil(t, got.Payload, "the duplicate stored nothing")
+
+	before, err := ib.Get(ctx, id)
+	require.NoError(t, err)
+	require.NotNil(t, before.PurgedAt, "the record says when it was purged")
+	_, err = ib.Replay(ctx, id, "alice")
+	require.ErrorIs(t, err, inbox.ErrPurged, "nothing is left to hand off")
+	after, err := ib.Get(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, before, after, "a refused replay changes nothing")
 
 	age(dedupAge - time.Minute)
 	n, err = st.DeleteInboxRecords(ctx, dedupAge, 1000)
