@@ -29,6 +29,7 @@ const (
 	AliasLifecycleType    = "AliasLifecycle"
 	KeyRotationType       = "KeyRotation"
 	InventoryScanType     = "InventoryScan"
+	StripeReconcileType   = "StripeReconcile"
 )
 
 // StatusQuery is the query every workflow answers with its Status.

@@ -29,6 +29,7 @@ type Activities struct {
 	Stripe      *activities.StripeActivities
 	Knock       *activities.KnockActivities
 	DeadLetters *activities.DeadLetterActivities
+	Reconcile   *activities.ReconcileActivities
 }
 
 // ActivityOption adjusts how NewActivities builds the provider clients.
@@ -36,6 +37,8 @@ type ActivityOption func(*activityOptions)
 
 type activityOptions struct {
 	providerMetrics *appmetrics.ProviderMetrics
+	recoveredSink   activities.RecoveredEventSink
+	recovered       activities.RecoveredCounter
 }
 
 // WithProviderMetrics measures every HTTP request to Knock, SimpleLogin and
@@ -95,6 +98,7 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 			HTTPClient: pm.Client(contract.ProviderStripe, &http.Client{Timeout: 20 * time.Second})},
 		DeadLetters: &activities.DeadLetterActivities{Store: st, Reporter: reporter},
 	}
+	a.Reconcile = reconcileActivities(st, a.Stripe, o)
 	a.Aliases = &activities.AliasStoreActivities{Store: st}
 	a.SimpleLogin = &activities.SimpleLoginActivities{SL: providers.NewSimpleLoginClient(
 		clientOptions(cfg, creds, pm, logger, contract.ProviderSimpleLogin, console[contract.ProviderSimpleLogin]))}

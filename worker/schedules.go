@@ -20,6 +20,9 @@ func EnsureSchedules(ctx context.Context, c client.Client, cfg *config.Config, t
 	if err := EnsureInventoryScanSchedule(ctx, c, taskQueue, cfg.Inventory.ScanInterval); err != nil {
 		return err
 	}
+	if err := EnsureStripeReconcileSchedule(ctx, c, cfg, taskQueue); err != nil {
+		return err
+	}
 	return EnsureKeyRotationSchedules(ctx, c, cfg, taskQueue)
 }
 
