@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/form"
 )
 
 // StripeEventsAPI lists Stripe's events with the Stripe activities' client:
@@ -41,7 +42,7 @@ type eventHead struct {
 
 // ListEvents fetches one page of events: GET /v1/events with types[],
 // created[gte], created[lt], limit and starting_after, through stripe-go's
-// backend (its headers, API version and error decoding).
+// backend (its form encoding, headers, API version and error decoding).
 func (l StripeEventsAPI) ListEvents(ctx context.Context, q EventListQuery) (*EventPage, error) {
 	if l.Stripe == nil {
 		return nil, permanent(providerStripe, ErrTypeInvalid, errors.New("the event lister has no Stripe activities to call with"))
@@ -66,8 +67,12 @@ func (l StripeEventsAPI) ListEvents(ctx context.Context, q EventListQuery) (*Eve
 		params.StartingAfter = stripe.String(q.StartingAfter)
 	}
 	params.Context = ctx
+	// As stripe-go's own list call does: Backend.Call cannot encode list
+	// params (it looks for a Metadata field they lack).
+	values := &form.Values{}
+	form.AppendTo(values, params)
 	var page rawEventPage
-	if err := sc.Events.B.Call(http.MethodGet, "/v1/events", sc.Events.Key, params, &page); err != nil {
+	if err := sc.Events.B.CallRaw(http.MethodGet, "/v1/events", sc.Events.Key, values, params.GetParams(), &page); err != nil {
 		return nil, classifyStripe(err)
 	}
 	if page.Object != "list" {

@@ -104,7 +104,8 @@ func (s *Server) Add(t testing.TB, raws ...[]byte) {
 }
 
 // FailNext makes the next list requests answer status each (e.g. 429 rate
-// limiting, 500), with Stripe's error body.
+// limiting, 500), with Stripe's error body; a 0 answers that request as
+// usual, so FailNext(0, 429) fails the second page.
 func (s *Server) FailNext(statuses ...int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -139,9 +140,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", err.Error())
 		return
 	}
+	status := 0
 	if len(s.failures) > 0 {
-		status := s.failures[0]
-		s.failures = s.failures[1:]
+		status, s.failures = s.failures[0], s.failures[1:]
+	}
+	if status != 0 {
 		record(status)
 		typ, code := "api_error", ""
 		if status == http.StatusTooManyRequests {
