@@ -35,7 +35,9 @@ type memSink struct {
 	unusable map[string]bool
 }
 
-func newMemSink() *memSink { return &memSink{rows: map[string]json.RawMessage{}, unusable: map[string]bool{}} }
+func newMemSink() *memSink {
+	return &memSink{rows: map[string]json.RawMessage{}, unusable: map[string]bool{}}
+}
 
 func (s *memSink) StoreRecovered(_ context.Context, ev activities.RecoveredEvent) (bool, error) {
 	s.mu.Lock()
