@@ -131,13 +131,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "invalid_request_error", "", "Invalid API Key provided.")
 		return
 	}
-	req, err := parse(r.URL.Query())
+	req, refusal := parse(r.URL.Query())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	record := func(status int) { req.Status = status; s.requests = append(s.requests, req) }
-	if err != nil {
+	if refusal != "" {
 		record(http.StatusBadRequest)
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", err.Error())
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", refusal)
 		return
 	}
 	status := 0
@@ -153,10 +153,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, typ, code, fmt.Sprintf("test server answers %d", status))
 		return
 	}
-	data, hasMore, err := s.list(req)
-	if err != nil {
+	data, hasMore, missing := s.list(req)
+	if missing != "" {
 		record(http.StatusBadRequest)
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "resource_missing", err.Error())
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "resource_missing", "No such event: '"+missing+"'")
 		return
 	}
 	record(http.StatusOK)
@@ -172,8 +172,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // list applies the request to the stored events, as Stripe does: the
-// listable events newest first, the cursor's neighbours, one page.
-func (s *Server) list(req Request) (data []json.RawMessage, hasMore bool, err error) {
+// listable events newest first, the cursor's neighbours, one page. missing
+// names a cursor that is no event.
+func (s *Server) list(req Request) (data []json.RawMessage, hasMore bool, missing string) {
 	all := append([]event(nil), s.events...)
 	sort.SliceStable(all, func(i, j int) bool {
 		if all[i].created != all[j].created {
@@ -194,7 +195,7 @@ func (s *Server) list(req Request) (data []json.RawMessage, hasMore bool, err er
 		}
 		i := indexOf(all, cursor.id)
 		if i < 0 {
-			return nil, false, fmt.Errorf("No such event: '%s'", cursor.id)
+			return nil, false, cursor.id
 		}
 		if cursor.after {
 			from = i + 1
@@ -222,7 +223,7 @@ func (s *Server) list(req Request) (data []json.RawMessage, hasMore bool, err er
 	for _, ev := range page {
 		data = append(data, ev.raw)
 	}
-	return data, hasMore, nil
+	return data, hasMore, ""
 }
 
 func indexOf(events []event, id string) int {
@@ -272,9 +273,10 @@ func contains(list []string, s string) bool {
 var indexedKey = regexp.MustCompile(`^([a-z_]+)\[([a-z0-9_]*)\]$`)
 
 // parse reads a list request's query the way Stripe does: arrays as
-// name[] or name[i], hashes as name[key].
-func parse(q url.Values) (Request, error) {
-	req := Request{Limit: 10, Created: map[string]int64{}}
+// name[] or name[i], hashes as name[key]. refusal is Stripe's message for a
+// request it refuses.
+func parse(q url.Values) (req Request, refusal string) {
+	req = Request{Limit: 10, Created: map[string]int64{}}
 	for key, vals := range q {
 		name, sub := key, ""
 		if m := indexedKey.FindStringSubmatch(key); m != nil {
@@ -289,20 +291,20 @@ func parse(q url.Values) (Request, error) {
 		case name == "created":
 			n, err := strconv.ParseInt(val, 10, 64)
 			if err != nil {
-				return req, fmt.Errorf("Invalid integer: %s", val)
+				return req, "Invalid integer: " + val
 			}
 			op := sub
 			if key == name {
 				op = "eq"
 			}
 			if !contains([]string{"eq", "gt", "gte", "lt", "lte"}, op) {
-				return req, fmt.Errorf("Received unknown parameter: %s", key)
+				return req, "Received unknown parameter: " + key
 			}
 			req.Created[op] = n
 		case key == "limit":
 			n, err := strconv.Atoi(val)
 			if err != nil || n < 1 || n > 100 {
-				return req, fmt.Errorf("Invalid limit: must be between 1 and 100")
+				return req, "Invalid limit: must be between 1 and 100"
 			}
 			req.Limit = n
 		case key == "starting_after":
@@ -312,17 +314,17 @@ func parse(q url.Values) (Request, error) {
 		case key == "delivery_success" || name == "expand":
 			// Accepted and, for these tests, not applied.
 		default:
-			return req, fmt.Errorf("Received unknown parameter: %s", key)
+			return req, "Received unknown parameter: " + key
 		}
 	}
 	if req.Type != "" && len(req.Types) > 0 {
-		return req, fmt.Errorf("You may pass either `type` or `types`, but not both.")
+		return req, "You may pass either `type` or `types`, but not both."
 	}
 	if len(req.Types) > 20 {
-		return req, fmt.Errorf("types: at most 20 event types")
+		return req, "types: at most 20 event types"
 	}
 	sort.Strings(req.Types)
-	return req, nil
+	return req, ""
 }
 
 // writeError answers Stripe's error shape.
