@@ -266,6 +266,11 @@ func (a *ReconcileActivities) resume(ctx context.Context, in ReconcileStripeEven
 // page.
 func (a *ReconcileActivities) storePage(ctx context.Context, events []ListedEvent, out *ReconcileStripeEventsOutput) error {
 	for _, ev := range slices.Backward(events) {
+		if !slices.Contains(StripeReconciledTypes, ev.Type) {
+			// Not asked for (stripe-mock ignores types[]): storing it would
+			// only add an ignored row and count a recovery that is none.
+			continue
+		}
 		inserted, err := a.Sink.StoreRecovered(ctx, RecoveredEvent{Provider: contract.ProviderStripe, ListedEvent: ev})
 		switch {
 		case errors.Is(err, ErrUnusableEvent):

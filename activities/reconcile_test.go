@@ -303,6 +303,29 @@ func TestReconcileRetryResumesAfterTheLastStoredPage(t *testing.T) {
 	assert.True(t, cp.Equal(to))
 }
 
+// TestReconcileStoresOnlyTheTypesItAskedFor: a Stripe that ignores
+// types[] (stripe-mock does) adds no ignored rows and no false recoveries.
+func TestReconcileStoresOnlyTheTypesItAskedFor(t *testing.T) {
+	f := newReconcileFixture(t)
+	f.acts.Stripe = typesIgnored{f.acts.Stripe}
+	f.payment("evt_pay", reconcileT0.Add(-time.Hour))
+	f.stripe.Add(t, []byte(fmt.Sprintf(`{"id":"evt_plan","object":"event","type":"plan.created","created":%d,"data":{"object":{}}}`,
+		reconcileT0.Add(-time.Hour).Unix())))
+	out, err := f.run(nil)
+	require.NoError(t, err)
+	assert.Equal(t, 2, out.Listed)
+	assert.Equal(t, 1, out.Recovered)
+	assert.Equal(t, []string{"evt_pay"}, f.sink.order)
+}
+
+// typesIgnored lists every type, whatever the query asks for.
+type typesIgnored struct{ activities.StripeEventLister }
+
+func (l typesIgnored) ListEvents(ctx context.Context, q activities.EventListQuery) (*activities.EventPage, error) {
+	q.Types = nil
+	return l.StripeEventLister.ListEvents(ctx, q)
+}
+
 func TestReconcileWithoutStripeFailsForGood(t *testing.T) {
 	f := newReconcileFixture(t)
 	f.acts.Stripe = nil // console mode
