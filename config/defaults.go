@@ -60,6 +60,7 @@ var defaults = map[string]any{
 	"stripe.secret_key":              "",
 	"stripe.webhook_secret":          "",
 	"stripe.api_url":                 "https://api.stripe.com",
+	"stripe.reconcile_every":         "15m",
 	"clerk.webhook_secret":           "",
 	"knock.api_key":                  "",
 	"knock.api_url":                  "https://api.knock.app",

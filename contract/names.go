@@ -30,6 +30,7 @@ const (
 	KeyRotationType       = "KeyRotation"
 	InventoryScanType     = "InventoryScan"
 	DataRetentionType     = "DataRetention"
+	StripeReconcileType   = "StripeReconcile"
 )
 
 // StatusQuery is the query every workflow answers with its Status.

@@ -122,9 +122,9 @@ func TestGoodSetup(t *testing.T) {
 	assert.Equal(t, fmt.Sprintf("migrated to %d", latestMigration(t, s.dbURL)), got["postgres"].Detail)
 	assert.Equal(t, fmt.Sprintf("%s answers; namespace %q registered", s.cfg.Temporal.Address, ns), got["temporal"].Detail)
 	assert.Equal(t, "all 7 registered", got["search-attributes"].Detail)
-	// inventory-scan, data-retention and the key rotations of crmflow,
+	// inventory-scan, data-retention, stripe-reconcile and the key rotations of crmflow,
 	// resend, stripe and knock (no webhook secret is configured here).
-	assert.Equal(t, "all 6 present", got["schedules"].Detail)
+	assert.Equal(t, "all 7 present", got["schedules"].Detail)
 	assert.Equal(t, "key accepted (GET /v1/balance); key from the credential store (stripe/api_key@v1)", got["stripe"].Detail)
 	assert.Equal(t, "key accepted (GET /v1/users/crmflow-key-check); key from the credential store (knock/api_key@v1)", got["knock"].Detail)
 	assert.Equal(t, "key accepted (GET /api-keys); key from the credential store (resend/api_key@v1)", got["resend"].Detail)

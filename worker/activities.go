@@ -30,6 +30,7 @@ type Activities struct {
 	Knock       *activities.KnockActivities
 	DeadLetters *activities.DeadLetterActivities
 	Retention   *activities.RetentionActivities
+	Reconcile   *activities.ReconcileActivities
 }
 
 // ActivityOption adjusts how NewActivities builds the provider clients.
@@ -38,6 +39,8 @@ type ActivityOption func(*activityOptions)
 type activityOptions struct {
 	providerMetrics  *appmetrics.ProviderMetrics
 	retentionMetrics *appmetrics.RetentionMetrics
+	recoveredSink    activities.RecoveredEventSink
+	recovered        activities.RecoveredCounter
 }
 
 // WithProviderMetrics measures every HTTP request to Knock, SimpleLogin and
@@ -98,6 +101,7 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 		DeadLetters: &activities.DeadLetterActivities{Store: st, Reporter: reporter},
 		Retention:   &activities.RetentionActivities{Store: st, Counter: o.retentionMetrics},
 	}
+	a.Reconcile = reconcileActivities(st, a.Stripe, o)
 	a.Aliases = &activities.AliasStoreActivities{Store: st}
 	a.SimpleLogin = &activities.SimpleLoginActivities{SL: providers.NewSimpleLoginClient(
 		clientOptions(cfg, creds, pm, logger, contract.ProviderSimpleLogin, console[contract.ProviderSimpleLogin]))}
