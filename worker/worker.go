@@ -124,6 +124,7 @@ func registerMain(r sdkworker.Registry, a Activities) {
 	r.RegisterWorkflowWithOptions(workflows.InventoryScan, workflow.RegisterOptions{Name: contract.InventoryScanType})
 	r.RegisterWorkflowWithOptions(workflows.AliasLifecycle, workflow.RegisterOptions{Name: contract.AliasLifecycleType})
 	r.RegisterWorkflowWithOptions(workflows.KeyRotation, workflow.RegisterOptions{Name: contract.KeyRotationType})
+	r.RegisterWorkflowWithOptions(workflows.KeyRotationTrigger, workflow.RegisterOptions{Name: contract.KeyRotationTriggerType})
 	r.RegisterActivity(a.Orders)
 	r.RegisterActivity(a.Referrals)
 	r.RegisterActivity(a.Inventory)
@@ -131,6 +132,7 @@ func registerMain(r sdkworker.Registry, a Activities) {
 	r.RegisterActivity(a.Credentials)
 	r.RegisterActivity(a.KeyVerifier)
 	r.RegisterActivity(a.DeadLetters)
+	r.RegisterActivity(a.RotationTrigger)
 }
 
 // Start starts every worker; on an error the ones started are stopped.
