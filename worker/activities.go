@@ -109,9 +109,9 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 			}},
 		Stripe: &activities.StripeActivities{Console: console[contract.ProviderStripe], Keys: creds, APIURL: cfg.Stripe.APIURL,
 			HTTPClient: pm.Client(contract.ProviderStripe, &http.Client{Timeout: 20 * time.Second})},
-		DeadLetters:     &activities.DeadLetterActivities{Store: st, Reporter: reporter},
-		RotationTrigger: &activities.RotationTriggerActivities{Starter: rotations},
+		DeadLetters: &activities.DeadLetterActivities{Store: st, Reporter: reporter},
 	}
+	a.RotationTrigger = &activities.RotationTriggerActivities{Starter: rotations}
 	a.Aliases = &activities.AliasStoreActivities{Store: st}
 	a.SimpleLogin = &activities.SimpleLoginActivities{SL: providers.NewSimpleLoginClient(
 		clientOptions(cfg, creds, pm, logger, contract.ProviderSimpleLogin, console[contract.ProviderSimpleLogin]))}

@@ -286,6 +286,8 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 			Stripe:      stripeActs,
 			Knock:       &activities.KnockActivities{Knock: knock.NewClient(knock.WithAPIKey(knockKey), knock.WithBaseURL(f.knock.srv.URL))},
 			DeadLetters: &activities.DeadLetterActivities{Store: f.store},
+
+			RotationTrigger: &activities.RotationTriggerActivities{Starter: worker.KeyRotationStarter(f.starter)},
 		}})
 		require.NoError(t, w.Start())
 		t.Cleanup(w.Stop)
