@@ -128,6 +128,7 @@ func registerMain(r sdkworker.Registry, a Activities) {
 	r.RegisterWorkflowWithOptions(workflows.KeyRotation, workflow.RegisterOptions{Name: contract.KeyRotationType})
 	r.RegisterWorkflowWithOptions(workflows.DataRetention, workflow.RegisterOptions{Name: contract.DataRetentionType})
 	r.RegisterWorkflowWithOptions(workflows.StripeReconcile, workflow.RegisterOptions{Name: contract.StripeReconcileType})
+	r.RegisterWorkflowWithOptions(workflows.KeyRotationTrigger, workflow.RegisterOptions{Name: contract.KeyRotationTriggerType})
 	r.RegisterActivity(a.Orders)
 	r.RegisterActivity(a.Referrals)
 	r.RegisterActivity(a.Inventory)
@@ -136,6 +137,7 @@ func registerMain(r sdkworker.Registry, a Activities) {
 	r.RegisterActivity(a.KeyVerifier)
 	r.RegisterActivity(a.DeadLetters)
 	r.RegisterActivity(a.Retention)
+	r.RegisterActivity(a.RotationTrigger)
 }
 
 // Start starts every worker; on an error the ones started are stopped.
