@@ -22,13 +22,21 @@ export STRIPE_MOCK_BIN := $(TOOLS)/stripe-mock
 
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
+# The binary's version (`crmflow version`), which is also its build id in
+# the Worker Deployment: the commit (or tag) it is built from. A build with
+# uncommitted changes gets a hash of them too, so two different dirty trees
+# never share a build id.
+VERSION ?= $(shell v=$$(git describe --tags --always 2>/dev/null) || exit 0; \
+	if git diff --quiet HEAD 2>/dev/null; then echo $$v; else echo $$v-dirty-$$(git diff HEAD | sha256sum | cut -c1-8); fi)
+LDFLAGS := -X main.version=$(VERSION)
+
 .PHONY: all build dev test lint fmt vet staticcheck workflowcheck tools bench clean
 
 all: build
 
-## build: compile bin/crmflow
+## build: compile bin/crmflow, stamped with $(VERSION)
 build:
-	go build -o bin/crmflow ./cmd/crmflow
+	go build -ldflags "$(LDFLAGS)" -o bin/crmflow ./cmd/crmflow
 
 ## dev: run the whole stack (Temporal + UI, PostgreSQL, worker, HTTP) in the foreground
 dev: build

@@ -98,6 +98,7 @@ func newProviderQueue(c client.Client, provider, queue string, acts any, opts Op
 			// This queue only carries activities.
 			DisableWorkflowWorker: true,
 			Interceptors:          interceptors,
+			DeploymentOptions:     opts.deployment(),
 		})
 		if acts != nil {
 			w.RegisterActivity(acts)

@@ -55,6 +55,8 @@ func newRootCmd() *cobra.Command {
 		newDemoCmd(g),
 		newDoctorCmd(g),
 		newCredentialsCmd(g),
+		newDeployCmd(g),
+		newVersionCmd(),
 	)
 	return root
 }
