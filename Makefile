@@ -64,6 +64,21 @@ fuzz:
 		go test ./$$pkg/ -run '^$$' -fuzz "^$$name\$$" -fuzztime $$time -parallel 1 -timeout 20m; \
 	done
 
+## record-histories: record a new version of the replay corpus from the end-to-end tests,
+## e.g. make record-histories HISTORIES=v2 (docs/testing.md); sealed versions are refused
+HISTORIES_DIR := workflows/testdata/histories
+.PHONY: record-histories seal-histories
+record-histories: tools
+	@[[ "$(HISTORIES)" =~ ^v[1-9][0-9]*$$ ]] || { echo "name the new version: HISTORIES=v<N>"; exit 1; }
+	CRMFLOW_RECORD_HISTORIES=$(HISTORIES) go test ./tests/e2e/ -count=1 -timeout 20m
+
+## seal-histories: list a recorded version's files in the corpus manifest, freezing it
+seal-histories:
+	@[[ "$(HISTORIES)" =~ ^v[1-9][0-9]*$$ ]] || { echo "name the version to seal: HISTORIES=v<N>"; exit 1; }
+	@cd $(HISTORIES_DIR) && if grep -q "  $(HISTORIES)/" MANIFEST.sha256; then \
+		echo "$(HISTORIES) is sealed already: sealed versions never change"; exit 1; fi && \
+		sha256sum $(HISTORIES)/*.json >> MANIFEST.sha256 && echo "sealed $(HISTORIES): $$(ls $(HISTORIES)/*.json | wc -l) histories"
+
 ## lint: every static check
 lint: fmt-check vet staticcheck workflowcheck
 
