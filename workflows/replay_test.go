@@ -125,7 +125,9 @@ func (r registry) RegisterWorkflow(fn any) { r[""] = fn }
 func (r registry) RegisterWorkflowWithOptions(fn any, o workflow.RegisterOptions) {
 	r[o.Name] = fn
 }
-func (r registry) RegisterDynamicWorkflow(fn any, _ workflow.DynamicRegisterOptions) { r["(dynamic)"] = fn }
+func (r registry) RegisterDynamicWorkflow(fn any, _ workflow.DynamicRegisterOptions) {
+	r["(dynamic)"] = fn
+}
 
 // registeredWorkflows returns what the worker registers, by workflow type.
 func registeredWorkflows(t *testing.T) map[string]any {
