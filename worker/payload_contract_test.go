@@ -227,7 +227,7 @@ func TestPayloadWalkCoversEveryRegistration(t *testing.T) {
 	type nested struct {
 		ByKey  map[string][]*leaf `json:"by_key"`
 		Plain  int
-		hidden int //nolint:unused // unexported fields are not on the wire
+		_      int // unexported fields are not on the wire
 	}
 	got := untaggedFields(reflect.TypeFor[*nested](), map[reflect.Type]bool{})
 	assert.ElementsMatch(t, []string{"worker_test.nested.Plain", "worker_test.leaf.Untagged"}, got)
