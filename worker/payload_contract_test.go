@@ -225,9 +225,9 @@ func TestPayloadWalkCoversEveryRegistration(t *testing.T) {
 		Untagged string
 	}
 	type nested struct {
-		ByKey  map[string][]*leaf `json:"by_key"`
-		Plain  int
-		_      int // unexported fields are not on the wire
+		ByKey map[string][]*leaf `json:"by_key"`
+		Plain int
+		_     int // unexported fields are not on the wire
 	}
 	got := untaggedFields(reflect.TypeFor[*nested](), map[reflect.Type]bool{})
 	assert.ElementsMatch(t, []string{"worker_test.nested.Plain", "worker_test.leaf.Untagged"}, got)
