@@ -128,6 +128,8 @@ func (a *StripeActivities) balanceTransaction(ctx context.Context, in CreditCust
 		return &CreditCustomerBalanceOutput{BalanceTransactionID: consoleIDPrefix + in.IdempotencyKey, Console: true}, nil
 	}
 
+	// The look-up pages and the creation follows: one heartbeat per call.
+	ctx = heartbeatPerCall(ctx)
 	metadata := in.Metadata
 	if in.LookFor != nil {
 		found, err := findBalanceTransaction(ctx, sc, in, amount)

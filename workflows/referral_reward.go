@@ -93,7 +93,7 @@ func (r *referralReward) run(ctx workflow.Context) (*contract.ReferralRewardResu
 	}
 	var credited activities.CreditCustomerBalanceOutput
 	money := &moneyStep{name: "credit", base: r.key("credit")}
-	err = r.parker.step(ctx, "credit-referrer", stripeOptions, credit, func(ctx workflow.Context) error {
+	err = r.parker.step(ctx, "credit-referrer", stripeMoneyOptions, credit, func(ctx workflow.Context) error {
 		return r.moveMoney(ctx, money, stripe.CreditCustomerBalance, credit, &credited)
 	})
 	if err != nil {
@@ -185,7 +185,7 @@ func (r *referralReward) watchForClawback(ctx workflow.Context) (*contract.Refer
 	}
 	var debited activities.CreditCustomerBalanceOutput
 	money := &moneyStep{name: "clawback", base: r.key("clawback")}
-	err = r.parker.step(ctx, "clawback", stripeOptions, debit, func(ctx workflow.Context) error {
+	err = r.parker.step(ctx, "clawback", stripeMoneyOptions, debit, func(ctx workflow.Context) error {
 		return r.moveMoney(ctx, money, stripe.DebitCustomerBalance, debit, &debited)
 	})
 	if err != nil {
