@@ -149,7 +149,7 @@ func clientOptions(cfg *config.Config, creds *credentials.Store, pm *appmetrics.
 		Key: func(ctx context.Context) (string, error) {
 			return creds.ActiveKey(ctx, p.Key.Provider, p.Key.Name)
 		},
-		Console:    console,
+		Console: console,
 		// Multi-call activities heartbeat at each call (SimpleLogin's).
 		HTTPClient: activities.HeartbeatEachCall(pm.Client(p.Name, &http.Client{Timeout: providerhttp.DefaultTimeout})),
 		Logger:     logger,
