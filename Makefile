@@ -96,8 +96,9 @@ vet:
 staticcheck: $(TOOLS)/staticcheck
 	$(TOOLS)/staticcheck ./...
 
+# worker/ too: its interceptors (Sentry's) run in the workflow thread.
 workflowcheck: $(TOOLS)/workflowcheck
-	$(TOOLS)/workflowcheck ./workflows/...
+	$(TOOLS)/workflowcheck ./workflows/... ./worker/...
 
 ## tools: install the pinned tools into .tools/bin
 tools: $(TOOLS)/staticcheck $(TOOLS)/workflowcheck $(TOOLS)/stripe-mock

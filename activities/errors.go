@@ -32,6 +32,12 @@ const (
 	// mode) but has no active key, e.g. it was revoked; nothing was sent.
 	// Permanent: the step parks until an operator stores a key.
 	ErrTypeCredentialMissing = string(providerhttp.KindCredentialMissing)
+	// ErrTypeStoredFailure: the provider answered with a failure it stored
+	// under the request's idempotency key (Stripe replays even a 500 for as
+	// long as it keeps the key). Permanent for that key: only a request
+	// with a fresh key gets a new answer. Stripe only, so no
+	// providerhttp.Kind names it.
+	ErrTypeStoredFailure = "StoredFailure"
 )
 
 // ErrorType builds the type name of a provider's error: "Knock" +

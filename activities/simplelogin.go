@@ -98,6 +98,9 @@ func (a *SimpleLoginActivities) CreateAlias(ctx context.Context, in CreateAliasI
 	if err := in.validate(); err != nil {
 		return nil, err
 	}
+	// Up to seven calls: look, mailboxes, options, create, and again
+	// after an expired suffix or a raced address.
+	ctx = heartbeatPerCall(ctx)
 	marker := AliasNoteMarker(in.AliasID)
 	logger := log.With(activity.GetLogger(ctx), "aliasID", in.AliasID, "mode", in.Mode)
 
@@ -246,7 +249,8 @@ func (a *SimpleLoginActivities) SetAliasEnabled(ctx context.Context, in SetAlias
 	if in.SimpleLoginID <= 0 {
 		return nil, invalidSimpleLoginInput(fmt.Sprintf("SimpleLogin alias id %d is not positive", in.SimpleLoginID))
 	}
-	alias, err := a.SL.SetEnabled(ctx, in.SimpleLoginID, in.Enabled)
+	// Read, toggle, and again if someone else flipped it meanwhile.
+	alias, err := a.SL.SetEnabled(heartbeatPerCall(ctx), in.SimpleLoginID, in.Enabled)
 	if err != nil {
 		return nil, classifySimpleLogin(err)
 	}
@@ -261,7 +265,8 @@ func (a *SimpleLoginActivities) DeleteAlias(ctx context.Context, in DeleteAliasI
 	if in.SimpleLoginID <= 0 {
 		return invalidSimpleLoginInput(fmt.Sprintf("SimpleLogin alias id %d is not positive", in.SimpleLoginID))
 	}
-	if err := a.SL.DeleteIfExists(ctx, in.SimpleLoginID); err != nil {
+	// Delete, then a read when SimpleLogin answers 403.
+	if err := a.SL.DeleteIfExists(heartbeatPerCall(ctx), in.SimpleLoginID); err != nil {
 		return classifySimpleLogin(err)
 	}
 	activity.GetLogger(ctx).Info("simplelogin: alias deleted", "simpleLoginID", in.SimpleLoginID, "console", a.SL.Console())

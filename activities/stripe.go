@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 
 	"github.com/stripe/stripe-go/v76"
@@ -117,111 +116,6 @@ func (a *StripeActivities) RetrievePaymentIntent(ctx context.Context, in Retriev
 	}
 	logger.Info("stripe: retrieved payment intent", "status", snap.Status, "requestID", requestID(pi.LastResponse))
 	return snap, nil
-}
-
-// CreditCustomerBalanceInput is a credit to a Stripe customer's balance.
-type CreditCustomerBalanceInput struct {
-	CustomerID string `json:"CustomerID"`
-	// AmountCents is the positive credit; Stripe records it as a negative
-	// balance transaction.
-	AmountCents int64             `json:"AmountCents"`
-	Currency    string            `json:"Currency"`
-	Description string            `json:"Description"`
-	Metadata    map[string]string `json:"Metadata"`
-	// IdempotencyKey is required and must be derived from the workflow (ID +
-	// step), so a Temporal retry replays Stripe's first answer instead of
-	// crediting twice.
-	IdempotencyKey string `json:"IdempotencyKey"`
-}
-
-// consoleIDPrefix starts the ids console mode makes up in place of a
-// provider's, such as a balance transaction's.
-const consoleIDPrefix = "console:"
-
-// CreditCustomerBalanceOutput names the balance transaction made.
-type CreditCustomerBalanceOutput struct {
-	// BalanceTransactionID is Stripe's cbtxn_ id, or "console:" plus the
-	// idempotency key in console mode, unique like a real one.
-	BalanceTransactionID string `json:"BalanceTransactionID"`
-	// Console is true when nothing was sent to Stripe.
-	Console bool `json:"Console"`
-}
-
-// CreditCustomerBalance credits the customer through a customer balance
-// transaction, which Stripe applies to the customer's next invoices.
-func (a *StripeActivities) CreditCustomerBalance(ctx context.Context, in CreditCustomerBalanceInput) (*CreditCustomerBalanceOutput, error) {
-	// Negative is a credit to the customer.
-	return a.balanceTransaction(ctx, in, -in.AmountCents, "credited")
-}
-
-// DebitCustomerBalance takes AmountCents back from the customer's balance
-// (a clawback of an earlier credit); the input is the credit's shape.
-func (a *StripeActivities) DebitCustomerBalance(ctx context.Context, in CreditCustomerBalanceInput) (*CreditCustomerBalanceOutput, error) {
-	// Positive is a debit.
-	return a.balanceTransaction(ctx, in, in.AmountCents, "debited")
-}
-
-// balanceTransaction creates one customer balance transaction of amount
-// (Stripe's sign) with the input's idempotency key.
-func (a *StripeActivities) balanceTransaction(ctx context.Context, in CreditCustomerBalanceInput, amount int64, verb string) (*CreditCustomerBalanceOutput, error) {
-	if err := in.validate(); err != nil {
-		return nil, err
-	}
-	logger := log.With(activity.GetLogger(ctx), "customerID", in.CustomerID, "idempotencyKey", in.IdempotencyKey)
-
-	sc, err := a.client(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if sc == nil {
-		logger.Info("CONSOLE MODE stripe: would call POST /v1/customers/{id}/balance_transactions",
-			"amount", amount, "currency", in.Currency)
-		return &CreditCustomerBalanceOutput{BalanceTransactionID: consoleIDPrefix + in.IdempotencyKey, Console: true}, nil
-	}
-
-	params := &stripe.CustomerBalanceTransactionParams{
-		Customer: stripe.String(in.CustomerID),
-		Amount:   stripe.Int64(amount),
-		Currency: stripe.String(in.Currency),
-		Metadata: in.Metadata,
-	}
-	if in.Description != "" {
-		params.Description = stripe.String(in.Description)
-	}
-	params.Context = ctx
-	// Without a key stripe-go invents a random one per call, which would
-	// make every Temporal retry a new transaction.
-	params.SetIdempotencyKey(in.IdempotencyKey)
-	txn, err := sc.CustomerBalanceTransactions.New(params)
-	if err != nil {
-		return nil, classifyStripe(err)
-	}
-	logger.Info("stripe: "+verb+" customer balance", "balanceTransactionID", txn.ID, "requestID", requestID(txn.LastResponse))
-	return &CreditCustomerBalanceOutput{BalanceTransactionID: txn.ID}, nil
-}
-
-// currencyRE is Stripe's currency form: ISO 4217, lowercase.
-var currencyRE = regexp.MustCompile(`^[a-z]{3}$`)
-
-// validate rejects what Stripe would reject anyway, before anything is sent,
-// and what Stripe would accept but we must not send (a credit with no
-// idempotency key).
-func (in CreditCustomerBalanceInput) validate() error {
-	switch {
-	case strings.TrimSpace(in.CustomerID) == "":
-		return invalidStripeInput("customer id is empty")
-	case in.AmountCents <= 0:
-		return invalidStripeInput(fmt.Sprintf("credit amount must be positive, got %d", in.AmountCents))
-	case !currencyRE.MatchString(in.Currency):
-		return invalidStripeInput(fmt.Sprintf("currency %q is not three lowercase letters", in.Currency))
-	case strings.TrimSpace(in.IdempotencyKey) == "":
-		return invalidStripeInput("idempotency key is empty")
-	case len(strings.TrimSpace(in.IdempotencyKey)) > 255:
-		// stripe-go refuses these client-side with an untyped error that
-		// would otherwise be retried forever.
-		return invalidStripeInput("idempotency key is longer than 255 characters")
-	}
-	return nil
 }
 
 // invalidStripeInput is a permanent StripeInvalidRequest for a bad input.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/crmflow/crmflow/internal/providers"
 )
@@ -87,11 +88,13 @@ func classifyStripe(err error) error {
 	if !errors.As(err, &se) {
 		return transient(providerStripe, ErrTypeUnavailable, err, 0)
 	}
-	status := se.HTTPStatusCode
-	if status == 0 && se.LastResponse != nil {
-		status = se.LastResponse.StatusCode
-	}
-	kind := stripeKind(se, status)
+	return classifiedStripe(se)
+}
+
+// classifiedStripe is classifyStripe's answer for an error Stripe sent;
+// details, if any, go into the application error for the workflow to read.
+func classifiedStripe(se *stripe.Error, details ...any) error {
+	kind := stripeKind(se, stripeStatus(se))
 	retry := kind == ErrTypeRateLimited || kind == ErrTypeUnavailable
 	if se.LastResponse != nil {
 		switch se.LastResponse.Header.Get("Stripe-Should-Retry") {
@@ -101,10 +104,28 @@ func classifyStripe(err error) error {
 			retry = false
 		}
 	}
-	if retry {
-		return transient(providerStripe, kind, scrubStripeError(se), stripeRetryAfter(se))
+	scrubbed := scrubStripeError(se)
+	return temporal.NewApplicationErrorWithOptions(fmt.Sprintf("%s: %v", providerStripe, scrubbed),
+		ErrorType(providerStripe, kind), temporal.ApplicationErrorOptions{
+			NonRetryable: !retry, Cause: scrubbed, NextRetryDelay: retryDelay(retry, se), Details: details,
+		})
+}
+
+// retryDelay is the next retry's delay Stripe asked for, for a retryable
+// error.
+func retryDelay(retry bool, se *stripe.Error) time.Duration {
+	if !retry {
+		return 0
 	}
-	return permanent(providerStripe, kind, scrubStripeError(se))
+	return stripeRetryAfter(se)
+}
+
+// stripeStatus is the HTTP status of Stripe's answer; 0 when none was read.
+func stripeStatus(se *stripe.Error) int {
+	if se.HTTPStatusCode == 0 && se.LastResponse != nil {
+		return se.LastResponse.StatusCode
+	}
+	return se.HTTPStatusCode
 }
 
 // stripeRetryAfter is the wait a Retry-After header (in seconds) asked for,

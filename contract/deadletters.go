@@ -30,9 +30,11 @@ type DeadLetterDecisionResult struct {
 const ErrorTypeOperatorAborted = "OperatorAborted"
 
 // ErrorTypeNotParked is the type of a decision's rejection by a run that is
-// not parked. The dead letter is written by an activity a moment before the
-// run takes note of its result, so a decision sent in that moment is
-// rejected this way and may be sent again.
+// not parked. A run counts as parked from the moment it asks for its dead
+// letter to be recorded, so a decision sent as soon as the dead letter can
+// be seen is accepted; runs that parked first under older code rejected a
+// decision sent in the moment between the row's commit and the run's taking
+// note of it, and such a decision may be sent again.
 const ErrorTypeNotParked = "NotParked"
 
 // ParkedStep is the dead letter an entity's run was parked on when it

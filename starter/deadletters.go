@@ -16,9 +16,10 @@ import (
 // DecideDeadLetter sends an operator's retry, skip or abort to the run parked
 // on the dead letter, and returns once the run has accepted it.
 func (s *Starter) DecideDeadLetter(ctx context.Context, workflowID, runID string, d contract.DeadLetterDecision) (*contract.DeadLetterDecisionResult, error) {
-	// A dead letter is stored by an activity just before the run takes
-	// note of it; a decision arriving in between is rejected as not parked
-	// and is sent again for a short while.
+	// Runs that parked first under older code reject a decision that
+	// arrives between the dead letter's commit and their taking note of
+	// it as not parked; it is sent again for a short while. Newer runs
+	// accept it at once.
 	deadline := time.Now().Add(notParkedPatience)
 	for {
 		res, err := s.decide(ctx, workflowID, runID, d)

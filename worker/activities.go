@@ -113,7 +113,7 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 				ClawbackWindow:    cfg.Referrals.ClawbackWindow,
 			}},
 		Stripe: &activities.StripeActivities{Console: console[contract.ProviderStripe], Keys: creds, APIURL: cfg.Stripe.APIURL,
-			HTTPClient: pm.Client(contract.ProviderStripe, &http.Client{Timeout: 20 * time.Second})},
+			HTTPClient: activities.HeartbeatEachCall(pm.Client(contract.ProviderStripe, &http.Client{Timeout: providers.StripeHTTPTimeout}))},
 		DeadLetters: &activities.DeadLetterActivities{Store: st, Reporter: reporter},
 		Retention:   &activities.RetentionActivities{Store: st, Counter: o.retentionMetrics},
 	}
@@ -149,8 +149,9 @@ func clientOptions(cfg *config.Config, creds *credentials.Store, pm *appmetrics.
 		Key: func(ctx context.Context) (string, error) {
 			return creds.ActiveKey(ctx, p.Key.Provider, p.Key.Name)
 		},
-		Console:    console,
-		HTTPClient: pm.Client(p.Name, &http.Client{Timeout: providerhttp.DefaultTimeout}),
+		Console: console,
+		// Multi-call activities heartbeat at each call (SimpleLogin's).
+		HTTPClient: activities.HeartbeatEachCall(pm.Client(p.Name, &http.Client{Timeout: providerhttp.DefaultTimeout})),
 		Logger:     logger,
 	}
 }

@@ -438,3 +438,36 @@ func TestProviderProbes(t *testing.T) {
 	cfg.Knock.APIURL = "http://127.0.0.1:1"
 	assert.Error(t, ProviderProbes(cfg, creds)["knock"](ctx), "an unreachable provider is still down")
 }
+
+// TestProviderQueueRunsAtItsConfiguredRate: a provider queue configured at
+// N activities a second starts them at N a second, within 10 %, measured
+// from the start timestamps (the stand-in's arrival times) once the
+// limiter's initial burst is spent. Temporal splits a queue's rate limit
+// across its partitions (four by default), which made a queue run at about
+// half its rate; the embedded server gives provider queues one partition
+// (internal/temporalserver).
+func TestProviderQueueRunsAtItsConfiguredRate(t *testing.T) {
+	c := testenv.TemporalClient(t)
+	queue := testenv.TaskQueue(t)
+	k := newKnockServer(t)
+	const perSecond, count = 5.0, 40
+	knockWorkers(t, c, queue, k, Options{Limits: map[string]QueueLimits{contract.ProviderKnock: {PerSecond: perSecond, Concurrency: 8}}})
+
+	run := runFanOut(t, c, queue, fanOutInput{Count: count, Tag: "measured-rate"})
+	require.NoError(t, run.Get(context.Background(), nil))
+	k.mu.Lock()
+	times := append([]time.Time(nil), k.triggers...)
+	k.mu.Unlock()
+	require.Len(t, times, count)
+
+	var steady []time.Time
+	for _, at := range times {
+		if at.Sub(times[0]) >= time.Second {
+			steady = append(steady, at)
+		}
+	}
+	require.GreaterOrEqual(t, len(steady), count/2, "most starts come after the burst")
+	rate := float64(len(steady)-1) / steady[len(steady)-1].Sub(steady[0]).Seconds()
+	t.Logf("%d starts after the first second at %.2f/s (configured %.0f/s)", len(steady), rate, perSecond)
+	assert.InDelta(t, perSecond, rate, perSecond/10)
+}

@@ -24,7 +24,11 @@ type parker struct {
 	status *contract.Status
 	// parkedOn is the dead letter the run waits on; 0 when not parked.
 	parkedOn int64
-	decision *contract.DeadLetterDecision
+	// recording is true while the dead letter is being recorded: its row
+	// may already be in PostgreSQL, where operators find it, before the
+	// run learns its id (see earlyDecisions).
+	recording bool
+	decision  *contract.DeadLetterDecision
 	// aborted is the status an operator's last abort calls for; it is the
 	// run's answer once the run ends on that abort (settle sets ended).
 	aborted *contract.Status
@@ -59,11 +63,7 @@ func newParker(ctx workflow.Context, status *contract.Status, current func() (co
 	if err != nil {
 		return nil, fmt.Errorf("register %s: %w", contract.StatusQuery, err)
 	}
-	err = workflow.SetUpdateHandlerWithOptions(ctx, contract.DeadLetterDecisionUpdate,
-		func(ctx workflow.Context, d contract.DeadLetterDecision) (contract.DeadLetterDecisionResult, error) {
-			p.decision = &d
-			return contract.DeadLetterDecisionResult{Step: p.status.Step, Action: d.Action}, nil
-		},
+	err = workflow.SetUpdateHandlerWithOptions(ctx, contract.DeadLetterDecisionUpdate, p.decide,
 		workflow.UpdateHandlerOptions{Validator: p.validate})
 	if err != nil {
 		return nil, fmt.Errorf("register %s: %w", contract.DeadLetterDecisionUpdate, err)
@@ -71,8 +71,16 @@ func newParker(ctx workflow.Context, status *contract.Status, current func() (co
 	return p, nil
 }
 
+// earlyDecisions versions accepting a decision while the dead letter is
+// being recorded. Before it, a decision that reached the run between the
+// row's commit and the run's taking note of the activity's result was
+// rejected as not parked (and the starter sent it again for a while).
+const earlyDecisions = "dead-letter-early-decisions"
+
 // validate rejects a decision before it reaches history: wrong action, not
-// parked, parked on another dead letter, or already decided.
+// parked, parked on another dead letter, or already decided. While the dead
+// letter is being recorded its id is not known yet: any decision is
+// accepted, and decide checks the id once it is.
 func (p *parker) validate(_ workflow.Context, d contract.DeadLetterDecision) error {
 	switch d.Action {
 	case contract.DecisionRetry, contract.DecisionSkip, contract.DecisionAbort:
@@ -87,14 +95,43 @@ func (p *parker) validate(_ workflow.Context, d contract.DeadLetterDecision) err
 		}
 	}
 	switch {
+	case p.recording:
+		return nil
 	case p.parkedOn == 0:
 		return temporal.NewApplicationError("run is not parked", contract.ErrorTypeNotParked)
+	}
+	return p.matches(d)
+}
+
+// matches checks an accepted decision against the dead letter the run is
+// parked on.
+func (p *parker) matches(d contract.DeadLetterDecision) error {
+	switch {
 	case d.DeadLetterID != p.parkedOn:
 		return fmt.Errorf("run is parked on dead letter %d, not %d", p.parkedOn, d.DeadLetterID)
 	case p.decision != nil:
 		return fmt.Errorf("dead letter %d is already decided: %s", p.parkedOn, p.decision.Action)
 	}
 	return nil
+}
+
+// decide is the decision's handler. A decision accepted while the dead
+// letter was being recorded waits for its id, and fails (the operator is
+// told) if it named another or the run decided otherwise meanwhile.
+func (p *parker) decide(ctx workflow.Context, d contract.DeadLetterDecision) (contract.DeadLetterDecisionResult, error) {
+	if p.recording {
+		if err := workflow.Await(ctx, func() bool { return !p.recording }); err != nil {
+			return contract.DeadLetterDecisionResult{}, err
+		}
+		if p.parkedOn == 0 {
+			return contract.DeadLetterDecisionResult{}, temporal.NewApplicationError("run is not parked", contract.ErrorTypeNotParked)
+		}
+		if err := p.matches(d); err != nil {
+			return contract.DeadLetterDecisionResult{}, err
+		}
+	}
+	p.decision = &d
+	return contract.DeadLetterDecisionResult{Step: p.status.Step, Action: d.Action}, nil
 }
 
 // step runs call as the named step with opts (retry policy and task queue). On a
@@ -225,6 +262,11 @@ func retryability(err error, appErr *temporal.ApplicationError) string {
 // history reaches its bound meanwhile gets an errContinueParked instead.
 func (p *parker) park(ctx workflow.Context, step string, input any, message, errType string, attempts int) (int64, contract.DeadLetterDecision, error) {
 	info := workflow.GetInfo(ctx)
+	// From earlyDecisions on, the run counts as parked from the moment it
+	// asks for the dead letter: operators can see the row before the
+	// activity's answer reaches the run, and a decision sent then is
+	// accepted rather than refused.
+	p.recording = workflow.GetVersion(ctx, earlyDecisions, workflow.DefaultVersion, 1) >= 1
 	var out activities.RecordDeadLetterOutput
 	err := workflow.ExecuteActivity(parkOptions.context(ctx), dl.RecordDeadLetter,
 		activities.RecordDeadLetterInput{
@@ -232,6 +274,7 @@ func (p *parker) park(ctx workflow.Context, step string, input any, message, err
 			WorkflowType: info.WorkflowType.Name, Step: step, Error: message, ErrorType: errType,
 			Attempts: attempts, Input: input,
 		}).Get(ctx, &out)
+	p.recording = false
 	if err != nil {
 		return 0, contract.DeadLetterDecision{}, fmt.Errorf("record dead letter for step %s: %w", step, err)
 	}

@@ -9,6 +9,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/crmflow/crmflow/contract"
+	"github.com/crmflow/crmflow/internal/providerhttp"
+	"github.com/crmflow/crmflow/internal/providers"
 )
 
 // activityPolicy is how a kind of activity runs: its options (timeouts and
@@ -44,8 +46,19 @@ var (
 		ScheduleToCloseTimeout: time.Hour,
 		RetryPolicy:            backoff(0),
 	}}
+	// stripeOptions: one call (RetrievePaymentIntent) of at most
+	// providers.StripeHTTPTimeout.
 	stripeOptions = activityPolicy{provider: contract.ProviderStripe, options: workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         backoff(8),
+	}}
+	// stripeMoneyOptions: a credit or clawback looks before it creates,
+	// paging through the customer's balance transactions, so it makes
+	// several calls; it heartbeats at each, so a dead worker is noticed
+	// after one call's deadline and a long look-up still has room.
+	stripeMoneyOptions = activityPolicy{provider: contract.ProviderStripe, options: workflow.ActivityOptions{
+		StartToCloseTimeout: callsTimeout(stripeMoneyCalls, providers.StripeHTTPTimeout),
+		HeartbeatTimeout:    heartbeatTimeout(providers.StripeHTTPTimeout),
 		RetryPolicy:         backoff(8),
 	}}
 	knockOptions = activityPolicy{provider: contract.ProviderKnock, options: workflow.ActivityOptions{
@@ -54,9 +67,10 @@ var (
 	}}
 	// simpleLoginOptions: creation looks before it creates and enable/disable
 	// set state, so a retry is safe; a 429 waits for the activity's
-	// NextRetryDelay. CreateAlias makes up to four calls.
+	// NextRetryDelay. CreateAlias makes up to seven calls, each heartbeating.
 	simpleLoginOptions = activityPolicy{provider: contract.ProviderSimpleLogin, options: workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
+		StartToCloseTimeout: callsTimeout(simpleLoginCalls, providerhttp.DefaultTimeout),
+		HeartbeatTimeout:    heartbeatTimeout(providerhttp.DefaultTimeout),
 		RetryPolicy:         backoff(8),
 	}}
 	// parkOptions are for recording a dead letter itself: it must not give up.
@@ -65,6 +79,32 @@ var (
 		RetryPolicy:         backoff(0),
 	}}
 )
+
+// The most calls a multi-call provider activity makes in the worst case
+// short of a pathological search. A SimpleLogin creation: look, mailboxes,
+// options, create, and options and create again after an expired signed
+// suffix, then a look after a raced address. A Stripe money step: five pages
+// of balance transactions (500; a referral's step is near the top) and the
+// creation. A look-up that pages further may use up StartToClose; its retry
+// looks again before creating, so nothing happens twice.
+const (
+	simpleLoginCalls = 7
+	stripeMoneyCalls = 6
+)
+
+// callsTimeout is StartToClose for an activity of calls calls, each bounded
+// by perCall (the HTTP client's timeout, worker/activities.go), with room for
+// the work between them.
+func callsTimeout(calls int, perCall time.Duration) time.Duration {
+	return time.Duration(calls)*perCall + 10*time.Second
+}
+
+// heartbeatTimeout is the heartbeat timeout of an activity that heartbeats
+// before each call (activities.HeartbeatEachCall): one call's deadline and a
+// margin, so a slow call does not time it out but a dead worker is noticed.
+func heartbeatTimeout(perCall time.Duration) time.Duration {
+	return perCall + 5*time.Second
+}
 
 // backoff is the retry policy every provider shares: from one second,
 // doubling, at most a minute apart; maxAttempts 0 means no limit (the

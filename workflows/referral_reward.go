@@ -92,8 +92,9 @@ func (r *referralReward) run(ctx workflow.Context) (*contract.ReferralRewardResu
 		IdempotencyKey: r.key("credit"),
 	}
 	var credited activities.CreditCustomerBalanceOutput
-	err = r.parker.step(ctx, "credit-referrer", stripeOptions, credit, func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(ctx, stripe.CreditCustomerBalance, credit).Get(ctx, &credited)
+	money := &moneyStep{name: "credit", base: r.key("credit")}
+	err = r.parker.step(ctx, "credit-referrer", stripeMoneyOptions, credit, func(ctx workflow.Context) error {
+		return r.moveMoney(ctx, money, stripe.CreditCustomerBalance, credit, &credited)
 	})
 	if err != nil {
 		return nil, err
@@ -182,8 +183,10 @@ func (r *referralReward) watchForClawback(ctx workflow.Context) (*contract.Refer
 		Metadata:       map[string]string{"referral_id": r.input.ReferralID, "order_id": r.input.OrderID},
 		IdempotencyKey: r.key("clawback"),
 	}
-	err = r.parker.step(ctx, "clawback", stripeOptions, debit, func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(ctx, stripe.DebitCustomerBalance, debit).Get(ctx, nil)
+	var debited activities.CreditCustomerBalanceOutput
+	money := &moneyStep{name: "clawback", base: r.key("clawback")}
+	err = r.parker.step(ctx, "clawback", stripeMoneyOptions, debit, func(ctx workflow.Context) error {
+		return r.moveMoney(ctx, money, stripe.DebitCustomerBalance, debit, &debited)
 	})
 	if err != nil {
 		return nil, err

@@ -133,8 +133,11 @@ func (s *referralSuite) TestEligibleIsPaidAfterTheRefundWindow() {
 	s.Equal("cus_stripe_referrer", c.CustomerID)
 	s.Equal(int64(1000), c.AmountCents)
 	s.Equal("eur", c.Currency)
-	s.Equal(referralWorkflowID+"/credit", c.IdempotencyKey)
+	s.Equal(referralWorkflowID+"/credit/1", c.IdempotencyKey)
 	s.Equal(map[string]string{"referral_id": "ref_1", "order_id": "o1"}, c.Metadata)
+	s.Require().NotNil(c.LookFor, "the credit looks for one an earlier attempt made")
+	s.Equal(map[string]string{"crmflow_referral": "ref_1", "crmflow_step": "credit"}, c.LookFor.Metadata)
+	s.Equal(map[string]string{"referral_id": "ref_1"}, c.LookFor.Legacy)
 	s.Contains(c.Description, "ref_1")
 	s.Equal([]activities.RecordRewardInput{{ReferralID: "ref_1", ReferrerID: "cus_referrer", AmountCents: 1000,
 		Currency: "eur", BalanceTransactionID: "cbtxn_1"}}, s.rewards)
@@ -218,7 +221,8 @@ func (s *referralSuite) TestRefundAfterPayoutAsksAndClawsBack() {
 	s.Len(s.credits, 1)
 	s.Require().Len(s.debits, 1)
 	s.Equal(int64(1000), s.debits[0].AmountCents)
-	s.Equal(referralWorkflowID+"/clawback", s.debits[0].IdempotencyKey)
+	s.Equal(referralWorkflowID+"/clawback/1", s.debits[0].IdempotencyKey)
+	s.Equal(map[string]string{"crmflow_referral": "ref_1", "crmflow_step": "clawback"}, s.debits[0].LookFor.Metadata)
 	s.Equal(1, s.reversed)
 	s.Equal([]activities.DecideDeadLetterInput{
 		{DeadLetterID: 9, Status: "retrying", Operator: "ops"},
@@ -245,6 +249,7 @@ func (s *referralSuite) TestStripeRejectionParksThenRetryPays() {
 	s.Require().NoError(err)
 	s.Equal("rewarded", res.State)
 	s.Require().Len(s.credits, 1, "the retried credit succeeded once")
-	s.Equal(referralWorkflowID+"/credit", s.credits[0].IdempotencyKey, "same idempotency key on retry")
+	s.Equal(referralWorkflowID+"/credit/2", s.credits[0].IdempotencyKey,
+		"a retry a day after the first attempt sends a fresh key: Stripe may have forgotten the first")
 	s.Len(s.rewards, 1)
 }

@@ -19,6 +19,8 @@ import (
 	"go.temporal.io/server/common/dynamicconfig"
 
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/contract"
+	"github.com/crmflow/crmflow/internal/providers"
 	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 )
 
@@ -480,6 +482,21 @@ func temporalProblems(p *types.Project) []string {
 	}
 	if _, ok := lr.Map[dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key()]; !ok {
 		add("Temporal dynamic config does not set %s", dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key())
+	}
+	// Each provider queue has one partition, read and write: matching splits
+	// a queue's rate limit across its partitions, so with more a provider
+	// gets less than limits.<provider>.per_second.
+	for _, key := range []dynamicconfig.Key{
+		dynamicconfig.MatchingNumTaskqueueReadPartitions.Key(), dynamicconfig.MatchingNumTaskqueueWritePartitions.Key(),
+	} {
+		for _, prov := range providers.Queued() {
+			queue := contract.ProviderTaskQueue(contract.TaskQueue, prov.Name)
+			if !slices.ContainsFunc(lr.Map[key], func(cv dynamicconfig.ConstrainedValue) bool {
+				return cv.Constraints == dynamicconfig.Constraints{TaskQueueName: queue} && fmt.Sprint(cv.Value) == "1"
+			}) {
+				add("Temporal dynamic config does not give %s one partition (%s)", queue, key)
+			}
+		}
 	}
 	return problems
 }

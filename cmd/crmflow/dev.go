@@ -13,6 +13,7 @@ import (
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/devstack"
+	"github.com/crmflow/crmflow/internal/providers"
 	"github.com/crmflow/crmflow/internal/store"
 )
 
@@ -45,7 +46,10 @@ func runDev(ctx context.Context, cfg *config.Config, out io.Writer) error {
 		UICodecEndpoint:  "http://" + cfg.HTTPAddr + "/codec",
 		Namespace:        cfg.Temporal.Namespace,
 		SearchAttributes: contract.SearchAttributes(),
-		Logger:           logger,
+		// The provider queues carry rate limits: one partition each, so a
+		// limit is the rate the provider gets.
+		OnePartitionQueues: providerQueues(),
+		Logger:             logger,
 	})
 	if err != nil {
 		return err
@@ -136,4 +140,14 @@ func redactURL(u string) string {
 		}
 	}
 	return u
+}
+
+// providerQueues are the provider activity queues of crmflow's own task
+// queue, each rate-limited by limits.<provider>.per_second.
+func providerQueues() []string {
+	var out []string
+	for _, p := range providers.Queued() {
+		out = append(out, contract.ProviderTaskQueue(contract.TaskQueue, p.Name))
+	}
+	return out
 }

@@ -42,7 +42,10 @@ type Options struct {
 	// Namespace is registered with SearchAttributes on first start.
 	Namespace        string
 	SearchAttributes map[string]enumspb.IndexedValueType
-	Logger           *slog.Logger
+	// OnePartitionQueues are the rate-limited task queues
+	// (temporalserver.Options.OnePartitionQueues).
+	OnePartitionQueues []string
+	Logger             *slog.Logger
 }
 
 // Stack is a running dev stack.
@@ -107,13 +110,14 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		return nil, fmt.Errorf("the Temporal UI (%s) must listen on the frontend's host %s", opts.UIAddr, host)
 	}
 	s.temporal, err = temporalserver.Start(temporalserver.Options{
-		Host:             host,
-		FrontendPort:     port,
-		UIPort:           uiPort,
-		UICodecEndpoint:  opts.UICodecEndpoint,
-		DatabaseFile:     filepath.Join(dataDir, "temporal.db"),
-		Namespace:        opts.Namespace,
-		SearchAttributes: opts.SearchAttributes,
+		Host:               host,
+		FrontendPort:       port,
+		UIPort:             uiPort,
+		UICodecEndpoint:    opts.UICodecEndpoint,
+		DatabaseFile:       filepath.Join(dataDir, "temporal.db"),
+		Namespace:          opts.Namespace,
+		SearchAttributes:   opts.SearchAttributes,
+		OnePartitionQueues: opts.OnePartitionQueues,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start temporal: %w", err)

@@ -50,6 +50,19 @@ type Options struct {
 	Namespace string
 	// SearchAttributes are registered on the namespace when it is created.
 	SearchAttributes map[string]enumspb.IndexedValueType
+	// OnePartitionQueues get one partition, read and write, instead of
+	// Temporal's default four. Matching divides a queue's rate limit (a
+	// worker's TaskQueueActivitiesPerSecond) by its read partitions, and a
+	// partition with nothing waiting leaves its share unused, so a
+	// rate-limited queue with four ran below its rate. Name the
+	// rate-limited provider queues here. A server whose file already holds
+	// tasks on a named queue's other partitions leaves them there, unread;
+	// production lowers write partitions first (docs/production.md).
+	OnePartitionQueues []string
+	// OnePartitionEveryQueue gives every task queue one partition, for a
+	// server started without queued tasks whose queue names are not known
+	// in advance (tests).
+	OnePartitionEveryQueue bool
 	// LogLevel of the server's own log (debug, info, warn, error); default error,
 	// since at warn it reports every poll a stopping worker loses.
 	LogLevel string
@@ -172,6 +185,10 @@ func buildServerOptions(opts Options) ([]temporal.ServerOption, error) {
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
 		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8192,
 	}
+	if partitions := onePartition(opts); partitions != nil {
+		dyn[dynamicconfig.MatchingNumTaskqueueReadPartitions.Key()] = partitions
+		dyn[dynamicconfig.MatchingNumTaskqueueWritePartitions.Key()] = partitions
+	}
 	return []temporal.ServerOption{
 		temporal.WithConfig(cfg),
 		temporal.ForServices(temporal.DefaultServices),
@@ -181,6 +198,20 @@ func buildServerOptions(opts Options) ([]temporal.ServerOption, error) {
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return authorization.NewNoopClaimMapper() }),
 		temporal.WithDynamicConfigClient(dyn),
 	}, nil
+}
+
+// onePartition is the partition count OnePartitionQueues and
+// OnePartitionEveryQueue ask for, as dynamic config; nil leaves Temporal's
+// default.
+func onePartition(opts Options) []dynamicconfig.ConstrainedValue {
+	if opts.OnePartitionEveryQueue {
+		return []dynamicconfig.ConstrainedValue{{Value: 1}}
+	}
+	var out []dynamicconfig.ConstrainedValue
+	for _, q := range opts.OnePartitionQueues {
+		out = append(out, dynamicconfig.ConstrainedValue{Constraints: dynamicconfig.Constraints{TaskQueueName: q}, Value: 1})
+	}
+	return out
 }
 
 func buildConfig(opts Options) (*config.Config, error) {

@@ -32,7 +32,9 @@ func main() {
 }
 
 func run() error {
-	opts := temporalserver.Options{SearchAttributes: map[string]enumspb.IndexedValueType{}}
+	// Every queue one partition: tests name their queues at random, start
+	// with nothing queued, and measure provider rate limits.
+	opts := temporalserver.Options{SearchAttributes: map[string]enumspb.IndexedValueType{}, OnePartitionEveryQueue: true}
 	flag.IntVar(&opts.FrontendPort, "port", 0, "frontend gRPC port on 127.0.0.1; 0 picks a free one")
 	flag.StringVar(&opts.DatabaseFile, "db", "", "SQLite file that persists the server's state; empty keeps it in memory")
 	flag.StringVar(&opts.Namespace, "namespace", "default", "namespace registered at start")
