@@ -37,6 +37,11 @@ func run() error {
 	flag.StringVar(&opts.DatabaseFile, "db", "", "SQLite file that persists the server's state; empty keeps it in memory")
 	flag.StringVar(&opts.Namespace, "namespace", "default", "namespace registered at start")
 	flag.StringVar(&opts.LogLevel, "log-level", "error", "the server's own log level")
+	flag.StringVar(&opts.Store, "store", temporalserver.StoreSQLite, "where the server keeps its state: sqlite or postgres")
+	flag.StringVar(&opts.PostgresURL, "postgres-url", "", "PostgreSQL server URL for -store postgres (a role that may create databases)")
+	flag.StringVar(&opts.PostgresDatabase, "postgres-db", "temporal", "the server's database for -store postgres; visibility gets <name>_visibility")
+	flag.IntVar(&opts.HistoryShards, "shards", 0, "history shards; 0 means 1 on sqlite, 4 on postgres")
+	flag.BoolVar(&opts.Cluster, "cluster", false, "join the other servers on the same PostgreSQL database as one cluster")
 	flag.Func("search-attribute", "Name=Type (e.g. CrmflowOrderID=Keyword), registered on the namespace; repeatable", func(v string) error {
 		name, typ, ok := strings.Cut(v, "=")
 		if !ok || name == "" {
