@@ -301,7 +301,7 @@ func buildConfig(opts Options) (*config.Config, error) {
 			svc.RPC.GRPCPort = p
 		}
 		if opts.Cluster {
-			p, err := FreePort(opts.Host)
+			p, err := freeMembershipPort(opts.Host)
 			if err != nil {
 				return nil, err
 			}
@@ -355,6 +355,19 @@ func FreePort(host string) (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// freeMembershipPort finds a free port below 32768: the schema stores a
+// member's port in cluster_membership.rpc_port, a SMALLINT, so the kernel's
+// ephemeral ports (32768 and up on Linux) cannot be written there.
+func freeMembershipPort(host string) (int, error) {
+	for range 100 {
+		p := 20000 + rand.IntN(32767-20000)
+		if checkPortFree(host, p) == nil {
+			return p, nil
+		}
+	}
+	return 0, errors.New("no free membership port below 32768")
 }
 
 func checkPortFree(host string, port int) error {
