@@ -87,6 +87,7 @@ type Server struct {
 	server       temporal.Server
 	ui           *uiserver.Server
 	frontendAddr string
+	historyAddr  string
 	uiAddr       string
 	namespace    string
 }
@@ -150,10 +151,12 @@ func Start(opts Options) (*Server, error) {
 		frontendAddr: net.JoinHostPort(opts.Host, strconv.Itoa(opts.FrontendPort)),
 		namespace:    opts.Namespace,
 	}
-	serverOpts, err := buildServerOptions(opts)
+	cfg, err := buildConfig(opts)
 	if err != nil {
 		return nil, err
 	}
+	s.historyAddr = net.JoinHostPort(opts.Host, strconv.Itoa(cfg.Services["history"].RPC.GRPCPort))
+	serverOpts := buildServerOptions(opts, cfg)
 	srv, err := temporal.NewServer(serverOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("new temporal server: %w", err)
@@ -189,6 +192,10 @@ func Start(opts Options) (*Server, error) {
 // FrontendAddr is the host:port clients dial.
 func (s *Server) FrontendAddr() string { return s.frontendAddr }
 
+// HistoryAddr is the host:port of the history service, the name a cluster's
+// shard ownership is reported under.
+func (s *Server) HistoryAddr() string { return s.historyAddr }
+
 // UIAddr is the host:port of the UI, or "" when it is not served.
 func (s *Server) UIAddr() string { return s.uiAddr }
 
@@ -208,11 +215,7 @@ func (s *Server) Stop() {
 	}
 }
 
-func buildServerOptions(opts Options) ([]temporal.ServerOption, error) {
-	cfg, err := buildConfig(opts)
-	if err != nil {
-		return nil, err
-	}
+func buildServerOptions(opts Options, cfg *config.Config) []temporal.ServerOption {
 	logger := log.NewZapLogger(log.BuildZapLogger(log.Config{Level: opts.LogLevel, Format: "console"}))
 	dyn := dynamicconfig.StaticClient{
 		// New search attributes must be usable the moment they are added.
@@ -237,7 +240,7 @@ func buildServerOptions(opts Options) ([]temporal.ServerOption, error) {
 		}
 		serverOpts = append(serverOpts, temporal.WithStaticHosts(hosts))
 	}
-	return serverOpts, nil
+	return serverOpts
 }
 
 func buildConfig(opts Options) (*config.Config, error) {

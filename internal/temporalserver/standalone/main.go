@@ -4,7 +4,8 @@
 // of the test binaries keeps them small, and keeps `go test -fuzz` from
 // rebuilding the whole server with coverage instrumentation.
 //
-// It prints "frontend <host:port>" on stdout once clients can connect, and
+// It prints "history <host:port>" and then "frontend <host:port>" on stdout
+// once clients can connect, and
 // stops the server when it gets SIGINT or SIGTERM or when its stdin reaches
 // end of file. The last makes it exit with its parent, whichever way the
 // parent ends.
@@ -61,6 +62,7 @@ func run() error {
 		return err
 	}
 	defer srv.Stop()
+	fmt.Printf("history %s\n", srv.HistoryAddr())
 	fmt.Printf("frontend %s\n", srv.FrontendAddr())
 
 	stop := make(chan os.Signal, 1)

@@ -259,3 +259,32 @@ func (b *balancer) close() {
 	}
 	b.mu.Unlock()
 }
+
+// Shards are the history shards node i owns, as the cluster reports them
+// through a live node's frontend.
+func (c *TemporalCluster) Shards(i int) ([]int32, error) {
+	var lastErr error
+	for j, s := range c.nodes {
+		select {
+		case <-s.done:
+			continue
+		default:
+		}
+		conn, err := grpc.NewClient(c.FrontendAddrs()[j], grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		resp, err := adminservice.NewAdminServiceClient(conn).DescribeHistoryHost(ctx,
+			&adminservice.DescribeHistoryHostRequest{HostAddress: c.nodes[i].historyAddr})
+		cancel()
+		conn.Close()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		return resp.GetShardIds(), nil
+	}
+	return nil, fmt.Errorf("no live node answered: %v", lastErr)
+}

@@ -62,6 +62,14 @@ func TestTemporalClusterIsOneCluster(t *testing.T) {
 		return err == nil && resp.GetCount() == int64(len(ids))
 	}, 30*time.Second, 200*time.Millisecond, "node B's visibility lists what node A started")
 
+	var shards []int32
+	for i := range 2 {
+		s, err := c.Shards(i)
+		require.NoError(t, err)
+		shards = append(shards, s...)
+	}
+	assert.ElementsMatch(t, []int32{1, 2, 3, 4}, shards, "the two nodes own the four shards between them")
+
 	lb := dialAddr(t, c.FrontendAddr())
 	desc, err := lb.DescribeWorkflowExecution(ctx, ids[0], "")
 	require.NoError(t, err)

@@ -56,7 +56,9 @@ type TemporalServer struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	addr   string
-	output *tailBuffer
+	// historyAddr is the history service's address, set before addr.
+	historyAddr string
+	output      *tailBuffer
 	done   chan struct{} // closed when the process has exited
 }
 
@@ -133,6 +135,9 @@ func startTemporal(opts TemporalOptions) (*TemporalServer, error) {
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			if addr, ok := strings.CutPrefix(sc.Text(), "history "); ok {
+				s.historyAddr = addr
+			}
 			if addr, ok := strings.CutPrefix(sc.Text(), "frontend "); ok {
 				select {
 				case addrs <- addr:
