@@ -53,13 +53,13 @@ type TemporalOptions struct {
 // TemporalServer is a Temporal server running in a child process: namespace
 // "default" with crmflow's search attributes registered.
 type TemporalServer struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	addr   string
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	addr  string
 	// historyAddr is the history service's address, set before addr.
 	historyAddr string
 	output      *tailBuffer
-	done   chan struct{} // closed when the process has exited
+	done        chan struct{} // closed when the process has exited
 }
 
 // FrontendAddr is the host:port clients dial.
