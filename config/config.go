@@ -117,7 +117,8 @@ type DevConfig struct {
 	// PostgreSQL, or on the server database_url names).
 	TemporalStore string `mapstructure:"temporal_store" yaml:"temporal_store"`
 	// TemporalShards is the embedded Temporal's history shard count; 0 means
-	// 1 on SQLite and 4 on PostgreSQL. Fixed once its database exists.
+	// 1 on SQLite and 4 on PostgreSQL. Fixed once its database exists (a
+	// later change is logged by Temporal and ignored).
 	TemporalShards int `mapstructure:"temporal_shards" yaml:"temporal_shards"`
 }
 

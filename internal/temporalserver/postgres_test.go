@@ -75,6 +75,8 @@ func TestPostgresStoreSurvivesRestart(t *testing.T) {
 	assert.Equal(t, pgschema.Version, mainVersion, "schema at the version the server module ships")
 	assert.Equal(t, pgschema.VisibilityVersion, visVersion)
 
+	// Shards are fixed with the database: another number is ignored.
+	opts.HistoryShards = 8
 	s2, err := temporalserver.Start(opts)
 	require.NoError(t, err)
 	defer s2.Stop()
@@ -105,7 +107,7 @@ func TestPostgresStoreSurvivesRestart(t *testing.T) {
 	defer conn.Close(ctx)
 	var shards int
 	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM shards`).Scan(&shards))
-	assert.Equal(t, 4, shards, "four history shards by default on PostgreSQL")
+	assert.Equal(t, 4, shards, "four history shards by default on PostgreSQL, kept when a restart asks for 8")
 }
 
 // TestStoreOptionsRefuseNonsense shows each bad option is refused before

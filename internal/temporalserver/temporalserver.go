@@ -66,8 +66,8 @@ type Options struct {
 	// "temporal"); visibility lives in PostgresDatabase + "_visibility".
 	PostgresDatabase string
 	// HistoryShards is the number of history shards: default 1 on SQLite, 4
-	// on PostgreSQL. It is fixed when a database is first used; a server
-	// started later with another number refuses to start.
+	// on PostgreSQL. It is fixed when a database is first used: a server
+	// started later with another number logs a warning and keeps the first.
 	HistoryShards int
 	// Cluster makes the server find its peers through the membership table
 	// of its PostgreSQL database (ringpop), so several servers sharing that
