@@ -112,6 +112,14 @@ type DevConfig struct {
 	PostgresPort int `mapstructure:"postgres_port" yaml:"postgres_port"`
 	// UIAddr is where the embedded Temporal UI listens.
 	UIAddr string `mapstructure:"ui_addr" yaml:"ui_addr"`
+	// TemporalStore is where the embedded Temporal keeps its state: "sqlite"
+	// (a file under DataDir) or "postgres" (databases of its own on the dev
+	// PostgreSQL, or on the server database_url names).
+	TemporalStore string `mapstructure:"temporal_store" yaml:"temporal_store"`
+	// TemporalShards is the embedded Temporal's history shard count; 0 means
+	// 1 on SQLite and 4 on PostgreSQL. Fixed once its database exists (a
+	// later change is logged by Temporal and ignored).
+	TemporalShards int `mapstructure:"temporal_shards" yaml:"temporal_shards"`
 }
 
 // WebhooksConfig bounds what the webhook endpoints accept.

@@ -186,6 +186,10 @@ func TestEveryKeyHasAnEnvVar(t *testing.T) {
 			val = "127.0.0.1:1"
 		case key == "dev.postgres_port":
 			val = "5"
+		case key == "dev.temporal_store":
+			val = "postgres"
+		case key == "dev.temporal_shards":
+			val = "8"
 		case key == "webhooks.max_body_bytes" || strings.HasSuffix(key, "_cents"):
 			val = "7"
 		case key == "webhooks.tolerance" || strings.HasSuffix(key, "_timeout") || strings.HasSuffix(key, "_window") || strings.HasSuffix(key, "_ttl") || strings.HasSuffix(key, "_every") || key == "rotation.interval" ||
@@ -368,4 +372,14 @@ func TestStripeReconcileRunsOnlyWithAKeyAndAnInterval(t *testing.T) {
 	_, err = load(t, config.LoadOptions{Dev: true}, "CRMFLOW_STRIPE_RECONCILE_EVERY=-1m")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "stripe.reconcile_every (CRMFLOW_STRIPE_RECONCILE_EVERY): must be 0 (off) or a positive duration")
+}
+
+func TestTemporalStoreMustBeKnown(t *testing.T) {
+	cfg, err := load(t, config.LoadOptions{Dev: true}, "CRMFLOW_DEV_TEMPORAL_STORE=postgres")
+	require.NoError(t, err)
+	assert.Equal(t, "postgres", cfg.Dev.TemporalStore)
+	_, err = load(t, config.LoadOptions{Dev: true}, "CRMFLOW_DEV_TEMPORAL_STORE=cassandra")
+	require.ErrorContains(t, err, "dev.temporal_store")
+	_, err = load(t, config.LoadOptions{Dev: true}, "CRMFLOW_DEV_TEMPORAL_SHARDS=-1")
+	require.ErrorContains(t, err, "dev.temporal_shards")
 }

@@ -27,6 +27,8 @@ var defaults = map[string]any{
 	"dev.data_dir":                   ".data",
 	"dev.postgres_port":              55432,
 	"dev.ui_addr":                    "127.0.0.1:8233",
+	"dev.temporal_store":             "sqlite",
+	"dev.temporal_shards":            0,
 	"webhooks.max_body_bytes":        1 << 20,
 	"webhooks.tolerance":             "5m",
 	"orders.payment_timeout":         "24h",

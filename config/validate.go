@@ -78,6 +78,12 @@ func (c *Config) validate(problems []string) error {
 	default:
 		add("log_level", "must be debug, info, warn or error, got %q", c.LogLevel)
 	}
+	if c.Dev.TemporalStore != "sqlite" && c.Dev.TemporalStore != "postgres" {
+		add("dev.temporal_store", "must be sqlite or postgres, got %q", c.Dev.TemporalStore)
+	}
+	if c.Dev.TemporalShards < 0 {
+		add("dev.temporal_shards", "must not be negative, got %d", c.Dev.TemporalShards)
+	}
 	if c.Dev.PostgresPort <= 0 || c.Dev.PostgresPort > 65535 {
 		add("dev.postgres_port", "must be a TCP port, got %d", c.Dev.PostgresPort)
 	}

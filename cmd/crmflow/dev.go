@@ -18,7 +18,8 @@ import (
 )
 
 func newDevCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var temporalStore string
+	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole stack in one process tree: Temporal + UI, PostgreSQL, migrations, worker and HTTP server",
 		Args:  cobra.NoArgs,
@@ -27,9 +28,17 @@ func newDevCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("temporal-store") {
+				if temporalStore != "sqlite" && temporalStore != "postgres" {
+					return fmt.Errorf("--temporal-store: want sqlite or postgres, got %q", temporalStore)
+				}
+				cfg.Dev.TemporalStore = temporalStore
+			}
 			return ignoreCanceled(runDev(signalContext(cmd.Context()), cfg, cmd.OutOrStdout()))
 		},
 	}
+	cmd.Flags().StringVar(&temporalStore, "temporal-store", "sqlite", "where the embedded Temporal keeps its state: sqlite or postgres (default: config dev.temporal_store)")
+	return cmd
 }
 
 // runDev starts the dev stack, runs crmflow on it until ctx is cancelled,
@@ -43,6 +52,8 @@ func runDev(ctx context.Context, cfg *config.Config, out io.Writer) error {
 		PostgresPort:     cfg.Dev.PostgresPort,
 		TemporalAddr:     cfg.Temporal.Address,
 		UIAddr:           cfg.Dev.UIAddr,
+		TemporalStore:    cfg.Dev.TemporalStore,
+		TemporalShards:   cfg.Dev.TemporalShards,
 		UICodecEndpoint:  "http://" + cfg.HTTPAddr + "/codec",
 		Namespace:        cfg.Temporal.Namespace,
 		SearchAttributes: contract.SearchAttributes(),

@@ -1,5 +1,6 @@
 // Package devstack starts what `crmflow dev` needs besides crmflow itself: an
-// embedded Temporal server with its UI and, unless a database URL is given, a
+// embedded Temporal server with its UI (on SQLite, or on PostgreSQL next to
+// crmflow's database) and, unless a database URL is given, a
 // PostgreSQL server from the machine's binaries, all with data under one
 // directory so a restart resumes where the last run stopped.
 //
@@ -39,6 +40,11 @@ type Options struct {
 	UIAddr string
 	// UICodecEndpoint is where the UI decodes encrypted payloads.
 	UICodecEndpoint string
+	// TemporalStore is "sqlite" (default) or "postgres"; on PostgreSQL
+	// Temporal gets databases of its own next to DatabaseURL's.
+	TemporalStore string
+	// TemporalShards is Temporal's history shard count (0: the store's default).
+	TemporalShards int
 	// Namespace is registered with SearchAttributes on first start.
 	Namespace        string
 	SearchAttributes map[string]enumspb.IndexedValueType
@@ -109,12 +115,19 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if uiHost != host {
 		return nil, fmt.Errorf("the Temporal UI (%s) must listen on the frontend's host %s", opts.UIAddr, host)
 	}
+	var postgresURL string
+	if opts.TemporalStore == temporalserver.StorePostgres {
+		postgresURL = s.DatabaseURL
+	}
 	s.temporal, err = temporalserver.Start(temporalserver.Options{
 		Host:               host,
 		FrontendPort:       port,
 		UIPort:             uiPort,
 		UICodecEndpoint:    opts.UICodecEndpoint,
 		DatabaseFile:       filepath.Join(dataDir, "temporal.db"),
+		Store:              opts.TemporalStore,
+		PostgresURL:        postgresURL,
+		HistoryShards:      opts.TemporalShards,
 		Namespace:          opts.Namespace,
 		SearchAttributes:   opts.SearchAttributes,
 		OnePartitionQueues: opts.OnePartitionQueues,

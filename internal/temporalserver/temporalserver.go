@@ -1,6 +1,8 @@
-// Package temporalserver embeds a single-process Temporal server (SQLite
-// persistence) and, optionally, the Temporal UI, for `crmflow dev` and for
-// tests. Production deployments point crmflow at a real cluster instead.
+// Package temporalserver embeds a Temporal server (all services in one
+// process) and, optionally, the Temporal UI, for `crmflow dev` and for tests.
+// It keeps its state in SQLite (the quick start) or in PostgreSQL, where
+// several servers sharing one database form one cluster. Production
+// deployments point crmflow at a real cluster instead.
 //
 // It is a library: it imports no crmflow package.
 package temporalserver
@@ -66,13 +68,39 @@ type Options struct {
 	// LogLevel of the server's own log (debug, info, warn, error); default error,
 	// since at warn it reports every poll a stopping worker loses.
 	LogLevel string
+
+	// Store is where the server keeps its state: StoreSQLite (the default)
+	// or StorePostgres.
+	Store string
+	// PostgresURL reaches the PostgreSQL server for StorePostgres, as a role
+	// that may create databases; its database part is only used to connect.
+	PostgresURL string
+	// PostgresDatabase names the server's own database there (default
+	// "temporal"); visibility lives in PostgresDatabase + "_visibility".
+	PostgresDatabase string
+	// HistoryShards is the number of history shards: default 1 on SQLite, 4
+	// on PostgreSQL. It is fixed when a database is first used: a server
+	// started later with another number logs a warning and keeps the first.
+	HistoryShards int
+	// Cluster makes the server find its peers through the membership table
+	// of its PostgreSQL database (ringpop), so several servers sharing that
+	// database form one cluster and take over each other's shards when one
+	// dies. Without it the server runs alone with static hosts.
+	Cluster bool
 }
+
+// Store names for Options.Store.
+const (
+	StoreSQLite   = "sqlite"
+	StorePostgres = "postgres"
+)
 
 // Server is a running embedded Temporal server.
 type Server struct {
 	server       temporal.Server
 	ui           *uiserver.Server
 	frontendAddr string
+	historyAddr  string
 	uiAddr       string
 	namespace    string
 }
@@ -88,6 +116,31 @@ func Start(opts Options) (*Server, error) {
 	}
 	if opts.LogLevel == "" {
 		opts.LogLevel = "error"
+	}
+	switch opts.Store {
+	case "", StoreSQLite:
+		opts.Store = StoreSQLite
+		if opts.HistoryShards == 0 {
+			opts.HistoryShards = 1
+		}
+		if opts.Cluster {
+			return nil, errors.New("a Temporal cluster needs the postgres store: SQLite is one process's file")
+		}
+	case StorePostgres:
+		if opts.PostgresURL == "" {
+			return nil, errors.New("the postgres store needs a PostgreSQL URL")
+		}
+		if opts.PostgresDatabase == "" {
+			opts.PostgresDatabase = "temporal"
+		}
+		if opts.HistoryShards == 0 {
+			opts.HistoryShards = 4
+		}
+	default:
+		return nil, fmt.Errorf("temporal store %q: want %q or %q", opts.Store, StoreSQLite, StorePostgres)
+	}
+	if opts.HistoryShards < 1 {
+		return nil, fmt.Errorf("history shards must be at least 1, got %d", opts.HistoryShards)
 	}
 	if opts.FrontendPort == 0 {
 		p, err := FreePort(opts.Host)
@@ -111,10 +164,12 @@ func Start(opts Options) (*Server, error) {
 		frontendAddr: net.JoinHostPort(opts.Host, strconv.Itoa(opts.FrontendPort)),
 		namespace:    opts.Namespace,
 	}
-	serverOpts, err := buildServerOptions(opts)
+	cfg, err := buildConfig(opts)
 	if err != nil {
 		return nil, err
 	}
+	s.historyAddr = net.JoinHostPort(opts.Host, strconv.Itoa(cfg.Services["history"].RPC.GRPCPort))
+	serverOpts := buildServerOptions(opts, cfg)
 	srv, err := temporal.NewServer(serverOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("new temporal server: %w", err)
@@ -150,6 +205,10 @@ func Start(opts Options) (*Server, error) {
 // FrontendAddr is the host:port clients dial.
 func (s *Server) FrontendAddr() string { return s.frontendAddr }
 
+// HistoryAddr is the host:port of the history service, the name a cluster's
+// shard ownership is reported under.
+func (s *Server) HistoryAddr() string { return s.historyAddr }
+
 // UIAddr is the host:port of the UI, or "" when it is not served.
 func (s *Server) UIAddr() string { return s.uiAddr }
 
@@ -169,16 +228,8 @@ func (s *Server) Stop() {
 	}
 }
 
-func buildServerOptions(opts Options) ([]temporal.ServerOption, error) {
-	cfg, err := buildConfig(opts)
-	if err != nil {
-		return nil, err
-	}
+func buildServerOptions(opts Options, cfg *config.Config) []temporal.ServerOption {
 	logger := log.NewZapLogger(log.BuildZapLogger(log.Config{Level: opts.LogLevel, Format: "console"}))
-	hosts := map[primitives.ServiceName]static.Hosts{}
-	for name, svc := range cfg.Services {
-		hosts[primitives.ServiceName(name)] = static.SingleLocalHost(net.JoinHostPort(opts.Host, strconv.Itoa(svc.RPC.GRPCPort)))
-	}
 	dyn := dynamicconfig.StaticClient{
 		// New search attributes must be usable the moment they are added.
 		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key():      true,
@@ -189,15 +240,24 @@ func buildServerOptions(opts Options) ([]temporal.ServerOption, error) {
 		dyn[dynamicconfig.MatchingNumTaskqueueReadPartitions.Key()] = partitions
 		dyn[dynamicconfig.MatchingNumTaskqueueWritePartitions.Key()] = partitions
 	}
-	return []temporal.ServerOption{
+	serverOpts := []temporal.ServerOption{
 		temporal.WithConfig(cfg),
 		temporal.ForServices(temporal.DefaultServices),
-		temporal.WithStaticHosts(hosts),
 		temporal.WithLogger(logger),
 		temporal.WithAuthorizer(authorization.NewNoopAuthorizer()),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return authorization.NewNoopClaimMapper() }),
 		temporal.WithDynamicConfigClient(dyn),
-	}, nil
+	}
+	if !opts.Cluster {
+		// Alone, the server needs no membership protocol: every service is
+		// the one local host. In a cluster ringpop finds the peers instead.
+		hosts := map[primitives.ServiceName]static.Hosts{}
+		for name, svc := range cfg.Services {
+			hosts[primitives.ServiceName(name)] = static.SingleLocalHost(net.JoinHostPort(opts.Host, strconv.Itoa(svc.RPC.GRPCPort)))
+		}
+		serverOpts = append(serverOpts, temporal.WithStaticHosts(hosts))
+	}
+	return serverOpts
 }
 
 // onePartition is the partition count OnePartitionQueues and
@@ -215,21 +275,35 @@ func onePartition(opts Options) []dynamicconfig.ConstrainedValue {
 }
 
 func buildConfig(opts Options) (*config.Config, error) {
-	sqlCfg, err := prepareSQLite(opts)
-	if err != nil {
-		return nil, err
+	var cfg config.Config
+	switch opts.Store {
+	case StorePostgres:
+		main, visibility, err := preparePostgres(opts)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Persistence.DefaultStore = "postgres"
+		cfg.Persistence.VisibilityStore = "postgres-visibility"
+		cfg.Persistence.DataStores = map[string]config.DataStore{
+			"postgres":            {SQL: main},
+			"postgres-visibility": {SQL: visibility},
+		}
+	default:
+		sqlCfg, err := prepareSQLite(opts)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Persistence.DefaultStore = "sqlite"
+		cfg.Persistence.VisibilityStore = "sqlite"
+		cfg.Persistence.DataStores = map[string]config.DataStore{"sqlite": {SQL: sqlCfg}}
 	}
+	cfg.Persistence.NumHistoryShards = int32(opts.HistoryShards)
 	httpPort, err := FreePort(opts.Host)
 	if err != nil {
 		return nil, err
 	}
-	var cfg config.Config
 	cfg.Global.Membership.MaxJoinDuration = 30 * time.Second
 	cfg.Global.Membership.BroadcastAddress = opts.Host
-	cfg.Persistence.DefaultStore = "sqlite"
-	cfg.Persistence.VisibilityStore = "sqlite"
-	cfg.Persistence.NumHistoryShards = 1
-	cfg.Persistence.DataStores = map[string]config.DataStore{"sqlite": {SQL: sqlCfg}}
 	cfg.ClusterMetadata = &cluster.Config{
 		FailoverVersionIncrement: 10,
 		MasterClusterName:        clusterName,
@@ -259,6 +333,13 @@ func buildConfig(opts Options) (*config.Config, error) {
 				return nil, err
 			}
 			svc.RPC.GRPCPort = p
+		}
+		if opts.Cluster {
+			p, err := freeMembershipPort(opts.Host)
+			if err != nil {
+				return nil, err
+			}
+			svc.RPC.MembershipPort = p
 		}
 		cfg.Services[name] = svc
 	}
@@ -308,6 +389,19 @@ func FreePort(host string) (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// freeMembershipPort finds a free port below 32768: the schema stores a
+// member's port in cluster_membership.rpc_port, a SMALLINT, so the kernel's
+// ephemeral ports (32768 and up on Linux) cannot be written there.
+func freeMembershipPort(host string) (int, error) {
+	for range 100 {
+		p := 20000 + rand.IntN(32767-20000)
+		if checkPortFree(host, p) == nil {
+			return p, nil
+		}
+	}
+	return 0, errors.New("no free membership port below 32768")
 }
 
 func checkPortFree(host string, port int) error {

@@ -38,6 +38,9 @@ type stackOptions struct {
 	// databaseURL replaces the test's database on the shared PostgreSQL
 	// (a test that stops PostgreSQL brings its own).
 	databaseURL string
+	// temporalCluster runs Temporal as a two-node cluster on PostgreSQL
+	// behind a balancer instead of one server on SQLite.
+	temporalCluster bool
 }
 
 // stack is one test's world: a Temporal server of its own (so no workflow,
@@ -49,10 +52,14 @@ type stack struct {
 	store    *store.Store
 	temporal *testenv.TemporalServer
 	tOpts    testenv.TemporalOptions
-	tc       client.Client
-	starter  *starter.Starter
-	knock    *knockPeer
-	stripe   *stripePeer
+	// cluster is the Temporal cluster of a temporalCluster stack.
+	cluster *testenv.TemporalCluster
+	// temporalAddr is where crmflow dials Temporal.
+	temporalAddr string
+	tc           client.Client
+	starter      *starter.Starter
+	knock        *knockPeer
+	stripe       *stripePeer
 
 	mu sync.Mutex
 	// acked are the events a provider got a 2xx for, by provider and id.
@@ -85,18 +92,24 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	t.Cleanup(st.Close)
 	s.store = st
 
-	s.tOpts = testenv.TemporalOptions{Port: testenv.FreePort(t)}
-	if opts.persistentTemporal {
-		s.tOpts.DatabaseFile = filepath.Join(t.TempDir(), "temporal.db")
+	if opts.temporalCluster {
+		s.cluster = testenv.StartTemporalCluster(t, 2)
+		s.temporalAddr = s.cluster.FrontendAddr()
+	} else {
+		s.tOpts = testenv.TemporalOptions{Port: testenv.FreePort(t)}
+		if opts.persistentTemporal {
+			s.tOpts.DatabaseFile = filepath.Join(t.TempDir(), "temporal.db")
+		}
+		s.startTemporal()
+		s.temporalAddr = fmt.Sprintf("127.0.0.1:%d", s.tOpts.Port)
 	}
-	s.startTemporal()
 
 	keys, err := credentials.NewKeyring(testenv.MasterKey)
 	require.NoError(t, err)
 	dc := codec.NewDataConverter(keys)
 	// Lazy, so it outlives a Temporal outage the test causes.
 	s.tc, err = client.NewLazyClient(client.Options{
-		HostPort: s.temporal.FrontendAddr(), Namespace: s.temporal.Namespace(), Logger: quietLogger{},
+		HostPort: s.temporalAddr, Namespace: "default", Logger: quietLogger{},
 		DataConverter: dc, FailureConverter: codec.NewFailureConverter(dc),
 	})
 	require.NoError(t, err)
@@ -126,7 +139,7 @@ func (s *stack) config(extra map[string]string) map[string]string {
 	c := map[string]string{
 		"CRMFLOW_HTTP_ADDR":             freeAddr(s.t),
 		"CRMFLOW_DATABASE_URL":          s.dbURL,
-		"CRMFLOW_TEMPORAL_ADDRESS":      fmt.Sprintf("127.0.0.1:%d", s.tOpts.Port),
+		"CRMFLOW_TEMPORAL_ADDRESS":      s.temporalAddr,
 		"CRMFLOW_TEMPORAL_NAMESPACE":    "default",
 		"CRMFLOW_MASTER_KEY":            testenv.MasterKey,
 		"CRMFLOW_API_TOKENS":            apiToken,

@@ -4,7 +4,8 @@
 // of the test binaries keeps them small, and keeps `go test -fuzz` from
 // rebuilding the whole server with coverage instrumentation.
 //
-// It prints "frontend <host:port>" on stdout once clients can connect, and
+// It prints "history <host:port>" and then "frontend <host:port>" on stdout
+// once clients can connect, and
 // stops the server when it gets SIGINT or SIGTERM or when its stdin reaches
 // end of file. The last makes it exit with its parent, whichever way the
 // parent ends.
@@ -39,6 +40,11 @@ func run() error {
 	flag.StringVar(&opts.DatabaseFile, "db", "", "SQLite file that persists the server's state; empty keeps it in memory")
 	flag.StringVar(&opts.Namespace, "namespace", "default", "namespace registered at start")
 	flag.StringVar(&opts.LogLevel, "log-level", "error", "the server's own log level")
+	flag.StringVar(&opts.Store, "store", temporalserver.StoreSQLite, "where the server keeps its state: sqlite or postgres")
+	flag.StringVar(&opts.PostgresURL, "postgres-url", "", "PostgreSQL server URL for -store postgres (a role that may create databases)")
+	flag.StringVar(&opts.PostgresDatabase, "postgres-db", "temporal", "the server's database for -store postgres; visibility gets <name>_visibility")
+	flag.IntVar(&opts.HistoryShards, "shards", 0, "history shards; 0 means 1 on sqlite, 4 on postgres")
+	flag.BoolVar(&opts.Cluster, "cluster", false, "join the other servers on the same PostgreSQL database as one cluster")
 	flag.Func("search-attribute", "Name=Type (e.g. CrmflowOrderID=Keyword), registered on the namespace; repeatable", func(v string) error {
 		name, typ, ok := strings.Cut(v, "=")
 		if !ok || name == "" {
@@ -58,6 +64,7 @@ func run() error {
 		return err
 	}
 	defer srv.Stop()
+	fmt.Printf("history %s\n", srv.HistoryAddr())
 	fmt.Printf("frontend %s\n", srv.FrontendAddr())
 
 	stop := make(chan os.Signal, 1)

@@ -41,16 +41,25 @@ type TemporalOptions struct {
 	// DatabaseFile persists the server's state, so a restarted server
 	// carries on where the stopped one was; empty keeps it in memory.
 	DatabaseFile string
+	// PostgresURL, when set, keeps the server's state in PostgreSQL instead,
+	// in PostgresDatabase (and PostgresDatabase_visibility) on that server.
+	PostgresURL      string
+	PostgresDatabase string
+	// Cluster makes the server join the others on the same PostgreSQL
+	// database as one cluster.
+	Cluster bool
 }
 
 // TemporalServer is a Temporal server running in a child process: namespace
 // "default" with crmflow's search attributes registered.
 type TemporalServer struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	addr   string
-	output *tailBuffer
-	done   chan struct{} // closed when the process has exited
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	addr  string
+	// historyAddr is the history service's address, set before addr.
+	historyAddr string
+	output      *tailBuffer
+	done        chan struct{} // closed when the process has exited
 }
 
 // FrontendAddr is the host:port clients dial.
@@ -96,6 +105,12 @@ func startTemporal(opts TemporalOptions) (*TemporalServer, error) {
 		return nil, err
 	}
 	args := []string{"run", temporalPackage, "-port", strconv.Itoa(opts.Port), "-db", opts.DatabaseFile}
+	if opts.PostgresURL != "" {
+		args = append(args, "-store", "postgres", "-postgres-url", opts.PostgresURL, "-postgres-db", opts.PostgresDatabase)
+	}
+	if opts.Cluster {
+		args = append(args, "-cluster")
+	}
 	for name, typ := range contract.SearchAttributes() {
 		args = append(args, "-search-attribute", name+"="+typ.String())
 	}
@@ -120,6 +135,9 @@ func startTemporal(opts TemporalOptions) (*TemporalServer, error) {
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			if addr, ok := strings.CutPrefix(sc.Text(), "history "); ok {
+				s.historyAddr = addr
+			}
 			if addr, ok := strings.CutPrefix(sc.Text(), "frontend "); ok {
 				select {
 				case addrs <- addr:
@@ -161,6 +179,22 @@ func (s *TemporalServer) Stop() {
 	case <-s.done:
 		return
 	case <-time.After(20 * time.Second):
+	}
+	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		fmt.Fprintln(os.Stderr, "testenv: temporal server did not exit after SIGKILL")
+	}
+}
+
+// Kill ends the server with SIGKILL, as a crashed machine would: no
+// shutdown, no hand-over of its shards. It waits for the process to exit.
+func (s *TemporalServer) Kill() {
+	select {
+	case <-s.done:
+		return
+	default:
 	}
 	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 	select {
