@@ -44,6 +44,9 @@ type InboxEvent struct {
 	ReplayedAt   *time.Time   `json:"replayed_at"`
 	ReplayedBy   string       `json:"replayed_by,omitempty"`
 	PayloadBytes int          `json:"payload_bytes"`
+	// PurgedAt is when retention removed the payload; such a row can no
+	// longer be replayed.
+	PurgedAt *time.Time `json:"purged_at,omitempty"`
 	// Payload is the body as received: JSON when it is JSON text, else
 	// its bytes in base64 (PayloadEncoding says which). Only a single
 	// event's view has it.
@@ -56,13 +59,13 @@ func NewInboxEvent(r inbox.Record, withPayload bool) InboxEvent {
 	v := InboxEvent{
 		ID: r.ID, Provider: r.Source, EventID: r.EventID, EventType: r.EventType, Status: r.Status, Note: r.Note,
 		WorkflowID: r.Target, Attempts: r.Attempts, ReceivedAt: r.ReceivedAt, DoneAt: r.DoneAt, Recovered: r.Recovered,
-		ReplayedAt: r.ReplayedAt, ReplayedBy: r.ReplayedBy, PayloadBytes: r.Size,
+		ReplayedAt: r.ReplayedAt, ReplayedBy: r.ReplayedBy, PayloadBytes: r.Size, PurgedAt: r.PurgedAt,
 	}
 	if r.Route != (inbox.Route{}) {
 		route := r.Route
 		v.Route = &route
 	}
-	if withPayload {
+	if withPayload && r.Payload != nil {
 		// Invalid UTF-8 inside JSON strings would pass json.Valid and make
 		// the answer invalid JSON; such a body is shown as bytes.
 		if utf8.Valid(r.Payload) && json.Valid(r.Payload) {
@@ -223,6 +226,8 @@ func (a *API) inboxError(w http.ResponseWriter, err error) {
 		httpserver.WriteError(w, http.StatusConflict, "already_pending", err.Error()+"; the dispatcher hands it off")
 	case errors.Is(err, inbox.ErrNotRoutable):
 		httpserver.WriteError(w, http.StatusConflict, "not_routable", err.Error())
+	case errors.Is(err, inbox.ErrPurged):
+		httpserver.WriteError(w, http.StatusConflict, "purged", err.Error())
 	default:
 		a.storeError(w, err)
 	}

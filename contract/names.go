@@ -29,6 +29,8 @@ const (
 	AliasLifecycleType    = "AliasLifecycle"
 	KeyRotationType       = "KeyRotation"
 	InventoryScanType     = "InventoryScan"
+	DataRetentionType     = "DataRetention"
+	StripeReconcileType   = "StripeReconcile"
 )
 
 // StatusQuery is the query every workflow answers with its Status.
@@ -76,6 +78,9 @@ func KeyRotationScheduleID(provider string) string { return "key-rotation-" + pr
 
 // InventoryScanScheduleID is the Temporal Schedule that runs InventoryScan.
 const InventoryScanScheduleID = "inventory-scan"
+
+// DataRetentionScheduleID is the Temporal Schedule that runs DataRetention.
+const DataRetentionScheduleID = "data-retention"
 
 // OrderRefundType handles one charge.refunded event for its order: it marks
 // the order refunded or partially refunded and tells the customer.

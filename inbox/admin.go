@@ -28,6 +28,9 @@ var (
 	// ErrNotRoutable refuses a replay of an event whose payload still names
 	// no target crmflow acts on; the error carries the reason.
 	ErrNotRoutable = errors.New("inbox event is not routable")
+	// ErrPurged refuses a replay of a row whose payload retention already
+	// removed: there is nothing left to hand off.
+	ErrPurged = errors.New("inbox event's payload was purged by retention")
 )
 
 // Sources lists every source of inbox rows (the provider column).
@@ -63,6 +66,9 @@ type Record struct {
 	ReplayedAt *time.Time
 	// ReplayedBy is the operator who did.
 	ReplayedBy string
+	// PurgedAt is when retention removed the payload and route; nil while
+	// the row is whole.
+	PurgedAt *time.Time
 	// Size is the payload's length in bytes. List leaves Payload itself
 	// out, so that a page of large bodies stays small.
 	Size int
@@ -82,9 +88,9 @@ type Replayed struct {
 // recordColumns are the columns scanRecord reads, in its order; payload is
 // the column (or NULL) put in the middle.
 func recordColumns(payload string) string {
-	return `id, provider, event_id, event_type, coalesce(workflow_id, ''), route, ` + payload + `, octet_length(payload),
+	return `id, provider, event_id, event_type, coalesce(workflow_id, ''), route, ` + payload + `, coalesce(octet_length(payload), 0),
        received_at, attempts, coalesce(trace_parent, ''), recovered, status, coalesce(last_error, ''), handed_off_at,
-       replayed_at, coalesce(replayed_by, '')`
+       replayed_at, coalesce(replayed_by, ''), purged_at`
 }
 
 // scanRecord reads one row of recordColumns.
@@ -92,7 +98,7 @@ func scanRecord(row pgx.Row) (Record, error) {
 	var r Record
 	var route *string
 	err := row.Scan(&r.ID, &r.Source, &r.EventID, &r.EventType, &r.Target, &route, &r.Payload, &r.Size, &r.ReceivedAt,
-		&r.Attempts, &r.TraceParent, &r.Recovered, &r.Status, &r.Note, &r.DoneAt, &r.ReplayedAt, &r.ReplayedBy)
+		&r.Attempts, &r.TraceParent, &r.Recovered, &r.Status, &r.Note, &r.DoneAt, &r.ReplayedAt, &r.ReplayedBy, &r.PurgedAt)
 	if err != nil {
 		return r, err
 	}
@@ -198,6 +204,9 @@ func (s *Store) Replay(ctx context.Context, id int64, operator string) (Replayed
 	if before.Status == StatusPending {
 		return Replayed{}, fmt.Errorf("replay inbox event %d: %w", id, ErrAlreadyPending)
 	}
+	if before.PurgedAt != nil {
+		return Replayed{}, fmt.Errorf("replay inbox event %d: %w on %s", id, ErrPurged, before.PurgedAt.UTC().Format(time.RFC3339))
+	}
 	var route *string
 	var target string
 	if before.Target == "" {
@@ -216,7 +225,7 @@ func (s *Store) Replay(ctx context.Context, id int64, operator string) (Replayed
 UPDATE webhook_inbox
 SET status = 'pending', handed_off_at = NULL, next_attempt_at = now(), attempts = 0, last_error = NULL,
     replayed_at = now(), replayed_by = $2, route = coalesce($3, route), workflow_id = coalesce(nullif($4, ''), workflow_id)
-WHERE id = $1 AND status <> 'pending'
+WHERE id = $1 AND status <> 'pending' AND purged_at IS NULL
 RETURNING ` + recordColumns("payload")
 	after, err := scanRecord(s.pool.QueryRow(ctx, q, id, operator, route, target))
 	switch {

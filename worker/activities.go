@@ -29,13 +29,18 @@ type Activities struct {
 	Stripe      *activities.StripeActivities
 	Knock       *activities.KnockActivities
 	DeadLetters *activities.DeadLetterActivities
+	Retention   *activities.RetentionActivities
+	Reconcile   *activities.ReconcileActivities
 }
 
 // ActivityOption adjusts how NewActivities builds the provider clients.
 type ActivityOption func(*activityOptions)
 
 type activityOptions struct {
-	providerMetrics *appmetrics.ProviderMetrics
+	providerMetrics  *appmetrics.ProviderMetrics
+	retentionMetrics *appmetrics.RetentionMetrics
+	recoveredSink    activities.RecoveredEventSink
+	recovered        activities.RecoveredCounter
 }
 
 // WithProviderMetrics measures every HTTP request to Knock, SimpleLogin and
@@ -94,7 +99,9 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 		Stripe: &activities.StripeActivities{Console: console[contract.ProviderStripe], Keys: creds, APIURL: cfg.Stripe.APIURL,
 			HTTPClient: pm.Client(contract.ProviderStripe, &http.Client{Timeout: 20 * time.Second})},
 		DeadLetters: &activities.DeadLetterActivities{Store: st, Reporter: reporter},
+		Retention:   &activities.RetentionActivities{Store: st, Counter: o.retentionMetrics},
 	}
+	a.Reconcile = reconcileActivities(st, a.Stripe, o)
 	a.Aliases = &activities.AliasStoreActivities{Store: st}
 	a.SimpleLogin = &activities.SimpleLoginActivities{SL: providers.NewSimpleLoginClient(
 		clientOptions(cfg, creds, pm, logger, contract.ProviderSimpleLogin, console[contract.ProviderSimpleLogin]))}

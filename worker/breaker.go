@@ -77,7 +77,7 @@ type providerQueue struct {
 	done        chan struct{} // closed by stop, ends a pause's wait
 }
 
-func newProviderQueue(c client.Client, provider, queue string, acts any, opts Options) *providerQueue {
+func newProviderQueue(c client.Client, provider, queue string, acts []any, opts Options) *providerQueue {
 	q := &providerQueue{
 		provider: provider,
 		queue:    queue,
@@ -99,8 +99,10 @@ func newProviderQueue(c client.Client, provider, queue string, acts any, opts Op
 			DisableWorkflowWorker: true,
 			Interceptors:          interceptors,
 		})
-		if acts != nil {
-			w.RegisterActivity(acts)
+		for _, a := range acts {
+			if a != nil {
+				w.RegisterActivity(a)
+			}
 		}
 		return w
 	}

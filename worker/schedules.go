@@ -15,9 +15,16 @@ import (
 )
 
 // EnsureSchedules creates (or updates) every Schedule a worker runs under
-// cfg: the inventory scan and one key rotation per rotated key.
+// cfg: the inventory scan, the data retention, the Stripe reconciliation
+// (when Stripe reconciles) and one key rotation per rotated key.
 func EnsureSchedules(ctx context.Context, c client.Client, cfg *config.Config, taskQueue string) error {
 	if err := EnsureInventoryScanSchedule(ctx, c, taskQueue, cfg.Inventory.ScanInterval); err != nil {
+		return err
+	}
+	if err := EnsureDataRetentionSchedule(ctx, c, taskQueue, cfg.Retention); err != nil {
+		return err
+	}
+	if err := EnsureStripeReconcileSchedule(ctx, c, cfg, taskQueue); err != nil {
 		return err
 	}
 	return EnsureKeyRotationSchedules(ctx, c, cfg, taskQueue)

@@ -101,11 +101,13 @@ func New(c client.Client, opts Options) *Workers {
 		Interceptors:      opts.Interceptors,
 	})}
 	registerMain(w.main, a)
-	byProvider := map[string]any{
-		contract.ProviderStripe:      a.Stripe,
-		contract.ProviderKnock:       a.Knock,
-		contract.ProviderSimpleLogin: a.SimpleLogin,
-		contract.ProviderResend:      a.Resend,
+	byProvider := map[string][]any{
+		// Reconciliation lists Stripe's events: it shares Stripe's rate
+		// limit and breaker.
+		contract.ProviderStripe:      {a.Stripe, a.Reconcile},
+		contract.ProviderKnock:       {a.Knock},
+		contract.ProviderSimpleLogin: {a.SimpleLogin},
+		contract.ProviderResend:      {a.Resend},
 	}
 	for _, p := range providers.Queued() {
 		w.providers = append(w.providers, newProviderQueue(c, p.Name, contract.ProviderTaskQueue(opts.TaskQueue, p.Name),
@@ -124,6 +126,8 @@ func registerMain(r sdkworker.Registry, a Activities) {
 	r.RegisterWorkflowWithOptions(workflows.InventoryScan, workflow.RegisterOptions{Name: contract.InventoryScanType})
 	r.RegisterWorkflowWithOptions(workflows.AliasLifecycle, workflow.RegisterOptions{Name: contract.AliasLifecycleType})
 	r.RegisterWorkflowWithOptions(workflows.KeyRotation, workflow.RegisterOptions{Name: contract.KeyRotationType})
+	r.RegisterWorkflowWithOptions(workflows.DataRetention, workflow.RegisterOptions{Name: contract.DataRetentionType})
+	r.RegisterWorkflowWithOptions(workflows.StripeReconcile, workflow.RegisterOptions{Name: contract.StripeReconcileType})
 	r.RegisterActivity(a.Orders)
 	r.RegisterActivity(a.Referrals)
 	r.RegisterActivity(a.Inventory)
@@ -131,6 +135,7 @@ func registerMain(r sdkworker.Registry, a Activities) {
 	r.RegisterActivity(a.Credentials)
 	r.RegisterActivity(a.KeyVerifier)
 	r.RegisterActivity(a.DeadLetters)
+	r.RegisterActivity(a.Retention)
 }
 
 // Start starts every worker; on an error the ones started are stopped.

@@ -155,6 +155,8 @@ type fixture struct {
 	queue    string
 	url      string
 	cancel   context.CancelFunc
+	// registry holds the fixture's metrics (inbox, webhooks, reconciliation).
+	registry *prometheus.Registry
 }
 
 type fixtureOptions struct {
@@ -185,6 +187,9 @@ type fixtureOptions struct {
 	// refundWait is how long a refund waits for its order to be decided
 	// (default the dispatcher's).
 	refundWait time.Duration
+	// reconcile gives the worker the Stripe reconciliation, listing
+	// Stripe's events at stripeURL into the fixture's inbox (reconcile_test.go).
+	reconcile bool
 }
 
 // keySource reads provider keys from the fixture's credential store.
@@ -221,6 +226,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	f.starter = starter.New(f.temporal, starter.Options{TaskQueue: queue, PaymentTimeout: opts.paymentTimeout})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
+	f.registry = reg
 	ib := inbox.NewStore(f.store.Pool())
 	disp := inbox.NewDispatcher(ib, f.store, f.starter, logger, reg, inbox.DispatcherOptions{
 		Sweep: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, RefundWait: opts.refundWait,
@@ -287,6 +293,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 			Stripe:      stripeActs,
 			Knock:       &activities.KnockActivities{Knock: knock.NewClient(knock.WithAPIKey(knockKey), knock.WithBaseURL(f.knock.srv.URL))},
 			DeadLetters: &activities.DeadLetterActivities{Store: f.store},
+			Reconcile:   f.reconciler(opts, stripeActs, ib, disp),
 		}})
 		require.NoError(t, w.Start())
 		t.Cleanup(w.Stop)

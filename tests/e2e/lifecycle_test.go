@@ -129,11 +129,11 @@ func TestPaymentForAMissingOrderEndsUnroutable(t *testing.T) {
 // paid-after-close dead letter, whose retry reopens and confirms the order.
 // A redelivery changes nothing.
 func TestPaymentAfterExpiryIsHeldForOperators(t *testing.T) {
-	f := newFixture(t, fixtureOptions{worker: true, paymentTimeout: 500 * time.Millisecond})
-	f.seedOrder("o-expired", "cus_expired")
+	f := newSealedFixture(t, fixtureOptions{paymentTimeout: 500 * time.Millisecond})
+	f.seedOrder("o-paid-late", "cus_paid_late")
 	// Under load the SDK may retry the start after the short run has
 	// already ended, which it reports as ErrAlreadyDone with that run.
-	run, err := f.starter.StartOrderConfirmation(context.Background(), "o-expired")
+	run, err := f.starter.StartOrderConfirmation(context.Background(), "o-paid-late")
 	if !errors.Is(err, starter.ErrAlreadyDone) {
 		require.NoError(t, err)
 	}
@@ -141,7 +141,7 @@ func TestPaymentAfterExpiryIsHeldForOperators(t *testing.T) {
 	require.NoError(t, f.temporal.GetWorkflow(context.Background(), run.WorkflowID, run.RunID).Get(context.Background(), &res))
 	require.Equal(t, "expired", res.State)
 
-	late := stripeEvent("evt_paid_late", "payment_intent.succeeded", "o-expired")
+	late := stripeEvent("evt_paid_late", "payment_intent.succeeded", "o-paid-late")
 	status, _ := f.postStripe(late, sign(late, stripeSecret, time.Now()))
 	require.Equal(t, http.StatusOK, status)
 	r := f.waitInboxEvent("evt_paid_late", "late")
@@ -151,11 +151,11 @@ func TestPaymentAfterExpiryIsHeldForOperators(t *testing.T) {
 	require.Len(t, parked, 1)
 	assert.Equal(t, "paid-after-close", parked[0].Step)
 	assert.Equal(t, "PaidAfterClose", parked[0].ErrorType)
-	assert.Equal(t, 1, f.knock.succeeded("order-confirmation/o-expired/notify-paid-after-close"), "operators are alerted")
-	o, err := f.store.GetOrder(context.Background(), "o-expired")
+	assert.Equal(t, 1, f.knock.succeeded("order-confirmation/o-paid-late/notify-paid-after-close"), "operators are alerted")
+	o, err := f.store.GetOrder(context.Background(), "o-paid-late")
 	require.NoError(t, err)
 	assert.Equal(t, store.OrderExpired, o.Status, "nothing changes before an operator decides")
-	assert.Equal(t, "pi_o-expired", o.PaymentIntentID, "the payment is recorded, so its refund finds the order")
+	assert.Equal(t, "pi_o-paid-late", o.PaymentIntentID, "the payment is recorded, so its refund finds the order")
 
 	// The same event again is a duplicate at the edge; nothing new parks.
 	status, body := f.postStripe(late, sign(late, stripeSecret, time.Now()))
@@ -164,9 +164,9 @@ func TestPaymentAfterExpiryIsHeldForOperators(t *testing.T) {
 
 	status, body = f.api(http.MethodPost, fmt.Sprintf("/v1/dead-letters/%d/retry", parked[0].ID), operatorToken, nil)
 	require.Equal(t, http.StatusAccepted, status, body)
-	require.Eventually(t, func() bool { return f.orderStatus("o-expired") == store.OrderConfirmed }, 30*time.Second,
+	require.Eventually(t, func() bool { return f.orderStatus("o-paid-late") == store.OrderConfirmed }, 30*time.Second,
 		100*time.Millisecond, "the retry reopens and confirms the order")
-	require.Eventually(t, func() bool { return f.knock.succeeded("order-confirmation/o-expired/notify-confirmation") == 1 },
+	require.Eventually(t, func() bool { return f.knock.succeeded("order-confirmation/o-paid-late/notify-confirmation") == 1 },
 		30*time.Second, 100*time.Millisecond, "the customer is told")
 	all, err := f.store.ListDeadLetters(context.Background(), "", 10)
 	require.NoError(t, err)
@@ -175,4 +175,8 @@ func TestPaymentAfterExpiryIsHeldForOperators(t *testing.T) {
 		d, err := f.store.GetDeadLetter(context.Background(), parked[0].ID)
 		return err == nil && d.Status == store.DeadLetterResolved
 	}, 30*time.Second, 100*time.Millisecond)
+	var res2 contract.OrderConfirmationResult
+	require.NoError(t, f.result(contract.OrderConfirmationID("o-paid-late"), &res2))
+	assert.Equal(t, "confirmed", res2.State)
+	saveHistory(t, f.temporal, contract.OrderConfirmationID("o-paid-late"), "order_confirmation_paid_after_close.json")
 }
