@@ -249,6 +249,7 @@ func TestConsoleSignInAllowsOperatorsOnly(t *testing.T) {
 	assert.NotContains(t, p.body, operatorToken, "the page never shows the token")
 	assert.Contains(t, p.header.Get("Content-Security-Policy"), "default-src 'none'")
 	assert.Equal(t, "no-store", p.header.Get("Cache-Control"))
+	assert.Equal(t, "same-origin", p.header.Get("Referrer-Policy"), "no-referrer would make browsers send Origin: null")
 	var stored string
 	require.NoError(t, f.store.Pool().QueryRow(ctx, `SELECT encode(id_hash, 'hex') FROM console_sessions`).Scan(&stored))
 	assert.NotContains(t, stored, ck.Value, "only the cookie's hash is stored")
