@@ -56,6 +56,8 @@ func newRootCmd() *cobra.Command {
 		newDemoCmd(g),
 		newDoctorCmd(g),
 		newCredentialsCmd(g),
+		newDeployCmd(g),
+		newVersionCmd(),
 	)
 	return root
 }

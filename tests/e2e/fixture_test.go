@@ -330,6 +330,8 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 			Knock:       &activities.KnockActivities{Knock: knock.NewClient(knockOpts...)},
 			DeadLetters: &activities.DeadLetterActivities{Store: f.store},
 			Reconcile:   f.reconciler(opts, stripeActs, ib, disp),
+
+			RotationTrigger: &activities.RotationTriggerActivities{Starter: worker.KeyRotationStarter(f.starter)},
 		}})
 		require.NoError(t, w.Start())
 		t.Cleanup(w.Stop)
