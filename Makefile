@@ -112,7 +112,7 @@ $(TOOLS)/workflowcheck:
 $(TOOLS)/stripe-mock:
 	GOBIN=$(TOOLS) go install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
 
-## chromium: install Debian's chromium (headless browser of the Temporal UI test) when missing
+## chromium: install Debian's chromium (headless browser of the Temporal UI and console tests) when missing
 .PHONY: chromium
 chromium:
 	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -57,23 +59,53 @@ func (a *API) decideDeadLetter(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	d, err := a.deps.Store.GetDeadLetter(r.Context(), id)
-	if err != nil {
+	d, res, err := a.decide(r.Context(), operator, id, action)
+	var notParked *notParkedError
+	switch {
+	case errors.As(err, &notParked):
+		httpserver.WriteError(w, http.StatusConflict, "not_parked", err.Error())
+		return
+	case errors.As(err, new(*readError)):
 		a.storeError(w, err)
 		return
-	}
-	if d.Status != store.DeadLetterParked {
-		httpserver.WriteError(w, http.StatusConflict, "not_parked", "dead letter "+r.PathValue("id")+" is "+d.Status)
-		return
-	}
-	res, err := a.deps.Starter.DecideDeadLetter(r.Context(), d.WorkflowID, d.RunID,
-		contract.DeadLetterDecision{DeadLetterID: id, Action: action, Operator: operator})
-	a.audit(r.Context(), store.AuditEntry{Actor: operator, Action: "dead_letter." + action,
-		Subject: "dead-letter/" + r.PathValue("id"), Outcome: outcome(err),
-		Details: map[string]any{"workflow_id": d.WorkflowID, "run_id": d.RunID, "step": d.Step}})
-	if err != nil {
+	case err != nil:
 		a.starterError(w, err)
 		return
 	}
 	httpserver.WriteJSON(w, http.StatusAccepted, map[string]any{"dead_letter_id": id, "workflow_id": d.WorkflowID, "step": res.Step, "action": res.Action})
+}
+
+// readError marks a decision that failed reading the dead letter (the
+// store's errors), rather than sending it (the starter's).
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
+// notParkedError is a decision for a dead letter no longer parked.
+type notParkedError struct {
+	id     int64
+	status string
+}
+
+func (e *notParkedError) Error() string {
+	return "dead letter " + strconv.FormatInt(e.id, 10) + " is " + e.status
+}
+
+// decide sends operator's action on dead letter id to its parked run and
+// audits it: the one decision path of the API and the console.
+func (a *API) decide(ctx context.Context, operator string, id int64, action string) (*store.DeadLetter, *contract.DeadLetterDecisionResult, error) {
+	d, err := a.deps.Store.GetDeadLetter(ctx, id)
+	if err != nil {
+		return nil, nil, &readError{err}
+	}
+	if d.Status != store.DeadLetterParked {
+		return d, nil, &notParkedError{id: id, status: d.Status}
+	}
+	res, err := a.deps.Starter.DecideDeadLetter(ctx, d.WorkflowID, d.RunID,
+		contract.DeadLetterDecision{DeadLetterID: id, Action: action, Operator: operator})
+	a.audit(ctx, store.AuditEntry{Actor: operator, Action: "dead_letter." + action,
+		Subject: "dead-letter/" + strconv.FormatInt(id, 10), Outcome: outcome(err),
+		Details: map[string]any{"workflow_id": d.WorkflowID, "run_id": d.RunID, "step": d.Step}})
+	return d, res, err
 }

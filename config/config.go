@@ -53,6 +53,7 @@ type Config struct {
 	Limits    LimitsConfig    `mapstructure:"limits" yaml:"limits"`
 	Breaker   BreakerConfig   `mapstructure:"breaker" yaml:"breaker"`
 	Retention RetentionConfig `mapstructure:"retention" yaml:"retention"`
+	Console   ConsoleConfig   `mapstructure:"console" yaml:"console"`
 
 	Stripe      StripeConfig   `mapstructure:"stripe" yaml:"stripe"`
 	Clerk       ClerkConfig    `mapstructure:"clerk" yaml:"clerk"`

@@ -203,8 +203,12 @@ func TestEveryKeyHasAnEnvVar(t *testing.T) {
 			val = "postgres://u@h/d"
 		case key == "stripe.webhook_secret" || key == "clerk.webhook_secret":
 			val = "whsec_Y2hhbmdlZA=="
-		case key == "temporal.tls":
+		case key == "temporal.tls" || key == "console.secure_cookies":
 			val = "true"
+		case key == "console.session_ttl":
+			val = "2h"
+		case key == "console.temporal_ui_url":
+			val = "https://temporal.example.com"
 		case strings.HasPrefix(key, "temporal.tls_") && strings.HasSuffix(key, "_file"):
 			val = tlsFile
 		case strings.HasPrefix(key, "limits.") || key == "breaker.threshold":

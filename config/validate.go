@@ -174,6 +174,7 @@ func (c *Config) validate(problems []string) error {
 	}
 	c.tokenProblems(add)
 	c.retentionProblems(add)
+	c.consoleProblems(add)
 	if len(problems) == 0 {
 		return nil
 	}

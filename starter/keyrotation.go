@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -101,4 +102,24 @@ func (s *Starter) update(ctx context.Context, workflowID, name string, arg, resu
 		return classifyUpdate(workflowID, err)
 	}
 	return nil
+}
+
+// NextRotation is when provider's rotation Schedule starts its next run;
+// nil when the Schedule does not exist, is paused or plans no run.
+func (s *Starter) NextRotation(ctx context.Context, provider string) (*time.Time, error) {
+	desc, err := s.c.ScheduleClient().GetHandle(ctx, contract.KeyRotationScheduleID(provider)).Describe(ctx)
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("describe schedule %s: %w", contract.KeyRotationScheduleID(provider), err)
+	}
+	if desc.Schedule.State != nil && desc.Schedule.State.Paused {
+		return nil, nil
+	}
+	if next := desc.Info.NextActionTimes; len(next) > 0 {
+		return &next[0], nil
+	}
+	return nil, nil
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/contract"
+	"github.com/crmflow/crmflow/internal/callstats"
 	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/providers"
 	"github.com/crmflow/crmflow/workflows"
@@ -243,6 +244,18 @@ func (w *Workers) Queues() []QueueState {
 	out := make([]QueueState, 0, len(w.providers))
 	for _, q := range w.providers {
 		out = append(out, q.state())
+	}
+	return out
+}
+
+// CallStatsQueues is Queues as the console's call statistics publish them
+// (callstats.PublisherOptions.Queues).
+func (w *Workers) CallStatsQueues() []callstats.QueueState {
+	qs := w.Queues()
+	out := make([]callstats.QueueState, 0, len(qs))
+	for _, q := range qs {
+		out = append(out, callstats.QueueState{Provider: q.Provider, Paused: q.Paused, PausedSince: q.PausedSince,
+			Pauses: q.Pauses, Failures: q.Failures})
 	}
 	return out
 }

@@ -88,6 +88,7 @@ func runDev(ctx context.Context, cfg *config.Config, out io.Writer) error {
 		HTTP:                     true,
 		RegisterSearchAttributes: true,
 		Stop:                     stack.PostgresExited(),
+		TemporalUIURL:            "http://" + stack.UIAddr,
 		OnReady: func(httpAddr string) {
 			printBanner(out, cfg, stack, httpAddr, time.Since(started))
 		},
@@ -121,6 +122,7 @@ crmflow dev is up (%s)
   Temporal UI        http://%s/namespaces/%s/workflows
   Temporal frontend  %s   (namespace %q, task queue %q)
   crmflow HTTP       http://%s   (/healthz /readyz /metrics)
+  Operator console   http://%s/console/   (sign in with the operator token)
   PostgreSQL         %s
   Start API token    %s
   Operator token     %s
@@ -130,7 +132,7 @@ crmflow dev is up (%s)
   Worker Versioning  off: the dev worker (build %s) is unversioned and runs every run
 Data lives in %s; Ctrl-C stops everything, and the next run resumes.
 `, took.Round(time.Millisecond), stack.UIAddr, cfg.Temporal.Namespace, stack.TemporalAddr, cfg.Temporal.Namespace,
-		contract.TaskQueue, httpAddr, redactURL(stack.DatabaseURL),
+		contract.TaskQueue, httpAddr, httpAddr, redactURL(stack.DatabaseURL),
 		devOnly(token, config.DevAPIToken), operator,
 		devOnly(cfg.Stripe.WebhookSecret, config.DevStripeWebhookSecret),
 		devOnly(cfg.Clerk.WebhookSecret, config.DevClerkWebhookSecret),

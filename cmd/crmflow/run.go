@@ -19,9 +19,11 @@ import (
 	"github.com/crmflow/crmflow/doctor"
 	"github.com/crmflow/crmflow/inbox"
 	"github.com/crmflow/crmflow/internal/appmetrics"
+	"github.com/crmflow/crmflow/internal/callstats"
 	"github.com/crmflow/crmflow/internal/codec"
 	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/httpserver"
+	"github.com/crmflow/crmflow/internal/providers"
 	"github.com/crmflow/crmflow/internal/sdkmetrics"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/internal/telemetry"
@@ -51,6 +53,9 @@ type runOptions struct {
 	RegisterSearchAttributes bool
 	// OnReady is called once the HTTP server listens, with its address.
 	OnReady func(httpAddr string)
+	// TemporalUIURL is the console's Temporal UI when console.temporal_ui_url
+	// is not set (`crmflow dev`'s embedded UI).
+	TemporalUIURL string
 	// Stop, when closed, ends the run like a signal does (e.g. the embedded
 	// PostgreSQL died).
 	Stop <-chan struct{}
@@ -70,7 +75,10 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 
-	st, err := store.Open(ctx, dbURL)
+	// What this process measures of its calls to each integration, for
+	// the operator console; published to PostgreSQL below.
+	calls := callstats.NewRecorder()
+	st, err := store.Open(ctx, dbURL, store.WithTracer(callstats.PostgresTracer(calls)))
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -97,7 +105,7 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 	}
 	defer reporter.Flush(2 * time.Second)
 
-	tc, err := temporalclient.Dial(dialCtx, cfg, logger, sdkmetrics.New(reg, sdkmetrics.Options{}), tracing.ClientInterceptors()...)
+	tc, err := temporalclient.Dial(dialCtx, cfg, logger, callstats.TemporalMetrics(sdkmetrics.New(reg, sdkmetrics.Options{}), calls), tracing.ClientInterceptors()...)
 	if err != nil {
 		return err
 	}
@@ -146,15 +154,19 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		if reporter != nil {
 			rep = reporter
 		}
+		providerMetrics := appmetrics.NewProviderMetrics(reg)
+		providerMetrics.Observe(func(provider string, status int, d time.Duration) {
+			calls.Record(provider, d, callstats.HTTPClass(status))
+		})
 		acts := worker.NewActivities(cfg, st, creds, logger, rep, starterClient,
-			worker.WithProviderMetrics(appmetrics.NewProviderMetrics(reg)),
+			worker.WithProviderMetrics(providerMetrics),
 			worker.WithRetentionMetrics(appmetrics.NewRetentionMetrics(reg, activities.RetentionTables...)),
 			withReconciliation(ib, &reconciled, reg))
 		if err := worker.EnsureSchedules(ctx, tc, cfg, ""); err != nil {
 			return err
 		}
 		wopts := worker.ConfigOptions(cfg, creds, acts, logger, reg)
-		wopts.Interceptors = worker.Interceptors(reporter)
+		wopts.Interceptors = append(worker.Interceptors(reporter), callstats.ActivityErrors(calls, queuedProviders()))
 		wopts.BuildID = opts.BuildID
 		workers = worker.New(tc, wopts)
 		g.Go(func() error {
@@ -169,6 +181,12 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 			return nil
 		})
 	}
+	publish := callstats.PublisherOptions{Logger: logger}
+	if workers != nil {
+		publish.Queues = workers.CallStatsQueues
+	}
+	publisher := callstats.NewPublisher(st.Pool(), calls, publish)
+	g.Go(func() error { return publisher.Run(gctx) })
 	ops := api.OpsDeps{
 		Registry: reg,
 		Checks: []api.Check{
@@ -187,7 +205,8 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 	ops.Codec = codec.NewHandler(codec.New(keys), api.CodecAuthorizer(creds, devUIOrigins(cfg)), codec.WithAllowedOrigins(cfg.CodecUIOrigins...))
 	ops.Auth = creds
 	handler := api.HandlerOptions{
-		HTTP: httpserver.Options{Logger: logger, Registry: reg, Tracer: tracing.TracerProvider()},
+		HTTP:  httpserver.Options{Logger: logger, Registry: reg, Tracer: tracing.TracerProvider()},
+		Calls: calls,
 	}
 	if reporter != nil {
 		handler.HTTP.Panics = reporter
@@ -215,6 +234,15 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 			Auth:           creds, TokenSeen: tokenSeen(starterClient, logger), Audit: st,
 			Rotations: &api.Rotations{Starter: starterClient, Keys: creds, Audit: st, Logger: logger},
 		}
+		uiURL := cfg.Console.TemporalUIURL
+		if uiURL == "" {
+			uiURL = opts.TemporalUIURL
+		}
+		handler.Console = &api.ConsoleDeps{
+			Tokens: creds, Keys: creds, InboxStats: ib, ConsoleProviders: cfg.ConsoleProviders(),
+			TemporalUIURL: uiURL, Namespace: cfg.Temporal.Namespace,
+			SessionTTL: cfg.Console.SessionTTL, SecureCookies: cfg.Console.SecureCookies,
+		}
 		g.Go(func() error { return dispatcher.Run(gctx) })
 	}
 	handler.Ops = ops
@@ -233,6 +261,16 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		return nil
 	})
 	return g.Wait()
+}
+
+// queuedProviders names the providers whose activities run on their own
+// queue: a failed activity there is its provider's last error.
+func queuedProviders() []string {
+	var out []string
+	for _, p := range providers.Queued() {
+		out = append(out, p.Name)
+	}
+	return out
 }
 
 // reportVersioning says whether this build gets new runs, making it current

@@ -40,7 +40,10 @@ const uiKnockKey = "sk_test_ui_expired_key"
 // request as Knock would (method, path, bearer key, JSON body with
 // recipients) and answers every authenticated trigger with Knock's 401.
 type expiredKnock struct {
-	mu       sync.Mutex
+	mu sync.Mutex
+	// renewed makes Knock accept the triggers from now on (the operator
+	// fixed the key).
+	renewed  bool
 	triggers []string // idempotency keys of the triggers refused
 	bad      []string // requests Knock would have rejected for their form
 	srv      *httptest.Server
@@ -68,6 +71,10 @@ func newExpiredKnock(t *testing.T) *expiredKnock {
 		}
 		k.triggers = append(k.triggers, r.Header.Get("Idempotency-Key"))
 		w.Header().Set("Content-Type", "application/json")
+		if k.renewed {
+			_, _ = io.WriteString(w, `{"workflow_run_id":"renewed"}`)
+			return
+		}
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = io.WriteString(w, `{"code":"api_key_expired","message":"The API key has expired","status":401,"type":"authentication_error"}`)
 	}))

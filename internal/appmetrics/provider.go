@@ -29,7 +29,21 @@ const (
 // ProviderMetrics measures every HTTP request crmflow sends to a provider,
 // by provider and status class. A nil *ProviderMetrics measures nothing.
 type ProviderMetrics struct {
-	duration *prometheus.HistogramVec
+	duration  *prometheus.HistogramVec
+	observers []Observer
+}
+
+// Observer is told of every measured request: the provider, the answer's
+// status (0 when no answer came) and how long it took. The operator
+// console's per-minute statistics (internal/callstats) are fed this way.
+type Observer func(provider string, status int, d time.Duration)
+
+// Observe adds o to the observers of every request measured from now on.
+// Call it while wiring, before requests are sent.
+func (m *ProviderMetrics) Observe(o Observer) {
+	if m != nil {
+		m.observers = append(m.observers, o)
+	}
 }
 
 // NewProviderMetrics registers crmflow_provider_request_duration_seconds on
@@ -70,13 +84,13 @@ func (m *ProviderMetrics) Transport(provider string, next http.RoundTripper) htt
 	if m == nil {
 		return next
 	}
-	return &measuredTransport{next: next, provider: provider, duration: m.duration}
+	return &measuredTransport{next: next, provider: provider, m: m}
 }
 
 type measuredTransport struct {
 	next     http.RoundTripper
 	provider string
-	duration *prometheus.HistogramVec
+	m        *ProviderMetrics
 }
 
 func (t *measuredTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -87,11 +101,15 @@ func (t *measuredTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		// the provider to measure.
 		return resp, err
 	}
-	class := ClassNetwork
+	took := time.Since(start)
+	class, status := ClassNetwork, 0
 	if err == nil {
-		class = StatusClass(resp.StatusCode)
+		class, status = StatusClass(resp.StatusCode), resp.StatusCode
 	}
-	t.duration.WithLabelValues(t.provider, class).Observe(time.Since(start).Seconds())
+	t.m.duration.WithLabelValues(t.provider, class).Observe(took.Seconds())
+	for _, o := range t.m.observers {
+		o(t.provider, status, took)
+	}
 	return resp, err
 }
 

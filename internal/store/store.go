@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -43,14 +44,27 @@ type Store struct {
 // defaultMaxConns sizes the pool when the URL does not (pool_max_conns).
 const defaultMaxConns = 16
 
+// Option adjusts how Open builds the pool.
+type Option func(*pgxpool.Config)
+
+// WithTracer traces every query of the pool with t (the operator
+// console's call statistics, internal/callstats.PostgresTracer); a t that
+// is also a pgxpool.AcquireTracer sees failed connection attempts too.
+func WithTracer(t pgx.QueryTracer) Option {
+	return func(c *pgxpool.Config) { c.ConnConfig.Tracer = t }
+}
+
 // Open connects to the database at databaseURL and checks it answers, so a
 // wrong URL fails at start rather than at the first webhook. Pool settings
 // may be tuned in the URL (pool_max_conns, connect_timeout, ...); the pool
 // holds up to 16 connections unless pool_max_conns says otherwise.
-func Open(ctx context.Context, databaseURL string) (*Store, error) {
+func Open(ctx context.Context, databaseURL string, opts ...Option) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	for _, o := range opts {
+		o(cfg)
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = connectTimeout

@@ -31,6 +31,8 @@ import (
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/inbox"
+	"github.com/crmflow/crmflow/internal/appmetrics"
+	"github.com/crmflow/crmflow/internal/callstats"
 	"github.com/crmflow/crmflow/internal/codec"
 	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/httpserver"
@@ -62,7 +64,9 @@ type knockPeer struct {
 	mu        sync.Mutex
 	triggers  []knockTrigger
 	failFirst int
-	srv       *httptest.Server
+	// down makes every request answer 503, an outage.
+	down bool
+	srv  *httptest.Server
 }
 
 type knockTrigger struct {
@@ -76,6 +80,14 @@ func newKnockPeer(t *testing.T) *knockPeer {
 	p := &knockPeer{}
 	// Every request crmflow sends is checked against Knock's published spec.
 	p.srv = httptest.NewServer(openapicheck.Load(t, openapicheck.Knock).Middleware(t, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		down := p.down
+		p.mu.Unlock()
+		if down {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, `{"code":"service_unavailable","message":"down","status":503,"type":"api_error"}`)
+			return
+		}
 		wf, ok := strings.CutPrefix(r.URL.Path, "/v1/workflows/")
 		wf, isTrigger := strings.CutSuffix(wf, "/trigger")
 		if r.Method != http.MethodPost || !ok || !isTrigger {
@@ -157,6 +169,8 @@ type fixture struct {
 	cancel   context.CancelFunc
 	// registry holds the fixture's metrics (inbox, webhooks, reconciliation).
 	registry *prometheus.Registry
+	// workers is the worker, when the fixture runs one.
+	workers *worker.Workers
 }
 
 type fixtureOptions struct {
@@ -190,7 +204,17 @@ type fixtureOptions struct {
 	// reconcile gives the worker the Stripe reconciliation, listing
 	// Stripe's events at stripeURL into the fixture's inbox (reconcile_test.go).
 	reconcile bool
+	// breaker pauses a failing provider's queue in the worker.
+	breaker worker.BreakerOptions
+	// knockDown starts the Knock peer answering 503.
+	knockDown bool
+	// calls, when set, records the worker's Knock requests as the
+	// process does (the provider metrics' observer).
+	calls *callstats.Recorder
 }
+
+// temporalUI is the Temporal UI base URL the fixture's console links to.
+const temporalUI = "https://temporal-ui.example"
 
 // keySource reads provider keys from the fixture's credential store.
 type keySource struct{ creds *credentials.Store }
@@ -248,6 +272,8 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 			},
 			Rotations: &api.Rotations{Starter: f.starter, Keys: f.creds, Audit: f.store, Logger: logger},
 		},
+		Console: &api.ConsoleDeps{Tokens: f.creds, Keys: f.creds, InboxStats: ib, TemporalUIURL: temporalUI,
+			Namespace: "default", ConsoleProviders: []string{"simplelogin"}},
 		Webhooks: &webhooks.Deps{
 			Logger: logger, Registry: reg, Inbox: ib, Dispatcher: disp,
 			Secrets: f.creds.WebhookSecrets, Proofs: f.proofs(),
@@ -264,6 +290,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	go func() { defer wg.Done(); _ = disp.Run(ctx) }()
 	if opts.worker {
 		f.knock = newKnockPeer(t)
+		f.knock.down = opts.knockDown
 		slClient := simplelogin.NewConsole(simplelogin.LogRecorder{Logger: logger})
 		if opts.simpleLoginURL != "" {
 			slClient = simplelogin.NewClient(simplelogin.WithAPIKey(slKey), simplelogin.WithBaseURL(opts.simpleLoginURL))
@@ -275,10 +302,19 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 		if opts.stripeConfigured {
 			stripeActs = f.workerStripe(opts.stripeURL, logger)
 		}
+		knockOpts := []knock.ClientOption{knock.WithAPIKey(knockKey), knock.WithBaseURL(f.knock.srv.URL)}
+		if opts.calls != nil {
+			pm := appmetrics.NewProviderMetrics(prometheus.NewRegistry())
+			pm.Observe(func(provider string, status int, d time.Duration) {
+				opts.calls.Record(provider, d, callstats.HTTPClass(status))
+			})
+			knockOpts = append(knockOpts, knock.WithHTTPClient(&http.Client{
+				Timeout: 10 * time.Second, Transport: pm.Transport(contract.ProviderKnock, http.DefaultTransport)}))
+		}
 		if opts.referrals.RewardCents == 0 {
 			opts.referrals = activities.ReferralDefaults{RewardCents: 1000, RefundWindow: time.Hour, MinimumOrderCents: 1000, ClawbackWindow: time.Second}
 		}
-		w := worker.New(f.temporal, worker.Options{TaskQueue: queue, Activities: worker.Activities{
+		w := worker.New(f.temporal, worker.Options{TaskQueue: queue, Breaker: opts.breaker, Activities: worker.Activities{
 			Orders:      &activities.OrderActivities{Store: f.store},
 			Referrals:   &activities.ReferralActivities{Store: f.store, Defaults: opts.referrals, StripeConsole: stripeActs.Console},
 			Inventory:   &activities.InventoryActivities{Store: f.store, Defaults: opts.stock, Signaller: f.starter},
@@ -291,7 +327,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 			}},
 			Resend:      &activities.ResendActivities{Console: opts.resendURL == "", Keys: keySource{f.creds}, Store: f.creds, BaseURL: opts.resendURL},
 			Stripe:      stripeActs,
-			Knock:       &activities.KnockActivities{Knock: knock.NewClient(knock.WithAPIKey(knockKey), knock.WithBaseURL(f.knock.srv.URL))},
+			Knock:       &activities.KnockActivities{Knock: knock.NewClient(knockOpts...)},
 			DeadLetters: &activities.DeadLetterActivities{Store: f.store},
 			Reconcile:   f.reconciler(opts, stripeActs, ib, disp),
 
@@ -299,6 +335,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 		}})
 		require.NoError(t, w.Start())
 		t.Cleanup(w.Stop)
+		f.workers = w
 	}
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	return f
