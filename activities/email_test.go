@@ -342,4 +342,6 @@ func (r *rsRecorder) Record(_ context.Context, call activities.ResendCall) error
 	return nil
 }
 
-func (r *rsRecorder) all() []activities.ResendCall { return append([]activities.ResendCall(nil), r.calls...) }
+func (r *rsRecorder) all() []activities.ResendCall {
+	return append([]activities.ResendCall(nil), r.calls...)
+}
