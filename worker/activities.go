@@ -26,6 +26,10 @@ type Activities struct {
 	Credentials *activities.CredentialActivities
 	KeyVerifier *activities.KeyVerifier
 	Resend      *activities.ResendActivities
+	// Email sends templated email on Resend's queue; Receipts reads what a
+	// receipt says, on the workflow queue.
+	Email    *activities.EmailActivities
+	Receipts *activities.ReceiptActivities
 	Stripe      *activities.StripeActivities
 	Knock       *activities.KnockActivities
 	DeadLetters *activities.DeadLetterActivities
@@ -95,6 +99,8 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 			HTTPClient: pm.Client(contract.ProviderStripe, &http.Client{Timeout: 20 * time.Second})},
 		DeadLetters: &activities.DeadLetterActivities{Store: st, Reporter: reporter},
 	}
+	a.Email = &activities.EmailActivities{Resend: a.Resend, From: cfg.Resend.From, Store: st}
+	a.Receipts = &activities.ReceiptActivities{Store: st}
 	a.Aliases = &activities.AliasStoreActivities{Store: st}
 	a.SimpleLogin = &activities.SimpleLoginActivities{SL: providers.NewSimpleLoginClient(
 		clientOptions(cfg, creds, pm, logger, contract.ProviderSimpleLogin, console[contract.ProviderSimpleLogin]))}

@@ -99,7 +99,15 @@ func newProviderQueue(c client.Client, provider, queue string, acts any, opts Op
 			DisableWorkflowWorker: true,
 			Interceptors:          interceptors,
 		})
-		if acts != nil {
+		// A provider's queue may carry several activity structs (Resend's:
+		// key rotation and email).
+		switch acts := acts.(type) {
+		case nil:
+		case []any:
+			for _, a := range acts {
+				w.RegisterActivity(a)
+			}
+		default:
 			w.RegisterActivity(acts)
 		}
 		return w

@@ -107,6 +107,8 @@ func New(c client.Client, opts Options) *Workers {
 		contract.ProviderSimpleLogin: a.SimpleLogin,
 		contract.ProviderResend:      a.Resend,
 	}
+	// Transactional email is Resend's too: its queue, limit and breaker.
+	byProvider[contract.ProviderResend] = []any{a.Resend, a.Email}
 	for _, p := range providers.Queued() {
 		w.providers = append(w.providers, newProviderQueue(c, p.Name, contract.ProviderTaskQueue(opts.TaskQueue, p.Name),
 			byProvider[p.Name], opts))
@@ -124,6 +126,7 @@ func registerMain(r sdkworker.Registry, a Activities) {
 	r.RegisterWorkflowWithOptions(workflows.InventoryScan, workflow.RegisterOptions{Name: contract.InventoryScanType})
 	r.RegisterWorkflowWithOptions(workflows.AliasLifecycle, workflow.RegisterOptions{Name: contract.AliasLifecycleType})
 	r.RegisterWorkflowWithOptions(workflows.KeyRotation, workflow.RegisterOptions{Name: contract.KeyRotationType})
+	r.RegisterWorkflowWithOptions(workflows.EmailComplaint, workflow.RegisterOptions{Name: contract.EmailComplaintType})
 	r.RegisterActivity(a.Orders)
 	r.RegisterActivity(a.Referrals)
 	r.RegisterActivity(a.Inventory)
@@ -131,6 +134,7 @@ func registerMain(r sdkworker.Registry, a Activities) {
 	r.RegisterActivity(a.Credentials)
 	r.RegisterActivity(a.KeyVerifier)
 	r.RegisterActivity(a.DeadLetters)
+	r.RegisterActivity(a.Receipts)
 }
 
 // Start starts every worker; on an error the ones started are stopped.

@@ -105,6 +105,7 @@ crmflow dev is up (%s)
   Operator token     %s
   Stripe webhook     %s
   Clerk webhook      %s
+  Resend webhook     %s   (sender %s)
   Console mode       %s
 Data lives in %s; Ctrl-C stops everything, and the next run resumes.
 `, took.Round(time.Millisecond), stack.UIAddr, cfg.Temporal.Namespace, stack.TemporalAddr, cfg.Temporal.Namespace,
@@ -112,6 +113,7 @@ Data lives in %s; Ctrl-C stops everything, and the next run resumes.
 		devOnly(token, config.DevAPIToken), operator,
 		devOnly(cfg.Stripe.WebhookSecret, config.DevStripeWebhookSecret),
 		devOnly(cfg.Clerk.WebhookSecret, config.DevClerkWebhookSecret),
+		devOnly(cfg.Resend.WebhookSecret, config.DevResendWebhookSecret), cfg.Resend.From,
 		console, cfg.Dev.DataDir)
 	if f, ok := out.(*os.File); ok {
 		_ = f.Sync()
