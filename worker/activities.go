@@ -28,8 +28,8 @@ type Activities struct {
 	Resend      *activities.ResendActivities
 	// Email sends templated email on Resend's queue; Receipts reads what a
 	// receipt says, on the workflow queue.
-	Email    *activities.EmailActivities
-	Receipts *activities.ReceiptActivities
+	Email       *activities.EmailActivities
+	Receipts    *activities.ReceiptActivities
 	Stripe      *activities.StripeActivities
 	Knock       *activities.KnockActivities
 	DeadLetters *activities.DeadLetterActivities

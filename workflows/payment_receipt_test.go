@@ -75,4 +75,3 @@ func (s *orderSuite) TestNoReceiptForAFailedPayment() {
 	s.Equal("payment_failed", res.State)
 	s.Empty(s.emailed)
 }
-
