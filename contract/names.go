@@ -29,6 +29,12 @@ const (
 	AliasLifecycleType    = "AliasLifecycle"
 	KeyRotationType       = "KeyRotation"
 	InventoryScanType     = "InventoryScan"
+	DataRetentionType     = "DataRetention"
+	StripeReconcileType   = "StripeReconcile"
+	// KeyRotationTriggerType is what a key-rotation Schedule starts: it
+	// starts the provider's KeyRotation at KeyRotationID, or joins the one
+	// running there, and ends.
+	KeyRotationTriggerType = "KeyRotationTrigger"
 )
 
 // StatusQuery is the query every workflow answers with its Status.
@@ -74,8 +80,17 @@ func KeyRotationID(provider string) string { return keyRotationPrefix + provider
 // KeyRotationScheduleID names the Schedule that starts provider's rotation.
 func KeyRotationScheduleID(provider string) string { return "key-rotation-" + provider }
 
+// KeyRotationTriggerID is the workflow ID the provider's rotation Schedule
+// gives its KeyRotationTrigger runs; Temporal appends each run's scheduled
+// time. The rotation itself always runs at KeyRotationID, where operators
+// reach it.
+func KeyRotationTriggerID(provider string) string { return "key-rotation-trigger/" + provider }
+
 // InventoryScanScheduleID is the Temporal Schedule that runs InventoryScan.
 const InventoryScanScheduleID = "inventory-scan"
+
+// DataRetentionScheduleID is the Temporal Schedule that runs DataRetention.
+const DataRetentionScheduleID = "data-retention"
 
 // OrderRefundType handles one charge.refunded event for its order: it marks
 // the order refunded or partially refunded and tells the customer.

@@ -9,7 +9,9 @@
 // event (its Route, decided once and stored with the row) and how the
 // dispatcher delivers it (to Temporal, or for Resend's email events
 // straight to PostgreSQL). ingest.go is the shared batched commit, store.go
-// the SQL of the webhook_inbox table, dispatcher.go the hand-off loop.
+// the SQL of the webhook_inbox table, dispatcher.go the hand-off loop,
+// admin.go what operators list and replay, counts.go the rows-by-status
+// metric.
 //
 // The inbox may import contract, starter (its way to Temporal), config and
 // internal/ libraries; never webhooks, api, worker, workflows or activities.

@@ -77,7 +77,7 @@ type providerQueue struct {
 	done        chan struct{} // closed by stop, ends a pause's wait
 }
 
-func newProviderQueue(c client.Client, provider, queue string, acts any, opts Options) *providerQueue {
+func newProviderQueue(c client.Client, provider, queue string, acts []any, opts Options) *providerQueue {
 	q := &providerQueue{
 		provider: provider,
 		queue:    queue,
@@ -99,16 +99,10 @@ func newProviderQueue(c client.Client, provider, queue string, acts any, opts Op
 			DisableWorkflowWorker: true,
 			Interceptors:          interceptors,
 		})
-		// A provider's queue may carry several activity structs (Resend's:
-		// key rotation and email).
-		switch acts := acts.(type) {
-		case nil:
-		case []any:
-			for _, a := range acts {
+		for _, a := range acts {
+			if a != nil {
 				w.RegisterActivity(a)
 			}
-		default:
-			w.RegisterActivity(acts)
 		}
 		return w
 	}

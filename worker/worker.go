@@ -101,14 +101,15 @@ func New(c client.Client, opts Options) *Workers {
 		Interceptors:      opts.Interceptors,
 	})}
 	registerMain(w.main, a)
-	byProvider := map[string]any{
-		contract.ProviderStripe:      a.Stripe,
-		contract.ProviderKnock:       a.Knock,
-		contract.ProviderSimpleLogin: a.SimpleLogin,
-		contract.ProviderResend:      a.Resend,
+	byProvider := map[string][]any{
+		// Reconciliation lists Stripe's events: it shares Stripe's rate
+		// limit and breaker.
+		contract.ProviderStripe:      {a.Stripe, a.Reconcile},
+		contract.ProviderKnock:       {a.Knock},
+		contract.ProviderSimpleLogin: {a.SimpleLogin},
+		// Transactional email is Resend's too: its queue, limit and breaker.
+		contract.ProviderResend: {a.Resend, a.Email},
 	}
-	// Transactional email is Resend's too: its queue, limit and breaker.
-	byProvider[contract.ProviderResend] = []any{a.Resend, a.Email}
 	for _, p := range providers.Queued() {
 		w.providers = append(w.providers, newProviderQueue(c, p.Name, contract.ProviderTaskQueue(opts.TaskQueue, p.Name),
 			byProvider[p.Name], opts))
@@ -127,6 +128,9 @@ func registerMain(r sdkworker.Registry, a Activities) {
 	r.RegisterWorkflowWithOptions(workflows.AliasLifecycle, workflow.RegisterOptions{Name: contract.AliasLifecycleType})
 	r.RegisterWorkflowWithOptions(workflows.KeyRotation, workflow.RegisterOptions{Name: contract.KeyRotationType})
 	r.RegisterWorkflowWithOptions(workflows.EmailComplaint, workflow.RegisterOptions{Name: contract.EmailComplaintType})
+	r.RegisterWorkflowWithOptions(workflows.DataRetention, workflow.RegisterOptions{Name: contract.DataRetentionType})
+	r.RegisterWorkflowWithOptions(workflows.StripeReconcile, workflow.RegisterOptions{Name: contract.StripeReconcileType})
+	r.RegisterWorkflowWithOptions(workflows.KeyRotationTrigger, workflow.RegisterOptions{Name: contract.KeyRotationTriggerType})
 	r.RegisterActivity(a.Orders)
 	r.RegisterActivity(a.Referrals)
 	r.RegisterActivity(a.Inventory)
@@ -135,6 +139,8 @@ func registerMain(r sdkworker.Registry, a Activities) {
 	r.RegisterActivity(a.KeyVerifier)
 	r.RegisterActivity(a.DeadLetters)
 	r.RegisterActivity(a.Receipts)
+	r.RegisterActivity(a.Retention)
+	r.RegisterActivity(a.RotationTrigger)
 }
 
 // Start starts every worker; on an error the ones started are stopped.

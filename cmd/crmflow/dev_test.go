@@ -237,7 +237,7 @@ func TestDevStackRunsStopsAndResumes(t *testing.T) {
 	defer c.Close()
 	// The schedules were created at the first start and brought up to date
 	// (not duplicated) at this one.
-	for _, id := range []string{"inventory-scan", "key-rotation-crmflow"} {
+	for _, id := range []string{"inventory-scan", "data-retention", "key-rotation-crmflow"} {
 		_, err := c.ScheduleClient().GetHandle(ctx, id).Describe(ctx)
 		assert.NoError(t, err, "schedule %s", id)
 	}

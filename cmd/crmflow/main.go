@@ -53,6 +53,7 @@ func newRootCmd() *cobra.Command {
 		newStatusCmd(g),
 		newDLQCmd(g),
 		newEmailCmd(g),
+		newInboxCmd(g),
 		newDemoCmd(g),
 		newDoctorCmd(g),
 		newCredentialsCmd(g),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -127,6 +128,10 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 			}
 		})
 	}
+	// One inbox for the process: the webhooks and the reconciliation's
+	// recovered events share its commits.
+	ib := inbox.NewStore(st.Pool())
+	var reconciled atomic.Pointer[inbox.Dispatcher] // the dispatcher recovered events poke
 	var workers *worker.Workers
 	if opts.Worker {
 		var rep activities.Reporter
@@ -134,7 +139,9 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 			rep = reporter
 		}
 		acts := worker.NewActivities(cfg, st, creds, logger, rep, starterClient,
-			worker.WithProviderMetrics(appmetrics.NewProviderMetrics(reg)))
+			worker.WithProviderMetrics(appmetrics.NewProviderMetrics(reg)),
+			worker.WithRetentionMetrics(appmetrics.NewRetentionMetrics(reg, activities.RetentionTables...)),
+			withReconciliation(ib, &reconciled, reg))
 		if err := worker.EnsureSchedules(ctx, tc, cfg, ""); err != nil {
 			return err
 		}
@@ -174,9 +181,11 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		handler.HTTP.Panics = reporter
 	}
 	if opts.HTTP {
-		ib := inbox.NewStore(st.Pool())
 		ops.Backlog = ib.Backlog
 		dispatcher := inbox.NewDispatcher(ib, st, starterClient, logger, reg, inbox.DispatcherOptions{})
+		// The inbox's rows by provider and status, counted at scrape time.
+		reg.MustRegister(inbox.NewCountCollector(ib))
+		reconciled.Store(dispatcher)
 		handler.Webhooks = &webhooks.Deps{
 			Logger: logger, Registry: reg, Inbox: ib, Dispatcher: dispatcher,
 			Secrets: creds.WebhookSecrets,
@@ -190,7 +199,7 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 			},
 		}
 		handler.API = &api.Deps{
-			Logger: logger, Store: st, Starter: starterClient, Inbox: ib,
+			Logger: logger, Store: st, Starter: starterClient, Inbox: ib, Poke: dispatcher.Poke,
 			CoalesceWindow: cfg.Inventory.CoalesceWindow,
 			Auth:           creds, TokenSeen: tokenSeen(starterClient, logger), Audit: st,
 			Rotations: &api.Rotations{Starter: starterClient, Keys: creds, Audit: st, Logger: logger},

@@ -72,7 +72,7 @@ func TestReceiptBounceSuppressesTheNextReceipt(t *testing.T) {
 	assert.Equal(t, store.EmailSuppressed, row.Status)
 	assert.Contains(t, row.StatusDetail, "address suppressed after a bounce")
 	assert.Empty(t, row.ProviderID)
-	assert.Equal(t, "delivered", f.inboxRow("msg_delivered").Status)
+	assert.Equal(t, "delivered", f.inboxEvent("msg_delivered").Status)
 }
 
 // TestResendComplaintSuppressesAndAlertsOperatorsOnce: a complaint marks
@@ -111,7 +111,7 @@ func TestResendComplaintSuppressesAndAlertsOperatorsOnce(t *testing.T) {
 	// ended, so nothing more is sent.
 	status, _ = f.postResend("msg_spam_again", complaint)
 	require.Equal(t, http.StatusOK, status)
-	f.waitInboxStatus("msg_spam_again", "delivered")
+	f.waitInboxEvent("msg_spam_again", "delivered")
 	assert.Equal(t, 1, f.knock.countWorkflow(workflows.KnockEmailComplaint))
 }
 
@@ -136,18 +136,18 @@ func TestResendEventsByType(t *testing.T) {
 	post("msg_delivered", "email.delivered")
 	f.waitEmailStatus(receiptKey("o-types"), store.EmailDelivered)
 	post("msg_delayed_late", "email.delivery_delayed")
-	f.waitInboxStatus("msg_delayed_late", "delivered")
+	f.waitInboxEvent("msg_delayed_late", "delivered")
 	assert.Equal(t, store.EmailDelivered, f.emailOf(receiptKey("o-types")).Status, "a stale event moves nothing back")
 
 	post("msg_opened", "email.opened")
-	opened := f.inboxRow("msg_opened")
+	opened := f.inboxEvent("msg_opened")
 	assert.Equal(t, "ignored", opened.Status)
 	assert.Contains(t, opened.Note, "email.opened is not handled")
 
 	foreign := resendEventBody(t, "email.bounced", "9a3c4e1f-0000-4000-8000-000000000001", "stranger@example.com", "Permanent")
 	status, _ := f.postResend("msg_foreign", foreign)
 	require.Equal(t, http.StatusOK, status)
-	row := f.waitInboxStatus("msg_foreign", "unroutable")
+	row := f.waitInboxEvent("msg_foreign", "unroutable")
 	assert.Contains(t, row.Note, "crmflow recorded no email with Resend id")
 	_, err := f.store.GetSuppression(context.Background(), "stranger@example.com")
 	assert.NoError(t, err, "a hard bounce is a fact about the address, whoever sent the email")
@@ -155,7 +155,7 @@ func TestResendEventsByType(t *testing.T) {
 	transient := resendEventBody(t, "email.bounced", "9a3c4e1f-0000-4000-8000-000000000002", "full@example.com", "Transient")
 	status, _ = f.postResend("msg_transient", transient)
 	require.Equal(t, http.StatusOK, status)
-	f.waitInboxStatus("msg_transient", "unroutable")
+	f.waitInboxEvent("msg_transient", "unroutable")
 	_, err = f.store.GetSuppression(context.Background(), "full@example.com")
 	assert.ErrorIs(t, err, store.ErrNotFound, "a transient bounce suppresses nothing")
 }

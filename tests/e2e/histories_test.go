@@ -566,3 +566,29 @@ func TestHistoryKeyRotationReminded(t *testing.T) {
 	assert.Equal(t, newSecret, active.Secret.Reveal())
 	saveHistory(t, f.temporal, id, "key_rotation_reminded.json")
 }
+
+// TestHistoryOrderPartiallyRefunded: a confirmed order without a referral
+// is refunded in part: its own refund run marks it partially refunded and
+// tells the customer once.
+func TestHistoryOrderPartiallyRefunded(t *testing.T) {
+	f := newSealedFixture(t, fixtureOptions{})
+	f.seedOrder("o-part-refund", "cus_part_refund")
+	paid := stripeEvent("evt_part_paid", "payment_intent.succeeded", "o-part-refund")
+	status, _ := f.postStripe(paid, sign(paid, stripeSecret, time.Now()))
+	require.Equal(t, http.StatusOK, status)
+	var confirmed contract.OrderConfirmationResult
+	require.NoError(t, f.result(contract.OrderConfirmationID("o-part-refund"), &confirmed))
+	require.Equal(t, "confirmed", confirmed.State)
+
+	refund := chargeRefunded("evt_part_refund", "o-part-refund", 1200, false)
+	status, _ = f.postStripe(refund, sign(refund, stripeSecret, time.Now()))
+	require.Equal(t, http.StatusOK, status)
+	id := contract.OrderRefundID("evt_part_refund")
+	var res contract.OrderRefundResult
+	require.NoError(t, f.result(id, &res))
+	assert.Equal(t, store.OrderPartiallyRefunded, res.Status)
+	assert.EqualValues(t, 1200, res.RefundedCents)
+	assert.Equal(t, store.OrderPartiallyRefunded, f.orderStatus("o-part-refund"))
+	assert.Equal(t, 1, f.knock.succeeded(id+"/notify-refunded"))
+	saveHistory(t, f.temporal, id, "order_refund_partial.json")
+}
