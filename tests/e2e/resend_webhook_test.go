@@ -46,7 +46,9 @@ func TestResendWebhookRefusesForgedReplayedAndStaleDeliveries(t *testing.T) {
 	now := time.Now()
 	ev := resendEventBody(t, "email.bounced", "4ef9a417-02e9-4d39-ad75-000000000001", "ada@example.com", "Permanent")
 	other := resendEventBody(t, "email.delivered", "4ef9a417-02e9-4d39-ad75-000000000002", "bob@example.com", "")
-	sign := func(id string, body []byte, at time.Time) http.Header { return signClerk(t, id, body, at, resendSecret) }
+	sign := func(id string, body []byte, at time.Time) http.Header {
+		return signClerk(t, id, body, at, resendSecret)
+	}
 	edit := func(h http.Header, k, v string) http.Header {
 		h = h.Clone()
 		if v == "" {
