@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -31,11 +32,15 @@ const (
 // key, keeps Resend's idempotency (a repeated key with the same payload is
 // answered with the first email and sends nothing), and records what it
 // sent. Every request and answer is checked against Resend's spec.
+// refuseFirst makes the first n sends answer 403, as Resend does for a
+// sender whose domain is not verified.
 type resendMailPeer struct {
-	mu    sync.Mutex
-	sent  []resendMail
-	byKey map[string]int
-	srv   *httptest.Server
+	mu          sync.Mutex
+	sent        []resendMail
+	byKey       map[string]int
+	refuseFirst int
+	refused     int
+	srv         *httptest.Server
 }
 
 // resendMail is one email the peer accepted.
@@ -69,6 +74,13 @@ func newResendMailPeer(t *testing.T) *resendMailPeer {
 		key := r.Header.Get("Idempotency-Key")
 		p.mu.Lock()
 		defer p.mu.Unlock()
+		if p.refuseFirst > 0 {
+			p.refuseFirst--
+			p.refused++
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `{"statusCode":403,"name":"validation_error","message":"The example.com domain is not verified."}`)
+			return
+		}
 		if i, ok := p.byKey[key]; ok && key != "" {
 			if p.sent[i].payload != string(payload) {
 				w.WriteHeader(http.StatusConflict)
@@ -78,13 +90,38 @@ func newResendMailPeer(t *testing.T) *resendMailPeer {
 			fmt.Fprintf(w, `{"id":%q}`, p.sent[i].ID)
 			return
 		}
-		m := resendMail{ID: fmt.Sprintf("4ef9a417-02e9-4d39-ad75-%012d", len(p.sent)+1), IdempotencyKey: key, Body: body, payload: string(payload)}
+		m := resendMail{ID: newResendEmailID(), IdempotencyKey: key, Body: body, payload: string(payload)}
 		p.byKey[key] = len(p.sent)
 		p.sent = append(p.sent, m)
 		fmt.Fprintf(w, `{"id":%q}`, m.ID)
 	})))
 	t.Cleanup(p.srv.Close)
 	return p
+}
+
+// refuse makes the next n sends answer 403.
+func (p *resendMailPeer) refuse(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refuseFirst = n
+}
+
+// refusals counts the sends answered 403.
+func (p *resendMailPeer) refusals() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refused
+}
+
+// newResendEmailID is a fresh id, shaped as Resend's (a UUID). Ids are
+// unique across tests, as Resend's are: a complaint's workflow ID is made
+// of it, and the tests share one Temporal namespace.
+func newResendEmailID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 func (p *resendMailPeer) all() []resendMail {
