@@ -42,6 +42,13 @@ func (w *orderConfirmation) sendReceipt(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
+	if receipt.Email == "" {
+		// A customer whose personal fields were scrubbed (user.deleted) has
+		// no address left; there is nobody to send to, and nothing for an
+		// operator to decide.
+		workflow.GetLogger(ctx).Info("Receipt not sent: the customer has no email address", "orderID", w.order.ID)
+		return nil
+	}
 	send := activities.SendEmailInput{
 		Template:       activities.ReceiptTemplate,
 		To:             receipt.Email,

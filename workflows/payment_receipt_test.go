@@ -75,3 +75,17 @@ func (s *orderSuite) TestNoReceiptForAFailedPayment() {
 	s.Equal("payment_failed", res.State)
 	s.Empty(s.emailed)
 }
+
+// TestNoReceiptWithoutAnAddress: a customer with no email address left
+// (scrubbed after user.deleted) gets no receipt, and nothing parks.
+func (s *orderSuite) TestNoReceiptWithoutAnAddress() {
+	noAddress := receipt
+	noAddress.Email = ""
+	s.env.OnActivity(receipts.LoadReceipt, mock.Anything, mock.Anything).Return(&noAddress, nil).Once()
+	s.signalAt(time.Minute, succeeded("evt_ok"))
+	res, err := s.run()
+	s.Require().NoError(err)
+	s.Equal("confirmed", res.State)
+	s.Empty(s.emailed)
+	s.Equal(contract.Status{Step: "done", State: "confirmed"}, s.status(), "nothing parked")
+}
