@@ -345,3 +345,71 @@ func (r *rsRecorder) Record(_ context.Context, call activities.ResendCall) error
 func (r *rsRecorder) all() []activities.ResendCall {
 	return append([]activities.ResendCall(nil), r.calls...)
 }
+
+// flakyRecorder is the database, except that recording Resend's answer
+// fails once, as when PostgreSQL goes away after Resend accepted the email.
+type flakyRecorder struct {
+	*store.Store
+	failures int
+}
+
+func (r *flakyRecorder) MarkEmailSent(ctx context.Context, key, providerID string, console bool) (*store.Email, error) {
+	if r.failures > 0 {
+		r.failures--
+		return nil, errors.New("connection reset by peer")
+	}
+	return r.Store.MarkEmailSent(ctx, key, providerID, console)
+}
+
+// TestSendRetriedAfterResendAcceptedSendsOnce: Resend accepted the email
+// but its id could not be recorded; the retry sends the same
+// Idempotency-Key and payload, Resend answers with the email it already
+// accepted, and that id is recorded: one email reaches the customer.
+func TestSendRetriedAfterResendAcceptedSendsOnce(t *testing.T) {
+	f := newFakeResend(t)
+	st := testenv.Store(t)
+	a := f.emailActivities(t, st)
+	a.Store = &flakyRecorder{Store: st, failures: 1}
+	in := receiptInput("ada@example.com")
+
+	_, err := emSend(t, a, in)
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, err, &appErr)
+	assert.False(t, appErr.NonRetryable(), "a database error is retried: %v", err)
+	require.Len(t, f.emails(), 1, "Resend has the email")
+	row, err := st.EmailByKey(t.Context(), in.IdempotencyKey)
+	require.NoError(t, err)
+	assert.Equal(t, store.EmailSending, row.Status, "its id is not recorded yet")
+
+	out, err := emSend(t, a, in)
+	require.NoError(t, err)
+	sent := f.emails()
+	require.Len(t, sent, 1, "the retry sent nothing new")
+	assert.Equal(t, activities.SendEmailOutput{EmailID: sent[0].id, Status: activities.EmailStatusSent}, *out)
+	assert.Len(t, f.requests(), 2, "both attempts reached Resend, under one key")
+	row, err = st.EmailByKey(t.Context(), in.IdempotencyKey)
+	require.NoError(t, err)
+	assert.Equal(t, sent[0].id, row.ProviderID)
+	assert.Equal(t, store.EmailSent, row.Status)
+}
+
+// TestSendWelcomeAsUserLifecycleBuildsIt: the welcome email in the shape
+// the user lifecycle sends it (template by name, the user's address and
+// name, a key of its workflow ID and step, the Clerk user as business key).
+func TestSendWelcomeAsUserLifecycleBuildsIt(t *testing.T) {
+	f := newFakeResend(t)
+	st := testenv.Store(t)
+	in := activities.SendEmailInput{Template: "welcome", To: "grace@example.com",
+		Data:           map[string]any{"name": "Grace", "email": "grace@example.com"},
+		IdempotencyKey: "user/user_2abc/send-welcome", BusinessKey: "user_2abc"}
+	out, err := emSend(t, f.emailActivities(t, st), in)
+	require.NoError(t, err)
+	sent := f.emails()
+	require.Len(t, sent, 1)
+	assert.Equal(t, activities.SendEmailOutput{EmailID: sent[0].id, Status: activities.EmailStatusSent}, *out)
+	assert.Equal(t, "Welcome, Grace", sent[0].body["subject"])
+	assert.Contains(t, sent[0].body["tags"], map[string]any{"name": "business_key", "value": "user_2abc"})
+	row, err := st.EmailByKey(t.Context(), in.IdempotencyKey)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"welcome", "v1", "user_2abc"}, []string{row.Template, row.TemplateVersion, row.BusinessKey})
+}
