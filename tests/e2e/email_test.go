@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmflow/crmflow/contract"
+	"github.com/crmflow/crmflow/inbox"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/workflows"
 )
@@ -202,4 +204,41 @@ func TestEmailSuppressionRoutes(t *testing.T) {
 	e, err := f.store.BeginEmail(ctx, store.Email{IdempotencyKey: "k-after", Recipient: "ada@example.com", Template: "welcome", TemplateVersion: "v1"})
 	require.NoError(t, err)
 	assert.Equal(t, store.EmailSending, e.Status, "the address gets email again")
+}
+
+// TestResendEventReplayedOnceItsEmailIsRecorded: an event about an email
+// crmflow has no row of ends unroutable and is listed under provider
+// resend; once the row exists, an operator's replay applies it. An ignored
+// type still has no route, so its replay is refused and changes nothing.
+func TestResendEventReplayedOnceItsEmailIsRecorded(t *testing.T) {
+	f := newFixture(t, fixtureOptions{emailWait: 300 * time.Millisecond})
+	ctx := context.Background()
+	const emailID = "4ef9a417-02e9-4d39-ad75-0000000000aa"
+	status, _ := f.postResend("msg_early", resendEventBody(t, "email.delivered", emailID, "ada@example.com", ""))
+	require.Equal(t, http.StatusOK, status)
+	id := f.waitInboxStatus(inbox.SourceResend, "msg_early", inbox.StatusUnroutable)
+
+	status, body := f.api(http.MethodGet, "/v1/inbox?provider=resend&status=unroutable", operatorToken, nil)
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	events, _ := body["events"].([]any)
+	require.Len(t, events, 1)
+	assert.Equal(t, "msg_early", events[0].(map[string]any)["event_id"])
+
+	_, err := f.store.BeginEmail(ctx, store.Email{IdempotencyKey: "k-early", Recipient: "ada@example.com", Template: "welcome", TemplateVersion: "v1"})
+	require.NoError(t, err)
+	_, err = f.store.MarkEmailSent(ctx, "k-early", emailID, false)
+	require.NoError(t, err)
+	status, body = f.api(http.MethodPost, fmt.Sprintf("/v1/inbox/%d/replay", id), operatorToken, nil)
+	require.Equal(t, http.StatusAccepted, status, "%v", body)
+	f.waitInboxStatus(inbox.SourceResend, "msg_early", inbox.StatusDelivered)
+	assert.Equal(t, store.EmailDelivered, f.emailOf("k-early").Status)
+
+	status, _ = f.postResend("msg_clicked", resendEventBody(t, "email.clicked", emailID, "ada@example.com", ""))
+	require.Equal(t, http.StatusOK, status)
+	clicked := f.waitInboxStatus(inbox.SourceResend, "msg_clicked", inbox.StatusIgnored)
+	status, body = f.api(http.MethodPost, fmt.Sprintf("/v1/inbox/%d/replay", clicked), operatorToken, nil)
+	assert.Equal(t, http.StatusConflict, status)
+	assert.Equal(t, "not_routable", errorCode(body))
+	_, st, _ := f.inboxRow(inbox.SourceResend, "msg_clicked")
+	assert.Equal(t, inbox.StatusIgnored, st, "a refused replay changes nothing")
 }
