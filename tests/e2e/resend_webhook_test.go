@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmflow/crmflow/api"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 )
@@ -185,4 +187,51 @@ func TestResendWebhookPostgresDown(t *testing.T) {
 	status, body := f.postResend("msg_pgdown", ev)
 	assert.Equal(t, http.StatusServiceUnavailable, status, "%v", body)
 	assert.Equal(t, "unavailable", errorCode(body))
+}
+
+// TestResendWebhookSecretRotates: the Resend webhook secret rotates like
+// Clerk's: a submitted secret becomes active only once a genuine delivery
+// signed with the old and the new secret (as Svix signs while it rolls a
+// secret) verifies with it; after the rotation a delivery signed with the
+// new secret alone is accepted and one signed with the revoked secret is
+// refused.
+func TestResendWebhookSecretRotates(t *testing.T) {
+	f := newFixture(t, fixtureOptions{worker: true})
+	ctx := context.Background()
+	// A Svix secret (whsec_ and base64) the fixture's verifier accepts.
+	const newSecret = "whsec_goodcmVzZW5kLXJvdGF0ZWQtc2VjcmV0"
+	id := contract.KeyRotationID(contract.KeyRotationResendWebhook)
+	_, err := f.temporal.ExecuteWorkflow(ctx, clientOptions(f, id), contract.KeyRotationType,
+		contract.KeyRotationInput{Provider: contract.KeyRotationResendWebhook, RequestedBy: "test"})
+	require.NoError(t, err)
+	f.waitStatus(id, "awaiting-key")
+	rotations := &api.Rotations{Starter: f.starter, Keys: f.creds}
+	res, err := rotations.SubmitKey(ctx, "alice", contract.KeyRotationResendWebhook, newSecret)
+	require.NoError(t, err)
+	require.True(t, res.Valid, res.Reason)
+	f.waitStatus(id, "awaiting-proof")
+
+	ev := resendEventBody(t, "email.delivered", "4ef9a417-02e9-4d39-ad75-0000000000bb", "ada@example.com", "")
+	onlyNew := signClerk(t, "msg_new_early", ev, time.Now(), newSecret)
+	status, body := f.postResendSigned(ev, onlyNew)
+	assert.Equal(t, http.StatusBadRequest, status, "a secret waiting for proof verifies nothing yet: %v", body)
+	h := signClerk(t, "msg_proof", ev, time.Now(), resendSecret)
+	h.Set("svix-signature", h.Get("svix-signature")+" "+signClerk(t, "msg_proof", ev, time.Now(), newSecret).Get("svix-signature"))
+	status, body = f.postResendSigned(ev, h)
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	require.Eventually(t, func() bool {
+		return f.starter.ConfirmOldKeyRevoked(ctx, contract.KeyRotationResendWebhook, "alice") == nil
+	}, 60*time.Second, 100*time.Millisecond, "the revocation is accepted once the secret is active")
+	var out contract.KeyRotationResult
+	require.NoError(t, f.result(id, &out))
+	assert.Equal(t, "rotated", out.State)
+	active, err := f.creds.Active(ctx, contract.KeyRotationResendWebhook, "api_key")
+	require.NoError(t, err)
+	assert.Equal(t, newSecret, active.Secret.Reveal())
+
+	status, body = f.postResendSigned(ev, signClerk(t, "msg_new", ev, time.Now(), newSecret))
+	assert.Equal(t, http.StatusOK, status, "%v", body)
+	status, body = f.postResendSigned(ev, signClerk(t, "msg_old", ev, time.Now(), resendSecret))
+	assert.Equal(t, http.StatusBadRequest, status, "the revoked secret verifies nothing: %v", body)
+	assert.Equal(t, "bad_signature", errorCode(body))
 }
