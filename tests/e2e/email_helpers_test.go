@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -240,6 +239,3 @@ func tagsOf(m resendMail) map[string]string {
 
 // receiptKey is the idempotency key of an order's receipt.
 func receiptKey(orderID string) string { return "order-confirmation/" + orderID + "/send-receipt" }
-
-// lower is strings.ToLower, for addresses as crmflow keeps them.
-func lower(s string) string { return strings.ToLower(s) }
