@@ -3,6 +3,12 @@ package contract
 // TaskQueue is the task queue every crmflow workflow runs on.
 const TaskQueue = "crmflow"
 
+// DeploymentName is the Worker Deployment crmflow's workers join (Worker
+// Versioning): each build is a version of it, identified by its build id,
+// which is what `crmflow version` prints. Operators and tools name it to see
+// the versions and to choose the current one.
+const DeploymentName = "crmflow"
+
 // ProviderTaskQueue names provider's activity task queue for workflows
 // running on base: "crmflow" gives "crmflow-stripe". Deriving it from the
 // workflow's own queue keeps test workers, each on a queue of its own, apart.

@@ -98,6 +98,7 @@ func newProviderQueue(c client.Client, provider, queue string, acts []any, opts 
 			// This queue only carries activities.
 			DisableWorkflowWorker: true,
 			Interceptors:          interceptors,
+			DeploymentOptions:     opts.deployment(),
 		})
 		for _, a := range acts {
 			if a != nil {

@@ -167,7 +167,7 @@ func TestDevStackRunsStopsAndResumes(t *testing.T) {
 		assert.Contains(t, body, metric)
 	}
 	for _, want := range []string{cfg.Dev.UIAddr, config.DevAPIToken, "Operator token     dev: " + config.DevOperatorToken,
-		"Console mode       knock, resend, simplelogin, stripe"} {
+		"Console mode       knock, resend, simplelogin, stripe", "Worker Versioning  off"} {
 		assert.Contains(t, banner.String(), want)
 	}
 

@@ -57,6 +57,8 @@ func newRootCmd() *cobra.Command {
 		newDemoCmd(g),
 		newDoctorCmd(g),
 		newCredentialsCmd(g),
+		newDeployCmd(g),
+		newVersionCmd(),
 	)
 	return root
 }

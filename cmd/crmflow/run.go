@@ -15,6 +15,7 @@ import (
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/api"
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/doctor"
 	"github.com/crmflow/crmflow/inbox"
 	"github.com/crmflow/crmflow/internal/appmetrics"
@@ -36,6 +37,13 @@ type runOptions struct {
 	DatabaseURL string
 	// Worker polls the task queue.
 	Worker bool
+	// BuildID runs the worker as this build of the Worker Deployment
+	// contract.DeploymentName; "" runs it unversioned (crmflow dev, which
+	// rebuilds all the time and has nobody to keep an old build running).
+	BuildID string
+	// PromoteFirst makes BuildID current if the deployment has never had a
+	// current version (the first versioned deploy).
+	PromoteFirst bool
 	// HTTP serves webhooks and the start API and runs the inbox dispatcher;
 	// without it only /healthz, /readyz and /metrics are served.
 	HTTP bool
@@ -147,10 +155,14 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		}
 		wopts := worker.ConfigOptions(cfg, creds, acts, logger, reg)
 		wopts.Interceptors = worker.Interceptors(reporter)
+		wopts.BuildID = opts.BuildID
 		workers = worker.New(tc, wopts)
 		g.Go(func() error {
 			if err := workers.Start(); err != nil {
 				return err
+			}
+			if opts.BuildID != "" {
+				reportVersioning(gctx, tc, opts, logger)
 			}
 			<-gctx.Done()
 			workers.Stop()
@@ -222,6 +234,38 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		return nil
 	})
 	return g.Wait()
+}
+
+// reportVersioning says whether this build gets new runs, making it current
+// first when asked and the deployment never had a current build. Not
+// being current is no error: a new build starts beside the current one and
+// waits for `crmflow deploy promote`, running only the runs pinned to it.
+func reportVersioning(ctx context.Context, c client.Client, opts runOptions, logger *slog.Logger) {
+	log := logger.With("deployment", contract.DeploymentName, "build", opts.BuildID)
+	current := ""
+	if opts.PromoteFirst {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		var promoted bool
+		var err error
+		current, promoted, err = worker.PromoteIfFirst(pctx, c, contract.DeploymentName, opts.BuildID)
+		switch {
+		case err != nil:
+			log.Error("Could not read or set the deployment's current build", "error", err)
+			return
+		case promoted:
+			log.Info("First versioned build of the deployment: made it current")
+			return
+		}
+	} else if d, err := worker.DescribeDeployment(ctx, c, contract.DeploymentName); err == nil {
+		current = d.Current
+	}
+	if current == opts.BuildID {
+		log.Info("This build is the deployment's current build")
+		return
+	}
+	log.Warn("This build is not current: it runs only runs pinned to it until `crmflow deploy promote "+opts.BuildID+"`",
+		"current", current)
 }
 
 // temporalProbe checks the frontend answers for our namespace, which is what

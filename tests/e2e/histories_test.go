@@ -2,7 +2,7 @@ package e2e_test
 
 // End-to-end runs of the workflow branches no other end-to-end test reaches,
 // each ending in saveHistory so that workflows/replay_test.go replays every
-// branch (see there for how to refresh the histories). They assert the
+// branch (see there for how to record a new version of them). They assert the
 // branch's real outcome like any other test, so they run in every `go test`.
 // Branches that would take hours of workflow time run with the workflows'
 // own knobs turned down (payment timeout, refund window, debounce, cooldown,
