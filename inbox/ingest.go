@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -44,6 +45,21 @@ type batcher struct {
 
 	mu    sync.Mutex
 	queue []*pendingInsert
+
+	// commitsBySize[n] counts the commits that wrote n rows, for the
+	// benchmark's baseline (it replays the same rows per commit) and for
+	// anyone asking how much sharing the load produced.
+	commitsBySize [maxBatch + 1]atomic.Int64
+}
+
+// CommitSizes returns how many commits wrote n rows, indexed by n, since
+// the store was made.
+func (s *Store) CommitSizes() []int64 {
+	out := make([]int64, maxBatch+1)
+	for n := range out {
+		out[n] = s.batch.commitsBySize[n].Load()
+	}
+	return out
 }
 
 func newBatcher() *batcher {
@@ -91,6 +107,7 @@ func (b *batcher) insert(ctx context.Context, s *Store, e Event) (bool, error) {
 				slots = nil
 				continue
 			}
+			b.commitsBySize[len(batch)].Add(1)
 			go func() {
 				defer func() { <-b.slots }()
 				s.commit(context.WithoutCancel(ctx), batch)

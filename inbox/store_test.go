@@ -198,14 +198,41 @@ func TestClaimInboxEventsLeaseExpires(t *testing.T) {
 	s := freshStore(t)
 	ids := insertEvents(t, s, "wf-1")
 
-	require.Equal(t, ids, claim(t, s, 10, 200*time.Millisecond))
-	require.Empty(t, claim(t, s, 10, 200*time.Millisecond), "claimed again inside its lease")
+	require.Equal(t, ids, claim(t, s, 10, time.Hour))
+	require.Empty(t, claim(t, s, 10, time.Hour), "claimed again inside its lease")
+	lease := leaseLeft(t, s, ids[0])
+	require.Greater(t, lease, 59*time.Minute, "the lease runs from the claim")
+	require.LessOrEqual(t, lease, time.Hour)
 
-	time.Sleep(400 * time.Millisecond)
+	// The lease ends at the row's next_attempt_at: move it to now, as the
+	// clock would, rather than sleeping through a short lease.
+	_, err := s.Pool().Exec(t.Context(), `UPDATE webhook_inbox SET next_attempt_at = now() WHERE id = $1`, ids[0])
+	require.NoError(t, err)
 	again, err := s.Claim(t.Context(), 10, time.Hour)
 	require.NoError(t, err)
 	require.Equal(t, ids, eventIDs(again), "not claimable after its lease expired")
 	require.Equal(t, 2, again[0].Attempts)
+
+	// And a short lease does run out on the clock: the row comes back,
+	// however long this machine takes to get there.
+	require.Empty(t, claim(t, s, 10, time.Hour))
+	_, err = s.Pool().Exec(t.Context(), `UPDATE webhook_inbox SET next_attempt_at = now() + interval '50 milliseconds' WHERE id = $1`, ids[0])
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		got := claim(t, s, 10, time.Hour)
+		return len(got) == 1 && got[0] == ids[0]
+	}, 30*time.Second, 20*time.Millisecond, "a lease that ran out")
+	require.Equal(t, 3, getInboxRow(t, s, ids[0]).attempts)
+}
+
+// leaseLeft is how long the row stays out of Claim's reach, by the
+// database's clock.
+func leaseLeft(t *testing.T, s testInbox, id int64) time.Duration {
+	t.Helper()
+	var left time.Duration
+	require.NoError(t, s.Pool().QueryRow(t.Context(),
+		`SELECT next_attempt_at - now() FROM webhook_inbox WHERE id = $1`, id).Scan(&left))
+	return left
 }
 
 func TestClaimInboxEventsKeepsOrderPerWorkflow(t *testing.T) {
@@ -240,7 +267,7 @@ func TestMarkHandOffFailedDefersRow(t *testing.T) {
 	id := ids[0]
 
 	require.Equal(t, ids, claim(t, s, 10, time.Hour))
-	const delay = 500 * time.Millisecond
+	const delay = time.Hour
 	require.NoError(t, s.MarkFailed(ctx, id, "temporal unavailable", delay))
 
 	row := getInboxRow(t, s, id)
@@ -248,15 +275,22 @@ func TestMarkHandOffFailedDefersRow(t *testing.T) {
 	require.NotNil(t, row.lastError)
 	require.Equal(t, "temporal unavailable", *row.lastError)
 	// The retry delay replaces the hour-long lease.
-	var wait time.Duration
-	require.NoError(t, s.Pool().QueryRow(ctx,
-		`SELECT next_attempt_at - now() FROM webhook_inbox WHERE id = $1`, id).Scan(&wait))
-	require.Greater(t, wait, time.Duration(0))
+	wait := leaseLeft(t, s, id)
+	require.Greater(t, wait, 50*time.Minute)
 	require.LessOrEqual(t, wait, delay)
-
 	require.Empty(t, claim(t, s, 10, time.Hour), "claimable before its retry delay passed")
-	time.Sleep(delay + 200*time.Millisecond)
-	require.Equal(t, ids, claim(t, s, 10, time.Hour), "not claimable after its retry delay passed")
+
+	// A short delay runs out on the clock: wait for the row to come back
+	// rather than for a fixed time.
+	_, err := s.Pool().Exec(ctx, `UPDATE webhook_inbox SET next_attempt_at = now() WHERE id = $1`, id)
+	require.NoError(t, err)
+	require.Equal(t, ids, claim(t, s, 10, time.Hour), "claimable once its retry is due")
+	require.NoError(t, s.MarkFailed(ctx, id, "temporal unavailable", 50*time.Millisecond))
+	require.LessOrEqual(t, leaseLeft(t, s, id), 50*time.Millisecond)
+	require.Eventually(t, func() bool {
+		got := claim(t, s, 10, time.Hour)
+		return len(got) == 1 && got[0] == id
+	}, 30*time.Second, 20*time.Millisecond, "not claimable after its retry delay passed")
 
 	// A late failure report does not touch a row already handed off.
 	require.NoError(t, s.MarkDone(ctx, []int64{id}, inbox.StatusDelivered, "handed off by the sweeper"))
@@ -351,8 +385,13 @@ func TestInboxBacklog(t *testing.T) {
 	inserted, err := s.Insert(ctx, ignored)
 	require.NoError(t, err)
 	require.True(t, inserted)
-	const waited = 300 * time.Millisecond
-	time.Sleep(waited)
+	// The first two arrived ten minutes ago, as the clock would have it
+	// after a wait; the ignored one is older still and does not count.
+	const waited = 10 * time.Minute
+	_, err = s.Pool().Exec(ctx, `UPDATE webhook_inbox SET received_at = received_at - $1 * interval '1 second'`, waited.Seconds())
+	require.NoError(t, err)
+	_, err = s.Pool().Exec(ctx, `UPDATE webhook_inbox SET received_at = received_at - interval '1 hour' WHERE event_id = $1`, ignored.EventID)
+	require.NoError(t, err)
 	newestInserted := time.Now()
 	ids = append(ids, insertEvents(t, s, "wf-3")...)
 
@@ -360,7 +399,7 @@ func TestInboxBacklog(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 3, backlog.Pending, "ignored events are not backlog")
 	require.GreaterOrEqual(t, backlog.OldestAge, waited)
-	require.Less(t, backlog.OldestAge, 30*time.Second)
+	require.Less(t, backlog.OldestAge, waited+30*time.Second)
 
 	// Claimed (leased) rows are still waiting for their hand-off.
 	require.Len(t, claim(t, s, 10, time.Hour), 3)

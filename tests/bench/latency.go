@@ -20,6 +20,8 @@ type latencyRound struct {
 	offered, achieved float64
 	handedOff         int
 	pendingAtEnd      int64
+	// latencies are every request's, sorted.
+	latencies []time.Duration
 }
 
 // Latency measures M3: signed webhooks sent at a steady rate of five times
@@ -73,16 +75,22 @@ func (e *Env) Latency(ctx context.Context, tb testing.TB, capacity float64) (Res
 	}
 	var rounds []latencyRound
 	var alone []float64
+	var pooled, pooledAlone []time.Duration
 	for r := range sz.Rounds {
-		base, err := round(r, false)
+		var base, lr latencyRound
+		err := alternate(r, func() (err error) {
+			base, err = round(r, false)
+			return err
+		}, func() (err error) {
+			lr, err = round(r, true)
+			return err
+		})
 		if err != nil {
 			return Result{}, err
 		}
 		alone = append(alone, millis(base.p99))
-		lr, err := round(r, true)
-		if err != nil {
-			return Result{}, err
-		}
+		pooledAlone = append(pooledAlone, base.latencies...)
+		pooled = append(pooled, lr.latencies...)
 		rounds = append(rounds, lr)
 		e.logf("latency round %d: %d webhooks at %.0f/s (achieved %.0f/s): p50 %s p99 %s max %s, %d errors; %d handed off, %d pending; "+
 			"without the dispatcher p99 %s",
@@ -101,29 +109,37 @@ func (e *Env) Latency(ctx context.Context, tb testing.TB, capacity float64) (Res
 		errorsTotal += lr.errors
 		backlogGrew = backlogGrew && lr.pendingAtEnd > 0
 	}
-	p99s := summarise(p99)
+	slices.Sort(pooled)
+	slices.Sort(pooledAlone)
+	pooledP99, pooledMax := millis(percentile(pooled, 99)), millis(percentile(pooled, 100))
 	res := Result{
 		ID: "M3", What: "webhook latency at 5× Temporal's rate",
-		Subject:   Figure{"p99 latency", "ms", p99s},
-		Baselines: []Figure{{"p99 latency with the dispatcher stopped (ingest alone)", "ms", summarise(alone)}},
+		Subject: Figure{"p99 latency over every request of every round", "ms", summarise([]float64{pooledP99})},
+		Baselines: []Figure{
+			{"p99 latency with the dispatcher stopped, every request of every round", "ms", summarise([]float64{millis(percentile(pooledAlone, 99))})},
+			{"p99 latency with the dispatcher stopped, per round", "ms", summarise(alone)},
+		},
 		Extra: []Figure{
-			{"p50 latency", "ms", summarise(p50)},
-			{"max latency", "ms", summarise(worst)},
+			{"max latency over every request of every round", "ms", summarise([]float64{pooledMax})},
+			{"p99 latency per round", "ms", summarise(p99)},
+			{"p50 latency per round", "ms", summarise(p50)},
+			{"max latency per round", "ms", summarise(worst)},
 			{"offered rate (5× SignalWithStart capacity)", "webhooks/s", summarise([]float64{offered})},
 			{"achieved send rate", "webhooks/s", summarise(achieved)},
 			{"backlog left at the end of the round", "events", summarise(grew)},
 			{"errors (non-200 or transport)", "requests", summarise([]float64{float64(errorsTotal)})},
 		},
-		Target:   "p99 < 50 ms, no error, backlog grows",
-		Pass:     p99s.Median < 50 && errorsTotal == 0 && backlogGrew,
-		Headline: fmt.Sprintf("p99 %s ms at %s/s", num(p99s.Median), num(offered)),
+		Target:   "p99 of all requests < 50 ms, no error, backlog grows",
+		Pass:     pooledP99 < 50 && errorsTotal == 0 && backlogGrew,
+		Headline: fmt.Sprintf("p99 %s ms, max %s ms at %s/s", num(pooledP99), num(pooledMax), num(offered)),
 		Rounds:   len(rounds), Elapsed: time.Since(started),
 		Notes: []string{
 			fmt.Sprintf("Each round sends for %s at %.0f webhooks/s (5 × the %.1f/s SignalWithStart capacity measured with M2) to a fresh database, "+
 				"after %d inbox writes and %d webhooks have opened the edge's database and HTTP connections (as on a server that has been running), "+
 				"with the dispatcher running; latency is from the request's scheduled send time to the end of the answer. "+
-				"Each round first sends the same load with the dispatcher stopped, to show what the concurrent hand-off to Temporal adds.",
-				sz.LatencyDuration, offered, capacity, 4*sz.Senders, 4*sz.Senders),
+				"Each round also sends the same load with the dispatcher stopped, to show what the concurrent hand-off to Temporal adds; "+
+				"the two phases alternate their order (ABBA). The p99 and maximum that decide the target are over all %d requests of all rounds, not a median of per-round figures.",
+				sz.LatencyDuration, offered, capacity, 4*sz.Senders, 4*sz.Senders, len(pooled)),
 		},
 	}
 	if !backlogGrew {
@@ -164,6 +180,6 @@ func (e *Env) latencyRound(ctx context.Context, g *edge, hc *http.Client, prefix
 	return latencyRound{
 		sent: n, errors: int(failed.Load()),
 		p50: percentile(lat, 50), p99: percentile(lat, 99), worst: lat[len(lat)-1],
-		offered: offered, achieved: rate(n, sendTime),
+		offered: offered, achieved: rate(n, sendTime), latencies: lat,
 	}, nil
 }

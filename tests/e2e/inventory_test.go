@@ -105,7 +105,14 @@ func TestStockBurstCoalescesToOneAlert(t *testing.T) {
 	maxSignals := int(time.Since(start)/coalesce) + 5
 	key := "low-stock"
 	require.Eventually(t, func() bool { return f.knock.countWorkflow(key) >= 1 }, time.Minute, 200*time.Millisecond, "alerted")
-	time.Sleep(2 * time.Second) // a second alert would show up here
+	// Once the entity has processed every signal and says it alerted (with
+	// an hour's cooldown ahead), a second alert would already be in Knock.
+	f.waitIdle(contract.LowStockID("sku-burst"))
+	require.Eventually(t, func() bool {
+		v, err := f.temporal.QueryWorkflow(context.Background(), contract.LowStockID("sku-burst"), "", contract.StatusQuery)
+		var st contract.Status
+		return err == nil && v.Get(&st) == nil && st.State == contract.StockAlerted
+	}, 30*time.Second, 100*time.Millisecond, "the entity is in its alerted state")
 	assert.Equal(t, 1, f.knock.countWorkflow(key), "exactly one alert")
 
 	signals, events := 0, 0

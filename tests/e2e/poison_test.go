@@ -41,15 +41,18 @@ func countRequest(queue string) *workflowservice.CountWorkflowExecutionsRequest 
 }
 
 // requireNothingStartedOrStored checks the two outcomes every poison case
-// must leave behind: no inbox row and no workflow. The dispatcher runs a
-// pass every 100 ms in the fixture, so a row it had handed off would show
-// as a workflow well within the wait.
+// must leave behind: no inbox row and no workflow. A valid event sent after
+// them is stored, handed off and listed as a workflow; anything a refused
+// request had caused would be listed by then too.
 func (f *fixture) requireNothingStartedOrStored() {
 	f.t.Helper()
 	total, _ := f.inboxRows()
 	assert.Zero(f.t, total, "a refused request stores nothing")
-	time.Sleep(300 * time.Millisecond)
-	assert.Zero(f.t, f.workflowsOnQueue(), "a refused request starts nothing")
+	f.handOffMarker("poison")
+	f.waitWorkflowsOnQueue(1)
+	total, _ = f.inboxRows()
+	assert.Equal(f.t, 1, total, "only the later valid event is stored")
+	assert.Equal(f.t, 1, f.workflowsOnQueue(), "a refused request starts nothing; only the later valid event did")
 }
 
 // deepJSON nests n arrays inside a JSON object's field.
@@ -243,8 +246,11 @@ func TestPoisonSignedButUnusableEventsStartNothing(t *testing.T) {
 	}
 	require.NoError(t, rows.Err())
 	assert.Equal(t, len(stripeBodies)+len(clerkBodies), seen, "each acknowledged event has exactly one row")
-	time.Sleep(300 * time.Millisecond)
-	assert.Zero(t, f.workflowsOnQueue(), "nothing started")
+	// A valid event sent afterwards is handed off: the ignored rows were
+	// stored before it, so a hand-off of theirs would be listed by now.
+	f.handOffMarker("ignored")
+	f.waitWorkflowsOnQueue(1)
+	assert.Equal(t, 1, f.workflowsOnQueue(), "nothing started but the later valid event's workflow")
 	_, err = f.temporal.DescribeWorkflowExecution(context.Background(), contract.OrderConfirmationID("o-x"), "")
 	assert.Error(t, err, "no order workflow for an event whose payment intent does not decode")
 }
@@ -351,10 +357,10 @@ func TestPermanentFailureParksOnceAndNeverLoops(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 
 	f.waitParked(func() bool { return false })
-	// Give a loop every chance to show: the retry policy's first interval is
-	// one second, so a retried non-retryable error would call Knock again
-	// well within this wait.
-	time.Sleep(3 * time.Second)
+	// A retried activity stays pending and a looping run would schedule the
+	// step again: once the run has no task and no activity pending, every
+	// Knock call it will make while parked has been made.
+	f.waitIdle(contract.OrderConfirmationID("o-loop"))
 	all, err := f.store.ListDeadLetters(context.Background(), "", 10)
 	require.NoError(t, err)
 	require.Len(t, all, 1, "one dead letter, not one per attempt")

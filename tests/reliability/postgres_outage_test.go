@@ -25,7 +25,13 @@ type ownPostgres struct {
 
 func startOwnPostgres(t *testing.T) *ownPostgres {
 	t.Helper()
-	p := &ownPostgres{t: t, opts: pgserver.Options{DataDir: filepath.Join(t.TempDir(), "pg")}}
+	return startPostgres(t, pgserver.Options{DataDir: filepath.Join(t.TempDir(), "pg")})
+}
+
+// startPostgres is startOwnPostgres with the server's options.
+func startPostgres(t *testing.T, opts pgserver.Options) *ownPostgres {
+	t.Helper()
+	p := &ownPostgres{t: t, opts: opts}
 	p.start()
 	p.opts.Port = p.srv.Port() // a restart must come back where clients look
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
