@@ -40,6 +40,8 @@ type rsRequest struct {
 	query  url.Values
 	auth   string
 	body   map[string]any
+	// idempotencyKey is the request's Idempotency-Key header.
+	idempotencyKey string
 }
 
 // route is "METHOD /path".
@@ -78,6 +80,8 @@ type fakeResend struct {
 	// loseCreateAnswers makes that many creations create the key and then
 	// hang up without answering, as a lost response looks to the client.
 	loseCreateAnswers int
+	// outbox holds the emails sent (email_test.go).
+	outbox rsOutbox
 }
 
 func newFakeResend(t *testing.T) *fakeResend {
@@ -154,7 +158,8 @@ func (f *fakeResend) keyByID(id string) (rsKey, bool) {
 
 func (f *fakeResend) serve(w http.ResponseWriter, r *http.Request) {
 	raw, _ := io.ReadAll(r.Body)
-	req := rsRequest{method: r.Method, path: r.URL.EscapedPath(), query: r.URL.Query(), auth: r.Header.Get("Authorization")}
+	req := rsRequest{method: r.Method, path: r.URL.EscapedPath(), query: r.URL.Query(), auth: r.Header.Get("Authorization"),
+		idempotencyKey: r.Header.Get("Idempotency-Key")}
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, &req.body); err != nil {
 			f.t.Errorf("fake resend: %s %s: body is not a JSON object: %v", r.Method, r.URL, err)
@@ -210,7 +215,7 @@ func (f *fakeResend) answer(w http.ResponseWriter, r *http.Request, route string
 	if caller == nil {
 		return 403, rsError(403, "invalid_api_key", "API key is invalid")
 	}
-	if caller.permission != activities.ResendFullAccess {
+	if caller.permission != activities.ResendFullAccess && route != "POST /emails" {
 		return 401, rsError(401, "restricted_api_key", "This API key is restricted to only send emails")
 	}
 
@@ -240,6 +245,8 @@ func (f *fakeResend) answer(w http.ResponseWriter, r *http.Request, route string
 			return 0, ""
 		}
 		return 201, fmt.Sprintf(`{"id":%q,"token":%q}`, k.id, k.token)
+	case "POST /emails":
+		return f.outbox.send(req)
 	case "DELETE /api-keys/{id}":
 		id := strings.TrimPrefix(r.URL.Path, "/api-keys/")
 		for i, k := range f.keys {

@@ -1,7 +1,8 @@
 // Package api is crmflow's HTTP API: the start API backend services call
 // (orders, referrals, stock levels, aliases, workflow status), the operator
-// routes (dead-letter decisions, key rotations, inbox replay), and the operations routes
-// every process serves (health, readiness, metrics, the codec mount).
+// routes (dead-letter decisions, key rotations, inbox replay, email
+// suppressions), and the operations routes every process serves (health,
+// readiness, metrics, the codec mount).
 //
 // Every /v1 route needs a bearer token. Handler composes one process's whole
 // HTTP surface, mounting the webhook endpoints beside the API. api may
@@ -94,6 +95,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	route(operator, "POST /v1/key-rotations/crmflow/token/ack", a.acknowledgeToken)
 	route(operator, "GET /v1/dead-letters", a.listDeadLetters)
 	route(operator, "POST /v1/dead-letters/{id}/{action}", a.decideDeadLetter)
+	route(operator, "GET /v1/email/suppressions", a.listSuppressions)
+	route(operator, "DELETE /v1/email/suppressions/{address}", a.removeSuppression)
 	route(operator, "GET /v1/inbox", a.listInbox)
 	route(operator, "GET /v1/inbox/{id}", a.showInbox)
 	route(operator, "POST /v1/inbox/{id}/replay", a.replayInbox)

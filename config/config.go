@@ -59,7 +59,7 @@ type Config struct {
 	Clerk       ClerkConfig    `mapstructure:"clerk" yaml:"clerk"`
 	Knock       ProviderConfig `mapstructure:"knock" yaml:"knock"`
 	SimpleLogin ProviderConfig `mapstructure:"simplelogin" yaml:"simplelogin"`
-	Resend      ProviderConfig `mapstructure:"resend" yaml:"resend"`
+	Resend      ResendConfig   `mapstructure:"resend" yaml:"resend"`
 	Sentry      SentryConfig   `mapstructure:"sentry" yaml:"sentry"`
 	Tracing     TracingConfig  `mapstructure:"tracing" yaml:"tracing"`
 
@@ -237,6 +237,18 @@ type ClerkConfig struct {
 type ProviderConfig struct {
 	APIKey Secret `mapstructure:"api_key" yaml:"api_key"`
 	APIURL string `mapstructure:"api_url" yaml:"api_url"`
+}
+
+// ResendConfig is Resend's API key and base URL, the sender of crmflow's
+// transactional email, and the Svix signing secret of Resend's webhook
+// endpoint (delivery, bounce and complaint events).
+type ResendConfig struct {
+	APIKey Secret `mapstructure:"api_key" yaml:"api_key"`
+	APIURL string `mapstructure:"api_url" yaml:"api_url"`
+	// From is the sender, "Name <address>" on a domain verified at Resend.
+	From string `mapstructure:"from" yaml:"from"`
+	// WebhookSecret is the endpoint's Svix signing secret (whsec_ + base64).
+	WebhookSecret Secret `mapstructure:"webhook_secret" yaml:"webhook_secret"`
 }
 
 // SentryConfig enables error reporting when DSN is set.

@@ -201,8 +201,10 @@ func TestEveryKeyHasAnEnvVar(t *testing.T) {
 			val = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="
 		case key == "database_url":
 			val = "postgres://u@h/d"
-		case key == "stripe.webhook_secret" || key == "clerk.webhook_secret":
+		case key == "stripe.webhook_secret" || key == "clerk.webhook_secret" || key == "resend.webhook_secret":
 			val = "whsec_Y2hhbmdlZA=="
+		case key == "resend.from":
+			val = "CRM <changed@example.com>"
 		case key == "temporal.tls" || key == "console.secure_cookies":
 			val = "true"
 		case key == "console.session_ttl":
@@ -250,7 +252,7 @@ func TestEveryKeyHasAnEnvVar(t *testing.T) {
 func reveal(c *config.Config) []string {
 	out := []string{c.DatabaseURL.Reveal(), c.MasterKey.Reveal(), c.Stripe.SecretKey.Reveal(),
 		c.Stripe.WebhookSecret.Reveal(), c.Clerk.WebhookSecret.Reveal(), c.Knock.APIKey.Reveal(),
-		c.SimpleLogin.APIKey.Reveal(), c.Resend.APIKey.Reveal(), c.Sentry.DSN.Reveal(), c.Temporal.APIKey.Reveal()}
+		c.SimpleLogin.APIKey.Reveal(), c.Resend.APIKey.Reveal(), c.Resend.WebhookSecret.Reveal(), c.Sentry.DSN.Reveal(), c.Temporal.APIKey.Reveal()}
 	for _, t := range append(append([]config.Secret(nil), c.APITokens...), c.OperatorTokens...) {
 		out = append(out, t.Reveal())
 	}

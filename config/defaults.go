@@ -73,6 +73,8 @@ var defaults = map[string]any{
 	"simplelogin.api_url":            "https://app.simplelogin.io",
 	"resend.api_key":                 "",
 	"resend.api_url":                 "https://api.resend.com",
+	"resend.from":                    "",
+	"resend.webhook_secret":          "",
 	"sentry.dsn":                     "",
 	"sentry.environment":             "development",
 	"sentry.release":                 "",

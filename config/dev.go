@@ -14,6 +14,12 @@ const (
 	DevStripeWebhookSecret = "whsec_crmflow_dev_stripe_secret"
 	// DevClerkWebhookSecret is a Svix secret: "whsec_" plus base64 key bytes.
 	DevClerkWebhookSecret = "whsec_Y3JtZmxvdy1kZXYtY2xlcmstd2ViaG9vay1rZXk="
+	// DevResendWebhookSecret is a Svix secret, as Resend's webhooks are
+	// signed: "whsec_" plus base64 key bytes.
+	DevResendWebhookSecret = "whsec_Y3JtZmxvdy1kZXYtcmVzZW5kLXdlYmhvb2sta2V5"
+	// DevResendFrom is Resend's own testing sender, which sends without a
+	// verified domain (to the Resend account's own address only).
+	DevResendFrom = "crmflow dev <onboarding@resend.dev>"
 	// DevMasterKey is base64 of 32 bytes; it protects nothing of value.
 	DevMasterKey = "Y3JtZmxvdy1kZXYtbWFzdGVyLWtleS0zMi1ieXRlcyE="
 )
@@ -31,6 +37,12 @@ func (c *Config) applyDevDefaults() {
 	}
 	if c.Clerk.WebhookSecret == "" {
 		c.Clerk.WebhookSecret = DevClerkWebhookSecret
+	}
+	if c.Resend.WebhookSecret == "" {
+		c.Resend.WebhookSecret = DevResendWebhookSecret
+	}
+	if c.Resend.From == "" {
+		c.Resend.From = DevResendFrom
 	}
 	if c.MasterKey == "" {
 		c.MasterKey = DevMasterKey
@@ -78,6 +90,9 @@ func (c *Config) devDefaultsInUse() []string {
 	}
 	if c.Clerk.WebhookSecret == DevClerkWebhookSecret {
 		keys = append(keys, "clerk.webhook_secret")
+	}
+	if c.Resend.WebhookSecret == DevResendWebhookSecret {
+		keys = append(keys, "resend.webhook_secret")
 	}
 	return keys
 }

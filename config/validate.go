@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
 	"sort"
@@ -107,6 +108,14 @@ func (c *Config) validate(problems []string) error {
 				add(p.ConfigKey, "%s", why)
 			}
 		}
+	}
+	switch {
+	case c.Resend.From != "":
+		if _, err := mail.ParseAddress(c.Resend.From); err != nil {
+			add("resend.from", "must be an address or \"Name <address>\", got %q", c.Resend.From)
+		}
+	case c.Resend.APIKey != "":
+		add("resend.from", "required with resend.api_key: the sender of every email, e.g. \"CRM <hello@example.com>\" on a domain verified at Resend")
 	}
 	if c.Orders.PaymentTimeout <= 0 {
 		add("orders.payment_timeout", "must be a positive duration, got %s", c.Orders.PaymentTimeout)

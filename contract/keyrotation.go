@@ -53,6 +53,9 @@ const (
 	// KeyRotationClerkWebhook rotates the Svix signing secret of Clerk's
 	// webhook endpoint, with an operator.
 	KeyRotationClerkWebhook = "clerk_webhook"
+	// KeyRotationResendWebhook rotates the Svix signing secret of Resend's
+	// webhook endpoint, with an operator.
+	KeyRotationResendWebhook = "resend_webhook"
 )
 
 // Defaults of KeyRotationInput.

@@ -53,6 +53,7 @@ func newSetup(t *testing.T, dbURL, namespace string, keys ...string) *setup {
 		"CRMFLOW_KNOCK_API_URL=" + peers.Knock.URL,
 		"CRMFLOW_SIMPLELOGIN_API_URL=" + peers.SimpleLogin.URL,
 		"CRMFLOW_RESEND_API_URL=" + peers.Resend.URL,
+		"CRMFLOW_RESEND_FROM=CRM <hello@example.com>",
 	}, keys...)
 	return &setup{cfg: loadConfig(t, env...), dbURL: dbURL, peers: peers}
 }

@@ -79,7 +79,7 @@ func TestCheckKeyNoVerdict(t *testing.T) {
 	for _, provider := range []string{"stripe", "knock", "simplelogin", "resend"} {
 		cfg := &config.Config{
 			Stripe: config.StripeConfig{APIURL: down.URL}, Knock: config.ProviderConfig{APIURL: down.URL},
-			SimpleLogin: config.ProviderConfig{APIURL: down.URL}, Resend: config.ProviderConfig{APIURL: down.URL},
+			SimpleLogin: config.ProviderConfig{APIURL: down.URL}, Resend: config.ResendConfig{APIURL: down.URL},
 		}
 		v, err := doctor.CheckKey(context.Background(), hc, cfg, provider, "sk_test_secret_value")
 		require.Error(t, err, provider)

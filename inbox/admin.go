@@ -34,7 +34,7 @@ var (
 )
 
 // Sources lists every source of inbox rows (the provider column).
-var Sources = []string{SourceStripe, SourceClerk, SourceStock}
+var Sources = []string{SourceStripe, SourceClerk, SourceResend, SourceStock}
 
 // Bounds of a List page.
 const (
@@ -261,6 +261,15 @@ func rerouteOf(ev Event) (route Route, target, why string) {
 			return Route{}, "", ignored
 		}
 		return Route{Clerk: r}, clerkUserTarget(r.UserID), ""
+	case SourceResend:
+		r, ignored, err := routeResend(ev.Payload)
+		switch {
+		case err != nil:
+			return Route{}, "", "payload is not a resend event"
+		case ignored != "":
+			return Route{}, "", ignored
+		}
+		return Route{Email: r}, resendEmailTarget(r.EmailID), ""
 	case SourceStock:
 		r, err := stockRouteOf(ev)
 		if err != nil {

@@ -31,6 +31,9 @@ type DispatcherOptions struct {
 	// paid to be decided (the confirmation records the PaymentIntent when
 	// it marks the order) before it is stored unroutable; default 24h.
 	RefundWait time.Duration
+	// EmailWait is how long a Resend event waits for its email's send to
+	// record Resend's id before it is stored unroutable; default 10m.
+	EmailWait time.Duration
 	// Concurrency is how many targets' events are handed off at once
 	// (default DefaultHandOffConcurrency). Temporal serves concurrent
 	// callers about twice as fast as one caller even on two cores (see
@@ -57,6 +60,7 @@ const (
 type Lookups interface {
 	OrderLookup
 	AliasLookup
+	EmailEvents
 }
 
 // Dispatcher hands committed inbox rows to Temporal, in commit order per
@@ -94,6 +98,9 @@ func NewDispatcher(st *Store, lookups Lookups, s *starter.Starter, logger *slog.
 	}
 	if opts.RefundWait == 0 {
 		opts.RefundWait = 24 * time.Hour
+	}
+	if opts.EmailWait == 0 {
+		opts.EmailWait = 10 * time.Minute
 	}
 	d := &Dispatcher{
 		store: st, lookups: lookups, starter: s, logger: logger, opts: opts, poke: make(chan struct{}, 1),
@@ -310,6 +317,8 @@ func (d *Dispatcher) deliver(ctx context.Context, ev Event) error {
 		return d.deliverRefund(ctx, ev, route.Refund)
 	case route.Clerk != nil:
 		return d.deliverClerk(ctx, ev.EventID, route.Clerk)
+	case route.Email != nil:
+		return d.deliverEmail(ctx, ev, route.Email)
 	}
 	return &permanentError{fmt.Errorf("no route for %s event %s", ev.Source, ev.EventType)}
 }
@@ -321,6 +330,8 @@ func (d *Dispatcher) legacyRoute(_ context.Context, ev Event) (Route, error) {
 		return legacyStripeRoute(ev)
 	case SourceClerk:
 		return legacyClerkRoute(ev)
+	case SourceResend:
+		return legacyResendRoute(ev)
 	}
 	return Route{}, &permanentError{fmt.Errorf("no route for %s event %s", ev.Source, ev.EventType)}
 }

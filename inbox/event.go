@@ -94,6 +94,8 @@ type Route struct {
 	Clerk *ClerkRoute `json:"clerk,omitempty"`
 	// Stock is a stock level for a SKU's low-stock entity.
 	Stock *StockRoute `json:"stock,omitempty"`
+	// Email is a Resend event about one email crmflow sent.
+	Email *EmailRoute `json:"email,omitempty"`
 }
 
 // traceContext carries a trace across the inbox: the edge stores the

@@ -1,9 +1,10 @@
 // Package webhooks verifies and accepts provider deliveries: Stripe's (with
-// stripe-go's own signature check) and Clerk's (Svix-signed, with svix's
-// library). A delivery is read up to the size limit, its signature and
-// timestamp checked, and the verified event handed to the inbox, which
-// commits it and works out its route; the provider gets its 200 as soon as
-// that commit is durable, and never waits for Temporal.
+// stripe-go's own signature check), Clerk's and Resend's (both signed by
+// Svix, verified by one piece of code with svix's library, svix.go). A
+// delivery is read up to the size limit, its signature and timestamp
+// checked, and the verified event handed to the inbox, which commits it
+// and works out its route; the provider gets its 200 as soon as that
+// commit is durable, and never waits for Temporal.
 //
 // webhooks may import inbox, contract, config and internal/ libraries;
 // never api, worker, workflows or activities.
@@ -51,9 +52,9 @@ type Deps struct {
 	// Dispatcher, when set, is poked after each new event.
 	Dispatcher Poker
 	// Secrets, when set, returns the signing secrets valid now for
-	// "stripe_webhook" or "clerk_webhook" (from the credential store: during
-	// a rotation both the new and the retiring secret verify). Without it
-	// the static secrets in Options are used.
+	// "stripe_webhook", "clerk_webhook" or "resend_webhook" (from the
+	// credential store: during a rotation both the new and the retiring
+	// secret verify). Without it the static secrets in Options are used.
 	Secrets func(ctx context.Context, provider string) ([]string, error)
 	// Proofs, when set, tell a rotation that a genuine delivery verified
 	// with the signing secret an operator submitted (see Proofs).
@@ -66,6 +67,8 @@ type Options struct {
 	StripeSecret string
 	// ClerkSecret is the Svix signing secret (whsec_ + base64) of Clerk.
 	ClerkSecret string
+	// ResendSecret is the Svix signing secret of Resend's webhook endpoint.
+	ResendSecret string
 	// Tolerance is how far a signature's timestamp may be from now.
 	Tolerance time.Duration
 	// MaxBodyBytes bounds a webhook body; larger gets 413.
@@ -92,6 +95,7 @@ func New(deps Deps) *Handler {
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST /webhooks/stripe", httpserver.Bounded(timeout, http.HandlerFunc(h.stripe)))
 	mux.Handle("POST /webhooks/clerk", httpserver.Bounded(timeout, http.HandlerFunc(h.clerk)))
+	mux.Handle("POST /webhooks/resend", httpserver.Bounded(timeout, http.HandlerFunc(h.resend)))
 }
 
 // secrets are the signing secrets of provider valid now.

@@ -28,6 +28,10 @@ type Activities struct {
 	Credentials *activities.CredentialActivities
 	KeyVerifier *activities.KeyVerifier
 	Resend      *activities.ResendActivities
+	// Email sends templated email on Resend's queue; Receipts reads what a
+	// receipt says, on the workflow queue.
+	Email       *activities.EmailActivities
+	Receipts    *activities.ReceiptActivities
 	Stripe      *activities.StripeActivities
 	Knock       *activities.KnockActivities
 	DeadLetters *activities.DeadLetterActivities
@@ -117,6 +121,8 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 		DeadLetters: &activities.DeadLetterActivities{Store: st, Reporter: reporter},
 		Retention:   &activities.RetentionActivities{Store: st, Counter: o.retentionMetrics},
 	}
+	a.Email = &activities.EmailActivities{Resend: a.Resend, From: cfg.Resend.From, Store: st}
+	a.Receipts = &activities.ReceiptActivities{Store: st}
 	a.Reconcile = reconcileActivities(st, a.Stripe, o)
 	a.RotationTrigger = &activities.RotationTriggerActivities{Starter: rotations}
 	a.Aliases = &activities.AliasStoreActivities{Store: st}

@@ -405,7 +405,7 @@ func TestProviderProbes(t *testing.T) {
 		Stripe:      config.StripeConfig{APIURL: srv.URL},
 		Knock:       config.ProviderConfig{APIURL: srv.URL},
 		SimpleLogin: config.ProviderConfig{APIURL: srv.URL},
-		Resend:      config.ProviderConfig{APIURL: srv.URL},
+		Resend:      config.ResendConfig{APIURL: srv.URL},
 	}
 	probes := ProviderProbes(cfg, creds)
 	require.Len(t, probes, len(providers.Queued()))

@@ -131,7 +131,8 @@ func New(c client.Client, opts Options) *Workers {
 		contract.ProviderStripe:      {a.Stripe, a.Reconcile},
 		contract.ProviderKnock:       {a.Knock},
 		contract.ProviderSimpleLogin: {a.SimpleLogin},
-		contract.ProviderResend:      {a.Resend},
+		// Transactional email is Resend's too: its queue, limit and breaker.
+		contract.ProviderResend: {a.Resend, a.Email},
 	}
 	for _, p := range providers.Queued() {
 		w.providers = append(w.providers, newProviderQueue(c, p.Name, contract.ProviderTaskQueue(opts.TaskQueue, p.Name),
@@ -170,6 +171,8 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.KeyRotationTrigger, workflow.RegisterOptions{Name: contract.KeyRotationTriggerType, VersioningBehavior: pinned})
 	r.RegisterWorkflowWithOptions(workflows.DataRetention, workflow.RegisterOptions{Name: contract.DataRetentionType, VersioningBehavior: pinned})
 	r.RegisterWorkflowWithOptions(workflows.StripeReconcile, workflow.RegisterOptions{Name: contract.StripeReconcileType, VersioningBehavior: pinned})
+	// One alert, or an operator's decision on it: bounded.
+	r.RegisterWorkflowWithOptions(workflows.EmailComplaint, workflow.RegisterOptions{Name: contract.EmailComplaintType, VersioningBehavior: pinned})
 }
 
 // registerActivities lists the activities the workflow task queue runs:
@@ -182,6 +185,7 @@ func registerActivities(r sdkworker.ActivityRegistry, a Activities) {
 	r.RegisterActivity(a.Credentials)
 	r.RegisterActivity(a.KeyVerifier)
 	r.RegisterActivity(a.DeadLetters)
+	r.RegisterActivity(a.Receipts)
 	r.RegisterActivity(a.Retention)
 	r.RegisterActivity(a.RotationTrigger)
 }

@@ -45,8 +45,9 @@ type orderConfirmation struct {
 
 // OrderConfirmation loads the order, waits for the payment outcome, checks
 // it against the PaymentIntent at Stripe, marks the order, notifies the
-// customer, and starts the referral reward for a referred customer's first
-// paid order.
+// customer (Knock's in-app notice, then the receipt email through Resend:
+// payment_receipt.go), and starts the referral reward for a referred
+// customer's first paid order.
 //
 // A failed payment attempt does not end the wait: a Stripe PaymentIntent
 // returns to requires_payment_method and the customer may pay again, so the
@@ -127,6 +128,9 @@ func (w *orderConfirmation) run(ctx workflow.Context) (*contract.OrderConfirmati
 		return nil, err
 	}
 	if err := w.notify(ctx, "notify-confirmation", KnockOrderConfirmed, w.order.CustomerID, w.orderData()); err != nil {
+		return nil, err
+	}
+	if err := w.sendReceipt(ctx); err != nil {
 		return nil, err
 	}
 	referralID, err := w.startReferralReward(ctx)

@@ -85,6 +85,9 @@ func (w *orderConfirmation) paidAfterClose(ctx workflow.Context, payment *contra
 	if err := w.notify(ctx, "notify-confirmation", KnockOrderConfirmed, w.order.CustomerID, w.orderData()); err != nil {
 		return nil, err
 	}
+	if err := w.sendReceipt(ctx); err != nil {
+		return nil, err
+	}
 	referralID, err := w.startReferralReward(ctx)
 	if err != nil {
 		return nil, err

@@ -20,10 +20,12 @@ import (
 )
 
 var (
-	orders *activities.OrderActivities
-	stripe *activities.StripeActivities
-	knock  *activities.KnockActivities
-	dl     *activities.DeadLetterActivities
+	orders   *activities.OrderActivities
+	stripe   *activities.StripeActivities
+	knock    *activities.KnockActivities
+	dl       *activities.DeadLetterActivities
+	receipts *activities.ReceiptActivities
+	email    *activities.EmailActivities
 )
 
 type orderSuite struct {
@@ -31,6 +33,8 @@ type orderSuite struct {
 	testsuite.WorkflowTestSuite
 	env      *testsuite.TestWorkflowEnvironment
 	notified []activities.NotifyInput
+	// emailed records the receipts sent.
+	emailed  []activities.SendEmailInput
 	outcomes []activities.SetOrderOutcomeInput
 	// decided records DecideDeadLetter calls as "id:status".
 	decided []activities.DecideDeadLetterInput
@@ -42,6 +46,10 @@ const orderWorkflowID = "order-confirmation/o1"
 
 var pendingOrder = &activities.Order{ID: "o1", CustomerID: "cus_1", AmountCents: 4200, Currency: "eur", Status: "pending"}
 
+// receipt is order o1's receipt as LoadReceipt reads it.
+var receipt = activities.Receipt{OrderID: "o1", CustomerID: "cus_1", Email: "ada@example.com", AmountCents: 4200, Currency: "eur",
+	Lines: []activities.ReceiptLine{{SKU: "mug", Name: "Mug", Quantity: 2, UnitPriceCents: 2100, TotalCents: 4200}}}
+
 func (s *orderSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.SetStartWorkflowOptions(clientStartOptions(orderWorkflowID))
@@ -51,7 +59,9 @@ func (s *orderSuite) SetupTest() {
 	s.env.RegisterActivity(stripe)
 	s.env.RegisterActivity(knock)
 	s.env.RegisterActivity(dl)
-	s.notified, s.outcomes, s.decided = nil, nil, nil
+	s.env.RegisterActivity(receipts)
+	s.env.RegisterActivity(email)
+	s.notified, s.emailed, s.outcomes, s.decided = nil, nil, nil, nil
 }
 
 // defaults registers the happy-path activity mocks. It runs after a test's
@@ -75,6 +85,12 @@ func (s *orderSuite) defaults() {
 		func(_ context.Context, in activities.NotifyInput) (*activities.NotifyOutput, error) {
 			s.notified = append(s.notified, in)
 			return &activities.NotifyOutput{WorkflowRunID: "run"}, nil
+		}).Maybe()
+	s.env.OnActivity(receipts.LoadReceipt, mock.Anything, activities.LoadReceiptInput{OrderID: "o1"}).Return(&receipt, nil).Maybe()
+	s.env.OnActivity(email.SendTemplatedEmail, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SendEmailInput) (*activities.SendEmailOutput, error) {
+			s.emailed = append(s.emailed, in)
+			return &activities.SendEmailOutput{EmailID: "em_1", Status: activities.EmailStatusSent}, nil
 		}).Maybe()
 	s.env.OnActivity(dl.RecordDeadLetter, mock.Anything, mock.Anything).Return(&activities.RecordDeadLetterOutput{DeadLetterID: 7}, nil).Maybe()
 	s.env.OnActivity(dl.DecideDeadLetter, mock.Anything, mock.Anything).Return(

@@ -73,6 +73,13 @@ var (
 		HeartbeatTimeout:    heartbeatTimeout(providerhttp.DefaultTimeout),
 		RetryPolicy:         backoff(8),
 	}}
+	// emailOptions: a send is idempotent (the emails row and Resend's
+	// Idempotency-Key), so retries are safe; Resend's 2 requests a second
+	// are the queue's limit, so a burst waits there, not in retries.
+	emailOptions = activityPolicy{provider: contract.ProviderResend, options: workflow.ActivityOptions{
+		StartToCloseTimeout: 45 * time.Second,
+		RetryPolicy:         backoff(8),
+	}}
 	// parkOptions are for recording a dead letter itself: it must not give up.
 	parkOptions = activityPolicy{options: workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Second,

@@ -48,8 +48,8 @@ histories written under it have aged out of the namespace's retention.`,
 the provider. The key is read from stdin, never the command line. For stripe,
 knock, simplelogin and resend it must pass the provider's cheapest
 authenticated call first (as crmflow doctor makes it); webhook secrets
-(stripe_webhook, clerk_webhook) are stored as given. The key active until now
-stays valid for the grace period, then retires.`,
+(stripe_webhook, clerk_webhook, resend_webhook) are stored as given. The key
+active until now stays valid for the grace period, then retires.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			provider := args[0]

@@ -74,6 +74,9 @@ func runDemo(ctx context.Context, cfg *config.Config, st *store.Store, out io.Wr
 	if err := d.happyPath(ctx); err != nil {
 		return err
 	}
+	if err := d.receipt(ctx, st); err != nil {
+		return err
+	}
 	if err := d.paymentFailure(ctx); err != nil {
 		return err
 	}

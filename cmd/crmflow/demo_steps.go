@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -77,6 +78,33 @@ func (d *demo) happyPath(ctx context.Context) error {
 	}
 	_, err = d.waitForState(ctx, contract.OrderConfirmationID(orderID), "confirmed")
 	return err
+}
+
+// receipt waits for order 1's receipt email, which its confirmation sends
+// through Resend once the order is confirmed, and shows its emails row.
+func (d *demo) receipt(ctx context.Context, st *store.Store) error {
+	key := contract.OrderConfirmationID(d.ids.order1) + "/send-receipt"
+	ctx, cancel := context.WithTimeout(ctx, demoWaitTimeout)
+	defer cancel()
+	for {
+		e, err := st.EmailByKey(ctx, key)
+		switch {
+		case err == nil && e.Status != store.EmailSending:
+			mode := "sent through Resend"
+			if e.Console {
+				mode = "recorded, not sent: Resend is in console mode"
+			}
+			fmt.Fprintf(d.out, "  receipt email %s to %s: status=%s (%s)\n", e.Template+"."+e.TemplateVersion, e.Recipient, e.Status, mode)
+			return nil
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			return fmt.Errorf("read the receipt's emails row: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no receipt email for %s within %s (see `crmflow dlq list`)", d.ids.order1, demoWaitTimeout)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // paymentFailure declines order 2's card: the confirmation, started by the

@@ -128,6 +128,7 @@ crmflow dev is up (%s)
   Operator token     %s
   Stripe webhook     %s
   Clerk webhook      %s
+  Resend webhook     %s   (sender %s)
   Console mode       %s
   Worker Versioning  off: the dev worker (build %s) is unversioned and runs every run
 Data lives in %s; Ctrl-C stops everything, and the next run resumes.
@@ -136,6 +137,7 @@ Data lives in %s; Ctrl-C stops everything, and the next run resumes.
 		devOnly(token, config.DevAPIToken), operator,
 		devOnly(cfg.Stripe.WebhookSecret, config.DevStripeWebhookSecret),
 		devOnly(cfg.Clerk.WebhookSecret, config.DevClerkWebhookSecret),
+		devOnly(cfg.Resend.WebhookSecret, config.DevResendWebhookSecret), cfg.Resend.From,
 		console, binaryVersion(), cfg.Dev.DataDir)
 	if f, ok := out.(*os.File); ok {
 		_ = f.Sync()

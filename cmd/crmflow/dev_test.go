@@ -214,6 +214,8 @@ func TestDevStackRunsStopsAndResumes(t *testing.T) {
 	require.NoError(t, runDemo(ctx, cfg, st, &demoOut, httpBase), demoOut.String())
 	st.Close()
 	assert.Contains(t, demoOut.String(), "confirmed")
+	assert.Contains(t, demoOut.String(), "receipt email payment-receipt.v1 to ", "the confirmed order's receipt")
+	assert.Contains(t, demoOut.String(), "status=sent (recorded, not sent: Resend is in console mode)")
 
 	c, err := client.Dial(client.Options{HostPort: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace})
 	require.NoError(t, err)

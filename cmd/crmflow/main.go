@@ -52,6 +52,7 @@ func newRootCmd() *cobra.Command {
 		newRotationCmd(g),
 		newStatusCmd(g),
 		newDLQCmd(g),
+		newEmailCmd(g),
 		newInboxCmd(g),
 		newDemoCmd(g),
 		newDoctorCmd(g),

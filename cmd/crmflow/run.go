@@ -224,6 +224,7 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 			Options: webhooks.Options{
 				StripeSecret: cfg.Stripe.WebhookSecret.Reveal(),
 				ClerkSecret:  cfg.Clerk.WebhookSecret.Reveal(),
+				ResendSecret: cfg.Resend.WebhookSecret.Reveal(),
 				Tolerance:    cfg.Webhooks.Tolerance,
 				MaxBodyBytes: cfg.Webhooks.MaxBodyBytes,
 			},

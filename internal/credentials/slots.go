@@ -42,7 +42,7 @@ func (s *Store) ValidSecrets(ctx context.Context, provider, name string) ([]stri
 }
 
 // WebhookSecrets are the signing secrets of a webhook ("stripe_webhook",
-// "clerk_webhook") valid now; during a rotation both the new and the
+// "clerk_webhook", "resend_webhook") valid now; during a rotation both the new and the
 // retiring secret verify.
 func (s *Store) WebhookSecrets(ctx context.Context, provider string) ([]string, error) {
 	return s.ValidSecrets(ctx, provider, providers.DefaultKeyName)

@@ -31,12 +31,15 @@ var clerkWebhook = Provider{
 	Name: contract.KeyRotationClerkWebhook, Title: "Clerk webhook secret",
 	Key: Slot{contract.KeyRotationClerkWebhook, DefaultKeyName}, ConfigKey: "clerk.webhook_secret",
 	Rotation: RotationManual, KeyPrefixes: []string{"whsec_"}, Webhook: true,
-	checkForm: func(key string) string {
-		if _, err := svix.NewWebhook(key); err != nil {
-			return "not a Svix signing secret (whsec_ followed by base64)"
-		}
-		return ""
-	},
+	checkForm: svixSecretForm,
+}
+
+// svixSecretForm says why key is not a Svix signing secret, or "".
+func svixSecretForm(key string) string {
+	if _, err := svix.NewWebhook(key); err != nil {
+		return "not a Svix signing secret (whsec_ followed by base64)"
+	}
+	return ""
 }
 
 // TokenName is the credential name of crmflow's start-API token.
@@ -53,3 +56,14 @@ var crmflowToken = Provider{
 
 // CrmflowToken is crmflow's own start-API token.
 func CrmflowToken() Provider { return crmflowToken }
+
+// resendWebhook is the Svix signing secret of Resend's webhook endpoint
+// (delivery, bounce and complaint events). It rotates like Clerk's: an
+// operator submits the new secret, which becomes active once a genuine
+// delivery verified with it.
+var resendWebhook = Provider{
+	Name: contract.KeyRotationResendWebhook, Title: "Resend webhook secret",
+	Key: Slot{contract.KeyRotationResendWebhook, DefaultKeyName}, ConfigKey: "resend.webhook_secret",
+	Rotation: RotationManual, KeyPrefixes: []string{"whsec_"}, Webhook: true,
+	checkForm: svixSecretForm,
+}

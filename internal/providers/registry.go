@@ -90,7 +90,7 @@ type Provider struct {
 }
 
 // all is every provider and key, in the order they are reported.
-var all = []Provider{stripe, knock, simpleLogin, resend, stripeWebhook, clerkWebhook, crmflowToken}
+var all = []Provider{stripe, knock, simpleLogin, resend, stripeWebhook, clerkWebhook, resendWebhook, crmflowToken}
 
 // All lists every provider and key crmflow holds, in report order.
 func All() []Provider { return slices.Clone(all) }

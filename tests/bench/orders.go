@@ -63,6 +63,7 @@ func consoleActivities(st *store.Store, s *starter.Starter, kc *knockCounter, st
 		return worker.Activities{}, fmt.Errorf("keyring: %w", err)
 	}
 	creds := credentials.NewStore(st, keys, credentials.Options{})
+	resend := &activities.ResendActivities{Console: true}
 	return worker.Activities{
 		Orders:      &activities.OrderActivities{Store: st},
 		Referrals:   &activities.ReferralActivities{Store: st, StripeConsole: true},
@@ -73,7 +74,9 @@ func consoleActivities(st *store.Store, s *starter.Starter, kc *knockCounter, st
 		KeyVerifier: &activities.KeyVerifier{Verify: func(context.Context, string, string) (bool, string, error) {
 			return false, "no provider in the benchmark", nil
 		}},
-		Resend:      &activities.ResendActivities{Console: true},
+		Resend:      resend,
+		Email:       &activities.EmailActivities{Resend: resend, Store: st},
+		Receipts:    &activities.ReceiptActivities{Store: st},
 		Stripe:      &activities.StripeActivities{Console: true},
 		Knock:       &activities.KnockActivities{Knock: knock.NewConsole(kc)},
 		DeadLetters: &activities.DeadLetterActivities{Store: st},

@@ -201,6 +201,9 @@ type fixtureOptions struct {
 	// refundWait is how long a refund waits for its order to be decided
 	// (default the dispatcher's).
 	refundWait time.Duration
+	// emailWait is how long a Resend event waits for its email's row
+	// (default the dispatcher's).
+	emailWait time.Duration
 	// reconcile gives the worker the Stripe reconciliation, listing
 	// Stripe's events at stripeURL into the fixture's inbox (reconcile_test.go).
 	reconcile bool
@@ -253,13 +256,14 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	f.registry = reg
 	ib := inbox.NewStore(f.store.Pool())
 	disp := inbox.NewDispatcher(ib, f.store, f.starter, logger, reg, inbox.DispatcherOptions{
-		Sweep: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, RefundWait: opts.refundWait,
+		Sweep: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, RefundWait: opts.refundWait, EmailWait: opts.emailWait,
 	})
 	reg.MustRegister(inbox.NewCountCollector(ib))
 	require.NoError(t, f.creds.SeedTokens(context.Background(), []string{apiToken, "other-token"},
 		map[string]string{operatorName: operatorToken}))
 	require.NoError(t, f.creds.SeedAll(context.Background(), map[string]string{
-		contract.KeyRotationStripeWebhook: stripeSecret, contract.KeyRotationClerkWebhook: clerkSecret}))
+		contract.KeyRotationStripeWebhook: stripeSecret, contract.KeyRotationClerkWebhook: clerkSecret,
+		contract.KeyRotationResendWebhook: resendSecret}))
 	hs := httptest.NewServer(api.Handler(api.HandlerOptions{
 		HTTP: httpserver.Options{Logger: logger, Registry: reg},
 		Ops: api.OpsDeps{Registry: reg, Backlog: ib.Backlog, Auth: f.creds,
@@ -277,7 +281,8 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 		Webhooks: &webhooks.Deps{
 			Logger: logger, Registry: reg, Inbox: ib, Dispatcher: disp,
 			Secrets: f.creds.WebhookSecrets, Proofs: f.proofs(),
-			Options: webhooks.Options{StripeSecret: stripeSecret, ClerkSecret: clerkSecret, Tolerance: 5 * time.Minute, MaxBodyBytes: opts.maxBody},
+			Options: webhooks.Options{StripeSecret: stripeSecret, ClerkSecret: clerkSecret, ResendSecret: resendSecret,
+				Tolerance: 5 * time.Minute, MaxBodyBytes: opts.maxBody},
 		},
 	}))
 	t.Cleanup(hs.Close)
@@ -314,6 +319,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 		if opts.referrals.RewardCents == 0 {
 			opts.referrals = activities.ReferralDefaults{RewardCents: 1000, RefundWindow: time.Hour, MinimumOrderCents: 1000, ClawbackWindow: time.Second}
 		}
+		resend := &activities.ResendActivities{Console: opts.resendURL == "", Keys: keySource{f.creds}, Store: f.creds, BaseURL: opts.resendURL}
 		w := worker.New(f.temporal, worker.Options{TaskQueue: queue, Breaker: opts.breaker, Activities: worker.Activities{
 			Orders:      &activities.OrderActivities{Store: f.store},
 			Referrals:   &activities.ReferralActivities{Store: f.store, Defaults: opts.referrals, StripeConsole: stripeActs.Console},
@@ -325,7 +331,9 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 				// The form is all a webhook secret can be checked for.
 				return strings.HasPrefix(secret, "whsec_good"), "not the secret the provider shows", nil
 			}},
-			Resend:      &activities.ResendActivities{Console: opts.resendURL == "", Keys: keySource{f.creds}, Store: f.creds, BaseURL: opts.resendURL},
+			Resend:      resend,
+			Email:       &activities.EmailActivities{Resend: resend, From: resendFrom, Store: f.store},
+			Receipts:    &activities.ReceiptActivities{Store: f.store},
 			Stripe:      stripeActs,
 			Knock:       &activities.KnockActivities{Knock: knock.NewClient(knockOpts...)},
 			DeadLetters: &activities.DeadLetterActivities{Store: f.store},

@@ -15,6 +15,7 @@ package openapicheck
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -81,6 +82,7 @@ var (
 type Spec struct {
 	provider Provider
 	router   routers.Router
+	doc      *openapi3.T
 }
 
 type loaded struct {
@@ -162,7 +164,7 @@ func load(path string, p Provider) (*Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("route %s: %w", path, err)
 	}
-	return &Spec{provider: p, router: router}, nil
+	return &Spec{provider: p, router: router, doc: doc}, nil
 }
 
 // route finds the spec operation of a request a test server received (or
@@ -197,6 +199,25 @@ func (s *Spec) ValidateRequest(r *http.Request, body []byte) error {
 		return err
 	}
 	return openapi3filter.ValidateRequest(context.Background(), in)
+}
+
+// ValidateSchema checks a JSON document against one of the spec's
+// components.schemas, such as Resend's EmailBouncedEvent: what a provider
+// sends to crmflow (webhook payloads) is described there, not as an
+// operation, so test fixtures of it are checked this way.
+func (s *Spec) ValidateSchema(name string, body []byte) error {
+	ref, ok := s.doc.Components.Schemas[name]
+	if !ok || ref.Value == nil {
+		return fmt.Errorf("%s's spec has no schema %q", s.provider.Name, name)
+	}
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return fmt.Errorf("not JSON: %w", err)
+	}
+	if err := ref.Value.VisitJSON(v); err != nil {
+		return fmt.Errorf("does not match %s's %s: %w", s.provider.Name, name, err)
+	}
+	return nil
 }
 
 // ValidateResponse checks an answer to the request against the spec. Only

@@ -123,3 +123,17 @@ func TestMiddlewarePassesRequestsThrough(t *testing.T) {
 	var nilSpec *openapicheck.Spec
 	assert.NotNil(t, nilSpec.Middleware(t, true, http.NotFoundHandler()), "no specs: the handler itself")
 }
+
+// TestValidateSchemaChecksWebhookPayloads: Resend's webhook events are
+// schemas, not operations; a good event passes and a broken one fails.
+func TestValidateSchemaChecksWebhookPayloads(t *testing.T) {
+	spec := openapicheck.Require(t, openapicheck.Resend)
+	good := `{"type":"email.bounced","created_at":"2026-08-21T10:00:00.000Z","data":{"email_id":"e1",
+"created_at":"2026-08-21T09:59:00.000Z","from":"CRM <hello@example.com>","to":["ada@example.com"],"subject":"Receipt",
+"bounce":{"diagnosticCode":["smtp; 550 5.1.1 user unknown"],"message":"no such user","subType":"General","type":"Permanent"}}}`
+	require.NoError(t, spec.ValidateSchema("EmailBouncedEvent", []byte(good)))
+	assert.Error(t, spec.ValidateSchema("EmailBouncedEvent", []byte(strings.Replace(good, `"Permanent"`, `"Forever"`, 1))),
+		"a bounce type the spec does not list must fail")
+	assert.Error(t, spec.ValidateSchema("EmailBouncedEvent", []byte(`{"type":"email.bounced","data":{}}`)), "missing fields must fail")
+	assert.Error(t, spec.ValidateSchema("NoSuchSchema", []byte(good)))
+}
