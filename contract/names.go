@@ -29,6 +29,7 @@ const (
 	AliasLifecycleType    = "AliasLifecycle"
 	KeyRotationType       = "KeyRotation"
 	InventoryScanType     = "InventoryScan"
+	UserLifecycleType     = "UserLifecycle"
 )
 
 // StatusQuery is the query every workflow answers with its Status.
@@ -54,6 +55,7 @@ const (
 	lowStockPrefix          = "low-stock/"
 	aliasPrefix             = "alias/"
 	keyRotationPrefix       = "key-rotation/"
+	userPrefix              = "user/"
 )
 
 // OrderConfirmationID is the workflow ID of the order's confirmation run.
@@ -67,6 +69,9 @@ func LowStockID(sku string) string { return lowStockPrefix + sku }
 
 // AliasID is the workflow ID of the email alias's lifecycle entity.
 func AliasID(aliasID string) string { return aliasPrefix + aliasID }
+
+// UserID is the workflow ID of the Clerk user's lifecycle entity.
+func UserID(clerkUserID string) string { return userPrefix + clerkUserID }
 
 // KeyRotationID is the workflow ID of the provider's key rotation.
 func KeyRotationID(provider string) string { return keyRotationPrefix + provider }

@@ -45,6 +45,10 @@ type Options struct {
 	// ShadowTTL is how long a new shadow alias waits for its claim; zero
 	// means the workflow's default.
 	ShadowTTL time.Duration
+	// MailboxCheck is how often a new user entity checks whether the
+	// SimpleLogin mailbox of a changed address is verified; zero means the
+	// workflow's default.
+	MailboxCheck time.Duration
 }
 
 // Starter wraps a Temporal client with crmflow's workflow contract.
