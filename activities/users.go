@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/crmflow/crmflow/internal/store"
@@ -18,6 +19,7 @@ type UserStoreActivities struct {
 
 // userStore is what the user lifecycle needs of the CRM database.
 type userStore interface {
+	GetCustomer(ctx context.Context, id string) (*store.Customer, error)
 	UpsertUser(ctx context.Context, id, email, name string) (*store.Customer, error)
 	ScrubCustomer(ctx context.Context, id string) (*store.Customer, error)
 	ShadowAliasesForEmails(ctx context.Context, emails []string) ([]string, error)
@@ -42,6 +44,9 @@ type UpsertUserOutput struct {
 	// Deleted is true when the row is a tombstone: the user was deleted
 	// before, and nothing was written.
 	Deleted bool `json:"deleted"`
+	// PreviousEmail is the address the row had before, "" for a new row:
+	// how a user's first event tells that their primary address changed.
+	PreviousEmail string `json:"previous_email,omitempty"`
 }
 
 // UpsertUser creates or updates the user's customer row (email and name
@@ -52,11 +57,18 @@ func (a *UserStoreActivities) UpsertUser(ctx context.Context, in UpsertUserInput
 	if strings.TrimSpace(in.CustomerID) == "" {
 		return nil, invalidStoreInput("customer id is empty")
 	}
+	var previous string
+	switch old, err := a.Store.GetCustomer(ctx, in.CustomerID); {
+	case err == nil && !old.IsTombstone():
+		previous = old.Email
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return nil, classifyUserStore(err)
+	}
 	c, err := a.Store.UpsertUser(ctx, in.CustomerID, in.Email, in.Name)
 	if err != nil {
 		return nil, classifyUserStore(err)
 	}
-	return &UpsertUserOutput{Deleted: c.IsTombstone()}, nil
+	return &UpsertUserOutput{Deleted: c.IsTombstone(), PreviousEmail: previous}, nil
 }
 
 // ScrubUserInput names the deleted user.

@@ -36,7 +36,10 @@ func TestUserStoreActivities(t *testing.T) {
 
 	var up activities.UpsertUserOutput
 	require.NoError(t, runUserActivity(t, a, a.UpsertUser, activities.UpsertUserInput{CustomerID: "user_1", Email: "ada@example.com", Name: "Ada"}, &up))
-	assert.False(t, up.Deleted)
+	assert.Equal(t, activities.UpsertUserOutput{}, up, "a new row")
+	require.NoError(t, runUserActivity(t, a, a.UpsertUser, activities.UpsertUserInput{CustomerID: "user_1", Email: "ada@new.example", Name: "Ada"}, &up))
+	assert.Equal(t, activities.UpsertUserOutput{PreviousEmail: "ada@example.com"}, up)
+	require.NoError(t, runUserActivity(t, a, a.UpsertUser, activities.UpsertUserInput{CustomerID: "user_1", Email: "ada@example.com", Name: "Ada"}, &up))
 	c, err := st.GetCustomer(ctx, "user_1")
 	require.NoError(t, err)
 	assert.Equal(t, "ada@example.com", c.Email)

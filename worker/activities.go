@@ -29,6 +29,9 @@ type Activities struct {
 	Stripe      *activities.StripeActivities
 	Knock       *activities.KnockActivities
 	DeadLetters *activities.DeadLetterActivities
+	Users       *activities.UserStoreActivities
+	// Email sends templated email through Resend, on Resend's queue.
+	Email *activities.EmailActivities
 }
 
 // ActivityOption adjusts how NewActivities builds the provider clients.
@@ -100,6 +103,8 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 		clientOptions(cfg, creds, pm, logger, contract.ProviderSimpleLogin, console[contract.ProviderSimpleLogin]))}
 	a.Knock = &activities.KnockActivities{Knock: providers.NewKnockClient(
 		clientOptions(cfg, creds, pm, logger, contract.ProviderKnock, console[contract.ProviderKnock]))}
+	a.Users = &activities.UserStoreActivities{Store: st}
+	a.Email = &activities.EmailActivities{}
 	return a
 }
 

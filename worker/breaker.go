@@ -64,6 +64,8 @@ type QueueState struct {
 type providerQueue struct {
 	provider, queue string
 	build           func() sdkworker.Worker
+	// also are further activity structs the queue carries (see register).
+	also []any
 	opts            BreakerOptions
 	metrics         *breakerMetrics
 
@@ -102,10 +104,22 @@ func newProviderQueue(c client.Client, provider, queue string, acts any, opts Op
 		if acts != nil {
 			w.RegisterActivity(acts)
 		}
+		for _, a := range q.also {
+			w.RegisterActivity(a)
+		}
 		return w
 	}
 	q.worker = q.build()
 	return q
+}
+
+// register adds an activity struct to the queue, before it starts: the
+// worker built now and every one a resume builds carry it.
+func (q *providerQueue) register(acts any) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.also = append(q.also, acts)
+	q.worker.RegisterActivity(acts)
 }
 
 func (q *providerQueue) start() error {

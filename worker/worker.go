@@ -111,6 +111,12 @@ func New(c client.Client, opts Options) *Workers {
 		w.providers = append(w.providers, newProviderQueue(c, p.Name, contract.ProviderTaskQueue(opts.TaskQueue, p.Name),
 			byProvider[p.Name], opts))
 	}
+	for _, q := range w.providers {
+		if q.provider == contract.ProviderResend {
+			// Email goes out through Resend: it shares Resend's queue, rate limit and breaker.
+			q.register(a.Email)
+		}
+	}
 	return w
 }
 
@@ -124,6 +130,7 @@ func registerMain(r sdkworker.Registry, a Activities) {
 	r.RegisterWorkflowWithOptions(workflows.InventoryScan, workflow.RegisterOptions{Name: contract.InventoryScanType})
 	r.RegisterWorkflowWithOptions(workflows.AliasLifecycle, workflow.RegisterOptions{Name: contract.AliasLifecycleType})
 	r.RegisterWorkflowWithOptions(workflows.KeyRotation, workflow.RegisterOptions{Name: contract.KeyRotationType})
+	r.RegisterWorkflowWithOptions(workflows.UserLifecycle, workflow.RegisterOptions{Name: contract.UserLifecycleType})
 	r.RegisterActivity(a.Orders)
 	r.RegisterActivity(a.Referrals)
 	r.RegisterActivity(a.Inventory)
@@ -131,6 +138,7 @@ func registerMain(r sdkworker.Registry, a Activities) {
 	r.RegisterActivity(a.Credentials)
 	r.RegisterActivity(a.KeyVerifier)
 	r.RegisterActivity(a.DeadLetters)
+	r.RegisterActivity(a.Users)
 }
 
 // Start starts every worker; on an error the ones started are stopped.
