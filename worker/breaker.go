@@ -65,9 +65,9 @@ type providerQueue struct {
 	provider, queue string
 	build           func() sdkworker.Worker
 	// also are further activity structs the queue carries (see register).
-	also []any
-	opts            BreakerOptions
-	metrics         *breakerMetrics
+	also    []any
+	opts    BreakerOptions
+	metrics *breakerMetrics
 
 	mu          sync.Mutex
 	worker      sdkworker.Worker

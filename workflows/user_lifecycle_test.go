@@ -66,7 +66,9 @@ func (s *userSuite) SetupTest() {
 
 func (s *userSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
 
-func (s *userSuite) call(format string, args ...any) { s.calls = append(s.calls, fmt.Sprintf(format, args...)) }
+func (s *userSuite) call(format string, args ...any) {
+	s.calls = append(s.calls, fmt.Sprintf(format, args...))
+}
 
 // defaults registers the happy-path mocks after a test's own, because the
 // first matching expectation wins.
