@@ -64,10 +64,11 @@ type QueueState struct {
 type providerQueue struct {
 	provider, queue string
 	build           func() sdkworker.Worker
+	opts            BreakerOptions
+	metrics         *breakerMetrics
+
 	// also are further activity structs the queue carries (see register).
-	also    []any
-	opts    BreakerOptions
-	metrics *breakerMetrics
+	also []any
 
 	mu          sync.Mutex
 	worker      sdkworker.Worker
