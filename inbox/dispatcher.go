@@ -56,7 +56,6 @@ const (
 // implements them).
 type Lookups interface {
 	OrderLookup
-	AliasLookup
 }
 
 // Dispatcher hands committed inbox rows to Temporal, in commit order per
@@ -309,7 +308,7 @@ func (d *Dispatcher) deliver(ctx context.Context, ev Event) error {
 	case route.Refund != nil:
 		return d.deliverRefund(ctx, ev, route.Refund)
 	case route.Clerk != nil:
-		return d.deliverClerk(ctx, ev.EventID, route.Clerk)
+		return d.deliverClerk(ctx, ev, route.Clerk)
 	}
 	return &permanentError{fmt.Errorf("no route for %s event %s", ev.Source, ev.EventType)}
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // clerk verifies a Clerk delivery (signed by Svix) and commits it to the
-// inbox; the dispatcher signals the alias workflows it concerns.
+// inbox; the dispatcher signals the user's entity (UserLifecycle).
 //
 // The signature is checked with Svix's own library; the timestamp with the
 // configured tolerance (default 5 minutes, as Svix's), because the library's
