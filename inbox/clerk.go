@@ -77,9 +77,10 @@ func (e *clerkEvent) verifiedEmails() []string {
 	return out
 }
 
-// userEvent is the event for the user's entity.
-func (e *clerkEvent) userEvent(svixID string) *contract.UserEvent {
-	ev := &contract.UserEvent{EventID: svixID, Type: e.Type, UserID: e.Data.ID}
+// userEvent is the event for the user's entity; its EventID is the row's,
+// set at hand-off.
+func (e *clerkEvent) userEvent() *contract.UserEvent {
+	ev := &contract.UserEvent{Type: e.Type, UserID: e.Data.ID}
 	if e.Type != ClerkUserDeleted {
 		ev.UpdatedAt = e.Data.UpdatedAt
 		ev.Name = strings.TrimSpace(strings.TrimSpace(e.Data.FirstName) + " " + strings.TrimSpace(e.Data.LastName))
@@ -95,19 +96,25 @@ func (e *clerkEvent) userEvent(svixID string) *contract.UserEvent {
 // without a usable user id, are stored as ignored. A body that is not a
 // Clerk event is ErrMalformed.
 func ClerkEvent(svixID string, body []byte) (Event, error) {
-	route, ignored, err := routeClerk(svixID, body)
+	route, ignored, err := routeClerk(body)
 	if err != nil {
 		return Event{}, err
 	}
 	row := Event{Source: SourceClerk, EventID: svixID, EventType: route.Type, Payload: body, Ignored: ignored}
 	if ignored == "" {
-		row.Route, row.Target = Route{Clerk: route}, contract.UserID(route.UserID)
+		route.Event.EventID = svixID
+		row.Route, row.Target = Route{Clerk: route}, clerkUserTarget(route.UserID)
 	}
 	return row, nil
 }
 
+// clerkUserTarget orders a user's events: they all go to the user's
+// entity, so its workflow ID is their target. (Rows stored before
+// UserLifecycle have the target clerk-user/<user id>.)
+func clerkUserTarget(userID string) string { return contract.UserID(userID) }
+
 // routeClerk reads a Clerk body's route, or why it is ignored.
-func routeClerk(svixID string, body []byte) (*ClerkRoute, string, error) {
+func routeClerk(body []byte) (*ClerkRoute, string, error) {
 	var ev clerkEvent
 	if err := json.Unmarshal(body, &ev); err != nil || ev.Type == "" {
 		return nil, "", ErrMalformed
@@ -119,7 +126,7 @@ func routeClerk(svixID string, body []byte) (*ClerkRoute, string, error) {
 	case contract.ValidateKey("user id", ev.Data.ID) != nil:
 		return r, "event has no usable user id", nil
 	}
-	r.Event = ev.userEvent(svixID)
+	r.Event = ev.userEvent()
 	return r, "", nil
 }
 
@@ -129,18 +136,21 @@ func routeClerk(svixID string, body []byte) (*ClerkRoute, string, error) {
 // rows, routed by user, went to the alias entities before). A user whose
 // entity has completed (deleted) gets nothing more: the row ends late.
 func (d *Dispatcher) deliverClerk(ctx context.Context, row Event, r *ClerkRoute) error {
-	ev := r.Event
-	if ev == nil {
-		again, ignored, err := routeClerk(row.EventID, row.Payload)
+	if r.Event == nil {
+		again, ignored, err := routeClerk(row.Payload)
 		switch {
 		case err != nil:
 			return &permanentError{fmt.Errorf("decode clerk event %s: %w", row.EventID, err)}
 		case ignored != "":
 			return &endedError{StatusIgnored, ignored}
 		}
-		ev = again.Event
+		r = again
 	}
-	_, err := d.starter.SignalUserEvent(ctx, *ev)
+	ev := *r.Event
+	// The row's event id (Svix's message id) is the one the entity
+	// deduplicates by, whoever worked the route out.
+	ev.EventID = row.EventID
+	_, err := d.starter.SignalUserEvent(ctx, ev)
 	if errors.Is(err, starter.ErrAlreadyDone) {
 		// Said here rather than by the caller: a row stored before
 		// UserLifecycle has another target than the entity's ID.
@@ -151,7 +161,7 @@ func (d *Dispatcher) deliverClerk(ctx context.Context, row Event, r *ClerkRoute)
 
 // legacyClerkRoute works out the route of a row stored before routes were.
 func legacyClerkRoute(ev Event) (Route, error) {
-	r, ignored, err := routeClerk(ev.EventID, ev.Payload)
+	r, ignored, err := routeClerk(ev.Payload)
 	switch {
 	case err != nil:
 		return Route{}, &permanentError{fmt.Errorf("decode clerk event %s: %w", ev.EventID, err)}

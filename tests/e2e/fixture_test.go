@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/stripe/stripe-go/v76/webhook"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/api"
@@ -57,12 +58,17 @@ const (
 
 // knockPeer stands in for Knock's API: it checks what the real API would
 // (method, path, bearer key, idempotency key, JSON body) and records every
-// trigger. failFirst makes the first n triggers answer 401.
+// trigger. failFirst makes the first n triggers answer 401. It also keeps
+// the users identified (PUT /v1/users/{id}) and counts their deletions.
 type knockPeer struct {
 	mu        sync.Mutex
 	triggers  []knockTrigger
 	failFirst int
 	srv       *httptest.Server
+	users     map[string]map[string]any
+	// identified lists every identify body received, in order, by user id.
+	identified  map[string][]map[string]any
+	userDeletes map[string]int
 }
 
 type knockTrigger struct {
@@ -73,9 +79,13 @@ type knockTrigger struct {
 }
 
 func newKnockPeer(t *testing.T) *knockPeer {
-	p := &knockPeer{}
+	p := &knockPeer{users: map[string]map[string]any{}, identified: map[string][]map[string]any{}, userDeletes: map[string]int{}}
 	// Every request crmflow sends is checked against Knock's published spec.
 	p.srv = httptest.NewServer(openapicheck.Load(t, openapicheck.Knock).Middleware(t, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if userID, ok := strings.CutPrefix(r.URL.Path, "/v1/users/"); ok {
+			p.serveUser(w, r, userID)
+			return
+		}
 		wf, ok := strings.CutPrefix(r.URL.Path, "/v1/workflows/")
 		wf, isTrigger := strings.CutSuffix(wf, "/trigger")
 		if r.Method != http.MethodPost || !ok || !isTrigger {
@@ -218,7 +228,8 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	if opts.paymentTimeout == 0 {
 		opts.paymentTimeout = time.Hour
 	}
-	f.starter = starter.New(f.temporal, starter.Options{TaskQueue: queue, PaymentTimeout: opts.paymentTimeout})
+	f.starter = starter.New(f.temporal, starter.Options{TaskQueue: queue, PaymentTimeout: opts.paymentTimeout,
+		MailboxCheck: 200 * time.Millisecond})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
 	ib := inbox.NewStore(f.store.Pool())
@@ -271,7 +282,8 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 		if opts.referrals.RewardCents == 0 {
 			opts.referrals = activities.ReferralDefaults{RewardCents: 1000, RefundWindow: time.Hour, MinimumOrderCents: 1000, ClawbackWindow: time.Second}
 		}
-		w := worker.New(f.temporal, worker.Options{TaskQueue: queue, Activities: worker.Activities{
+		f.emails = &emailOutbox{}
+		w := worker.New(f.temporal, worker.Options{TaskQueue: queue, Interceptors: []interceptor.WorkerInterceptor{f.emails}, Activities: worker.Activities{
 			Orders:      &activities.OrderActivities{Store: f.store},
 			Referrals:   &activities.ReferralActivities{Store: f.store, Defaults: opts.referrals, StripeConsole: stripeActs.Console},
 			Inventory:   &activities.InventoryActivities{Store: f.store, Defaults: opts.stock, Signaller: f.starter},
@@ -286,6 +298,8 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 			Stripe:      stripeActs,
 			Knock:       &activities.KnockActivities{Knock: knock.NewClient(knock.WithAPIKey(knockKey), knock.WithBaseURL(f.knock.srv.URL))},
 			DeadLetters: &activities.DeadLetterActivities{Store: f.store},
+			Users:       &activities.UserStoreActivities{Store: f.store},
+			Email:       &activities.EmailActivities{},
 		}})
 		require.NoError(t, w.Start())
 		t.Cleanup(w.Stop)
