@@ -165,6 +165,9 @@ type fixture struct {
 	queue    string
 	url      string
 	cancel   context.CancelFunc
+
+	// emails records the templated emails the worker was asked to send.
+	emails *emailOutbox
 }
 
 type fixtureOptions struct {
