@@ -49,6 +49,10 @@ type Options struct {
 	// SimpleLogin mailbox of a changed address is verified; zero means the
 	// workflow's default.
 	MailboxCheck time.Duration
+	// MailboxVerifyWait is how long a new user entity keeps checking that
+	// mailbox before the aliases stay where they were; zero means the
+	// workflow's default.
+	MailboxVerifyWait time.Duration
 }
 
 // Starter wraps a Temporal client with crmflow's workflow contract.

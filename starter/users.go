@@ -21,7 +21,7 @@ func (s *Starter) SignalUserEvent(ctx context.Context, ev contract.UserEvent) (R
 	id := contract.UserID(ev.UserID)
 	opts := s.startOptions(id, contract.CustomerIDKey.ValueSet(ev.UserID))
 	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY
-	in := contract.UserLifecycleInput{UserID: ev.UserID, MailboxCheck: s.opts.MailboxCheck}
+	in := contract.UserLifecycleInput{UserID: ev.UserID, MailboxCheck: s.opts.MailboxCheck, MailboxVerifyWait: s.opts.MailboxVerifyWait}
 	run, err := s.c.SignalWithStartWorkflow(ctx, id, contract.UserEventSignal, ev, opts, contract.UserLifecycleType, in)
 	if err != nil {
 		return s.existing(ctx, id, err)

@@ -7,6 +7,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/interceptor"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/crmflow/crmflow/activities"
 )
@@ -20,6 +21,10 @@ type emailOutbox struct {
 	interceptor.WorkerInterceptorBase
 	mu   sync.Mutex
 	sent []activities.SendEmailInput
+	// refuse lists addresses Resend refuses, as it answers 422 to an
+	// address it cannot send to: the activity fails non-retryably with the
+	// type the Resend activities give a 4xx of that kind.
+	refuse map[string]bool
 }
 
 // InterceptActivity wraps every activity the fixture's workers run.
@@ -47,6 +52,10 @@ func (i *emailInbound) ExecuteActivity(ctx context.Context, in *interceptor.Exec
 	defer o.mu.Unlock()
 	// Every call is kept, repeats included: a test counts calls, not emails.
 	o.sent = append(o.sent, email)
+	if o.refuse[email.To] {
+		return nil, temporal.NewNonRetryableApplicationError("Resend: 422 the to field is invalid",
+			activities.ErrorType("Resend", activities.ErrTypeInvalid), nil)
+	}
 	return &activities.SendEmailOutput{EmailID: "em_" + email.IdempotencyKey, Status: "sent"}, nil
 }
 
@@ -61,4 +70,14 @@ func (o *emailOutbox) to(address string) []activities.SendEmailInput {
 		}
 	}
 	return out
+}
+
+// refuseTo makes Resend refuse sends to address from now on.
+func (o *emailOutbox) refuseTo(address string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.refuse == nil {
+		o.refuse = map[string]bool{}
+	}
+	o.refuse[address] = true
 }

@@ -69,6 +69,9 @@ type knockPeer struct {
 	// identified lists every identify body received, in order, by user id.
 	identified  map[string][]map[string]any
 	userDeletes map[string]int
+	// failIdentify makes the next n identifies answer 401, as Knock does
+	// for an expired key.
+	failIdentify int
 }
 
 type knockTrigger struct {
@@ -195,6 +198,9 @@ type fixtureOptions struct {
 	// paymentTimeout is how long new order confirmations wait for payment
 	// (default an hour).
 	paymentTimeout time.Duration
+	// mailboxVerifyWait is how long new user entities wait for SimpleLogin
+	// to verify a new address's mailbox (default the workflow's).
+	mailboxVerifyWait time.Duration
 	// refundWait is how long a refund waits for its order to be decided
 	// (default the dispatcher's).
 	refundWait time.Duration
@@ -232,7 +238,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 		opts.paymentTimeout = time.Hour
 	}
 	f.starter = starter.New(f.temporal, starter.Options{TaskQueue: queue, PaymentTimeout: opts.paymentTimeout,
-		MailboxCheck: 200 * time.Millisecond})
+		MailboxCheck: 200 * time.Millisecond, MailboxVerifyWait: opts.mailboxVerifyWait})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
 	ib := inbox.NewStore(f.store.Pool())

@@ -19,8 +19,12 @@ func (p *knockPeer) serveUser(w http.ResponseWriter, r *http.Request, userID str
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	switch r.Method {
-	case http.MethodPut:
+	switch {
+	case r.Method == http.MethodPut && p.failIdentify > 0:
+		p.failIdentify--
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, `{"code":"api_key_expired","message":"expired","status":401,"type":"authentication_error"}`)
+	case r.Method == http.MethodPut:
 		var body map[string]any
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
 			w.WriteHeader(http.StatusBadRequest)
@@ -38,7 +42,7 @@ func (p *knockPeer) serveUser(w http.ResponseWriter, r *http.Request, userID str
 		u["updated_at"] = time.Now().UTC().Format(time.RFC3339)
 		p.identified[userID] = append(p.identified[userID], body)
 		_ = json.NewEncoder(w).Encode(u)
-	case http.MethodDelete:
+	case r.Method == http.MethodDelete:
 		if _, ok := p.users[userID]; !ok {
 			w.WriteHeader(http.StatusNotFound)
 			fmt.Fprint(w, `{"code":"resource_missing","message":"The resource you requested does not exist","status":404,"type":"invalid_request_error"}`)

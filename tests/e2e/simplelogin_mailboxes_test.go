@@ -124,3 +124,13 @@ func (p *simpleLoginPeer) forwardsTo(id int64) ([]int64, bool) {
 	}
 	return out, true
 }
+
+// addMailbox adds a mailbox for email to the account, verified or not, as
+// one made earlier (for another of the account's users, or by hand) is.
+func (p *simpleLoginPeer) addMailbox(email string, verified bool) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.nextID++
+	p.mailboxes = append(p.mailboxes, map[string]any{"id": p.nextID, "email": email, "default": false, "verified": verified})
+	return p.nextID
+}

@@ -166,6 +166,7 @@ func TestUserLifecycleEndToEnd(t *testing.T) {
 	assert.Equal(t, store.ScrubbedName, c.Name)
 	assert.NotNil(t, c.DeletedAt, "the id stays, a tombstone")
 	assert.Len(t, f.emails.to("ada@example.com"), 1, "the late created welcomed nobody")
+	saveHistory(t, f.temporal, contract.UserID(user), "user_lifecycle_created_updated_deleted.json")
 }
 
 // TestLegacyClerkRowsStillReachTheUser: a row stored before UserLifecycle,
