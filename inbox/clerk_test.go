@@ -42,8 +42,8 @@ func TestClerkUserEventsGoToTheUsersEntity(t *testing.T) {
 func TestClerkEventsCrmflowDoesNotActOnAreIgnored(t *testing.T) {
 	for body, reason := range map[string]string{
 		`{"type":"session.created","data":{"id":"sess_1"}}`: "event type session.created is not handled",
-		`{"type":"user.updated","data":{"id":"user 1/.."}}`:  "event has no usable user id",
-		`{"type":"user.created","data":{}}`:                  "event has no usable user id",
+		`{"type":"user.updated","data":{"id":"user 1/.."}}`: "event has no usable user id",
+		`{"type":"user.created","data":{}}`:                 "event has no usable user id",
 	} {
 		row, err := inbox.ClerkEvent("msg_x", []byte(body))
 		require.NoError(t, err, body)
