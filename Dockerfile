@@ -19,10 +19,16 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     go mod download
 
 COPY . .
+# VERSION is `crmflow version`, the worker's build id in the Worker
+# Deployment: pass the commit (docker build --build-arg VERSION=$(git
+# describe --tags --always)). Without it the build id is a hash of the build
+# context (.git is not in it), so different sources never share one.
+ARG VERSION
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
+    version="${VERSION:-src-$(find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)}" && \
     GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -trimpath -ldflags="-s -w" -o /out/crmflow ./cmd/crmflow
+    go build -trimpath -ldflags="-s -w -X main.version=${version}" -o /out/crmflow ./cmd/crmflow
 
 # distroless/static has CA certificates (provider APIs are HTTPS) and tzdata,
 # no shell and no package manager. The binary is pure Go (CGO_ENABLED=0), so

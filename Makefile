@@ -22,13 +22,21 @@ export STRIPE_MOCK_BIN := $(TOOLS)/stripe-mock
 
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
+# The binary's version (`crmflow version`), which is also its build id in
+# the Worker Deployment: the commit (or tag) it is built from. A build with
+# uncommitted changes gets a hash of them too, so two different dirty trees
+# never share a build id.
+VERSION ?= $(shell v=$$(git describe --tags --always 2>/dev/null) || exit 0; \
+	if git diff --quiet HEAD 2>/dev/null; then echo $$v; else echo $$v-dirty-$$(git diff HEAD | sha256sum | cut -c1-8); fi)
+LDFLAGS := -X main.version=$(VERSION)
+
 .PHONY: all build dev test lint fmt vet staticcheck workflowcheck tools bench clean
 
 all: build
 
-## build: compile bin/crmflow
+## build: compile bin/crmflow, stamped with $(VERSION)
 build:
-	go build -o bin/crmflow ./cmd/crmflow
+	go build -ldflags "$(LDFLAGS)" -o bin/crmflow ./cmd/crmflow
 
 ## dev: run the whole stack (Temporal + UI, PostgreSQL, worker, HTTP) in the foreground
 dev: build
@@ -55,6 +63,21 @@ fuzz:
 		echo "fuzz $$name for $$time"; \
 		go test ./$$pkg/ -run '^$$' -fuzz "^$$name\$$" -fuzztime $$time -parallel 1 -timeout 20m; \
 	done
+
+## record-histories: record a new version of the replay corpus from the end-to-end tests,
+## e.g. make record-histories HISTORIES=v2 (docs/testing.md); sealed versions are refused
+HISTORIES_DIR := workflows/testdata/histories
+.PHONY: record-histories seal-histories
+record-histories: tools
+	@[[ "$(HISTORIES)" =~ ^v[1-9][0-9]*$$ ]] || { echo "name the new version: HISTORIES=v<N>"; exit 1; }
+	CRMFLOW_RECORD_HISTORIES=$(HISTORIES) go test ./tests/e2e/ -count=1 -timeout 20m
+
+## seal-histories: list a recorded version's files in the corpus manifest, freezing it
+seal-histories:
+	@[[ "$(HISTORIES)" =~ ^v[1-9][0-9]*$$ ]] || { echo "name the version to seal: HISTORIES=v<N>"; exit 1; }
+	@cd $(HISTORIES_DIR) && if grep -q "  $(HISTORIES)/" MANIFEST.sha256; then \
+		echo "$(HISTORIES) is sealed already: sealed versions never change"; exit 1; fi && \
+		sha256sum $(HISTORIES)/*.json >> MANIFEST.sha256 && echo "sealed $(HISTORIES): $$(ls $(HISTORIES)/*.json | wc -l) histories"
 
 ## lint: every static check
 lint: fmt-check vet staticcheck workflowcheck

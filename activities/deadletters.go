@@ -31,6 +31,7 @@ type DeadLetterActivities struct {
 type deadLetterStore interface {
 	RecordDeadLetter(ctx context.Context, d store.DeadLetter) (int64, error)
 	DecideDeadLetter(ctx context.Context, id int64, status, decidedBy string) error
+	MoveDeadLetter(ctx context.Context, id int64, workflowID, runID string) (bool, error)
 }
 
 var _ deadLetterStore = (*store.Store)(nil)
@@ -93,4 +94,29 @@ func (a *DeadLetterActivities) DecideDeadLetter(ctx context.Context, in DecideDe
 		return classifyStore(err)
 	}
 	return nil
+}
+
+// MoveDeadLetterInput names a parked dead letter and the run that takes it
+// over: the next run of the workflow that recorded it.
+type MoveDeadLetterInput struct {
+	DeadLetterID int64  `json:"dead_letter_id"`
+	WorkflowID   string `json:"workflow_id"`
+	RunID        string `json:"run_id"`
+}
+
+// MoveDeadLetterOutput says whether the dead letter still waits for an
+// operator, now on the new run.
+type MoveDeadLetterOutput struct {
+	Moved bool `json:"moved"`
+}
+
+// MoveDeadLetter hands a parked dead letter over to the run that continued
+// its workflow, so the operator's decision reaches the run waiting for it.
+// A dead letter no longer parked is left as it is (Moved false).
+func (a *DeadLetterActivities) MoveDeadLetter(ctx context.Context, in MoveDeadLetterInput) (*MoveDeadLetterOutput, error) {
+	moved, err := a.Store.MoveDeadLetter(ctx, in.DeadLetterID, in.WorkflowID, in.RunID)
+	if err != nil {
+		return nil, classifyStore(err)
+	}
+	return &MoveDeadLetterOutput{Moved: moved}, nil
 }

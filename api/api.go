@@ -1,6 +1,6 @@
 // Package api is crmflow's HTTP API: the start API backend services call
 // (orders, referrals, stock levels, aliases, workflow status), the operator
-// routes (dead-letter decisions, key rotations), and the operations routes
+// routes (dead-letter decisions, key rotations, inbox replay), and the operations routes
 // every process serves (health, readiness, metrics, the codec mount).
 //
 // Every /v1 route needs a bearer token. Handler composes one process's whole
@@ -36,8 +36,12 @@ type Deps struct {
 	Store   *store.Store
 	Starter *starter.Starter
 	// Inbox takes stock levels, which go through the inbox like webhook
-	// events so bursts for one SKU coalesce.
+	// events so bursts for one SKU coalesce, and serves the operators'
+	// inbox routes (list, show, replay).
 	Inbox Inbox
+	// Poke, when set, wakes the inbox dispatcher after a replay, so the
+	// event is handed off now rather than at the next sweep.
+	Poke func()
 	// CoalesceWindow holds stock updates back so a burst for one SKU
 	// coalesces into one signal.
 	CoalesceWindow time.Duration
@@ -90,13 +94,20 @@ func (a *API) Register(mux *http.ServeMux) {
 	route(operator, "POST /v1/key-rotations/crmflow/token/ack", a.acknowledgeToken)
 	route(operator, "GET /v1/dead-letters", a.listDeadLetters)
 	route(operator, "POST /v1/dead-letters/{id}/{action}", a.decideDeadLetter)
+	route(operator, "GET /v1/inbox", a.listInbox)
+	route(operator, "GET /v1/inbox/{id}", a.showInbox)
+	route(operator, "POST /v1/inbox/{id}/replay", a.replayInbox)
 	// Unknown /v1 paths still need a token, so they do not reveal the API.
 	route(service, "/v1/", func(w http.ResponseWriter, _ *http.Request) {
 		httpserver.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})
 }
 
-// Inbox is where stock levels are committed (inbox.Store implements it).
+// Inbox is where stock levels are committed and what operators read and
+// replay (inbox.Store implements it).
 type Inbox interface {
 	Insert(ctx context.Context, e inbox.Event) (bool, error)
+	List(ctx context.Context, f inbox.ListFilter) ([]inbox.Record, error)
+	Get(ctx context.Context, id int64) (inbox.Record, error)
+	Replay(ctx context.Context, id int64, operator string) (inbox.Replayed, error)
 }

@@ -52,6 +52,7 @@ type Config struct {
 	Rotation  RotationConfig  `mapstructure:"rotation" yaml:"rotation"`
 	Limits    LimitsConfig    `mapstructure:"limits" yaml:"limits"`
 	Breaker   BreakerConfig   `mapstructure:"breaker" yaml:"breaker"`
+	Retention RetentionConfig `mapstructure:"retention" yaml:"retention"`
 
 	Stripe      StripeConfig   `mapstructure:"stripe" yaml:"stripe"`
 	Clerk       ClerkConfig    `mapstructure:"clerk" yaml:"clerk"`
@@ -198,11 +199,24 @@ type BreakerConfig struct {
 	Cooldown time.Duration `mapstructure:"cooldown" yaml:"cooldown"`
 }
 
-// StripeConfig holds Stripe's API key, webhook secret and base URL.
+// StripeConfig holds Stripe's API key, webhook secret and base URL, and
+// how often its events are reconciled.
 type StripeConfig struct {
 	SecretKey     Secret `mapstructure:"secret_key" yaml:"secret_key"`
 	WebhookSecret Secret `mapstructure:"webhook_secret" yaml:"webhook_secret"`
 	APIURL        string `mapstructure:"api_url" yaml:"api_url"`
+	// ReconcileEvery is how often the stripe-reconcile Schedule lists
+	// Stripe's recent events to store those whose webhook never arrived;
+	// 0 turns it off. It runs only with a secret key (never in console
+	// mode).
+	ReconcileEvery time.Duration `mapstructure:"reconcile_every" yaml:"reconcile_every"`
+}
+
+// ReconcilesStripe reports whether the stripe-reconcile Schedule runs: a
+// Stripe secret key is configured (Stripe is not in console mode) and
+// stripe.reconcile_every is not 0.
+func (c *Config) ReconcilesStripe() bool {
+	return c.Stripe.SecretKey != "" && c.Stripe.ReconcileEvery > 0
 }
 
 // ClerkConfig holds the Svix signing secret of Clerk's webhook endpoint.

@@ -188,7 +188,7 @@ func TestEveryKeyHasAnEnvVar(t *testing.T) {
 			val = "5"
 		case key == "webhooks.max_body_bytes" || strings.HasSuffix(key, "_cents"):
 			val = "7"
-		case key == "webhooks.tolerance" || strings.HasSuffix(key, "_timeout") || strings.HasSuffix(key, "_window") || strings.HasSuffix(key, "_ttl") || key == "rotation.interval" ||
+		case key == "webhooks.tolerance" || strings.HasSuffix(key, "_timeout") || strings.HasSuffix(key, "_window") || strings.HasSuffix(key, "_ttl") || strings.HasSuffix(key, "_every") || key == "rotation.interval" ||
 			strings.HasPrefix(key, "inventory.") && !strings.HasSuffix(key, "_audience"):
 			val = "7s"
 		case key == "log_level":
@@ -207,6 +207,8 @@ func TestEveryKeyHasAnEnvVar(t *testing.T) {
 			val = "3"
 		case key == "breaker.cooldown":
 			val = "7s"
+		case strings.HasPrefix(key, "retention."):
+			val = "0" // keep for ever: valid whatever the other windows are
 		case key == "tracing.exporter":
 			val = "stdout"
 		case key == "tracing.sample_ratio":
@@ -344,4 +346,26 @@ func TestDevOperatorTokenIsRefusedOutsideDev(t *testing.T) {
 	_, err := load(t, config.LoadOptions{}, "CRMFLOW_DATABASE_URL=postgres://u@h/d", "CRMFLOW_MASTER_KEY="+testMasterKey,
 		"CRMFLOW_API_TOKENS=svc-token-0123456789", "CRMFLOW_OPERATOR_TOKENS=dev="+config.DevOperatorToken)
 	require.ErrorContains(t, err, "operator_tokens")
+}
+
+func TestStripeReconcileRunsOnlyWithAKeyAndAnInterval(t *testing.T) {
+	cfg, err := load(t, config.LoadOptions{Dev: true}, "X=1")
+	require.NoError(t, err)
+	assert.Equal(t, 15*time.Minute, cfg.Stripe.ReconcileEvery, "every 15 minutes by default")
+	assert.False(t, cfg.ReconcilesStripe(), "console mode (no Stripe key) never reconciles")
+
+	cfg, err = load(t, config.LoadOptions{Dev: true}, "CRMFLOW_STRIPE_SECRET_KEY=sk_test_123")
+	require.NoError(t, err)
+	assert.True(t, cfg.ReconcilesStripe())
+	out, err := cfg.Redacted()
+	require.NoError(t, err)
+	assert.Contains(t, out, "reconcile_every: 15m0s", "`crmflow config` shows it")
+
+	cfg, err = load(t, config.LoadOptions{Dev: true}, "CRMFLOW_STRIPE_SECRET_KEY=sk_test_123", "CRMFLOW_STRIPE_RECONCILE_EVERY=0")
+	require.NoError(t, err)
+	assert.False(t, cfg.ReconcilesStripe(), "0 turns it off")
+
+	_, err = load(t, config.LoadOptions{Dev: true}, "CRMFLOW_STRIPE_RECONCILE_EVERY=-1m")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "stripe.reconcile_every (CRMFLOW_STRIPE_RECONCILE_EVERY): must be 0 (off) or a positive duration")
 }

@@ -145,6 +145,9 @@ func (c *Config) validate(problems []string) error {
 	if c.Breaker.Threshold > 0 && c.Breaker.Cooldown <= 0 {
 		add("breaker.cooldown", "must be a positive duration, got %s", c.Breaker.Cooldown)
 	}
+	if c.Stripe.ReconcileEvery < 0 {
+		add("stripe.reconcile_every", "must be 0 (off) or a positive duration, got %s", c.Stripe.ReconcileEvery)
+	}
 	if c.Rotation.Interval <= 0 {
 		add("rotation.interval", "must be a positive duration, got %s", c.Rotation.Interval)
 	}
@@ -164,6 +167,7 @@ func (c *Config) validate(problems []string) error {
 		add("tracing.sample_ratio", "must be between 0 and 1, got %g", c.Tracing.SampleRatio)
 	}
 	c.tokenProblems(add)
+	c.retentionProblems(add)
 	if len(problems) == 0 {
 		return nil
 	}

@@ -81,6 +81,9 @@ type AliasLifecycleInput struct {
 	// State is the previous run's state when continuing as new; nil at
 	// first, when the alias is created.
 	State *AliasState `json:"state,omitempty"`
+	// Parked is the dead letter the previous run waited on when it
+	// continued as new; nil when it was not parked.
+	Parked *ParkedStep `json:"parked,omitempty"`
 }
 
 // AliasState is what an alias's entity carries across continue-as-new.

@@ -34,3 +34,12 @@ const ErrorTypeOperatorAborted = "OperatorAborted"
 // run takes note of its result, so a decision sent in that moment is
 // rejected this way and may be sent again.
 const ErrorTypeNotParked = "NotParked"
+
+// ParkedStep is the dead letter an entity's run was parked on when it
+// continued as new (its history reached its bound while it waited): the
+// next run takes the dead letter over, waits for the operator's decision
+// on it and applies the decision to the same step.
+type ParkedStep struct {
+	DeadLetterID int64  `json:"dead_letter_id"`
+	Step         string `json:"step"`
+}

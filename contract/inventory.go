@@ -38,6 +38,9 @@ type LowStockInput struct {
 	MaxHistoryEvents int `json:"max_history_events,omitempty"`
 	// State is the previous run's state when continuing as new; nil at first.
 	State *LowStockState `json:"state,omitempty"`
+	// Parked is the dead letter the previous run waited on when it
+	// continued as new; nil when it was not parked.
+	Parked *ParkedStep `json:"parked,omitempty"`
 }
 
 // LowStockState is what a low-stock entity carries across continue-as-new.

@@ -59,6 +59,9 @@ const (
 const (
 	DefaultKeyRotationGrace         = 24 * time.Hour
 	DefaultKeyRotationReminderEvery = 24 * time.Hour
+	// DefaultKeyRotationRemindersPerRun: with daily reminders, a rotation
+	// waiting for an operator continues as new about once a month.
+	DefaultKeyRotationRemindersPerRun = 30
 )
 
 // KeyRotationInput starts a provider's key rotation.
@@ -75,6 +78,51 @@ type KeyRotationInput struct {
 	ReminderEvery time.Duration `json:"reminder_every,omitempty"`
 	// RequestedBy is who started the rotation ("schedule" or an operator).
 	RequestedBy string `json:"requested_by,omitempty"`
+	// RemindersPerRun is how many reminders one run sends while it waits
+	// for an operator before it continues as new, so that a wait of months
+	// keeps a short history; 0 means DefaultKeyRotationRemindersPerRun.
+	RemindersPerRun int `json:"reminders_per_run,omitempty"`
+	// Resume is where the previous run stopped when it continued as new;
+	// nil for a rotation's first run.
+	Resume *KeyRotationResume `json:"resume,omitempty"`
+}
+
+// KeyRotationResume is what a rotation waiting for an operator carries
+// across continue-as-new: the wait it is in and what it already did. Only
+// versions of keys travel, never keys.
+type KeyRotationResume struct {
+	// Phase is the wait: "awaiting-key", "awaiting-proof" (a submitted
+	// webhook secret waits for a genuine delivery) or "awaiting-revocation".
+	Phase string `json:"phase"`
+	// OldVersion and OldExternalID are the key in use when the rotation
+	// began, the one it retires.
+	OldVersion    int    `json:"old_version"`
+	OldExternalID string `json:"old_external_id,omitempty"`
+	// NewVersion is the activated key's version (awaiting-revocation).
+	NewVersion int `json:"new_version,omitempty"`
+	// SubmittedVersion and SubmittedBy are the verified key waiting for its
+	// proof (awaiting-proof) and the operator who submitted it.
+	SubmittedVersion int    `json:"submitted_version,omitempty"`
+	SubmittedBy      string `json:"submitted_by,omitempty"`
+	// Reminders is how many reminders the rotation sent so far, over every
+	// run, so that reminder steps keep counting up.
+	Reminders int `json:"reminders"`
+	// Detail is the status detail the rotation showed.
+	Detail string `json:"detail,omitempty"`
+}
+
+// KeyRotationTriggerInput is a KeyRotationTrigger run's input: the
+// provider whose rotation to start or join, and who asks ("schedule").
+type KeyRotationTriggerInput struct {
+	Provider    string `json:"provider"`
+	RequestedBy string `json:"requested_by,omitempty"`
+}
+
+// KeyRotationTriggerResult names the rotation run the trigger started or
+// joined.
+type KeyRotationTriggerResult struct {
+	WorkflowID string `json:"workflow_id"`
+	RunID      string `json:"run_id"`
 }
 
 // KeyRotationResult is how a rotation ended: rotated, failed_verification,

@@ -3,6 +3,12 @@ package contract
 // TaskQueue is the task queue every crmflow workflow runs on.
 const TaskQueue = "crmflow"
 
+// DeploymentName is the Worker Deployment crmflow's workers join (Worker
+// Versioning): each build is a version of it, identified by its build id,
+// which is what `crmflow version` prints. Operators and tools name it to see
+// the versions and to choose the current one.
+const DeploymentName = "crmflow"
+
 // ProviderTaskQueue names provider's activity task queue for workflows
 // running on base: "crmflow" gives "crmflow-stripe". Deriving it from the
 // workflow's own queue keeps test workers, each on a queue of its own, apart.
@@ -29,7 +35,13 @@ const (
 	AliasLifecycleType    = "AliasLifecycle"
 	KeyRotationType       = "KeyRotation"
 	InventoryScanType     = "InventoryScan"
-	UserLifecycleType     = "UserLifecycle"
+	DataRetentionType     = "DataRetention"
+	StripeReconcileType   = "StripeReconcile"
+	// KeyRotationTriggerType is what a key-rotation Schedule starts: it
+	// starts the provider's KeyRotation at KeyRotationID, or joins the one
+	// running there, and ends.
+	KeyRotationTriggerType = "KeyRotationTrigger"
+	UserLifecycleType      = "UserLifecycle"
 )
 
 // StatusQuery is the query every workflow answers with its Status.
@@ -79,8 +91,17 @@ func KeyRotationID(provider string) string { return keyRotationPrefix + provider
 // KeyRotationScheduleID names the Schedule that starts provider's rotation.
 func KeyRotationScheduleID(provider string) string { return "key-rotation-" + provider }
 
+// KeyRotationTriggerID is the workflow ID the provider's rotation Schedule
+// gives its KeyRotationTrigger runs; Temporal appends each run's scheduled
+// time. The rotation itself always runs at KeyRotationID, where operators
+// reach it.
+func KeyRotationTriggerID(provider string) string { return "key-rotation-trigger/" + provider }
+
 // InventoryScanScheduleID is the Temporal Schedule that runs InventoryScan.
 const InventoryScanScheduleID = "inventory-scan"
+
+// DataRetentionScheduleID is the Temporal Schedule that runs DataRetention.
+const DataRetentionScheduleID = "data-retention"
 
 // OrderRefundType handles one charge.refunded event for its order: it marks
 // the order refunded or partially refunded and tells the customer.

@@ -122,9 +122,9 @@ func TestGoodSetup(t *testing.T) {
 	assert.Equal(t, fmt.Sprintf("migrated to %d", latestMigration(t, s.dbURL)), got["postgres"].Detail)
 	assert.Equal(t, fmt.Sprintf("%s answers; namespace %q registered", s.cfg.Temporal.Address, ns), got["temporal"].Detail)
 	assert.Equal(t, "all 7 registered", got["search-attributes"].Detail)
-	// inventory-scan and the key rotations of crmflow, resend, stripe and
-	// knock (no webhook secret is configured here).
-	assert.Equal(t, "all 5 present", got["schedules"].Detail)
+	// inventory-scan, data-retention, stripe-reconcile and the key rotations of crmflow,
+	// resend, stripe and knock (no webhook secret is configured here).
+	assert.Equal(t, "all 7 present", got["schedules"].Detail)
 	assert.Equal(t, "key accepted (GET /v1/balance); key from the credential store (stripe/api_key@v1)", got["stripe"].Detail)
 	assert.Equal(t, "key accepted (GET /v1/users/crmflow-key-check); key from the credential store (knock/api_key@v1)", got["knock"].Detail)
 	assert.Equal(t, "key accepted (GET /api-keys); key from the credential store (resend/api_key@v1)", got["resend"].Detail)
@@ -225,7 +225,7 @@ func TestUnmigratedAndUnprepared(t *testing.T) {
 	assert.True(t, got["temporal"].OK, out)
 	assert.Equal(t, "missing in namespace "+ns+": CrmflowAliasID, CrmflowCustomerID, CrmflowOrderID, CrmflowParked, CrmflowProvider, CrmflowSKU, CrmflowStep", got["search-attributes"].Detail)
 	assert.Equal(t, "run `crmflow migrate --temporal`", got["search-attributes"].Fix)
-	assert.Equal(t, "missing: inventory-scan, key-rotation-crmflow, key-rotation-knock", got["schedules"].Detail)
+	assert.Equal(t, "missing: inventory-scan, data-retention, key-rotation-crmflow, key-rotation-knock", got["schedules"].Detail)
 	assert.Contains(t, got["schedules"].Fix, "crmflow worker")
 	assert.True(t, got["knock"].OK, "checked with the configured key")
 	assert.Equal(t, "key accepted (GET /v1/users/crmflow-key-check); key from config (knock.api_key; the credential store was not read)", got["knock"].Detail)

@@ -128,11 +128,15 @@ func (c *Checker) checkSchedules(ctx context.Context, tc client.Client) Result {
 }
 
 // ExpectedSchedules lists the Schedule IDs a worker creates at start for
-// cfg: inventory-scan, and key-rotation-<provider> for crmflow's own token
-// and every provider with a configured key. It mirrors
-// worker.EnsureInventoryScanSchedule and worker.EnsureKeyRotationSchedules.
+// cfg: inventory-scan, data-retention, stripe-reconcile when Stripe has a
+// key and stripe.reconcile_every is not 0, and key-rotation-<provider> for
+// crmflow's own token and every provider with a configured key. It mirrors
+// worker.EnsureSchedules.
 func ExpectedSchedules(cfg *config.Config) []string {
-	ids := []string{contract.InventoryScanScheduleID}
+	ids := []string{contract.InventoryScanScheduleID, contract.DataRetentionScheduleID}
+	if cfg.ReconcilesStripe() {
+		ids = append(ids, contract.StripeReconcileScheduleID)
+	}
 	for _, provider := range cfg.RotatedProviders() {
 		ids = append(ids, contract.KeyRotationScheduleID(provider))
 	}

@@ -8,7 +8,8 @@
 // of that source: what the edge works out about a verified event (its
 // Route, decided once and stored with the row) and how the dispatcher
 // delivers it. ingest.go is the shared batched commit, store.go the SQL of
-// the webhook_inbox table, dispatcher.go the hand-off loop.
+// the webhook_inbox table, dispatcher.go the hand-off loop, admin.go what
+// operators list and replay, counts.go the rows-by-status metric.
 //
 // The inbox may import contract, starter (its way to Temporal), config and
 // internal/ libraries; never webhooks, api, worker, workflows or activities.

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/crmflow/crmflow/internal/providerhttp"
 	"github.com/crmflow/crmflow/internal/providers"
 	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/starter"
 )
 
 // Activities are every activity struct the worker registers.
@@ -29,7 +31,13 @@ type Activities struct {
 	Stripe      *activities.StripeActivities
 	Knock       *activities.KnockActivities
 	DeadLetters *activities.DeadLetterActivities
-	Users       *activities.UserStoreActivities
+	Retention   *activities.RetentionActivities
+	Reconcile   *activities.ReconcileActivities
+	// RotationTrigger starts the rotations the key-rotation Schedules ask
+	// for, at their documented IDs.
+	RotationTrigger *activities.RotationTriggerActivities
+	// Users writes Clerk users to the customers table and finds their aliases.
+	Users *activities.UserStoreActivities
 	// Email sends templated email through Resend, on Resend's queue.
 	Email *activities.EmailActivities
 }
@@ -38,7 +46,10 @@ type Activities struct {
 type ActivityOption func(*activityOptions)
 
 type activityOptions struct {
-	providerMetrics *appmetrics.ProviderMetrics
+	providerMetrics  *appmetrics.ProviderMetrics
+	retentionMetrics *appmetrics.RetentionMetrics
+	recoveredSink    activities.RecoveredEventSink
+	recovered        activities.RecoveredCounter
 }
 
 // WithProviderMetrics measures every HTTP request to Knock, SimpleLogin and
@@ -66,8 +77,19 @@ const resendTimeout = 30 * time.Second
 // With no active key (revoked, say) such a provider's calls fail with a
 // non-retryable <Title>CredentialMissing and the step parks for an
 // operator; nothing is recorded in their place.
+//
+// starts is how the inventory scan signals SKUs and the key-rotation
+// Schedules' trigger starts rotations; nil leaves both without (their
+// activities then fail, non-retryably).
 func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store, logger *slog.Logger,
-	reporter activities.Reporter, signaller activities.StockSignaller, opts ...ActivityOption) Activities {
+	reporter activities.Reporter, starts *starter.Starter, opts ...ActivityOption) Activities {
+	var (
+		signaller activities.StockSignaller
+		rotations activities.KeyRotationStarter
+	)
+	if starts != nil {
+		signaller, rotations = starts, KeyRotationStarter(starts)
+	}
 	var o activityOptions
 	for _, opt := range opts {
 		opt(&o)
@@ -97,7 +119,10 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 		Stripe: &activities.StripeActivities{Console: console[contract.ProviderStripe], Keys: creds, APIURL: cfg.Stripe.APIURL,
 			HTTPClient: pm.Client(contract.ProviderStripe, &http.Client{Timeout: 20 * time.Second})},
 		DeadLetters: &activities.DeadLetterActivities{Store: st, Reporter: reporter},
+		Retention:   &activities.RetentionActivities{Store: st, Counter: o.retentionMetrics},
 	}
+	a.Reconcile = reconcileActivities(st, a.Stripe, o)
+	a.RotationTrigger = &activities.RotationTriggerActivities{Starter: rotations}
 	a.Aliases = &activities.AliasStoreActivities{Store: st}
 	a.SimpleLogin = &activities.SimpleLoginActivities{SL: providers.NewSimpleLoginClient(
 		clientOptions(cfg, creds, pm, logger, contract.ProviderSimpleLogin, console[contract.ProviderSimpleLogin]))}
@@ -134,4 +159,20 @@ func clientOptions(cfg *config.Config, creds *credentials.Store, pm *appmetrics.
 		HTTPClient: pm.Client(p.Name, &http.Client{Timeout: providerhttp.DefaultTimeout}),
 		Logger:     logger,
 	}
+}
+
+// KeyRotationStarter is s as the rotation Schedules' trigger activity
+// needs it: it starts or joins a provider's rotation and answers the run.
+func KeyRotationStarter(s *starter.Starter) activities.KeyRotationStarter {
+	return keyRotationStarter{s: s}
+}
+
+type keyRotationStarter struct{ s *starter.Starter }
+
+func (k keyRotationStarter) StartOrJoinKeyRotation(ctx context.Context, provider, requestedBy string) (string, error) {
+	run, err := k.s.StartKeyRotation(ctx, provider, requestedBy)
+	if err != nil {
+		return "", fmt.Errorf("start or join the %s rotation: %w", provider, err)
+	}
+	return run.RunID, nil
 }

@@ -80,7 +80,7 @@ type providerQueue struct {
 	done        chan struct{} // closed by stop, ends a pause's wait
 }
 
-func newProviderQueue(c client.Client, provider, queue string, acts any, opts Options) *providerQueue {
+func newProviderQueue(c client.Client, provider, queue string, acts []any, opts Options) *providerQueue {
 	q := &providerQueue{
 		provider: provider,
 		queue:    queue,
@@ -101,9 +101,12 @@ func newProviderQueue(c client.Client, provider, queue string, acts any, opts Op
 			// This queue only carries activities.
 			DisableWorkflowWorker: true,
 			Interceptors:          interceptors,
+			DeploymentOptions:     opts.deployment(),
 		})
-		if acts != nil {
-			w.RegisterActivity(acts)
+		for _, a := range acts {
+			if a != nil {
+				w.RegisterActivity(a)
+			}
 		}
 		for _, a := range q.also {
 			w.RegisterActivity(a)

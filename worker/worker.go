@@ -43,6 +43,20 @@ type Options struct {
 	Breaker BreakerOptions
 	// Interceptors run on every worker of the process (Sentry, tracing).
 	Interceptors []interceptor.WorkerInterceptor
+	// BuildID, when set, runs every worker of the process (the workflow
+	// queue and each provider queue) as this version of the Worker
+	// Deployment DeploymentName: Temporal then routes a Pinned run's tasks
+	// only to the build it started on, and an AutoUpgrade run's to the
+	// deployment's current version. Empty runs unversioned, as `crmflow dev`
+	// and most tests do.
+	BuildID string
+	// DeploymentName defaults to contract.DeploymentName; tests give each
+	// their own.
+	DeploymentName string
+
+	// wrapWorkflows lets this package's tests register a second build's
+	// functions under the production names and behaviours.
+	wrapWorkflows func(sdkworker.WorkflowRegistry) sdkworker.WorkflowRegistry
 }
 
 // ConfigOptions are the Options cfg asks for: each provider's queue limits,
@@ -95,17 +109,28 @@ func New(c client.Client, opts Options) *Workers {
 	if opts.StopTimeout == 0 {
 		opts.StopTimeout = 10 * time.Second
 	}
+	if opts.DeploymentName == "" {
+		opts.DeploymentName = contract.DeploymentName
+	}
 	a := opts.Activities
 	w := &Workers{main: sdkworker.New(c, opts.TaskQueue, sdkworker.Options{
 		WorkerStopTimeout: opts.StopTimeout,
 		Interceptors:      opts.Interceptors,
+		DeploymentOptions: opts.deployment(),
 	})}
-	registerMain(w.main, a)
-	byProvider := map[string]any{
-		contract.ProviderStripe:      a.Stripe,
-		contract.ProviderKnock:       a.Knock,
-		contract.ProviderSimpleLogin: a.SimpleLogin,
-		contract.ProviderResend:      a.Resend,
+	var workflowRegistry sdkworker.WorkflowRegistry = w.main
+	if opts.wrapWorkflows != nil {
+		workflowRegistry = opts.wrapWorkflows(w.main)
+	}
+	RegisterWorkflows(workflowRegistry)
+	registerActivities(w.main, a)
+	byProvider := map[string][]any{
+		// Reconciliation lists Stripe's events: it shares Stripe's rate
+		// limit and breaker.
+		contract.ProviderStripe:      {a.Stripe, a.Reconcile},
+		contract.ProviderKnock:       {a.Knock},
+		contract.ProviderSimpleLogin: {a.SimpleLogin},
+		contract.ProviderResend:      {a.Resend},
 	}
 	for _, p := range providers.Queued() {
 		w.providers = append(w.providers, newProviderQueue(c, p.Name, contract.ProviderTaskQueue(opts.TaskQueue, p.Name),
@@ -120,17 +145,42 @@ func New(c client.Client, opts Options) *Workers {
 	return w
 }
 
-// registerMain lists what the workflow task queue runs: every workflow and
-// the activities that touch only PostgreSQL or Temporal.
-func registerMain(r sdkworker.Registry, a Activities) {
-	r.RegisterWorkflowWithOptions(workflows.OrderConfirmation, workflow.RegisterOptions{Name: contract.OrderConfirmationType})
-	r.RegisterWorkflowWithOptions(workflows.ReferralReward, workflow.RegisterOptions{Name: contract.ReferralRewardType})
-	r.RegisterWorkflowWithOptions(workflows.OrderRefund, workflow.RegisterOptions{Name: contract.OrderRefundType})
-	r.RegisterWorkflowWithOptions(workflows.LowStockAlert, workflow.RegisterOptions{Name: contract.LowStockAlertType})
-	r.RegisterWorkflowWithOptions(workflows.InventoryScan, workflow.RegisterOptions{Name: contract.InventoryScanType})
-	r.RegisterWorkflowWithOptions(workflows.AliasLifecycle, workflow.RegisterOptions{Name: contract.AliasLifecycleType})
-	r.RegisterWorkflowWithOptions(workflows.KeyRotation, workflow.RegisterOptions{Name: contract.KeyRotationType})
-	r.RegisterWorkflowWithOptions(workflows.UserLifecycle, workflow.RegisterOptions{Name: contract.UserLifecycleType})
+// The two ways a workflow type moves when a new build becomes current.
+//
+// Pinned runs stay on the build they started on until they end, so they
+// may change freely between builds; they are the bounded workflows, which
+// end within a deploy's drain time (the old build keeps running until
+// `crmflow deploy status` shows it drained). AutoUpgrade runs move to the
+// current build at their next workflow task, so the new code replays their
+// history: they are the long-lived entities, and they change only behind
+// workflow.GetVersion (the replay corpus in workflows/testdata/histories
+// checks it).
+const (
+	pinned      = workflow.VersioningBehaviorPinned
+	autoUpgrade = workflow.VersioningBehaviorAutoUpgrade
+)
+
+// RegisterWorkflows registers every workflow under its contract name with
+// its versioning behaviour. The worker's task queue and the replay tests
+// both register through it, so replay checks exactly what the worker runs.
+// A workflow added here needs a behaviour (TestEveryWorkflowDeclaresAVersioningBehavior).
+func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
+	r.RegisterWorkflowWithOptions(workflows.OrderConfirmation, workflow.RegisterOptions{Name: contract.OrderConfirmationType, VersioningBehavior: pinned})
+	r.RegisterWorkflowWithOptions(workflows.ReferralReward, workflow.RegisterOptions{Name: contract.ReferralRewardType, VersioningBehavior: autoUpgrade})
+	r.RegisterWorkflowWithOptions(workflows.OrderRefund, workflow.RegisterOptions{Name: contract.OrderRefundType, VersioningBehavior: pinned})
+	r.RegisterWorkflowWithOptions(workflows.LowStockAlert, workflow.RegisterOptions{Name: contract.LowStockAlertType, VersioningBehavior: autoUpgrade})
+	r.RegisterWorkflowWithOptions(workflows.InventoryScan, workflow.RegisterOptions{Name: contract.InventoryScanType, VersioningBehavior: pinned})
+	r.RegisterWorkflowWithOptions(workflows.AliasLifecycle, workflow.RegisterOptions{Name: contract.AliasLifecycleType, VersioningBehavior: autoUpgrade})
+	r.RegisterWorkflowWithOptions(workflows.KeyRotation, workflow.RegisterOptions{Name: contract.KeyRotationType, VersioningBehavior: pinned})
+	r.RegisterWorkflowWithOptions(workflows.KeyRotationTrigger, workflow.RegisterOptions{Name: contract.KeyRotationTriggerType, VersioningBehavior: pinned})
+	r.RegisterWorkflowWithOptions(workflows.DataRetention, workflow.RegisterOptions{Name: contract.DataRetentionType, VersioningBehavior: pinned})
+	r.RegisterWorkflowWithOptions(workflows.StripeReconcile, workflow.RegisterOptions{Name: contract.StripeReconcileType, VersioningBehavior: pinned})
+	r.RegisterWorkflowWithOptions(workflows.UserLifecycle, workflow.RegisterOptions{Name: contract.UserLifecycleType, VersioningBehavior: autoUpgrade})
+}
+
+// registerActivities lists the activities the workflow task queue runs:
+// those that touch only PostgreSQL or Temporal.
+func registerActivities(r sdkworker.ActivityRegistry, a Activities) {
 	r.RegisterActivity(a.Orders)
 	r.RegisterActivity(a.Referrals)
 	r.RegisterActivity(a.Inventory)
@@ -139,6 +189,22 @@ func registerMain(r sdkworker.Registry, a Activities) {
 	r.RegisterActivity(a.KeyVerifier)
 	r.RegisterActivity(a.DeadLetters)
 	r.RegisterActivity(a.Users)
+	r.RegisterActivity(a.Retention)
+	r.RegisterActivity(a.RotationTrigger)
+}
+
+// deployment is the Worker Versioning options every worker of the process
+// shares, so a build's workflows and the activities they schedule on the
+// provider queues run on that same build. No default behaviour: each
+// workflow declares its own in RegisterWorkflows.
+func (o Options) deployment() sdkworker.DeploymentOptions {
+	if o.BuildID == "" {
+		return sdkworker.DeploymentOptions{}
+	}
+	return sdkworker.DeploymentOptions{
+		UseVersioning: true,
+		Version:       sdkworker.WorkerDeploymentVersion{DeploymentName: o.DeploymentName, BuildID: o.BuildID},
+	}
 }
 
 // Start starts every worker; on an error the ones started are stopped.

@@ -42,6 +42,11 @@ type aliasLifecycle struct {
 	timer       workflow.Future
 	timerAt     time.Time
 	cancelTimer workflow.CancelFunc
+	// live is set once the alias exists: only then may the run continue
+	// as new while parked (a continued run carries a live state).
+	live bool
+	// parked is the dead letter a previous run handed over, nil if none.
+	parked *contract.ParkedStep
 }
 
 // AliasLifecycle is an email alias's entity (AliasID(aliasID)): it records
@@ -51,12 +56,15 @@ type aliasLifecycle struct {
 // deleted as expired after ShadowTTL unless claimed first. Commands that
 // arrive while creation runs wait for it, so a delete during creation still
 // deletes the alias it made. The run continues as new, carrying its state,
-// on Temporal's suggestion or past MaxHistoryEvents. Failed steps park.
+// on Temporal's suggestion or past MaxHistoryEvents, also while a step of
+// a live alias is parked (the next run takes the dead letter over and
+// handles the command again). Failed steps park.
 func AliasLifecycle(ctx workflow.Context, in contract.AliasLifecycleInput) (_ *contract.AliasLifecycleResult, err error) {
 	if err := normalizeAliasInput(&in); err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
 	}
-	w := &aliasLifecycle{input: in, status: contract.Status{Step: "start"}}
+	w := &aliasLifecycle{input: in, status: contract.Status{Step: "start"}, parked: in.Parked}
+	w.input.Parked = nil
 	if in.State != nil {
 		w.state = *in.State
 		w.input.State = nil
@@ -72,6 +80,7 @@ func AliasLifecycle(ctx workflow.Context, in contract.AliasLifecycleInput) (_ *c
 	}
 	defer func() { p.settle(err) }()
 	w.parker = p
+	p.continueDue = func() bool { return w.live && w.shouldContinueAsNew(ctx) }
 	for _, name := range []string{contract.AliasDeleteSignal, contract.AliasClaimSignal, contract.AliasEnableSignal, contract.AliasDisableSignal} {
 		w.signals = append(w.signals, aliasSignal{name: name, ch: workflow.GetSignalChannel(ctx, name)})
 	}
@@ -85,7 +94,9 @@ func AliasLifecycle(ctx workflow.Context, in contract.AliasLifecycleInput) (_ *c
 	if err := workflow.UpsertMemo(ctx, memo); err != nil {
 		workflow.GetLogger(ctx).Error("Could not set memo", "error", err)
 	}
-	return w.run(ctx)
+	res, err := w.run(ctx)
+	awaitHandlers(ctx)
+	return res, err
 }
 
 // normalizeAliasInput applies defaults and rejects inputs that could never
@@ -109,6 +120,8 @@ func normalizeAliasInput(in *contract.AliasLifecycleInput) error {
 	case in.State != nil && (in.State.SimpleLoginID <= 0 ||
 		(in.State.State != contract.AliasActive && in.State.State != contract.AliasDisabled)):
 		return errors.New("a continued alias must carry a created, live state")
+	case in.Parked != nil && in.State == nil:
+		return errors.New("only a continued alias can carry a parked step")
 	}
 	if in.ShadowTTL <= 0 {
 		in.ShadowTTL = contract.DefaultShadowTTL
@@ -122,9 +135,15 @@ func (w *aliasLifecycle) run(ctx workflow.Context) (*contract.AliasLifecycleResu
 			return res, err
 		}
 	}
-	for {
+	w.live = true
+	if w.parked != nil {
+		if err := w.parker.resume(ctx, w.parked); err != nil {
+			return nil, w.continuedWhileParked(ctx, nil, err)
+		}
+	}
+	for first := true; ; first = false {
 		if len(w.state.Pending) == 0 && w.shouldContinueAsNew(ctx) {
-			return nil, w.continueAsNew(ctx)
+			return nil, w.continueAsNew(ctx, nil)
 		}
 		w.setStep(ctx, "await-command")
 		cmd, expired, err := w.next(ctx)
@@ -132,10 +151,16 @@ func (w *aliasLifecycle) run(ctx workflow.Context) (*contract.AliasLifecycleResu
 		case err != nil:
 			return nil, err
 		case expired:
-			return w.remove(ctx, contract.AliasExpired)
+			res, err := w.remove(ctx, contract.AliasExpired)
+			return res, w.continuedWhileParked(ctx, nil, err)
 		}
-		if res, err := w.handle(ctx, *cmd); res != nil || err != nil {
-			return res, err
+		res, err := w.handle(ctx, *cmd)
+		if res != nil || err != nil {
+			return res, w.continuedWhileParked(ctx, cmd, err)
+		}
+		if first {
+			// A retried step the carried command no longer called for.
+			w.parker.dropResumed(ctx)
 		}
 	}
 }

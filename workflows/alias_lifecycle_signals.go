@@ -195,10 +195,31 @@ func (w *aliasLifecycle) shouldContinueAsNew(ctx workflow.Context) bool {
 	return continueAsNewDue(ctx, w.input.MaxHistoryEvents)
 }
 
+// continuedWhileParked turns err, when it asks the run to continue as new
+// while parked, into that continue-as-new: cmd, the command being handled
+// (nil for an expiry, which the next run meets again), goes back to the
+// front of the queue as not yet seen, for the next run to handle it again
+// and apply the operator's decision to its parked step. Any other err is
+// returned as it is.
+func (w *aliasLifecycle) continuedWhileParked(ctx workflow.Context, cmd *contract.AliasPendingCommand, err error) error {
+	parked := parkedContinuing(err)
+	if parked == nil {
+		return err
+	}
+	if cmd != nil {
+		if id := cmd.Command.EventID; id != "" && len(w.state.Seen) > 0 && w.state.Seen[len(w.state.Seen)-1] == id {
+			w.state.Seen = w.state.Seen[:len(w.state.Seen)-1]
+		}
+		w.state.Pending = append([]contract.AliasPendingCommand{*cmd}, w.state.Pending...)
+	}
+	return w.continueAsNew(ctx, parked)
+}
+
 // continueAsNew hands the state to a new run once no update handler (an
 // operator's dead-letter decision) is running, carrying every command
-// already delivered, which would otherwise be lost with this run.
-func (w *aliasLifecycle) continueAsNew(ctx workflow.Context) error {
+// already delivered, which would otherwise be lost with this run, and
+// parked, if not nil, the dead letter the run waits on.
+func (w *aliasLifecycle) continueAsNew(ctx workflow.Context, parked *contract.ParkedStep) error {
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return err
 	}
@@ -215,7 +236,7 @@ func (w *aliasLifecycle) continueAsNew(ctx workflow.Context) error {
 	// MaxHistoryEvents as given, zero staying zero: a new default reaches
 	// old chains.
 	next := w.input
-	next.State = &state
+	next.State, next.Parked = &state, parked
 	workflow.GetLogger(ctx).Info("Continuing as new", "historyLength", workflow.GetInfo(ctx).GetCurrentHistoryLength())
 	return workflow.NewContinueAsNewError(ctx, contract.AliasLifecycleType, next)
 }

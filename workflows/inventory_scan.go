@@ -37,6 +37,13 @@ var signalOptions = activityPolicy{options: workflow.ActivityOptions{
 // the Schedule's overlap policy. A batch signalled twice (mark failed) is
 // harmless: the event ids are the same and the entities ignore them.
 func InventoryScan(ctx workflow.Context, in contract.InventoryScanInput) (*contract.InventoryScanResult, error) {
+	res, err := scanInventory(ctx, in)
+	awaitHandlers(ctx)
+	return res, err
+}
+
+// scanInventory is InventoryScan's body.
+func scanInventory(ctx workflow.Context, in contract.InventoryScanInput) (*contract.InventoryScanResult, error) {
 	status := contract.Status{Step: "start", State: "scanning"}
 	if err := workflow.SetQueryHandler(ctx, contract.StatusQuery, func() (contract.Status, error) { return status, nil }); err != nil {
 		return nil, err

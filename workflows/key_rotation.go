@@ -73,6 +73,9 @@ type keyRotation struct {
 	// Update validators read theirs on every run.
 	handout tokenHandout
 	manual  manualSubmission
+
+	// The edge's signals (see listen); nil in runs that take none.
+	tokenSeen, secretProven workflow.ReceiveChannel
 }
 
 // KeyRotation rotates one provider's key (workflow ID KeyRotationID):
@@ -116,6 +119,7 @@ func KeyRotation(ctx workflow.Context, in contract.KeyRotationInput) (_ *contrac
 	default:
 		res, err = k.rotateByHand(ctx)
 	}
+	awaitHandlers(ctx)
 	if errors.Is(err, errSkipped) {
 		return k.finish(ctx, "skipped", "an operator skipped a step the rotation could not go on without"), nil
 	}
@@ -141,6 +145,17 @@ func keyRotationDefaults(in contract.KeyRotationInput) (contract.KeyRotationInpu
 	}
 	if in.ReminderEvery <= 0 {
 		in.ReminderEvery = contract.DefaultKeyRotationReminderEvery
+	}
+	if r := in.Resume; r != nil {
+		// Only a wait for an operator continues as new.
+		switch {
+		case provider.Rotation != providers.RotationManual:
+			return in, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("the %s rotation does not wait for operators, so it cannot resume", in.Provider), "InvalidInput", nil)
+		case r.Phase != phaseAwaitKey && r.Phase != phaseAwaitProof && r.Phase != phaseAwaitRevocation:
+			return in, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("a rotation cannot resume in phase %q", r.Phase), "InvalidInput", nil)
+		}
 	}
 	return in, nil
 }
@@ -242,27 +257,53 @@ func (k *keyRotation) revokePending(ctx workflow.Context, step string, version i
 // submitted webhook secret verified a genuine delivery. Each only sets
 // state the main flow waits on; a stale version is ignored.
 func (k *keyRotation) listen(ctx workflow.Context) {
-	seen := workflow.GetSignalChannel(ctx, contract.KeyRotationTokenSeenSignal)
-	proven := workflow.GetSignalChannel(ctx, contract.KeyRotationSecretProvenSignal)
+	k.tokenSeen = workflow.GetSignalChannel(ctx, contract.KeyRotationTokenSeenSignal)
+	k.secretProven = workflow.GetSignalChannel(ctx, contract.KeyRotationSecretProvenSignal)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			var v contract.KeyVersion
 			sel := workflow.NewSelector(ctx)
-			sel.AddReceive(seen, func(c workflow.ReceiveChannel, _ bool) {
+			sel.AddReceive(k.tokenSeen, func(c workflow.ReceiveChannel, _ bool) {
 				c.Receive(ctx, &v)
-				if v.Version != 0 && v.Version == k.handout.version {
-					k.handout.seen = true
-				}
+				k.onTokenSeen(v)
 			})
-			sel.AddReceive(proven, func(c workflow.ReceiveChannel, _ bool) {
+			sel.AddReceive(k.secretProven, func(c workflow.ReceiveChannel, _ bool) {
 				c.Receive(ctx, &v)
-				if v.Version != 0 && v.Version == k.manual.version {
-					k.manual.proven = true
-				}
+				k.onSecretProven(v)
 			})
 			sel.Select(ctx)
 		}
 	})
+}
+
+// onTokenSeen notes the first use of the new start-API token.
+func (k *keyRotation) onTokenSeen(v contract.KeyVersion) {
+	if v.Version != 0 && v.Version == k.handout.version {
+		k.handout.seen = true
+	}
+}
+
+// onSecretProven notes a genuine delivery verified with the submitted
+// webhook secret.
+func (k *keyRotation) onSecretProven(v contract.KeyVersion) {
+	if v.Version != 0 && v.Version == k.manual.version {
+		k.manual.proven = true
+	}
+}
+
+// drainSignals takes the signals delivered but not yet received, as listen
+// would, before the run continues as new and they would be lost with it.
+func (k *keyRotation) drainSignals() {
+	if k.tokenSeen == nil {
+		return
+	}
+	var v contract.KeyVersion
+	for k.tokenSeen.ReceiveAsync(&v) {
+		k.onTokenSeen(v)
+	}
+	for k.secretProven.ReceiveAsync(&v) {
+		k.onSecretProven(v)
+	}
 }
 
 // validateCancel admits KeyRotationCancelUpdate only while the run waits

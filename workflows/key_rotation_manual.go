@@ -39,8 +39,8 @@ var verify *activities.KeyVerifier
 // waiting for the main flow (its stored version, or in older runs the key
 // itself, cleared once taken), who submitted it, whether a genuine delivery
 // proved a webhook secret, who confirmed the old key's revocation, and how
-// many reminders went out (one count over every wait, so reminder step
-// names never repeat).
+// many reminders went out (one count over every wait and every run, so
+// reminder step names never repeat; runReminders counts this run's).
 type manualSubmission struct {
 	verifying    bool
 	submitted    string
@@ -50,49 +50,70 @@ type manualSubmission struct {
 	revokedBy    string
 	revokedKnown bool
 	reminders    int
+	runReminders int
 }
+
+// reminderContinueChange is the GetVersion change id of rotations that
+// continue as new after RemindersPerRun reminders in one run; older runs
+// go on reminding in the run they are in.
+const reminderContinueChange = "reminders-continue-as-new"
 
 // rotateByHand: ask operators for the new key, verify it, for a webhook
 // secret wait until a genuine delivery proves it, activate it, then wait
 // for the operators' confirmation that the old key is revoked at the
 // provider. Until activation an operator may cancel, which changes
-// nothing.
+// nothing. A run that continued as new while it waited resumes that wait.
 func (k *keyRotation) rotateByHand(ctx workflow.Context) (*contract.KeyRotationResult, error) {
 	m := &k.manual
-	if err := k.readActive(ctx); err != nil {
-		return nil, err
-	}
-	k.notify(ctx, "notify-needed", KnockKeyRotationNeeded)
-
-	k.await(ctx, phaseAwaitKey, "await-key")
-	if err := k.awaitOperator(ctx, "a new key", func() bool { return m.submitted != "" || m.version != 0 || k.cancelled }); err != nil {
-		return nil, err
-	}
-	k.phase = phaseNone
-	if k.cancelled {
-		return k.cancelRotation(ctx)
-	}
-	k.status.Detail = "key submitted by " + m.submittedBy
-	if m.version == 0 {
-		// A run started before keys stayed out of histories.
-		secret := m.submitted
-		m.submitted = ""
-		if err := k.storeAndActivate(ctx, secret, ""); err != nil {
+	phase := phaseAwaitKey
+	if k.input.Resume != nil {
+		phase = k.resume(*k.input.Resume)
+	} else {
+		if err := k.readActive(ctx); err != nil {
 			return nil, err
 		}
-	} else {
-		if provider, _ := providers.Lookup(k.input.Provider); provider.Webhook && k.byVersion {
-			k.await(ctx, phaseAwaitProof, "await-proof")
-			k.status.Detail = "waiting for a delivery signed with both the old and the new secret (set the new one at the provider)"
-			if err := k.awaitOperator(ctx, "a delivery signed with the new secret", func() bool { return m.proven || k.cancelled }); err != nil {
+		k.notify(ctx, "notify-needed", KnockKeyRotationNeeded)
+	}
+
+	if phase == phaseAwaitKey {
+		k.await(ctx, phaseAwaitKey, "await-key")
+		if err := k.awaitOperator(ctx, "a new key", func() bool { return m.submitted != "" || m.version != 0 || k.cancelled }); err != nil {
+			return nil, err
+		}
+		k.phase = phaseNone
+		if k.cancelled {
+			return k.cancelRotation(ctx)
+		}
+		k.status.Detail = "key submitted by " + m.submittedBy
+		phase = phaseAwaitRevocation
+		switch provider, _ := providers.Lookup(k.input.Provider); {
+		case m.version == 0:
+			// A run started before keys stayed out of histories.
+			secret := m.submitted
+			m.submitted = ""
+			if err := k.storeAndActivate(ctx, secret, ""); err != nil {
 				return nil, err
 			}
-			k.phase = phaseNone
-			if k.cancelled {
-				return k.cancelRotation(ctx)
+		case provider.Webhook && k.byVersion:
+			phase = phaseAwaitProof
+			k.status.Detail = "waiting for a delivery signed with both the old and the new secret (set the new one at the provider)"
+		default:
+			if err := k.activate(ctx, m.version); err != nil {
+				return nil, err
 			}
-			k.status.Detail = "a genuine delivery verified with the new secret"
 		}
+	}
+
+	if phase == phaseAwaitProof {
+		k.await(ctx, phaseAwaitProof, "await-proof")
+		if err := k.awaitOperator(ctx, "a delivery signed with the new secret", func() bool { return m.proven || k.cancelled }); err != nil {
+			return nil, err
+		}
+		k.phase = phaseNone
+		if k.cancelled {
+			return k.cancelRotation(ctx)
+		}
+		k.status.Detail = "a genuine delivery verified with the new secret"
 		if err := k.activate(ctx, m.version); err != nil {
 			return nil, err
 		}
@@ -107,6 +128,19 @@ func (k *keyRotation) rotateByHand(ctx workflow.Context) (*contract.KeyRotationR
 	return k.rotated(ctx, k.status.Detail, "confirmed_by", m.revokedBy)
 }
 
+// resume takes over the state of the run this one continues and returns
+// the wait to resume.
+func (k *keyRotation) resume(r contract.KeyRotationResume) string {
+	k.oldVersion, k.oldExternalID, k.newVersion = r.OldVersion, r.OldExternalID, r.NewVersion
+	k.manual.version, k.manual.submittedBy = r.SubmittedVersion, r.SubmittedBy
+	k.manual.reminders = r.Reminders
+	k.status.Detail = r.Detail
+	if k.newVersion != 0 {
+		k.status.State = "activated"
+	}
+	return r.Phase
+}
+
 // cancelRotation ends a rotation an operator cancelled before activation:
 // the submitted key, if any, is revoked; the old key stays as it was.
 func (k *keyRotation) cancelRotation(ctx workflow.Context) (*contract.KeyRotationResult, error) {
@@ -119,16 +153,58 @@ func (k *keyRotation) cancelRotation(ctx workflow.Context) (*contract.KeyRotatio
 }
 
 // awaitOperator waits for done, reminding operators every ReminderEvery.
+// After RemindersPerRun reminders in one run it continues as new (the
+// returned error is the ContinueAsNewError), so that a rotation waiting
+// for months keeps a short history.
 func (k *keyRotation) awaitOperator(ctx workflow.Context, what string, done func() bool) error {
+	m := &k.manual
 	for {
 		ok, err := workflow.AwaitWithTimeout(ctx, k.input.ReminderEvery, done)
 		if err != nil || ok {
 			return err
 		}
-		k.manual.reminders++
-		k.notify(ctx, fmt.Sprintf("reminder-%d", k.manual.reminders), KnockKeyRotationReminder,
-			"waiting_for", what, "reminder", k.manual.reminders)
+		m.reminders++
+		m.runReminders++
+		k.notify(ctx, fmt.Sprintf("reminder-%d", m.reminders), KnockKeyRotationReminder,
+			"waiting_for", what, "reminder", m.reminders)
+		if m.runReminders >= k.remindersPerRun() &&
+			workflow.GetVersion(ctx, reminderContinueChange, workflow.DefaultVersion, 1) >= 1 {
+			if err := k.continueWaiting(ctx, done); err != nil || done() {
+				return err
+			}
+		}
 	}
+}
+
+func (k *keyRotation) remindersPerRun() int {
+	if k.input.RemindersPerRun > 0 {
+		return k.input.RemindersPerRun
+	}
+	return contract.DefaultKeyRotationRemindersPerRun
+}
+
+// continueWaiting continues the rotation as new in the wait it is in. It
+// first lets every Update being handled finish (a key being verified) and
+// takes the signals already delivered: either may end the wait (done), and
+// then it returns nil for the run to go on. Otherwise the returned error is
+// the ContinueAsNewError carrying the rotation's state.
+func (k *keyRotation) continueWaiting(ctx workflow.Context, done func() bool) error {
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	k.drainSignals()
+	if done() {
+		return nil
+	}
+	m := &k.manual
+	next := k.input
+	next.Resume = &contract.KeyRotationResume{
+		Phase: k.phase, OldVersion: k.oldVersion, OldExternalID: k.oldExternalID, NewVersion: k.newVersion,
+		SubmittedVersion: m.version, SubmittedBy: m.submittedBy, Reminders: m.reminders, Detail: k.status.Detail,
+	}
+	workflow.GetLogger(ctx).Info("Continuing the wait as new", "phase", k.phase, "reminders", m.reminders,
+		"historyLength", workflow.GetInfo(ctx).GetCurrentHistoryLength())
+	return workflow.NewContinueAsNewError(ctx, contract.KeyRotationType, next)
 }
 
 // validateKey rejects a submitted key before it reaches history: wrong
@@ -167,7 +243,8 @@ func (k *keyRotation) validateKey(_ workflow.Context, in contract.SubmitKeyInput
 
 // submitKey verifies the key with the provider. A valid key is taken for the
 // main flow to activate; an invalid one is forgotten (the API that stored it
-// revokes it).
+// revokes it), and so is any key of a rotation an operator cancelled while
+// it was verified.
 func (k *keyRotation) submitKey(ctx workflow.Context, in contract.SubmitKeyInput) (contract.SubmitKeyResult, error) {
 	m := &k.manual
 	if m.verifying || m.submitted != "" || m.version != 0 || k.phase != phaseAwaitKey {
@@ -183,6 +260,11 @@ func (k *keyRotation) submitKey(ctx workflow.Context, in contract.SubmitKeyInput
 	err := workflow.ExecuteActivity(keyVerifyOptions.context(ctx), verify.VerifyKey, check).Get(ctx, &out)
 	if err != nil {
 		return contract.SubmitKeyResult{}, fmt.Errorf("could not verify the key: %w", err)
+	}
+	if k.cancelled {
+		// The run waited for this answer before it ended (awaitHandlers);
+		// the caller revokes the key it stored.
+		return contract.SubmitKeyResult{}, errors.New("the rotation was cancelled while the key was verified; the key was not taken")
 	}
 	if !out.Valid {
 		k.status.Detail = "a key submitted by " + in.Operator + " was rejected: " + out.Reason

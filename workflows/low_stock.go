@@ -48,6 +48,8 @@ type lowStock struct {
 	status     contract.Status
 	parker     *parker
 	signals    workflow.ReceiveChannel
+	// parked is the dead letter a previous run handed over, nil if none.
+	parked *contract.ParkedStep
 	// One timer at a time, for the nearest deadline; kept while that
 	// deadline is unchanged so a stream of signals adds no timer events.
 	timer       workflow.Future
@@ -60,12 +62,14 @@ type lowStock struct {
 // threshold for the debounce period; a cooldown spaces alerts; a level still
 // low EscalateAfter after the alert is escalated once; a recovery above
 // threshold + hysteresis after an alert sends "restocked" once and re-arms.
-// It continues as new on Temporal's suggestion or past MaxHistoryEvents.
+// It continues as new on Temporal's suggestion or past MaxHistoryEvents,
+// also while a step is parked (the next run takes the dead letter over).
 func LowStockAlert(ctx workflow.Context, in contract.LowStockInput) (_ *contract.LowStockResult, err error) {
 	if err := contract.ValidateKey("SKU", in.SKU); err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
 	}
-	w := &lowStock{input: in, state: contract.LowStockState{Alert: contract.StockOK}}
+	w := &lowStock{input: in, state: contract.LowStockState{Alert: contract.StockOK}, parked: in.Parked}
+	w.input.Parked = nil
 	if in.State != nil {
 		w.state = *in.State
 		w.input.State = nil
@@ -80,9 +84,26 @@ func LowStockAlert(ctx workflow.Context, in contract.LowStockInput) (_ *contract
 	}
 	defer func() { p.settle(err) }()
 	w.parker = p
+	p.continueDue = func() bool { return w.shouldContinueAsNew(ctx) }
 	w.signals = workflow.GetSignalChannel(ctx, contract.StockLevelSignal)
 	upsert(ctx, contract.SKUKey.ValueSet(in.SKU))
 
+	res, err := w.run(ctx)
+	if parked := parkedContinuing(err); parked != nil {
+		err = w.continueAsNew(ctx, parked)
+	}
+	awaitHandlers(ctx)
+	return res, err
+}
+
+// run takes over a dead letter handed over, loads the settings, then acts
+// on every observation and deadline until the run continues as new.
+func (w *lowStock) run(ctx workflow.Context) (*contract.LowStockResult, error) {
+	if w.parked != nil {
+		if err := w.parker.resume(ctx, w.parked); err != nil {
+			return nil, err
+		}
+	}
 	if err := w.loadSettings(ctx); err != nil {
 		if errors.Is(err, errSkipped) {
 			// Without settings there is nothing to alert on (the SKU left
@@ -93,12 +114,16 @@ func LowStockAlert(ctx workflow.Context, in contract.LowStockInput) (_ *contract
 		}
 		return nil, err
 	}
-	for {
+	for first := true; ; first = false {
 		if err := w.act(ctx); err != nil {
 			return nil, err
 		}
+		if first {
+			// A retried step the carried state no longer calls for.
+			w.parker.dropResumed(ctx)
+		}
 		if w.shouldContinueAsNew(ctx) {
-			return nil, w.continueAsNew(ctx)
+			return nil, w.continueAsNew(ctx, nil)
 		}
 		w.setStep(ctx, "await-stock-level")
 		if err := w.wait(ctx); err != nil {
@@ -173,6 +198,9 @@ func (w *lowStock) wait(ctx workflow.Context) error {
 	case sig == nil:
 		return nil
 	}
+	// Recorded before the settings reload, which may park: a run that
+	// continues as new while parked there carries it.
+	w.receive(ctx, *sig)
 	if workflow.Now(ctx).Sub(w.settingsAt) >= settingsRefresh {
 		err := w.loadSettings(ctx)
 		switch {
@@ -183,7 +211,6 @@ func (w *lowStock) wait(ctx workflow.Context) error {
 			return err
 		}
 	}
-	w.receive(ctx, *sig)
 	return nil
 }
 
@@ -267,6 +294,9 @@ func (w *lowStock) act(ctx workflow.Context) error {
 		case s.Alert == contract.StockLowPending && !now.Before(s.AlertAt):
 			s.Episode++
 			if err := w.notify(ctx, "notify-low-stock", KnockLowStock, cfg.Audience); err != nil {
+				// Not sent: the episode begins only when it is, so a run
+				// continued while parked here sends it with the same key.
+				s.Episode--
 				return err
 			}
 			s.Alert, s.AlertAt, s.CooldownUntil, s.EscalateAt = contract.StockAlerted, time.Time{}, now.Add(cfg.Cooldown), time.Time{}
@@ -322,31 +352,6 @@ func (w *lowStock) notify(ctx workflow.Context, step, knockWorkflow string, reci
 		return nil // an operator dropped this notification; the state moves on
 	}
 	return err
-}
-
-func (w *lowStock) shouldContinueAsNew(ctx workflow.Context) bool {
-	return continueAsNewDue(ctx, w.input.MaxHistoryEvents)
-}
-
-// continueAsNew hands the state to a new run once no update handler (an
-// operator's dead-letter decision) is running, and after recording every
-// signal already delivered, which would otherwise be lost with this run.
-func (w *lowStock) continueAsNew(ctx workflow.Context) error {
-	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
-		return err
-	}
-	for {
-		var s contract.StockLevel
-		if !w.signals.ReceiveAsync(&s) {
-			break
-		}
-		w.receive(ctx, s)
-	}
-	state := w.state
-	// The original bound, not the default: a new default reaches old chains.
-	next := contract.LowStockInput{SKU: w.input.SKU, MaxHistoryEvents: w.input.MaxHistoryEvents, State: &state}
-	workflow.GetLogger(ctx).Info("Continuing as new", "historyLength", workflow.GetInfo(ctx).GetCurrentHistoryLength())
-	return workflow.NewContinueAsNewError(ctx, contract.LowStockAlertType, next)
 }
 
 // setStep records the step only when it changes: every change is a

@@ -69,6 +69,7 @@ func OrderConfirmation(ctx workflow.Context, in contract.OrderConfirmationInput)
 	w.payments = workflow.GetSignalChannel(ctx, contract.PaymentSignal)
 	upsert(ctx, contract.OrderIDKey.ValueSet(in.OrderID))
 	res, err := w.run(ctx)
+	awaitHandlers(ctx)
 	if errors.Is(err, errSkipped) {
 		return w.finish(ctx, "skipped", "an operator skipped a step the run could not continue without"), nil
 	}

@@ -31,11 +31,17 @@ func OrderRefund(ctx workflow.Context, in contract.OrderRefundInput) (_ *contrac
 	}
 	defer func() { p.settle(err) }()
 	upsert(ctx, contract.OrderIDKey.ValueSet(in.OrderID))
+	res, err := refundOrder(ctx, p, &status, in)
+	awaitHandlers(ctx)
+	return res, err
+}
 
+// refundOrder marks the order and tells the customer.
+func refundOrder(ctx workflow.Context, p *parker, status *contract.Status, in contract.OrderRefundInput) (*contract.OrderRefundResult, error) {
 	mark := activities.MarkRefundedInput{OrderID: in.OrderID, AmountRefundedCents: in.Refund.AmountRefundedCents,
 		FullyRefunded: in.Refund.FullyRefunded}
 	var order activities.MarkRefundedOutput
-	err = p.step(ctx, "mark-refunded", storeOptions, mark, func(ctx workflow.Context) error {
+	err := p.step(ctx, "mark-refunded", storeOptions, mark, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, orders.MarkRefunded, mark).Get(ctx, &order)
 	})
 	switch {

@@ -30,6 +30,12 @@ type parker struct {
 	aborted *contract.Status
 	// ended, when set, is the status query's answer: the run ended aborted.
 	ended *contract.Status
+	// continueDue, set by entities, reports whether the run should continue
+	// as new; it is watched while parked too (park_continue.go).
+	continueDue func() bool
+	// resumed is the decision on a dead letter a previous run handed over,
+	// until the step it concerns runs.
+	resumed *resumedDecision
 }
 
 // stateAborted is the status state of a run an operator's abort ended.
@@ -99,6 +105,14 @@ func (p *parker) step(ctx workflow.Context, name string, opts activityPolicy, in
 	call func(ctx workflow.Context) error) error {
 	actx := opts.context(ctx)
 	var deadLetter int64
+	if r := p.takeResumed(name); r != nil {
+		// Decided while the previous run was parked on this step.
+		if r.action == contract.DecisionSkip {
+			p.setStep(ctx, name)
+			return errSkipped
+		}
+		deadLetter = r.deadLetter
+	}
 	for {
 		p.setStep(ctx, name)
 		err := call(actx)
@@ -207,7 +221,8 @@ func retryability(err error, appErr *temporal.ApplicationError) string {
 }
 
 // park records the dead letter, blocks until an operator decides, and
-// records the decision on the dead letter.
+// records the decision on the dead letter (awaitDecision). An entity whose
+// history reaches its bound meanwhile gets an errContinueParked instead.
 func (p *parker) park(ctx workflow.Context, step string, input any, message, errType string, attempts int) (int64, contract.DeadLetterDecision, error) {
 	info := workflow.GetInfo(ctx)
 	var out activities.RecordDeadLetterOutput
@@ -223,14 +238,10 @@ func (p *parker) park(ctx workflow.Context, step string, input any, message, err
 	p.parkedOn = out.DeadLetterID
 	p.setParked(ctx, true)
 	workflow.GetLogger(ctx).Warn("Parked: waiting for an operator", "step", step, "deadLetterID", out.DeadLetterID)
-	if err := workflow.Await(ctx, func() bool { return p.decision != nil }); err != nil {
+	d, err := p.awaitDecision(ctx, step)
+	if err != nil {
 		return 0, contract.DeadLetterDecision{}, err
 	}
-	d := *p.decision
-	p.parkedOn, p.decision = 0, nil
-	p.setParked(ctx, false)
-	status := map[string]string{contract.DecisionRetry: "retrying", contract.DecisionSkip: "skipped", contract.DecisionAbort: "aborted"}[d.Action]
-	p.close(ctx, out.DeadLetterID, status, d.Operator)
 	return out.DeadLetterID, d, nil
 }
 

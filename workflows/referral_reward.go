@@ -49,6 +49,7 @@ func ReferralReward(ctx workflow.Context, in contract.ReferralRewardInput) (_ *c
 	r.refunds = workflow.GetSignalChannel(ctx, contract.RefundSignal)
 	upsert(ctx, contract.CustomerIDKey.ValueSet(in.ReferredCustomerID), contract.OrderIDKey.ValueSet(in.OrderID))
 	res, err := r.run(ctx)
+	awaitHandlers(ctx)
 	if errors.Is(err, errSkipped) {
 		return r.finish(ctx, "skipped", "an operator skipped a step the reward could not go on without"), nil
 	}

@@ -1,22 +1,29 @@
 package workflows_test
 
-// Replay tests. Every testdata/<workflow>_<branch>.json is the history of a
-// real run (real Temporal, worker, activities and provider test servers),
-// recorded by the end-to-end tests in ../webhooks through saveHistory.
-// Replaying them against the current workflow code fails on any change that
-// would break runs already in flight; guard such a change with
-// workflow.GetVersion instead of refreshing the histories to make it pass.
+// Replay tests over the frozen corpus in testdata/histories: one directory
+// per version (v1, v2, …), each history recorded from a real run (real
+// Temporal, worker, activities and provider test servers) by the
+// end-to-end tests in ../tests/e2e through saveHistory, every file's
+// checksum in testdata/histories/MANIFEST.sha256. Runs a released version
+// recorded may still be open in production, so every history of every
+// version must replay against the current workflow code, registered by the
+// worker's own worker.RegisterWorkflows. A change that fails the replay is
+// guarded with workflow.GetVersion (or, for a Pinned workflow, ships as a
+// new build its old runs never reach: see RELIABILITY.md, "Changing a
+// workflow"); the histories themselves are never edited or re-recorded
+// (TestHistoryCorpusIsFrozen).
 //
-// Refresh the histories after an intended change to what runs record, and
-// commit the rewritten files:
+// Cut a new version after a release that changed what runs record, and
+// commit it (docs/testing.md):
 //
-//	CRMFLOW_UPDATE_HISTORIES=1 go test ./webhooks/ -count=1
+//	CRMFLOW_RECORD_HISTORIES=v2 go test ./tests/e2e/ -count=1
+//	make seal-histories HISTORIES=v2
 //	go test ./workflows/ -count=1
 //
 // To cover a new branch, end an end-to-end test with
 // saveHistory(t, c, workflowID, "<workflow>_<branch>.json") (runs that exist
-// only to record a branch go in webhooks/histories_test.go) and run the
-// first command: the replay test finds every file here by itself.
+// only to record a branch go in tests/e2e/histories_test.go); the next
+// version records it.
 //
 // Payloads are decoded with production's converters (internal/codec): the
 // histories recorded through the sealing client hold payloads encrypted under
@@ -24,12 +31,11 @@ package workflows_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -41,7 +47,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/temporal"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -49,15 +54,14 @@ import (
 	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/codec"
 	"github.com/crmflow/crmflow/internal/credentials"
+	"github.com/crmflow/crmflow/internal/testsupport/histories"
 	crmworker "github.com/crmflow/crmflow/worker"
 	"github.com/crmflow/crmflow/workflows"
 )
 
-// historyName is the file name every recorded history follows.
-var historyName = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)+\.json$`)
-
-// recordedHistory is one testdata file, parsed.
+// recordedHistory is one corpus file, parsed.
 type recordedHistory struct {
+	name    string // as the manifest lists it: v1/order_confirmation_confirmed.json
 	file    string
 	history *historypb.History
 }
@@ -66,24 +70,41 @@ func (h recordedHistory) workflowType() string {
 	return h.history.GetEvents()[0].GetWorkflowExecutionStartedEventAttributes().GetWorkflowType().GetName()
 }
 
-// loadHistories parses every history in testdata.
+// loadHistories parses every history of every version.
 func loadHistories(t *testing.T) []recordedHistory {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	dir, err := histories.Dir()
 	require.NoError(t, err)
-	require.NotEmpty(t, files, "no recorded histories in testdata")
-	out := make([]recordedHistory, 0, len(files))
-	for _, file := range files {
+	names, err := histories.Files(dir)
+	require.NoError(t, err)
+	require.NotEmpty(t, names, "no recorded histories in testdata/histories")
+	out := make([]recordedHistory, 0, len(names))
+	for _, name := range names {
+		file := filepath.Join(dir, filepath.FromSlash(name))
 		f, err := os.Open(file)
 		require.NoError(t, err)
 		hist, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{})
 		f.Close()
-		require.NoError(t, err, file)
-		require.NotEmpty(t, hist.GetEvents(), file)
-		require.Equal(t, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, hist.GetEvents()[0].GetEventType(), file)
-		out = append(out, recordedHistory{file: file, history: hist})
+		require.NoError(t, err, name)
+		require.NotEmpty(t, hist.GetEvents(), name)
+		require.Equal(t, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, hist.GetEvents()[0].GetEventType(), name)
+		out = append(out, recordedHistory{name: name, file: file, history: hist})
 	}
 	return out
+}
+
+// TestHistoryCorpusIsFrozen: every committed history is exactly what its
+// version sealed in MANIFEST.sha256 (none changed, none missing, none
+// unlisted), and none lies outside a version directory.
+func TestHistoryCorpusIsFrozen(t *testing.T) {
+	dir, err := histories.Dir()
+	require.NoError(t, err)
+	problems, err := histories.Check(dir)
+	require.NoError(t, err)
+	require.Empty(t, problems, "the replay corpus differs from %s", histories.ManifestName)
+	stray, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	require.NoError(t, err)
+	require.Empty(t, stray, "histories live in testdata/histories/<version>/: record them into a new version (docs/testing.md)")
 }
 
 // productionConverters are the data and failure converters worker.Dial
@@ -97,31 +118,34 @@ func productionConverters(t *testing.T) (converter.DataConverter, converter.Fail
 	return dc, codec.NewFailureConverter(dc)
 }
 
-// registeredWorkflows returns what worker.New registers, by workflow type:
-// a plugin on a client that never connects records each registration, so
-// the replayer runs exactly the functions the production worker runs, and a
-// workflow added to the worker is seen here without editing this file.
+// registry records what worker.RegisterWorkflows registers, by type.
+type registry map[string]any
+
+func (r registry) RegisterWorkflow(fn any) { r[""] = fn }
+func (r registry) RegisterWorkflowWithOptions(fn any, o workflow.RegisterOptions) {
+	r[o.Name] = fn
+}
+func (r registry) RegisterDynamicWorkflow(fn any, _ workflow.DynamicRegisterOptions) {
+	r["(dynamic)"] = fn
+}
+
+// registeredWorkflows returns what the worker registers, by workflow type.
 func registeredWorkflows(t *testing.T) map[string]any {
 	t.Helper()
-	got := map[string]any{}
-	plugin, err := temporal.NewSimplePlugin(temporal.SimplePluginOptions{
-		Name: "crmflow-replay-registry",
-		ConfigureWorker: func(_ context.Context, opts sdkworker.PluginConfigureWorkerOptions) error {
-			opts.WorkerRegistryOptions.OnRegisterWorkflow = func(fn any, o workflow.RegisterOptions) {
-				require.NotEmpty(t, o.Name, "every workflow is registered under its contract name")
-				got[o.Name] = fn
-			}
-			return nil
-		},
-	})
-	require.NoError(t, err)
-	// Lazy: nothing dials, and the worker below is never started.
-	c, err := client.NewLazyClient(client.Options{HostPort: "127.0.0.1:1", Plugins: []client.Plugin{plugin}})
-	require.NoError(t, err)
-	defer c.Close()
-	crmworker.New(c, crmworker.Options{TaskQueue: "crmflow-replay-registry"})
-	require.NotEmpty(t, got, "worker.New registered no workflow")
+	got := registry{}
+	crmworker.RegisterWorkflows(got)
+	require.NotEmpty(t, got, "worker.RegisterWorkflows registered no workflow")
+	require.NotContains(t, got, "", "every workflow is registered under its contract name")
 	return got
+}
+
+// workerReplayer is a replayer with production's converters and the
+// worker's own registrations, so replay runs exactly what the worker runs.
+func workerReplayer(t *testing.T) sdkworker.WorkflowReplayer {
+	t.Helper()
+	r := newReplayer(t, nil)
+	crmworker.RegisterWorkflows(r)
+	return r
 }
 
 // newReplayer registers fns (workflow type → function) on a replayer with
@@ -157,16 +181,15 @@ func snakeCase(s string) string {
 // workflow code the worker registers, and checks that a completed run
 // replays to the same result it recorded.
 func TestReplayRecordedHistories(t *testing.T) {
-	fns := registeredWorkflows(t)
 	dc, _ := productionConverters(t)
 	for _, h := range loadHistories(t) {
-		name := filepath.Base(h.file)
-		t.Run(strings.TrimSuffix(name, ".json"), func(t *testing.T) {
-			require.Regexp(t, historyName, name, "name histories <workflow>_<branch>.json")
+		t.Run(strings.TrimSuffix(h.name, ".json"), func(t *testing.T) {
+			name := path.Base(h.name)
+			require.Regexp(t, histories.FileName, name, "name histories <workflow>_<branch>.json")
 			typ := h.workflowType()
 			require.True(t, strings.HasPrefix(name, snakeCase(typ)+"_"),
 				"a %s history is named %s_<branch>.json", typ, snakeCase(typ))
-			r := newReplayer(t, fns)
+			r := workerReplayer(t)
 			require.NoError(t, r.ReplayWorkflowHistory(nil, h.history))
 
 			events := h.history.GetEvents()
@@ -189,7 +212,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 func TestEveryWorkflowHasAHistory(t *testing.T) {
 	covered := map[string][]string{}
 	for _, h := range loadHistories(t) {
-		covered[h.workflowType()] = append(covered[h.workflowType()], filepath.Base(h.file))
+		covered[h.workflowType()] = append(covered[h.workflowType()], h.name)
 	}
 	registered := registeredWorkflows(t)
 	names := make([]string, 0, len(registered))
@@ -198,7 +221,7 @@ func TestEveryWorkflowHasAHistory(t *testing.T) {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		require.NotEmpty(t, covered[name], "workflow %s has no recorded history in testdata: record one (see replay_test.go)", name)
+		require.NotEmpty(t, covered[name], "workflow %s has no recorded history in testdata/histories: record one into the next version (see replay_test.go)", name)
 		t.Logf("%s: %d histories", name, len(covered[name]))
 	}
 	for typ, files := range covered {
@@ -226,7 +249,7 @@ func TestRecordedHistoriesExerciseTheCodec(t *testing.T) {
 // OrderConfirmation (a new first step, unguarded) is a non-determinism
 // error, while the same change behind workflow.GetVersion replays cleanly.
 func TestReplayCatchesNonDeterminism(t *testing.T) {
-	hist := loadHistory(t, "order_confirmation_confirmed.json")
+	hist := loadHistory(t, "v1/order_confirmation_confirmed.json")
 
 	unguarded := func(ctx workflow.Context, in contract.OrderConfirmationInput) (*contract.OrderConfirmationResult, error) {
 		if err := workflow.Sleep(ctx, time.Minute); err != nil {
@@ -255,11 +278,11 @@ func TestReplayCatchesNonDeterminism(t *testing.T) {
 func loadHistory(t *testing.T, name string) *historypb.History {
 	t.Helper()
 	for _, h := range loadHistories(t) {
-		if filepath.Base(h.file) == name {
+		if h.name == name {
 			return h.history
 		}
 	}
-	t.Fatalf("no history %s in testdata", name)
+	t.Fatalf("no history %s in testdata/histories", name)
 	return nil
 }
 

@@ -61,6 +61,12 @@ func runDev(ctx context.Context, cfg *config.Config, out io.Writer) error {
 	if err := store.Migrate(ctx, stack.DatabaseURL); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
+	// The dev worker runs unversioned (no BuildID): dev rebuilds all the
+	// time and runs one worker, so a versioned dev worker would strand every
+	// Pinned run of the build before (an order awaiting its payment) with no
+	// worker of that build left, or need a promotion after every rebuild.
+	// Unversioned, the next build picks up every run, as before Worker
+	// Versioning; the replay corpus checks that the code still replays them.
 	return run(ctx, cfg, logger, runOptions{
 		DatabaseURL:              stack.DatabaseURL,
 		Worker:                   true,
@@ -106,13 +112,14 @@ crmflow dev is up (%s)
   Stripe webhook     %s
   Clerk webhook      %s
   Console mode       %s
+  Worker Versioning  off: the dev worker (build %s) is unversioned and runs every run
 Data lives in %s; Ctrl-C stops everything, and the next run resumes.
 `, took.Round(time.Millisecond), stack.UIAddr, cfg.Temporal.Namespace, stack.TemporalAddr, cfg.Temporal.Namespace,
 		contract.TaskQueue, httpAddr, redactURL(stack.DatabaseURL),
 		devOnly(token, config.DevAPIToken), operator,
 		devOnly(cfg.Stripe.WebhookSecret, config.DevStripeWebhookSecret),
 		devOnly(cfg.Clerk.WebhookSecret, config.DevClerkWebhookSecret),
-		console, cfg.Dev.DataDir)
+		console, binaryVersion(), cfg.Dev.DataDir)
 	if f, ok := out.(*os.File); ok {
 		_ = f.Sync()
 	}

@@ -167,7 +167,7 @@ func TestDevStackRunsStopsAndResumes(t *testing.T) {
 		assert.Contains(t, body, metric)
 	}
 	for _, want := range []string{cfg.Dev.UIAddr, config.DevAPIToken, "Operator token     dev: " + config.DevOperatorToken,
-		"Console mode       knock, resend, simplelogin, stripe"} {
+		"Console mode       knock, resend, simplelogin, stripe", "Worker Versioning  off"} {
 		assert.Contains(t, banner.String(), want)
 	}
 
@@ -237,7 +237,7 @@ func TestDevStackRunsStopsAndResumes(t *testing.T) {
 	defer c.Close()
 	// The schedules were created at the first start and brought up to date
 	// (not duplicated) at this one.
-	for _, id := range []string{"inventory-scan", "key-rotation-crmflow"} {
+	for _, id := range []string{"inventory-scan", "data-retention", "key-rotation-crmflow"} {
 		_, err := c.ScheduleClient().GetHandle(ctx, id).Describe(ctx)
 		assert.NoError(t, err, "schedule %s", id)
 	}

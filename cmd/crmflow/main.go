@@ -52,9 +52,12 @@ func newRootCmd() *cobra.Command {
 		newRotationCmd(g),
 		newStatusCmd(g),
 		newDLQCmd(g),
+		newInboxCmd(g),
 		newDemoCmd(g),
 		newDoctorCmd(g),
 		newCredentialsCmd(g),
+		newDeployCmd(g),
+		newVersionCmd(),
 	)
 	return root
 }

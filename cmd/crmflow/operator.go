@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/internal/store"
@@ -19,10 +20,11 @@ import (
 // operatorEnv is what the operator commands connect to. Each command
 // connects only to what it needs.
 type operatorEnv struct {
-	cfg     *config.Config
-	starter *starter.Starter
-	store   *store.Store
-	close   []func()
+	cfg      *config.Config
+	temporal client.Client
+	starter  *starter.Starter
+	store    *store.Store
+	close    []func()
 }
 
 // Operator commands work against `crmflow dev` with no set-up: with neither
@@ -47,6 +49,7 @@ func (g *globals) connect(ctx context.Context, temporal, db bool) (*operatorEnv,
 			return nil, err
 		}
 		env.close = append(env.close, c.Close)
+		env.temporal = c
 		env.starter = starter.New(c, starter.Options{PaymentTimeout: cfg.Orders.PaymentTimeout, ShadowTTL: cfg.Aliases.ShadowTTL})
 	}
 	if db {

@@ -74,6 +74,8 @@ func TestOperatorCommandsOutsideDevNeedTheirOwnSecrets(t *testing.T) {
 	commands := map[string][]string{
 		"credentials set": {"credentials", "set", "knock", "--no-check"},
 		"dlq list":        {"dlq", "list"},
+		"inbox list":      {"inbox", "list"},
+		"inbox replay":    {"inbox", "replay", "1"},
 		"status":          {"status", "order-confirmation/o1"},
 		"rotation start":  {"rotation", "start", "stripe"},
 	}

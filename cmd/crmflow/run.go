@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +15,7 @@ import (
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/api"
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/doctor"
 	"github.com/crmflow/crmflow/inbox"
 	"github.com/crmflow/crmflow/internal/appmetrics"
@@ -35,6 +37,13 @@ type runOptions struct {
 	DatabaseURL string
 	// Worker polls the task queue.
 	Worker bool
+	// BuildID runs the worker as this build of the Worker Deployment
+	// contract.DeploymentName; "" runs it unversioned (crmflow dev, which
+	// rebuilds all the time and has nobody to keep an old build running).
+	BuildID string
+	// PromoteFirst makes BuildID current if the deployment has never had a
+	// current version (the first versioned deploy).
+	PromoteFirst bool
 	// HTTP serves webhooks and the start API and runs the inbox dispatcher;
 	// without it only /healthz, /readyz and /metrics are served.
 	HTTP bool
@@ -127,6 +136,10 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 			}
 		})
 	}
+	// One inbox for the process: the webhooks and the reconciliation's
+	// recovered events share its commits.
+	ib := inbox.NewStore(st.Pool())
+	var reconciled atomic.Pointer[inbox.Dispatcher] // the dispatcher recovered events poke
 	var workers *worker.Workers
 	if opts.Worker {
 		var rep activities.Reporter
@@ -134,16 +147,22 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 			rep = reporter
 		}
 		acts := worker.NewActivities(cfg, st, creds, logger, rep, starterClient,
-			worker.WithProviderMetrics(appmetrics.NewProviderMetrics(reg)))
+			worker.WithProviderMetrics(appmetrics.NewProviderMetrics(reg)),
+			worker.WithRetentionMetrics(appmetrics.NewRetentionMetrics(reg, activities.RetentionTables...)),
+			withReconciliation(ib, &reconciled, reg))
 		if err := worker.EnsureSchedules(ctx, tc, cfg, ""); err != nil {
 			return err
 		}
 		wopts := worker.ConfigOptions(cfg, creds, acts, logger, reg)
 		wopts.Interceptors = worker.Interceptors(reporter)
+		wopts.BuildID = opts.BuildID
 		workers = worker.New(tc, wopts)
 		g.Go(func() error {
 			if err := workers.Start(); err != nil {
 				return err
+			}
+			if opts.BuildID != "" {
+				reportVersioning(gctx, tc, opts, logger)
 			}
 			<-gctx.Done()
 			workers.Stop()
@@ -174,9 +193,11 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		handler.HTTP.Panics = reporter
 	}
 	if opts.HTTP {
-		ib := inbox.NewStore(st.Pool())
 		ops.Backlog = ib.Backlog
 		dispatcher := inbox.NewDispatcher(ib, st, starterClient, logger, reg, inbox.DispatcherOptions{})
+		// The inbox's rows by provider and status, counted at scrape time.
+		reg.MustRegister(inbox.NewCountCollector(ib))
+		reconciled.Store(dispatcher)
 		handler.Webhooks = &webhooks.Deps{
 			Logger: logger, Registry: reg, Inbox: ib, Dispatcher: dispatcher,
 			Secrets: creds.WebhookSecrets,
@@ -189,7 +210,7 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 			},
 		}
 		handler.API = &api.Deps{
-			Logger: logger, Store: st, Starter: starterClient, Inbox: ib,
+			Logger: logger, Store: st, Starter: starterClient, Inbox: ib, Poke: dispatcher.Poke,
 			CoalesceWindow: cfg.Inventory.CoalesceWindow,
 			Auth:           creds, TokenSeen: tokenSeen(starterClient, logger), Audit: st,
 			Rotations: &api.Rotations{Starter: starterClient, Keys: creds, Audit: st, Logger: logger},
@@ -212,6 +233,38 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runO
 		return nil
 	})
 	return g.Wait()
+}
+
+// reportVersioning says whether this build gets new runs, making it current
+// first when asked and the deployment never had a current build. Not
+// being current is no error: a new build starts beside the current one and
+// waits for `crmflow deploy promote`, running only the runs pinned to it.
+func reportVersioning(ctx context.Context, c client.Client, opts runOptions, logger *slog.Logger) {
+	log := logger.With("deployment", contract.DeploymentName, "build", opts.BuildID)
+	current := ""
+	if opts.PromoteFirst {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		var promoted bool
+		var err error
+		current, promoted, err = worker.PromoteIfFirst(pctx, c, contract.DeploymentName, opts.BuildID)
+		switch {
+		case err != nil:
+			log.Error("Could not read or set the deployment's current build", "error", err)
+			return
+		case promoted:
+			log.Info("First versioned build of the deployment: made it current")
+			return
+		}
+	} else if d, err := worker.DescribeDeployment(ctx, c, contract.DeploymentName); err == nil {
+		current = d.Current
+	}
+	if current == opts.BuildID {
+		log.Info("This build is the deployment's current build")
+		return
+	}
+	log.Warn("This build is not current: it runs only runs pinned to it until `crmflow deploy promote "+opts.BuildID+"`",
+		"current", current)
 }
 
 // temporalProbe checks the frontend answers for our namespace, which is what

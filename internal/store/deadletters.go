@@ -118,3 +118,26 @@ WHERE id = $1 AND (status IN ('parked', 'retrying') OR status = $2)`
 	}
 	return nil
 }
+
+// MoveDeadLetter hands a parked dead letter of workflowID over to the run
+// runID: the run it was recorded by continued as new while parked, and its
+// successor now waits on it, so the operator's decision must go there. It
+// reports whether the dead letter was moved: false when it is no longer
+// parked (it was decided meanwhile), which leaves it as it is. Moving it
+// to the run it already names is a no-op that reports true.
+func (s *Store) MoveDeadLetter(ctx context.Context, id int64, workflowID, runID string) (bool, error) {
+	const q = `
+UPDATE dead_letters SET run_id = $3
+WHERE id = $1 AND workflow_id = $2 AND status = 'parked'`
+	tag, err := s.pool.Exec(ctx, q, id, workflowID, runID)
+	if err != nil {
+		return false, fmt.Errorf("move dead letter %d to run %s: %w", id, runID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		if _, err := s.GetDeadLetter(ctx, id); err != nil {
+			return false, err
+		}
+		return false, nil
+	}
+	return true, nil
+}

@@ -216,3 +216,45 @@ func TestListDeadLetters(t *testing.T) {
 	require.Equal(t, []int64{ids[4], ids[3]}, list("", 2))
 	require.Equal(t, []int64{ids[4]}, list(store.DeadLetterParked, 1))
 }
+
+// TestMoveDeadLetter: a parked dead letter follows its workflow's next run;
+// a decided one stays where it is, and so does one of another workflow.
+func TestMoveDeadLetter(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	in := deadLetter(t, "notify-low-stock")
+	id, err := db.RecordDeadLetter(ctx, in)
+	require.NoError(t, err)
+	next := uniqueID(t, "run")
+
+	moved, err := db.MoveDeadLetter(ctx, id, "another/workflow", next)
+	require.NoError(t, err)
+	require.False(t, moved, "only the workflow's own runs take it over")
+	require.Equal(t, in.RunID, getDeadLetter(t, db, id).RunID)
+
+	moved, err = db.MoveDeadLetter(ctx, id, in.WorkflowID, next)
+	require.NoError(t, err)
+	require.True(t, moved)
+	d := getDeadLetter(t, db, id)
+	require.Equal(t, next, d.RunID)
+	require.Equal(t, store.DeadLetterParked, d.Status)
+	moved, err = db.MoveDeadLetter(ctx, id, in.WorkflowID, next)
+	require.NoError(t, err)
+	require.True(t, moved, "moving it again is a no-op")
+
+	// The next run's failure of the same step is the same dead letter.
+	again := in
+	again.RunID = next
+	againID, err := db.RecordDeadLetter(ctx, again)
+	require.NoError(t, err)
+	require.Equal(t, id, againID)
+
+	require.NoError(t, db.DecideDeadLetter(ctx, id, store.DeadLetterSkipped, "ops"))
+	moved, err = db.MoveDeadLetter(ctx, id, in.WorkflowID, uniqueID(t, "run"))
+	require.NoError(t, err)
+	require.False(t, moved, "a decided dead letter stays with the run that decided it")
+	require.Equal(t, next, getDeadLetter(t, db, id).RunID)
+
+	_, err = db.MoveDeadLetter(ctx, id+1_000_000, in.WorkflowID, next)
+	require.ErrorIs(t, err, store.ErrNotFound)
+}

@@ -108,7 +108,11 @@ func (e *Env) drainInbox(ctx context.Context, tb testing.TB, c client.Client, qu
 	}
 	defer g.close()
 	rows := inboxEvents(prefix, e.Sizes.Backlog)
-	if err := g.insertOrdersOf(ctx, rows); err != nil {
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.Route.Payment.OrderID
+	}
+	if err := g.insertOrders(ctx, ids); err != nil {
 		return 0, err
 	}
 	if _, err := parallel(len(rows), 8, func(i int) error {
@@ -132,13 +136,9 @@ func (e *Env) drainInbox(ctx context.Context, tb testing.TB, c client.Client, qu
 	return d, err
 }
 
-// insertOrdersOf writes the orders the payment rows are for: the dispatcher
-// hands off a payment only for an order that exists.
-func (g *edge) insertOrdersOf(ctx context.Context, rows []inbox.Event) error {
-	ids := make([]string, 0, len(rows))
-	for _, r := range rows {
-		ids = append(ids, r.Route.Payment.OrderID)
-	}
+// insertOrders writes the orders payments are for, before the clock
+// starts: the dispatcher hands off a payment only for an order that exists.
+func (g *edge) insertOrders(ctx context.Context, ids []string) error {
 	const q = `
 WITH c AS (INSERT INTO customers (id, email, name) VALUES ('bench-customer', 'bench@example.com', 'Bench')
            ON CONFLICT (id) DO NOTHING)
@@ -148,4 +148,13 @@ SELECT id, 'bench-customer', 1000, 'usd' FROM unnest($1::text[]) AS id ON CONFLI
 		return fmt.Errorf("insert the drained payments' orders: %w", err)
 	}
 	return nil
+}
+
+// ordersOf are the orders of signed payments.
+func ordersOf(ws []signedWebhook) []string {
+	ids := make([]string, len(ws))
+	for i, w := range ws {
+		ids[i] = w.orderID
+	}
+	return ids
 }

@@ -50,6 +50,9 @@ func (e *Env) Duplicates(ctx context.Context, tb testing.TB) (Result, DuplicateC
 	handed := 0
 	for r := range sz.Rounds {
 		ws := signWebhooks(fmt.Sprintf("dup-%d-%d", time.Now().UnixNano(), r), sz.Duplicates)
+		if err := g.insertOrders(ctx, ordersOf(ws)); err != nil {
+			return Result{}, counts, err
+		}
 
 		before := counter.snapshot()
 		t0 := time.Now()

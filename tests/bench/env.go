@@ -232,7 +232,7 @@ func (e *Env) newEdge(ctx context.Context, databaseURL string, c client.Client, 
 		HTTP: httpserver.Options{Logger: logger, Registry: reg},
 		Ops:  api.OpsDeps{Registry: reg, Backlog: ib.Backlog},
 		API: &api.Deps{
-			Logger: logger, Store: st, Starter: s, Inbox: ib,
+			Logger: logger, Store: st, Starter: s, Inbox: ib, Poke: disp.Poke,
 			CoalesceWindow: e.Defaults.Inventory.CoalesceWindow,
 			Auth:           creds,
 		},

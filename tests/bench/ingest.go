@@ -63,6 +63,9 @@ func stripePayment(eventID, orderID string) []byte {
 type signedWebhook struct {
 	body      []byte
 	signature string
+	// orderID is the order the payment is for; the dispatcher hands off
+	// only payments for orders that exist (insertOrders).
+	orderID string
 }
 
 // signWebhooks prepares n signed deliveries; signing happens before the
@@ -74,7 +77,7 @@ func signWebhooks(prefix string, n int) []signedWebhook {
 		id := fmt.Sprintf("%s-%d", prefix, i)
 		body := stripePayment("evt_"+id, "o-"+id)
 		signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: stripeWebhookSecret, Timestamp: now})
-		out[i] = signedWebhook{body: body, signature: signed.Header}
+		out[i] = signedWebhook{body: body, signature: signed.Header, orderID: "o-" + id}
 	}
 	return out
 }

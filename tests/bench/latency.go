@@ -135,6 +135,9 @@ func (e *Env) Latency(ctx context.Context, tb testing.TB, capacity float64) (Res
 func (e *Env) latencyRound(ctx context.Context, g *edge, hc *http.Client, prefix string, offered float64) (latencyRound, error) {
 	n := max(int(offered*e.Sizes.LatencyDuration.Seconds()), 1)
 	ws := signWebhooks(prefix, n)
+	if err := g.insertOrders(ctx, ordersOf(ws)); err != nil {
+		return latencyRound{}, err
+	}
 	interval := time.Duration(float64(time.Second) / offered)
 	lat := make([]time.Duration, n)
 	var failed atomic.Int64

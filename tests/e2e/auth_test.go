@@ -85,6 +85,9 @@ func TestEveryAPIRouteRefusesMissingAndMalformedTokens(t *testing.T) {
 		{http.MethodGet, "/v1/workflows/order-confirmation/o-auth", ""},
 		{http.MethodGet, "/v1/dead-letters", ""},
 		{http.MethodPost, "/v1/dead-letters/1/retry", ""},
+		{http.MethodGet, "/v1/inbox", ""},
+		{http.MethodGet, "/v1/inbox/1", ""},
+		{http.MethodPost, "/v1/inbox/1/replay", ""},
 		{http.MethodGet, "/v1/not-a-route", ""},
 	}
 	// A trailing space is not among them: HTTP strips it from header values

@@ -168,6 +168,8 @@ type fixture struct {
 	queue    string
 	url      string
 	cancel   context.CancelFunc
+	// registry holds the fixture's metrics (inbox, webhooks, reconciliation).
+	registry *prometheus.Registry
 
 	// emails records the templated emails the worker was asked to send.
 	emails *emailOutbox
@@ -204,6 +206,9 @@ type fixtureOptions struct {
 	// refundWait is how long a refund waits for its order to be decided
 	// (default the dispatcher's).
 	refundWait time.Duration
+	// reconcile gives the worker the Stripe reconciliation, listing
+	// Stripe's events at stripeURL into the fixture's inbox (reconcile_test.go).
+	reconcile bool
 }
 
 // keySource reads provider keys from the fixture's credential store.
@@ -241,10 +246,12 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 		MailboxCheck: 200 * time.Millisecond, MailboxVerifyWait: opts.mailboxVerifyWait})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
+	f.registry = reg
 	ib := inbox.NewStore(f.store.Pool())
 	disp := inbox.NewDispatcher(ib, f.store, f.starter, logger, reg, inbox.DispatcherOptions{
 		Sweep: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, RefundWait: opts.refundWait,
 	})
+	reg.MustRegister(inbox.NewCountCollector(ib))
 	require.NoError(t, f.creds.SeedTokens(context.Background(), []string{apiToken, "other-token"},
 		map[string]string{operatorName: operatorToken}))
 	require.NoError(t, f.creds.SeedAll(context.Background(), map[string]string{
@@ -254,7 +261,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 		Ops: api.OpsDeps{Registry: reg, Backlog: ib.Backlog, Auth: f.creds,
 			Codec: codec.NewHandler(codec.New(keys), api.CodecAuthorizer(f.creds, nil))},
 		API: &api.Deps{
-			Logger: logger, Store: f.store, Starter: f.starter, Inbox: ib, CoalesceWindow: opts.coalesce,
+			Logger: logger, Store: f.store, Starter: f.starter, Inbox: ib, Poke: disp.Poke, CoalesceWindow: opts.coalesce,
 			Auth: f.creds, Audit: f.store,
 			TokenSeen: func(ctx context.Context, p credentials.Principal) {
 				_ = f.starter.SignalKeyRotation(ctx, contract.KeyRotationCrmflow, contract.KeyRotationTokenSeenSignal, p.Version)
@@ -309,6 +316,9 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 			DeadLetters: &activities.DeadLetterActivities{Store: f.store},
 			Users:       &activities.UserStoreActivities{Store: f.store},
 			Email:       &activities.EmailActivities{},
+			Reconcile:   f.reconciler(opts, stripeActs, ib, disp),
+
+			RotationTrigger: &activities.RotationTriggerActivities{Starter: worker.KeyRotationStarter(f.starter)},
 		}})
 		require.NoError(t, w.Start())
 		t.Cleanup(w.Stop)

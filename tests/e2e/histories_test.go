@@ -2,7 +2,7 @@ package e2e_test
 
 // End-to-end runs of the workflow branches no other end-to-end test reaches,
 // each ending in saveHistory so that workflows/replay_test.go replays every
-// branch (see there for how to refresh the histories). They assert the
+// branch (see there for how to record a new version of them). They assert the
 // branch's real outcome like any other test, so they run in every `go test`.
 // Branches that would take hours of workflow time run with the workflows'
 // own knobs turned down (payment timeout, refund window, debounce, cooldown,
@@ -565,4 +565,30 @@ func TestHistoryKeyRotationReminded(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, newSecret, active.Secret.Reveal())
 	saveHistory(t, f.temporal, id, "key_rotation_reminded.json")
+}
+
+// TestHistoryOrderPartiallyRefunded: a confirmed order without a referral
+// is refunded in part: its own refund run marks it partially refunded and
+// tells the customer once.
+func TestHistoryOrderPartiallyRefunded(t *testing.T) {
+	f := newSealedFixture(t, fixtureOptions{})
+	f.seedOrder("o-part-refund", "cus_part_refund")
+	paid := stripeEvent("evt_part_paid", "payment_intent.succeeded", "o-part-refund")
+	status, _ := f.postStripe(paid, sign(paid, stripeSecret, time.Now()))
+	require.Equal(t, http.StatusOK, status)
+	var confirmed contract.OrderConfirmationResult
+	require.NoError(t, f.result(contract.OrderConfirmationID("o-part-refund"), &confirmed))
+	require.Equal(t, "confirmed", confirmed.State)
+
+	refund := chargeRefunded("evt_part_refund", "o-part-refund", 1200, false)
+	status, _ = f.postStripe(refund, sign(refund, stripeSecret, time.Now()))
+	require.Equal(t, http.StatusOK, status)
+	id := contract.OrderRefundID("evt_part_refund")
+	var res contract.OrderRefundResult
+	require.NoError(t, f.result(id, &res))
+	assert.Equal(t, store.OrderPartiallyRefunded, res.Status)
+	assert.EqualValues(t, 1200, res.RefundedCents)
+	assert.Equal(t, store.OrderPartiallyRefunded, f.orderStatus("o-part-refund"))
+	assert.Equal(t, 1, f.knock.succeeded(id+"/notify-refunded"))
+	saveHistory(t, f.temporal, id, "order_refund_partial.json")
 }

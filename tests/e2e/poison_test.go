@@ -264,6 +264,7 @@ func TestPoisonAPIBodiesAreRefused(t *testing.T) {
 		claim   = "/v1/aliases/al-p/claim"
 		key     = "/v1/key-rotations/stripe/key"
 		decide  = "/v1/dead-letters/1/retry"
+		replay  = "/v1/inbox/1/replay"
 	)
 	huge := func(field string, n int) string { return `{"` + field + `":"` + strings.Repeat("a", n) + `"}` }
 	type tc struct {
@@ -276,7 +277,8 @@ func TestPoisonAPIBodiesAreRefused(t *testing.T) {
 		path  string
 		limit int
 		field string
-	}{{stock, 4 << 10, "level"}, {aliases, 16 << 10, "customer_id"}, {claim, 16 << 10, "customer_id"}, {key, 16 << 10, "key"}, {decide, 4 << 10, "operator"}} {
+	}{{stock, 4 << 10, "level"}, {aliases, 16 << 10, "customer_id"}, {claim, 16 << 10, "customer_id"}, {key, 16 << 10, "key"}, {decide, 4 << 10, "operator"},
+		{replay, 4 << 10, "operator"}} {
 		cases = append(cases,
 			tc{p.path, "application/json", `{`, 400, "malformed"},
 			tc{p.path, "application/json", `[]`, 400, "malformed"},
@@ -313,6 +315,9 @@ func TestPoisonAPIBodiesAreRefused(t *testing.T) {
 		tc{decide, "application/json", `{"operator":"ali\u0000ce"}`, 422, "invalid_operator"},
 		tc{decide, "application/json", `{"operator":"` + strings.Repeat("o", 101) + `"}`, 422, "invalid_operator"},
 		tc{key, "application/json", `{"key":"sk_test_0123456789abcdef","operator":"bob\u001b[31m"}`, 422, "invalid_operator"},
+		tc{replay, "application/json", `{"operator":5}`, 400, "malformed"},
+		tc{replay, "application/json", `{"operator":"ali\u0000ce"}`, 422, "invalid_operator"},
+		tc{replay, "application/json", `{"operator":"mallory"}`, 422, "invalid_operator"},
 		tc{key, "application/json", `{"key":"sk_test_0123456789abcdef","operator":"  "}`, 422, "invalid_operator"},
 	)
 	for _, c := range cases {
@@ -320,7 +325,7 @@ func TestPoisonAPIBodiesAreRefused(t *testing.T) {
 		req, err := http.NewRequest(http.MethodPost, f.url+c.path, strings.NewReader(c.body))
 		require.NoError(t, err)
 		token := apiToken
-		if c.path == key || c.path == decide {
+		if c.path == key || c.path == decide || c.path == replay {
 			token = operatorToken // operator routes
 		}
 		req.Header.Set("Authorization", "Bearer "+token)

@@ -162,6 +162,8 @@ func TestReferralRefundInsideWindowVoidsEndToEnd(t *testing.T) {
 	require.Eventually(t, func() bool { return f.knock.succeeded("order-refund/evt_other_refund/notify-refunded") == 1 },
 		30*time.Second, 100*time.Millisecond)
 	saveHistory(t, f.temporal, contract.ReferralRewardID("ref-void"), "referral_reward_voided.json")
+	saveFinishedHistory(t, f.temporal, contract.OrderRefundID("evt_void_refund"), "order_refund_refunded.json")
+	saveFinishedHistory(t, f.temporal, contract.OrderRefundID("evt_other_refund"), "order_refund_partially_refunded.json")
 }
 
 func TestReferralBackfillAPI(t *testing.T) {

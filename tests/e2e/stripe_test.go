@@ -150,7 +150,7 @@ func TestPaymentEventAfterCompletionChangesNothing(t *testing.T) {
 	late := stripeEvent("evt_late_fail", "payment_intent.payment_failed", "o-late")
 	status, _ = f.postStripe(late, sign(late, stripeSecret, time.Now()))
 	require.Equal(t, 200, status)
-	r := f.waitInboxStatus("evt_late_fail", "late")
+	r := f.waitInboxEvent("evt_late_fail", "late")
 	assert.Contains(t, r.Note, "had ended completed (run "+run.GetRunID()+"); order is confirmed", "the note says what the event met")
 	assert.Equal(t, "confirmed", f.orderStatus("o-late"))
 	desc, err := f.temporal.DescribeWorkflowExecution(context.Background(), contract.OrderConfirmationID("o-late"), "")

@@ -231,7 +231,7 @@ func TestAbortedRunSaysSoAndItsDeadLetterNamesTheError(t *testing.T) {
 	ev := stripeEvent("evt_ghost", "payment_intent.succeeded", "o-ghost")
 	status, _ = f.postStripe(ev, sign(ev, stripeSecret, time.Now()))
 	require.Equal(t, http.StatusOK, status)
-	r := f.waitInboxStatus("evt_ghost", "late")
+	r := f.waitInboxEvent("evt_ghost", "late")
 	assert.Contains(t, r.Note, "had ended failed (run "+aborted+"); order is pending")
 	desc, err = f.temporal.DescribeWorkflowExecution(context.Background(), id, "")
 	require.NoError(t, err)

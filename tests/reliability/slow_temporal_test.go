@@ -1,0 +1,189 @@
+package reliability
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	stripego "github.com/stripe/stripe-go/v76"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/crmflow/crmflow/contract"
+	"github.com/crmflow/crmflow/inbox"
+	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/internal/testsupport/latencyproxy"
+	"github.com/crmflow/crmflow/internal/testsupport/testenv"
+	"github.com/crmflow/crmflow/starter"
+)
+
+// Each chunk of gRPC bytes between the replicas and Temporal is delayed by
+// this much, each way: a SignalWithStart takes about a second instead of a
+// few milliseconds, so a dispatcher pass of 64 rows takes seconds.
+const slowTemporalMin, slowTemporalMax = 300 * time.Millisecond, 800 * time.Millisecond
+
+// TestSlowTemporalHandsEachRowOffOnce (the dispatcher's lease): two
+// dispatchers, as two replicas of `crmflow serve` run them, share one
+// PostgreSQL inbox and reach one Temporal through a proxy that makes every
+// call slow. They drain a few hundred payment events for existing orders.
+// Their lease is configured far below a pass (200 ms), and they sweep every
+// 50 ms, so if a claimed row could be claimed again while its pass still
+// runs (the lease shorter than a worst-case pass, rows marked only when the
+// pass ends) the other replica would take it and signal it a second time.
+// Afterwards every row is delivered and was claimed once, and each order's
+// run holds exactly one payment signal, carrying its event's id. No worker
+// runs: the runs only collect their signals.
+func TestSlowTemporalHandsEachRowOffOnce(t *testing.T) {
+	t.Parallel()
+	const orders = 300
+	createDBMu.Lock()
+	dbURL := testenv.DatabaseURL(t)
+	createDBMu.Unlock()
+	ctx := context.Background()
+	seedStore, err := store.Open(ctx, dbURL)
+	require.NoError(t, err)
+	t.Cleanup(seedStore.Close)
+
+	// The orders exist (a payment for an unknown order ends unroutable),
+	// and every event is committed before either replica starts.
+	ib := inbox.NewStore(seedStore.Pool())
+	orderIDs := make([]string, orders)
+	for i := range orders {
+		id := fmt.Sprintf("o-slow-%03d", i)
+		orderIDs[i] = id
+		require.NoError(t, seedStore.UpsertCustomer(ctx, store.Customer{ID: "cus-" + id, Email: "cus-" + id + "@example.com"}))
+		require.NoError(t, seedStore.InsertOrder(ctx, store.Order{ID: id, CustomerID: "cus-" + id, AmountCents: orderAmount, Currency: orderCurrency}))
+		body := paymentEvent("evt_"+id, "payment_intent.succeeded", id, time.Now())
+		var se stripego.Event
+		require.NoError(t, json.Unmarshal(body, &se))
+		row, err := inbox.StripeEvent(se, body)
+		require.NoError(t, err)
+		inserted, err := ib.Insert(ctx, row)
+		require.NoError(t, err)
+		require.True(t, inserted)
+	}
+
+	temporal := testenv.StartTemporal(t, testenv.TemporalOptions{})
+	proxy := latencyproxy.Start(t, temporal.FrontendAddr(), latencyproxy.Options{Min: slowTemporalMin, Max: slowTemporalMax})
+	logger := slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	runCtx, stop := context.WithCancel(ctx)
+	var running sync.WaitGroup
+	regs := make([]*prometheus.Registry, 2)
+	for i := range regs {
+		// A replica: its own pool, its own Temporal connection (through
+		// the proxy) and its own dispatcher.
+		st, err := store.Open(ctx, dbURL)
+		require.NoError(t, err)
+		t.Cleanup(st.Close)
+		c, err := client.Dial(client.Options{HostPort: proxy.Addr(), Namespace: temporal.Namespace(), Logger: quietLogger{}})
+		require.NoError(t, err)
+		t.Cleanup(c.Close)
+		regs[i] = prometheus.NewRegistry()
+		d := inbox.NewDispatcher(inbox.NewStore(st.Pool()), st, starter.New(c, starter.Options{}), logger.With("replica", i),
+			regs[i], inbox.DispatcherOptions{Lease: 200 * time.Millisecond, Sweep: 50 * time.Millisecond, MaxBackoff: time.Second})
+		running.Add(1)
+		go func() { defer running.Done(); _ = d.Run(runCtx) }()
+	}
+	t.Cleanup(func() { stop(); running.Wait() })
+	start := time.Now()
+
+	var pending, claims int
+	waitFor(t, time.Minute, "every row handed off", func() bool {
+		require.NoError(t, seedStore.Pool().QueryRow(ctx,
+			`SELECT count(*) FILTER (WHERE status = 'pending'), coalesce(sum(attempts), 0) FROM webhook_inbox`).Scan(&pending, &claims))
+		return pending == 0
+	})
+	logf(t, "%d rows handed off in %s (%d claims) through %s–%s of latency each way",
+		orders, time.Since(start).Round(time.Millisecond), claims, slowTemporalMin, slowTemporalMax)
+	stop()
+	running.Wait()
+
+	// Every row delivered, each claimed once.
+	statuses := map[string]int{}
+	rows, err := seedStore.Pool().Query(ctx, `SELECT status, attempts FROM webhook_inbox`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var status string
+		var attempts int
+		require.NoError(t, rows.Scan(&status, &attempts))
+		statuses[fmt.Sprintf("%s, claimed %d×", status, attempts)]++
+	}
+	require.NoError(t, rows.Err())
+	assert.Equal(t, map[string]int{"delivered, claimed 1×": orders}, statuses)
+
+	// Both replicas did part of the work: they really competed.
+	var total float64
+	for i, reg := range regs {
+		n := handoffs(t, reg, inbox.StatusDelivered)
+		assert.Positive(t, n, "replica %d delivered nothing", i)
+		total += n
+	}
+	assert.EqualValues(t, orders, total, "one delivery counted per row")
+
+	// Each order's run got its payment once: the histories, read directly
+	// from Temporal, not through the proxy.
+	direct, err := client.Dial(client.Options{HostPort: temporal.FrontendAddr(), Namespace: temporal.Namespace(), Logger: quietLogger{}})
+	require.NoError(t, err)
+	defer direct.Close()
+	dc := converter.GetDefaultDataConverter()
+	wrong := map[string][]string{} // workflow ID → its payment signals' event ids, when not exactly its own
+	for _, id := range orderIDs {
+		var got []string
+		wf := contract.OrderConfirmationID(id)
+		it := direct.GetWorkflowHistory(ctx, wf, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			ev, err := it.Next()
+			require.NoError(t, err)
+			attrs := ev.GetWorkflowExecutionSignaledEventAttributes()
+			if ev.GetEventType() != enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED || attrs.GetSignalName() != contract.PaymentSignal {
+				continue
+			}
+			var pe contract.PaymentEvent
+			require.NoError(t, dc.FromPayloads(attrs.GetInput(), &pe))
+			got = append(got, pe.EventID)
+		}
+		if len(got) != 1 || got[0] != "evt_"+id {
+			wrong[wf] = got
+		}
+	}
+	assert.Empty(t, wrong, "%d of %d runs did not get exactly their one payment signal", len(wrong), orders)
+}
+
+// handoffs is crmflow_inbox_handoffs_total{provider="stripe",result} in reg.
+func handoffs(t *testing.T, reg *prometheus.Registry, result string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != "crmflow_inbox_handoffs_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["provider"] == inbox.SourceStripe && labels["result"] == result {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// testLogWriter sends the dispatchers' warnings (failed hand-offs, marks)
+// to the test's log, where a failed run needs them.
+type testLogWriter struct{ t *testing.T }
+
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
