@@ -32,13 +32,16 @@ func TestMain(m *testing.M) {
 }
 
 // buildCrmflow compiles ./cmd/crmflow with the go command that runs these
-// tests (the build cache makes it cheap after the first time).
+// tests (the build cache makes it cheap after the first time), stamped with
+// a version as `make build` stamps it, so `crmflow worker` joins the Worker
+// Deployment as in production.
 func buildCrmflow(out string) error {
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
 		return fmt.Errorf("find the go command: %w", err)
 	}
-	cmd := exec.Command(goCmd, "build", "-o", out, "github.com/crmflow/crmflow/cmd/crmflow")
+	cmd := exec.Command(goCmd, "build", "-ldflags", "-X main.version=reliability-test", "-o", out,
+		"github.com/crmflow/crmflow/cmd/crmflow")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("go build ./cmd/crmflow: %w", err)
