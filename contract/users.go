@@ -1,6 +1,9 @@
 package contract
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // UserEventSignal carries a Clerk user event (a UserEvent) to the user's
 // entity (UserID). Every event type travels on this one signal because
@@ -72,6 +75,10 @@ type UserLifecycleInput struct {
 	MaxHistoryEvents int `json:"max_history_events,omitempty"`
 	// State is the previous run's state when continuing as new; nil at first.
 	State *UserState `json:"state,omitempty"`
+	// Parked is the dead letter the previous run waited on when it
+	// continued as new; nil when it was not parked. The event it was
+	// handling is the first of State.Pending.
+	Parked *ParkedStep `json:"parked,omitempty"`
 }
 
 // UserState is what a user's entity carries across continue-as-new.
@@ -120,4 +127,19 @@ type MailboxForward struct {
 // nothing personal.
 type UserLifecycleResult struct {
 	State string `json:"state"`
+}
+
+// Clone returns a copy of the state that shares nothing with it.
+func (s UserState) Clone() UserState {
+	c := s
+	c.VerifiedEmails = slices.Clone(s.VerifiedEmails)
+	c.KnownEmails = slices.Clone(s.KnownEmails)
+	c.Mailboxes = slices.Clone(s.Mailboxes)
+	c.Seen = slices.Clone(s.Seen)
+	c.Pending = slices.Clone(s.Pending)
+	if s.Forward != nil {
+		f := *s.Forward
+		c.Forward = &f
+	}
+	return c
 }

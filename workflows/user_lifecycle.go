@@ -49,6 +49,11 @@ type userLifecycle struct {
 	// One timer for the next mailbox check while a forward waits.
 	timer       workflow.Future
 	cancelTimer workflow.CancelFunc
+	// parked is the dead letter a previous run handed over, nil if none.
+	parked *contract.ParkedStep
+	// handling is set while an event is handled: only then may the run
+	// continue as new while parked (the next run handles the event again).
+	handling bool
 }
 
 // UserLifecycle is a Clerk user's entity (UserID(clerkUserID)). It lives on
@@ -70,10 +75,15 @@ type userLifecycle struct {
 // Clerk updated last wins, whatever order they came in. A created that
 // finds the tombstone of a deleted user ends the run at once. Failed steps
 // park. The run continues as new, carrying its state, on Temporal's
-// suggestion or past MaxHistoryEvents.
+// suggestion or past MaxHistoryEvents, also while a step of an event is
+// parked (the next run takes the dead letter over and handles the event
+// again, applying the operator's decision to that step).
 func UserLifecycle(ctx workflow.Context, in contract.UserLifecycleInput) (_ *contract.UserLifecycleResult, err error) {
 	if err := contract.ValidateKey("user ID", in.UserID); err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
+	}
+	if in.Parked != nil && in.State == nil {
+		return nil, temporal.NewNonRetryableApplicationError("only a continued user entity can carry a parked step", "InvalidInput", nil)
 	}
 	if in.MailboxCheck <= 0 {
 		in.MailboxCheck = contract.DefaultMailboxCheck
@@ -81,7 +91,8 @@ func UserLifecycle(ctx workflow.Context, in contract.UserLifecycleInput) (_ *con
 	if in.MailboxVerifyWait <= 0 {
 		in.MailboxVerifyWait = contract.DefaultMailboxVerifyWait
 	}
-	w := &userLifecycle{input: in, status: contract.Status{Step: "start"}}
+	w := &userLifecycle{input: in, status: contract.Status{Step: "start"}, parked: in.Parked}
+	w.input.Parked = nil
 	if in.State != nil {
 		w.state = *in.State
 		w.input.State = nil
@@ -92,19 +103,33 @@ func UserLifecycle(ctx workflow.Context, in contract.UserLifecycleInput) (_ *con
 	}
 	defer func() { p.settle(err) }()
 	w.parker = p
+	p.continueDue = func() bool { return w.handling && continueAsNewDue(ctx, w.input.MaxHistoryEvents) }
 	w.events = workflow.GetSignalChannel(ctx, contract.UserEventSignal)
 	upsert(ctx, contract.CustomerIDKey.ValueSet(in.UserID))
 	// No address or name in the memo: it outlives the deletion in visibility.
 	if err := workflow.UpsertMemo(ctx, map[string]any{"user_id": in.UserID}); err != nil {
 		workflow.GetLogger(ctx).Error("Could not set memo", "error", err)
 	}
-	return w.run(ctx)
+	res, err := w.run(ctx)
+	awaitHandlers(ctx)
+	return res, err
 }
 
 func (w *userLifecycle) run(ctx workflow.Context) (*contract.UserLifecycleResult, error) {
-	for {
+	if w.parked != nil {
+		w.handling = true
+		err := w.parker.resume(ctx, w.parked)
+		w.handling = false
+		if parked := parkedContinuing(err); parked != nil {
+			return nil, w.continueAsNew(ctx, parked) // still waiting, and the history is full again
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	for first := true; ; first = false {
 		if len(w.state.Pending) == 0 && continueAsNewDue(ctx, w.input.MaxHistoryEvents) {
-			return nil, w.continueAsNew(ctx)
+			return nil, w.continueAsNew(ctx, nil)
 		}
 		w.setStep(ctx, "await-event")
 		ev, check, err := w.next(ctx)
@@ -115,14 +140,42 @@ func (w *userLifecycle) run(ctx workflow.Context) (*contract.UserLifecycleResult
 			if err := w.checkMailbox(ctx); err != nil {
 				return nil, err
 			}
-			continue
-		case ev == nil:
+		case ev != nil:
+			before := w.state.Clone()
+			w.handling = true
+			res, err := w.handle(ctx, *ev)
+			w.handling = false
+			if res != nil || err != nil {
+				return res, w.continuedWhileParked(ctx, *ev, before, err)
+			}
+		default:
 			continue // a timer for a forward that is over
 		}
-		if res, err := w.handle(ctx, *ev); res != nil || err != nil {
-			return res, err
+		if first {
+			// A retried step the carried event no longer called for.
+			w.parker.dropResumed(ctx)
 		}
 	}
+}
+
+// continuedWhileParked turns err, when it asks the run to continue as new
+// while parked, into that continue-as-new: the state goes back to before
+// the event (before), which goes to the front of the queue as not yet
+// seen, for the next run to handle it again and apply the operator's
+// decision to its parked step. What the steps before did stays done (they
+// are idempotent and run again), except that a welcome sent is not sent
+// again and the mailboxes made are remembered. Any other err is returned
+// as it is.
+func (w *userLifecycle) continuedWhileParked(ctx workflow.Context, ev contract.UserEvent, before contract.UserState, err error) error {
+	parked := parkedContinuing(err)
+	if parked == nil {
+		return err
+	}
+	before.Welcomed = before.Welcomed || w.state.Welcomed
+	before.Mailboxes = w.state.Mailboxes
+	before.Pending = append([]contract.UserEvent{ev}, before.Pending...)
+	w.state = before
+	return w.continueAsNew(ctx, parked)
 }
 
 // next returns the next event: a carried one first, else the next signal;
@@ -202,8 +255,9 @@ func (w *userLifecycle) seenBefore(eventID string) bool {
 
 // continueAsNew hands the state to a new run once no update handler (an
 // operator's dead-letter decision) is running, carrying every event already
-// delivered, which would otherwise be lost with this run.
-func (w *userLifecycle) continueAsNew(ctx workflow.Context) error {
+// delivered, which would otherwise be lost with this run, and parked, if
+// not nil, the dead letter the run waits on.
+func (w *userLifecycle) continueAsNew(ctx workflow.Context, parked *contract.ParkedStep) error {
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return err
 	}
@@ -216,7 +270,7 @@ func (w *userLifecycle) continueAsNew(ctx workflow.Context) error {
 	}
 	state := w.state
 	next := w.input
-	next.State = &state
+	next.State, next.Parked = &state, parked
 	workflow.GetLogger(ctx).Info("Continuing as new", "historyLength", workflow.GetInfo(ctx).GetCurrentHistoryLength())
 	return workflow.NewContinueAsNewError(ctx, contract.UserLifecycleType, next)
 }
