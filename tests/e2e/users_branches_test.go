@@ -253,3 +253,55 @@ func TestUserContinuesAsNewEndToEnd(t *testing.T) {
 	assert.Len(t, f.emails.to("hal@example.com"), 1, "the next run carried the welcome")
 	saveRunHistory(t, f.temporal, id, first.GetRunID(), "user_lifecycle_continued_as_new.json")
 }
+
+// TestUserContinuesAsNewWhileParkedEndToEnd: Knock refuses the identify of
+// a new user and the step parks; Clerk events keep coming and the run's
+// history reaches its bound, so it continues as new with the dead letter;
+// the operator's retry reaches the next run, which handles the created
+// again (identify, one welcome) and then the updates that waited.
+func TestUserContinuesAsNewWhileParkedEndToEnd(t *testing.T) {
+	f := newSealedFixture(t, fixtureOptions{})
+	ctx := context.Background()
+	const user = "user_2ivy"
+	id := contract.UserID(user)
+	f.knock.failIdentify = 1
+	first, err := f.temporal.SignalWithStartWorkflow(ctx, id, contract.UserEventSignal,
+		contract.UserEvent{EventID: "direct_i_created", Type: contract.UserEventCreated, UserID: user, UpdatedAt: 1000,
+			Name: "Ivy Park", PrimaryEmail: "ivy@example.com", VerifiedEmails: []string{"ivy@example.com"}},
+		client.StartWorkflowOptions{ID: id, TaskQueue: f.queue}, contract.UserLifecycleType,
+		contract.UserLifecycleInput{UserID: user, MaxHistoryEvents: 40})
+	require.NoError(t, err)
+	dl := f.parkedDeadLetter("identify-user")
+
+	last, second := "", ""
+	for i := 1; ; i++ {
+		msg := fmt.Sprintf("msg_i_%d", i)
+		f.deliverClerk(msg, clerkUser("user.updated", user, int64(1000+i), "Ivy", fmt.Sprint(i), "ivy@example.com"))
+		require.Eventually(t, func() bool { return f.inboxStatus(msg) == inbox.StatusDelivered }, 30*time.Second, 100*time.Millisecond)
+		last = fmt.Sprintf("Ivy %d", i)
+		d, err := f.temporal.DescribeWorkflowExecution(ctx, id, "")
+		require.NoError(t, err)
+		if second = d.GetWorkflowExecutionInfo().GetExecution().GetRunId(); second != first.GetRunID() {
+			break
+		}
+		require.Less(t, i, 40, "the parked run never continued as new")
+	}
+	require.Eventually(t, func() bool {
+		st := f.userStatus(user)
+		return st["parked"] == true && st["step"] == "identify-user"
+	}, 30*time.Second, 100*time.Millisecond, "the next run waits on the same dead letter")
+	assert.Nil(t, f.knock.user(user), "nothing reached Knock while parked")
+	assert.Empty(t, f.emails.to("ivy@example.com"))
+
+	f.decide(dl, "retry")
+	f.waitUserName(user, last)
+	assert.Len(t, f.emails.to("ivy@example.com"), 1, "welcomed once, after the retry")
+	got, err := f.store.GetDeadLetter(ctx, dl)
+	require.NoError(t, err)
+	assert.Equal(t, store.DeadLetterResolved, got.Status)
+	require.Eventually(t, func() bool { return f.userStatus(user)["step"] == "await-event" }, 30*time.Second, 100*time.Millisecond)
+	saveRunHistory(t, f.temporal, id, first.GetRunID(), "user_lifecycle_parked_continued_as_new.json")
+	// The run that took the dead letter over (it may have continued as new
+	// again since, handling the updates that waited).
+	saveRunHistory(t, f.temporal, id, second, "user_lifecycle_parked_resumed_retried.json")
+}
