@@ -34,26 +34,26 @@ var _ aliasStore = (*store.Store)(nil)
 // AliasRecord is what the workflow keeps of an alias row. Once the alias is
 // deleted or expired its owner and address are empty (the row is scrubbed).
 type AliasRecord struct {
-	ID            string
-	CustomerID    string
-	SimpleLoginID int64
-	AliasEmail    string
-	State         string
-	Shadow        bool
+	ID            string `json:"ID"`
+	CustomerID    string `json:"CustomerID"`
+	SimpleLoginID int64  `json:"SimpleLoginID"`
+	AliasEmail    string `json:"AliasEmail"`
+	State         string `json:"State"`
+	Shadow        bool   `json:"Shadow"`
 }
 
 // RecordAliasCreatingInput is an alias about to be created at SimpleLogin.
 type RecordAliasCreatingInput struct {
-	AliasID string
+	AliasID string `json:"AliasID"`
 	// CustomerID is the owner; "" makes a shadow alias, which needs Email.
-	CustomerID string
+	CustomerID string `json:"CustomerID"`
 	// Email is the address a shadow alias is made for, so that the owner's
 	// sign-up can claim it.
-	Email string
+	Email string `json:"Email"`
 	// Mode is contract.AliasModeRandom or contract.AliasModeCustom.
-	Mode string
+	Mode string `json:"Mode"`
 	// ExpiresAt is when an unclaimed shadow alias expires; zero for none.
-	ExpiresAt time.Time
+	ExpiresAt time.Time `json:"ExpiresAt"`
 }
 
 // RecordAliasCreating records the alias as creating before SimpleLogin is
@@ -83,9 +83,9 @@ func (a *AliasStoreActivities) RecordAliasCreating(ctx context.Context, in Recor
 
 // MarkAliasActiveInput is the SimpleLogin alias created for AliasID.
 type MarkAliasActiveInput struct {
-	AliasID       string
-	SimpleLoginID int64
-	AliasEmail    string
+	AliasID       string `json:"AliasID"`
+	SimpleLoginID int64  `json:"SimpleLoginID"`
+	AliasEmail    string `json:"AliasEmail"`
 }
 
 // MarkAliasActive records the created SimpleLogin alias and makes the alias
@@ -104,9 +104,9 @@ func (a *AliasStoreActivities) MarkAliasActive(ctx context.Context, in MarkAlias
 
 // SetAliasStateInput is the live state an alias is in at SimpleLogin.
 type SetAliasStateInput struct {
-	AliasID string
+	AliasID string `json:"AliasID"`
 	// State is store.AliasActive or store.AliasDisabled.
-	State string
+	State string `json:"State"`
 }
 
 // SetAliasState records that the alias was enabled (active) or disabled.
@@ -123,8 +123,8 @@ func (a *AliasStoreActivities) SetAliasState(ctx context.Context, in SetAliasSta
 
 // ClaimAliasInput gives an alias its customer.
 type ClaimAliasInput struct {
-	AliasID    string
-	CustomerID string
+	AliasID    string `json:"AliasID"`
+	CustomerID string `json:"CustomerID"`
 }
 
 // ClaimAlias records the customer who claimed a shadow alias and cancels its
@@ -144,9 +144,9 @@ func (a *AliasStoreActivities) ClaimAlias(ctx context.Context, in ClaimAliasInpu
 
 // MarkAliasDeletedInput ends an alias.
 type MarkAliasDeletedInput struct {
-	AliasID string
+	AliasID string `json:"AliasID"`
 	// State is store.AliasDeleted or store.AliasExpired.
-	State string
+	State string `json:"State"`
 }
 
 // MarkAliasDeleted ends the alias as deleted or expired and scrubs its

@@ -47,12 +47,12 @@ var _ credentialStore = (*credentials.Store)(nil)
 
 // StoreCredentialInput is a new version of a credential, stored pending.
 type StoreCredentialInput struct {
-	Provider string
-	Name     string
+	Provider string `json:"Provider"`
+	Name     string `json:"Name"`
 	// Secret is the value itself; it never prints (see LogValue).
-	Secret string
+	Secret string `json:"Secret"`
 	// ExternalID is the provider's id of the key (a Resend key id), or "".
-	ExternalID string
+	ExternalID string `json:"ExternalID"`
 }
 
 // LogValue leaves the secret out when slog logs the whole input.
@@ -63,38 +63,38 @@ func (in StoreCredentialInput) LogValue() slog.Value {
 
 // StoreCredentialOutput is the version StoreCredential stored.
 type StoreCredentialOutput struct {
-	Version int
+	Version int `json:"Version"`
 }
 
 // CredentialRef names one version of a credential.
 type CredentialRef struct {
-	Provider string
-	Name     string
-	Version  int
+	Provider string `json:"Provider"`
+	Name     string `json:"Name"`
+	Version  int    `json:"Version"`
 }
 
 // ActiveCredentialInput names a credential.
 type ActiveCredentialInput struct {
-	Provider string
-	Name     string
+	Provider string `json:"Provider"`
+	Name     string `json:"Name"`
 }
 
 // ActiveCredentialOutput describes the active version, without its secret.
 // Version 0 means no version is active.
 type ActiveCredentialOutput struct {
-	Version    int
-	ExternalID string
+	Version    int    `json:"Version"`
+	ExternalID string `json:"ExternalID"`
 }
 
 // GenerateTokenInput asks for a random token of Bytes random bytes.
 type GenerateTokenInput struct {
 	// Bytes is the entropy; below 16 (and when 0) 32 is used.
-	Bytes int
+	Bytes int `json:"Bytes"`
 }
 
 // GenerateTokenOutput holds a fresh token, base64url without padding.
 type GenerateTokenOutput struct {
-	Token string
+	Token string `json:"Token"`
 }
 
 // LogValue leaves the token out when slog logs the whole output.
@@ -232,9 +232,9 @@ var _ versionReader = (*credentials.Store)(nil)
 // stored as (Name and Version), or, from runs started before keys stayed
 // out of histories, the key itself (Secret).
 type VerifyKeyInput struct {
-	Provider string
+	Provider string `json:"Provider"`
 	// Secret is the key; it never prints (see LogValue).
-	Secret  string
+	Secret  string `json:"Secret"`
 	Name    string `json:"name,omitempty"`
 	Version int    `json:"version,omitempty"`
 }
@@ -246,8 +246,8 @@ func (in VerifyKeyInput) LogValue() slog.Value {
 
 // VerifyKeyOutput is the provider's verdict.
 type VerifyKeyOutput struct {
-	Valid  bool
-	Reason string
+	Valid  bool   `json:"Valid"`
+	Reason string `json:"Reason"`
 }
 
 // VerifyKey runs Verify. A provider's refusal is an answer (Valid false),

@@ -38,22 +38,22 @@ var _ deadLetterStore = (*store.Store)(nil)
 
 // RecordDeadLetterInput describes a step that failed for good.
 type RecordDeadLetterInput struct {
-	WorkflowID   string
-	RunID        string
-	WorkflowType string
-	Step         string
-	Error        string
-	ErrorType    string
-	Attempts     int
+	WorkflowID   string `json:"WorkflowID"`
+	RunID        string `json:"RunID"`
+	WorkflowType string `json:"WorkflowType"`
+	Step         string `json:"Step"`
+	Error        string `json:"Error"`
+	ErrorType    string `json:"ErrorType"`
+	Attempts     int    `json:"Attempts"`
 	// Input is the failed step's input; it never holds secrets. It is
 	// encoded to JSON here rather than in the workflow, whose code must stay
 	// free of reflection-driven encoding.
-	Input any
+	Input any `json:"Input"`
 }
 
 // RecordDeadLetterOutput identifies the dead letter operators act on.
 type RecordDeadLetterOutput struct {
-	DeadLetterID int64
+	DeadLetterID int64 `json:"DeadLetterID"`
 }
 
 // RecordDeadLetter stores the dead letter and reports it. Recording the same
@@ -82,10 +82,10 @@ func (a *DeadLetterActivities) RecordDeadLetter(ctx context.Context, in RecordDe
 
 // DecideDeadLetterInput records what became of a dead letter.
 type DecideDeadLetterInput struct {
-	DeadLetterID int64
+	DeadLetterID int64 `json:"DeadLetterID"`
 	// Status is retrying, skipped, aborted, or resolved (the retry worked).
-	Status   string
-	Operator string
+	Status   string `json:"Status"`
+	Operator string `json:"Operator"`
 }
 
 // DecideDeadLetter records the operator's decision or the retry's success.

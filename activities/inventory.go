@@ -69,27 +69,27 @@ var _ inventoryStore = (*store.Store)(nil)
 
 // LoadStockSettingsInput names the SKU.
 type LoadStockSettingsInput struct {
-	SKU string
+	SKU string `json:"SKU"`
 }
 
 // StockSettings are the effective low-stock settings of one SKU: its
 // overrides merged over the defaults.
 type StockSettings struct {
-	SKU  string
-	Name string
+	SKU  string `json:"SKU"`
+	Name string `json:"Name"`
 	// Threshold: the level is low at or below it.
-	Threshold int
+	Threshold int `json:"Threshold"`
 	// Hysteresis: restocked only above Threshold + Hysteresis.
-	Hysteresis int
+	Hysteresis int `json:"Hysteresis"`
 	// Debounce is how long a low level must last before the alert.
-	Debounce time.Duration
+	Debounce time.Duration `json:"Debounce"`
 	// Cooldown is the least time between two alerts.
-	Cooldown time.Duration
+	Cooldown time.Duration `json:"Cooldown"`
 	// EscalateAfter is how long after the alert a still-low level is
 	// escalated; zero means never.
-	EscalateAfter      time.Duration
-	Audience           []string
-	EscalationAudience []string
+	EscalateAfter      time.Duration `json:"EscalateAfter"`
+	Audience           []string      `json:"Audience"`
+	EscalationAudience []string      `json:"EscalationAudience"`
 }
 
 // LoadStockSettings reads the SKU's settings. An unknown SKU is a
@@ -114,23 +114,23 @@ func (a *InventoryActivities) LoadStockSettings(ctx context.Context, in LoadStoc
 
 // SKULevel is a SKU's stock level as the inventory scan found it.
 type SKULevel struct {
-	SKU   string
-	Level int
+	SKU   string `json:"SKU"`
+	Level int    `json:"Level"`
 	// ChangedAt is when the level was written; it becomes the observation
 	// time, so a level read late never overrides a newer one.
-	ChangedAt time.Time
+	ChangedAt time.Time `json:"ChangedAt"`
 }
 
 // ChangedStockLevelsInput bounds one batch of the scan.
 type ChangedStockLevelsInput struct {
 	// Limit is the batch size; zero means DefaultScanBatch, and it is at
 	// most MaxScanBatch.
-	Limit int
+	Limit int `json:"Limit"`
 }
 
 // ChangedStockLevelsOutput is one batch of changed SKUs, in SKU order.
 type ChangedStockLevelsOutput struct {
-	Levels []SKULevel
+	Levels []SKULevel `json:"Levels"`
 }
 
 // ChangedStockLevels returns SKUs whose level changed since they were last
@@ -156,14 +156,14 @@ func (a *InventoryActivities) ChangedStockLevels(ctx context.Context, in Changed
 
 // SignalStockLevelsInput is the batch to signal.
 type SignalStockLevelsInput struct {
-	Levels []SKULevel
+	Levels []SKULevel `json:"Levels"`
 }
 
 // SignalStockLevelsOutput says what became of the batch.
 type SignalStockLevelsOutput struct {
-	Signalled int
+	Signalled int `json:"Signalled"`
 	// Rejected are SKUs the signaller refused for good (contract.ErrInvalidKey).
-	Rejected []string
+	Rejected []string `json:"Rejected"`
 }
 
 // signalProgress is the heartbeat: a retried attempt resumes after the last
@@ -217,7 +217,7 @@ func ScanEventID(l SKULevel) string {
 
 // MarkStockSignalledInput is the batch that was signalled.
 type MarkStockSignalledInput struct {
-	Levels []SKULevel
+	Levels []SKULevel `json:"Levels"`
 }
 
 // MarkStockSignalled records the signalled levels, so the next scan sends

@@ -30,25 +30,25 @@ type KnockActivities struct {
 // NotifyInput is one Knock workflow trigger.
 type NotifyInput struct {
 	// Workflow is the Knock workflow key, such as "order-confirmation".
-	Workflow string
+	Workflow string `json:"Workflow"`
 	// Recipients are Knock user ids; at least one.
-	Recipients []string
+	Recipients []string `json:"Recipients"`
 	// ActorID is the Knock user id of who caused the notification, if anyone.
-	ActorID string
+	ActorID string `json:"ActorID"`
 	// Data is the Knock workflow's template data.
-	Data map[string]any
+	Data map[string]any `json:"Data"`
 	// IdempotencyKey is required and must be derived from the workflow (ID +
 	// step), so a Temporal retry is answered with Knock's first run instead
 	// of notifying twice. At most 255 characters.
-	IdempotencyKey string
+	IdempotencyKey string `json:"IdempotencyKey"`
 }
 
 // NotifyOutput names the run Knock queued.
 type NotifyOutput struct {
 	// WorkflowRunID is Knock's run id, or "console-<n>" in console mode.
-	WorkflowRunID string
+	WorkflowRunID string `json:"WorkflowRunID"`
 	// Console is true when nothing was sent to Knock.
-	Console bool
+	Console bool `json:"Console"`
 }
 
 // Notify triggers a Knock workflow for the recipients. Knock runs the

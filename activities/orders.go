@@ -33,16 +33,16 @@ var _ orderStore = (*store.Store)(nil)
 
 // LoadOrderInput names the order to load.
 type LoadOrderInput struct {
-	OrderID string
+	OrderID string `json:"OrderID"`
 }
 
 // Order is what the order-confirmation workflow needs of an order.
 type Order struct {
-	ID          string
-	CustomerID  string
-	AmountCents int64
-	Currency    string
-	Status      string
+	ID          string `json:"ID"`
+	CustomerID  string `json:"CustomerID"`
+	AmountCents int64  `json:"AmountCents"`
+	Currency    string `json:"Currency"`
+	Status      string `json:"Status"`
 	// StripeCustomerID is the customer's Stripe customer id, "" when they
 	// have none; a PaymentIntent for the order must be theirs. It is new:
 	// histories recorded before it have none, which checks nothing.
@@ -67,9 +67,9 @@ func (a *OrderActivities) LoadOrder(ctx context.Context, in LoadOrderInput) (*Or
 
 // SetOrderOutcomeInput is the final status an order moves to.
 type SetOrderOutcomeInput struct {
-	OrderID         string
-	Status          string
-	PaymentIntentID string
+	OrderID         string `json:"OrderID"`
+	Status          string `json:"Status"`
+	PaymentIntentID string `json:"PaymentIntentID"`
 }
 
 // SetOrderOutcome marks the order. Doing it twice is harmless; an order that
@@ -142,14 +142,14 @@ func (a *OrderActivities) MarkRefunded(ctx context.Context, in MarkRefundedInput
 
 // FindReferralInput names a confirmed order.
 type FindReferralInput struct {
-	OrderID string
+	OrderID string `json:"OrderID"`
 }
 
 // FindReferralOutput holds the referral the order qualifies, if any.
 type FindReferralOutput struct {
 	// ReferralID is "" unless the customer was referred and this is their
 	// first paid order.
-	ReferralID string
+	ReferralID string `json:"ReferralID"`
 }
 
 // FindReferral finds the referral a first paid order qualifies.

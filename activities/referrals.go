@@ -52,24 +52,24 @@ var _ referralStore = (*store.Store)(nil)
 
 // CheckEligibilityInput names the referral and the order that may qualify it.
 type CheckEligibilityInput struct {
-	ReferralID string
-	OrderID    string
+	ReferralID string `json:"ReferralID"`
+	OrderID    string `json:"OrderID"`
 }
 
 // Eligibility is the verdict and everything the reward needs afterwards, so
 // the workflow's history records the settings it ran with.
 type Eligibility struct {
-	Eligible bool
+	Eligible bool `json:"Eligible"`
 	// Reason says why not, when not eligible.
-	Reason                   string
-	ReferrerID               string
-	ReferrerStripeCustomerID string
-	OrderAmountCents         int64
-	Currency                 string
-	RewardCents              int64
-	MinimumOrderCents        int64
-	RefundWindow             time.Duration
-	ClawbackWindow           time.Duration
+	Reason                   string        `json:"Reason"`
+	ReferrerID               string        `json:"ReferrerID"`
+	ReferrerStripeCustomerID string        `json:"ReferrerStripeCustomerID"`
+	OrderAmountCents         int64         `json:"OrderAmountCents"`
+	Currency                 string        `json:"Currency"`
+	RewardCents              int64         `json:"RewardCents"`
+	MinimumOrderCents        int64         `json:"MinimumOrderCents"`
+	RefundWindow             time.Duration `json:"RefundWindow"`
+	ClawbackWindow           time.Duration `json:"ClawbackWindow"`
 }
 
 // CheckEligibility applies the reward rules: no self-referral (same customer
@@ -126,8 +126,8 @@ func (a *ReferralActivities) CheckEligibility(ctx context.Context, in CheckEligi
 
 // SetReferralStatusInput moves a referral to a status.
 type SetReferralStatusInput struct {
-	ReferralID string
-	Status     string
+	ReferralID string `json:"ReferralID"`
+	Status     string `json:"Status"`
 }
 
 // SetReferralStatus records a voided or ineligible referral.
@@ -140,18 +140,18 @@ func (a *ReferralActivities) SetReferralStatus(ctx context.Context, in SetReferr
 
 // RecordRewardInput is a credited reward for the ledger.
 type RecordRewardInput struct {
-	ReferralID           string
-	ReferrerID           string
-	AmountCents          int64
-	Currency             string
-	BalanceTransactionID string
+	ReferralID           string `json:"ReferralID"`
+	ReferrerID           string `json:"ReferrerID"`
+	AmountCents          int64  `json:"AmountCents"`
+	Currency             string `json:"Currency"`
+	BalanceTransactionID string `json:"BalanceTransactionID"`
 }
 
 // RecordRewardOutput is the ledger's row for the referral.
 type RecordRewardOutput struct {
-	BalanceTransactionID string
+	BalanceTransactionID string `json:"BalanceTransactionID"`
 	// AlreadyRecorded is true when the ledger had the reward already.
-	AlreadyRecorded bool
+	AlreadyRecorded bool `json:"AlreadyRecorded"`
 }
 
 // RecordReward writes the reward to the ledger; its unique referral id makes
@@ -179,7 +179,7 @@ func (a *ReferralActivities) RecordReward(ctx context.Context, in RecordRewardIn
 
 // ReverseRewardInput names a clawed-back reward.
 type ReverseRewardInput struct {
-	ReferralID string
+	ReferralID string `json:"ReferralID"`
 }
 
 // ReverseReward marks the reward reversed and the referral voided.

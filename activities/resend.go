@@ -102,9 +102,9 @@ type CreateAPIKeyInput struct {
 	// Name must be unique to the rotation attempt and start with
 	// ResendKeyNamePrefix: ResendKeyName(rotation id) gives one. An existing
 	// key of that name is taken for a leftover of this attempt and deleted.
-	Name string
+	Name string `json:"Name"`
 	// Permission is ResendFullAccess or ResendSendingAccess.
-	Permission string
+	Permission string `json:"Permission"`
 	// StoreAs, when set, stores the new key as a pending version there and
 	// leaves Token out of the answer. (Runs started before keys stayed out
 	// of histories leave it nil and take Token.)
@@ -115,13 +115,13 @@ type CreateAPIKeyInput struct {
 type CreateAPIKeyOutput struct {
 	// KeyID is Resend's id of the key, the handle for deleting it later, or
 	// "console:" plus the name in console mode.
-	KeyID string
+	KeyID string `json:"KeyID"`
 	// Token is the key itself. Resend shows it only in this answer, so the
 	// workflow must hand it straight to the credential store; it never
 	// prints (see ResendToken).
-	Token ResendToken
+	Token ResendToken `json:"Token"`
 	// Console is true when nothing was sent to Resend.
-	Console bool
+	Console bool `json:"Console"`
 	// Version is the version the key was stored as, with StoreAs.
 	Version int `json:"version,omitempty"`
 }
@@ -137,7 +137,7 @@ type VerifyAPIKeyInput struct {
 	// Token is the key to check; it authenticates the check itself. Runs
 	// started before keys stayed out of histories set it; newer ones set
 	// Key instead.
-	Token ResendToken
+	Token ResendToken `json:"Token"`
 	// Key is the stored version of the key to check.
 	Key *CredentialRef `json:"key,omitempty"`
 }
@@ -150,21 +150,21 @@ func (in VerifyAPIKeyInput) LogValue() slog.Value {
 // VerifyAPIKeyOutput says whether Resend accepts a key.
 type VerifyAPIKeyOutput struct {
 	// Valid is true when Resend authenticated the key.
-	Valid bool
+	Valid bool `json:"Valid"`
 	// Restricted is true for a valid key limited to sending email: it cannot
 	// create or delete keys, so it cannot serve as the rotating key.
-	Restricted bool
+	Restricted bool `json:"Restricted"`
 	// Reason is Resend's error name when Valid is false, such as
 	// "invalid_api_key", for the audit trail.
-	Reason string
+	Reason string `json:"Reason"`
 	// Console is true when nothing was sent to Resend.
-	Console bool
+	Console bool `json:"Console"`
 }
 
 // DeleteAPIKeyInput names the Resend API key to delete.
 type DeleteAPIKeyInput struct {
 	// KeyID is Resend's id of the key.
-	KeyID string
+	KeyID string `json:"KeyID"`
 }
 
 // ResendKeyName is the name of the key a rotation creates: unique per

@@ -50,45 +50,45 @@ type CreateAliasInput struct {
 	// AliasID is crmflow's alias id (the workflow's business key). It goes
 	// into the alias's note as AliasNoteMarker(AliasID), so it may contain
 	// neither whitespace nor a backslash.
-	AliasID string
+	AliasID string `json:"AliasID"`
 	// Mode is contract.AliasModeRandom or contract.AliasModeCustom.
-	Mode string
+	Mode string `json:"Mode"`
 	// Prefix is the address's first part; required for custom, refused for
 	// random. SimpleLogin lowercases it.
-	Prefix string
+	Prefix string `json:"Prefix"`
 	// Hostname, optional, is the website the alias is for.
-	Hostname string
+	Hostname string `json:"Hostname"`
 	// Note, optional, is kept in the alias's note before the marker.
-	Note string
+	Note string `json:"Note"`
 	// MailboxIDs, optional and custom only, are the SimpleLogin mailboxes to
 	// forward to; empty means the account's default mailbox.
-	MailboxIDs []int64
+	MailboxIDs []int64 `json:"MailboxIDs"`
 }
 
 // AliasOutput is a SimpleLogin alias as the activities leave it.
 type AliasOutput struct {
 	// SimpleLoginID is SimpleLogin's alias id, the handle for later steps.
-	SimpleLoginID int64
+	SimpleLoginID int64 `json:"SimpleLoginID"`
 	// Email is the alias address.
-	Email string
+	Email string `json:"Email"`
 	// Enabled is false when the alias blocks the mail it receives.
-	Enabled bool
+	Enabled bool `json:"Enabled"`
 	// Console is true when nothing was sent to SimpleLogin.
-	Console bool
+	Console bool `json:"Console"`
 }
 
 // SetAliasEnabledInput is the state one alias should be in.
 type SetAliasEnabledInput struct {
 	// SimpleLoginID is SimpleLogin's alias id.
-	SimpleLoginID int64
+	SimpleLoginID int64 `json:"SimpleLoginID"`
 	// Enabled is the wanted state.
-	Enabled bool
+	Enabled bool `json:"Enabled"`
 }
 
 // DeleteAliasInput names the alias to delete.
 type DeleteAliasInput struct {
 	// SimpleLoginID is SimpleLogin's alias id.
-	SimpleLoginID int64
+	SimpleLoginID int64 `json:"SimpleLoginID"`
 }
 
 // CreateAlias creates the SimpleLogin alias for in.AliasID, or returns the

@@ -53,23 +53,23 @@ const (
 
 // RetrievePaymentIntentInput names the PaymentIntent to fetch.
 type RetrievePaymentIntentInput struct {
-	PaymentIntentID string
+	PaymentIntentID string `json:"PaymentIntentID"`
 	// Snapshot is what the verified webhook said about the PaymentIntent.
 	// Only console mode uses it, as the answer Stripe would have given;
 	// with Stripe configured it is never trusted in Stripe's place.
-	Snapshot *PaymentIntentSnapshot
+	Snapshot *PaymentIntentSnapshot `json:"Snapshot"`
 }
 
 // PaymentIntentSnapshot is what the workflows need of a PaymentIntent.
 type PaymentIntentSnapshot struct {
-	ID             string
-	Amount         int64
-	AmountReceived int64
+	ID             string `json:"ID"`
+	Amount         int64  `json:"Amount"`
+	AmountReceived int64  `json:"AmountReceived"`
 	// Currency is lowercase ISO 4217, as Stripe writes it.
-	Currency   string
-	Status     string
-	CustomerID string
-	Metadata   map[string]string
+	Currency   string            `json:"Currency"`
+	Status     string            `json:"Status"`
+	CustomerID string            `json:"CustomerID"`
+	Metadata   map[string]string `json:"Metadata"`
 }
 
 // RetrievePaymentIntent fetches the PaymentIntent from Stripe, so amounts are
@@ -121,17 +121,17 @@ func (a *StripeActivities) RetrievePaymentIntent(ctx context.Context, in Retriev
 
 // CreditCustomerBalanceInput is a credit to a Stripe customer's balance.
 type CreditCustomerBalanceInput struct {
-	CustomerID string
+	CustomerID string `json:"CustomerID"`
 	// AmountCents is the positive credit; Stripe records it as a negative
 	// balance transaction.
-	AmountCents int64
-	Currency    string
-	Description string
-	Metadata    map[string]string
+	AmountCents int64             `json:"AmountCents"`
+	Currency    string            `json:"Currency"`
+	Description string            `json:"Description"`
+	Metadata    map[string]string `json:"Metadata"`
 	// IdempotencyKey is required and must be derived from the workflow (ID +
 	// step), so a Temporal retry replays Stripe's first answer instead of
 	// crediting twice.
-	IdempotencyKey string
+	IdempotencyKey string `json:"IdempotencyKey"`
 }
 
 // consoleIDPrefix starts the ids console mode makes up in place of a
@@ -142,9 +142,9 @@ const consoleIDPrefix = "console:"
 type CreditCustomerBalanceOutput struct {
 	// BalanceTransactionID is Stripe's cbtxn_ id, or "console:" plus the
 	// idempotency key in console mode, unique like a real one.
-	BalanceTransactionID string
+	BalanceTransactionID string `json:"BalanceTransactionID"`
 	// Console is true when nothing was sent to Stripe.
-	Console bool
+	Console bool `json:"Console"`
 }
 
 // CreditCustomerBalance credits the customer through a customer balance

@@ -9,5 +9,7 @@
 // crmflow's infrastructure. It must import nothing but the standard library
 // and Temporal's SDK and API types (a test in docs/architecture_test.go
 // enforces it). Every name and JSON field here is on the wire: recorded
-// histories and other programs depend on them, so they never change.
+// histories and other programs depend on them, so they never change; a new
+// field is snake_case, and a rename adds a field beside the old one
+// (docs/contract.md).
 package contract

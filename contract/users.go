@@ -143,3 +143,10 @@ func (s UserState) Clone() UserState {
 	}
 	return c
 }
+
+// UnmarshalJSON reads MailboxCheck and MailboxVerifyWait from nanoseconds
+// or duration strings (see ParseDuration).
+func (in *UserLifecycleInput) UnmarshalJSON(data []byte) error {
+	type plain UserLifecycleInput
+	return unmarshalWithDurations(data, (*plain)(in))
+}

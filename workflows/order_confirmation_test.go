@@ -440,3 +440,29 @@ func TestInvalidOrderIDFails(t *testing.T) {
 	require.True(t, env.IsWorkflowCompleted())
 	assert.ErrorContains(t, env.GetWorkflowError(), "must not contain a slash")
 }
+
+// TestPaymentTimeoutAsText: an input written by a client in another
+// language, with the payment timeout as an ISO 8601 string, waits that long.
+func (s *orderSuite) TestPaymentTimeoutAsText() {
+	s.defaults()
+	start := s.env.Now()
+	s.env.ExecuteWorkflow(contract.OrderConfirmationType, json.RawMessage(`{"order_id":"o1","payment_timeout":"PT2H"}`))
+	s.Require().True(s.env.IsWorkflowCompleted())
+	s.Require().NoError(s.env.GetWorkflowError())
+	var res contract.OrderConfirmationResult
+	s.Require().NoError(s.env.GetWorkflowResult(&res))
+	s.Equal("expired", res.State)
+	s.Equal(2*time.Hour, s.env.Now().Sub(start).Round(time.Minute), "the run waited the two hours it was given")
+	s.Equal("no payment within 2h0m0s", s.status().Detail)
+}
+
+// TestPaymentTimeoutBadText: a duration no form reads fails the run with
+// an error naming the field, before any step runs.
+func (s *orderSuite) TestPaymentTimeoutBadText() {
+	s.env.ExecuteWorkflow(contract.OrderConfirmationType, json.RawMessage(`{"order_id":"o1","payment_timeout":"24 hours"}`))
+	s.Require().True(s.env.IsWorkflowCompleted())
+	err := s.env.GetWorkflowError()
+	s.Require().Error(err)
+	s.Contains(err.Error(), `payment_timeout: "24 hours" is not a duration`)
+	s.Empty(s.outcomes, "no step ran")
+}

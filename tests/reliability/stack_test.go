@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/stripe/stripe-go/v76/webhook"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
@@ -149,9 +150,30 @@ func (s *stack) serve(name string, extra map[string]string) *proc {
 }
 
 // worker starts a `crmflow worker` process.
+//
+// It returns once the worker polls the workflow task queue: /healthz answers
+// before the worker has reached Temporal (and, as a versioned worker, joined
+// its deployment), and a test that stops Temporal right after starting one
+// must not catch it half started.
 func (s *stack) worker(name string, extra map[string]string) *proc {
 	s.t.Helper()
-	return startProc(s.t, name, "worker", s.config(extra))
+	p := startProc(s.t, name, "worker", s.config(extra))
+	identity := fmt.Sprintf("%d@", p.cmd.Process.Pid)
+	waitFor(s.t, time.Minute, name+" polls the workflow task queue", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		resp, err := s.tc.DescribeTaskQueue(ctx, contract.TaskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
+		if err != nil {
+			return false
+		}
+		for _, poller := range resp.GetPollers() {
+			if strings.HasPrefix(poller.GetIdentity(), identity) {
+				return true
+			}
+		}
+		return false
+	})
+	return p
 }
 
 // seedOrders creates one customer and a pending order per id.
