@@ -70,11 +70,20 @@ type fakeSimpleLogin struct {
 	// this existing alias, as SimpleLogin does when the user's "include
 	// website in one-click alias" setting finds one.
 	reuseOnHostname int64
+	// mailboxes are the account's mailboxes, in id order; aliasMailboxes
+	// what each alias forwards to once changed.
+	mailboxes      []map[string]any
+	aliasMailboxes map[int64][]int64
 }
 
 func newFakeSimpleLogin(t *testing.T) *fakeSimpleLogin {
 	t.Helper()
-	f := &fakeSimpleLogin{t: t, aliases: map[int64]*slFakeAlias{}, nextID: 100, fail: map[string][]slCanned{}}
+	f := &fakeSimpleLogin{t: t, aliases: map[int64]*slFakeAlias{}, nextID: 100, fail: map[string][]slCanned{},
+		aliasMailboxes: map[int64][]int64{}, mailboxes: []map[string]any{
+			{"id": int64(3), "email": "unverified@example.com", "default": false, "verified": false},
+			{"id": int64(4), "email": "other@example.com", "default": false, "verified": true},
+			{"id": int64(5), "email": "me@example.com", "default": true, "verified": true},
+		}}
 	f.srv = httptest.NewServer(openapicheck.Load(t, openapicheck.SimpleLogin).Middleware(t, false, http.HandlerFunc(f.serve)))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -96,6 +105,25 @@ func (f *fakeSimpleLogin) failNext(route string, c slCanned) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.fail[route] = append(f.fail[route], c)
+}
+
+// verify marks the account's mailbox for email verified, as its owner's
+// click on SimpleLogin's link does.
+func (f *fakeSimpleLogin) verify(email string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, mb := range f.mailboxes {
+		if mb["email"] == email {
+			mb["verified"] = true
+		}
+	}
+}
+
+// forwardsTo is what alias id forwards to, once changed.
+func (f *fakeSimpleLogin) forwardsTo(id int64) []int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.aliasMailboxes[id])
 }
 
 func (f *fakeSimpleLogin) requests() []slRequest {
@@ -142,6 +170,10 @@ func (f *fakeSimpleLogin) serve(w http.ResponseWriter, r *http.Request) {
 		if tail != "" {
 			path += "/" + tail
 		}
+	}
+	if rest, ok := strings.CutPrefix(path, "/api/mailboxes/"); ok {
+		id, _ = strconv.ParseInt(rest, 10, 64)
+		path = "/api/mailboxes/{id}"
 	}
 	route := r.Method + " " + path
 
@@ -214,11 +246,47 @@ func (f *fakeSimpleLogin) serve(w http.ResponseWriter, r *http.Request) {
 			map[string]any{"suffix": ".dog@sl.test", "signed_suffix": ".dog@sl.test.sig", "is_custom": false, "is_premium": false},
 		}})
 	case "GET /api/v2/mailboxes":
-		reply(http.StatusOK, map[string]any{"mailboxes": []any{
-			map[string]any{"id": 3, "email": "unverified@example.com", "default": false, "verified": false},
-			map[string]any{"id": 4, "email": "other@example.com", "default": false, "verified": true},
-			map[string]any{"id": 5, "email": "me@example.com", "default": true, "verified": true},
-		}})
+		reply(http.StatusOK, map[string]any{"mailboxes": f.mailboxes})
+	case "POST /api/mailboxes":
+		email, _ := body["email"].(string)
+		for _, mb := range f.mailboxes {
+			if mb["email"] == strings.ToLower(email) {
+				reply(http.StatusBadRequest, map[string]any{"error": email + " already used"})
+				return
+			}
+		}
+		f.nextID++
+		mb := map[string]any{"id": f.nextID, "email": strings.ToLower(email), "default": false, "verified": false}
+		f.mailboxes = append(f.mailboxes, mb)
+		reply(http.StatusCreated, mb)
+	case "DELETE /api/mailboxes/{id}":
+		i := slices.IndexFunc(f.mailboxes, func(mb map[string]any) bool { return mb["id"] == id })
+		switch {
+		case i < 0:
+			reply(http.StatusForbidden, map[string]any{"error": "Forbidden"})
+		case f.mailboxes[i]["default"] == true:
+			reply(http.StatusBadRequest, map[string]any{"error": "You cannot delete the default mailbox"})
+		default:
+			f.mailboxes = slices.Delete(f.mailboxes, i, i+1)
+			reply(http.StatusOK, map[string]any{"deleted": true})
+		}
+	case "PATCH /api/aliases/{id}":
+		if _, ok := f.aliases[id]; !ok {
+			reply(http.StatusForbidden, map[string]any{"error": "Forbidden"})
+			return
+		}
+		var ids []int64
+		for _, v := range body["mailbox_ids"].([]any) {
+			mid := int64(v.(float64))
+			i := slices.IndexFunc(f.mailboxes, func(mb map[string]any) bool { return mb["id"] == mid })
+			if i < 0 || f.mailboxes[i]["verified"] != true {
+				reply(http.StatusBadRequest, map[string]any{"error": "Forbidden"})
+				return
+			}
+			ids = append(ids, mid)
+		}
+		f.aliasMailboxes[id] = ids
+		reply(http.StatusOK, map[string]any{"ok": true})
 	case "POST /api/v3/alias/custom/new":
 		prefix, _ := body["alias_prefix"].(string)
 		create(prefix + ".cat@sl.test")

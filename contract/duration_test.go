@@ -108,6 +108,13 @@ func TestDurationInputsReadEveryForm(t *testing.T) {
 	require.NotNil(t, al.State, "the nested state reads as before")
 	assert.Equal(t, int64(7), al.State.SimpleLoginID)
 
+	var ul contract.UserLifecycleInput
+	require.NoError(t, json.Unmarshal([]byte(`{"user_id":"user_1","mailbox_check":"PT1H","mailbox_verify_wait":"P7D","state":{"primary_email":"a@example.com"}}`), &ul))
+	assert.Equal(t, time.Hour, ul.MailboxCheck)
+	assert.Equal(t, 7*day, ul.MailboxVerifyWait)
+	require.NotNil(t, ul.State, "the nested state reads as before")
+	assert.Equal(t, "a@example.com", ul.State.PrimaryEmail)
+
 	var sr contract.StripeReconcileInput
 	require.NoError(t, json.Unmarshal([]byte(`{"overlap":"10m","settle":"PT5M"}`), &sr))
 	assert.Equal(t, contract.StripeReconcileInput{Overlap: 10 * time.Minute, Settle: 5 * time.Minute}, sr)

@@ -41,6 +41,7 @@ const (
 	// starts the provider's KeyRotation at KeyRotationID, or joins the one
 	// running there, and ends.
 	KeyRotationTriggerType = "KeyRotationTrigger"
+	UserLifecycleType      = "UserLifecycle"
 )
 
 // StatusQuery is the query every workflow answers with its Status.
@@ -66,6 +67,7 @@ const (
 	lowStockPrefix          = "low-stock/"
 	aliasPrefix             = "alias/"
 	keyRotationPrefix       = "key-rotation/"
+	userPrefix              = "user/"
 )
 
 // OrderConfirmationID is the workflow ID of the order's confirmation run.
@@ -79,6 +81,9 @@ func LowStockID(sku string) string { return lowStockPrefix + sku }
 
 // AliasID is the workflow ID of the email alias's lifecycle entity.
 func AliasID(aliasID string) string { return aliasPrefix + aliasID }
+
+// UserID is the workflow ID of the Clerk user's lifecycle entity.
+func UserID(clerkUserID string) string { return userPrefix + clerkUserID }
 
 // KeyRotationID is the workflow ID of the provider's key rotation.
 func KeyRotationID(provider string) string { return keyRotationPrefix + provider }

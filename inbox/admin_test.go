@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/inbox"
 )
 
@@ -224,8 +225,11 @@ func TestInboxReplayRoutesAnIgnoredClerkAndStockRow(t *testing.T) {
 
 	res, err := s.Replay(ctx, clerk, "alice")
 	require.NoError(t, err)
-	assert.Equal(t, "clerk-user/user_1", res.Target)
-	assert.Equal(t, &inbox.ClerkRoute{Type: "user.deleted", UserID: "user_1"}, res.Route.Clerk)
+	// Routed as a new delivery is: to the user's entity, with its event
+	// (the row's id becomes the event id at hand-off).
+	assert.Equal(t, contract.UserID("user_1"), res.Target)
+	assert.Equal(t, &inbox.ClerkRoute{Type: "user.deleted", UserID: "user_1",
+		Event: &contract.UserEvent{Type: contract.UserEventDeleted, UserID: "user_1"}}, res.Route.Clerk)
 	res, err = s.Replay(ctx, stock, "alice")
 	require.NoError(t, err)
 	assert.Equal(t, "low-stock/sku-1", res.Target)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/starter"
@@ -12,32 +13,44 @@ import (
 
 // Clerk event types crmflow acts on.
 const (
-	ClerkUserCreated = "user.created"
-	ClerkUserDeleted = "user.deleted"
+	ClerkUserCreated = contract.UserEventCreated
+	ClerkUserUpdated = contract.UserEventUpdated
+	ClerkUserDeleted = contract.UserEventDeleted
 )
 
 // ErrMalformed marks a verified body that is not an event of its source:
 // the sender is answered 400 and nothing is stored.
 var ErrMalformed = errors.New("not an event of its source")
 
-// ClerkRoute is a Clerk user event for the user's alias workflows.
+// ClerkRoute is a Clerk user event for the user's entity (UserLifecycle).
 type ClerkRoute struct {
 	Type   string `json:"type"`
 	UserID string `json:"user_id"`
-	// PrimaryEmail is the user's primary address ("" when none), which
-	// user.created claims shadow aliases by.
+	// PrimaryEmail is the user's primary address ("" when none); rows
+	// stored before UserLifecycle routed by it.
 	PrimaryEmail string `json:"primary_email,omitempty"`
+	// Event is what the user's entity is signalled, as the edge read it.
+	// Rows stored before UserLifecycle have none: their event is read
+	// again from the payload at hand-off.
+	Event *contract.UserEvent `json:"event,omitempty"`
 }
 
 // clerkEvent is the part of Clerk's webhook envelope crmflow reads.
 type clerkEvent struct {
 	Type string `json:"type"`
 	Data struct {
-		ID                    string `json:"id"`
+		ID        string `json:"id"`
+		FirstName string `json:"first_name"`
+		LastName  string `json:"last_name"`
+		// UpdatedAt is Unix milliseconds.
+		UpdatedAt             int64  `json:"updated_at"`
 		PrimaryEmailAddressID string `json:"primary_email_address_id"`
 		EmailAddresses        []struct {
 			ID           string `json:"id"`
 			EmailAddress string `json:"email_address"`
+			Verification *struct {
+				Status string `json:"status"`
+			} `json:"verification"`
 		} `json:"email_addresses"`
 	} `json:"data"`
 }
@@ -46,20 +59,42 @@ type clerkEvent struct {
 func (e *clerkEvent) primaryEmail() string {
 	for _, a := range e.Data.EmailAddresses {
 		if a.ID == e.Data.PrimaryEmailAddressID {
-			return a.EmailAddress
+			return strings.TrimSpace(a.EmailAddress)
 		}
 	}
 	return ""
 }
 
-// clerkUserTarget orders a user's events: user.created and user.deleted of
-// one user fan out to several alias workflows, so they share one target.
-func clerkUserTarget(userID string) string { return "clerk-user/" + userID }
+// verifiedEmails are the addresses whose verification Clerk reports as
+// "verified": the ones a user may claim shadow aliases by.
+func (e *clerkEvent) verifiedEmails() []string {
+	var out []string
+	for _, a := range e.Data.EmailAddresses {
+		if a.Verification != nil && a.Verification.Status == "verified" && strings.TrimSpace(a.EmailAddress) != "" {
+			out = append(out, strings.TrimSpace(a.EmailAddress))
+		}
+	}
+	return out
+}
+
+// userEvent is the event for the user's entity; its EventID is the row's,
+// set at hand-off.
+func (e *clerkEvent) userEvent() *contract.UserEvent {
+	ev := &contract.UserEvent{Type: e.Type, UserID: e.Data.ID}
+	if e.Type != ClerkUserDeleted {
+		ev.UpdatedAt = e.Data.UpdatedAt
+		ev.Name = strings.TrimSpace(strings.TrimSpace(e.Data.FirstName) + " " + strings.TrimSpace(e.Data.LastName))
+		ev.PrimaryEmail, ev.VerifiedEmails = e.primaryEmail(), e.verifiedEmails()
+	}
+	return ev
+}
 
 // ClerkEvent is the inbox row of a verified Clerk delivery (svixID is its
-// Svix message id), with its route. Types other than user.created and
-// user.deleted, and events without a usable user id, are stored as ignored.
-// A body that is not a Clerk event is ErrMalformed.
+// Svix message id), with its route: the user's entity, user/<user id>, the
+// row's target, so one user's events are handed off in commit order. Types
+// other than user.created, user.updated and user.deleted, and events
+// without a usable user id, are stored as ignored. A body that is not a
+// Clerk event is ErrMalformed.
 func ClerkEvent(svixID string, body []byte) (Event, error) {
 	route, ignored, err := routeClerk(body)
 	if err != nil {
@@ -67,10 +102,16 @@ func ClerkEvent(svixID string, body []byte) (Event, error) {
 	}
 	row := Event{Source: SourceClerk, EventID: svixID, EventType: route.Type, Payload: body, Ignored: ignored}
 	if ignored == "" {
+		route.Event.EventID = svixID
 		row.Route, row.Target = Route{Clerk: route}, clerkUserTarget(route.UserID)
 	}
 	return row, nil
 }
+
+// clerkUserTarget orders a user's events: they all go to the user's
+// entity, so its workflow ID is their target. (Rows stored before
+// UserLifecycle have the target clerk-user/<user id>.)
+func clerkUserTarget(userID string) string { return contract.UserID(userID) }
 
 // routeClerk reads a Clerk body's route, or why it is ignored.
 func routeClerk(body []byte) (*ClerkRoute, string, error) {
@@ -80,53 +121,42 @@ func routeClerk(body []byte) (*ClerkRoute, string, error) {
 	}
 	r := &ClerkRoute{Type: ev.Type, UserID: ev.Data.ID, PrimaryEmail: ev.primaryEmail()}
 	switch {
-	case ev.Type != ClerkUserCreated && ev.Type != ClerkUserDeleted:
+	case ev.Type != ClerkUserCreated && ev.Type != ClerkUserUpdated && ev.Type != ClerkUserDeleted:
 		return r, "event type " + ev.Type + " is not handled", nil
 	case contract.ValidateKey("user id", ev.Data.ID) != nil:
 		return r, "event has no usable user id", nil
 	}
+	r.Event = ev.userEvent()
 	return r, "", nil
 }
 
-// AliasLookup finds the alias workflows a Clerk user event concerns
-// (store.Store implements it).
-type AliasLookup interface {
-	ShadowAliasesForEmail(ctx context.Context, email string) ([]string, error)
-	AliasesOfCustomer(ctx context.Context, customerID string) ([]string, error)
-}
-
-// deliverClerk fans a Clerk user event out to the alias workflows it
-// concerns: user.created claims the shadow aliases made for the user's
-// email; user.deleted deletes every alias of the user (privacy). Aliases
-// whose workflow has ended are skipped. A partial failure retries the whole
-// row; the workflows ignore the event id they have already seen.
-func (d *Dispatcher) deliverClerk(ctx context.Context, eventID string, r *ClerkRoute) error {
-	var aliasIDs []string
-	var signal string
-	var err error
-	switch r.Type {
-	case ClerkUserCreated:
-		if r.PrimaryEmail == "" {
-			return nil // nothing to claim by
+// deliverClerk signals the event to the user's entity, starting it if
+// needed. A row stored before UserLifecycle carries no event: it is read
+// again from the payload, so such rows still reach the user (as their
+// rows, routed by user, went to the alias entities before). A user whose
+// entity has completed (deleted) gets nothing more: the row ends late.
+func (d *Dispatcher) deliverClerk(ctx context.Context, row Event, r *ClerkRoute) error {
+	if r.Event == nil {
+		again, ignored, err := routeClerk(row.Payload)
+		switch {
+		case err != nil:
+			return &permanentError{fmt.Errorf("decode clerk event %s: %w", row.EventID, err)}
+		case ignored != "":
+			return &endedError{StatusIgnored, ignored}
 		}
-		signal = contract.AliasClaimSignal
-		aliasIDs, err = d.lookups.ShadowAliasesForEmail(ctx, r.PrimaryEmail)
-	case ClerkUserDeleted:
-		signal = contract.AliasDeleteSignal
-		aliasIDs, err = d.lookups.AliasesOfCustomer(ctx, r.UserID)
-	default:
-		return &permanentError{fmt.Errorf("no route for clerk event type %s", r.Type)}
+		r = again
 	}
-	if err != nil {
-		return err
+	ev := *r.Event
+	// The row's event id (Svix's message id) is the one the entity
+	// deduplicates by, whoever worked the route out.
+	ev.EventID = row.EventID
+	_, err := d.starter.SignalUserEvent(ctx, ev)
+	if errors.Is(err, starter.ErrAlreadyDone) {
+		// Said here rather than by the caller: a row stored before
+		// UserLifecycle has another target than the entity's ID.
+		return &endedError{StatusLate, err.Error() + "; " + d.closedRun(ctx, contract.UserID(ev.UserID))}
 	}
-	for _, id := range aliasIDs {
-		err := d.starter.SignalAlias(ctx, id, signal, contract.AliasCommand{EventID: eventID, CustomerID: r.UserID})
-		if err != nil && !errors.Is(err, starter.ErrNotFound) {
-			return err
-		}
-	}
-	return nil
+	return err
 }
 
 // legacyClerkRoute works out the route of a row stored before routes were.

@@ -59,7 +59,6 @@ const (
 // implements them).
 type Lookups interface {
 	OrderLookup
-	AliasLookup
 	EmailEvents
 }
 
@@ -316,7 +315,7 @@ func (d *Dispatcher) deliver(ctx context.Context, ev Event) error {
 	case route.Refund != nil:
 		return d.deliverRefund(ctx, ev, route.Refund)
 	case route.Clerk != nil:
-		return d.deliverClerk(ctx, ev.EventID, route.Clerk)
+		return d.deliverClerk(ctx, ev, route.Clerk)
 	case route.Email != nil:
 		return d.deliverEmail(ctx, ev, route.Email)
 	}

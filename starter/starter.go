@@ -45,6 +45,14 @@ type Options struct {
 	// ShadowTTL is how long a new shadow alias waits for its claim; zero
 	// means the workflow's default.
 	ShadowTTL time.Duration
+	// MailboxCheck is how often a new user entity checks whether the
+	// SimpleLogin mailbox of a changed address is verified; zero means the
+	// workflow's default.
+	MailboxCheck time.Duration
+	// MailboxVerifyWait is how long a new user entity keeps checking that
+	// mailbox before the aliases stay where they were; zero means the
+	// workflow's default.
+	MailboxVerifyWait time.Duration
 }
 
 // Starter wraps a Temporal client with crmflow's workflow contract.

@@ -7,9 +7,13 @@ import (
 	"github.com/crmflow/crmflow/inbox"
 )
 
-// clerk verifies a Clerk delivery (signed by Svix, see verifySvix) and
-// commits it to the inbox; the dispatcher signals the alias workflows it
-// concerns.
+// clerk verifies a Clerk delivery (signed by Svix) and commits it to the
+// inbox; the dispatcher signals the user's entity (UserLifecycle).
+//
+// The signature is checked with Svix's own library; the timestamp with the
+// configured tolerance (default 5 minutes, as Svix's), because the library's
+// own tolerance cannot be configured. The signature, the timestamp and the
+// event id are all read from one header set (see svixHeaderSet).
 func (h *Handler) clerk(w http.ResponseWriter, r *http.Request) {
 	const provider = inbox.SourceClerk
 	body, ok := h.readBody(w, r, provider)

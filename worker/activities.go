@@ -40,6 +40,8 @@ type Activities struct {
 	// RotationTrigger starts the rotations the key-rotation Schedules ask
 	// for, at their documented IDs.
 	RotationTrigger *activities.RotationTriggerActivities
+	// Users writes Clerk users to the customers table and finds their aliases.
+	Users *activities.UserStoreActivities
 }
 
 // ActivityOption adjusts how NewActivities builds the provider clients.
@@ -130,6 +132,7 @@ func NewActivities(cfg *config.Config, st *store.Store, creds *credentials.Store
 		clientOptions(cfg, creds, pm, logger, contract.ProviderSimpleLogin, console[contract.ProviderSimpleLogin]))}
 	a.Knock = &activities.KnockActivities{Knock: providers.NewKnockClient(
 		clientOptions(cfg, creds, pm, logger, contract.ProviderKnock, console[contract.ProviderKnock]))}
+	a.Users = &activities.UserStoreActivities{Store: st}
 	return a
 }
 

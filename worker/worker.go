@@ -173,6 +173,7 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.StripeReconcile, workflow.RegisterOptions{Name: contract.StripeReconcileType, VersioningBehavior: pinned})
 	// One alert, or an operator's decision on it: bounded.
 	r.RegisterWorkflowWithOptions(workflows.EmailComplaint, workflow.RegisterOptions{Name: contract.EmailComplaintType, VersioningBehavior: pinned})
+	r.RegisterWorkflowWithOptions(workflows.UserLifecycle, workflow.RegisterOptions{Name: contract.UserLifecycleType, VersioningBehavior: autoUpgrade})
 }
 
 // registerActivities lists the activities the workflow task queue runs:
@@ -186,6 +187,7 @@ func registerActivities(r sdkworker.ActivityRegistry, a Activities) {
 	r.RegisterActivity(a.KeyVerifier)
 	r.RegisterActivity(a.DeadLetters)
 	r.RegisterActivity(a.Receipts)
+	r.RegisterActivity(a.Users)
 	r.RegisterActivity(a.Retention)
 	r.RegisterActivity(a.RotationTrigger)
 }

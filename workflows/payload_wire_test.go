@@ -47,6 +47,7 @@ var (
 		contract.AliasClaimSignal:              reflect.TypeFor[contract.AliasCommand](),
 		contract.KeyRotationTokenSeenSignal:    reflect.TypeFor[contract.KeyVersion](),
 		contract.KeyRotationSecretProvenSignal: reflect.TypeFor[contract.KeyVersion](),
+		contract.UserEventSignal:               reflect.TypeFor[contract.UserEvent](),
 	}
 	updatePayloads = map[string]struct{ input, result reflect.Type }{
 		contract.DeadLetterDecisionUpdate:   {reflect.TypeFor[contract.DeadLetterDecision](), reflect.TypeFor[contract.DeadLetterDecisionResult]()},

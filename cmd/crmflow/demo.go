@@ -80,6 +80,9 @@ func runDemo(ctx context.Context, cfg *config.Config, st *store.Store, out io.Wr
 	if err := d.paymentFailure(ctx); err != nil {
 		return err
 	}
+	if err := d.newUser(ctx); err != nil {
+		return err
+	}
 	d.whereToLook()
 	return nil
 }
@@ -100,6 +103,7 @@ type demoIDs struct {
 	referrer, referred     string
 	referral               string
 	order1, order2         string
+	user                   string
 	referrerStripeCustomer string
 }
 
@@ -112,6 +116,7 @@ func newDemoIDs(suffix string) demoIDs {
 		referral:               p + "-referral",
 		order1:                 p + "-order-1",
 		order2:                 p + "-order-2",
+		user:                   "user_demo_" + suffix,
 		referrerStripeCustomer: "cus_demo_" + suffix,
 	}
 }

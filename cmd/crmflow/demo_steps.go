@@ -259,6 +259,7 @@ func (d *demo) whereToLook() {
 	order1 := contract.OrderConfirmationID(d.ids.order1)
 	order2 := contract.OrderConfirmationID(d.ids.order2)
 	reward := contract.ReferralRewardID(d.ids.referral)
+	user := contract.UserID(d.ids.user)
 	ns := d.cfg.Temporal.Namespace
 	fmt.Fprintf(d.out, `
 Where to look:
@@ -267,10 +268,14 @@ Where to look:
   Referral reward  %s  (Bob's first paid order started it for Alice;
                    it holds for the refund window before crediting her)
                    %s
+  New user         %s  (lives on, following Clerk's user events)
+                   %s
   CLI              crmflow status %s
+                   crmflow status %s
                    crmflow status %s
                    crmflow status %s
                    crmflow dlq list
 `, temporalUIWorkflowURL(d.cfg.Dev.UIAddr, ns, order1), temporalUIWorkflowURL(d.cfg.Dev.UIAddr, ns, order2),
-		reward, temporalUIWorkflowURL(d.cfg.Dev.UIAddr, ns, reward), order1, order2, reward)
+		reward, temporalUIWorkflowURL(d.cfg.Dev.UIAddr, ns, reward), user, temporalUIWorkflowURL(d.cfg.Dev.UIAddr, ns, user),
+		order1, order2, reward, user)
 }

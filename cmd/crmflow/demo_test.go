@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -13,9 +14,11 @@ import (
 	"github.com/stretchr/testify/require"
 	stripego "github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
+	svix "github.com/svix/svix-webhooks/go"
 
 	"github.com/crmflow/crmflow/config"
 	"github.com/crmflow/crmflow/contract"
+	"github.com/crmflow/crmflow/inbox"
 )
 
 func TestDemoSignedStripeEventVerifies(t *testing.T) {
@@ -55,6 +58,34 @@ func TestDemoSignedStripeEventVerifies(t *testing.T) {
 			assert.ErrorIs(t, err, webhook.ErrNoValidSignature)
 		})
 	}
+}
+
+// TestDemoSignedClerkEventVerifies: the demo's user.created passes Svix's
+// verification with the dev secret (and no other) and reads, at the inbox,
+// as a user event for the user's entity.
+func TestDemoSignedClerkEventVerifies(t *testing.T) {
+	now := time.Now()
+	payload, h, err := signedClerkEvent(config.DevClerkWebhookSecret, "msg_demo_x_user",
+		demoClerkUser("user_demo_x", "carol+x@example.com", now), now)
+	require.NoError(t, err)
+	wh, err := svix.NewWebhook(config.DevClerkWebhookSecret)
+	require.NoError(t, err)
+	require.NoError(t, wh.Verify(payload, h))
+	other, err := svix.NewWebhook("whsec_" + base64.StdEncoding.EncodeToString([]byte("another secret of 32 bytes......")))
+	require.NoError(t, err)
+	assert.Error(t, other.Verify(payload, h))
+
+	row, err := inbox.ClerkEvent(h.Get("svix-id"), payload)
+	require.NoError(t, err)
+	assert.Empty(t, row.Ignored)
+	assert.Equal(t, contract.UserID("user_demo_x"), row.Target)
+	require.NotNil(t, row.Route.Clerk)
+	ev := row.Route.Clerk.Event
+	require.NotNil(t, ev)
+	assert.Equal(t, contract.UserEventCreated, ev.Type)
+	assert.Equal(t, "Carol (demo)", ev.Name)
+	assert.Equal(t, "carol+x@example.com", ev.PrimaryEmail)
+	assert.Equal(t, []string{"carol+x@example.com"}, ev.VerifiedEmails)
 }
 
 func TestDemoWorkflowStatusPath(t *testing.T) {
@@ -98,7 +129,7 @@ func TestDemoIDsAreUniqueAndValidKeys(t *testing.T) {
 	now := time.Now()
 	a, b := newDemoIDs(demoSuffix(now)), newDemoIDs(demoSuffix(now))
 	assert.NotEqual(t, a.order1, b.order1)
-	for _, id := range []string{a.referrer, a.referred, a.referral, a.order1, a.order2} {
+	for _, id := range []string{a.referrer, a.referred, a.referral, a.order1, a.order2, a.user} {
 		assert.NoError(t, contract.ValidateKey("id", id))
 	}
 	assert.NotEqual(t, a.order1, a.order2)

@@ -1,5 +1,6 @@
 // Package knock is a small typed client for the parts of Knock's REST API that
-// crmflow uses: triggering and cancelling workflows and identifying users.
+// crmflow uses: triggering and cancelling workflows, identifying and deleting
+// users.
 //
 // Knock's official Go SDK is not available to this build, so the call sites
 // are shaped like it (client.Workflows.Trigger(ctx, key, params, opts...));
@@ -58,7 +59,7 @@ var knockAPI = providerhttp.Provider{
 type Client struct {
 	// Workflows triggers and cancels Knock workflows.
 	Workflows *WorkflowsService
-	// Users identifies (creates or updates) Knock users.
+	// Users identifies (creates or updates) and deletes Knock users.
 	Users *UsersService
 
 	api *providerhttp.Client

@@ -25,7 +25,7 @@ func TestRequestsMatchKnockOpenAPI(t *testing.T) {
 		switch {
 		case strings.HasSuffix(r.URL.Path, "/trigger"):
 			triggerOK(w, r)
-		case strings.HasSuffix(r.URL.Path, "/cancel"):
+		case strings.HasSuffix(r.URL.Path, "/cancel"), r.Method == http.MethodDelete:
 			w.WriteHeader(http.StatusNoContent)
 		default:
 			answer(http.StatusOK, nil, `{"__typename":"User","id":"user_1","updated_at":"2026-08-01T10:00:00Z","email":"a@example.com"}`)(w, r)
@@ -53,7 +53,8 @@ func TestRequestsMatchKnockOpenAPI(t *testing.T) {
 		Recipients:      []knock.Recipient{knock.UserID("cus_1"), knock.Object("projects", "p1")},
 	}))
 	require.NoError(t, c.Workflows.Cancel(ctx, "order-confirmation", knock.CancelParams{CancellationKey: "order-confirmation/o1"}))
-	assert.Len(t, f.Requests(), 6)
+	require.NoError(t, c.Users.Delete(ctx, "user_1"))
+	assert.Len(t, f.Requests(), 7)
 
 	// The validator must reject what Knock rejects, or the checks above prove nothing.
 	bad := httptest.NewRequest(http.MethodPost, "/v1/workflows/wf/trigger", nil)

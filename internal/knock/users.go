@@ -3,6 +3,7 @@ package knock
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -12,7 +13,7 @@ import (
 	"github.com/crmflow/crmflow/internal/providerhttp"
 )
 
-// UsersService creates and updates Knock users.
+// UsersService creates, updates and deletes Knock users.
 type UsersService struct {
 	client *Client
 }
@@ -110,4 +111,31 @@ func (s *UsersService) Identify(ctx context.Context, id string, params IdentifyP
 		return &User{ID: id, Email: params.Email, Name: params.Name, Properties: maps.Clone(params.Properties)}, nil
 	}
 	return &out, nil
+}
+
+// Delete deletes the user with the given id and everything Knock holds of
+// them (DELETE /v1/users/{id}, 204). A user Knock does not know is an error
+// for which UserMissing is true; callers that delete for privacy count it
+// as deleted. In console mode nothing is sent.
+func (s *UsersService) Delete(ctx context.Context, id string) error {
+	if id == "" {
+		return fmt.Errorf("delete user: %w: empty user id", ErrInvalidParams)
+	}
+	_, err := s.client.api.Do(ctx, providerhttp.Request{
+		Method: http.MethodDelete,
+		Path:   "/v1/users/" + url.PathEscape(id),
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("delete user %q: %w", id, err)
+	}
+	return nil
+}
+
+// UserMissing reports whether err is Knock answering that the user does not
+// exist: a 404 with one of Knock's API error codes. The router's 404 for a
+// path it does not know ({"errors": ...}, no code) is not that: a wrong base
+// URL must not make a privacy deletion look done.
+func UserMissing(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.StatusCode == http.StatusNotFound && e.Code != ""
 }

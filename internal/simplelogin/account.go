@@ -124,7 +124,7 @@ func (c *Client) Mailboxes(ctx context.Context) ([]Mailbox, error) {
 		return nil, fmt.Errorf("list mailboxes: %w", err)
 	}
 	if recorded {
-		return []Mailbox{{ID: consoleMailboxRef.ID, Email: consoleMailboxRef.Email, Default: true, Verified: true}}, nil
+		return c.console.mailboxList(), nil
 	}
 	return out.Mailboxes, nil
 }

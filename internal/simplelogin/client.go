@@ -1,7 +1,8 @@
 // Package simplelogin is a small typed client for the parts of SimpleLogin's
 // REST API that crmflow uses: the key check (user_info), alias options,
 // random and custom alias creation, reading, listing, toggling and deleting
-// aliases.
+// aliases, and the mailboxes aliases forward to (listing, creating, pointing
+// an alias at them, deleting).
 //
 // SimpleLogin publishes no Go SDK and its API has no idempotency keys, and
 // toggling an alias flips its state. The helpers FindByNote, SetEnabled and

@@ -36,10 +36,12 @@ type consoleState struct {
 	mu      sync.Mutex
 	aliases map[int64]*Alias
 	deleted map[int64]bool
+	// mailboxes are the ones this process added, beside consoleMailboxRef.
+	mailboxes map[int64]*Mailbox
 }
 
 func newConsoleState() *consoleState {
-	return &consoleState{aliases: map[int64]*Alias{}, deleted: map[int64]bool{}}
+	return &consoleState{aliases: map[int64]*Alias{}, deleted: map[int64]bool{}, mailboxes: map[int64]*Mailbox{}}
 }
 
 // consoleEmail is the address of console alias n, labelled so that nobody
@@ -169,4 +171,58 @@ func clone(a *Alias) *Alias {
 	c := *a
 	c.Mailboxes = slices.Clone(a.Mailboxes)
 	return &c
+}
+
+// addMailbox stores a console mailbox for email. It is verified at once:
+// in console mode nobody receives SimpleLogin's verification link.
+func (s *consoleState) addMailbox(id int64, email string) *Mailbox {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb := &Mailbox{ID: id, Email: strings.ToLower(email), Verified: true}
+	s.mailboxes[id] = mb
+	c := *mb
+	return &c
+}
+
+// mailboxList is the console account's mailboxes: its default one first,
+// then those added, oldest first.
+func (s *consoleState) mailboxList() []Mailbox {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []Mailbox{{ID: consoleMailboxRef.ID, Email: consoleMailboxRef.Email, Default: true, Verified: true}}
+	added := make([]Mailbox, 0, len(s.mailboxes))
+	for _, mb := range s.mailboxes {
+		added = append(added, *mb)
+	}
+	slices.SortFunc(added, func(x, y Mailbox) int { return cmp.Compare(x.ID, y.ID) })
+	return append(out, added...)
+}
+
+// setMailboxes points the console alias at mailboxIDs; ok is false for an
+// alias deleted here.
+func (s *consoleState) setMailboxes(aliasID int64, mailboxIDs []int64) (ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.lookup(aliasID)
+	if !ok {
+		return false
+	}
+	a.Mailboxes = a.Mailboxes[:0]
+	for _, id := range mailboxIDs {
+		ref := MailboxRef{ID: id}
+		if mb, ok := s.mailboxes[id]; ok {
+			ref.Email = mb.Email
+		} else if id == consoleMailboxRef.ID {
+			ref = consoleMailboxRef
+		}
+		a.Mailboxes = append(a.Mailboxes, ref)
+	}
+	return true
+}
+
+// removeMailbox forgets a console mailbox.
+func (s *consoleState) removeMailbox(id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.mailboxes, id)
 }

@@ -48,6 +48,8 @@ func TestSimpleLoginRequestsMatchOpenAPI(t *testing.T) {
 			answer(http.StatusOK, nil, `{"enabled":false}`)(w, r)
 		case r.Method == http.MethodDelete:
 			answer(http.StatusOK, nil, `{"deleted":true}`)(w, r)
+		case r.Method == http.MethodPost && r.URL.Path == "/api/mailboxes":
+			answer(http.StatusCreated, nil, `{"id":3,"email":"b@example.com","verified":false,"default":false}`)(w, r)
 		case r.URL.Path == "/api/aliases/7":
 			answer(http.StatusOK, nil, aliasJSON(7, "a@sl.test", true, "n"))(w, r)
 		case r.URL.Path == "/api/v2/mailboxes":
@@ -86,7 +88,11 @@ func TestSimpleLoginRequestsMatchOpenAPI(t *testing.T) {
 	_, err = c.ToggleAlias(ctx, 7)
 	require.NoError(t, err)
 	require.NoError(t, c.DeleteAlias(ctx, 7))
-	assert.Len(t, f.Requests(), 13)
+	_, err = c.CreateMailbox(ctx, "b@example.com")
+	require.NoError(t, err)
+	require.NoError(t, c.SetAliasMailboxes(ctx, 7, []int64{3, 1}))
+	require.NoError(t, c.DeleteMailbox(ctx, 3))
+	assert.Len(t, f.Requests(), 16)
 
 	// The validator must reject what the spec rejects, or the checks above
 	// prove nothing.
@@ -100,6 +106,11 @@ func TestSimpleLoginRequestsMatchOpenAPI(t *testing.T) {
 		"a custom alias without signed_suffix must fail")
 	assert.Error(t, spec.ValidateRequest(post("/api/alias/random/new?mode=bogus"), []byte(`{}`)),
 		"a random alias with an unknown mode must fail")
+	patch := httptest.NewRequest(http.MethodPatch, "/api/aliases/7", nil)
+	patch.Header.Set("Content-Type", "application/json")
+	patch.Header.Set("Authentication", testKey)
+	assert.Error(t, spec.ValidateRequest(patch, []byte(`{"mailbox_ids":["twelve"]}`)),
+		"mailbox ids that are not integers must fail")
 	noKey := post("/api/alias/random/new")
 	noKey.Header.Del("Authentication")
 	assert.Error(t, spec.ValidateRequest(noKey, []byte(`{}`)), "a request without the Authentication header must fail")

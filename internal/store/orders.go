@@ -111,13 +111,24 @@ WHERE o.id = $1 AND o.confirmed_at IS NOT NULL
 // Customer is a CRM customer.
 type Customer struct {
 	ID, Email, Name, StripeCustomerID, ReferredBy string
+	// DeletedAt is when the Clerk user was deleted: the row is a tombstone
+	// with Email and Name scrubbed (ScrubbedEmail, ScrubbedName); nil for a
+	// live customer. Written by ScrubCustomer only.
+	DeletedAt *time.Time
 }
 
-// GetCustomer returns one customer.
+// customerColumns are the columns scanCustomer reads.
+const customerColumns = `id, email, name, coalesce(stripe_customer_id, ''), coalesce(referred_by, ''), deleted_at`
+
+func scanCustomer(row pgx.Row, c *Customer) error {
+	return row.Scan(&c.ID, &c.Email, &c.Name, &c.StripeCustomerID, &c.ReferredBy, &c.DeletedAt)
+}
+
+// GetCustomer returns one customer, a tombstone included (DeletedAt set).
 func (s *Store) GetCustomer(ctx context.Context, id string) (*Customer, error) {
-	const q = `SELECT id, email, name, coalesce(stripe_customer_id, ''), coalesce(referred_by, '') FROM customers WHERE id = $1`
+	const q = `SELECT ` + customerColumns + ` FROM customers WHERE id = $1`
 	var c Customer
-	err := s.pool.QueryRow(ctx, q, id).Scan(&c.ID, &c.Email, &c.Name, &c.StripeCustomerID, &c.ReferredBy)
+	err := scanCustomer(s.pool.QueryRow(ctx, q, id), &c)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("customer %s: %w", id, ErrNotFound)
 	}

@@ -29,17 +29,19 @@ const slKey = "sl-test-key"
 
 // simpleLoginPeer stands in for SimpleLogin's API with a small account: it
 // checks the Authentication header and the paths and bodies crmflow's
-// client sends, keeps aliases, and counts deletions per alias.
+// client sends, keeps aliases and mailboxes, and counts deletions per alias.
 type simpleLoginPeer struct {
-	mu      sync.Mutex
-	nextID  int64
-	aliases map[int64]map[string]any
-	deletes map[int64]int
-	srv     *httptest.Server
+	mu        sync.Mutex
+	nextID    int64
+	aliases   map[int64]map[string]any
+	deletes   map[int64]int
+	mailboxes []map[string]any
+	srv       *httptest.Server
 }
 
 func newSimpleLoginPeer(t *testing.T) *simpleLoginPeer {
-	p := &simpleLoginPeer{nextID: 100, aliases: map[int64]map[string]any{}, deletes: map[int64]int{}}
+	p := &simpleLoginPeer{nextID: 100, aliases: map[int64]map[string]any{}, deletes: map[int64]int{},
+		mailboxes: []map[string]any{{"id": int64(1), "email": "owner@sl.test", "default": true, "verified": true}}}
 	// Every request crmflow sends is checked against SimpleLogin's published spec.
 	p.srv = httptest.NewServer(openapicheck.Load(t, openapicheck.SimpleLogin).Middleware(t, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authentication") != slKey {
@@ -88,6 +90,10 @@ func newSimpleLoginPeer(t *testing.T) *simpleLoginPeer {
 			}
 			a["enabled"] = !a["enabled"].(bool)
 			_ = json.NewEncoder(w).Encode(map[string]any{"enabled": a["enabled"]})
+		case strings.HasPrefix(r.URL.Path, "/api/aliases/") && r.Method == http.MethodPatch:
+			p.patchAlias(w, r)
+		case r.URL.Path == "/api/v2/mailboxes" || strings.HasPrefix(r.URL.Path, "/api/mailboxes"):
+			p.serveMailboxes(w, r)
 		case strings.HasPrefix(r.URL.Path, "/api/aliases/"):
 			id, err := strconv.ParseInt(strings.TrimPrefix(r.URL.Path, "/api/aliases/"), 10, 64)
 			a, ok := p.aliases[id]
@@ -150,13 +156,16 @@ func (f *fixture) postClerk(payload []byte, h http.Header) (int, map[string]any)
 	return f.do(req)
 }
 
+// clerkUserEvent is a Clerk user event whose primary address is email,
+// beside old@example.com, both verified.
 func clerkUserEvent(typ, userID, email string) []byte {
 	if typ == "user.deleted" {
 		return []byte(fmt.Sprintf(`{"type":"user.deleted","object":"event","data":{"object":"user","id":%q,"deleted":true}}`, userID))
 	}
 	return []byte(fmt.Sprintf(`{"type":%q,"object":"event","data":{"object":"user","id":%q,
-"primary_email_address_id":"idn_1","email_addresses":[{"id":"idn_0","email_address":"old@example.com"},
-{"id":"idn_1","email_address":%q}]}}`, typ, userID, email))
+"primary_email_address_id":"idn_1","email_addresses":[
+{"id":"idn_0","email_address":"old@example.com","verification":{"status":"verified","strategy":"email_code"}},
+{"id":"idn_1","email_address":%q,"verification":{"status":"verified","strategy":"email_code"}}]}}`, typ, userID, email))
 }
 
 func TestClerkWebhookRejectsBadInputAndStoresNothing(t *testing.T) {

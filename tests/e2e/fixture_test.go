@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/stripe/stripe-go/v76/webhook"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 
 	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/api"
@@ -59,14 +60,22 @@ const (
 
 // knockPeer stands in for Knock's API: it checks what the real API would
 // (method, path, bearer key, idempotency key, JSON body) and records every
-// trigger. failFirst makes the first n triggers answer 401.
+// trigger. failFirst makes the first n triggers answer 401. It also keeps
+// the users identified (PUT /v1/users/{id}) and counts their deletions.
 type knockPeer struct {
 	mu        sync.Mutex
 	triggers  []knockTrigger
 	failFirst int
 	// down makes every request answer 503, an outage.
-	down bool
-	srv  *httptest.Server
+	down  bool
+	srv   *httptest.Server
+	users map[string]map[string]any
+	// identified lists every identify body received, in order, by user id.
+	identified  map[string][]map[string]any
+	userDeletes map[string]int
+	// failIdentify makes the next n identifies answer 401, as Knock does
+	// for an expired key.
+	failIdentify int
 }
 
 type knockTrigger struct {
@@ -77,7 +86,7 @@ type knockTrigger struct {
 }
 
 func newKnockPeer(t *testing.T) *knockPeer {
-	p := &knockPeer{}
+	p := &knockPeer{users: map[string]map[string]any{}, identified: map[string][]map[string]any{}, userDeletes: map[string]int{}}
 	// Every request crmflow sends is checked against Knock's published spec.
 	p.srv = httptest.NewServer(openapicheck.Load(t, openapicheck.Knock).Middleware(t, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
@@ -86,6 +95,10 @@ func newKnockPeer(t *testing.T) *knockPeer {
 		if down {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprint(w, `{"code":"service_unavailable","message":"down","status":503,"type":"api_error"}`)
+			return
+		}
+		if userID, ok := strings.CutPrefix(r.URL.Path, "/v1/users/"); ok {
+			p.serveUser(w, r, userID)
 			return
 		}
 		wf, ok := strings.CutPrefix(r.URL.Path, "/v1/workflows/")
@@ -171,6 +184,8 @@ type fixture struct {
 	registry *prometheus.Registry
 	// workers is the worker, when the fixture runs one.
 	workers *worker.Workers
+	// emails records the templated emails the worker was asked to send.
+	emails *emailOutbox
 }
 
 type fixtureOptions struct {
@@ -198,6 +213,9 @@ type fixtureOptions struct {
 	// paymentTimeout is how long new order confirmations wait for payment
 	// (default an hour).
 	paymentTimeout time.Duration
+	// mailboxVerifyWait is how long new user entities wait for SimpleLogin
+	// to verify a new address's mailbox (default the workflow's).
+	mailboxVerifyWait time.Duration
 	// refundWait is how long a refund waits for its order to be decided
 	// (default the dispatcher's).
 	refundWait time.Duration
@@ -250,7 +268,8 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	if opts.paymentTimeout == 0 {
 		opts.paymentTimeout = time.Hour
 	}
-	f.starter = starter.New(f.temporal, starter.Options{TaskQueue: queue, PaymentTimeout: opts.paymentTimeout})
+	f.starter = starter.New(f.temporal, starter.Options{TaskQueue: queue, PaymentTimeout: opts.paymentTimeout,
+		MailboxCheck: 200 * time.Millisecond, MailboxVerifyWait: opts.mailboxVerifyWait})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
 	f.registry = reg
@@ -320,7 +339,8 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 			opts.referrals = activities.ReferralDefaults{RewardCents: 1000, RefundWindow: time.Hour, MinimumOrderCents: 1000, ClawbackWindow: time.Second}
 		}
 		resend := &activities.ResendActivities{Console: opts.resendURL == "", Keys: keySource{f.creds}, Store: f.creds, BaseURL: opts.resendURL}
-		w := worker.New(f.temporal, worker.Options{TaskQueue: queue, Breaker: opts.breaker, Activities: worker.Activities{
+		f.emails = &emailOutbox{}
+		w := worker.New(f.temporal, worker.Options{TaskQueue: queue, Breaker: opts.breaker, Interceptors: []interceptor.WorkerInterceptor{f.emails}, Activities: worker.Activities{
 			Orders:      &activities.OrderActivities{Store: f.store},
 			Referrals:   &activities.ReferralActivities{Store: f.store, Defaults: opts.referrals, StripeConsole: stripeActs.Console},
 			Inventory:   &activities.InventoryActivities{Store: f.store, Defaults: opts.stock, Signaller: f.starter},
@@ -337,6 +357,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 			Stripe:      stripeActs,
 			Knock:       &activities.KnockActivities{Knock: knock.NewClient(knockOpts...)},
 			DeadLetters: &activities.DeadLetterActivities{Store: f.store},
+			Users:       &activities.UserStoreActivities{Store: f.store},
 			Reconcile:   f.reconciler(opts, stripeActs, ib, disp),
 
 			RotationTrigger: &activities.RotationTriggerActivities{Starter: worker.KeyRotationStarter(f.starter)},
