@@ -67,9 +67,6 @@ type providerQueue struct {
 	opts            BreakerOptions
 	metrics         *breakerMetrics
 
-	// also are further activity structs the queue carries (see register).
-	also []any
-
 	mu          sync.Mutex
 	worker      sdkworker.Worker
 	failures    int
@@ -108,22 +105,10 @@ func newProviderQueue(c client.Client, provider, queue string, acts []any, opts 
 				w.RegisterActivity(a)
 			}
 		}
-		for _, a := range q.also {
-			w.RegisterActivity(a)
-		}
 		return w
 	}
 	q.worker = q.build()
 	return q
-}
-
-// register adds an activity struct to the queue, before it starts: the
-// worker built now and every one a resume builds carry it.
-func (q *providerQueue) register(acts any) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.also = append(q.also, acts)
-	q.worker.RegisterActivity(acts)
 }
 
 func (q *providerQueue) start() error {
