@@ -32,7 +32,9 @@ type latencyRound struct {
 // while the webhooks are answered. The load is open loop: each request is
 // due at its slot in the schedule whether or not earlier ones have been
 // answered, and latency counts from the slot, so a stalled server cannot
-// hide its queueing (no coordinated omission).
+// hide its queueing (no coordinated omission). Each round also sends the
+// same load with the dispatcher stopped, and to a cold edge built just
+// before its first request, reported on lines of their own.
 func (e *Env) Latency(ctx context.Context, tb testing.TB, capacity float64) (Result, error) {
 	started := time.Now()
 	sz := e.Sizes

@@ -338,7 +338,7 @@ func (r *Report) Markdown() string {
 	p("| inbox | %d commits at once (inbox.Committers) |\n", inbox.Committers)
 	p("| dispatcher | production DispatcherOptions (the zero value, the package's defaults), %d hand-offs at once |\n", inbox.DefaultHandOffConcurrency)
 	p("| workers | worker.New defaults: SDK default pollers and slots, stop timeout %s; the M6 baseline worker uses the same options |\n", workerStopTimeout)
-	p("| load generator | in the same process, on the same cores, over loopback HTTP; %d senders for M1, M2 and M7 |\n", r.Sizes.Senders)
+	p("| load generator | in the same process, on the same cores, over loopback HTTP; %d senders for M1, M2, M7 and M10 |\n", r.Sizes.Senders)
 	return b.String()
 }
 
