@@ -45,9 +45,9 @@ type Figure struct {
 	Stats Stats
 }
 
-// Result is one measurement (M1 … M7) as the report prints it.
+// Result is one measurement (M1 … M10) as the report prints it.
 type Result struct {
-	// ID is M1 … M7.
+	// ID is M1 … M10.
 	ID string
 	// What describes the subject in a few words.
 	What string

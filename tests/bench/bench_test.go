@@ -59,6 +59,7 @@ func TestHarness(t *testing.T) {
 	require.NoError(t, err)
 	assert.Positive(t, m3.Subject.Stats.Median, "p99 latency")
 	assert.Equal(t, 0.0, extra(t, m3, "errors (non-200 or transport)").Median, "every webhook was answered 200")
+	assert.Positive(t, extra(t, m3, "cold edge: p99 latency over every request of every round").Median, "the cold edge is measured")
 
 	m4, err := e.Drain(ctx, t)
 	require.NoError(t, err)
@@ -92,7 +93,28 @@ func TestHarness(t *testing.T) {
 		assert.Positive(t, sc.Events)
 	}
 
-	rep := &Report{Results: []Result{ingest.M1, ingest.M2, m3, m4, m5, m6, m7}, Machine: readMachine(),
+	m8, err := e.Handoff(ctx, t, ingest.SignalCapacity)
+	require.NoError(t, err)
+	assert.Positive(t, m8.Subject.Stats.Median, "hand-off p99")
+	assert.Positive(t, m8.Baselines[0].Stats.Median, "raw SignalWithStart p99")
+
+	m9, effects, err := e.Effect(ctx, t)
+	require.NoError(t, err)
+	assert.Positive(t, m9.Subject.Stats.Median)
+	assert.Equal(t, sz.Rounds*sz.Orders+1, effects.Webhooks, "every order sent as a webhook (and the warm-up) was confirmed")
+	assert.Equal(t, sz.Rounds*sz.Orders+1, effects.Direct, "every order started directly (and the warm-up) was confirmed")
+	assert.Equal(t, effects.Webhooks+effects.Direct, effects.Notified, "each confirmation triggered Knock once")
+
+	m10, storage, err := e.Storage(ctx, t)
+	require.NoError(t, err)
+	assert.Positive(t, m10.Subject.Stats.Median, "bytes per event")
+	assert.Equal(t, sz.StorageDays*sz.StorageEvents, storage.Events)
+	assert.EqualValues(t, storage.Events, storage.Kept, "the kept table holds every event")
+	assert.Positive(t, storage.Compact, "retention left compact dedup records")
+	assert.EqualValues(t, storage.Events, storage.Deleted+storage.Whole+storage.Compact, "every event is deleted, whole or a record")
+	assert.Equal(t, storage.Compact+storage.Deleted, storage.Purged, "only purged rows became records or were deleted")
+
+	rep := &Report{Results: []Result{ingest.M1, ingest.M2, m3, m4, m5, m6, m7, m8, m9, m10}, Machine: readMachine(),
 		Versions: moduleVersions(), Postgres: map[string]string{}, Sizes: sz}
 	md := rep.Markdown()
 	for _, res := range rep.Results {

@@ -75,19 +75,28 @@ type Sizes struct {
 	// how many rounds M7 runs.
 	StockUpdates int
 	M7Rounds     int
+	// HandoffDuration is how long M8 commits events at its steady rate per
+	// phase.
+	HandoffDuration time.Duration
+	// StorageEvents are the events per compressed day of M10, which runs
+	// StorageDays days of StorageDay each.
+	StorageEvents int
+	StorageDays   int
+	StorageDay    time.Duration
 	// PoolSizes are the pool_max_conns values the tuning pass tries; empty
 	// skips it.
 	PoolSizes []int
 }
 
 // FullSizes are what `make bench` runs: enough work per round for stable
-// rates, in well under 15 minutes on two cores.
+// rates; BENCH_TIMEOUT in the Makefile bounds the whole run.
 func FullSizes() Sizes {
 	return Sizes{
 		Rounds: 5, Senders: 32, InboxRows: 2000, Webhooks: 2000,
 		SignalCalls: 200, SignalConcurrency: 16, LatencyDuration: 5 * time.Second,
 		Backlog: 600, Duplicates: 100, Orders: 25, OrderSenders: 8,
 		StockUpdates: 10_000, M7Rounds: 3, PoolSizes: []int{4, 16, 32},
+		HandoffDuration: 8 * time.Second, StorageEvents: 500, StorageDays: 9, StorageDay: 3 * time.Second,
 	}
 }
 
@@ -98,6 +107,7 @@ func SmokeSizes() Sizes {
 		SignalCalls: 10, SignalConcurrency: 4, LatencyDuration: 500 * time.Millisecond,
 		Backlog: 10, Duplicates: 5, Orders: 3, OrderSenders: 2,
 		StockUpdates: 200, M7Rounds: 1,
+		HandoffDuration: 500 * time.Millisecond, StorageEvents: 20, StorageDays: 5, StorageDay: 600 * time.Millisecond,
 	}
 }
 

@@ -1,0 +1,212 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/crmflow/crmflow/activities"
+	"github.com/crmflow/crmflow/contract"
+	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/starter"
+	"github.com/crmflow/crmflow/worker"
+	"github.com/crmflow/crmflow/workflows"
+)
+
+// startConsoleWorker starts crmflow's worker (worker.New) on queue with
+// every provider in console mode and the store for real, as M6 runs it;
+// tune, when set, adjusts the activities first. It returns the Knock
+// recorder and a func stopping the worker.
+func startConsoleWorker(c client.Client, st *store.Store, s *starter.Starter, queue string,
+	tune func(*worker.Activities)) (*knockCounter, func(), error) {
+	kc := &knockCounter{}
+	acts, err := consoleActivities(st, s, kc, activities.StockDefaults{})
+	if err != nil {
+		return nil, nil, err
+	}
+	if tune != nil {
+		tune(&acts)
+	}
+	w := worker.New(c, worker.Options{TaskQueue: queue, Activities: acts})
+	if err := w.Start(); err != nil {
+		return nil, nil, fmt.Errorf("start crmflow worker: %w", err)
+	}
+	return kc, w.Stop, nil
+}
+
+// EffectCounts are what M9 observed beyond its rates.
+type EffectCounts struct {
+	// Webhooks and Direct count the orders confirmed (in PostgreSQL, with
+	// their Knock trigger recorded) on each path, warm-up included.
+	Webhooks, Direct int
+	// Notified counts console-mode Knock order-confirmation triggers.
+	Notified int
+}
+
+// Effect measures M9: signed payment_intent.succeeded webhooks for N
+// orders through the real edge (handler, inbox, dispatcher) until every
+// order is confirmed in PostgreSQL and its Knock call made, against the
+// same confirmations started directly with the payment signal
+// (starter.SignalPayment, as M6's subject). Both paths share one worker
+// (M6's, console-mode providers) and one database; phases alternate
+// their order (ABBA).
+func (e *Env) Effect(ctx context.Context, tb testing.TB) (Result, EffectCounts, error) {
+	started := time.Now()
+	sz := e.Sizes
+	var counts EffectCounts
+	c, err := e.dial(nil)
+	if err != nil {
+		return Result{}, counts, err
+	}
+	defer c.Close()
+	queue := e.queue("effect")
+	g, err := e.newEdge(ctx, e.NewDatabase(tb), c, queue, defaultDispatcher())
+	if err != nil {
+		return Result{}, counts, err
+	}
+	defer g.close()
+	kc, stop, err := startConsoleWorker(c, g.store, g.starter, queue, nil)
+	if err != nil {
+		return Result{}, counts, err
+	}
+	defer stop()
+	g.runDispatcher()
+	hc := httpClient(sz.OrderSenders)
+
+	viaWebhooks := func(prefix string, n int) (time.Duration, error) {
+		ws := signWebhooks(prefix, n)
+		ids, err := seedOrders(ctx, g.store, "o-"+prefix, n)
+		if err != nil {
+			return 0, fmt.Errorf("seed orders: %w", err)
+		}
+		notified := kc.count(workflows.KnockOrderConfirmed)
+		t0 := time.Now()
+		if _, err := sendWebhooks(ctx, hc, g.url, ws, sz.OrderSenders); err != nil {
+			return 0, err
+		}
+		err = waitEffects(ctx, g.store, kc, ids, notified)
+		d := time.Since(t0)
+		if err == nil {
+			counts.Webhooks += n
+			err = waitConfirmed(ctx, c, ids)
+		}
+		return d, err
+	}
+	direct := func(prefix string, n int) (time.Duration, error) {
+		ids, err := seedOrders(ctx, g.store, prefix, n)
+		if err != nil {
+			return 0, fmt.Errorf("seed orders: %w", err)
+		}
+		notified := kc.count(workflows.KnockOrderConfirmed)
+		t0 := time.Now()
+		if _, err := parallel(n, sz.OrderSenders, func(i int) error {
+			_, err := g.starter.SignalPayment(ctx, ids[i], paymentFor(ids[i]))
+			return err
+		}); err != nil {
+			return 0, err
+		}
+		err = waitEffects(ctx, g.store, kc, ids, notified)
+		d := time.Since(t0)
+		if err == nil {
+			counts.Direct += n
+			err = waitConfirmed(ctx, c, ids)
+		}
+		return d, err
+	}
+
+	// One order each way first: the HTTP connection, the edge's database
+	// connections and the worker's caches are warm before the clock.
+	warm := fmt.Sprintf("effect-warm-%d", time.Now().UnixNano())
+	if _, err := viaWebhooks(warm+"-hook", 1); err != nil {
+		return Result{}, counts, err
+	}
+	if _, err := direct(warm+"-direct", 1); err != nil {
+		return Result{}, counts, err
+	}
+	var hooks, base []float64
+	for r := range sz.Rounds {
+		prefix := fmt.Sprintf("effect-%d-%d", time.Now().UnixNano(), r)
+		err := alternate(r,
+			func() error {
+				d, err := direct(prefix+"-direct", sz.Orders)
+				base = append(base, rate(sz.Orders, d))
+				return err
+			},
+			func() error {
+				d, err := viaWebhooks(prefix+"-hook", sz.Orders)
+				hooks = append(hooks, rate(sz.Orders, d))
+				return err
+			})
+		if err != nil {
+			return Result{}, counts, err
+		}
+		e.logf("effect round %d: started directly %.1f orders/s, through the edge %.1f orders/s", r+1, base[r], hooks[r])
+	}
+	counts.Notified = kc.count(workflows.KnockOrderConfirmed)
+	ratio := summarise(ratios(hooks, base))
+	return Result{
+		ID: "M9", What: "webhook to effect (order confirmed, Knock called)",
+		Subject:   Figure{"signed webhooks through the edge to effect", "orders/s", summarise(hooks)},
+		Baselines: []Figure{{"the same confirmations started directly (SignalWithStart)", "orders/s", summarise(base)}},
+		Ratios:    []Figure{{"webhooks/direct", "×", ratio}},
+		Target:    ">= 0.8", Pass: ratio.Median >= 0.8,
+		Headline: fmt.Sprintf("%s orders/s", num(summarise(hooks).Median)),
+		Rounds:   sz.Rounds, Elapsed: time.Since(started),
+		Notes: []string{
+			fmt.Sprintf("%d orders per phase. Through the edge: signed payment_intent.succeeded webhooks POSTed by %d senders to the API handler `crmflow serve` builds, "+
+				"committed to the inbox and handed to Temporal by the dispatcher (production options). Directly: starter.SignalPayment of the same payment, %d at a time, as M6's subject. "+
+				"The clock stops when every order of the phase is confirmed in PostgreSQL and its Knock order-confirmation trigger is recorded; "+
+				"both paths run on one crmflow worker (worker.New, console-mode providers, as M6) and one database, with the dispatcher running throughout. "+
+				"%d orders confirmed through the edge and %d directly (one warm-up order each way included), %d Knock triggers recorded.",
+				sz.Orders, sz.OrderSenders, sz.OrderSenders, counts.Webhooks, counts.Direct, counts.Notified),
+		},
+	}, counts, nil
+}
+
+// waitEffects waits until every order in ids is confirmed in PostgreSQL
+// and the Knock recorder has as many order-confirmation triggers more than
+// notified.
+func waitEffects(ctx context.Context, st *store.Store, kc *knockCounter, ids []string, notified int) error {
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		var confirmed int
+		if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM orders WHERE id = ANY($1) AND status = 'confirmed'`, ids).Scan(&confirmed); err != nil {
+			return fmt.Errorf("count confirmed orders: %w", err)
+		}
+		called := kc.count(workflows.KnockOrderConfirmed) - notified
+		if confirmed == len(ids) && called >= len(ids) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d orders confirmed and %d Knock triggers within 5m", confirmed, len(ids), called)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// waitConfirmed waits for the orders' confirmation runs to close with a
+// confirmed result, so that no run of one phase is still working in the
+// next.
+func waitConfirmed(ctx context.Context, c client.Client, orderIDs []string) error {
+	wfIDs := make([]string, len(orderIDs))
+	for i, id := range orderIDs {
+		wfIDs[i] = contract.OrderConfirmationID(id)
+	}
+	return waitAll(ctx, c, wfIDs, func(id string, get func(any) error) error {
+		var res contract.OrderConfirmationResult
+		if err := get(&res); err != nil {
+			return fmt.Errorf("%s: %w", id, err)
+		}
+		if res.State != "confirmed" {
+			return fmt.Errorf("%s ended %s, not confirmed", id, res.State)
+		}
+		return nil
+	})
+}
