@@ -131,7 +131,7 @@ func (s *engineSide) close() {
 	}
 }
 
-// open dials the engine, starts the order rig's workers on it and warms
+// openSide dials the engine, starts the order rig's workers on it and warms
 // it up with as many SignalWithStart calls as there are senders, as Ingest
 // does before its rounds.
 func (e *Env) openSide(ctx context.Context, tb testing.TB, s *engineSide) error {
@@ -147,7 +147,7 @@ func (e *Env) openSide(ctx context.Context, tb testing.TB, s *engineSide) error 
 	return err
 }
 
-// phases are one round's work on the side's engine: the SignalWithStart
+// sidePhases are one round's work on the side's engine: the SignalWithStart
 // capacity as M2 measures it, M4's baseline and subject, M6's baseline and
 // subject. Each reuses the measurement's own code with this engine's client.
 func (e *Env) sidePhases(ctx context.Context, tb testing.TB, s *engineSide, prefix string) []func() error {
@@ -211,7 +211,7 @@ func (e *Env) Engines(ctx context.Context, tb testing.TB) (*EngineResults, error
 			phases = append(phases, e.sidePhases(ctx, tb, s, fmt.Sprintf("eng%d-%s-%d", time.Now().UnixNano(), s.engine.Name, r))...)
 		}
 		if err := alternate(r, phases...); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("round %d: %w", r+1, err)
 		}
 		for _, s := range sides {
 			e.logf("engines round %d on %s: SignalWithStart %.0f/s, raw %.1f/s, dispatcher %.1f/s, minimal workflow %.1f/s, order confirmation %.1f/s",
