@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -72,6 +73,15 @@ type Result struct {
 	// Elapsed is the wall time the measurement took.
 	Elapsed time.Duration
 }
+
+// ratioTarget is the floor a measurement's median ratio must reach.
+type ratioTarget float64
+
+// String states the target as the report prints it, e.g. ">= 0.9".
+func (t ratioTarget) String() string { return ">= " + strconv.FormatFloat(float64(t), 'g', -1, 64) }
+
+// met says whether the ratio's median reaches the target.
+func (t ratioTarget) met(ratio Stats) bool { return ratio.Median >= float64(t) }
 
 // SummaryLine is the one line `make bench` prints for the measurement.
 func (r Result) SummaryLine() string {

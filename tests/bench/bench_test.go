@@ -15,7 +15,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/crmflow/crmflow/internal/pgserver"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 )
@@ -155,6 +154,7 @@ func TestStats(t *testing.T) {
 func BenchmarkReport(b *testing.B) {
 	ctx := context.Background()
 	e := newEnv(b, FullSizes(), durableDatabases(b))
+	e.PostgresEngine = durablePostgresEngine
 	// Progress goes straight to stdout: a benchmark's own log is only
 	// printed once it ends.
 	e.Logf = func(format string, args ...any) { fmt.Printf("  "+format+"\n", args...) }
@@ -168,10 +168,10 @@ func BenchmarkReport(b *testing.B) {
 	}
 	fmt.Println()
 	fmt.Println("crmflow benchmarks (ratios to baselines measured in the same run; median of interleaved rounds):")
-	for _, res := range rep.Results {
+	for _, res := range rep.summaryResults() {
 		fmt.Println(res.SummaryLine())
 	}
-	for _, res := range rep.Results {
+	for _, res := range rep.summaryResults() {
 		for _, f := range res.Ratios {
 			b.ReportMetric(f.Stats.Median, res.ID+"-"+strings.ReplaceAll(f.Name, " ", "_")+"-ratio")
 		}
@@ -190,17 +190,7 @@ func BenchmarkReport(b *testing.B) {
 func durableDatabases(b *testing.B) func(testing.TB) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, err := pgserver.Start(ctx, pgserver.Options{DataDir: filepath.Join(b.TempDir(), "pg"), Database: "bench_template", Durable: true})
-	if err != nil {
-		b.Fatalf("start durable postgresql: %v", err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := srv.Stop(ctx); err != nil {
-			b.Logf("stop postgresql: %v", err)
-		}
-	})
+	srv := startDurablePostgres(b, "bench_template")
 	if err := store.Migrate(ctx, srv.URL()); err != nil {
 		b.Fatalf("migrate: %v", err)
 	}

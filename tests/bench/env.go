@@ -42,6 +42,10 @@ type Env struct {
 	Defaults *config.Config
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
+	// PostgresEngine starts the embedded Temporal on PostgreSQL persistence
+	// that "Both engines" compares with the one at TemporalAddr; nil skips
+	// that measurement.
+	PostgresEngine func(tb testing.TB) Engine
 
 	queues atomic.Int64
 }
@@ -183,7 +187,13 @@ func (c *callCounter) since(before map[string]int) map[string]int {
 // dial connects a Temporal client of its own, counting its calls when
 // counter is set.
 func (e *Env) dial(counter *callCounter) (client.Client, error) {
-	opts := client.Options{HostPort: e.TemporalAddr, Namespace: e.Namespace, Logger: discardLogger}
+	return dialTemporal(e.TemporalAddr, e.Namespace, counter)
+}
+
+// dialTemporal connects a Temporal client to the server at addr, counting
+// its calls when counter is set.
+func dialTemporal(addr, namespace string, counter *callCounter) (client.Client, error) {
+	opts := client.Options{HostPort: addr, Namespace: namespace, Logger: discardLogger}
 	if counter != nil {
 		opts.ConnectionOptions.DialOptions = []grpc.DialOption{grpc.WithChainUnaryInterceptor(counter.intercept)}
 	}

@@ -37,6 +37,9 @@ type Report struct {
 	// changes on top of it.
 	Commit string
 	Dirty  bool
+
+	// Engines compares Temporal on SQLite and on PostgreSQL; nil when not run.
+	Engines *EngineResults
 }
 
 // gitState reads the commit the sources are at and whether the work tree
@@ -233,6 +236,11 @@ func (e *Env) Run(ctx context.Context, tb testing.TB) (*Report, error) {
 	if rep.Pool, err = e.TunePool(ctx, tb); err != nil {
 		return nil, fmt.Errorf("pool tuning: %w", err)
 	}
+	if e.PostgresEngine != nil {
+		if rep.Engines, err = e.Engines(ctx, tb); err != nil {
+			return nil, fmt.Errorf("both engines: %w", err)
+		}
+	}
 	rep.Machine.LoadAfter = loadAverage()
 	rep.Elapsed = time.Since(rep.Started)
 	return rep, nil
@@ -264,7 +272,7 @@ func (r *Report) Markdown() string {
 
 	p("## Summary\n\n")
 	p("| # | what | figure (median) | ratio to baseline (median, min–max) | target | result |\n|---|---|---|---|---|---|\n")
-	for _, res := range r.Results {
+	for _, res := range r.summaryResults() {
 		var rs []string
 		for _, f := range res.Ratios {
 			rs = append(rs, fmt.Sprintf("%s %s (%s–%s)", f.Name, num(f.Stats.Median), num(f.Stats.Min), num(f.Stats.Max)))
@@ -318,6 +326,7 @@ func (r *Report) Markdown() string {
 		}
 	}
 
+	r.bothEngines(p)
 	r.findings(p)
 
 	p("\n## Where it ran\n\n")
@@ -338,6 +347,7 @@ func (r *Report) Markdown() string {
 	p("| inbox | %d commits at once (inbox.Committers) |\n", inbox.Committers)
 	p("| dispatcher | production DispatcherOptions (the zero value, the package's defaults), %d hand-offs at once |\n", inbox.DefaultHandOffConcurrency)
 	p("| workers | worker.New defaults: SDK default pollers and slots, stop timeout %s; the M6 baseline worker uses the same options |\n", workerStopTimeout)
+	r.engineRows(p)
 	p("| load generator | in the same process, on the same cores, over loopback HTTP; %d senders for M1, M2, M7 and M10 |\n", r.Sizes.Senders)
 	return b.String()
 }
