@@ -321,7 +321,7 @@ func (w *orderConfirmation) startReferralReward(ctx workflow.Context) (string, e
 	if err != nil {
 		return "", err
 	}
-	w.parker.setStep(ctx, "start-referral-reward")
+	w.parker.enterStep(ctx, "start-referral-reward")
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:        contract.ReferralRewardID(found.ReferralID),
 		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
