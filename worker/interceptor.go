@@ -19,6 +19,7 @@ import (
 	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/providers"
 	"github.com/crmflow/crmflow/internal/telemetry"
+	"github.com/crmflow/crmflow/workflows"
 )
 
 // Interceptors are the worker interceptors crmflow runs with: failure
@@ -274,6 +275,10 @@ func (w *sentryWorkflow) Init(outbound interceptor.WorkflowOutboundInterceptor) 
 }
 
 func (w *sentryWorkflow) ExecuteWorkflow(ctx workflow.Context, in *interceptor.ExecuteWorkflowInput) (any, error) {
+	// The recorder goes into the context the workflow runs with, so the
+	// step it records is what the outbound interceptor and the failure
+	// report below read.
+	ctx = workflows.WithStepRecorder(ctx)
 	result, err := w.Next.ExecuteWorkflow(ctx, in)
 	// A replay re-runs a failure already reported; continue-as-new and
 	// cancellation are how runs end on purpose.
@@ -291,19 +296,13 @@ func (w *sentryWorkflow) ExecuteWorkflow(ctx workflow.Context, in *interceptor.E
 		WorkflowID:   info.WorkflowExecution.ID,
 		RunID:        info.WorkflowExecution.RunID,
 		WorkflowType: info.WorkflowType.Name,
-		Step:         currentStep(ctx),
+		Step:         workflows.CurrentStep(ctx),
 		Provider:     provider,
 		Attempt:      info.Attempt,
 		ErrorType:    errType,
 		Error:        err.Error(),
 	})
 	return result, err
-}
-
-// currentStep is the run's CrmflowStep search attribute, "" when unset.
-func currentStep(ctx workflow.Context) string {
-	step, _ := workflow.GetTypedSearchAttributes(ctx).GetKeyword(contract.StepKey)
-	return step
 }
 
 // stepOutbound writes the run's current step into every activity's header.
@@ -325,7 +324,7 @@ func (o *stepOutbound) ExecuteLocalActivity(ctx workflow.Context, activityType s
 
 func setStepHeader(ctx workflow.Context) {
 	header := interceptor.WorkflowHeader(ctx)
-	step := currentStep(ctx)
+	step := workflows.CurrentStep(ctx)
 	if header == nil || step == "" {
 		return
 	}

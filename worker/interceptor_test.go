@@ -14,9 +14,9 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 	"github.com/crmflow/crmflow/worker"
+	"github.com/crmflow/crmflow/workflows"
 )
 
 // cardSecret stands in for a secret in an activity's input; it must never
@@ -50,9 +50,7 @@ func (*chargeActivities) ChargeCard(ctx context.Context, in chargeInput) (string
 // chargeWorkflow runs ChargeCard as the step "charge-card" with three
 // attempts, like a crmflow step.
 func chargeWorkflow(ctx workflow.Context, in chargeInput) (string, error) {
-	if err := workflow.UpsertTypedSearchAttributes(ctx, contract.StepKey.ValueSet("charge-card")); err != nil {
-		return "", err
-	}
+	workflows.RecordStep(ctx, "charge-card")
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 50 * time.Millisecond, BackoffCoefficient: 1, MaximumAttempts: 3},

@@ -44,9 +44,10 @@ func DataRetention(ctx workflow.Context, in contract.DataRetentionInput) (*contr
 	if err := workflow.SetQueryHandler(ctx, contract.StatusQuery, func() (contract.Status, error) { return status, nil }); err != nil {
 		return nil, err
 	}
+	st := steps{status: &status}
 	actCtx := retentionOptions.context(ctx)
 	res := &contract.DataRetentionResult{}
-	steps := []struct {
+	stages := []struct {
 		name string
 		age  time.Duration
 		// activity is a retention activity's method value.
@@ -58,12 +59,11 @@ func DataRetention(ctx workflow.Context, in contract.DataRetentionInput) (*contr
 		{"delete-dead-letters", in.DeadLetters, retention.DeleteClosedDeadLetters, &res.DeadLettersDeleted},
 		{"delete-audit-entries", in.Audit, retention.DeleteAuditEntries, &res.AuditDeleted},
 	}
-	for _, s := range steps {
+	for _, s := range stages {
 		if s.age <= 0 {
 			continue // kept for ever
 		}
-		status.Step = s.name
-		upsert(ctx, contract.StepKey.ValueSet(s.name))
+		st.enter(ctx, s.name)
 		var out activities.RetentionOutput
 		req := activities.RetentionInput{OlderThan: s.age, BatchSize: in.BatchSize}
 		if err := workflow.ExecuteActivity(actCtx, s.activity, req).Get(ctx, &out); err != nil {
@@ -72,10 +72,10 @@ func DataRetention(ctx workflow.Context, in contract.DataRetentionInput) (*contr
 		}
 		*s.count = out.Removed
 	}
-	status.Step, status.State = "done", "done"
+	st.show(ctx, "done")
+	status.State = "done"
 	status.Detail = fmt.Sprintf("purged %d inbox payloads; deleted %d inbox records, %d dead letters, %d audit entries",
 		res.InboxPurged, res.InboxDeleted, res.DeadLettersDeleted, res.AuditDeleted)
-	upsert(ctx, contract.StepKey.ValueSet("done"))
 	return res, nil
 }
 

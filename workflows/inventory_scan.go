@@ -48,10 +48,7 @@ func scanInventory(ctx workflow.Context, in contract.InventoryScanInput) (*contr
 	if err := workflow.SetQueryHandler(ctx, contract.StatusQuery, func() (contract.Status, error) { return status, nil }); err != nil {
 		return nil, err
 	}
-	setStep := func(step string) {
-		status.Step = step
-		upsert(ctx, contract.StepKey.ValueSet(step))
-	}
+	st := steps{status: &status}
 	limit := in.BatchSize
 	switch {
 	case limit <= 0:
@@ -68,7 +65,7 @@ func scanInventory(ctx workflow.Context, in contract.InventoryScanInput) (*contr
 			res.More = true
 			break
 		}
-		setStep("find-changes")
+		st.enter(ctx, "find-changes")
 		var changed activities.ChangedStockLevelsOutput
 		if err := workflow.ExecuteActivity(storeCtx, inventory.ChangedStockLevels,
 			activities.ChangedStockLevelsInput{Limit: limit}).Get(ctx, &changed); err != nil {
@@ -79,7 +76,7 @@ func scanInventory(ctx workflow.Context, in contract.InventoryScanInput) (*contr
 			break
 		}
 
-		setStep("signal")
+		st.enter(ctx, "signal")
 		var sent activities.SignalStockLevelsOutput
 		if err := workflow.ExecuteActivity(signalCtx, inventory.SignalStockLevels,
 			activities.SignalStockLevelsInput{Levels: levels}).Get(ctx, &sent); err != nil {
@@ -88,7 +85,7 @@ func scanInventory(ctx workflow.Context, in contract.InventoryScanInput) (*contr
 		res.Signalled += sent.Signalled
 		res.Rejected = append(res.Rejected, sent.Rejected...)
 
-		setStep("mark-signalled")
+		st.enter(ctx, "mark-signalled")
 		// Rejected SKUs are marked too: they fail the same way every time.
 		if err := workflow.ExecuteActivity(storeCtx, inventory.MarkStockSignalled,
 			activities.MarkStockSignalledInput{Levels: levels}).Get(ctx, nil); err != nil {
@@ -98,7 +95,7 @@ func scanInventory(ctx workflow.Context, in contract.InventoryScanInput) (*contr
 			break
 		}
 	}
-	setStep("done")
+	st.show(ctx, "done")
 	status.State, status.Detail = "done", fmt.Sprintf("signalled %d SKUs, rejected %d", res.Signalled, len(res.Rejected))
 	return res, nil
 }

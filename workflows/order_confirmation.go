@@ -41,7 +41,18 @@ type orderConfirmation struct {
 	// lastFailure is the latest failed attempt, kept while waiting for a
 	// successful retry of the same PaymentIntent.
 	lastFailure *contract.PaymentEvent
+	// store runs the run's short PostgreSQL steps (see localStoreSteps).
+	store activityPolicy
 }
+
+// localStoreSteps is the GetVersion change id of orders whose PostgreSQL
+// steps (load the order and its receipt, set its outcome, find the
+// referral) run as local activities. Each was an activity task and a
+// workflow task more for the engine, which is what limits how many orders a
+// second it confirms (BENCHMARKS.md, M6); they run on the workflow's own
+// queue, in the worker that already holds the database pool, and a retry
+// waits out a database outage as before (storeOptions' timeouts).
+const localStoreSteps = "order-store-steps-local"
 
 // OrderConfirmation loads the order, waits for the payment outcome, checks
 // it against the PaymentIntent at Stripe, marks the order, notifies the
@@ -78,6 +89,10 @@ func OrderConfirmation(ctx workflow.Context, in contract.OrderConfirmationInput)
 }
 
 func (w *orderConfirmation) run(ctx workflow.Context) (*contract.OrderConfirmationResult, error) {
+	w.store = storeOptions
+	if workflow.GetVersion(ctx, localStoreSteps, workflow.DefaultVersion, 1) >= 1 {
+		w.store = storeLocalOptions
+	}
 	if err := w.loadOrder(ctx); err != nil {
 		return nil, err
 	}
@@ -144,8 +159,8 @@ func (w *orderConfirmation) run(ctx workflow.Context) (*contract.OrderConfirmati
 
 func (w *orderConfirmation) loadOrder(ctx workflow.Context) error {
 	in := activities.LoadOrderInput{OrderID: w.input.OrderID}
-	err := w.parker.step(ctx, "load-order", storeOptions, in, func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(ctx, orders.LoadOrder, in).Get(ctx, &w.order)
+	err := w.parker.step(ctx, "load-order", w.store, in, func(ctx workflow.Context) error {
+		return w.store.execute(ctx, orders.LoadOrder, in).Get(ctx, &w.order)
 	})
 	if err != nil {
 		return err
@@ -273,8 +288,8 @@ func (w *orderConfirmation) paymentOwnerMismatch(pi *activities.PaymentIntentSna
 
 func (w *orderConfirmation) setOutcome(ctx workflow.Context, status, paymentIntentID string) error {
 	in := activities.SetOrderOutcomeInput{OrderID: w.order.ID, Status: status, PaymentIntentID: paymentIntentID}
-	err := w.parker.step(ctx, "mark-order", storeOptions, in, func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(ctx, orders.SetOrderOutcome, in).Get(ctx, nil)
+	err := w.parker.step(ctx, "mark-order", w.store, in, func(ctx workflow.Context) error {
+		return w.store.execute(ctx, orders.SetOrderOutcome, in).Get(ctx, nil)
 	})
 	if errors.Is(err, errSkipped) {
 		return nil // the operator will set the order by hand
@@ -312,8 +327,8 @@ func (w *orderConfirmation) notify(ctx workflow.Context, step, knockWorkflow, re
 func (w *orderConfirmation) startReferralReward(ctx workflow.Context) (string, error) {
 	in := activities.FindReferralInput{OrderID: w.order.ID}
 	var found activities.FindReferralOutput
-	err := w.parker.step(ctx, "find-referral", storeOptions, in, func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(ctx, orders.FindReferral, in).Get(ctx, &found)
+	err := w.parker.step(ctx, "find-referral", w.store, in, func(ctx workflow.Context) error {
+		return w.store.execute(ctx, orders.FindReferral, in).Get(ctx, &found)
 	})
 	if errors.Is(err, errSkipped) || (err == nil && found.ReferralID == "") {
 		return "", nil
@@ -321,7 +336,7 @@ func (w *orderConfirmation) startReferralReward(ctx workflow.Context) (string, e
 	if err != nil {
 		return "", err
 	}
-	w.parker.setStep(ctx, "start-referral-reward")
+	w.parker.enterStep(ctx, "start-referral-reward")
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:        contract.ReferralRewardID(found.ReferralID),
 		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,

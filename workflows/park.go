@@ -22,6 +22,7 @@ var dl *activities.DeadLetterActivities
 // retry, skip or abort. One parker per workflow run.
 type parker struct {
 	status *contract.Status
+	steps  steps
 	// parkedOn is the dead letter the run waits on; 0 when not parked.
 	parkedOn int64
 	// recording is true while the dead letter is being recorded: its row
@@ -50,7 +51,7 @@ const stateAborted = "aborted"
 // operator's abort ends the run; from then on it says so (see settle),
 // whatever the workflow's own state still holds.
 func newParker(ctx workflow.Context, status *contract.Status, current func() (contract.Status, error)) (*parker, error) {
-	p := &parker{status: status}
+	p := &parker{status: status, steps: steps{status: status}}
 	if current == nil {
 		current = func() (contract.Status, error) { return *status, nil }
 	}
@@ -145,13 +146,13 @@ func (p *parker) step(ctx workflow.Context, name string, opts activityPolicy, in
 	if r := p.takeResumed(name); r != nil {
 		// Decided while the previous run was parked on this step.
 		if r.action == contract.DecisionSkip {
-			p.setStep(ctx, name)
+			p.steps.enter(ctx, name)
 			return errSkipped
 		}
 		deadLetter = r.deadLetter
 	}
 	for {
-		p.setStep(ctx, name)
+		p.steps.enter(ctx, name)
 		err := call(actx)
 		if err == nil {
 			if deadLetter != 0 {
@@ -179,7 +180,7 @@ func (p *parker) step(ctx workflow.Context, name string, opts activityPolicy, in
 // operator's action and the dead letter, which the caller resolves once it
 // has acted on a retry; abort comes back as the OperatorAborted error.
 func (p *parker) ask(ctx workflow.Context, name, errType, question string, input any) (string, int64, error) {
-	p.setStep(ctx, name)
+	p.steps.enter(ctx, name)
 	id, d, err := p.park(ctx, name, input, question, errType, 0)
 	if err != nil {
 		return "", 0, err
@@ -279,7 +280,7 @@ func (p *parker) park(ctx workflow.Context, step string, input any, message, err
 		return 0, contract.DeadLetterDecision{}, fmt.Errorf("record dead letter for step %s: %w", step, err)
 	}
 	p.parkedOn = out.DeadLetterID
-	p.setParked(ctx, true)
+	p.markParked(ctx, step)
 	workflow.GetLogger(ctx).Warn("Parked: waiting for an operator", "step", step, "deadLetterID", out.DeadLetterID)
 	d, err := p.awaitDecision(ctx, step)
 	if err != nil {
@@ -298,9 +299,21 @@ func (p *parker) close(ctx workflow.Context, id int64, status, operator string) 
 	}
 }
 
+// setStep records a step operators filter on, a wait or done, and shows it
+// in CrmflowStep (see steps).
 func (p *parker) setStep(ctx workflow.Context, step string) {
-	p.status.Step = step
-	upsert(ctx, contract.StepKey.ValueSet(step))
+	p.steps.show(ctx, step)
+}
+
+// enterStep records a step the run passes through (see steps).
+func (p *parker) enterStep(ctx workflow.Context, step string) {
+	p.steps.enter(ctx, step)
+}
+
+// markParked shows the run parked on step.
+func (p *parker) markParked(ctx workflow.Context, step string) {
+	p.status.Parked = true
+	p.steps.parked(ctx, step)
 }
 
 func (p *parker) setParked(ctx workflow.Context, parked bool) {

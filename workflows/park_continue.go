@@ -96,9 +96,9 @@ func (p *parker) resume(ctx workflow.Context, h *contract.ParkedStep) error {
 		workflow.GetLogger(ctx).Warn("The dead letter handed over is no longer parked", "deadLetterID", h.DeadLetterID)
 		return nil
 	}
-	p.setStep(ctx, h.Step)
+	p.steps.enter(ctx, h.Step)
 	p.parkedOn = h.DeadLetterID
-	p.setParked(ctx, true)
+	p.markParked(ctx, h.Step)
 	workflow.GetLogger(ctx).Warn("Parked: waiting for an operator", "step", h.Step, "deadLetterID", h.DeadLetterID)
 	d, err := p.awaitDecision(ctx, h.Step)
 	if err != nil {

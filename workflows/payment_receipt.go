@@ -33,8 +33,8 @@ func (w *orderConfirmation) sendReceipt(ctx workflow.Context) error {
 	}
 	load := activities.LoadReceiptInput{OrderID: w.order.ID}
 	var receipt activities.Receipt
-	err := w.parker.step(ctx, "load-receipt", storeOptions, load, func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(ctx, receipts.LoadReceipt, load).Get(ctx, &receipt)
+	err := w.parker.step(ctx, "load-receipt", w.store, load, func(ctx workflow.Context) error {
+		return w.store.execute(ctx, receipts.LoadReceipt, load).Get(ctx, &receipt)
 	})
 	if errors.Is(err, errSkipped) {
 		return nil // an operator chose to send no receipt

@@ -19,16 +19,38 @@ import (
 type activityPolicy struct {
 	provider string
 	options  workflow.ActivityOptions
+	// local runs the activity as a local activity, in the worker that runs
+	// the workflow task, with options' timeouts and retry policy: no task
+	// queue round trip and no activity task, which spares the engine a
+	// workflow task per step. Only for short PostgreSQL steps on the
+	// workflow's own queue (provider "").
+	local bool
 }
 
 // context returns ctx with the policy's options and task queue applied; it
 // is the one place an activity's task queue is chosen.
 func (p activityPolicy) context(ctx workflow.Context) workflow.Context {
+	if p.local {
+		return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout:    p.options.StartToCloseTimeout,
+			ScheduleToCloseTimeout: p.options.ScheduleToCloseTimeout,
+			RetryPolicy:            p.options.RetryPolicy,
+		})
+	}
 	opts := p.options
 	if p.provider != "" {
 		opts.TaskQueue = contract.ProviderTaskQueue(workflow.GetInfo(ctx).TaskQueueName, p.provider)
 	}
 	return workflow.WithActivityOptions(ctx, opts)
+}
+
+// execute runs activity in ctx (from context) as the policy says: a local
+// activity or an activity task.
+func (p activityPolicy) execute(ctx workflow.Context, activity any, args ...any) workflow.Future {
+	if p.local {
+		return workflow.ExecuteLocalActivity(ctx, activity, args...)
+	}
+	return workflow.ExecuteActivity(ctx, activity, args...)
 }
 
 // Activity policies per provider, declared once. Transient errors (network,
@@ -46,6 +68,9 @@ var (
 		ScheduleToCloseTimeout: time.Hour,
 		RetryPolicy:            backoff(0),
 	}}
+	// storeLocalOptions are storeOptions as a local activity, for the short
+	// PostgreSQL steps of runs from localStoreSteps on.
+	storeLocalOptions = activityPolicy{local: true, options: storeOptions.options}
 	// stripeOptions: one call (RetrievePaymentIntent) of at most
 	// providers.StripeHTTPTimeout.
 	stripeOptions = activityPolicy{provider: contract.ProviderStripe, options: workflow.ActivityOptions{

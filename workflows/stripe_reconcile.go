@@ -41,6 +41,7 @@ func StripeReconcile(ctx workflow.Context, in contract.StripeReconcileInput) (*c
 	if err := workflow.SetQueryHandler(ctx, contract.StatusQuery, func() (contract.Status, error) { return status, nil }); err != nil {
 		return nil, err
 	}
+	RecordStep(ctx, status.Step)
 	upsert(ctx, contract.StepKey.ValueSet(status.Step), contract.ProviderKey.ValueSet(contract.ProviderStripe))
 	var out activities.ReconcileStripeEventsOutput
 	err := workflow.ExecuteActivity(reconcileOptions.context(ctx), reconcile.ReconcileStripeEvents,
@@ -51,6 +52,7 @@ func StripeReconcile(ctx workflow.Context, in contract.StripeReconcileInput) (*c
 	}
 	status.Step, status.State = "done", "done"
 	status.Detail = fmt.Sprintf("listed %d events in %d pages, recovered %d", out.Listed, out.Pages, out.Recovered)
+	RecordStep(ctx, status.Step)
 	upsert(ctx, contract.StepKey.ValueSet(status.Step))
 	return &contract.StripeReconcileResult{
 		From: out.From, To: out.To, Clamped: out.Clamped, Pages: out.Pages, Listed: out.Listed,

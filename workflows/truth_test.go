@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,7 +120,10 @@ func TestDeadLetterNamesTheApplicationError(t *testing.T) {
 	assert.Equal(t, "load-order", d.Step)
 	assert.Equal(t, "StoreNotFound", d.ErrorType)
 	assert.Equal(t, 1, d.Attempts)
-	assert.Equal(t, "LoadOrder failed: Store: order o1: not found (type: StoreNotFound, not retryable)", d.Error)
+	// load-order is a local activity (localStoreSteps): a worker names it
+	// LoadOrder, its type, but the test environment names a local activity
+	// after the function it runs, so only the error itself is compared.
+	assert.True(t, strings.HasSuffix(d.Error, " failed: Store: order o1: not found (type: StoreNotFound, not retryable)"), d.Error)
 }
 
 // A key rotation can do without its last notification: an abort of that

@@ -320,6 +320,14 @@ func (w *userLifecycle) setStep(ctx workflow.Context, step string) {
 	}
 }
 
+// enterStep records a step the run passes through, only when it changes
+// (see steps).
+func (w *userLifecycle) enterStep(ctx workflow.Context, step string) {
+	if w.status.Step != step {
+		w.parker.enterStep(ctx, step)
+	}
+}
+
 // rememberEmails adds verified addresses to those known to be the user's,
 // compared case-insensitively, keeping the latest maxKnownEmails.
 func (w *userLifecycle) rememberEmails(emails []string) {

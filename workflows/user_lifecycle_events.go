@@ -181,7 +181,7 @@ func (w *userLifecycle) signalAliases(ctx workflow.Context, step string, aliasID
 	if len(aliasIDs) == 0 {
 		return
 	}
-	w.setStep(ctx, step)
+	w.enterStep(ctx, step)
 	sends := make([]workflow.Future, len(aliasIDs))
 	for i, id := range aliasIDs {
 		sends[i] = workflow.SignalExternalWorkflow(ctx, contract.AliasID(id), "", signal, cmd)

@@ -1,0 +1,54 @@
+package workflows_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/crmflow/crmflow/contract"
+)
+
+// upsertedSteps lists, in order, the CrmflowStep values a recorded run set,
+// each with whether the same command set CrmflowParked=true.
+func upsertedSteps(t *testing.T, name string) (steps []string, parkedWith []string) {
+	t.Helper()
+	dc := converter.GetDefaultDataConverter()
+	for _, ev := range loadHistory(t, name).GetEvents() {
+		fields := ev.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()
+		p, ok := fields[contract.StepKey.GetName()]
+		if !ok {
+			continue
+		}
+		var step string
+		require.NoError(t, dc.FromPayload(p, &step), name)
+		steps = append(steps, step)
+		if pp, ok := fields[contract.ParkedKey.GetName()]; ok {
+			var parked bool
+			require.NoError(t, dc.FromPayload(pp, &parked), name)
+			if parked {
+				parkedWith = append(parkedWith, step)
+			}
+		}
+	}
+	return steps, parkedWith
+}
+
+// TestCrmflowStepOnlyWhereRunsWait reads the same branches recorded before
+// and after step-attribute-on-waits: runs from before set CrmflowStep at
+// every step they entered (and CrmflowParked on its own); runs from after
+// set it only where they wait, park (in the same command as CrmflowParked)
+// or end. Both replay (TestReplayRecordedHistories).
+func TestCrmflowStepOnlyWhereRunsWait(t *testing.T) {
+	before, _ := upsertedSteps(t, "v1/order_confirmation_confirmed.json")
+	require.Contains(t, before, "load-order", "runs from before set every step")
+	after, _ := upsertedSteps(t, "v5/order_confirmation_confirmed.json")
+	require.Equal(t, []string{"await-payment", "done"}, after)
+	t.Logf("CrmflowStep upserts of a confirmed order: %d before, %d after", len(before), len(after))
+
+	_, parkedBefore := upsertedSteps(t, "v1/order_confirmation_parked_skipped.json")
+	require.Empty(t, parkedBefore, "runs from before set CrmflowParked in a command of its own")
+	steps, parkedAfter := upsertedSteps(t, "v5/order_confirmation_parked_skipped.json")
+	require.Len(t, parkedAfter, 1, "the park sets step and CrmflowParked together")
+	require.Equal(t, []string{"await-payment", parkedAfter[0], "done"}, steps)
+}
