@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -19,8 +20,7 @@ import (
 	"go.temporal.io/server/common/dynamicconfig"
 
 	"github.com/crmflow/crmflow/config"
-	"github.com/crmflow/crmflow/contract"
-	"github.com/crmflow/crmflow/internal/providers"
+	"github.com/crmflow/crmflow/internal/temporalserver"
 	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 )
 
@@ -211,6 +211,28 @@ func TestComposeChecksCatchBreakage(t *testing.T) {
 		{name: "documented key missing from .env.example", file: ".env.example",
 			old: "CRMFLOW_KNOCK_API_URL=https://api.knock.app\n", new: "",
 			want: "CRMFLOW_KNOCK_API_URL"},
+		{name: "shards other than the cluster tests'", file: "docker-compose.yml",
+			old: `NUM_HISTORY_SHARDS: "4"`, new: `NUM_HISTORY_SHARDS: "8"`,
+			want: `NUM_HISTORY_SHARDS is "8"`},
+		{name: "server a minor release ahead of the tests", file: "docker-compose.yml",
+			old: "image: temporalio/server:1.32.1", new: "image: temporalio/server:1.33.0",
+			want: "must run the same major.minor"},
+		{name: "tests a minor release behind compose", file: "go.mod",
+			old: "go.temporal.io/server v1.32.0", new: "go.temporal.io/server v1.31.2",
+			want: "must run the same major.minor"},
+		{name: "unrecorded patch release", file: "docker-compose.yml",
+			old: "image: temporalio/server:1.32.1", new: "image: temporalio/server:1.32.2",
+			want: "record 1.32.2's schema versions"},
+		{name: "another schema", file: "docker-compose.yml",
+			old: "--schema-name postgresql/v12/visibility", new: "--schema-name postgresql/v96/visibility",
+			want: `"--db temporal_visibility update-schema --schema-name postgresql/v12/visibility"`},
+		{name: "provider queue partitioned", file: "docker-compose.yml",
+			old:  "      matching.numTaskqueueReadPartitions:\n        - value: 1\n          constraints: {taskQueueName: crmflow-stripe}\n",
+			new:  "      matching.numTaskqueueReadPartitions:\n",
+			want: "does not set matching.numtaskqueuereadpartitions to 1 for task queue crmflow-stripe, as the embedded server does"},
+		{name: "visibility throttled", file: "docker-compose.yml",
+			old: "frontend.namespaceRPS.visibility:\n        - value: 100", new: "frontend.namespaceRPS.visibility:\n        - value: 10",
+			want: "does not set frontend.namespacerps.visibility to 100, as the embedded server does"},
 		{name: "root image", file: "Dockerfile",
 			old: "USER 65532:65532", new: "USER root",
 			want: "runs as root"},
@@ -237,6 +259,8 @@ func TestComposeChecksCatchBreakage(t *testing.T) {
 				in.envExample = edit(tc.file, in.envExample)
 			case "Dockerfile":
 				in.dockerfile = edit(tc.file, in.dockerfile)
+			case "go.mod":
+				in.goMod = edit(tc.file, in.goMod)
 			}
 			p, err := loadCompose(t, in.dir)
 			require.NoError(t, err, "the broken file still loads; the checks must catch it")
@@ -245,6 +269,29 @@ func TestComposeChecksCatchBreakage(t *testing.T) {
 			assert.Contains(t, strings.Join(problems, "\n"), tc.want)
 		})
 	}
+}
+
+// TestComposeReleaseCheckCatchesSchemaDrift: a temporalio/server patch
+// release recorded with schema versions other than the ones the tests
+// apply is refused; recorded with the same ones, it passes, and go.mod's
+// own release needs no record.
+func TestComposeReleaseCheckCatchesSchemaDrift(t *testing.T) {
+	goMod := readRepoFile(t, "go.mod")
+	v := regexp.MustCompile(`(?m)^\s*go\.temporal\.io/server v(\d+)\.(\d+)\.(\d+)`).FindStringSubmatch(goMod)
+	require.NotNil(t, v)
+	main, err := temporalserver.SchemaVersion(temporalserver.PostgresSchema)
+	require.NoError(t, err)
+	vis, err := temporalserver.SchemaVersion(temporalserver.PostgresVisibilitySchema)
+	require.NoError(t, err)
+	patch, err := strconv.Atoi(v[3])
+	require.NoError(t, err)
+	next := fmt.Sprintf("%s.%s.%d", v[1], v[2], patch+1)
+
+	assert.Empty(t, temporalReleaseProblems("temporalio/server:"+strings.Join(v[1:], "."), goMod, nil))
+	assert.Empty(t, temporalReleaseProblems("temporalio/server:"+next, goMod, map[string][2]string{next: {main, vis}}))
+	problems := temporalReleaseProblems("temporalio/server:"+next, goMod, map[string][2]string{next: {main, "0.1"}})
+	require.Len(t, problems, 1)
+	assert.Contains(t, problems[0], "ships schema "+main+" (visibility 0.1), the tests apply "+main+" (visibility "+vis+")")
 }
 
 // serviceBlock is a service's whole definition in the real
@@ -362,6 +409,9 @@ func composeProblems(p *types.Project, in composeInputs) []string {
 	}
 
 	problems = append(problems, temporalProblems(p)...)
+	if server, ok := p.Services["temporal"]; ok {
+		problems = append(problems, temporalReleaseProblems(server.Image, in.goMod, imageSchemas)...)
+	}
 	problems = append(problems, crmflowEnvProblems(p, in)...)
 	problems = append(problems, dockerfileProblems(in)...)
 	sort.Strings(problems)
@@ -435,6 +485,9 @@ func temporalProblems(p *types.Project) []string {
 	for key, want := range map[string]string{
 		"DB": "postgres12", "POSTGRES_SEEDS": "postgresql", "POSTGRES_USER": "crmflow",
 		"POSTGRES_PWD": composeTestPassword, "BIND_ON_IP": "0.0.0.0",
+		// The shard count is fixed when the cluster's database is created;
+		// compose starts with the count the cluster tests run.
+		"NUM_HISTORY_SHARDS": strconv.Itoa(temporalserver.DefaultPostgresHistoryShards),
 	} {
 		if got := envValue(server, key); got != want {
 			add("service temporal: %s is %q, want %q", key, got, want)
@@ -449,11 +502,17 @@ func temporalProblems(p *types.Project) []string {
 			}
 		}
 		script := strings.Join(schema.Command, " ")
-		for _, db := range []string{"temporal", "temporal_visibility"} {
+		for db, name := range map[string]string{
+			"temporal": temporalserver.PostgresSchema, "temporal_visibility": temporalserver.PostgresVisibilitySchema,
+		} {
 			for _, step := range []string{"create-database", "setup-schema", "update-schema"} {
 				if !strings.Contains(script, "--db "+db+" "+step) {
 					add("service temporal-schema does not run %s on database %s", step, db)
 				}
+			}
+			// The schema the embedded server applies on PostgreSQL.
+			if want := "--db " + db + " update-schema --schema-name " + name; !strings.Contains(script, want) {
+				add("service temporal-schema does not run %q", want)
 			}
 		}
 	}
@@ -480,23 +539,93 @@ func temporalProblems(p *types.Project) []string {
 	if len(lr.Errors)+len(lr.Warnings) > 0 {
 		add("Temporal dynamic config: errors %v, warnings %v", lr.Errors, lr.Warnings)
 	}
-	if _, ok := lr.Map[dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key()]; !ok {
-		add("Temporal dynamic config does not set %s", dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key())
-	}
-	// Each provider queue has one partition, read and write: matching splits
-	// a queue's rate limit across its partitions, so with more a provider
-	// gets less than limits.<provider>.per_second.
-	for _, key := range []dynamicconfig.Key{
-		dynamicconfig.MatchingNumTaskqueueReadPartitions.Key(), dynamicconfig.MatchingNumTaskqueueWritePartitions.Key(),
-	} {
-		for _, prov := range providers.Queued() {
-			queue := contract.ProviderTaskQueue(contract.TaskQueue, prov.Name)
-			if !slices.ContainsFunc(lr.Map[key], func(cv dynamicconfig.ConstrainedValue) bool {
-				return cv.Constraints == dynamicconfig.Constraints{TaskQueueName: queue} && fmt.Sprint(cv.Value) == "1"
+	// Every setting the embedded server shares with production, with the
+	// provider queues `crmflow dev` gives one partition each (matching
+	// splits a queue's rate limit across its partitions, so with more a
+	// provider gets less than limits.<provider>.per_second), is compose's
+	// too, value for value: the list comes from temporalserver, so a
+	// setting added there is missing here until compose carries it.
+	for key, val := range temporalserver.ProductionDynamicConfig(temporalserver.Options{OnePartitionQueues: providerQueues()}) {
+		want, ok := val.([]dynamicconfig.ConstrainedValue)
+		if !ok {
+			want = []dynamicconfig.ConstrainedValue{{Value: val}}
+		}
+		for _, cv := range want {
+			if !slices.ContainsFunc(lr.Map[key], func(got dynamicconfig.ConstrainedValue) bool {
+				return got.Constraints == cv.Constraints && fmt.Sprint(got.Value) == fmt.Sprint(cv.Value)
 			}) {
-				add("Temporal dynamic config does not give %s one partition (%s)", queue, key)
+				scope := ""
+				switch q := cv.Constraints.TaskQueueName; {
+				case cv.Constraints == dynamicconfig.Constraints{TaskQueueName: q} && q != "":
+					scope = " for task queue " + q
+				case cv.Constraints != dynamicconfig.Constraints{}:
+					scope = fmt.Sprintf(" with constraints %+v", cv.Constraints)
+				}
+				add("Temporal dynamic config does not set %s to %v%s, as the embedded server does", key, cv.Value, scope)
 			}
 		}
+	}
+	return problems
+}
+
+// imageSchemas records the schema versions (main store, visibility) that
+// temporalio/server releases differing from go.mod's go.temporal.io/server
+// in the patch only ship, read from that module version's
+// schema/postgresql/v12 (version.go and the versioned steps).
+// 1.32.1: its schema directory is identical to 1.32.0's.
+var imageSchemas = map[string][2]string{
+	"1.32.1": {"1.19", "1.14"},
+}
+
+// serverRelease is a go.temporal.io/server or temporalio/server version.
+var serverRelease = regexp.MustCompile(`^v?(\d+)\.(\d+)\.(\d+)$`)
+
+// temporalReleaseProblems ties compose's Temporal release to the one the
+// tests embed (go.mod's go.temporal.io/server). The tests prove crmflow on
+// that server with the schema it applies from its own module
+// (temporalserver.SchemaVersion); compose's server runs the schema its
+// admin-tools image of the same tag ships. So the two releases must share
+// major.minor (the server's behaviour), and compose's must ship the schema
+// versions the tests apply: true by construction for the same release, and
+// for a patch apart only when recorded in recorded after checking, since
+// patch releases have changed schema versions (1.24.1 visibility 1.5 to
+// 1.6, 1.26.2 visibility 1.6 to 1.7, 1.27.1 main 1.15 to 1.16).
+func temporalReleaseProblems(image, goMod string, recorded map[string][2]string) []string {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	m := regexp.MustCompile(`(?m)^\s*go\.temporal\.io/server (v\S+)`).FindStringSubmatch(goMod)
+	if m == nil {
+		return []string{"go.mod does not require go.temporal.io/server"}
+	}
+	tag := imageTag(image)
+	embedded, shipped := serverRelease.FindStringSubmatch(m[1]), serverRelease.FindStringSubmatch(tag)
+	if embedded == nil || shipped == nil {
+		return []string{fmt.Sprintf("cannot compare temporalio/server:%s with go.temporal.io/server %s", tag, m[1])}
+	}
+	if embedded[1] != shipped[1] || embedded[2] != shipped[2] {
+		add("service temporal runs temporalio/server:%s but the tests embed go.temporal.io/server %s: compose must run the same major.minor",
+			tag, m[1])
+		return problems
+	}
+	if embedded[3] == shipped[3] {
+		return problems
+	}
+	var applied [2]string
+	for i, name := range []string{temporalserver.PostgresSchema, temporalserver.PostgresVisibilitySchema} {
+		v, err := temporalserver.SchemaVersion(name)
+		if err != nil {
+			return append(problems, err.Error())
+		}
+		applied[i] = v
+	}
+	got, ok := recorded[strings.TrimPrefix(tag, "v")]
+	switch {
+	case !ok:
+		add("service temporal runs temporalio/server:%s, the tests go.temporal.io/server %s: compare the two modules' schema/postgresql/v12 and record %s's schema versions in imageSchemas, or run %s",
+			tag, m[1], tag, strings.TrimPrefix(m[1], "v"))
+	case got != applied:
+		add("temporalio/server:%s ships schema %s (visibility %s), the tests apply %s (visibility %s): run go.mod's release",
+			tag, got[0], got[1], applied[0], applied[1])
 	}
 	return problems
 }

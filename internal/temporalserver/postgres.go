@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io/fs"
 	"net"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -14,17 +16,48 @@ import (
 	"go.temporal.io/server/common/config"
 	"go.temporal.io/server/common/log"
 	postgresplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/postgresql"
+	temporalschema "go.temporal.io/server/schema"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/tools/common/schema"
 	sqltool "go.temporal.io/server/tools/sql"
 )
 
-// The schemas the server module embeds (go.temporal.io/server/schema); the
-// schema tool applies their versioned steps in order.
+// The schemas of the server module (go.temporal.io/server/schema) a server
+// on PostgreSQL applies, the main store's and visibility's; the schema tool
+// applies their versioned steps in order, up to SchemaVersion.
 const (
-	postgresSchema           = "postgresql/v12/temporal"
-	postgresVisibilitySchema = "postgresql/v12/visibility"
+	PostgresSchema           = "postgresql/v12/temporal"
+	PostgresVisibilitySchema = "postgresql/v12/visibility"
 )
+
+// SchemaVersion is the newest versioned step ("1.19") of the named schema
+// the server module embeds: the version a server on PostgreSQL brings its
+// database to.
+func SchemaVersion(name string) (string, error) {
+	dir := path.Join(name, "versioned")
+	entries, err := fs.ReadDir(temporalschema.Assets(), dir)
+	if err != nil {
+		return "", fmt.Errorf("read embedded schema %s: %w", dir, err)
+	}
+	var newest string
+	var newestMajor, newestMinor int
+	for _, e := range entries {
+		var major, minor int
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := fmt.Sscanf(e.Name(), "v%d.%d", &major, &minor); err != nil {
+			return "", fmt.Errorf("embedded schema %s: step %q is not vMAJOR.MINOR", dir, e.Name())
+		}
+		if newest == "" || major > newestMajor || (major == newestMajor && minor > newestMinor) {
+			newest, newestMajor, newestMinor = fmt.Sprintf("%d.%d", major, minor), major, minor
+		}
+	}
+	if newest == "" {
+		return "", fmt.Errorf("embedded schema %s has no versioned steps", dir)
+	}
+	return newest, nil
+}
 
 // preparePostgres creates the server's two databases when they are missing,
 // brings their schemas to the versions this server module ships (set up on
@@ -50,7 +83,7 @@ func preparePostgres(opts Options) (main, visibility *config.SQL, err error) {
 	for _, s := range []struct {
 		cfg  *config.SQL
 		name string
-	}{{main, postgresSchema}, {visibility, postgresVisibilitySchema}} {
+	}{{main, PostgresSchema}, {visibility, PostgresVisibilitySchema}} {
 		if err := applySchema(admin, s.cfg, s.name, logger); err != nil {
 			return nil, nil, err
 		}

@@ -74,6 +74,13 @@ func TestPostgresStoreSurvivesRestart(t *testing.T) {
 	visVersion, visSteps := history("temporal_restart_test_visibility")
 	assert.Equal(t, pgschema.Version, mainVersion, "schema at the version the server module ships")
 	assert.Equal(t, pgschema.VisibilityVersion, visVersion)
+	// SchemaVersion, which the compose test holds docker-compose.yml to,
+	// names the version applied.
+	for schema, applied := range map[string]string{temporalserver.PostgresSchema: mainVersion, temporalserver.PostgresVisibilitySchema: visVersion} {
+		v, err := temporalserver.SchemaVersion(schema)
+		require.NoError(t, err)
+		assert.Equal(t, applied, v, schema)
+	}
 
 	// Shards are fixed with the database: another number is ignored.
 	opts.HistoryShards = 8

@@ -78,8 +78,8 @@ type Options struct {
 	// PostgresDatabase names the server's own database there (default
 	// "temporal"); visibility lives in PostgresDatabase + "_visibility".
 	PostgresDatabase string
-	// HistoryShards is the number of history shards: default 1 on SQLite, 4
-	// on PostgreSQL. It is fixed when a database is first used: a server
+	// HistoryShards is the number of history shards: default 1 on SQLite,
+	// DefaultPostgresHistoryShards on PostgreSQL. It is fixed when a database is first used: a server
 	// started later with another number logs a warning and keeps the first.
 	HistoryShards int
 	// Cluster makes the server find its peers through the membership table
@@ -94,6 +94,12 @@ const (
 	StoreSQLite   = "sqlite"
 	StorePostgres = "postgres"
 )
+
+// DefaultPostgresHistoryShards is the history shard count of a server on
+// PostgreSQL when Options.HistoryShards is 0: the shape the cluster tests
+// run, and the NUM_HISTORY_SHARDS of docker-compose.yml. Enough for two or
+// three nodes to each own some; the count is fixed once a database is used.
+const DefaultPostgresHistoryShards = 4
 
 // Server is a running embedded Temporal server.
 type Server struct {
@@ -134,7 +140,7 @@ func Start(opts Options) (*Server, error) {
 			opts.PostgresDatabase = "temporal"
 		}
 		if opts.HistoryShards == 0 {
-			opts.HistoryShards = 4
+			opts.HistoryShards = DefaultPostgresHistoryShards
 		}
 	default:
 		return nil, fmt.Errorf("temporal store %q: want %q or %q", opts.Store, StoreSQLite, StorePostgres)
@@ -230,16 +236,12 @@ func (s *Server) Stop() {
 
 func buildServerOptions(opts Options, cfg *config.Config) []temporal.ServerOption {
 	logger := log.NewZapLogger(log.BuildZapLogger(log.Config{Level: opts.LogLevel, Format: "console"}))
-	dyn := dynamicconfig.StaticClient{
-		// New search attributes must be usable the moment they are added.
-		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key():      true,
-		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
-		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8192,
-	}
-	if partitions := onePartition(opts); partitions != nil {
-		dyn[dynamicconfig.MatchingNumTaskqueueReadPartitions.Key()] = partitions
-		dyn[dynamicconfig.MatchingNumTaskqueueWritePartitions.Key()] = partitions
-	}
+	dyn := ProductionDynamicConfig(opts)
+	// Embedded only: new search attributes must be usable the moment they
+	// are added (Temporal: "should not be turned on in production"), and a
+	// server sharing one machine with everything else keeps a small cache.
+	dyn[dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key()] = true
+	dyn[dynamicconfig.HistoryCacheHostLevelMaxSize.Key()] = 8192
 	serverOpts := []temporal.ServerOption{
 		temporal.WithConfig(cfg),
 		temporal.ForServices(temporal.DefaultServices),
@@ -258,6 +260,25 @@ func buildServerOptions(opts Options, cfg *config.Config) []temporal.ServerOptio
 		serverOpts = append(serverOpts, temporal.WithStaticHosts(hosts))
 	}
 	return serverOpts
+}
+
+// ProductionDynamicConfig is the part of the dynamic config Start sets for
+// opts that a production cluster needs as well: docker-compose.yml's
+// temporal-dynamic-config carries the same keys and values for the options
+// `crmflow dev` uses (cmd/crmflow's compose test compares them), so what
+// the tests measure on the embedded server is what production gets.
+func ProductionDynamicConfig(opts Options) dynamicconfig.StaticClient {
+	dyn := dynamicconfig.StaticClient{
+		// The Temporal UI's workflow list and counts are visibility calls;
+		// the default of 10 a second per frontend throttles an operator's
+		// browsing.
+		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
+	}
+	if partitions := onePartition(opts); partitions != nil {
+		dyn[dynamicconfig.MatchingNumTaskqueueReadPartitions.Key()] = partitions
+		dyn[dynamicconfig.MatchingNumTaskqueueWritePartitions.Key()] = partitions
+	}
+	return dyn
 }
 
 // onePartition is the partition count OnePartitionQueues and

@@ -48,6 +48,9 @@ type knockPeer struct {
 	mu       sync.Mutex
 	effects  map[string]*knockEffect
 	requests int
+	// arrivals is when each trigger request arrived, in order, so a test
+	// can measure the rate Knock was called at.
+	arrivals []time.Time
 	// delay is added before every answer, so a kill lands mid-activity.
 	delay time.Duration
 	// holdWorkflow, when set, makes the first trigger of that Knock workflow
@@ -124,6 +127,7 @@ func (p *knockPeer) serve(w http.ResponseWriter, r *http.Request) {
 
 	p.mu.Lock()
 	p.requests++
+	p.arrivals = append(p.arrivals, time.Now())
 	if key == "" {
 		// Without a key every trigger is a new run; crmflow never sends one
 		// like that, and the exactly-once check would see the extra effect.
@@ -173,6 +177,13 @@ func (p *knockPeer) effectsByKey() map[string]knockEffect {
 		out[k] = *e
 	}
 	return out
+}
+
+// arrivalTimes returns when each trigger request arrived, in order.
+func (p *knockPeer) arrivalTimes() []time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]time.Time(nil), p.arrivals...)
 }
 
 // requestsFor counts the triggers that carried key.

@@ -156,6 +156,22 @@ func (p *proc) logTail(n int) string {
 	return string(bytes.Join(lines, []byte("\n")))
 }
 
+// logCount counts the lines of the process's output that contain substr.
+func (p *proc) logCount(substr string) int {
+	raw, err := os.ReadFile(p.logPath)
+	if err != nil {
+		p.t.Errorf("%s: read log: %v", p.name, err)
+		return 0
+	}
+	n := 0
+	for _, line := range bytes.Split(raw, []byte("\n")) {
+		if bytes.Contains(line, []byte(substr)) {
+			n++
+		}
+	}
+	return n
+}
+
 // waitFor polls cond until it holds or timeout passes; it fails the test
 // with msg then. Tests assert outcomes this way, never durations.
 func waitFor(t *testing.T, timeout time.Duration, msg string, cond func() bool) {

@@ -171,22 +171,28 @@ func (s *stack) serve(name string, extra map[string]string) *proc {
 func (s *stack) worker(name string, extra map[string]string) *proc {
 	s.t.Helper()
 	p := startProc(s.t, name, "worker", s.config(extra))
-	identity := fmt.Sprintf("%d@", p.cmd.Process.Pid)
 	waitFor(s.t, time.Minute, name+" polls the workflow task queue", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		resp, err := s.tc.DescribeTaskQueue(ctx, contract.TaskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
-		if err != nil {
-			return false
-		}
-		for _, poller := range resp.GetPollers() {
-			if strings.HasPrefix(poller.GetIdentity(), identity) {
-				return true
-			}
-		}
-		return false
+		return s.polls(p, contract.TaskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
 	})
 	return p
+}
+
+// polls reports whether Temporal lists the worker process p among the
+// pollers of queue (the SDK's identity starts with the process id).
+func (s *stack) polls(p *proc, queue string, typ enumspb.TaskQueueType) bool {
+	identity := fmt.Sprintf("%d@", p.cmd.Process.Pid)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := s.tc.DescribeTaskQueue(ctx, queue, typ)
+	if err != nil {
+		return false
+	}
+	for _, poller := range resp.GetPollers() {
+		if strings.HasPrefix(poller.GetIdentity(), identity) {
+			return true
+		}
+	}
+	return false
 }
 
 // seedOrders creates one customer and a pending order per id.
