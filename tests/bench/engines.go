@@ -94,6 +94,8 @@ type EngineResults struct {
 	// Activities is how many activities one confirmation ran (on both
 	// engines), and so how many the minimal workflow runs.
 	Activities int
+	// LocalActivities is how many local activities it ran.
+	LocalActivities int
 	// Confirmed and Notified count, per engine (SQLite, PostgreSQL), the
 	// orders confirmed in PostgreSQL (warm-up included) and the Knock
 	// order-confirmation triggers recorded.
@@ -201,8 +203,9 @@ func (e *Env) Engines(ctx context.Context, tb testing.TB) (*EngineResults, error
 		}
 		infos[i] = info
 	}
-	if a, b := sides[0].orders.activities, sides[1].orders.activities; a != b {
-		return nil, fmt.Errorf("a confirmation ran %d activities on %s and %d on %s", a, sides[0].engine.Name, b, sides[1].engine.Name)
+	if a, b := sides[0].orders.shape, sides[1].orders.shape; a.Activities != b.Activities || a.LocalActivities != b.LocalActivities {
+		return nil, fmt.Errorf("a confirmation ran %d+%d local activities on %s and %d+%d on %s",
+			a.Activities, a.LocalActivities, sides[0].engine.Name, b.Activities, b.LocalActivities, sides[1].engine.Name)
 	}
 
 	for r := range sz.Rounds {
@@ -219,7 +222,8 @@ func (e *Env) Engines(ctx context.Context, tb testing.TB) (*EngineResults, error
 		}
 	}
 
-	res := &EngineResults{SQLite: infos[0], Postgres: infos[1], Activities: sides[0].orders.activities, Sizes: sz}
+	res := &EngineResults{SQLite: infos[0], Postgres: infos[1], Activities: sides[0].orders.shape.Activities,
+		LocalActivities: sides[0].orders.shape.LocalActivities, Sizes: sz}
 	for i, s := range sides {
 		var err error
 		if res.Confirmed[i], res.Notified[i], err = s.orders.outcome(ctx); err != nil {
@@ -238,7 +242,7 @@ func (e *Env) Engines(ctx context.Context, tb testing.TB) (*EngineResults, error
 			func(s *engineSide) []float64 { return s.raw }),
 		pair(keyDrain, "M4: dispatcher hand-offs", "events/s", func(s *engineSide) []float64 { return s.drain }),
 		pair(keyM4, "M4: dispatcher/raw", "×", func(s *engineSide) []float64 { return ratios(s.drain, s.raw) }),
-		pair(keyMinimal, fmt.Sprintf("M6 baseline: minimal workflow, %d no-op activities", res.Activities), "workflows/s",
+		pair(keyMinimal, fmt.Sprintf("M6 baseline: minimal workflow, %d no-op activities and %d local", res.Activities, res.LocalActivities), "workflows/s",
 			func(s *engineSide) []float64 { return s.minimal }),
 		pair(keyConfirm, "M6: OrderConfirmation completed", "orders/s", func(s *engineSide) []float64 { return s.confirm }),
 		pair(keyM6, "M6: crmflow/minimal", "×", func(s *engineSide) []float64 { return ratios(s.confirm, s.minimal) }),
