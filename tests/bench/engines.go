@@ -81,16 +81,19 @@ const (
 	keyMinimal  = "minimal"
 	keyConfirm  = "confirm"
 	keyM6       = "m6"
+	keyDirect   = "direct"
+	keyHooks    = "hooks"
+	keyM9       = "m9"
 )
 
 // EngineResults is the "Both engines" measurement: the engine baselines,
-// M4 and M6 on Temporal on SQLite and on Temporal on PostgreSQL.
+// M4, M6 and M9 on Temporal on SQLite and on Temporal on PostgreSQL.
 type EngineResults struct {
 	SQLite, Postgres EngineInfo
 	Figures          []EngineFigure
-	// M4 and M6 are the PostgreSQL engine's M4 and M6, judged by their
-	// targets, as the summary lists them.
-	M4, M6 Result
+	// M4, M6 and M9 are the PostgreSQL engine's M4, M6 and M9, judged by
+	// their targets, as the summary lists them.
+	M4, M6, M9 Result
 	// Activities is how many activities one confirmation ran (on both
 	// engines), and so how many the minimal workflow runs.
 	Activities int
@@ -100,8 +103,11 @@ type EngineResults struct {
 	// orders confirmed in PostgreSQL (warm-up included) and the Knock
 	// order-confirmation triggers recorded.
 	Confirmed, Notified [2]int
-	Sizes               Sizes
-	Elapsed             time.Duration
+	// Webhooks and Direct count, per engine, M9's orders confirmed and
+	// notified through the edge and started directly (warm-up included).
+	Webhooks, Direct [2]int
+	Sizes            Sizes
+	Elapsed          time.Duration
 }
 
 // figure returns the figure with the given key.
@@ -114,17 +120,22 @@ func (en *EngineResults) figure(key string) EngineFigure {
 	return EngineFigure{}
 }
 
-// engineSide is one engine's client, order rig and per-round figures.
+// engineSide is one engine's client, order and effect rigs and per-round
+// figures.
 type engineSide struct {
 	engine   Engine
 	c        client.Client
 	orders   *orderRig
+	effect   *effectRig
 	noWorker string
 
-	capacity, raw, drain, minimal, confirm []float64
+	capacity, raw, drain, minimal, confirm, direct, hooks []float64
 }
 
 func (s *engineSide) close() {
+	if s.effect != nil {
+		s.effect.close()
+	}
 	if s.orders != nil {
 		s.orders.close()
 	}
@@ -142,6 +153,9 @@ func (e *Env) openSide(ctx context.Context, tb testing.TB, s *engineSide) error 
 		return err
 	}
 	if s.orders, err = e.newOrderRig(ctx, tb, s.c); err != nil {
+		return err
+	}
+	if s.effect, err = e.newEffectRig(ctx, tb, s.c); err != nil {
 		return err
 	}
 	s.noWorker = e.queue("engines-no-worker")
@@ -173,11 +187,13 @@ func (e *Env) sidePhases(ctx context.Context, tb testing.TB, s *engineSide, pref
 		}),
 		timed(&s.minimal, sz.Orders, func() (time.Duration, error) { return s.orders.minimal(ctx, prefix, sz.Orders) }),
 		timed(&s.confirm, sz.Orders, func() (time.Duration, error) { return s.orders.confirm(ctx, prefix, sz.Orders) }),
+		timed(&s.direct, sz.Orders, func() (time.Duration, error) { return s.effect.viaStarter(ctx, prefix+"-m9-direct", sz.Orders) }),
+		timed(&s.hooks, sz.Orders, func() (time.Duration, error) { return s.effect.viaWebhooks(ctx, prefix+"-m9-hook", sz.Orders) }),
 	}
 }
 
 // Engines measures "Both engines": every round runs the engine baselines,
-// M4 and M6 on Temporal on SQLite (the server the other measurements use)
+// M4, M6 and M9 on Temporal on SQLite (the server the other measurements use)
 // and then on Temporal on PostgreSQL persistence (started here, so it does
 // not idle beside the others), with the whole sequence reversed every other
 // round (ABBA).
@@ -229,6 +245,7 @@ func (e *Env) Engines(ctx context.Context, tb testing.TB) (*EngineResults, error
 		if res.Confirmed[i], res.Notified[i], err = s.orders.outcome(ctx); err != nil {
 			return nil, err
 		}
+		res.Webhooks[i], res.Direct[i] = s.effect.webhooks, s.effect.direct
 	}
 	pair := func(key, name, unit string, of func(s *engineSide) []float64) EngineFigure {
 		a, b := of(sides[0]), of(sides[1])
@@ -246,10 +263,14 @@ func (e *Env) Engines(ctx context.Context, tb testing.TB) (*EngineResults, error
 			func(s *engineSide) []float64 { return s.minimal }),
 		pair(keyConfirm, "M6: OrderConfirmation completed", "orders/s", func(s *engineSide) []float64 { return s.confirm }),
 		pair(keyM6, "M6: crmflow/minimal", "×", func(s *engineSide) []float64 { return ratios(s.confirm, s.minimal) }),
+		pair(keyDirect, "M9 baseline: confirmations started directly", "orders/s", func(s *engineSide) []float64 { return s.direct }),
+		pair(keyHooks, "M9: signed webhooks through the edge to effect", "orders/s", func(s *engineSide) []float64 { return s.hooks }),
+		pair(keyM9, "M9: webhooks/direct", "×", func(s *engineSide) []float64 { return ratios(s.hooks, s.direct) }),
 	}
 	res.Elapsed = time.Since(started)
 	res.M4 = res.summaryResult("M4", "backlog drain, Temporal on PostgreSQL", keyDrain, keyRaw, keyM4, drainTarget)
 	res.M6 = res.summaryResult("M6", "order confirmations, Temporal on PostgreSQL", keyConfirm, keyMinimal, keyM6, ordersTarget)
+	res.M9 = res.summaryResult("M9", "webhook to effect, Temporal on PostgreSQL", keyHooks, keyDirect, keyM9, effectTarget)
 	return res, nil
 }
 
@@ -273,7 +294,7 @@ func (r *Report) summaryResults() []Result {
 	if r.Engines == nil {
 		return r.Results
 	}
-	return slices.Concat(r.Results, []Result{r.Engines.M4, r.Engines.M6})
+	return slices.Concat(r.Results, []Result{r.Engines.M4, r.Engines.M6, r.Engines.M9})
 }
 
 // bothEngines writes the "Both engines" section: the table and what the
@@ -286,36 +307,40 @@ func (r *Report) bothEngines(p func(format string, args ...any)) {
 	sz := en.Sizes
 	pgs := en.Postgres.Postgres
 	p("\n## Both engines\n\n")
-	p("The engine baselines, M4 and M6 on the embedded Temporal twice: on SQLite (persistence store %s, %s, state %s: the server every other measurement uses) "+
+	p("The engine baselines, M4, M6 and M9 on the embedded Temporal twice: on SQLite (persistence store %s, %s, state %s: the server every other measurement uses) "+
 		"and on PostgreSQL (persistence store %s, %s, state in %s, fsync=%s and synchronous_commit=%s: %s). "+
 		"Each round runs every phase on one engine and then on the other, the whole sequence reversed every other round (ABBA): %d rounds in %s. "+
 		"Per engine and round: %d raw SignalWithStart calls at %d concurrent (the capacity M2 and M3 use); M4's %d committed events drained by the production dispatcher "+
-		"against as many raw SignalWithStart calls at %d concurrent; M6's %d order confirmations against as many minimal workflows, started %d at a time. "+
+		"against as many raw SignalWithStart calls at %d concurrent; M6's %d order confirmations against as many minimal workflows, started %d at a time; "+
+		"M9's %d orders through the edge (signed webhooks, inbox, dispatcher) against as many started directly. "+
 		"The inbox and the orders live on the benchmark's durable PostgreSQL for both engines; only Temporal's own state moves.\n\n",
 		en.SQLite.PersistenceStore, shards(en.SQLite.HistoryShards), en.SQLite.Where,
 		en.Postgres.PersistenceStore, shards(en.Postgres.HistoryShards), en.Postgres.Where, pgs["fsync"], pgs["synchronous_commit"], durability(pgs),
 		sz.Rounds, en.Elapsed.Round(time.Second),
-		sz.SignalCalls, sz.Senders, sz.Backlog, inbox.DefaultHandOffConcurrency, sz.Orders, sz.OrderSenders)
+		sz.SignalCalls, sz.Senders, sz.Backlog, inbox.DefaultHandOffConcurrency, sz.Orders, sz.OrderSenders, sz.Orders)
 	p("| figure | unit | SQLite (median, min–max) | PostgreSQL (median, min–max) | PostgreSQL/SQLite per round (median, min–max) |\n|---|---|---|---|---|\n")
 	cell := func(s Stats) string { return fmt.Sprintf("%s (%s–%s)", num(s.Median), num(s.Min), num(s.Max)) }
 	for _, f := range en.Figures {
 		p("| %s | %s | %s | %s | %s |\n", f.Name, f.Unit, cell(f.SQLite), cell(f.Postgres), cell(f.PostgresOverSQLite))
 	}
-	p("\n%d orders confirmed and %d Knock triggers recorded on SQLite, %d and %d on PostgreSQL (each with one warm-up confirmation).\n",
-		en.Confirmed[0], en.Notified[0], en.Confirmed[1], en.Notified[1])
+	p("\nM6: %d orders confirmed and %d Knock triggers recorded on SQLite, %d and %d on PostgreSQL (each with one warm-up confirmation). "+
+		"M9: %d orders confirmed and notified through the edge and %d directly on SQLite, %d and %d on PostgreSQL (one warm-up order each way included).\n",
+		en.Confirmed[0], en.Notified[0], en.Confirmed[1], en.Notified[1], en.Webhooks[0], en.Direct[0], en.Webhooks[1], en.Direct[1])
 
 	capacity, minimal := en.figure(keyCapacity).PostgresOverSQLite, en.figure(keyMinimal).PostgresOverSQLite
-	m4, m6 := en.figure(keyM4), en.figure(keyM6)
+	m4, m6, m9 := en.figure(keyM4), en.figure(keyM6), en.figure(keyM9)
 	p("\n**What the production-shaped engine changes.** On PostgreSQL every change to a workflow's state is a PostgreSQL transaction (%s), "+
 		"spread over %s instead of %s. There Temporal took SignalWithStart calls at %s× its rate on SQLite "+
 		"(median of the per-round ratios, %s–%s; %s) and completed minimal workflows at %s× (%s–%s; %s). "+
 		"The dispatcher drained at %s× raw SignalWithStart on PostgreSQL against %s× on SQLite (%s; M4's target %s is %s), "+
-		"and order confirmations ran at %s× the minimal workflow against %s× (%s; M6's target %s is %s).\n",
+		"order confirmations ran at %s× the minimal workflow against %s× (%s; M6's target %s is %s), "+
+		"and orders through the edge reached their effect at %s× the rate of orders started directly against %s× (%s; M9's target %s is %s).\n",
 		durability(pgs), shards(en.Postgres.HistoryShards), shards(en.SQLite.HistoryShards),
 		num(capacity.Median), num(capacity.Min), num(capacity.Max), direction(capacity, "faster", "slower"),
 		num(minimal.Median), num(minimal.Min), num(minimal.Max), direction(minimal, "faster", "slower"),
 		num(m4.Postgres.Median), num(m4.SQLite.Median), direction(m4.PostgresOverSQLite, "higher", "lower"), drainTarget, metOn(drainTarget, m4),
-		num(m6.Postgres.Median), num(m6.SQLite.Median), direction(m6.PostgresOverSQLite, "higher", "lower"), ordersTarget, metOn(ordersTarget, m6))
+		num(m6.Postgres.Median), num(m6.SQLite.Median), direction(m6.PostgresOverSQLite, "higher", "lower"), ordersTarget, metOn(ordersTarget, m6),
+		num(m9.Postgres.Median), num(m9.SQLite.Median), direction(m9.PostgresOverSQLite, "higher", "lower"), effectTarget, metOn(effectTarget, m9))
 }
 
 // direction says whether a per-round ratio of PostgreSQL over SQLite was

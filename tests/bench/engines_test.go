@@ -99,7 +99,7 @@ func TestEngines(t *testing.T) {
 	assert.Nil(t, en.SQLite.Postgres)
 	assert.NotEmpty(t, en.Postgres.Postgres["fsync"], "the engine's PostgreSQL settings are read back")
 
-	require.Len(t, en.Figures, 7)
+	require.Len(t, en.Figures, 10)
 	for _, f := range en.Figures {
 		assert.Len(t, f.SQLite.Values, sz.Rounds, f.Name)
 		assert.Len(t, f.Postgres.Values, sz.Rounds, f.Name)
@@ -111,6 +111,8 @@ func TestEngines(t *testing.T) {
 	for i, name := range []string{"SQLite", "PostgreSQL"} {
 		assert.Equal(t, sz.Rounds*sz.Orders+1, en.Confirmed[i], "every order (and the warm-up) was confirmed on %s", name)
 		assert.Equal(t, en.Confirmed[i], en.Notified[i], "each confirmation on %s triggered Knock once", name)
+		assert.Equal(t, sz.Rounds*sz.Orders+1, en.Webhooks[i], "every M9 order through the edge took effect on %s", name)
+		assert.Equal(t, sz.Rounds*sz.Orders+1, en.Direct[i], "every M9 order started directly took effect on %s", name)
 	}
 
 	rep := &Report{Results: nil, Engines: en, Machine: readMachine(), Versions: moduleVersions(), Postgres: map[string]string{}, Sizes: sz}
@@ -119,6 +121,7 @@ func TestEngines(t *testing.T) {
 	assert.Contains(t, md, "| figure | unit | SQLite (median, min–max) | PostgreSQL (median, min–max) |")
 	assert.Contains(t, md, "| M4-PG | ")
 	assert.Contains(t, md, "| M6-PG | ")
+	assert.Contains(t, md, "| M9-PG | ")
 	assert.Contains(t, md, "| Temporal on PostgreSQL (Both engines) | ")
 	assert.Contains(t, md, "**What the production-shaped engine changes.**")
 	for _, res := range rep.summaryResults() {
