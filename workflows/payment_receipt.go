@@ -28,7 +28,7 @@ const paymentReceipt = "payment-receipt"
 // activity; the run goes on either way. The idempotency key is the run's
 // workflow ID plus the step, so a retry or a replay sends nothing twice.
 func (w *orderConfirmation) sendReceipt(ctx workflow.Context) error {
-	if workflow.GetVersion(ctx, paymentReceipt, workflow.DefaultVersion, 1) < 1 {
+	if !w.current && workflow.GetVersion(ctx, paymentReceipt, workflow.DefaultVersion, 1) < 1 {
 		return nil
 	}
 	load := activities.LoadReceiptInput{OrderID: w.order.ID}

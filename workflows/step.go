@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/crmflow/crmflow/contract"
@@ -28,6 +29,23 @@ type steps struct {
 	// shown is the value last upserted, so that a wait entered again after
 	// an activity step issues no command.
 	shown string
+	// pending are search-attribute updates that go out with the next shown
+	// step, in its command (see also).
+	pending []temporal.SearchAttributeUpdate
+}
+
+// decide sets the run's stepAttributeOnWaits version without asking for
+// it, for a workflow whose own change id already stands for it (see
+// orderBaseline).
+func (s *steps) decide(everyStep bool) {
+	s.decided, s.everyStep = true, everyStep
+}
+
+// also sends updates with the next shown step (a wait, a park or done),
+// in one command instead of one each. Only for runs that set CrmflowStep
+// where they wait: a run from before issued each update on its own.
+func (s *steps) also(updates ...temporal.SearchAttributeUpdate) {
+	s.pending = append(s.pending, updates...)
 }
 
 // legacy reports whether the run upserts every step, as runs from before
@@ -57,9 +75,9 @@ func (s *steps) show(ctx workflow.Context, step string) {
 		upsert(ctx, contract.StepKey.ValueSet(step))
 		return
 	}
-	if s.shown != step {
+	if s.shown != step || len(s.pending) > 0 {
 		s.shown = step
-		upsert(ctx, contract.StepKey.ValueSet(step))
+		s.flush(ctx, contract.StepKey.ValueSet(step))
 	}
 }
 
@@ -72,7 +90,13 @@ func (s *steps) parked(ctx workflow.Context, step string) {
 		return
 	}
 	s.shown = step
-	upsert(ctx, contract.StepKey.ValueSet(step), contract.ParkedKey.ValueSet(true))
+	s.flush(ctx, contract.StepKey.ValueSet(step), contract.ParkedKey.ValueSet(true))
+}
+
+// flush upserts updates with the pending ones, in one command.
+func (s *steps) flush(ctx workflow.Context, updates ...temporal.SearchAttributeUpdate) {
+	upsert(ctx, append(s.pending, updates...)...)
+	s.pending = nil
 }
 
 func (s *steps) record(ctx workflow.Context, step string) {
