@@ -72,6 +72,8 @@ type Result struct {
 	Rounds int
 	// Elapsed is the wall time the measurement took.
 	Elapsed time.Duration
+	// Profile is where its subject and baseline spent CPU, when profiled.
+	Profile *Profile
 }
 
 // ratioTarget is the floor a measurement's median ratio must reach.

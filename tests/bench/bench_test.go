@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"slices"
 	"context"
 	"flag"
 	"fmt"
@@ -116,7 +117,21 @@ func TestHarness(t *testing.T) {
 
 	rep := &Report{Results: []Result{ingest.M1, ingest.M2, m3, m4, m5, m6, m7, m8, m9, m10}, Machine: readMachine(),
 		Versions: moduleVersions(), Postgres: map[string]string{}, Sizes: sz}
+	for i := range rep.Results {
+		rep.Results[i].Profile = e.profile(rep.Results[i].ID)
+	}
+	for _, id := range []string{"M1", "M2", "M4", "M6", "M8"} {
+		prof := e.profile(id)
+		require.NotNil(t, prof, "%s is profiled", id)
+		for side, ph := range prof.Sides {
+			// Miniature phases are too short to assert CPU seconds
+			// (TestProfileSeesWhereCPUGoes does); every group is listed.
+			assert.Positive(t, ph.Wall, "%s side %d", id, side)
+			assert.True(t, slices.ContainsFunc(ph.Processes, func(s CPUShare) bool { return s.Name == groupBench }), "%s side %d", id, side)
+		}
+	}
 	md := rep.Markdown()
+	assert.Contains(t, md, "**Where the time goes.**")
 	for _, res := range rep.Results {
 		line := res.SummaryLine()
 		assert.True(t, strings.HasPrefix(line, res.ID+" "), line)

@@ -38,11 +38,11 @@ func (e *Env) Drain(ctx context.Context, tb testing.TB) (Result, error) {
 	for r := range sz.Rounds {
 		prefix := fmt.Sprintf("drain-%d-%d", time.Now().UnixNano(), r)
 		err := alternate(r,
-			func() error {
+			e.profiled("M4", 1, "raw SignalWithStart", func() error {
 				d, err := rawSignalWithStart(ctx, c, noWorker, prefix+"-raw", sz.Backlog, conc)
 				raw = append(raw, rate(sz.Backlog, d))
 				return err
-			},
+			}),
 			func() error {
 				// The starter's own call, without the inbox around it: splits
 				// the dispatcher's overhead into Temporal-side (crmflow's start
@@ -58,11 +58,11 @@ func (e *Env) Drain(ctx context.Context, tb testing.TB) (Result, error) {
 				}
 				return nil
 			},
-			func() error {
+			e.profiled("M4", 0, "dispatcher", func() error {
 				d, err := e.drainInbox(ctx, tb, c, noWorker, prefix, defaultDispatcher())
 				disp = append(disp, rate(sz.Backlog, d))
 				return err
-			},
+			}),
 			func() error {
 				// The same drain one hand-off at a time, as the dispatcher
 				// worked before it handed off concurrently: what that knob

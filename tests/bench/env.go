@@ -48,6 +48,7 @@ type Env struct {
 	PostgresEngine func(tb testing.TB) Engine
 
 	queues atomic.Int64
+	profs  profiles
 }
 
 // Sizes say how much work each measurement does and how many interleaved

@@ -97,14 +97,14 @@ func (e *Env) Handoff(ctx context.Context, tb testing.TB, capacity float64) (Res
 		prefix := fmt.Sprintf("handoff-%d-%d", time.Now().UnixNano(), r)
 		var sub, raw []time.Duration
 		err := alternate(r,
-			func() (err error) {
+			e.profiled("M8", 1, "raw SignalWithStart", func() (err error) {
 				raw, err = rawSignalLatencies(ctx, c, noWorker, prefix+"-raw", n, offered)
 				return err
-			},
-			func() (err error) {
+			}),
+			e.profiled("M8", 0, "hand-off", func() (err error) {
 				sub, err = e.handoffLatencies(ctx, tb, c, noWorker, prefix, n, offered)
 				return err
-			})
+			}))
 		if err != nil {
 			return Result{}, err
 		}

@@ -412,7 +412,9 @@ func (e *Env) Ingest(ctx context.Context, tb testing.TB) (IngestResults, error) 
 			sws = append(sws, rate(sz.SignalCalls, d))
 			return err
 		}
-		if err := alternate(r, inboxPhase, rawM1Phase, hookPhase, rawM2Phase, swsPhase); err != nil {
+		if err := alternate(r,
+			e.profiled("M1", 0, "InsertInboxEvent", inboxPhase), e.profiled("M1", 1, "raw pgx (its three variants, 3× the rows)", rawM1Phase),
+			e.profiled("M2", 0, "webhooks", hookPhase), e.profiled("M2", 1, "raw pgx (its three variants, 3× the rows)", rawM2Phase), swsPhase); err != nil {
 			return IngestResults{}, err
 		}
 		e.logf("ingest round %d: inbox %.0f/s (best raw %.0f/s), webhooks %.0f/s (best raw %.0f/s), SignalWithStart %.0f/s",

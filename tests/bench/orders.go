@@ -345,7 +345,7 @@ func (e *Env) Orders(ctx context.Context, tb testing.TB) (Result, OrderCounts, e
 	for r := range sz.Rounds {
 		prefix := fmt.Sprintf("o%d-%d", time.Now().UnixNano(), r)
 		err := alternate(r,
-			func() error {
+			e.profiled("M6", 1, "minimal workflow", func() error {
 				d, err := o.minimal(ctx, prefix, sz.Orders)
 				if err != nil {
 					return err
@@ -358,12 +358,12 @@ func (e *Env) Orders(ctx context.Context, tb testing.TB) (Result, OrderCounts, e
 					counts.MinimalEvents = minimal.Events
 				}
 				return err
-			},
-			func() error {
+			}),
+			e.profiled("M6", 0, "OrderConfirmation", func() error {
 				d, err := o.confirm(ctx, prefix, sz.Orders)
 				subj = append(subj, rate(sz.Orders, d))
 				return err
-			})
+			}))
 		if err != nil {
 			return Result{}, counts, err
 		}

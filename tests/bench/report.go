@@ -233,6 +233,9 @@ func (e *Env) Run(ctx context.Context, tb testing.TB) (*Report, error) {
 		return nil, fmt.Errorf("M10: %w", err)
 	}
 	rep.Results = []Result{ingest.M1, ingest.M2, m3, m4, m5, m6, m7, m8, m9, m10}
+	for i := range rep.Results {
+		rep.Results[i].Profile = e.profile(rep.Results[i].ID)
+	}
 	if rep.Pool, err = e.TunePool(ctx, tb); err != nil {
 		return nil, fmt.Errorf("pool tuning: %w", err)
 	}
@@ -313,6 +316,7 @@ func (r *Report) Markdown() string {
 		for _, n := range res.Notes {
 			p("\n%s\n", n)
 		}
+		whereTimeGoes(p, res.Profile)
 	}
 
 	if len(r.Pool) > 0 {
