@@ -1,12 +1,12 @@
 package bench
 
 import (
-	"slices"
 	"context"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
