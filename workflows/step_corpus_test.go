@@ -52,3 +52,43 @@ func TestCrmflowStepOnlyWhereRunsWait(t *testing.T) {
 	require.Len(t, parkedAfter, 1, "the park sets step and CrmflowParked together")
 	require.Equal(t, []string{"await-payment", parkedAfter[0], "done"}, steps)
 }
+
+// TestOrderBaselineIsOneMarker reads a confirmed order recorded before and
+// after order-confirmation-baseline: before, each change the run passed
+// was a version marker (and a search-attribute upsert) of its own; after,
+// one marker stands for them all, and CrmflowCustomerID goes out in the
+// same command as the first wait's CrmflowStep.
+func TestOrderBaselineIsOneMarker(t *testing.T) {
+	markers := func(name string) (versions, upserts int) {
+		for _, ev := range loadHistory(t, name).GetEvents() {
+			if ev.GetMarkerRecordedEventAttributes().GetMarkerName() == "Version" {
+				versions++
+			}
+			if ev.GetUpsertWorkflowSearchAttributesEventAttributes() != nil {
+				upserts++
+			}
+		}
+		return versions, upserts
+	}
+	v5, up5 := markers("v5/order_confirmation_confirmed.json")
+	v6, up6 := markers("v6/order_confirmation_confirmed.json")
+	require.Greater(t, v5, 1, "runs from before asked for each change")
+	require.Equal(t, 1, v6, "one marker for every change")
+	t.Logf("a confirmed order: %d version markers and %d upserts before, %d and %d after", v5, up5, v6, up6)
+
+	dc := converter.GetDefaultDataConverter()
+	for _, ev := range loadHistory(t, "v6/order_confirmation_confirmed.json").GetEvents() {
+		fields := ev.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()
+		p, ok := fields[contract.StepKey.GetName()]
+		if !ok {
+			continue
+		}
+		var step string
+		require.NoError(t, dc.FromPayload(p, &step))
+		if step == "await-payment" {
+			require.Contains(t, fields, contract.CustomerIDKey.GetName(), "the customer goes out with the first wait")
+			return
+		}
+	}
+	t.Fatal("no await-payment upsert in the v6 confirmed order")
+}
