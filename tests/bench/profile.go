@@ -75,7 +75,7 @@ func (e *Env) profiled(id string, side int, name string, phase func() error) fun
 		}
 		e.profs.mu.Unlock()
 
-		before := processCPU()
+		before := processTimes()
 		var buf bytes.Buffer
 		profiling := pprof.StartCPUProfile(&buf) == nil
 		t0 := time.Now()
@@ -84,14 +84,14 @@ func (e *Env) profiled(id string, side int, name string, phase func() error) fun
 		if profiling {
 			pprof.StopCPUProfile()
 		}
-		after := processCPU()
+		after := processTimes()
 
 		e.profs.mu.Lock()
 		defer e.profs.mu.Unlock()
 		s := &p.Sides[side]
 		s.Wall += wall
-		for group, secs := range after {
-			s.Processes = addShare(s.Processes, group, secs-before[group])
+		for group, secs := range cpuSince(before, after) {
+			s.Processes = addShare(s.Processes, group, secs)
 		}
 		if profiling {
 			if prof, perr := profile.Parse(&buf); perr == nil {
@@ -119,7 +119,7 @@ func addShare(shares []CPUShare, name string, secs float64) []CPUShare {
 	return append(shares, CPUShare{Name: name, Seconds: secs})
 }
 
-// The process groups of processCPU.
+// The process groups of processTimes.
 const (
 	groupBench    = "benchmark process (crmflow's edge, dispatcher, workers; the load generator)"
 	groupTemporal = "Temporal server"
@@ -131,12 +131,28 @@ const (
 // is 100 on every architecture Linux runs Go on.
 const clockTicks = 100
 
-// processCPU reads the CPU time (user and system) every process on the
-// machine has used so far, in seconds, by group. A process that exits
-// between two reads takes its time with it; the benchmark's processes live
-// through a phase.
-func processCPU() map[string]float64 {
+// procTime is one process's group and the CPU time (user and system) it
+// has used so far, in seconds.
+type procTime struct {
+	group   string
+	seconds float64
+}
+
+// cpuSince sums, by group, the CPU time processes used between two reads:
+// a process's whole time when it started in between, nothing for one that
+// exited (its time went with it; the benchmark's processes live through a
+// phase, and a pid is not reused within one).
+func cpuSince(before, after map[int]procTime) map[string]float64 {
 	out := map[string]float64{}
+	for pid, a := range after {
+		out[a.group] += a.seconds - before[pid].seconds
+	}
+	return out
+}
+
+// processTimes reads every process on the machine, by pid.
+func processTimes() map[int]procTime {
+	out := map[int]procTime{}
 	self := os.Getpid()
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, dir := range dirs {
@@ -171,7 +187,7 @@ func processCPU() map[string]float64 {
 		case comm == "postgres":
 			group = groupPostgres
 		}
-		out[group] += (utime + stime) / clockTicks
+		out[pid] = procTime{group: group, seconds: (utime + stime) / clockTicks}
 	}
 	return out
 }
@@ -187,6 +203,7 @@ var packageGroups = []struct{ prefix, name string }{
 	{"github.com/gogo/", "gRPC and protobuf"},
 	{"github.com/stripe/", "stripe-go (webhook signatures)"},
 	{"crypto/", "crypto"},
+	{"compress/", "profile writing (gzip: the profiler's own cost)"},
 	{"encoding/", "encoding (JSON and others)"},
 	{"net/http", "net/http"},
 	{"golang.org/x/net/", "net/http"},
@@ -209,7 +226,16 @@ func packageCPU(p *profile.Profile) map[string]float64 {
 		name := "other"
 		if len(s.Location) > 0 && len(s.Location[0].Line) > 0 && s.Location[0].Line[0].Function != nil {
 			fn := s.Location[0].Line[0].Function.Name
-			name = "other (" + strings.SplitN(fn, ".", 2)[0] + ")"
+			// A module's path starts with a domain; the standard
+			// library's first element has no dot.
+			first := strings.SplitN(fn, "/", 2)[0]
+			if !strings.Contains(fn, "/") {
+				first = strings.SplitN(first, ".", 2)[0]
+			}
+			name = "other modules"
+			if !strings.Contains(first, ".") {
+				name = "other standard library"
+			}
 			for _, g := range packageGroups {
 				if strings.HasPrefix(fn, g.prefix) {
 					name = g.name
@@ -266,11 +292,18 @@ func whereTimeGoes(p func(format string, args ...any), prof *Profile) {
 			}
 			return fmt.Sprintf("%s (%.0f%%, %s)", num(v), share, num(perWall))
 		}
+		// Rows under 2 % of both sides' totals go into one.
+		var rest [2]float64
 		for _, name := range names {
-			if value(0, name) < 0.005 && value(1, name) < 0.005 {
+			v0, v1 := value(0, name), value(1, name)
+			if v0 < 0.02*totals[0] && v1 < 0.02*totals[1] {
+				rest[0], rest[1] = rest[0]+v0, rest[1]+v1
 				continue
 			}
-			p("| %s | %s | %s |\n", name, cell(0, value(0, name)), cell(1, value(1, name)))
+			p("| %s | %s | %s |\n", name, cell(0, v0), cell(1, v1))
+		}
+		if rest[0] > 0 || rest[1] > 0 {
+			p("| the rest (each under 2 %%) | %s | %s |\n", cell(0, rest[0]), cell(1, rest[1]))
 		}
 		p("| total | %s | %s |\n\n", cell(0, totals[0]), cell(1, totals[1]))
 	}

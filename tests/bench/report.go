@@ -436,4 +436,46 @@ func (r *Report) findings(p func(format string, args ...any)) {
 			"Every history event is written by Temporal, and an upsert is also indexed for visibility.\n",
 			num(ev.Median), num(mev.Median), num(up.Median), num(ev.Median-mev.Median-up.Median))
 	}
+	for _, res := range r.Results {
+		if !res.Pass && res.Profile != nil {
+			p("- %s\n", coresSentence(res.ID, res.Profile, r.Machine.CPUs))
+		}
+	}
+}
+
+// coresSentence says, for a measurement that missed its target, which
+// process spent the most of the machine's cores during its subject, against
+// its baseline, and how much of the benchmark process's own time was
+// crmflow's code.
+func coresSentence(id string, prof *Profile, cores int) string {
+	perWall := func(side int, name string) float64 {
+		w := prof.Sides[side].Wall.Seconds()
+		for _, s := range prof.Sides[side].Processes {
+			if s.Name == name && w > 0 {
+				return s.Seconds / w
+			}
+		}
+		return 0
+	}
+	top := ""
+	for _, s := range prof.Sides[0].Processes {
+		if top == "" || perWall(0, s.Name) > perWall(0, top) {
+			top = s.Name
+		}
+	}
+	var own, all float64
+	for _, s := range prof.Sides[0].InProcess {
+		all += s.Seconds
+		if s.Name == "crmflow" {
+			own = s.Seconds
+		}
+	}
+	crmflowShare := 0.0
+	if all > 0 {
+		crmflowShare = 100 * own / all
+	}
+	return fmt.Sprintf("**Where the cores went (%s).** During %s the %s kept %s of the machine's %d cores busy per second of wall time (%s during %s), "+
+		"the benchmark process %s (%s); crmflow's own code took %.0f%% of the benchmark process's sampled time. The tables under %s break this down.",
+		id, prof.Subject, top, num(perWall(0, top)), cores, num(perWall(1, top)), prof.Baseline,
+		num(perWall(0, groupBench)), num(perWall(1, groupBench)), crmflowShare, id)
 }
