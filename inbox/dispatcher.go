@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,7 +16,8 @@ import (
 
 // DispatcherOptions tune the hand-off loop.
 type DispatcherOptions struct {
-	// Batch is how many inbox rows one pass claims.
+	// Batch is how many inbox rows may be claimed and not yet marked at
+	// once (default 64).
 	Batch int
 	// Lease is how long a claimed row is reserved for this dispatcher; a row
 	// left behind by a crash is handed off again once it expires. It is
@@ -124,16 +126,18 @@ func NewDispatcher(st *Store, lookups Lookups, s *starter.Starter, logger *slog.
 	return d
 }
 
-// worstPass is the longest a pass can hold its rows: its rows go
-// Concurrency at once, each a delivery and perhaps a release, then the
-// marks. A lease at least this long means no other dispatcher claims a row
-// a pass may still hand off; a crash frees the rows one lease later.
+// worstPass is the longest a claimed row can be held before its mark: it
+// may wait behind the other rows claimed with it, Concurrency at once, each
+// a delivery and perhaps a release or mark, then for the mark in flight
+// and its own. A lease at least this long means no other dispatcher claims
+// a row this one may still hand off; a crash frees the rows one lease
+// later.
 func worstPass(batch, concurrency int) time.Duration {
 	rounds := time.Duration((batch + concurrency - 1) / concurrency)
-	return rounds*(callTimeout+markTimeout) + markTimeout + time.Second
+	return rounds*(callTimeout+markTimeout) + 2*markTimeout + time.Second
 }
 
-// Poke asks for a pass now; it never blocks.
+// Poke asks for a claim now; it never blocks.
 func (d *Dispatcher) Poke() {
 	select {
 	case d.poke <- struct{}{}:
@@ -141,70 +145,135 @@ func (d *Dispatcher) Poke() {
 	}
 }
 
-// Run hands off rows until ctx is cancelled.
+// Run hands off rows until ctx is cancelled, and returns once every row it
+// claimed is marked or released.
+//
+// It is a pipeline, not a loop of passes: one goroutine claims, Concurrency
+// goroutines hand off, one marks what was delivered. A row committed while
+// others are in flight is claimed at once rather than after the slowest
+// call of a pass, and Temporal is never left idle while a pass waits for
+// its last call and its mark. At most Batch rows are claimed and not yet
+// marked, which bounds how long a row is held (see worstPass).
 func (d *Dispatcher) Run(ctx context.Context) error {
+	p := &pipeline{
+		work:      make(chan Event, d.opts.Batch),
+		delivered: make(chan Event, d.opts.Batch),
+	}
+	var handOffs sync.WaitGroup
+	for range d.opts.Concurrency {
+		handOffs.Add(1)
+		go func() {
+			defer handOffs.Done()
+			d.handOffRows(ctx, p)
+		}()
+	}
+	marked := make(chan struct{})
+	go func() {
+		defer close(marked)
+		d.markDelivered(context.WithoutCancel(ctx), p)
+	}()
+	d.claimRows(ctx, p)
+	close(p.work)
+	handOffs.Wait()
+	close(p.delivered)
+	<-marked
+	return nil
+}
+
+// pipeline is what Run's goroutines share. Both channels hold at most
+// Batch rows because held never exceeds Batch, so sending never blocks.
+type pipeline struct {
+	work      chan Event // claimed rows waiting for a hand-off slot
+	delivered chan Event // rows Temporal has, waiting for their mark
+	held      atomic.Int64
+}
+
+// claimRows claims as many due rows as there is room for and queues them
+// for hand-off, until ctx is cancelled. It claims again at once while
+// claims come back full, and otherwise waits for a poke (a commit, or a
+// row finished, which frees room and may unblock its target's next row)
+// or the sweep.
+func (d *Dispatcher) claimRows(ctx context.Context, p *pipeline) {
 	sweep := time.NewTicker(d.opts.Sweep)
 	defer sweep.Stop()
 	for {
-		for d.pass(ctx) == d.opts.Batch {
-			// A full batch means more is waiting: go again at once.
+		if room := d.opts.Batch - int(p.held.Load()); room > 0 {
+			events, err := d.store.Claim(ctx, room, d.opts.Lease)
+			if err != nil && ctx.Err() == nil {
+				d.logger.Warn("Inbox claim failed; will retry", "error", err)
+			}
+			p.held.Add(int64(len(events)))
+			for _, ev := range events {
+				p.work <- ev
+			}
+			if len(events) == room {
+				continue // more may be waiting
+			}
+			if p.held.Load() == 0 {
+				d.measure(ctx)
+			}
 		}
-		d.measure(ctx)
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-d.poke:
 		case <-sweep.C:
+			d.measure(ctx)
 		}
 	}
 }
 
-// pass claims one batch and hands it off; it returns how many it claimed.
-// Claim never returns a row behind a pending row of its target, so a batch
-// holds at most one row per target and its rows can go side by side,
-// Concurrency at once, without a later event overtaking an earlier one.
-// The rows delivered are marked at the end of the pass in one statement
-// rather than one commit each: a crash before the mark only hands them off
-// again, which workflows ignore by event ID.
-func (d *Dispatcher) pass(ctx context.Context) int {
-	events, err := d.store.Claim(ctx, d.opts.Batch, d.opts.Lease)
-	if err != nil {
-		if ctx.Err() == nil {
-			d.logger.Warn("Inbox claim failed; will retry", "error", err)
+// handOffRows hands queued rows to Temporal one at a time. Claim never
+// returns a row behind an unmarked row of its target, so the rows in
+// flight belong to different targets and go side by side without a later
+// event overtaking an earlier one.
+func (d *Dispatcher) handOffRows(ctx context.Context, p *pipeline) {
+	for ev := range p.work {
+		m, err := d.handOff(ctx, ev)
+		switch {
+		case err != nil:
+			// released for a later attempt
+		case m.status == StatusDelivered:
+			p.delivered <- ev
+			continue // finished once marked
+		default:
+			// Rare, and each with its own note: marked at once.
+			d.markDone(ctx, []Event{ev}, m)
 		}
-		return 0
+		d.finished(p, 1)
 	}
-	var (
-		mu        sync.Mutex
-		delivered []Event
-		wg        sync.WaitGroup
-		slots     = make(chan struct{}, d.opts.Concurrency)
-	)
-	for _, ev := range events {
-		slots <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			m, err := d.handOff(ctx, ev)
-			switch {
-			case err != nil:
-				// released for a later attempt
-			case m.status == StatusDelivered:
-				mu.Lock()
-				delivered = append(delivered, ev)
-				mu.Unlock()
+}
+
+// markDelivered marks delivered rows in one statement per gathering rather
+// than one commit each: whatever was delivered while the last mark was
+// committing goes in the next. A crash before the mark only hands the rows
+// off again, which workflows ignore by event ID. It runs on after Run's
+// context ends so rows Temporal already has are not handed off again.
+func (d *Dispatcher) markDelivered(ctx context.Context, p *pipeline) {
+	for ev := range p.delivered {
+		rows := []Event{ev}
+	gather:
+		for {
+			select {
+			case ev, ok := <-p.delivered:
+				if !ok {
+					break gather
+				}
+				rows = append(rows, ev)
 			default:
-				// Rare, and each with its own note: marked at once.
-				d.markDone(ctx, []Event{ev}, m)
+				break gather
 			}
-		}()
+		}
+		d.markDone(ctx, rows, mark{status: StatusDelivered})
+		d.finished(p, len(rows))
 	}
-	wg.Wait()
-	if len(delivered) > 0 {
-		d.markDone(ctx, delivered, mark{status: StatusDelivered})
-	}
-	return len(events)
+}
+
+// finished frees n rows' room and pokes the claimer: there is room again,
+// and a target's next row may now be claimable.
+func (d *Dispatcher) finished(p *pipeline, n int) {
+	p.held.Add(-int64(n))
+	d.Poke()
 }
 
 // mark is how a row leaves the inbox: the status and note it keeps.
