@@ -21,8 +21,8 @@ type DispatcherOptions struct {
 	Batch int
 	// Lease is how long a claimed row is reserved for this dispatcher; a row
 	// left behind by a crash is handed off again once it expires. It is
-	// never shorter than a worst-case pass (see worstPass), so no other
-	// replica claims a row while its pass may still hand it off.
+	// never shorter than the longest a row is held (see worstHold), so no
+	// other replica claims a row this one may still hand off.
 	Lease time.Duration
 	// Sweep is how often the inbox is scanned without a poke; it finds rows
 	// committed by other replicas and rows whose backoff or lease ran out.
@@ -47,8 +47,8 @@ type DispatcherOptions struct {
 // to Temporal at once unless DispatcherOptions says otherwise.
 const DefaultHandOffConcurrency = 16
 
-// Bounds of a pass's calls; with them a pass has a worst case (worstPass)
-// the lease can cover.
+// Bounds of a hand-off's calls; with them a claimed row has a worst case
+// (worstHold) the lease can cover.
 const (
 	// callTimeout bounds one row's delivery: every read and every call to
 	// Temporal it makes. A SignalWithStart normally takes milliseconds.
@@ -90,7 +90,7 @@ func NewDispatcher(st *Store, lookups Lookups, s *starter.Starter, logger *slog.
 	if opts.Concurrency == 0 {
 		opts.Concurrency = DefaultHandOffConcurrency
 	}
-	opts.Lease = max(opts.Lease, worstPass(opts.Batch, opts.Concurrency))
+	opts.Lease = max(opts.Lease, worstHold(opts.Batch, opts.Concurrency))
 	if opts.Sweep == 0 {
 		opts.Sweep = time.Second
 	}
@@ -126,13 +126,13 @@ func NewDispatcher(st *Store, lookups Lookups, s *starter.Starter, logger *slog.
 	return d
 }
 
-// worstPass is the longest a claimed row can be held before its mark: it
+// worstHold is the longest a claimed row can be held before its mark: it
 // may wait behind the other rows claimed with it, Concurrency at once, each
 // a delivery and perhaps a release or mark, then for the mark in flight
 // and its own. A lease at least this long means no other dispatcher claims
 // a row this one may still hand off; a crash frees the rows one lease
 // later.
-func worstPass(batch, concurrency int) time.Duration {
+func worstHold(batch, concurrency int) time.Duration {
 	rounds := time.Duration((batch + concurrency - 1) / concurrency)
 	return rounds*(callTimeout+markTimeout) + 2*markTimeout + time.Second
 }
@@ -153,7 +153,7 @@ func (d *Dispatcher) Poke() {
 // others are in flight is claimed at once rather than after the slowest
 // call of a pass, and Temporal is never left idle while a pass waits for
 // its last call and its mark. At most Batch rows are claimed and not yet
-// marked, which bounds how long a row is held (see worstPass).
+// marked, which bounds how long a row is held (see worstHold).
 func (d *Dispatcher) Run(ctx context.Context) error {
 	p := &pipeline{
 		work:      make(chan Event, d.opts.Batch),
@@ -191,13 +191,16 @@ type pipeline struct {
 // claimRows claims as many due rows as there is room for and queues them
 // for hand-off, until ctx is cancelled. It claims again at once while
 // claims come back full, and otherwise waits for a poke (a commit, or a
-// row finished, which frees room and may unblock its target's next row)
-// or the sweep.
+// row finished, which frees room and may make its target's next row
+// claimable) or the sweep.
 func (d *Dispatcher) claimRows(ctx context.Context, p *pipeline) {
 	sweep := time.NewTicker(d.opts.Sweep)
 	defer sweep.Stop()
 	for {
-		if room := d.opts.Batch - int(p.held.Load()); room > 0 {
+		// While Concurrency rows already wait for a slot, claiming more
+		// would only cost a statement per freed row: claim once the
+		// queue runs low, in larger batches.
+		if room := d.opts.Batch - int(p.held.Load()); room > 0 && len(p.work) < d.opts.Concurrency {
 			events, err := d.store.Claim(ctx, room, d.opts.Lease)
 			if err != nil && ctx.Err() == nil {
 				d.logger.Warn("Inbox claim failed; will retry", "error", err)

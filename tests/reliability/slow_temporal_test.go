@@ -29,17 +29,17 @@ import (
 
 // Each chunk of gRPC bytes between the replicas and Temporal is delayed by
 // this much, each way: a SignalWithStart takes about a second instead of a
-// few milliseconds, so a dispatcher pass of 64 rows takes seconds.
+// few milliseconds, so the 64 rows a dispatcher holds at once take seconds.
 const slowTemporalMin, slowTemporalMax = 300 * time.Millisecond, 800 * time.Millisecond
 
 // TestSlowTemporalHandsEachRowOffOnce (the dispatcher's lease): two
 // dispatchers, as two replicas of `crmflow serve` run them, share one
 // PostgreSQL inbox and reach one Temporal through a proxy that makes every
 // call slow. They drain a few hundred payment events for existing orders.
-// Their lease is configured far below a pass (200 ms), and they sweep every
-// 50 ms, so if a claimed row could be claimed again while its pass still
-// runs (the lease shorter than a worst-case pass, rows marked only when the
-// pass ends) the other replica would take it and signal it a second time.
+// Their lease is configured far below that (200 ms), and they sweep every
+// 50 ms, so if a claimed row could be claimed again while its dispatcher
+// still holds it (the lease shorter than the longest a row is held before
+// its mark) the other replica would take it and signal it a second time.
 // Afterwards every row is delivered and was claimed once — plus once more
 // for each hand-off its dispatcher reported failed (a call that outlived its
 // timeout on a loaded machine is retried, as it should be) — and each
@@ -113,8 +113,8 @@ func TestSlowTemporalHandsEachRowOffOnce(t *testing.T) {
 	running.Wait()
 
 	// Every row delivered, each claimed once more than its reported
-	// failures: a claim no failure explains is a row taken from a pass
-	// still running.
+	// failures: a claim no failure explains is a row taken from a dispatcher
+	// that still held it.
 	statuses := map[string]int{}
 	retried := 0
 	failuresOf := map[string]int{} // event id → its failed hand-offs

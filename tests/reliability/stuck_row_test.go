@@ -1,0 +1,116 @@
+package reliability
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	stripego "github.com/stripe/stripe-go/v76"
+	"go.temporal.io/sdk/client"
+
+	"github.com/crmflow/crmflow/inbox"
+	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/internal/testsupport/testenv"
+	"github.com/crmflow/crmflow/starter"
+)
+
+// stuckLookups is the store, except that looking up one order blocks until
+// the test lets it go (or the hand-off's own deadline ends it): a hand-off
+// stuck on a slow call.
+type stuckLookups struct {
+	*store.Store
+	order   string
+	entered chan struct{} // closed when the stuck lookup starts waiting
+	release chan struct{} // closed by the test to let it finish
+	waiting atomic.Bool   // the stuck lookup is waiting now
+	expired atomic.Bool   // its deadline ended it before the release
+}
+
+func (l *stuckLookups) GetOrder(ctx context.Context, id string) (*store.Order, error) {
+	if id == l.order && !l.expired.Load() {
+		l.waiting.Store(true)
+		select {
+		case <-l.entered:
+		default:
+			close(l.entered)
+		}
+		select {
+		case <-l.release:
+		case <-ctx.Done():
+			l.expired.Store(true)
+		}
+		l.waiting.Store(false)
+	}
+	return l.Store.GetOrder(ctx, id)
+}
+
+// TestStuckHandOffHoldsUpOnlyItsRow: one row's hand-off is stuck in a slow
+// call; a row for another order committed meanwhile is claimed, handed to
+// Temporal and marked delivered while the first is still stuck, so one
+// slow call holds up neither the events behind it nor their marks. Once the
+// stuck call returns, its row is delivered too. No worker runs: the runs
+// only collect their signals.
+func TestStuckHandOffHoldsUpOnlyItsRow(t *testing.T) {
+	t.Parallel()
+	createDBMu.Lock()
+	dbURL := testenv.DatabaseURL(t)
+	createDBMu.Unlock()
+	ctx := context.Background()
+	st, err := store.Open(ctx, dbURL)
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+	ib := inbox.NewStore(st.Pool())
+	commit := func(orderID string) {
+		t.Helper()
+		require.NoError(t, st.UpsertCustomer(ctx, store.Customer{ID: "cus-" + orderID, Email: "cus-" + orderID + "@example.com"}))
+		require.NoError(t, st.InsertOrder(ctx, store.Order{ID: orderID, CustomerID: "cus-" + orderID, AmountCents: orderAmount, Currency: orderCurrency}))
+		body := paymentEvent("evt_"+orderID, "payment_intent.succeeded", orderID, time.Now())
+		var se stripego.Event
+		require.NoError(t, json.Unmarshal(body, &se))
+		row, err := inbox.StripeEvent(se, body)
+		require.NoError(t, err)
+		inserted, err := ib.Insert(ctx, row)
+		require.NoError(t, err)
+		require.True(t, inserted)
+	}
+	status := func(orderID string) string {
+		t.Helper()
+		var s string
+		require.NoError(t, st.Pool().QueryRow(ctx, `SELECT status FROM webhook_inbox WHERE event_id = $1`, "evt_"+orderID).Scan(&s))
+		return s
+	}
+
+	temporal := testenv.StartTemporal(t, testenv.TemporalOptions{})
+	c, err := client.Dial(client.Options{HostPort: temporal.FrontendAddr(), Namespace: temporal.Namespace(), Logger: quietLogger{}})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	lookups := &stuckLookups{Store: st, order: "o-stuck", entered: make(chan struct{}), release: make(chan struct{})}
+	d := inbox.NewDispatcher(ib, lookups, starter.New(c, starter.Options{}), slog.New(slog.NewTextHandler(io.Discard, nil)),
+		prometheus.NewRegistry(), inbox.DispatcherOptions{})
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan struct{})
+	go func() { defer close(ran); _ = d.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-ran })
+
+	commit("o-stuck")
+	d.Poke()
+	<-lookups.entered
+
+	// Committed after the stuck row was claimed, as the webhook handler
+	// commits and pokes.
+	commit("o-behind")
+	d.Poke()
+	waitFor(t, time.Minute, "the later row delivered", func() bool { return status("o-behind") == inbox.StatusDelivered })
+	require.False(t, lookups.expired.Load(), "the later row was delivered only after the stuck call reached its deadline: the stuck call held it up (or the machine was too slow to tell)")
+	require.True(t, lookups.waiting.Load(), "the later row was marked only once the stuck call had returned")
+	require.Equal(t, inbox.StatusPending, status("o-stuck"))
+
+	close(lookups.release)
+	waitFor(t, time.Minute, "the stuck row delivered", func() bool { return status("o-stuck") == inbox.StatusDelivered })
+}
