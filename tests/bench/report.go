@@ -390,18 +390,21 @@ func (r *Report) findings(p func(format string, args ...any)) {
 			"Every caller is answered only once its own row is durable.\n",
 			num(m1.Median), num(m2.Median), num(m1Rows.Median), num(m2Rows.Median), inbox.Committers)
 	}
-	if len(r.Pool) > 1 {
-		base, best := r.Pool[0], r.Pool[0]
+	if used, ok := r.poolUsed(); ok && len(r.Pool) > 1 {
+		raw, hooks := r.Pool[0], r.Pool[0]
 		for _, t := range r.Pool[1:] {
-			if t.RawInsert.Median > best.RawInsert.Median {
-				best = t
+			if t.RawInsert.Median > raw.RawInsert.Median {
+				raw = t
+			}
+			if t.Webhooks.Median > hooks.Webhooks.Median {
+				hooks = t
 			}
 		}
-		p("- **pgx pool size.** With durable commits, raw inserts went from %s rows/s "+
-			"at %d connections to %s rows/s at %d (%s×), webhooks from %s/s to %s/s (%s×). The pool size is set by `pool_max_conns` in `CRMFLOW_DATABASE_URL`; "+
+		p("- **pgx pool size.** The measurements ran on %d connections. With durable commits the one-row raw insert was fastest at %d connections "+
+			"(%s rows/s, %s× its figure at %d) and webhooks at %d (%s/s, %s×). The pool size is set by `pool_max_conns` in `CRMFLOW_DATABASE_URL`; "+
 			"a different default would belong in `store.Open` (`internal/store/store.go`).\n",
-			num(base.RawInsert.Median), base.PoolSize, num(best.RawInsert.Median), best.PoolSize, num(best.RawInsert.Median/base.RawInsert.Median),
-			num(base.Webhooks.Median), num(best.Webhooks.Median), num(best.Webhooks.Median/base.Webhooks.Median))
+			used.PoolSize, raw.PoolSize, num(raw.RawInsert.Median), num(raw.RawInsert.Median/used.RawInsert.Median), used.PoolSize,
+			hooks.PoolSize, num(hooks.Webhooks.Median), num(hooks.Webhooks.Median/used.Webhooks.Median))
 	}
 	if alone, ok := r.figure("M3", "p99 latency with the dispatcher stopped, every request of every round"); ok {
 		with, _ := r.figure("M3", "p99 latency over every request of every round")
@@ -443,6 +446,16 @@ func (r *Report) findings(p func(format string, args ...any)) {
 	}
 }
 
+// poolUsed is the tuning row of the pool size the measurements ran with.
+func (r *Report) poolUsed() (PoolTuning, bool) {
+	for _, t := range r.Pool {
+		if t.PoolSize == int(r.PoolSize) {
+			return t, t.RawInsert.Median > 0 && t.Webhooks.Median > 0
+		}
+	}
+	return PoolTuning{}, false
+}
+
 // coresSentence says, for a measurement that missed its target, which
 // process spent the most of the machine's cores during its subject, against
 // its baseline, and how much of the benchmark process's own time was
@@ -457,11 +470,19 @@ func coresSentence(id string, prof *Profile, cores int) string {
 		}
 		return 0
 	}
-	top := ""
+	// top is the busiest process during the subject; next is the
+	// benchmark process, or the busiest after it when it is top.
+	top, next := "", ""
 	for _, s := range prof.Sides[0].Processes {
-		if top == "" || perWall(0, s.Name) > perWall(0, top) {
-			top = s.Name
+		switch {
+		case top == "" || perWall(0, s.Name) > perWall(0, top):
+			top, next = s.Name, top
+		case next == "" || perWall(0, s.Name) > perWall(0, next):
+			next = s.Name
 		}
+	}
+	if top != groupBench {
+		next = groupBench
 	}
 	var own, all float64
 	for _, s := range prof.Sides[0].InProcess {
@@ -475,7 +496,7 @@ func coresSentence(id string, prof *Profile, cores int) string {
 		crmflowShare = 100 * own / all
 	}
 	return fmt.Sprintf("**Where the cores went (%s).** During %s the %s kept %s of the machine's %d cores busy per second of wall time (%s during %s), "+
-		"the benchmark process %s (%s); crmflow's own code took %.0f%% of the benchmark process's sampled time. The tables under %s break this down.",
+		"the %s %s (%s); crmflow's own code took %.0f%% of the benchmark process's sampled time. The tables under %s break this down.",
 		id, prof.Subject, top, num(perWall(0, top)), cores, num(perWall(1, top)), prof.Baseline,
-		num(perWall(0, groupBench)), num(perWall(1, groupBench)), crmflowShare, id)
+		next, num(perWall(0, next)), num(perWall(1, next)), crmflowShare, id)
 }

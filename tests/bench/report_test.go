@@ -1,0 +1,43 @@
+package bench
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// TestCoresSentenceNamesTwoProcesses: the line under a missed target names
+// the busiest process and one other; when the benchmark process is the
+// busiest, the other is the next busiest rather than itself again.
+func TestCoresSentenceNamesTwoProcesses(t *testing.T) {
+	side := func(bench, temporal, pg float64) PhaseProfile {
+		return PhaseProfile{Wall: time.Second, Processes: []CPUShare{
+			{Name: groupTemporal, Seconds: temporal}, {Name: groupBench, Seconds: bench}, {Name: groupPostgres, Seconds: pg},
+		}}
+	}
+	benchTop := coresSentence("M2", &Profile{Subject: "webhooks", Baseline: "raw", Sides: [2]PhaseProfile{side(1.0, 0.2, 0.5), side(0.4, 0.1, 0.9)}}, 2)
+	assert.Contains(t, benchTop, "the "+groupBench+" kept 1.00 of the machine's 2 cores")
+	assert.Contains(t, benchTop, "the "+groupPostgres+" 0.50 (0.90)")
+	assert.Equal(t, 1, strings.Count(benchTop, groupBench), benchTop)
+
+	temporalTop := coresSentence("M4", &Profile{Subject: "dispatcher", Baseline: "raw", Sides: [2]PhaseProfile{side(0.2, 1.1, 0.1), side(0.1, 1.4, 0)}}, 2)
+	assert.Contains(t, temporalTop, "the "+groupTemporal+" kept 1.10 of the machine's 2 cores busy per second of wall time (1.40 during raw)")
+	assert.Contains(t, temporalTop, "the "+groupBench+" 0.20 (0.10)")
+}
+
+// TestPoolSentenceComparesWithThePoolUsed: the pool-size finding compares
+// each fastest size with the size the measurements ran on, never a size
+// with itself.
+func TestPoolSentenceComparesWithThePoolUsed(t *testing.T) {
+	r := &Report{PoolSize: 16, Pool: []PoolTuning{
+		{PoolSize: 4, RawInsert: Stats{Median: 4500}, Webhooks: Stats{Median: 5000}},
+		{PoolSize: 16, RawInsert: Stats{Median: 4400}, Webhooks: Stats{Median: 5500}},
+		{PoolSize: 32, RawInsert: Stats{Median: 3500}, Webhooks: Stats{Median: 5200}},
+	}}
+	var b strings.Builder
+	r.findings(func(format string, args ...any) { fmt.Fprintf(&b, format, args...) })
+	assert.Contains(t, b.String(), "The measurements ran on 16 connections. With durable commits the one-row raw insert was fastest at 4 connections (4500 rows/s, 1.02× its figure at 16) and webhooks at 16 (5500/s, 1.00×)")
+}
