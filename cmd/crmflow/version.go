@@ -7,11 +7,11 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is the binary's version, stamped at build time:
-//
-//	go build -ldflags "-X main.version=$(git describe --tags --always --dirty)" ./cmd/crmflow
-//
-// `make build` and the Dockerfile do this. It is the worker's build id in
+// version is the binary's version, stamped at build time with
+// -ldflags "-X main.version=…": `make build` stamps `git describe --tags
+// --always`, plus "-dirty-" and a hash of the uncommitted diff when the
+// tree has changes; the Dockerfile stamps its VERSION build argument or a
+// hash of the sources. It is the worker's build id in
 // the Worker Deployment (contract.DeploymentName), so two builds with
 // different code must never share it.
 var version string
