@@ -167,11 +167,13 @@ type SignalStockLevelsOutput struct {
 }
 
 // signalProgress is the heartbeat: a retried attempt resumes after the last
-// SKU signalled instead of signalling the whole batch again.
+// SKU signalled instead of signalling the whole batch again. Its wire names
+// are pinned as the first release wrote them, since an attempt resumes from
+// a heartbeat an older build recorded.
 type signalProgress struct {
-	Next      int
-	Signalled int
-	Rejected  []string
+	Next      int      `json:"Next"`
+	Signalled int      `json:"Signalled"`
+	Rejected  []string `json:"Rejected"`
 }
 
 // SignalStockLevels signals each SKU's low-stock workflow. The event id is
