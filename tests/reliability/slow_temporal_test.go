@@ -49,31 +49,16 @@ const slowTemporalMin, slowTemporalMax = 300 * time.Millisecond, 800 * time.Mill
 func TestSlowTemporalHandsEachRowOffOnce(t *testing.T) {
 	t.Parallel()
 	const orders = 300
-	createDBMu.Lock()
-	dbURL := testenv.DatabaseURL(t)
-	createDBMu.Unlock()
 	ctx := context.Background()
-	seedStore, err := store.Open(ctx, dbURL)
-	require.NoError(t, err)
-	t.Cleanup(seedStore.Close)
+	seedStore, dbURL := newDatabase(t)
 
 	// The orders exist (a payment for an unknown order ends unroutable),
 	// and every event is committed before either replica starts.
 	ib := inbox.NewStore(seedStore.Pool())
 	orderIDs := make([]string, orders)
 	for i := range orders {
-		id := fmt.Sprintf("o-slow-%03d", i)
-		orderIDs[i] = id
-		require.NoError(t, seedStore.UpsertCustomer(ctx, store.Customer{ID: "cus-" + id, Email: "cus-" + id + "@example.com"}))
-		require.NoError(t, seedStore.InsertOrder(ctx, store.Order{ID: id, CustomerID: "cus-" + id, AmountCents: orderAmount, Currency: orderCurrency}))
-		body := paymentEvent("evt_"+id, "payment_intent.succeeded", id, time.Now())
-		var se stripego.Event
-		require.NoError(t, json.Unmarshal(body, &se))
-		row, err := inbox.StripeEvent(se, body)
-		require.NoError(t, err)
-		inserted, err := ib.Insert(ctx, row)
-		require.NoError(t, err)
-		require.True(t, inserted)
+		orderIDs[i] = fmt.Sprintf("o-slow-%03d", i)
+		commitPaymentForNewOrder(t, seedStore, ib, orderIDs[i])
 	}
 
 	temporal := testenv.StartTemporal(t, testenv.TemporalOptions{})
@@ -176,6 +161,37 @@ func TestSlowTemporalHandsEachRowOffOnce(t *testing.T) {
 		}
 	}
 	assert.Empty(t, wrong, "%d of %d runs did not get exactly their own payment signal, once per hand-off", len(wrong), orders)
+}
+
+// newDatabase creates a migrated database of the test's own and opens a
+// store on it; the URL lets more replicas open their own.
+func newDatabase(t *testing.T) (*store.Store, string) {
+	t.Helper()
+	createDBMu.Lock()
+	dbURL := testenv.DatabaseURL(t)
+	createDBMu.Unlock()
+	st, err := store.Open(context.Background(), dbURL)
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+	return st, dbURL
+}
+
+// commitPaymentForNewOrder writes the order (and its customer) and commits
+// its payment_intent.succeeded event, "evt_<orderID>", to the inbox, as the
+// webhook handler would.
+func commitPaymentForNewOrder(t *testing.T, st *store.Store, ib *inbox.Store, orderID string) {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, st.UpsertCustomer(ctx, store.Customer{ID: "cus-" + orderID, Email: "cus-" + orderID + "@example.com"}))
+	require.NoError(t, st.InsertOrder(ctx, store.Order{ID: orderID, CustomerID: "cus-" + orderID, AmountCents: orderAmount, Currency: orderCurrency}))
+	body := paymentEvent("evt_"+orderID, "payment_intent.succeeded", orderID, time.Now())
+	var se stripego.Event
+	require.NoError(t, json.Unmarshal(body, &se))
+	row, err := inbox.StripeEvent(se, body)
+	require.NoError(t, err)
+	inserted, err := ib.Insert(ctx, row)
+	require.NoError(t, err)
+	require.True(t, inserted)
 }
 
 // handoffs is crmflow_inbox_handoffs_total{provider="stripe",result} in reg.

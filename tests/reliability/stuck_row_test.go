@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"sync/atomic"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
-	stripego "github.com/stripe/stripe-go/v76"
 	"go.temporal.io/sdk/client"
 
 	"github.com/crmflow/crmflow/inbox"
@@ -58,27 +56,9 @@ func (l *stuckLookups) GetOrder(ctx context.Context, id string) (*store.Order, e
 // only collect their signals.
 func TestStuckHandOffHoldsUpOnlyItsRow(t *testing.T) {
 	t.Parallel()
-	createDBMu.Lock()
-	dbURL := testenv.DatabaseURL(t)
-	createDBMu.Unlock()
 	ctx := context.Background()
-	st, err := store.Open(ctx, dbURL)
-	require.NoError(t, err)
-	t.Cleanup(st.Close)
+	st, _ := newDatabase(t)
 	ib := inbox.NewStore(st.Pool())
-	commit := func(orderID string) {
-		t.Helper()
-		require.NoError(t, st.UpsertCustomer(ctx, store.Customer{ID: "cus-" + orderID, Email: "cus-" + orderID + "@example.com"}))
-		require.NoError(t, st.InsertOrder(ctx, store.Order{ID: orderID, CustomerID: "cus-" + orderID, AmountCents: orderAmount, Currency: orderCurrency}))
-		body := paymentEvent("evt_"+orderID, "payment_intent.succeeded", orderID, time.Now())
-		var se stripego.Event
-		require.NoError(t, json.Unmarshal(body, &se))
-		row, err := inbox.StripeEvent(se, body)
-		require.NoError(t, err)
-		inserted, err := ib.Insert(ctx, row)
-		require.NoError(t, err)
-		require.True(t, inserted)
-	}
 	status := func(orderID string) string {
 		t.Helper()
 		var s string
@@ -98,13 +78,13 @@ func TestStuckHandOffHoldsUpOnlyItsRow(t *testing.T) {
 	go func() { defer close(ran); _ = d.Run(runCtx) }()
 	t.Cleanup(func() { stop(); <-ran })
 
-	commit("o-stuck")
+	commitPaymentForNewOrder(t, st, ib, "o-stuck")
 	d.Poke()
 	<-lookups.entered
 
 	// Committed after the stuck row was claimed, as the webhook handler
 	// commits and pokes.
-	commit("o-behind")
+	commitPaymentForNewOrder(t, st, ib, "o-behind")
 	d.Poke()
 	waitFor(t, time.Minute, "the later row delivered", func() bool { return status("o-behind") == inbox.StatusDelivered })
 	require.False(t, lookups.expired.Load(), "the later row was delivered only after the stuck call reached its deadline: the stuck call held it up (or the machine was too slow to tell)")
