@@ -431,6 +431,17 @@ func (r *Report) findings(p func(format string, args ...any)) {
 			"Handing off %d workflows' events at once ran at %s× the same drain with one hand-off at a time.\n",
 			num(sr.Median), num(ds.Median), inbox.DefaultHandOffConcurrency, num(cs.Median))
 	}
+	offered, m8 := r.figure("M8", "offered rate (half the SignalWithStart capacity)")
+	drain, m4 := r.figure("M4", "dispatcher hand-offs")
+	if m8 && m4 {
+		p50, _ := r.figure("M8", "p50 commit to signal in history, every event of every round")
+		rawP50, _ := r.figure("M8", "p50 raw SignalWithStart, every call of every round")
+		p("- **Hand-off latency (M8).** The offered rate, %s events/s, was %s× the rate the dispatcher drained a committed backlog at in M4 (%s/s, "+
+			"measured later in the same run); raw SignalWithStart calls at that rate have no limit on calls in flight, the dispatcher has %d. "+
+			"Half of the hand-offs took longer than %s ms from commit to history, against %s ms for the raw calls.\n",
+			num(offered.Median), num(offered.Median/max(drain.Median, 0.001)), num(drain.Median), inbox.DefaultHandOffConcurrency,
+			num(p50.Median), num(rawP50.Median))
+	}
 	if ev, ok := r.figure("M6", "history events of one OrderConfirmation"); ok {
 		mev, _ := r.figure("M6", "history events of one minimal run")
 		up, _ := r.figure("M6", "search-attribute upserts in one OrderConfirmation")

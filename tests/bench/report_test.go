@@ -41,3 +41,25 @@ func TestPoolSentenceComparesWithThePoolUsed(t *testing.T) {
 	r.findings(func(format string, args ...any) { fmt.Fprintf(&b, format, args...) })
 	assert.Contains(t, b.String(), "The measurements ran on 16 connections. With durable commits the one-row raw insert was fastest at 4 connections (4500 rows/s, 1.02× its figure at 16) and webhooks at 16 (5500/s, 1.00×)")
 }
+
+// TestHandoffSentenceRelatesTheOfferedRateToTheDrain: the M8 finding puts
+// its offered rate beside the dispatcher's drain rate from M4.
+func TestHandoffSentenceRelatesTheOfferedRateToTheDrain(t *testing.T) {
+	r := &Report{Results: []Result{
+		{ID: "M4", Subject: Figure{"dispatcher hand-offs", "events/s", Stats{Median: 200}}},
+		{ID: "M8", Extra: []Figure{
+			{"offered rate (half the SignalWithStart capacity)", "events/s", Stats{Median: 150}},
+			{"p50 commit to signal in history, every event of every round", "ms", Stats{Median: 240}},
+			{"p50 raw SignalWithStart, every call of every round", "ms", Stats{Median: 11}},
+		}},
+	}}
+	var b strings.Builder
+	r.findings(func(format string, args ...any) { fmt.Fprintf(&b, format, args...) })
+	assert.Contains(t, b.String(), "The offered rate, 150 events/s, was 0.75× the rate the dispatcher drained a committed backlog at in M4 (200/s")
+	assert.Contains(t, b.String(), "took longer than 240 ms from commit to history, against 11.0 ms for the raw calls")
+
+	b.Reset()
+	r.Results = r.Results[1:]
+	r.findings(func(format string, args ...any) { fmt.Fprintf(&b, format, args...) })
+	assert.NotContains(t, b.String(), "Hand-off latency (M8)", "without M4 there is nothing to relate the rate to")
+}
