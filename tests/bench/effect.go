@@ -9,34 +9,10 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/crmflow/crmflow/activities"
 	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/starter"
-	"github.com/crmflow/crmflow/worker"
 	"github.com/crmflow/crmflow/workflows"
 )
-
-// startConsoleWorker starts crmflow's worker (worker.New) on queue with
-// every provider in console mode and the store for real, as M6 runs it;
-// tune, when set, adjusts the activities first. It returns the Knock
-// recorder and a func stopping the worker.
-func startConsoleWorker(c client.Client, st *store.Store, s *starter.Starter, queue string,
-	tune func(*worker.Activities)) (*knockCounter, func(), error) {
-	kc := &knockCounter{}
-	acts, err := consoleActivities(st, s, kc, activities.StockDefaults{})
-	if err != nil {
-		return nil, nil, err
-	}
-	if tune != nil {
-		tune(&acts)
-	}
-	w := worker.New(c, worker.Options{TaskQueue: queue, Activities: acts})
-	if err := w.Start(); err != nil {
-		return nil, nil, fmt.Errorf("start crmflow worker: %w", err)
-	}
-	return kc, w.Stop, nil
-}
 
 // EffectCounts are what M9 observed beyond its rates.
 type EffectCounts struct {
@@ -108,16 +84,12 @@ func (r *effectRig) viaWebhooks(ctx context.Context, prefix string, n int) (time
 	if err != nil {
 		return 0, fmt.Errorf("seed orders: %w", err)
 	}
-	notified := r.kc.count(workflows.KnockOrderConfirmed)
-	t0 := time.Now()
-	if _, err := sendWebhooks(ctx, r.hc, r.g.url, ws, r.senders); err != nil {
-		return 0, err
-	}
-	err = waitEffects(ctx, r.g.store, r.kc, ids, notified)
-	d := time.Since(t0)
+	d, err := r.toEffect(ctx, ids, func() error {
+		_, err := sendWebhooks(ctx, r.hc, r.g.url, ws, r.senders)
+		return err
+	})
 	if err == nil {
 		r.webhooks += n
-		err = waitConfirmed(ctx, r.c, ids)
 	}
 	return d, err
 }
@@ -129,21 +101,33 @@ func (r *effectRig) viaStarter(ctx context.Context, prefix string, n int) (time.
 	if err != nil {
 		return 0, fmt.Errorf("seed orders: %w", err)
 	}
-	notified := r.kc.count(workflows.KnockOrderConfirmed)
-	t0 := time.Now()
-	if _, err := parallel(n, r.senders, func(i int) error {
-		_, err := r.g.starter.SignalPayment(ctx, ids[i], paymentFor(ids[i]))
+	d, err := r.toEffect(ctx, ids, func() error {
+		_, err := parallel(n, r.senders, func(i int) error {
+			_, err := r.g.starter.SignalPayment(ctx, ids[i], paymentFor(ids[i]))
+			return err
+		})
 		return err
-	}); err != nil {
-		return 0, err
-	}
-	err = waitEffects(ctx, r.g.store, r.kc, ids, notified)
-	d := time.Since(t0)
+	})
 	if err == nil {
 		r.direct += n
-		err = waitConfirmed(ctx, r.c, ids)
 	}
 	return d, err
+}
+
+// toEffect times send, which delivers the payments of the orders ids,
+// until every one of them is confirmed in PostgreSQL and its Knock call
+// recorded; then it checks each run's result too, off the clock.
+func (r *effectRig) toEffect(ctx context.Context, ids []string, send func() error) (time.Duration, error) {
+	notified := r.kc.count(workflows.KnockOrderConfirmed)
+	t0 := time.Now()
+	if err := send(); err != nil {
+		return 0, err
+	}
+	if err := waitEffects(ctx, r.g.store, r.kc, ids, notified); err != nil {
+		return 0, err
+	}
+	d := time.Since(t0)
+	return d, waitConfirmed(ctx, r.c, ids)
 }
 
 // Effect measures M9: signed payment_intent.succeeded webhooks for N

@@ -57,7 +57,7 @@ func (k *knockCounter) count(key string) int {
 
 // consoleActivities are the worker's activities with every provider in
 // console mode (nothing leaves the process) and the store for real.
-func consoleActivities(st *store.Store, s *starter.Starter, kc *knockCounter, stock activities.StockDefaults) (worker.Activities, error) {
+func consoleActivities(st *store.Store, s *starter.Starter, kc *knockCounter) (worker.Activities, error) {
 	keys, err := credentials.NewKeyring(config.DevMasterKey)
 	if err != nil {
 		return worker.Activities{}, fmt.Errorf("keyring: %w", err)
@@ -67,7 +67,7 @@ func consoleActivities(st *store.Store, s *starter.Starter, kc *knockCounter, st
 	return worker.Activities{
 		Orders:      &activities.OrderActivities{Store: st},
 		Referrals:   &activities.ReferralActivities{Store: st, StripeConsole: true},
-		Inventory:   &activities.InventoryActivities{Store: st, Defaults: stock, Signaller: s},
+		Inventory:   &activities.InventoryActivities{Store: st, Signaller: s},
 		Aliases:     &activities.AliasStoreActivities{Store: st},
 		SimpleLogin: &activities.SimpleLoginActivities{SL: simplelogin.NewConsole(simplelogin.LogRecorder{Logger: discardSlog})},
 		Credentials: &activities.CredentialActivities{Store: creds},
@@ -81,6 +81,27 @@ func consoleActivities(st *store.Store, s *starter.Starter, kc *knockCounter, st
 		Knock:       &activities.KnockActivities{Knock: knock.NewConsole(kc)},
 		DeadLetters: &activities.DeadLetterActivities{Store: st},
 	}, nil
+}
+
+// startConsoleWorker starts crmflow's worker (worker.New) on queue with
+// every provider in console mode and the store for real, as M6 runs it;
+// tune, when set, adjusts the activities first. It returns the Knock
+// recorder and a func stopping the worker.
+func startConsoleWorker(c client.Client, st *store.Store, s *starter.Starter, queue string,
+	tune func(*worker.Activities)) (*knockCounter, func(), error) {
+	kc := &knockCounter{}
+	acts, err := consoleActivities(st, s, kc)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tune != nil {
+		tune(&acts)
+	}
+	w := worker.New(c, worker.Options{TaskQueue: queue, Activities: acts})
+	if err := w.Start(); err != nil {
+		return nil, nil, fmt.Errorf("start crmflow worker: %w", err)
+	}
+	return kc, w.Stop, nil
 }
 
 // minimalOrderType is the baseline workflow of M6.
@@ -208,7 +229,7 @@ func (e *Env) newOrderRig(ctx context.Context, tb testing.TB, c client.Client) (
 	if err != nil {
 		return nil, err
 	}
-	o := &orderRig{c: c, st: st, kc: &knockCounter{}, baseQueue: e.queue("minimal"), senders: e.Sizes.OrderSenders, stops: []func(){st.Close}}
+	o := &orderRig{c: c, st: st, baseQueue: e.queue("minimal"), senders: e.Sizes.OrderSenders, stops: []func(){st.Close}}
 	ready := false
 	defer func() {
 		if !ready {
@@ -217,15 +238,11 @@ func (e *Env) newOrderRig(ctx context.Context, tb testing.TB, c client.Client) (
 	}()
 	queue := e.queue("orders")
 	o.s = starter.New(c, starter.Options{TaskQueue: queue, PaymentTimeout: time.Hour})
-	acts, err := consoleActivities(st, o.s, o.kc, activities.StockDefaults{})
+	kc, stop, err := startConsoleWorker(c, st, o.s, queue, nil)
 	if err != nil {
 		return nil, err
 	}
-	w := worker.New(c, worker.Options{TaskQueue: queue, Activities: acts})
-	if err := w.Start(); err != nil {
-		return nil, fmt.Errorf("start crmflow worker: %w", err)
-	}
-	o.stops = append(o.stops, w.Stop)
+	o.kc, o.stops = kc, append(o.stops, stop)
 	bw := sdkworker.New(c, o.baseQueue, sdkworker.Options{WorkerStopTimeout: workerStopTimeout})
 	bw.RegisterWorkflowWithOptions(minimalOrder, workflow.RegisterOptions{Name: minimalOrderType})
 	bw.RegisterActivity(noopActivity)

@@ -48,18 +48,16 @@ func (e *Env) StockBurst(ctx context.Context, tb testing.TB) (Result, []StockCou
 	}
 	defer g.close()
 	inv := e.Defaults.Inventory
-	acts, err := consoleActivities(g.store, g.starter, &knockCounter{}, activities.StockDefaults{
-		Debounce: inv.Debounce, Cooldown: inv.Cooldown, EscalateAfter: inv.EscalateAfter,
-		Audience: inv.AlertAudience, EscalationAudience: inv.EscalationAudience,
+	_, stop, err := startConsoleWorker(c, g.store, g.starter, queue, func(a *worker.Activities) {
+		a.Inventory.Defaults = activities.StockDefaults{
+			Debounce: inv.Debounce, Cooldown: inv.Cooldown, EscalateAfter: inv.EscalateAfter,
+			Audience: inv.AlertAudience, EscalationAudience: inv.EscalationAudience,
+		}
 	})
 	if err != nil {
 		return Result{}, nil, err
 	}
-	w := worker.New(c, worker.Options{TaskQueue: queue, Activities: acts})
-	if err := w.Start(); err != nil {
-		return Result{}, nil, fmt.Errorf("start worker: %w", err)
-	}
-	defer w.Stop()
+	defer stop()
 	g.runDispatcher()
 
 	hc := httpClient(sz.Senders)
