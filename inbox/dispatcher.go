@@ -55,6 +55,11 @@ const (
 	callTimeout = 5 * time.Second
 	// markTimeout bounds one release or mark statement.
 	markTimeout = 2 * time.Second
+	// markGather is how long a delivered row waits for others to share its
+	// mark's commit. A commit per row, at hundreds a second, takes cores
+	// from Temporal on a small machine and slows the drain (M4 in
+	// BENCHMARKS.md); the wait delays only the mark, not the hand-off.
+	markGather = 10 * time.Millisecond
 )
 
 // Lookups are the database reads some routes need at hand-off (store.Store
@@ -126,15 +131,16 @@ func NewDispatcher(st *Store, lookups Lookups, s *starter.Starter, logger *slog.
 	return d
 }
 
-// worstHold is the longest a claimed row can be held before its mark: it
-// may wait behind the other rows claimed with it, Concurrency at once, each
-// a delivery and perhaps a release or mark, then for the mark in flight
-// and its own. A lease at least this long means no other dispatcher claims
-// a row this one may still hand off; a crash frees the rows one lease
-// later.
+// worstHold is the longest a claimed row can be held before its mark: the
+// claim's look-up of its payments' orders, then the wait behind the other
+// rows claimed with it, Concurrency at once, each a delivery and perhaps a
+// release or mark, then the mark in flight and its own, each gathered for
+// up to markGather. A lease at least
+// this long means no other dispatcher claims a row this one may still hand
+// off; a crash frees the rows one lease later.
 func worstHold(batch, concurrency int) time.Duration {
 	rounds := time.Duration((batch + concurrency - 1) / concurrency)
-	return rounds*(callTimeout+markTimeout) + 2*markTimeout + time.Second
+	return rounds*(callTimeout+markTimeout) + 3*markTimeout + 2*markGather + time.Second
 }
 
 // Poke asks for a claim now; it never blocks.
@@ -206,6 +212,7 @@ func (d *Dispatcher) claimRows(ctx context.Context, p *pipeline) {
 				d.logger.Warn("Inbox claim failed; will retry", "error", err)
 			}
 			p.held.Add(int64(len(events)))
+			d.findOrders(ctx, events)
 			for _, ev := range events {
 				p.work <- ev
 			}
@@ -248,22 +255,24 @@ func (d *Dispatcher) handOffRows(ctx context.Context, p *pipeline) {
 }
 
 // markDelivered marks delivered rows in one statement per gathering rather
-// than one commit each: whatever was delivered while the last mark was
-// committing goes in the next. A crash before the mark only hands the rows
-// off again, which workflows ignore by event ID. It runs on after Run's
-// context ends so rows Temporal already has are not handed off again.
+// than one commit each: after a row is delivered it waits up to markGather
+// for more, unless every row held is already in hand. A crash before the
+// mark only hands the rows off again, which workflows ignore by event ID.
+// It runs on after Run's context ends so rows Temporal already has are not
+// handed off again.
 func (d *Dispatcher) markDelivered(ctx context.Context, p *pipeline) {
 	for ev := range p.delivered {
 		rows := []Event{ev}
+		gathered := time.After(markGather)
 	gather:
-		for {
+		for int64(len(rows)) < p.held.Load() {
 			select {
 			case ev, ok := <-p.delivered:
 				if !ok {
 					break gather
 				}
 				rows = append(rows, ev)
-			default:
+			case <-gathered:
 				break gather
 			}
 		}
@@ -383,7 +392,7 @@ func (d *Dispatcher) deliver(ctx context.Context, ev Event) error {
 	}
 	switch {
 	case route.Payment != nil:
-		return d.deliverPayment(ctx, route.Payment)
+		return d.deliverPayment(ctx, route.Payment, ev.orderFound)
 	case route.Refund != nil:
 		return d.deliverRefund(ctx, ev, route.Refund)
 	case route.Clerk != nil:

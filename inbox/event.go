@@ -80,6 +80,10 @@ type Event struct {
 	Note string
 	// DoneAt is when the row left pending; nil while pending.
 	DoneAt *time.Time
+
+	// orderFound is set by the dispatcher when the claim's look-up found
+	// the order a payment is for, so its hand-off need not look again.
+	orderFound bool
 }
 
 // Route is where an event goes and what it carries there, decided once at

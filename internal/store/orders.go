@@ -58,6 +58,24 @@ WHERE o.id = $1`
 	return &o, nil
 }
 
+// ExistingOrders returns which of ids are orders (each found id maps to
+// true), in one query.
+func (s *Store) ExistingOrders(ctx context.Context, ids []string) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM orders WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("look up %d orders: %w", len(ids), err)
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("look up %d orders: %w", len(ids), err)
+	}
+	out := make(map[string]bool, len(found))
+	for _, id := range found {
+		out[id] = true
+	}
+	return out, nil
+}
+
 // SetOrderOutcome moves a pending order to its final status. Setting the same
 // outcome again is a no-op, so a retried activity is harmless; changing a
 // final status to another one is ErrConflict, so state never goes backwards.

@@ -45,6 +45,26 @@ func TestGetOrder(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
+// TestExistingOrders: the look-up of many orders at once names exactly the
+// ids that are orders; a missing id, a repeated id and an empty list are
+// fine.
+func TestExistingOrders(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	customer := seedCustomer(t)
+	a, b := seedOrder(t, customer, 100), seedOrder(t, customer, 200)
+	missing := uniqueID(t, "missing")
+
+	found, err := db.ExistingOrders(ctx, []string{a, missing, b, a})
+	require.NoError(t, err)
+	require.Equal(t, map[string]bool{a: true, b: true}, found)
+	require.False(t, found[missing])
+
+	found, err = db.ExistingOrders(ctx, nil)
+	require.NoError(t, err)
+	require.Empty(t, found)
+}
+
 // TestGetOrderCarriesTheCustomersStripeCustomer: the order confirmation
 // checks a payment came from the order's customer at Stripe.
 func TestGetOrderCarriesTheCustomersStripeCustomer(t *testing.T) {

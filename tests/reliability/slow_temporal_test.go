@@ -184,12 +184,20 @@ func commitPaymentForNewOrder(t *testing.T, st *store.Store, ib *inbox.Store, or
 	ctx := context.Background()
 	require.NoError(t, st.UpsertCustomer(ctx, store.Customer{ID: "cus-" + orderID, Email: "cus-" + orderID + "@example.com"}))
 	require.NoError(t, st.InsertOrder(ctx, store.Order{ID: orderID, CustomerID: "cus-" + orderID, AmountCents: orderAmount, Currency: orderCurrency}))
+	commitPayment(t, ib, orderID)
+}
+
+// commitPayment commits a payment_intent.succeeded event, "evt_<orderID>",
+// for the order to the inbox, as the webhook handler would, whether or not
+// the order exists.
+func commitPayment(t *testing.T, ib *inbox.Store, orderID string) {
+	t.Helper()
 	body := paymentEvent("evt_"+orderID, "payment_intent.succeeded", orderID, time.Now())
 	var se stripego.Event
 	require.NoError(t, json.Unmarshal(body, &se))
 	row, err := inbox.StripeEvent(se, body)
 	require.NoError(t, err)
-	inserted, err := ib.Insert(ctx, row)
+	inserted, err := ib.Insert(context.Background(), row)
 	require.NoError(t, err)
 	require.True(t, inserted)
 }

@@ -20,7 +20,8 @@ import (
 
 // stuckLookups is the store, except that looking up one order blocks until
 // the test lets it go (or the hand-off's own deadline ends it): a hand-off
-// stuck on a slow call.
+// stuck on a slow call. The claim's look-up of many orders at once never
+// finds that order, so its hand-off looks it up alone.
 type stuckLookups struct {
 	*store.Store
 	order   string
@@ -28,6 +29,12 @@ type stuckLookups struct {
 	release chan struct{} // closed by the test to let it finish
 	waiting atomic.Bool   // the stuck lookup is waiting now
 	expired atomic.Bool   // its deadline ended it before the release
+}
+
+func (l *stuckLookups) ExistingOrders(ctx context.Context, ids []string) (map[string]bool, error) {
+	found, err := l.Store.ExistingOrders(ctx, ids)
+	delete(found, l.order)
+	return found, err
 }
 
 func (l *stuckLookups) GetOrder(ctx context.Context, id string) (*store.Order, error) {
