@@ -427,7 +427,7 @@ func (r *Report) findings(p func(format string, args ...any)) {
 		cs, _ := r.figure("M4", "concurrent/one at a time")
 		p("- **Drain (M4).** starter.SignalPayment ran at %s× bare SignalWithStart calls (what separates them is crmflow's start options: "+
 			"conflict and reuse policy, the CrmflowOrderID search attribute), "+
-			"and the dispatcher at %s× the starter (what separates those is the inbox bookkeeping: claiming rows, looking up each order and marking rows delivered). "+
+			"and the dispatcher at %s× the starter (what separates those is the inbox bookkeeping: claiming rows, one look-up of the orders per claim, and marking rows delivered, several to a commit). "+
 			"Handing off %d workflows' events at once ran at %s× the same drain with one hand-off at a time.\n",
 			num(sr.Median), num(ds.Median), inbox.DefaultHandOffConcurrency, num(cs.Median))
 	}
