@@ -4,21 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/client"
 
 	"github.com/crmflow/crmflow/inbox"
 	"github.com/crmflow/crmflow/internal/store"
-	"github.com/crmflow/crmflow/internal/testsupport/testenv"
-	"github.com/crmflow/crmflow/starter"
 )
 
 // countingLookups is the store, counting how orders are looked up: claims'
@@ -59,10 +53,7 @@ func (l *countingLookups) GetOrder(ctx context.Context, id string) (*store.Order
 // collect their signals.
 func TestClaimLooksUpItsPaymentsOrdersAtOnce(t *testing.T) {
 	t.Parallel()
-	temporal := testenv.StartTemporal(t, testenv.TemporalOptions{})
-	c, err := client.Dial(client.Options{HostPort: temporal.FrontendAddr(), Namespace: temporal.Namespace(), Logger: quietLogger{}})
-	require.NoError(t, err)
-	t.Cleanup(c.Close)
+	c := dialTemporal(t)
 
 	for _, failing := range []bool{false, true} {
 		t.Run(fmt.Sprintf("look-up of many fails=%v", failing), func(t *testing.T) {
@@ -78,12 +69,7 @@ func TestClaimLooksUpItsPaymentsOrdersAtOnce(t *testing.T) {
 			commitPayment(t, ib, missing)
 
 			lookups := &countingLookups{Store: st, failing: failing, single: map[string]int{}}
-			d := inbox.NewDispatcher(ib, lookups, starter.New(c, starter.Options{}), slog.New(slog.NewTextHandler(io.Discard, nil)),
-				prometheus.NewRegistry(), inbox.DispatcherOptions{})
-			runCtx, stop := context.WithCancel(ctx)
-			ran := make(chan struct{})
-			go func() { defer close(ran); _ = d.Run(runCtx) }()
-			t.Cleanup(func() { stop(); <-ran })
+			runDispatcher(t, ib, lookups, c)
 
 			statuses := func() map[string]int {
 				rows, err := st.Pool().Query(ctx, `SELECT status FROM webhook_inbox`)

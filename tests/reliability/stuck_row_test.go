@@ -73,17 +73,8 @@ func TestStuckHandOffHoldsUpOnlyItsRow(t *testing.T) {
 		return s
 	}
 
-	temporal := testenv.StartTemporal(t, testenv.TemporalOptions{})
-	c, err := client.Dial(client.Options{HostPort: temporal.FrontendAddr(), Namespace: temporal.Namespace(), Logger: quietLogger{}})
-	require.NoError(t, err)
-	t.Cleanup(c.Close)
 	lookups := &stuckLookups{Store: st, order: "o-stuck", entered: make(chan struct{}), release: make(chan struct{})}
-	d := inbox.NewDispatcher(ib, lookups, starter.New(c, starter.Options{}), slog.New(slog.NewTextHandler(io.Discard, nil)),
-		prometheus.NewRegistry(), inbox.DispatcherOptions{})
-	runCtx, stop := context.WithCancel(ctx)
-	ran := make(chan struct{})
-	go func() { defer close(ran); _ = d.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-ran })
+	d := runDispatcher(t, ib, lookups, dialTemporal(t))
 
 	commitPaymentForNewOrder(t, st, ib, "o-stuck")
 	d.Poke()
@@ -100,4 +91,28 @@ func TestStuckHandOffHoldsUpOnlyItsRow(t *testing.T) {
 
 	close(lookups.release)
 	waitFor(t, time.Minute, "the stuck row delivered", func() bool { return status("o-stuck") == inbox.StatusDelivered })
+}
+
+// dialTemporal starts a Temporal server of the test's own and returns a
+// client of it.
+func dialTemporal(t *testing.T) client.Client {
+	t.Helper()
+	temporal := testenv.StartTemporal(t, testenv.TemporalOptions{})
+	c, err := client.Dial(client.Options{HostPort: temporal.FrontendAddr(), Namespace: temporal.Namespace(), Logger: quietLogger{}})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	return c
+}
+
+// runDispatcher runs a dispatcher with the production options over ib,
+// reading orders through lookups, until the test ends.
+func runDispatcher(t *testing.T, ib *inbox.Store, lookups inbox.Lookups, c client.Client) *inbox.Dispatcher {
+	t.Helper()
+	d := inbox.NewDispatcher(ib, lookups, starter.New(c, starter.Options{}), slog.New(slog.NewTextHandler(io.Discard, nil)),
+		prometheus.NewRegistry(), inbox.DispatcherOptions{})
+	runCtx, stop := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { defer close(ran); _ = d.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-ran })
+	return d
 }
