@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmflow/crmflow/contract"
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // TestTemporalNodeDeathLosesNothing (issue 21, part 3) runs the production
@@ -98,17 +97,7 @@ func TestTemporalNodeDeathLosesNothing(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			eventID := "evt_" + id
-			pick := func(attempt int) string {
-				p := servers[(i+attempt)%2]
-				if !p.alive() {
-					p = servers[(i+attempt+1)%2]
-				}
-				return p.url()
-			}
-			_, err := s.tryDeliverUntilAcked(paymentEvent(eventID, "payment_intent.succeeded", id, time.Now()), eventID,
-				map[string]string{confirmationKey(id): workflows.KnockOrderConfirmed}, pick)
-			if err != nil {
+			if err := s.deliverPaymentToEither([2]*proc(servers), i, id); err != nil {
 				mu.Lock()
 				failures = append(failures, err)
 				mu.Unlock()

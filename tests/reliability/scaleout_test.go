@@ -10,8 +10,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/crmflow/crmflow/workflows"
 )
 
 // TestScaleOutLosesNothing (issue 11, part 4): two `crmflow worker` and two
@@ -76,19 +74,7 @@ func TestScaleOutLosesNothing(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			eventID := "evt_" + id
-			// Round robin over the servers that are up; a failed attempt
-			// goes to the next one.
-			pick := func(attempt int) string {
-				p := servers[(i+attempt)%2]
-				if !p.alive() {
-					p = servers[(i+attempt+1)%2]
-				}
-				return p.url()
-			}
-			_, err := s.tryDeliverUntilAcked(paymentEvent(eventID, "payment_intent.succeeded", id, time.Now()), eventID,
-				map[string]string{confirmationKey(id): workflows.KnockOrderConfirmed}, pick)
-			if err != nil {
+			if err := s.deliverPaymentToEither([2]*proc(servers), i, id); err != nil {
 				mu.Lock()
 				failures = append(failures, err)
 				mu.Unlock()

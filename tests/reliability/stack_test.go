@@ -28,6 +28,7 @@ import (
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 	"github.com/crmflow/crmflow/starter"
+	"github.com/crmflow/crmflow/workflows"
 )
 
 // stackOptions choose what a test's crmflow runs against.
@@ -319,6 +320,24 @@ func (s *stack) tryDeliverUntilAcked(payload []byte, eventID string, knockEffect
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// deliverPaymentToEither delivers the i-th sender's payment for the order
+// to one of two servers until one acknowledges it, and expects its Knock
+// confirmation: round robin over the servers that are up, a failed attempt
+// going to the other one, as a load balancer in front of them would.
+func (s *stack) deliverPaymentToEither(servers [2]*proc, i int, orderID string) error {
+	eventID := "evt_" + orderID
+	pick := func(attempt int) string {
+		p := servers[(i+attempt)%2]
+		if !p.alive() {
+			p = servers[(i+attempt+1)%2]
+		}
+		return p.url()
+	}
+	_, err := s.tryDeliverUntilAcked(paymentEvent(eventID, "payment_intent.succeeded", orderID, time.Now()), eventID,
+		map[string]string{confirmationKey(orderID): workflows.KnockOrderConfirmed}, pick)
+	return err
 }
 
 // orderResult waits for the order's confirmation run to finish and returns
