@@ -65,24 +65,7 @@ func TestConsoleInChromium(t *testing.T) {
 	require.Equal(t, workflowID, parked[0].WorkflowID)
 	row := fmt.Sprintf(`tr[data-dead-letter="%d"]`, parked[0].ID)
 
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1440, 1200),
-	)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-
+	browser := startChromium(t, ctx, 1200)
 	// Start the browser on its own context: a step's timeout must not
 	// bound the browser's life.
 	require.NoError(t, chromedp.Do(browser))

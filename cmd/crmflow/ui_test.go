@@ -151,26 +151,7 @@ func TestTemporalUIListsParkedWorkflows(t *testing.T) {
 	assert.Empty(t, bad, "requests Knock would have rejected")
 	assert.Contains(t, triggers, parkedID+"/notify-confirmation", "the park comes from Knock's refusal")
 
-	// The browser: a fresh profile, and nothing that phones home (the
-	// machine may have no network; refused background connections only
-	// slow Chromium down).
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1440, 900),
-	)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
+	browser := startChromium(t, ctx, 900)
 
 	uiBase := "http://" + cfg.Dev.UIAddr + "/namespaces/" + url.PathEscape(cfg.Temporal.Namespace) + "/workflows"
 	// Unfiltered, both runs are listed: the page works and shows them.
@@ -246,4 +227,30 @@ func uiArtifactPath(t *testing.T, name string) string {
 	abs, err := filepath.Abs(filepath.Join(dir, name))
 	require.NoError(t, err)
 	return abs
+}
+
+// startChromium returns a browser context for a headless Chromium, 1440
+// pixels wide and height high, closed when the test ends: a fresh profile,
+// and nothing that phones home (the machine may have no network; refused
+// background connections only slow Chromium down).
+func startChromium(t *testing.T, ctx context.Context, height int) context.Context {
+	t.Helper()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1440, height),
+	)
+	t.Cleanup(cancelAlloc)
+	browser, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelBrowser)
+	return browser
 }
