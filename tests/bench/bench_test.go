@@ -94,7 +94,7 @@ func TestHarness(t *testing.T) {
 		assert.Positive(t, sc.Events)
 	}
 
-	m8, err := e.Handoff(ctx, t, ingest.SignalCapacity)
+	m8, err := e.Handoff(ctx, t)
 	require.NoError(t, err)
 	assert.Positive(t, m8.Subject.Stats.Median, "hand-off p99")
 	assert.Positive(t, m8.Baselines[0].Stats.Median, "raw SignalWithStart p99")

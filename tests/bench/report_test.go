@@ -55,7 +55,7 @@ func TestHandoffSentenceRelatesTheOfferedRateToTheDrain(t *testing.T) {
 	}}
 	var b strings.Builder
 	r.findings(func(format string, args ...any) { fmt.Fprintf(&b, format, args...) })
-	assert.Contains(t, b.String(), "The offered rate, 150 events/s, was 0.75× the rate the dispatcher drained a committed backlog at in M4 (200/s")
+	assert.Contains(t, b.String(), "The offered rate, 150 events/s (the median over rounds, each half the SignalWithStart capacity measured just before it), was 0.75× the rate the dispatcher drained a committed backlog at in M4 (200/s")
 	assert.Contains(t, b.String(), "took longer than 240 ms from commit to history, against 11.0 ms for the raw calls")
 
 	b.Reset()
