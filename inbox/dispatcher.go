@@ -135,9 +135,9 @@ func NewDispatcher(st *Store, lookups Lookups, s *starter.Starter, logger *slog.
 // claim's look-up of its payments' orders, then the wait behind the other
 // rows claimed with it, Concurrency at once, each a delivery and perhaps a
 // release or mark, then the mark in flight and its own, each gathered for
-// up to markGather. A lease at least
-// this long means no other dispatcher claims a row this one may still hand
-// off; a crash frees the rows one lease later.
+// up to markGather. A lease at least this long means no other dispatcher
+// claims a row this one may still hand off; a crash frees the rows one
+// lease later.
 func worstHold(batch, concurrency int) time.Duration {
 	rounds := time.Duration((batch + concurrency - 1) / concurrency)
 	return rounds*(callTimeout+markTimeout) + 3*markTimeout + 2*markGather + time.Second

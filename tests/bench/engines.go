@@ -176,9 +176,11 @@ func (e *Env) sidePhases(ctx context.Context, tb testing.TB, s *engineSide, pref
 		}
 	}
 	return []func() error{
-		timed(&s.capacity, sz.SignalCalls, func() (time.Duration, error) {
-			return rawSignalWithStart(ctx, s.c, s.noWorker, prefix+"-cap", sz.SignalCalls, sz.Senders)
-		}),
+		func() error {
+			capacity, err := e.signalCapacity(ctx, s.c, s.noWorker, prefix+"-cap")
+			s.capacity = append(s.capacity, capacity)
+			return err
+		},
 		timed(&s.raw, sz.Backlog, func() (time.Duration, error) {
 			return rawSignalWithStart(ctx, s.c, s.noWorker, prefix+"-raw", sz.Backlog, inbox.DefaultHandOffConcurrency)
 		}),

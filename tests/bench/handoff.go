@@ -94,11 +94,11 @@ func (e *Env) Handoff(ctx context.Context, tb testing.TB) (Result, error) {
 	var p99, rawP99, perRound, capacities, offered []float64
 	for r := range sz.Rounds {
 		prefix := fmt.Sprintf("handoff-%d-%d", time.Now().UnixNano(), r)
-		d, err := rawSignalWithStart(ctx, c, noWorker, prefix+"-capacity", sz.SignalCalls, sz.Senders)
+		capacity, err := e.signalCapacity(ctx, c, noWorker, prefix+"-capacity")
 		if err != nil {
 			return Result{}, fmt.Errorf("hand-off: capacity: %w", err)
 		}
-		capacities = append(capacities, rate(sz.SignalCalls, d))
+		capacities = append(capacities, capacity)
 		offered = append(offered, capacities[r]/2)
 		n := max(int(offered[r]*sz.HandoffDuration.Seconds()), 1)
 		var sub, raw []time.Duration
@@ -149,12 +149,12 @@ func (e *Env) Handoff(ctx context.Context, tb testing.TB) (Result, error) {
 		Rounds:   sz.Rounds, Elapsed: time.Since(started),
 		Notes: []string{
 			fmt.Sprintf("Each round first measures Temporal's capacity as M2 does (%d raw SignalWithStart calls at %d concurrent), "+
-				"then commits %s seconds' worth of payment events, one order each, at half that rate (median %s events/s), "+
+				"then commits %s of payment events, one order each, at half that rate (median %s events/s), "+
 				"through InsertInboxEvent on a fresh database with the dispatcher running (production options) and poked after each commit, as the webhook handler does; "+
 				"latency is from the moment InsertInboxEvent returned (the row is committed) to the WorkflowExecutionSignaled event's time in the workflow's history. "+
 				"The baseline sends raw SignalWithStart calls of the same signal at the same rate and times them from the call's scheduled start to the same event. "+
 				"Both clocks are this machine's. The target compares p99s over all %d events of all rounds; the phases alternate their order (ABBA).",
-				sz.SignalCalls, sz.Senders, num(sz.HandoffDuration.Seconds()), num(summarise(offered).Median), len(pooled)),
+				sz.SignalCalls, sz.Senders, sz.HandoffDuration, num(summarise(offered).Median), len(pooled)),
 		},
 	}, nil
 }

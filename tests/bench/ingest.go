@@ -167,6 +167,14 @@ func rawSignalWithStart(ctx context.Context, c client.Client, queue, prefix stri
 	})
 }
 
+// signalCapacity measures Temporal's capacity the one way M2, M8 and the
+// engines table use it: SignalCalls raw SignalWithStart calls at the
+// webhooks' concurrency (Senders), in calls/s.
+func (e *Env) signalCapacity(ctx context.Context, c client.Client, queue, prefix string) (float64, error) {
+	d, err := rawSignalWithStart(ctx, c, queue, prefix, e.Sizes.SignalCalls, e.Sizes.Senders)
+	return rate(e.Sizes.SignalCalls, d), err
+}
+
 // warmUp fills the edge's connection pools (pgx and HTTP keep-alive) with
 // a few inserts and webhooks that are not measured, so the first round does
 // not pay for connecting. It returns how many rows it stored.
@@ -408,8 +416,8 @@ func (e *Env) Ingest(ctx context.Context, tb testing.TB) (IngestResults, error) 
 			return err
 		}
 		swsPhase := func() error {
-			d, err := rawSignalWithStart(ctx, c, noWorker, fmt.Sprintf("sws-%d-%d", time.Now().UnixNano(), r), sz.SignalCalls, sz.Senders)
-			sws = append(sws, rate(sz.SignalCalls, d))
+			capacity, err := e.signalCapacity(ctx, c, noWorker, fmt.Sprintf("sws-%d-%d", time.Now().UnixNano(), r))
+			sws = append(sws, capacity)
 			return err
 		}
 		if err := alternate(r,
