@@ -92,3 +92,56 @@ func TestOrderBaselineIsOneMarker(t *testing.T) {
 	}
 	t.Fatal("no await-payment upsert in the v6 confirmed order")
 }
+
+// TestLeanStartInTheCorpus reads orders recorded before and after the
+// baseline's version 2 (leanStart). A confirmed order whose payment started
+// it no longer sets CrmflowOrderID again, starts no deadline timer and
+// shows no wait it never made: its customer goes out with done. A failed
+// attempt that starts the wait still waits as before, timer and
+// await-payment included, and a park carries the customer.
+func TestLeanStartInTheCorpus(t *testing.T) {
+	type shape struct {
+		events, timers, upserts int
+		orderIDUpserted         bool
+		customerWith            string
+	}
+	read := func(name string) shape {
+		var s shape
+		dc := converter.GetDefaultDataConverter()
+		for _, ev := range loadHistory(t, name).GetEvents() {
+			s.events++
+			if ev.GetTimerStartedEventAttributes() != nil {
+				s.timers++
+			}
+			fields := ev.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()
+			if fields == nil {
+				continue
+			}
+			s.upserts++
+			if _, ok := fields[contract.OrderIDKey.GetName()]; ok {
+				s.orderIDUpserted = true
+			}
+			if _, ok := fields[contract.CustomerIDKey.GetName()]; ok && s.customerWith == "" {
+				require.NoError(t, dc.FromPayload(fields[contract.StepKey.GetName()], &s.customerWith), name)
+			}
+		}
+		return s
+	}
+
+	before, after := read("v6/order_confirmation_confirmed.json"), read("v7/order_confirmation_confirmed.json")
+	require.Equal(t, 1, before.timers)
+	require.True(t, before.orderIDUpserted)
+	require.Equal(t, "await-payment", before.customerWith)
+	require.Zero(t, after.timers, "no deadline timer for a payment already waiting")
+	require.False(t, after.orderIDUpserted, "the start set CrmflowOrderID")
+	require.Equal(t, "done", after.customerWith)
+	require.Equal(t, before.upserts-2, after.upserts)
+	t.Logf("a confirmed order: %d events and %d upserts before, %d and %d after", before.events, before.upserts, after.events, after.upserts)
+
+	failedFirst := read("v7/order_confirmation_failed_then_confirmed.json")
+	require.Equal(t, 1, failedFirst.timers, "a failed attempt starts the wait")
+	require.Equal(t, "await-payment", failedFirst.customerWith)
+	steps, parkedWith := upsertedSteps(t, "v7/order_confirmation_parked_skipped.json")
+	require.Equal(t, []string{parkedWith[0], "done"}, steps)
+	require.Equal(t, parkedWith[0], read("v7/order_confirmation_parked_skipped.json").customerWith, "the park carries the customer")
+}
