@@ -81,6 +81,9 @@ func TestHarness(t *testing.T) {
 	assert.Equal(t, sz.Rounds*sz.Orders+1, orders.Confirmed, "every order (and the warm-up) was confirmed")
 	assert.Equal(t, orders.Confirmed, orders.Notified, "each confirmation triggered Knock once")
 	assert.Equal(t, sz.Rounds*sz.Orders, orders.Minimal)
+	assert.Equal(t, sz.Rounds*sz.Orders, orders.MinimalApart)
+	assert.Equal(t, 3, orders.ActivityQueues, "Stripe, Knock and Resend each have a queue of their own")
+	require.Len(t, m6.Ratios, 2)
 	assert.Greater(t, orders.Events, orders.MinimalEvents, "a confirmation records more than its activities")
 	assert.Positive(t, orders.Upserts, "a confirmation sets search attributes")
 
