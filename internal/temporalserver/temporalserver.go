@@ -237,10 +237,16 @@ func (s *Server) Stop() {
 func buildServerOptions(opts Options, cfg *config.Config) []temporal.ServerOption {
 	logger := log.NewZapLogger(log.BuildZapLogger(log.Config{Level: opts.LogLevel, Format: "console"}))
 	dyn := ProductionDynamicConfig(opts)
-	// Embedded only: new search attributes must be usable the moment they
-	// are added (Temporal: "should not be turned on in production"), and a
-	// server sharing one machine with everything else keeps a small cache.
-	dyn[dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key()] = true
+	// Embedded only: a server sharing one machine with everything else
+	// keeps a small cache. ForceSearchAttributesCacheRefreshOnRead, which
+	// Temporal's own test servers set and says "should not be turned on in
+	// production", stays off: it reads the cluster metadata from the
+	// database, under one lock, for every request that carries search
+	// attributes and every visibility write, and gains nothing here. On a
+	// SQL store the cluster metadata lists the same pre-allocated columns
+	// from the schema on; a search attribute added at run time is an alias
+	// in the namespace's config, which the frontend reads through its
+	// namespace registry whatever this setting says.
 	dyn[dynamicconfig.HistoryCacheHostLevelMaxSize.Key()] = 8192
 	serverOpts := []temporal.ServerOption{
 		temporal.WithConfig(cfg),

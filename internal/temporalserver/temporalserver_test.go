@@ -13,7 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/crmflow/crmflow/internal/temporalserver"
 )
@@ -80,4 +82,38 @@ func TestPortInUseFailsFast(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, strings.Contains(err.Error(), "already in use"), err.Error())
 	assert.Less(t, time.Since(start), 5*time.Second)
+}
+
+// TestSearchAttributeAddedAtRunTime: the embedded server does not force a
+// search-attribute cache refresh on every read (a database read per
+// request), and a search attribute added to a running server still becomes
+// usable: started with, and found by a visibility query. On a SQL store it
+// is an alias in the namespace's config, which the frontend learns through
+// its namespace registry's refresh.
+func TestSearchAttributeAddedAtRunTime(t *testing.T) {
+	s, err := temporalserver.Start(temporalserver.Options{LogLevel: "error"})
+	require.NoError(t, err)
+	defer s.Stop()
+	c := dial(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace:        s.Namespace(),
+		SearchAttributes: map[string]enumspb.IndexedValueType{"CrmflowLateKey": enumspb.INDEXED_VALUE_TYPE_KEYWORD},
+	})
+	require.NoError(t, err)
+
+	key := temporal.NewSearchAttributeKeyKeyword("CrmflowLateKey")
+	opts := client.StartWorkflowOptions{ID: "late-key", TaskQueue: "nobody-polls",
+		TypedSearchAttributes: temporal.NewSearchAttributes(key.ValueSet("found"))}
+	var startErr error
+	require.Eventually(t, func() bool {
+		_, startErr = c.ExecuteWorkflow(ctx, opts, "SomeWorkflow")
+		return startErr == nil
+	}, 45*time.Second, 200*time.Millisecond, "a start with the added attribute: %v", startErr)
+	require.Eventually(t, func() bool {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: s.Namespace(), Query: `CrmflowLateKey = "found"`})
+		return err == nil && len(resp.GetExecutions()) == 1
+	}, 30*time.Second, 100*time.Millisecond, "the run is found by the added attribute")
 }
