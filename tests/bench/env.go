@@ -99,7 +99,7 @@ func FullSizes() Sizes {
 	return Sizes{
 		Rounds: 5, Senders: 32, InboxRows: 2000, Webhooks: 2000,
 		SignalCalls: 200, SignalConcurrency: 16, LatencyDuration: 5 * time.Second,
-		Backlog: 600, Duplicates: 100, Orders: 25, OrderSenders: 8,
+		Backlog: 600, Duplicates: 100, Orders: 50, OrderSenders: 8,
 		StockUpdates: 10_000, M7Rounds: 3, PoolSizes: []int{4, 16, 32},
 		HandoffDuration: 8 * time.Second, StorageEvents: 500, StorageDays: 9, StorageDay: 3 * time.Second,
 	}
