@@ -242,11 +242,11 @@ func buildServerOptions(opts Options, cfg *config.Config) []temporal.ServerOptio
 	// Temporal's own test servers set and says "should not be turned on in
 	// production", stays off: it reads the cluster metadata from the
 	// database, under one lock, for every request that carries search
-	// attributes and every visibility write, and gains nothing here. On a
-	// SQL store the cluster metadata lists the same pre-allocated columns
-	// from the schema on; a search attribute added at run time is an alias
-	// in the namespace's config, which the frontend reads through its
-	// namespace registry whatever this setting says.
+	// attributes and every visibility write. crmflow's search attributes
+	// are registered with the namespace before the server starts; one
+	// added to a running server becomes usable once the services' namespace
+	// caches refresh, within seconds, as on a production server
+	// (TestSearchAttributeAddedAtRunTime).
 	dyn[dynamicconfig.HistoryCacheHostLevelMaxSize.Key()] = 8192
 	serverOpts := []temporal.ServerOption{
 		temporal.WithConfig(cfg),

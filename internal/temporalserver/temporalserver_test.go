@@ -87,9 +87,8 @@ func TestPortInUseFailsFast(t *testing.T) {
 // TestSearchAttributeAddedAtRunTime: the embedded server does not force a
 // search-attribute cache refresh on every read (a database read per
 // request), and a search attribute added to a running server still becomes
-// usable: started with, and found by a visibility query. On a SQL store it
-// is an alias in the namespace's config, which the frontend learns through
-// its namespace registry's refresh.
+// usable, once the frontend's namespace cache has refreshed: started with,
+// and found by a visibility query.
 func TestSearchAttributeAddedAtRunTime(t *testing.T) {
 	s, err := temporalserver.Start(temporalserver.Options{LogLevel: "error"})
 	require.NoError(t, err)

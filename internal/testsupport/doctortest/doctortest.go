@@ -13,17 +13,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/crmflow/crmflow/config"
+	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/internal/temporalclient"
 	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 )
@@ -186,8 +189,31 @@ func Namespace(t testing.TB, searchAttributes bool) (string, client.Client) {
 		eventually(ctx, t, "register search attributes", func() error {
 			return temporalclient.RegisterSearchAttributes(ctx, c, ns)
 		})
+		// It learns of the namespace's new attributes the same way, so a
+		// start that carries them may still be refused for a moment, as on
+		// any Temporal server: wait until a query can name every one.
+		query := searchAttributesQuery()
+		eventually(ctx, t, "use the search attributes", func() error {
+			_, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: ns, Query: query})
+			return err
+		})
 	}
 	return ns, c
+}
+
+// searchAttributesQuery is a visibility query naming every crmflow search
+// attribute, which the frontend refuses while it does not know one of them.
+func searchAttributesQuery() string {
+	var terms []string
+	for name, typ := range contract.SearchAttributes() {
+		value := "'probe'"
+		if typ == enumspb.INDEXED_VALUE_TYPE_BOOL {
+			value = "true"
+		}
+		terms = append(terms, name+" = "+value)
+	}
+	sort.Strings(terms)
+	return strings.Join(terms, " AND ")
 }
 
 // Eventually retries try until it succeeds, failing the test after a
