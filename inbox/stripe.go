@@ -151,13 +151,14 @@ type OrderLookup interface {
 // order that expired or failed starts a run holding it for operators.
 // orderFound says the claim's look-up already found the order.
 func (d *Dispatcher) deliverPayment(ctx context.Context, r *PaymentRoute, orderFound bool) error {
-	if orderFound {
-		// Found by the claim moments ago: a second look-up here would be
-		// no fresher for the call that follows it.
-	} else if _, err := d.lookups.GetOrder(ctx, r.OrderID); errors.Is(err, store.ErrNotFound) {
-		return &endedError{StatusUnroutable, "order " + r.OrderID + " does not exist; replay the event once it does"}
-	} else if err != nil {
-		return err
+	// An order the claim found moments ago is not read again: a second
+	// look-up would be no fresher for the call that follows it.
+	if !orderFound {
+		if _, err := d.lookups.GetOrder(ctx, r.OrderID); errors.Is(err, store.ErrNotFound) {
+			return &endedError{StatusUnroutable, "order " + r.OrderID + " does not exist; replay the event once it does"}
+		} else if err != nil {
+			return err
+		}
 	}
 	_, err := d.starter.SignalPayment(ctx, r.OrderID, r.Event)
 	if errors.Is(err, starter.ErrAlreadyDone) {
