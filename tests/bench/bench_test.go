@@ -123,7 +123,7 @@ func TestHarness(t *testing.T) {
 	for i := range rep.Results {
 		rep.Results[i].Profile = e.profile(rep.Results[i].ID)
 	}
-	for _, id := range []string{"M1", "M2", "M4", "M6", "M8"} {
+	for _, id := range []string{"M1", "M2", "M3", "M4", "M6", "M8"} {
 		prof := e.profile(id)
 		require.NotNil(t, prof, "%s is profiled", id)
 		for side, ph := range prof.Sides {

@@ -103,14 +103,14 @@ func (e *Env) Handoff(ctx context.Context, tb testing.TB) (Result, error) {
 		n := max(int(offered[r]*sz.HandoffDuration.Seconds()), 1)
 		var sub, raw []time.Duration
 		err = alternate(r,
-			e.profiled("M8", 1, "raw SignalWithStart", func() (err error) {
-				raw, err = rawSignalLatencies(ctx, c, noWorker, prefix+"-raw", n, offered[r])
+			func() (err error) {
+				raw, err = rawSignalLatencies(ctx, c, noWorker, prefix+"-raw", n, offered[r], e.profiledWindow("M8", 1, "raw SignalWithStart"))
 				return err
-			}),
-			e.profiled("M8", 0, "hand-off", func() (err error) {
-				sub, err = e.handoffLatencies(ctx, tb, c, noWorker, prefix, n, offered[r])
+			},
+			func() (err error) {
+				sub, err = e.handoffLatencies(ctx, tb, c, noWorker, prefix, n, offered[r], e.profiledWindow("M8", 0, "hand-off"))
 				return err
-			}))
+			})
 		if err != nil {
 			return Result{}, err
 		}
@@ -161,8 +161,11 @@ func (e *Env) Handoff(ctx context.Context, tb testing.TB) (Result, error) {
 
 // handoffLatencies commits n payment events to a fresh inbox at rate per
 // second with the dispatcher running, and returns each event's time from
-// its commit to its signal in history, sorted.
-func (e *Env) handoffLatencies(ctx context.Context, tb testing.TB, c client.Client, queue, prefix string, n int, rate float64) ([]time.Duration, error) {
+// its commit to its signal in history, sorted; within runs the commits and
+// their hand-off, not the set-up before them or the reading of histories
+// after.
+func (e *Env) handoffLatencies(ctx context.Context, tb testing.TB, c client.Client, queue, prefix string, n int, rate float64,
+	within window) ([]time.Duration, error) {
 	g, err := e.newEdge(ctx, e.NewDatabase(tb), c, queue, defaultDispatcher())
 	if err != nil {
 		return nil, err
@@ -195,15 +198,17 @@ func (e *Env) handoffLatencies(ctx context.Context, tb testing.TB, c client.Clie
 	rows = rows[warm:]
 	committed := make([]time.Time, n)
 	errs := make([]error, n)
-	openLoop(n, rate, func(i int, _ time.Time) {
-		_, errs[i] = g.inbox.Insert(ctx, rows[i])
-		committed[i] = time.Now()
-		g.disp.Poke()
-	})
-	if err := firstError(errs); err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
-	}
-	if err := g.waitHandedOff(ctx, warm+n, 5*time.Minute); err != nil {
+	if err := within(func() error {
+		openLoop(n, rate, func(i int, _ time.Time) {
+			_, errs[i] = g.inbox.Insert(ctx, rows[i])
+			committed[i] = time.Now()
+			g.disp.Poke()
+		})
+		if err := firstError(errs); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		return g.waitHandedOff(ctx, warm+n, 5*time.Minute)
+	}); err != nil {
 		return nil, err
 	}
 	targets := make([]string, n)
@@ -215,19 +220,23 @@ func (e *Env) handoffLatencies(ctx context.Context, tb testing.TB, c client.Clie
 
 // rawSignalLatencies sends n raw SignalWithStart calls (as
 // rawSignalWithStart does) at rate per second and returns each call's time
-// from its scheduled start to its signal in history, sorted.
-func rawSignalLatencies(ctx context.Context, c client.Client, queue, prefix string, n int, rate float64) ([]time.Duration, error) {
+// from its scheduled start to its signal in history, sorted; within runs
+// the calls, not the reading of histories after.
+func rawSignalLatencies(ctx context.Context, c client.Client, queue, prefix string, n int, rate float64,
+	within window) ([]time.Duration, error) {
 	dues := make([]time.Time, n)
 	ids := make([]string, n)
 	errs := make([]error, n)
-	openLoop(n, rate, func(i int, due time.Time) {
-		orderID := fmt.Sprintf("%s-%d", prefix, i)
-		ids[i], dues[i] = contract.OrderConfirmationID(orderID), due
-		_, errs[i] = c.SignalWithStartWorkflow(ctx, ids[i], contract.PaymentSignal, paymentFor(orderID),
-			client.StartWorkflowOptions{ID: ids[i], TaskQueue: queue},
-			contract.OrderConfirmationType, contract.OrderConfirmationInput{OrderID: orderID})
-	})
-	if err := firstError(errs); err != nil {
+	if err := within(func() error {
+		openLoop(n, rate, func(i int, due time.Time) {
+			orderID := fmt.Sprintf("%s-%d", prefix, i)
+			ids[i], dues[i] = contract.OrderConfirmationID(orderID), due
+			_, errs[i] = c.SignalWithStartWorkflow(ctx, ids[i], contract.PaymentSignal, paymentFor(orderID),
+				client.StartWorkflowOptions{ID: ids[i], TaskQueue: queue},
+				contract.OrderConfirmationType, contract.OrderConfirmationInput{OrderID: orderID})
+		})
+		return firstError(errs)
+	}); err != nil {
 		return nil, fmt.Errorf("raw signal with start: %w", err)
 	}
 	return signalLatencies(ctx, c, ids, dues)

@@ -85,7 +85,20 @@ func (e *Env) Latency(ctx context.Context, tb testing.TB, capacity float64) (Res
 		if dispatch {
 			g.runDispatcher()
 		}
-		lr := latencyRoundOf(ctx, g, hc, ws, offered)
+		// The two warm phases are profiled alike; the cold edge is not.
+		within := unprofiled
+		switch {
+		case cold:
+		case dispatch:
+			within = e.profiledWindow("M3", 0, "webhooks with the dispatcher running")
+		default:
+			within = e.profiledWindow("M3", 1, "webhooks with the dispatcher stopped")
+		}
+		var lr latencyRound
+		_ = within(func() error {
+			lr = latencyRoundOf(ctx, g, hc, ws, offered)
+			return nil
+		})
 		g.stopDispatcher()
 		if lr.handedOff, err = g.handedOff(); err == nil {
 			lr.pendingAtEnd, err = g.pending(ctx)

@@ -104,6 +104,20 @@ func (e *Env) profiled(id string, side int, name string, phase func() error) fun
 	}
 }
 
+// window runs the part of a phase its figure measures. A phase that sets
+// up a database or reads its results back passes only that part through
+// it, so that its profile holds what the figure measures and not the set-up.
+type window func(part func() error) error
+
+// unprofiled is the window of a phase that is not profiled.
+func unprofiled(part func() error) error { return part() }
+
+// profiledWindow is the window of a profiled phase: it records the part's
+// CPU time as profiled does.
+func (e *Env) profiledWindow(id string, side int, name string) window {
+	return func(part func() error) error { return e.profiled(id, side, name, part)() }
+}
+
 // profile returns the profile recorded under id, nil when none was.
 func (e *Env) profile(id string) *Profile {
 	e.profs.mu.Lock()
@@ -256,7 +270,7 @@ func whereTimeGoes(p func(format string, args ...any), prof *Profile) {
 	if prof == nil {
 		return
 	}
-	p("\n**Where the time goes.** CPU time of every round's phases, by process (from /proc) and, within the benchmark process, by package (a CPU profile); "+
+	p("\n**Where the time goes.** CPU time of every round's phases while they do what their figure measures (not the fresh databases and rows set up before, nor the histories read after), by process (from /proc) and, within the benchmark process, by package (a CPU profile); "+
 		"both sides profiled alike. %s took %s of wall time, %s %s; a core-second per wall-second is one of the machine's cores busy.\n\n",
 		prof.Subject, prof.Sides[0].Wall.Round(time.Millisecond), prof.Baseline, prof.Sides[1].Wall.Round(time.Millisecond))
 	table := func(title string, get func(PhaseProfile) []CPUShare) {
