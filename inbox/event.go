@@ -84,6 +84,8 @@ type Event struct {
 	// orderFound is set by the dispatcher when the claim's look-up found
 	// the order a payment is for, so its hand-off need not look again.
 	orderFound bool
+	// claimedAt is when the dispatcher claimed the row, on its own clock.
+	claimedAt time.Time
 }
 
 // Route is where an event goes and what it carries there, decided once at

@@ -101,6 +101,11 @@ func TestHarness(t *testing.T) {
 	require.NoError(t, err)
 	assert.Positive(t, m8.Subject.Stats.Median, "hand-off p99")
 	assert.Positive(t, m8.Baselines[0].Stats.Median, "raw SignalWithStart p99")
+	for _, f := range m8.Extra {
+		if strings.HasPrefix(f.Name, "in the dispatcher: the call") {
+			assert.Positive(t, f.Stats.Median, f.Name)
+		}
+	}
 
 	m9, effects, err := e.Effect(ctx, t)
 	require.NoError(t, err)

@@ -435,11 +435,17 @@ func (r *Report) findings(p func(format string, args ...any)) {
 	if m8 && m4 {
 		p50, _ := r.figure("M8", "p50 commit to signal in history, every event of every round")
 		rawP50, _ := r.figure("M8", "p50 raw SignalWithStart, every call of every round")
+		queued, _ := r.figure("M8", "in the dispatcher: claim to call (order look-up, then a free slot), p99")
+		queuedMean, _ := r.figure("M8", "in the dispatcher: claim to call, mean")
+		call, _ := r.figure("M8", "in the dispatcher: the call, until Temporal answered, p99")
+		callMean, _ := r.figure("M8", "in the dispatcher: the call, mean")
 		p("- **Hand-off latency (M8).** The offered rate, %s events/s (the median over rounds, each half the SignalWithStart capacity measured just before it), was %s× the rate the dispatcher drained a committed backlog at in M4 (%s/s, "+
 			"measured later in the same run); raw SignalWithStart calls at that rate have no limit on calls in flight, the dispatcher has %d. "+
-			"Half of the hand-offs took longer than %s ms from commit to history, against %s ms for the raw calls.\n",
+			"Half of the hand-offs took longer than %s ms from commit to history, against %s ms for the raw calls. "+
+			"Inside the dispatcher a claimed row waited %s ms at p99 (mean %s ms) for its order look-up and a free slot, and its call took %s ms at p99 (mean %s ms) until Temporal answered: %s.\n",
 			num(offered.Median), num(offered.Median/max(drain.Median, 0.001)), num(drain.Median), inbox.DefaultHandOffConcurrency,
-			num(p50.Median), num(rawP50.Median))
+			num(p50.Median), num(rawP50.Median), num(queued.Median), num(queuedMean.Median), num(call.Median), num(callMean.Median),
+			tailCause(queued.Median, call.Median))
 	}
 	if ev, ok := r.figure("M6", "history events of one OrderConfirmation"); ok {
 		mev, _ := r.figure("M6", "history events of one minimal run")
@@ -470,6 +476,15 @@ func (r *Report) poolUsed() (PoolTuning, bool) {
 		}
 	}
 	return PoolTuning{}, false
+}
+
+// tailCause says which part of the dispatcher's hand-off made the longer
+// tail: the wait before the call or the call itself.
+func tailCause(queuedP99, callP99 float64) string {
+	if queuedP99 >= callP99 {
+		return "the tail is rows waiting behind calls in flight (every slot held a call Temporal was slow to answer), which open-loop raw calls never do"
+	}
+	return "the tail is in the calls themselves, not in waiting for a slot"
 }
 
 // coresSentence says, for a measurement that missed its target, which
