@@ -526,8 +526,17 @@ func coresSentence(id string, prof *Profile, cores int) string {
 	if all > 0 {
 		crmflowShare = 100 * own / all
 	}
+	// busy is every process together: near the core count, the subject
+	// waited for cores rather than for any one process.
+	busy := func(side int) float64 {
+		total := 0.0
+		for _, s := range prof.Sides[side].Processes {
+			total += perWall(side, s.Name)
+		}
+		return total
+	}
 	return fmt.Sprintf("**Where the cores went (%s).** During %s the %s kept %s of the machine's %d cores busy per second of wall time (%s during %s), "+
-		"the %s %s (%s); crmflow's own code took %.0f%% of the benchmark process's sampled time. The tables under %s break this down.",
+		"the %s %s (%s), and all processes together %s (%s); crmflow's own code took %.0f%% of the benchmark process's sampled time. The tables under %s break this down.",
 		id, prof.Subject, top, num(perWall(0, top)), cores, num(perWall(1, top)), prof.Baseline,
-		next, num(perWall(0, next)), num(perWall(1, next)), crmflowShare, id)
+		next, num(perWall(0, next)), num(perWall(1, next)), num(busy(0)), num(busy(1)), crmflowShare, id)
 }

@@ -25,7 +25,7 @@ func TestCoresSentenceNamesTwoProcesses(t *testing.T) {
 
 	temporalTop := coresSentence("M4", &Profile{Subject: "dispatcher", Baseline: "raw", Sides: [2]PhaseProfile{side(0.2, 1.1, 0.1), side(0.1, 1.4, 0)}}, 2)
 	assert.Contains(t, temporalTop, "the "+groupTemporal+" kept 1.10 of the machine's 2 cores busy per second of wall time (1.40 during raw)")
-	assert.Contains(t, temporalTop, "the "+groupBench+" 0.20 (0.10)")
+	assert.Contains(t, temporalTop, "the "+groupBench+" 0.20 (0.10), and all processes together 1.40 (1.50)")
 }
 
 // TestPoolSentenceComparesWithThePoolUsed: the pool-size finding compares
