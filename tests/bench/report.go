@@ -479,12 +479,16 @@ func (r *Report) poolUsed() (PoolTuning, bool) {
 }
 
 // tailCause says which part of the dispatcher's hand-off made the longer
-// tail: the wait before the call or the call itself.
+// tail: the wait before the call or the call itself, and whether the other
+// part mattered too.
 func tailCause(queuedP99, callP99 float64) string {
-	if queuedP99 >= callP99 {
-		return "the tail is rows waiting behind calls in flight (every slot held a call Temporal was slow to answer), which open-loop raw calls never do"
+	switch {
+	case queuedP99 >= callP99:
+		return "the longer tail is rows waiting behind calls in flight (every slot held a call Temporal was slow to answer), which open-loop raw calls never do"
+	case queuedP99 < callP99/4:
+		return "the tail is in the calls themselves; rows hardly waited for a slot"
 	}
-	return "the tail is in the calls themselves, not in waiting for a slot"
+	return "the longer tail is in the calls themselves, and while they were slow the rows behind them waited for a slot, which open-loop raw calls never do"
 }
 
 // coresSentence says, for a measurement that missed its target, which

@@ -83,6 +83,7 @@ func TestHistogramQuantile(t *testing.T) {
 // TestTailCauseFollowsTheFigures: the M8 finding blames whichever part of
 // the hand-off had the longer tail.
 func TestTailCauseFollowsTheFigures(t *testing.T) {
-	assert.Contains(t, tailCause(90, 20), "waiting behind calls in flight")
-	assert.Contains(t, tailCause(2, 40), "in the calls themselves")
+	assert.Contains(t, tailCause(90, 20), "longer tail is rows waiting behind calls in flight")
+	assert.Contains(t, tailCause(2, 40), "rows hardly waited")
+	assert.Contains(t, tailCause(85, 179), "the rows behind them waited for a slot")
 }
