@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +25,7 @@ import (
 	"github.com/crmflow/crmflow/internal/credentials"
 	"github.com/crmflow/crmflow/internal/httpserver"
 	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/internal/testsupport/promhist"
 	"github.com/crmflow/crmflow/starter"
 	"github.com/crmflow/crmflow/webhooks"
 )
@@ -364,89 +364,13 @@ func (k *keepHandOffs) MustRegister(cs ...prometheus.Collector) {
 	}
 }
 
-// histogram is a snapshot of one of the dispatcher's histograms.
-type histogram struct {
-	count  uint64
-	sum    float64
-	bounds []float64
-	counts []uint64 // cumulative, one per bound
-}
-
-// histogram reads the dispatcher's histogram name.
-func (g *edge) histogram(name string) (histogram, error) {
-	families, err := g.reg.Gather()
-	if err != nil {
-		return histogram{}, fmt.Errorf("gather metrics: %w", err)
-	}
-	for _, mf := range families {
-		if mf.GetName() != name || len(mf.GetMetric()) == 0 {
-			continue
-		}
-		m := mf.GetMetric()[0].GetHistogram()
-		h := histogram{count: m.GetSampleCount(), sum: m.GetSampleSum()}
-		for _, b := range m.GetBucket() {
-			h.bounds = append(h.bounds, b.GetUpperBound())
-			h.counts = append(h.counts, b.GetCumulativeCount())
-		}
-		return h, nil
-	}
-	return histogram{}, fmt.Errorf("no histogram %s", name)
-}
-
 // handOffTimes reads the dispatcher's two hand-off histograms
 // (inbox.HandOffQueuedMetric, inbox.HandOffCallMetric).
-func (g *edge) handOffTimes() (queued, call histogram, err error) {
-	if queued, err = g.histogram(inbox.HandOffQueuedMetric); err == nil {
-		call, err = g.histogram(inbox.HandOffCallMetric)
+func (g *edge) handOffTimes() (queued, call promhist.Histogram, err error) {
+	if queued, err = promhist.Read(g.reg, inbox.HandOffQueuedMetric); err == nil {
+		call, err = promhist.Read(g.reg, inbox.HandOffCallMetric)
 	}
 	return queued, call, err
-}
-
-// minus is h without the observations of an earlier snapshot of the same
-// histogram.
-func (h histogram) minus(earlier histogram) histogram {
-	out := histogram{count: h.count - earlier.count, sum: h.sum - earlier.sum, bounds: h.bounds, counts: slices.Clone(h.counts)}
-	for i, c := range earlier.counts {
-		out.counts[i] -= c
-	}
-	return out
-}
-
-// plus pools two histograms with the same buckets; either may be empty.
-func (h histogram) plus(o histogram) histogram {
-	if len(h.counts) == 0 {
-		return o
-	}
-	out := histogram{count: h.count + o.count, sum: h.sum + o.sum, bounds: h.bounds, counts: slices.Clone(h.counts)}
-	for i, c := range o.counts {
-		out.counts[i] += c
-	}
-	return out
-}
-
-// mean is the mean observation, in milliseconds.
-func (h histogram) mean() float64 { return 1000 * h.sum / float64(max(h.count, 1)) }
-
-// quantile estimates the q-th quantile (0–1), in milliseconds, as
-// Prometheus's histogram_quantile does: linearly within the bucket it
-// falls in. Past the last bound it is that bound.
-func (h histogram) quantile(q float64) float64 {
-	if h.count == 0 {
-		return 0
-	}
-	rank := q * float64(h.count)
-	lower, below := 0.0, uint64(0)
-	for i, b := range h.bounds {
-		if float64(h.counts[i]) >= rank {
-			in := h.counts[i] - below
-			if in == 0 {
-				return 1000 * b
-			}
-			return 1000 * (lower + (b-lower)*(rank-float64(below))/float64(in))
-		}
-		lower, below = b, h.counts[i]
-	}
-	return 1000 * lower
 }
 
 // waitHandedOff waits until the dispatcher has handed off want events.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/crmflow/crmflow/contract"
 	"github.com/crmflow/crmflow/inbox"
+	"github.com/crmflow/crmflow/internal/testsupport/promhist"
 )
 
 // openLoop calls fn(i, due) for i in 0 … n-1, each on its own goroutine at
@@ -92,7 +93,7 @@ func (e *Env) Handoff(ctx context.Context, tb testing.TB) (Result, error) {
 	noWorker := e.queue("handoff")
 
 	var pooled, pooledRaw []time.Duration
-	var queued, call histogram // the dispatcher's own timings, pooled
+	var queued, call promhist.Histogram // the dispatcher's own timings, pooled
 	var p99, rawP99, perRound, capacities, offered []float64
 	for r := range sz.Rounds {
 		prefix := fmt.Sprintf("handoff-%d-%d", time.Now().UnixNano(), r)
@@ -118,7 +119,7 @@ func (e *Env) Handoff(ctx context.Context, tb testing.TB) (Result, error) {
 			return Result{}, err
 		}
 		pooled, pooledRaw = append(pooled, sub.latencies...), append(pooledRaw, raw...)
-		queued, call = queued.plus(sub.queued), call.plus(sub.call)
+		queued, call = queued.Plus(sub.queued), call.Plus(sub.call)
 		p99 = append(p99, millis(percentile(sub.latencies, 99)))
 		rawP99 = append(rawP99, millis(percentile(raw, 99)))
 		perRound = append(perRound, p99[r]/max(rawP99[r], 0.001))
@@ -146,10 +147,10 @@ func (e *Env) Handoff(ctx context.Context, tb testing.TB) (Result, error) {
 			{"hand-off p99/raw p99, per round", "×", summarise(perRound)},
 			{fmt.Sprintf("SignalWithStart capacity before the round (%d concurrent)", sz.Senders), "calls/s", summarise(capacities)},
 			{"offered rate (half the SignalWithStart capacity)", "events/s", summarise(offered)},
-			{"in the dispatcher: claim to call (order look-up, then a free slot), p99", "ms", summarise([]float64{queued.quantile(0.99)})},
-			{"in the dispatcher: claim to call, mean", "ms", summarise([]float64{queued.mean()})},
-			{"in the dispatcher: the call, until Temporal answered, p99", "ms", summarise([]float64{call.quantile(0.99)})},
-			{"in the dispatcher: the call, mean", "ms", summarise([]float64{call.mean()})},
+			{"in the dispatcher: claim to call (order look-up, then a free slot), p99", "ms", summarise([]float64{millis(queued.Quantile(0.99))})},
+			{"in the dispatcher: claim to call, mean", "ms", summarise([]float64{millis(queued.Mean())})},
+			{"in the dispatcher: the call, until Temporal answered, p99", "ms", summarise([]float64{millis(call.Quantile(0.99))})},
+			{"in the dispatcher: the call, mean", "ms", summarise([]float64{millis(call.Mean())})},
 		},
 		Target:   "p99 <= 2× raw SignalWithStart's p99 at the same rate",
 		Pass:     ratio <= 2,
@@ -166,7 +167,7 @@ func (e *Env) Handoff(ctx context.Context, tb testing.TB) (Result, error) {
 			fmt.Sprintf("The rows \"in the dispatcher\" are the dispatcher's own histograms (%s and %s, buckets 1.5× apart, p99 interpolated within its bucket as Prometheus's histogram_quantile does) over the same %d events: "+
 				"a claimed row waits for its payment's order look-up and for one of the %d hand-off slots, then its call runs until Temporal answers, "+
 				"which can be later than the signal's time in history.",
-				inbox.HandOffQueuedMetric, inbox.HandOffCallMetric, queued.count, inbox.DefaultHandOffConcurrency),
+				inbox.HandOffQueuedMetric, inbox.HandOffCallMetric, queued.Count, inbox.DefaultHandOffConcurrency),
 		},
 	}, nil
 }
@@ -177,9 +178,9 @@ func (e *Env) Handoff(ctx context.Context, tb testing.TB) (Result, error) {
 type handoffRun struct {
 	latencies []time.Duration
 	// queued is inbox.HandOffQueuedMetric: from claim to the call.
-	queued histogram
+	queued promhist.Histogram
 	// call is inbox.HandOffCallMetric: the call until Temporal answered.
-	call histogram
+	call promhist.Histogram
 }
 
 // handoffLatencies commits n payment events to a fresh inbox at rate per
@@ -242,10 +243,10 @@ func (e *Env) handoffLatencies(ctx context.Context, tb testing.TB, c client.Clie
 	if err != nil {
 		return run, err
 	}
-	run.queued, run.call = queued.minus(queued0), call.minus(call0)
-	if run.call.count < uint64(n) || run.queued.count < uint64(n) {
+	run.queued, run.call = queued.Minus(queued0), call.Minus(call0)
+	if run.call.Count < uint64(n) || run.queued.Count < uint64(n) {
 		// Every event was handed off at least once, each hand-off timed.
-		return run, fmt.Errorf("the dispatcher timed %d calls and %d waits for %d events", run.call.count, run.queued.count, n)
+		return run, fmt.Errorf("the dispatcher timed %d calls and %d waits for %d events", run.call.Count, run.queued.Count, n)
 	}
 	targets := make([]string, n)
 	for i, r := range rows {

@@ -64,22 +64,6 @@ func TestHandoffSentenceRelatesTheOfferedRateToTheDrain(t *testing.T) {
 	assert.NotContains(t, b.String(), "Hand-off latency (M8)", "without M4 there is nothing to relate the rate to")
 }
 
-// TestHistogramQuantile: a percentile read from the dispatcher's buckets
-// falls inside the bucket that holds it, interpolated as Prometheus does,
-// and a snapshot taken earlier is taken away before reading.
-func TestHistogramQuantile(t *testing.T) {
-	bounds := []float64{0.001, 0.002, 0.004}
-	earlier := histogram{count: 10, sum: 0.005, bounds: bounds, counts: []uint64{10, 10, 10}}
-	// Since then: 90 observations up to 1 ms, 10 between 2 and 4 ms.
-	now := histogram{count: 110, sum: 0.005 + 0.045 + 0.03, bounds: bounds, counts: []uint64{100, 100, 110}}
-	h := earlier.plus(histogram{}).plus(now.minus(earlier)).minus(earlier)
-	assert.EqualValues(t, 100, h.count)
-	assert.InDelta(t, 0.75, h.mean(), 1e-9, "ms")
-	assert.InDelta(t, 0.5, h.quantile(0.45), 1e-9, "the 45th of 90 in the first bucket is halfway up it")
-	assert.InDelta(t, 3.8, h.quantile(0.99), 1e-9, "the 99th is the 9th of 10 between 2 and 4 ms")
-	assert.Zero(t, histogram{}.quantile(0.99), "no observations, no figure")
-}
-
 // TestTailCauseFollowsTheFigures: the M8 finding blames whichever part of
 // the hand-off had the longer tail.
 func TestTailCauseFollowsTheFigures(t *testing.T) {

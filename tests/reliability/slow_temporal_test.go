@@ -23,6 +23,7 @@ import (
 	"github.com/crmflow/crmflow/inbox"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/internal/testsupport/latencyproxy"
+	"github.com/crmflow/crmflow/internal/testsupport/promhist"
 	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 	"github.com/crmflow/crmflow/starter"
 )
@@ -132,18 +133,22 @@ func TestSlowTemporalHandsEachRowOffOnce(t *testing.T) {
 	// call went through the proxy both ways, so none was faster than two
 	// of its delays; and a dispatcher holds 64 rows for 16 slots, so rows
 	// waited for a slot for about a call's time.
-	var calls, queued handOffTimes
+	var calls, queued promhist.Histogram
 	for _, reg := range regs {
-		calls.add(t, reg, inbox.HandOffCallMetric)
-		queued.add(t, reg, inbox.HandOffQueuedMetric)
+		c, err := promhist.Read(reg, inbox.HandOffCallMetric)
+		require.NoError(t, err)
+		q, err := promhist.Read(reg, inbox.HandOffQueuedMetric)
+		require.NoError(t, err)
+		calls, queued = calls.Plus(c), queued.Plus(q)
 	}
-	fast := (2 * slowTemporalMin).Seconds()
+	fast := 2 * slowTemporalMin
 	logf(t, "hand-off calls: %d, mean %.2fs, %d under %.1fs; waits in the dispatcher: %d, mean %.2fs, %d of them over %.1fs",
-		calls.count, calls.mean(), calls.atMost(fast), fast, queued.count, queued.mean(), queued.count-queued.atMost(fast/2), fast/2)
-	assert.EqualValues(t, orders+retried, calls.count, "one call timed per hand-off")
-	assert.EqualValues(t, orders+retried, queued.count, "one wait timed per hand-off")
-	assert.Zero(t, calls.atMost(fast), "no call through the proxy is faster than its two delays")
-	assert.Greater(t, queued.count-queued.atMost(fast/2), queued.count/4, "rows waited for a slot behind the slow calls")
+		calls.Count, calls.Mean().Seconds(), calls.AtMost(fast), fast.Seconds(), queued.Count, queued.Mean().Seconds(),
+		queued.Count-queued.AtMost(fast/2), (fast / 2).Seconds())
+	assert.EqualValues(t, orders+retried, calls.Count, "one call timed per hand-off")
+	assert.EqualValues(t, orders+retried, queued.Count, "one wait timed per hand-off")
+	assert.Zero(t, calls.AtMost(fast), "no call through the proxy is faster than its two delays")
+	assert.Greater(t, queued.Count-queued.AtMost(fast/2), queued.Count/4, "rows waited for a slot behind the slow calls")
 
 	// Each order's run got its payment once: the histories, read directly
 	// from Temporal, not through the proxy.
@@ -240,53 +245,6 @@ func handoffs(t *testing.T, reg *prometheus.Registry, result string) float64 {
 	}
 	return 0
 }
-
-// handOffTimes is a dispatcher histogram (HandOffCallMetric or
-// HandOffQueuedMetric) summed over replicas.
-type handOffTimes struct {
-	count  uint64
-	sum    float64
-	bounds []float64
-	counts []uint64 // cumulative, per bound
-}
-
-// add adds the histogram name of reg.
-func (h *handOffTimes) add(t *testing.T, reg *prometheus.Registry, name string) {
-	t.Helper()
-	families, err := reg.Gather()
-	require.NoError(t, err)
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		hist := f.GetMetric()[0].GetHistogram()
-		h.count += hist.GetSampleCount()
-		h.sum += hist.GetSampleSum()
-		for i, b := range hist.GetBucket() {
-			if len(h.bounds) <= i {
-				h.bounds = append(h.bounds, b.GetUpperBound())
-				h.counts = append(h.counts, 0)
-			}
-			h.counts[i] += b.GetCumulativeCount()
-		}
-		return
-	}
-	t.Fatalf("no %s in the registry", name)
-}
-
-// atMost is how many observations fell in buckets whose upper bound is at
-// most secs: a lower bound of those that took at most secs.
-func (h *handOffTimes) atMost(secs float64) uint64 {
-	n := uint64(0)
-	for i, b := range h.bounds {
-		if b <= secs {
-			n = h.counts[i]
-		}
-	}
-	return n
-}
-
-func (h *handOffTimes) mean() float64 { return h.sum / float64(max(h.count, 1)) }
 
 // testLogWriter sends the dispatchers' warnings (failed hand-offs, marks)
 // to the test's log, where a failed run needs them, and counts each row's
