@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -212,7 +211,7 @@ func searchAttributesQuery() string {
 		}
 		terms = append(terms, name+" = "+value)
 	}
-	sort.Strings(terms)
+	slices.Sort(terms)
 	return strings.Join(terms, " AND ")
 }
 
