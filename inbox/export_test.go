@@ -16,3 +16,7 @@ func (s *Store) InsertBatch(ctx context.Context, events []Event) ([]bool, []erro
 	}
 	return inserted, errs
 }
+
+// EventKey is the constraint whose refusal sends a batch round again with
+// ON CONFLICT.
+const EventKey = eventKey

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,8 +38,8 @@ func (s *Store) Insert(ctx context.Context, e Event) (bool, error) {
 // batcher turns concurrent Insert calls into shared commits. Under load
 // every commit costs PostgreSQL a WAL flush and a round trip, and many
 // webhook requests wait on commits at once; one statement for all of them
-// pays that once. A caller that finds a committer free commits its own row
-// at once, so a lone webhook waits for nothing. There is no background
+// pays that once. A caller that finds a committer free commits at once,
+// after one yield to the scheduler, so a lone webhook waits for nothing. There is no background
 // goroutine: whichever caller takes a committer slot writes what is queued.
 type batcher struct {
 	slots chan struct{}
@@ -99,6 +100,13 @@ func (b *batcher) insert(ctx context.Context, s *Store, e Event) (bool, error) {
 			b.mu.Unlock()
 			return false, fmt.Errorf("insert inbox event %s/%s: %w", e.Source, e.EventID, ctx.Err())
 		case slots <- struct{}{}:
+			// Under load other callers are often runnable but not queued
+			// yet (requests just verified, senders a commit just
+			// answered); one yield lets them queue, so this commit
+			// carries their rows instead of leaving with one (about a
+			// fifth more rows/s in the benchmark). With nothing else to
+			// run it returns at once.
+			runtime.Gosched()
 			batch := b.take()
 			if len(batch) == 0 {
 				<-b.slots
@@ -212,11 +220,19 @@ ON CONFLICT (provider, event_id) DO NOTHING`
 	return tag.RowsAffected() == 1, nil
 }
 
-// insertRows writes a batch in one statement, rows in batch order so their
+// insertRows writes a batch in one commit, rows in batch order so their
 // ids keep arrival order, and reports which rows are new. Of two rows with
 // the same (source, event id) only the first can be new.
+//
+// It first tries a plain INSERT: almost every batch holds only new events,
+// and PostgreSQL checks the unique key anyway, while ON CONFLICT with
+// RETURNING costs every row a speculative insertion and a returned key
+// (about an eighth of the statement in the benchmark). Only when the key
+// refuses a row (a redelivery, or the same event twice in the batch) does
+// the batch go again with ON CONFLICT DO NOTHING, which says row by row what
+// was new; nothing of the refused statement stays.
 func (s *Store) insertRows(ctx context.Context, batch []*pendingInsert) ([]bool, error) {
-	const q = `
+	const allNew = `
 INSERT INTO webhook_inbox (provider, event_id, event_type, workflow_id, route, payload, status, handed_off_at,
                            last_error, next_attempt_at, trace_parent, recovered)
 SELECT p, e, t, nullif(w, ''), r, pl, CASE WHEN w = '' THEN 'ignored' ELSE 'pending' END, CASE WHEN w = '' THEN now() END,
@@ -224,7 +240,8 @@ SELECT p, e, t, nullif(w, ''), r, pl, CASE WHEN w = '' THEN 'ignored' ELSE 'pend
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::bigint[], $9::text[],
             $10::boolean[])
      WITH ORDINALITY AS x(p, e, t, w, r, pl, ig, d, tp, rc, n)
-ORDER BY n
+ORDER BY n`
+	const newOnly = allNew + `
 ON CONFLICT (provider, event_id) DO NOTHING
 RETURNING provider, event_id`
 	n := len(batch)
@@ -241,7 +258,20 @@ RETURNING provider, event_id`
 		payloads[i], ignored[i], due[i], trace[i] = e.Payload, cleanText(e.Ignored), e.DueIn.Milliseconds(), e.TraceParent
 		recovered[i] = e.Recovered
 	}
-	rows, err := s.pool.Query(ctx, q, sources, ids, types, targets, routes, payloads, ignored, due, trace, recovered)
+	args := []any{sources, ids, types, targets, routes, payloads, ignored, due, trace, recovered}
+	out := make([]bool, n)
+	_, err := s.pool.Exec(ctx, allNew, args...)
+	if err == nil {
+		for i := range out {
+			out[i] = true
+		}
+		return out, nil
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != uniqueViolation || pgErr.ConstraintName != eventKey {
+		return nil, fmt.Errorf("insert %d inbox events: %w", n, err)
+	}
+	rows, err := s.pool.Query(ctx, newOnly, args...)
 	if err != nil {
 		return nil, fmt.Errorf("insert %d inbox events: %w", n, err)
 	}
@@ -258,7 +288,6 @@ RETURNING provider, event_id`
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("insert %d inbox events: %w", n, err)
 	}
-	out := make([]bool, n)
 	for i := range batch {
 		k := key{sources[i], ids[i]}
 		out[i] = stored[k]
@@ -266,3 +295,11 @@ RETURNING provider, event_id`
 	}
 	return out, nil
 }
+
+const (
+	// uniqueViolation is PostgreSQL's SQLSTATE for a refused unique key.
+	uniqueViolation = "23505"
+	// eventKey is the inbox's unique (provider, event_id) constraint: the
+	// one refusal that means "stored already".
+	eventKey = "webhook_inbox_provider_event_id_key"
+)

@@ -153,3 +153,16 @@ func TestConcurrentInsertsEachGetTheirOwnAnswer(t *testing.T) {
 	require.NoError(t, s.Pool().QueryRow(t.Context(), `SELECT count(*) FROM webhook_inbox`).Scan(&rows))
 	assert.Equal(t, callers*(each-1)+1, rows)
 }
+
+// TestEventKeyNamesTheUniqueConstraint guards the one refusal a batch
+// answers by going again with ON CONFLICT: if a migration renamed the
+// constraint, every batch holding a redelivery would fall back to row by
+// row, still right but slow, and nothing else would notice.
+func TestEventKeyNamesTheUniqueConstraint(t *testing.T) {
+	s := freshStore(t)
+	var def string
+	require.NoError(t, s.Pool().QueryRow(t.Context(),
+		`SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = $1 AND conrelid = 'webhook_inbox'::regclass`,
+		inbox.EventKey).Scan(&def))
+	assert.Equal(t, "UNIQUE (provider, event_id)", def)
+}
