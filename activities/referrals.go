@@ -70,6 +70,11 @@ type Eligibility struct {
 	MinimumOrderCents        int64         `json:"MinimumOrderCents"`
 	RefundWindow             time.Duration `json:"RefundWindow"`
 	ClawbackWindow           time.Duration `json:"ClawbackWindow"`
+	// ReferralCreatedAt is when the referral was written. No balance
+	// transaction crmflow made for it is older, so the money steps look
+	// back to it: a run started again after an operator aborted one finds
+	// what the aborted run paid. Zero in results recorded before it was.
+	ReferralCreatedAt time.Time `json:"ReferralCreatedAt,omitzero"`
 }
 
 // CheckEligibility applies the reward rules: no self-referral (same customer
@@ -87,6 +92,7 @@ func (a *ReferralActivities) CheckEligibility(ctx context.Context, in CheckEligi
 		ReferrerID: r.ReferrerID, ReferrerStripeCustomerID: r.ReferrerStripeCustomerID,
 		RewardCents: a.Defaults.RewardCents, MinimumOrderCents: a.Defaults.MinimumOrderCents,
 		RefundWindow: a.Defaults.RefundWindow, ClawbackWindow: a.Defaults.ClawbackWindow,
+		ReferralCreatedAt: r.CreatedAt,
 	}
 	first, err := a.Store.ReferralForFirstPaidOrder(ctx, in.OrderID)
 	if err != nil {

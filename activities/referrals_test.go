@@ -61,6 +61,9 @@ func TestCheckEligibilityEligibleMarksHolding(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, store.ReferralHolding, r.Status)
 	assert.Equal(t, "o1", r.OrderID)
+	// The money steps look back to it (workflows/referral_money.go).
+	assert.WithinDuration(t, time.Now(), r.CreatedAt, time.Minute, "the row's created_at, just written")
+	assert.True(t, e.ReferralCreatedAt.Equal(r.CreatedAt), "eligibility carries the referral's creation: %s, row %s", e.ReferralCreatedAt, r.CreatedAt)
 }
 
 func TestCheckEligibilitySameEmailIsSelfReferral(t *testing.T) {

@@ -49,7 +49,8 @@ type BalanceMatch struct {
 	// or a debit).
 	Legacy map[string]string `json:"legacy,omitempty"`
 	// Since bounds the look-up: Stripe lists newest first, and nothing
-	// created before the step first ran can be the step's. Zero reads the
+	// created before the step could first have run (the referral's
+	// creation, for the referral's steps) can be the step's. Zero reads the
 	// customer's whole list.
 	Since time.Time `json:"since"`
 }

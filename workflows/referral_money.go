@@ -53,7 +53,9 @@ type moneyStep struct {
 	base string
 	// attempts counts the step's attempts (parker retries included).
 	attempts int
-	// since is when the step first ran; the look-up reads back to it.
+	// since bounds the look-up: the referral's creation (see lookBackTo),
+	// or when the step first ran in this run if that is earlier or the
+	// creation is not known.
 	since time.Time
 	// epoch numbers the current key, 0 before the first.
 	epoch int
@@ -86,7 +88,7 @@ func (r *referralReward) moveMoney(ctx workflow.Context, m *moneyStep, act any,
 	legacy activities.CreditCustomerBalanceInput, out *activities.CreditCustomerBalanceOutput) error {
 	m.attempts++
 	if m.since.IsZero() {
-		m.since = workflow.Now(ctx)
+		m.since = lookBackTo(workflow.Now(ctx), r.elig.ReferralCreatedAt)
 	}
 	change := fmt.Sprintf("%s/%s/%d", moneyOnceChange, m.name, m.attempts)
 	if workflow.GetVersion(ctx, change, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
@@ -117,6 +119,20 @@ func (r *referralReward) moveMoney(ctx workflow.Context, m *moneyStep, act any,
 		workflow.GetLogger(ctx).Warn("Stripe replays a failure stored under the key; trying a fresh key",
 			"step", m.name, "idempotencyKey", in.IdempotencyKey, "status", ans.Status)
 	}
+}
+
+// lookBackTo is how far back a money step looks for what it may already
+// have paid, when it first runs at now: to the referral's creation. Only
+// that reaches a run started again after an operator aborted one whose
+// money may have moved: the new run's own first attempt is later than the
+// old run's transaction, and its key may be one Stripe has forgotten. A
+// creation that is unknown (an eligibility recorded before it was part of
+// it) or later than now leaves the bound at now, as before.
+func lookBackTo(now, referralCreated time.Time) time.Time {
+	if referralCreated.IsZero() || referralCreated.After(now) {
+		return now
+	}
+	return referralCreated
 }
 
 // stripeKeyAnswer is the StripeKeyAnswer a money step's error carries, if

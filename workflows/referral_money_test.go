@@ -98,12 +98,15 @@ type moneyRun struct {
 	stripe  *stripebalance.Server
 	rewards []activities.RecordRewardInput
 	parked  int
+	// elig is what CheckEligibility answers (eligible unless a test says
+	// otherwise).
+	elig activities.Eligibility
 }
 
 func newMoneyRun(t *testing.T) *moneyRun {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
-	m := &moneyRun{t: t, env: env}
+	m := &moneyRun{t: t, env: env, elig: eligible}
 	m.stripe = stripebalance.New(t, env.Now)
 	env.SetStartWorkflowOptions(clientStartOptions(referralWorkflowID))
 	env.RegisterWorkflow(workflows.ReferralReward)
@@ -111,7 +114,11 @@ func newMoneyRun(t *testing.T) *moneyRun {
 	env.RegisterActivity(&activities.StripeActivities{Stripe: activities.NewStripeClientWithHTTPClient("sk_test_standin", m.stripe.URL, m.stripe.Client())})
 	env.RegisterActivity(knock)
 	env.RegisterActivity(dl)
-	env.OnActivity(referrals.CheckEligibility, mock.Anything, mock.Anything).Return(&eligible, nil)
+	env.OnActivity(referrals.CheckEligibility, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.CheckEligibilityInput) (*activities.Eligibility, error) {
+			e := m.elig
+			return &e, nil
+		})
 	env.OnActivity(referrals.RecordReward, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.RecordRewardInput) (*activities.RecordRewardOutput, error) {
 			m.rewards = append(m.rewards, in)
@@ -174,6 +181,72 @@ func TestLandedCreditRetriedAfterADayIsNotPaidAgain(t *testing.T) {
 	creates := m.stripe.Creates()
 	require.Len(t, creates, 1, "the retry created nothing")
 	assert.Equal(t, referralWorkflowID+"/credit/1", creates[0].Key)
+}
+
+// TestRunStartedAgainAfterAnAbortIsNotPaidAgain: an earlier run of the
+// referral's reward credited the referrer, then an operator aborted it
+// before the ledger recorded the credit, and started the reward again (the
+// referral is still holding, so it is eligible again). The new run's credit
+// step comes a refund window later, when Stripe has long forgotten the old
+// run's key. It looks back to the referral's creation, finds the old run's
+// credit and creates nothing. An eligibility recorded before it carried the
+// referral's creation leaves the look-up at the step's own first attempt,
+// which that credit predates: the new run credits again, as the note in
+// RELIABILITY.md says such runs can.
+func TestRunStartedAgainAfterAnAbortIsNotPaidAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		referralCreated  time.Duration // before the old run's credit; 0: unknown
+		credits, creates int
+	}{
+		{name: "the referral's creation known", referralCreated: 30 * 24 * time.Hour, credits: 1, creates: 1},
+		{name: "an eligibility recorded before it carried the creation", credits: 2, creates: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMoneyRun(t)
+			aborted := m.env.Now()
+			old := m.creditAsTheAbortedRunDid(aborted)
+			if tc.referralCreated != 0 {
+				m.elig.ReferralCreatedAt = aborted.Add(-tc.referralCreated)
+			}
+			res := m.run()
+			assert.Equal(t, "rewarded", res.State)
+			assert.Zero(t, m.parked)
+			require.Len(t, m.stripe.Transactions(), tc.credits)
+			require.Len(t, m.stripe.Creates(), tc.creates, "the aborted run's creation, and the new run's if it made one")
+			require.Len(t, m.rewards, 1)
+			if tc.credits == 1 {
+				assert.Equal(t, old, m.rewards[0].BalanceTransactionID, "the ledger records the aborted run's credit")
+			} else {
+				assert.NotEqual(t, old, m.rewards[0].BalanceTransactionID)
+			}
+		})
+	}
+}
+
+// creditAsTheAbortedRunDid credits the referrer as the reward's credit step
+// does (its key, metadata and look-up), through the stand-in at at, and
+// returns the balance transaction's id.
+func (m *moneyRun) creditAsTheAbortedRunDid(at time.Time) string {
+	m.t.Helper()
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	a := &activities.StripeActivities{Stripe: activities.NewStripeClientWithHTTPClient("sk_test_standin", m.stripe.URL, m.stripe.Client())}
+	env.RegisterActivity(a)
+	val, err := env.ExecuteActivity(a.CreditCustomerBalance, activities.CreditCustomerBalanceInput{
+		CustomerID: m.elig.ReferrerStripeCustomerID, AmountCents: m.elig.RewardCents, Currency: m.elig.Currency,
+		Description: "Referral reward for referral ref_1", Metadata: map[string]string{"referral_id": "ref_1", "order_id": "o1"},
+		IdempotencyKey: referralWorkflowID + "/credit/1",
+		LookFor: &activities.BalanceMatch{
+			Metadata: map[string]string{"crmflow_referral": "ref_1", "crmflow_step": "credit"},
+			Legacy:   map[string]string{"referral_id": "ref_1"}, Since: at,
+		},
+	})
+	require.NoError(m.t, err)
+	var out activities.CreditCustomerBalanceOutput
+	require.NoError(m.t, val.Get(&out))
+	require.False(m.t, out.Found)
+	return out.BalanceTransactionID
 }
 
 // TestCreditAfterAStored500SucceedsWithAFreshKey: Stripe stores a 500 under

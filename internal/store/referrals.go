@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -28,20 +29,23 @@ type Referral struct {
 	ReferredEmail            string
 	Status                   string
 	OrderID                  string
+	// CreatedAt is when the referral was written: nothing crmflow paid
+	// for it can be older.
+	CreatedAt time.Time
 }
 
 // GetReferral returns the referral with both customers' emails.
 func (s *Store) GetReferral(ctx context.Context, id string) (*Referral, error) {
 	const q = `
 SELECT r.id, r.referrer_id, rr.email, coalesce(rr.stripe_customer_id, ''), r.referred_id, rd.email,
-       r.status, coalesce(r.order_id, '')
+       r.status, coalesce(r.order_id, ''), r.created_at
 FROM referrals r
 JOIN customers rr ON rr.id = r.referrer_id
 JOIN customers rd ON rd.id = r.referred_id
 WHERE r.id = $1`
 	var r Referral
 	err := s.pool.QueryRow(ctx, q, id).Scan(&r.ID, &r.ReferrerID, &r.ReferrerEmail, &r.ReferrerStripeCustomerID,
-		&r.ReferredID, &r.ReferredEmail, &r.Status, &r.OrderID)
+		&r.ReferredID, &r.ReferredEmail, &r.Status, &r.OrderID, &r.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("referral %s: %w", id, ErrNotFound)
 	}
