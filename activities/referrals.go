@@ -74,7 +74,7 @@ type Eligibility struct {
 	// transaction crmflow made for it is older, so the money steps look
 	// back to it: a run started again after an operator aborted one finds
 	// what the aborted run paid. Zero in results recorded before it was.
-	ReferralCreatedAt time.Time `json:"ReferralCreatedAt,omitzero"`
+	ReferralCreatedAt time.Time `json:"referral_created_at,omitzero"`
 }
 
 // CheckEligibility applies the reward rules: no self-referral (same customer
