@@ -93,11 +93,13 @@ func (s *referralSuite) TestStoredFailuresStopAfterThreeFreshKeys() {
 // stand-in Stripe on the test environment's clock; the other activities are
 // mocked.
 type moneyRun struct {
-	t       *testing.T
-	env     *testsuite.TestWorkflowEnvironment
-	stripe  *stripebalance.Server
-	rewards []activities.RecordRewardInput
-	parked  int
+	t      *testing.T
+	env    *testsuite.TestWorkflowEnvironment
+	stripe *stripebalance.Server
+	// stripeActs are the real Stripe activities, against the stand-in.
+	stripeActs *activities.StripeActivities
+	rewards    []activities.RecordRewardInput
+	parked     int
 	// elig is what CheckEligibility answers (eligible unless a test says
 	// otherwise).
 	elig activities.Eligibility
@@ -108,10 +110,11 @@ func newMoneyRun(t *testing.T) *moneyRun {
 	env := ts.NewTestWorkflowEnvironment()
 	m := &moneyRun{t: t, env: env, elig: eligible}
 	m.stripe = stripebalance.New(t, env.Now)
+	m.stripeActs = &activities.StripeActivities{Stripe: activities.NewStripeClientWithHTTPClient("sk_test_standin", m.stripe.URL, m.stripe.Client())}
 	env.SetStartWorkflowOptions(clientStartOptions(referralWorkflowID))
 	env.RegisterWorkflow(workflows.ReferralReward)
 	env.RegisterActivity(referrals)
-	env.RegisterActivity(&activities.StripeActivities{Stripe: activities.NewStripeClientWithHTTPClient("sk_test_standin", m.stripe.URL, m.stripe.Client())})
+	env.RegisterActivity(m.stripeActs)
 	env.RegisterActivity(knock)
 	env.RegisterActivity(dl)
 	env.OnActivity(referrals.CheckEligibility, mock.Anything, mock.Anything).Return(
@@ -195,12 +198,14 @@ func TestLandedCreditRetriedAfterADayIsNotPaidAgain(t *testing.T) {
 // RELIABILITY.md says such runs can.
 func TestRunStartedAgainAfterAnAbortIsNotPaidAgain(t *testing.T) {
 	for _, tc := range []struct {
-		name             string
-		referralCreated  time.Duration // before the old run's credit; 0: unknown
-		credits, creates int
+		name            string
+		referralCreated time.Duration // before the old run's credit; 0: unknown
+		// credits is how many balance transactions Stripe ends with, each
+		// from its own creating request.
+		credits int
 	}{
-		{name: "the referral's creation known", referralCreated: 30 * 24 * time.Hour, credits: 1, creates: 1},
-		{name: "an eligibility recorded before it carried the creation", credits: 2, creates: 2},
+		{name: "the referral's creation known", referralCreated: 30 * 24 * time.Hour, credits: 1},
+		{name: "an eligibility recorded before it carried the creation", credits: 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newMoneyRun(t)
@@ -213,7 +218,7 @@ func TestRunStartedAgainAfterAnAbortIsNotPaidAgain(t *testing.T) {
 			assert.Equal(t, "rewarded", res.State)
 			assert.Zero(t, m.parked)
 			require.Len(t, m.stripe.Transactions(), tc.credits)
-			require.Len(t, m.stripe.Creates(), tc.creates, "the aborted run's creation, and the new run's if it made one")
+			require.Len(t, m.stripe.Creates(), tc.credits, "the aborted run's creation, and the new run's if it made one")
 			require.Len(t, m.rewards, 1)
 			if tc.credits == 1 {
 				assert.Equal(t, old, m.rewards[0].BalanceTransactionID, "the ledger records the aborted run's credit")
@@ -231,9 +236,8 @@ func (m *moneyRun) creditAsTheAbortedRunDid(at time.Time) string {
 	m.t.Helper()
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestActivityEnvironment()
-	a := &activities.StripeActivities{Stripe: activities.NewStripeClientWithHTTPClient("sk_test_standin", m.stripe.URL, m.stripe.Client())}
-	env.RegisterActivity(a)
-	val, err := env.ExecuteActivity(a.CreditCustomerBalance, activities.CreditCustomerBalanceInput{
+	env.RegisterActivity(m.stripeActs)
+	val, err := env.ExecuteActivity(m.stripeActs.CreditCustomerBalance, activities.CreditCustomerBalanceInput{
 		CustomerID: m.elig.ReferrerStripeCustomerID, AmountCents: m.elig.RewardCents, Currency: m.elig.Currency,
 		Description: "Referral reward for referral ref_1", Metadata: map[string]string{"referral_id": "ref_1", "order_id": "o1"},
 		IdempotencyKey: referralWorkflowID + "/credit/1",
