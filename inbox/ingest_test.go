@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
@@ -165,4 +166,86 @@ func TestEventKeyNamesTheUniqueConstraint(t *testing.T) {
 		`SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = $1 AND conrelid = 'webhook_inbox'::regclass`,
 		inbox.EventKey).Scan(&def))
 	assert.Equal(t, "UNIQUE (provider, event_id)", def)
+}
+
+// TestInboxBatchOfAnyShapeStoresWhatARowAloneStores stores events that set
+// each of the columns only some events use, alone (one row per statement)
+// and in batches of every shape the batch statement takes: each row in a
+// batch reads back exactly as the same event stored alone.
+func TestInboxBatchOfAnyShapeStoresWhatARowAloneStores(t *testing.T) {
+	s := freshStore(t)
+	routed := func() inbox.Event {
+		e := inboxEvent(t, "wf-shape")
+		e.Route = inbox.Route{Payment: &inbox.PaymentRoute{OrderID: "o-shape"}}
+		return e
+	}
+	kinds := map[string]func() inbox.Event{
+		"routed": routed,
+		"traced": func() inbox.Event {
+			e := routed()
+			e.TraceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+			return e
+		},
+		"ignored": func() inbox.Event {
+			e := inboxEvent(t, "")
+			e.Ignored = "event type not handled"
+			return e
+		},
+		"held": func() inbox.Event {
+			e := routed()
+			e.DueIn = 90 * time.Second
+			return e
+		},
+		"recovered": func() inbox.Event {
+			e := routed()
+			e.Recovered = true
+			return e
+		},
+	}
+	// row reads back every column the insert decides, times relative to
+	// the row's own commit.
+	row := func(e inbox.Event) string {
+		t.Helper()
+		var got string
+		require.NoError(t, s.Pool().QueryRow(t.Context(), `
+SELECT concat_ws(' | ', provider, event_type, coalesce(workflow_id, '-'), coalesce(route, '-'), encode(payload, 'escape'),
+                 status, coalesce((handed_off_at - received_at)::text, '-'), coalesce(last_error, '-'),
+                 (next_attempt_at - received_at)::text, coalesce(trace_parent, '-'), recovered, attempts)
+FROM webhook_inbox WHERE provider = $1 AND event_id = $2`, e.Source, e.EventID).Scan(&got))
+		return got
+	}
+	alone := map[string]string{}
+	for kind, event := range kinds {
+		e := event()
+		got, errs := s.InsertBatch(t.Context(), []inbox.Event{e})
+		require.NoError(t, errors.Join(errs...))
+		require.Equal(t, []bool{true}, got)
+		alone[kind] = row(e)
+	}
+	assert.Regexp(t, `^stripe \| payment_intent.succeeded \| wf-shape \| \{"payment":\{"order_id":"o-shape",.*\} \| `+
+		`\{"workflow": "wf-shape"\} \| pending \| - \| - \| 00:00:00 \| - \| f \| 0$`, alone["routed"])
+	assert.Contains(t, alone["traced"], "| 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01 |")
+	assert.Contains(t, alone["ignored"], "| ignored | 00:00:00 | event type not handled | 00:00:00 |")
+	assert.Contains(t, alone["held"], "| pending | - | - | 00:01:30 |")
+	assert.Contains(t, alone["recovered"], "| t | 0")
+
+	for _, batch := range [][]string{
+		{"routed", "routed"},
+		{"routed", "traced"},
+		{"routed", "ignored"},
+		{"held", "routed"},
+		{"routed", "recovered"},
+		{"traced", "ignored", "held", "recovered", "routed"},
+	} {
+		events := make([]inbox.Event, len(batch))
+		for i, kind := range batch {
+			events[i] = kinds[kind]()
+		}
+		got, errs := s.InsertBatch(t.Context(), events)
+		require.NoError(t, errors.Join(errs...))
+		for i, kind := range batch {
+			assert.True(t, got[i], "%v: row %d is new", batch, i)
+			assert.Equal(t, alone[kind], row(events[i]), "%v: the %s row", batch, kind)
+		}
+	}
 }
