@@ -5,7 +5,7 @@
 // started through pg_ctl, so its lifetime is tied to ours: Stop shuts it down
 // in order, and if our process dies hard the kernel tells postgres to go too.
 //
-// It is a library: it imports no crmflow package.
+// It is a library: of crmflow it imports only internal/freeport.
 package pgserver
 
 import (
@@ -24,6 +24,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/crmflow/crmflow/internal/freeport"
 )
 
 // Errors a caller may want to tell apart from other start failures.
@@ -157,7 +159,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	port := opts.Port
 	if port == 0 {
-		if port, err = freePort(opts.Host); err != nil {
+		// From below the ephemeral range: initdb takes seconds, and an
+		// outgoing connection could take a kernel-picked port meanwhile.
+		if port, err = freeport.Pick(opts.Host); err != nil {
 			return nil, fmt.Errorf("pgserver: %w", err)
 		}
 	} else if err := checkPortFree(opts.Host, port); err != nil {
@@ -251,15 +255,6 @@ func (s *Server) createDatabase(ctx context.Context) error {
 		return fmt.Errorf("create database %q: %w", s.database, err)
 	}
 	return nil
-}
-
-func freePort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("pick a free port on %s: %w", host, err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // checkPortFree binds the port for a moment. Postgres would find out too,

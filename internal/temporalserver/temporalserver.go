@@ -4,7 +4,7 @@
 // several servers sharing one database form one cluster. Production
 // deployments point crmflow at a real cluster instead.
 //
-// It is a library: it imports no crmflow package.
+// It is a library: of crmflow it imports only internal/freeport.
 package temporalserver
 
 import (
@@ -32,6 +32,8 @@ import (
 	"go.temporal.io/server/common/primitives"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
+
+	"github.com/crmflow/crmflow/internal/freeport"
 )
 
 const clusterName = "active"
@@ -362,7 +364,7 @@ func buildConfig(opts Options) (*config.Config, error) {
 			svc.RPC.GRPCPort = p
 		}
 		if opts.Cluster {
-			p, err := freeMembershipPort(opts.Host)
+			p, err := FreePort(opts.Host)
 			if err != nil {
 				return nil, err
 			}
@@ -408,27 +410,10 @@ func prepareSQLite(opts Options) (*config.SQL, error) {
 	return sqlCfg, nil
 }
 
-// FreePort asks the kernel for a free TCP port on host.
+// FreePort returns a free TCP port on host for a server to be told before
+// it listens, from below the kernel's ephemeral range (internal/freeport).
 func FreePort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("find free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// freeMembershipPort finds a free port below 32768: the schema stores a
-// member's port in cluster_membership.rpc_port, a SMALLINT, so the kernel's
-// ephemeral ports (32768 and up on Linux) cannot be written there.
-func freeMembershipPort(host string) (int, error) {
-	for range 100 {
-		p := 20000 + rand.IntN(32767-20000)
-		if checkPortFree(host, p) == nil {
-			return p, nil
-		}
-	}
-	return 0, errors.New("no free membership port below 32768")
+	return freeport.Pick(host)
 }
 
 func checkPortFree(host string, port int) error {

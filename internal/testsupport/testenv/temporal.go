@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/crmflow/crmflow/contract"
+	"github.com/crmflow/crmflow/internal/freeport"
 )
 
 // temporalPackage is the command that runs the embedded Temporal server as
@@ -204,13 +204,14 @@ func (s *TemporalServer) Kill() {
 	}
 }
 
-// FreePort asks the kernel for a free TCP port on 127.0.0.1.
+// FreePort returns a free TCP port on 127.0.0.1 for a server to be told
+// before it listens, from below the kernel's ephemeral range, where no
+// outgoing connection takes it in the meantime (internal/freeport).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Pick("127.0.0.1")
 	if err != nil {
-		t.Fatalf("testenv: free port: %v", err)
+		t.Fatalf("testenv: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
