@@ -364,6 +364,8 @@ func buildConfig(opts Options) (*config.Config, error) {
 			svc.RPC.GRPCPort = p
 		}
 		if opts.Cluster {
+			// FreePort's ports are below 32768, which the SMALLINT
+			// cluster_membership.rpc_port needs.
 			p, err := FreePort(opts.Host)
 			if err != nil {
 				return nil, err
