@@ -53,7 +53,8 @@ func TestHarness(t *testing.T) {
 		assert.Len(t, f.Stats.Values, sz.Rounds, f.Name)
 	}
 	assert.Positive(t, ingest.SignalCapacity)
-	assert.Len(t, ingest.M2.Ratios, 2, "M2 compares with raw inserts and with SignalWithStart")
+	assert.Len(t, ingest.M2.Ratios, 3, "M2 compares with the best raw insert, with SignalWithStart, and with each round's fastest raw insert")
+	assert.Positive(t, extra(t, ingest.M1, rawAsSubjectRatio).Median, "M1 scores the raw insert in the subject's place")
 
 	m3, err := e.Latency(ctx, t, ingest.SignalCapacity)
 	require.NoError(t, err)
@@ -168,6 +169,33 @@ func TestStats(t *testing.T) {
 	lat := []time.Duration{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
 	assert.Equal(t, time.Duration(10), percentile(lat, 99))
 	assert.Equal(t, time.Duration(5), percentile(lat, 50))
+}
+
+// TestBestRawIsTheWayWithTheHighestMedian: the baseline a target compares
+// with is one raw way's own rounds, the way whose median is highest, not
+// the largest of the ways in each round, which a noisy round of any way
+// lifts.
+func TestBestRawIsTheWayWithTheHighestMedian(t *testing.T) {
+	rs := rawSeries{}
+	rs.add(1, 9, 10, nil)
+	rs.add(1, 12, 10, nil)
+	rs.add(1, 9, 10, nil)
+	best := rs.best(32, 4)
+	assert.Equal(t, "raw pgx, unnest at the inbox's commit sizes (32 concurrent)", best.Name)
+	assert.Equal(t, []float64{10, 10, 10}, best.Stats.Values)
+	assert.Equal(t, []float64{10, 12, 10}, rs.fastest)
+	subject := []float64{10, 10, 10}
+	assert.Equal(t, 1.0, summarise(ratios(subject, best.Stats.Values)).Min, "a subject as fast as the best way scores 1 in every round")
+
+	figs := rs.figures(32, 4)
+	require.Len(t, figs, 5)
+	assert.Equal(t, "best raw pgx: unnest at the inbox's commit sizes (32 concurrent), the way with the highest median of the three below", figs[0].Name)
+	assert.Equal(t, best.Stats, figs[0].Stats)
+	assert.Equal(t, 10.0, figs[1].Stats.Median, "the fastest of each round is shown beside it")
+
+	rs = rawSeries{}
+	rs.add(5, 4, 3, nil)
+	assert.Equal(t, "raw pgx, one row per commit (32 concurrent)", rs.best(32, 4).Name, "any way can be the best")
 }
 
 // BenchmarkReport runs every measurement at full size against a durable

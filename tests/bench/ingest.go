@@ -245,36 +245,45 @@ func rawBaselines(ctx context.Context, g *edge, prefix string, n int, sizes []in
 		return 0, 0, 0, err
 	}
 	single = rate(n, d)
-	batched := func(tag string, workers int) (float64, error) {
-		batches := batchesOf(inboxEvents(prefix+tag, n), sizes)
-		d, err := parallel(len(batches), workers, func(i int) error {
-			b := batches[i]
-			p, e, t, w, r := make([]string, len(b)), make([]string, len(b)), make([]string, len(b)), make([]string, len(b)), make([]string, len(b))
-			pl := make([][]byte, len(b))
-			for k, ev := range b {
-				a := rawArgs(ev)
-				p[k], e[k], t[k], w[k], r[k], pl[k] = a[0].(string), a[1].(string), a[2].(string), a[3].(string), a[4].(string), a[5].([]byte)
-			}
-			if _, err := g.store.Pool().Exec(ctx, rawBatchInsert, p, e, t, w, r, pl); err != nil {
-				return fmt.Errorf("raw batch insert: %w", err)
-			}
-			return nil
-		})
-		return rate(n, d), err
-	}
-	if batchedFew, err = batched("-few", committers); err != nil {
+	if batchedFew, err = rawBatched(ctx, g, prefix+"-few", n, sizes, committers); err != nil {
 		return 0, 0, 0, err
 	}
-	if batchedMany, err = batched("-many", senders); err != nil {
+	if batchedMany, err = rawBatched(ctx, g, prefix+"-many", n, sizes, senders); err != nil {
 		return 0, 0, 0, err
 	}
 	return single, batchedFew, batchedMany, nil
 }
 
-// rawSeries collects a raw baseline's three ways over the rounds, and the
-// best of them per round.
+// rawBatched inserts n rows in batches of the given sizes with rawBatchInsert
+// from workers goroutines and returns the rate.
+func rawBatched(ctx context.Context, g *edge, prefix string, n int, sizes []int, workers int) (float64, error) {
+	batches := batchesOf(inboxEvents(prefix, n), sizes)
+	d, err := parallel(len(batches), workers, func(i int) error {
+		b := batches[i]
+		p, e, t, w, r := make([]string, len(b)), make([]string, len(b)), make([]string, len(b)), make([]string, len(b)), make([]string, len(b))
+		pl := make([][]byte, len(b))
+		for k, ev := range b {
+			a := rawArgs(ev)
+			p[k], e[k], t[k], w[k], r[k], pl[k] = a[0].(string), a[1].(string), a[2].(string), a[3].(string), a[4].(string), a[5].([]byte)
+		}
+		if _, err := g.store.Pool().Exec(ctx, rawBatchInsert, p, e, t, w, r, pl); err != nil {
+			return fmt.Errorf("raw batch insert: %w", err)
+		}
+		return nil
+	})
+	return rate(n, d), err
+}
+
+// rawAsSubjectRatio names M1's calibration figure: the raw insert run in
+// the subject's place, divided by the best raw insert.
+const rawAsSubjectRatio = "that subject/best raw (what a subject as fast as the raw insert scores)"
+
+// rawSeries collects a raw baseline's three ways over the rounds.
 type rawSeries struct {
-	single, few, many, best []float64
+	single, few, many []float64
+	// fastest is the fastest of the three in each round: the log's figure
+	// and a second ratio, never the target's (best).
+	fastest []float64
 	// sizes are the commit sizes of the subject phases the batched ways
 	// replayed, all rounds together.
 	sizes []int
@@ -284,17 +293,41 @@ func (rs *rawSeries) add(single, few, many float64, sizes []int) {
 	rs.single = append(rs.single, single)
 	rs.few = append(rs.few, few)
 	rs.many = append(rs.many, many)
-	rs.best = append(rs.best, max(single, few, many))
+	rs.fastest = append(rs.fastest, max(single, few, many))
 	rs.sizes = append(rs.sizes, sizes...)
 }
 
-func (rs *rawSeries) figures(senders, committers int) []Figure {
+// ways names the three ways with their per-round rates, in report order.
+func (rs *rawSeries) ways(senders, committers int) []Figure {
 	return []Figure{
-		{"best raw pgx (per round, the fastest of the three below)", "rows/s", summarise(rs.best)},
 		{fmt.Sprintf("raw pgx, one row per commit (%d concurrent)", senders), "rows/s", summarise(rs.single)},
 		{fmt.Sprintf("raw pgx, unnest at the inbox's commit sizes (%d concurrent)", committers), "rows/s", summarise(rs.few)},
 		{fmt.Sprintf("raw pgx, unnest at the inbox's commit sizes (%d concurrent)", senders), "rows/s", summarise(rs.many)},
 	}
+}
+
+// best is the way with the highest median over the run: the best raw
+// insert the target compares with, round by round. Taking the fastest way
+// of each round instead would compare one draw of the subject with the
+// largest of three draws of the baseline, and the noise of those short
+// phases alone puts that maximum above the best way's typical round.
+func (rs *rawSeries) best(senders, committers int) Figure {
+	ways := rs.ways(senders, committers)
+	b := ways[0]
+	for _, w := range ways[1:] {
+		if w.Stats.Median > b.Stats.Median {
+			b = w
+		}
+	}
+	return b
+}
+
+func (rs *rawSeries) figures(senders, committers int) []Figure {
+	b := rs.best(senders, committers)
+	return append([]Figure{
+		{"best raw pgx: " + strings.TrimPrefix(b.Name, "raw pgx, ") + ", the way with the highest median of the three below", b.Unit, b.Stats},
+		{"fastest raw pgx of each round (the largest of the three below in each round)", "rows/s", summarise(rs.fastest)},
+	}, rs.ways(senders, committers)...)
 }
 
 // sizeFigures describe the commits the batcher formed.
@@ -361,6 +394,10 @@ func (e *Env) Ingest(ctx context.Context, tb testing.TB) (IngestResults, error) 
 	}
 
 	var inboxRates, hooks, sws []float64
+	// rawAsSubject is the raw unnest insert at the subject's concurrency,
+	// run in the subject's place: what a subject exactly as fast as the raw
+	// insert scores against the baselines in this run.
+	var rawAsSubject []float64
 	var rawM1, rawM2 rawSeries
 	var inboxSizes, hookSizes []int // the latest subject phase's commits
 	var allInboxSizes, allHookSizes []int
@@ -394,6 +431,15 @@ func (e *Env) Ingest(ctx context.Context, tb testing.TB) (IngestResults, error) 
 			written += 3 * sz.InboxRows
 			return err
 		}
+		rawAsSubjectPhase := func() error {
+			if inboxSizes == nil {
+				return fmt.Errorf("no inbox commit sizes to replay")
+			}
+			v, err := rawBatched(ctx, g, fmt.Sprintf("raw1s-%d", r), sz.InboxRows, inboxSizes, sz.Senders)
+			rawAsSubject = append(rawAsSubject, v)
+			written += sz.InboxRows
+			return err
+		}
 		hookPhase := func() error {
 			ws := signWebhooks(fmt.Sprintf("hook-%d", r), sz.Webhooks)
 			before := g.inbox.CommitSizes()
@@ -422,12 +468,12 @@ func (e *Env) Ingest(ctx context.Context, tb testing.TB) (IngestResults, error) 
 			return err
 		}
 		if err := alternate(r,
-			e.profiled("M1", 0, "InsertInboxEvent", inboxPhase), e.profiled("M1", 1, "raw pgx (its three variants, 3× the rows)", rawM1Phase),
+			e.profiled("M1", 0, "InsertInboxEvent", inboxPhase), rawAsSubjectPhase, e.profiled("M1", 1, "raw pgx (its three variants, 3× the rows)", rawM1Phase),
 			e.profiled("M2", 0, "webhooks", hookPhase), e.profiled("M2", 1, "raw pgx (its three variants, 3× the rows)", rawM2Phase), swsPhase); err != nil {
 			return IngestResults{}, err
 		}
-		e.logf("ingest round %d: inbox %.0f/s (best raw %.0f/s), webhooks %.0f/s (best raw %.0f/s), SignalWithStart %.0f/s",
-			r+1, inboxRates[r], rawM1.best[r], hooks[r], rawM2.best[r], sws[r])
+		e.logf("ingest round %d: inbox %.0f/s (fastest raw %.0f/s), webhooks %.0f/s (fastest raw %.0f/s), SignalWithStart %.0f/s",
+			r+1, inboxRates[r], rawM1.fastest[r], hooks[r], rawM2.fastest[r], sws[r])
 	}
 
 	// Every row the rounds claimed to write is there.
@@ -442,37 +488,47 @@ func (e *Env) Ingest(ctx context.Context, tb testing.TB) (IngestResults, error) 
 	poolSize := g.store.Pool().Config().MaxConns
 	elapsed := time.Since(started)
 	swsF := Figure{fmt.Sprintf("raw SignalWithStart (%d concurrent)", sz.Senders), "calls/s", summarise(sws)}
-	m1Ratio := summarise(ratios(inboxRates, rawM1.best))
+	m1Best := rawM1.best(sz.Senders, inbox.Committers).Stats.Values
+	m1Ratio := summarise(ratios(inboxRates, m1Best))
 	m1 := Result{
 		ID: "M1", What: "inbox write (InsertInboxEvent)",
 		Subject:   Figure{"InsertInboxEvent", "rows/s", summarise(inboxRates)},
 		Baselines: rawM1.figures(sz.Senders, inbox.Committers),
-		Ratios:    []Figure{{"inbox/best raw", "×", m1Ratio}},
-		Extra:     sizeFigures(allInboxSizes, sz.Rounds),
-		Target:    ">= 0.85", Pass: m1Ratio.Median >= 0.85,
+		Ratios: []Figure{{"inbox/best raw", "×", m1Ratio},
+			{"inbox/fastest raw of each round (no target)", "×", summarise(ratios(inboxRates, rawM1.fastest))}},
+		Extra: append([]Figure{
+			{fmt.Sprintf("raw unnest (%d concurrent) run as a subject", sz.Senders), "rows/s", summarise(rawAsSubject)},
+			{rawAsSubjectRatio, "×", summarise(ratios(rawAsSubject, m1Best))},
+			{"that subject/fastest raw of each round", "×", summarise(ratios(rawAsSubject, rawM1.fastest))},
+		}, sizeFigures(allInboxSizes, sz.Rounds)...),
+		Target: ">= 0.85", Pass: m1Ratio.Median >= 0.85,
 		Headline: fmt.Sprintf("%s rows/s", num(summarise(inboxRates).Median)),
 		Rounds:   sz.Rounds, Elapsed: elapsed,
 		Notes: []string{
 			fmt.Sprintf("%d rows per phase from %d goroutines sharing the store's pgx pool (%d connections, read from the pool's config); "+
 				"the inbox lets %d commits run at once and writes whatever queued meanwhile in one statement. "+
 				"The raw baselines insert the same columns on the same pool: one row per commit from %d goroutines, and multi-row INSERT … SELECT FROM unnest "+
-				"in batches of exactly the sizes the inbox's commits had in the latest inbox phase (from %d and from %d goroutines); the ratio is to the fastest of the three in each round.",
-				sz.InboxRows, sz.Senders, poolSize, inbox.Committers, sz.Senders, inbox.Committers, sz.Senders),
+				"in batches of exactly the sizes the inbox's commits had in the latest inbox phase (from %d and from %d goroutines). The ratio is to the best of the three: the way with the highest median, taken round by round. "+
+				"The fastest of the three in each round is also shown, with its ratio, for comparison with earlier reports; it is the largest of three noisy draws, "+
+				"so it sits above the best way's typical round and a ratio to it reads low. "+
+				"To show where a perfect subject would land, each round also runs the raw unnest insert from %d goroutines in the subject's place and scores it both ways.",
+				sz.InboxRows, sz.Senders, poolSize, inbox.Committers, sz.Senders, inbox.Committers, sz.Senders, sz.Senders),
 			"Commit sizes of the inbox phases: " + sizeHistogram(allInboxSizes) + ".",
 		},
 	}
-	hookRatio := summarise(ratios(hooks, rawM2.best))
+	hookRatio := summarise(ratios(hooks, rawM2.best(sz.Senders, inbox.Committers).Stats.Values))
 	swsRatio := summarise(ratios(hooks, sws))
 	m2 := Result{
 		ID: "M2", What: "signed Stripe webhooks acknowledged",
 		Subject:   Figure{"webhooks acknowledged", "webhooks/s", summarise(hooks)},
 		Baselines: append(rawM2.figures(sz.Senders, inbox.Committers), swsF),
-		Ratios:    []Figure{{"webhooks/best raw", "×", hookRatio}, {"webhooks/SignalWithStart", "×", swsRatio}},
-		Extra:     sizeFigures(allHookSizes, sz.Rounds),
-		Target:    ">= 0.6 of the best raw insert and >= 10× SignalWithStart",
-		Pass:      hookRatio.Median >= 0.6 && swsRatio.Median >= 10,
-		Headline:  fmt.Sprintf("%s webhooks/s", num(summarise(hooks).Median)),
-		Rounds:    sz.Rounds, Elapsed: elapsed,
+		Ratios: []Figure{{"webhooks/best raw", "×", hookRatio}, {"webhooks/SignalWithStart", "×", swsRatio},
+			{"webhooks/fastest raw of each round (no target)", "×", summarise(ratios(hooks, rawM2.fastest))}},
+		Extra:    sizeFigures(allHookSizes, sz.Rounds),
+		Target:   ">= 0.6 of the best raw insert and >= 10× SignalWithStart",
+		Pass:     hookRatio.Median >= 0.6 && swsRatio.Median >= 10,
+		Headline: fmt.Sprintf("%s webhooks/s", num(summarise(hooks).Median)),
+		Rounds:   sz.Rounds, Elapsed: elapsed,
 		Notes: []string{
 			fmt.Sprintf("%d payment_intent.succeeded deliveries per phase, signed with stripe-go's GenerateTestSignedPayload before the clock starts, "+
 				"POSTed by %d concurrent senders over loopback HTTP (keep-alive) to the API handler `crmflow serve` builds; "+

@@ -382,16 +382,18 @@ func (r *Report) findings(p func(format string, args ...any)) {
 		m2, _ := r.figure("M2", "webhooks/best raw")
 		m1Rows, _ := r.figure("M1", "rows per inbox commit (mean)")
 		m2Rows, _ := r.figure("M2", "rows per inbox commit (mean)")
+		aa, _ := r.figure("M1", rawAsSubjectRatio)
 		p("- **Shared commits (M1, M2).** InsertInboxEvent ran at %s× the best raw pgx insert of the same rows and signed webhooks at %s× it, "+
-			"where the best raw insert is the fastest of one row per commit and multi-row unnest inserts at exactly the commit sizes the inbox formed "+
-			"(a mean of %s rows per commit for M1 and %s for M2 in this run). Concurrent inbox writes queue behind %d committers; a caller that takes a free one "+
+			"where the best raw insert is whichever of one row per commit and multi-row unnest inserts at exactly the commit sizes the inbox formed "+
+			"(a mean of %s rows per commit for M1 and %s for M2 in this run) had the highest median; the raw unnest insert itself, run in the "+
+			"inbox's place and scored the same way, came out at %s×, which is where a subject with no cost of its own lands in this run. Concurrent inbox writes queue behind %d committers; a caller that takes a free one "+
 			"yields once, so writers ready to run can queue too, then writes the queue in one plain INSERT and one WAL flush, and goes on with "+
 			"what queued meanwhile before it frees the committer (`inbox/ingest.go`). A batch sends the columns only some events set "+
 			"(ignored, held back, recovered, traced) only when one of its rows sets them, so a batch of routed, untraced events, as in these "+
 			"phases, sends the six arrays the raw inserts send; only a batch the unique key refuses goes again with ON CONFLICT. Every caller is answered only once its own row is durable. "+
 			"Better sharing raises the baseline with the subject, since the raw inserts replay the same commit sizes; what the ratio leaves is "+
 			"gathering each commit from callers that each wait for their own row, where the raw inserts run ready-made batches back to back.\n",
-			num(m1.Median), num(m2.Median), num(m1Rows.Median), num(m2Rows.Median), inbox.Committers)
+			num(m1.Median), num(m2.Median), num(m1Rows.Median), num(m2Rows.Median), num(aa.Median), inbox.Committers)
 	}
 	if used, ok := r.poolUsed(); ok && len(r.Pool) > 1 {
 		raw, hooks := r.Pool[0], r.Pool[0]
