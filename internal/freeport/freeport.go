@@ -40,6 +40,16 @@ func Pick(host string) (int, error) {
 	return pick(host, func() int { return low + rand.IntN(high-low) })
 }
 
+// Reserve records a port this process was told to use, not picked (a
+// server restarted on the port its clients know), so Pick never hands it
+// to another of the process's servers: while the server is down, or before
+// it binds, the port is free and Pick would otherwise take it.
+func Reserve(port int) {
+	mu.Lock()
+	defer mu.Unlock()
+	given[port] = true
+}
+
 // pick tries the ports candidate proposes.
 func pick(host string, candidate func() int) (int, error) {
 	mu.Lock()

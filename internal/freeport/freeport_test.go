@@ -57,3 +57,24 @@ func TestPickGivesUpWhenNoCandidateIsFree(t *testing.T) {
 	_, err = pick("127.0.0.1", func() int { return inUse })
 	assert.ErrorContains(t, err, "no free port on 127.0.0.1")
 }
+
+func TestPickNeverHandsOutAReservedPort(t *testing.T) {
+	// A port this process was told to use, free now as a stopped server's
+	// is: Reserve keeps Pick off it.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	told := l.Addr().(*net.TCPAddr).Port
+	require.NoError(t, l.Close())
+	Reserve(told)
+	proposed, after := false, told
+	got, err := pick("127.0.0.1", func() int {
+		if !proposed {
+			proposed = true
+			return told
+		}
+		after++
+		return after
+	})
+	require.NoError(t, err)
+	assert.Greater(t, got, told, "the reserved port was proposed and skipped")
+}

@@ -157,6 +157,12 @@ func Start(opts Options) (*Server, error) {
 		}
 		opts.FrontendPort = p
 	}
+	// A port we were told is free until the server binds it; the other
+	// services' ports, picked below, must not land on it.
+	freeport.Reserve(opts.FrontendPort)
+	if opts.UIPort != 0 {
+		freeport.Reserve(opts.UIPort)
+	}
 	// Fail fast with a clear message instead of the server's own retry loop
 	// when another process holds a port we were told to use.
 	if err := checkPortFree(opts.Host, opts.FrontendPort); err != nil {

@@ -53,6 +53,8 @@ type stack struct {
 	store    *store.Store
 	temporal *testenv.TemporalServer
 	tOpts    testenv.TemporalOptions
+	// portHold keeps Temporal's port while stopTemporal has it down.
+	portHold *testenv.PortHold
 	// cluster is the Temporal cluster of a temporalCluster stack.
 	cluster *testenv.TemporalCluster
 	// temporalAddr is where crmflow dials Temporal.
@@ -126,6 +128,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 // Temporal server.
 func (s *stack) startTemporal() {
 	s.t.Helper()
+	s.portHold.Release()
 	s.temporal = testenv.StartTemporal(s.t, s.tOpts)
 }
 
@@ -133,6 +136,7 @@ func (s *stack) startTemporal() {
 func (s *stack) stopTemporal() {
 	s.temporal.Stop()
 	s.temporal = nil
+	s.portHold = testenv.HoldPort(s.t, s.tOpts.Port)
 }
 
 // config is the CRMFLOW_* configuration of a child process.
