@@ -98,6 +98,7 @@ func TestDurablePostgresKilledKeepsEveryAcknowledgedEvent(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("postmaster still running after SIGKILL")
 	}
+	pg.holdPort()
 	wg.Wait()
 	mu.Lock()
 	ackedAtRestart, refusedAtRestart := append([]int(nil), acked...), append([]int(nil), refused...)

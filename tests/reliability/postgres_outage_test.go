@@ -13,6 +13,7 @@ import (
 
 	"github.com/crmflow/crmflow/internal/pgserver"
 	"github.com/crmflow/crmflow/internal/store"
+	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 	"github.com/crmflow/crmflow/workflows"
 )
 
@@ -21,6 +22,8 @@ type ownPostgres struct {
 	t    *testing.T
 	opts pgserver.Options
 	srv  *pgserver.Server
+	// hold keeps the port while the test has the server down (holdPort).
+	hold *testenv.PortHold
 }
 
 func startOwnPostgres(t *testing.T) *ownPostgres {
@@ -43,11 +46,18 @@ func startPostgres(t *testing.T, opts pgserver.Options) *ownPostgres {
 
 func (p *ownPostgres) start() {
 	p.t.Helper()
+	p.hold.Release()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	srv, err := pgserver.Start(ctx, p.opts)
 	require.NoError(p.t, err, "start postgresql")
 	p.srv = srv
+}
+
+// holdPort keeps the stopped server's port from other processes until
+// start brings it back there.
+func (p *ownPostgres) holdPort() {
+	p.hold = testenv.HoldPort(p.t, p.opts.Port)
 }
 
 func (p *ownPostgres) stop() {
@@ -95,6 +105,7 @@ func TestPostgresStoppedAnswers503(t *testing.T) {
 		map[string]string{confirmationKey("o-pg-before"): workflows.KnockOrderConfirmed}, srv.url)
 
 	pg.stop()
+	pg.holdPort()
 	logf(t, "PostgreSQL stopped")
 	during := paymentEvent("evt_pg_during", "payment_intent.succeeded", "o-pg-during", time.Now())
 	expectUnavailable(t, srv, during)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -219,30 +220,35 @@ func FreePort(t testing.TB) int {
 // PortHold keeps a stopped server's port while the server is down, so that
 // no other process (another package's tests pick ports from the same
 // range) takes it before the server starts again on it.
-type PortHold struct{ fd int }
+type PortHold struct {
+	l    net.Listener
+	done chan struct{}
+}
 
-// HoldPort binds 127.0.0.1:port, without listening, until Release; call it
-// once the server on port has stopped, and Release right before starting
-// it again. Bound without SO_REUSEADDR, the socket makes every other bind
-// of the port fail, while a client dialling it is still refused, as with
-// no server at all (a listener would accept and leave it hanging). The
-// server's process may close its socket a moment after the process Stop
-// and Kill wait for, so the hold waits up to holdWait for the port; a hold
-// it cannot take is logged and skipped. The test's cleanup releases a hold
-// still taken.
+// HoldPort listens on 127.0.0.1:port until Release, and resets every
+// connection it accepts at once, so a client still finds the server down
+// (a reset instead of a refusal: only a listener keeps the port from
+// others while the stopped server's closed connections linger in
+// TIME_WAIT). Call it once the server on port has stopped, and Release
+// right before starting it again. The server's process may close its
+// socket a moment after the process Stop and Kill wait for, so the hold
+// waits up to holdWait for the port; a hold it cannot take is logged and
+// skipped. The test's cleanup releases a hold still taken.
 func HoldPort(t testing.TB, port int) *PortHold {
 	t.Helper()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	deadline := time.Now().Add(holdWait)
 	for {
-		fd, err := bindOnly(port)
+		l, err := net.Listen("tcp", addr)
 		if err == nil {
-			h := &PortHold{fd: fd}
+			h := &PortHold{l: l, done: make(chan struct{})}
+			go h.reset()
 			t.Cleanup(h.Release)
 			return h
 		}
 		if time.Now().After(deadline) {
 			t.Logf("testenv: could not hold port %d of a stopped server: %v", port, err)
-			return &PortHold{fd: -1}
+			return &PortHold{}
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -251,24 +257,29 @@ func HoldPort(t testing.TB, port int) *PortHold {
 // holdWait bounds how long HoldPort waits for a stopped server's port.
 const holdWait = 5 * time.Second
 
-// bindOnly returns a TCP socket bound to 127.0.0.1:port.
-func bindOnly(port int) (int, error) {
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		return -1, fmt.Errorf("socket: %w", err)
+// reset closes every connection the hold accepts with a TCP reset, until
+// Release closes the listener.
+func (h *PortHold) reset() {
+	defer close(h.done)
+	for {
+		c, err := h.l.Accept()
+		if err != nil {
+			return
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
+		}
+		_ = c.Close()
 	}
-	syscall.CloseOnExec(fd)
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		_ = syscall.Close(fd)
-		return -1, fmt.Errorf("bind port %d: %w", port, err)
-	}
-	return fd, nil
 }
 
-// Release frees the port; it is safe to call more than once.
+// Release frees the port once nothing of the hold is left; it is safe to
+// call more than once.
 func (h *PortHold) Release() {
-	if h != nil && h.fd >= 0 {
-		_ = syscall.Close(h.fd)
-		h.fd = -1
+	if h == nil || h.l == nil {
+		return
 	}
+	_ = h.l.Close()
+	<-h.done
+	h.l = nil
 }
