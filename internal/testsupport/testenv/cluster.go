@@ -30,8 +30,6 @@ type TemporalCluster struct {
 	opts  TemporalOptions
 	nodes []*TemporalServer
 	ports []int
-	// holds keep a killed node's port until Restart.
-	holds []*PortHold
 	lb    *balancer
 }
 
@@ -52,7 +50,6 @@ func StartTemporalCluster(t testing.TB, n int) *TemporalCluster {
 	for range n {
 		c.ports = append(c.ports, FreePort(t))
 		c.nodes = append(c.nodes, nil)
-		c.holds = append(c.holds, nil)
 	}
 	start := time.Now()
 	// One after the other: started together on two cores, the nodes took
@@ -84,11 +81,8 @@ func (c *TemporalCluster) Namespace() string { return "default" }
 // Node is the i-th node's server.
 func (c *TemporalCluster) Node(i int) *TemporalServer { return c.nodes[i] }
 
-// Kill ends node i with SIGKILL and holds its port until Restart.
-func (c *TemporalCluster) Kill(i int) {
-	c.nodes[i].Kill()
-	c.holds[i] = HoldPort(c.t, c.ports[i])
-}
+// Kill ends node i with SIGKILL.
+func (c *TemporalCluster) Kill(i int) { c.nodes[i].Kill() }
 
 // Restart starts node i again on its frontend port (after Kill or Stop);
 // it returns once the node's frontend answers.
@@ -97,8 +91,6 @@ func (c *TemporalCluster) Restart(i int) {
 	if c.nodes[i] != nil {
 		c.nodes[i].Stop()
 	}
-	c.holds[i].Release()
-	c.holds[i] = nil
 	s, err := c.startNode(i)
 	if err != nil {
 		c.t.Fatalf("testenv: start temporal node %d: %v", i, err)
