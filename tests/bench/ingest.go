@@ -233,10 +233,10 @@ func commitSizes(before, after []int64) []int {
 // returns each rate: one row per commit from senders goroutines, and
 // batches of the given sizes (the inbox's own, from the same run) from
 // committers and from senders goroutines. The three take turns going first
-// (round picks the order): whichever runs right after the thousands of
-// one-row commits meets PostgreSQL's work after them (autovacuum of the
-// new rows, the checkpointer), and a fixed order would hand that to the
-// same way every round.
+// (round picks the order): a later way meets PostgreSQL's work after the
+// thousands of rows before it (autovacuum of the new rows, the
+// checkpointer), and a fixed order would hand that to the same way every
+// round.
 func rawBaselines(ctx context.Context, g *edge, prefix string, round, n int, sizes []int, senders, committers int) (single, batchedFew, batchedMany float64, err error) {
 	ways := []func() error{
 		func() (err error) {
