@@ -52,6 +52,8 @@ type batcher struct {
 	// benchmark's baseline (it replays the same rows per commit) and for
 	// anyone asking how much sharing the load produced.
 	commitsBySize [maxBatch + 1]atomic.Int64
+	// committing sums how long commits took, in nanoseconds (CommitTime).
+	committing atomic.Int64
 }
 
 // CommitSizes returns how many commits wrote n rows, indexed by n, since
@@ -62,6 +64,15 @@ func (s *Store) CommitSizes() []int64 {
 		out[n] = s.batch.commitsBySize[n].Load()
 	}
 	return out
+}
+
+// CommitTime returns how long the store's commits have taken in all,
+// summed over commits that ran at once, since the store was made: each from
+// building its statement until its callers are answered. Over a busy
+// stretch, divided by Committers times the stretch, it is the share of the
+// time the committers spent writing rather than waiting for rows.
+func (s *Store) CommitTime() time.Duration {
+	return time.Duration(s.batch.committing.Load())
 }
 
 func newBatcher() *batcher {
@@ -163,9 +174,13 @@ func (b *batcher) take() []*pendingInsert {
 // PostgreSQL refuses (one caller's body it cannot store, say) is retried
 // row by row, so each caller gets its own answer.
 func (s *Store) commit(ctx context.Context, batch []*pendingInsert) {
+	started := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
 	defer cancel()
 	defer func() {
+		// Counted before the callers hear: one that reads CommitTime
+		// after its answer finds its own commit in it.
+		s.batch.committing.Add(int64(time.Since(started)))
 		for _, req := range batch {
 			close(req.done)
 		}

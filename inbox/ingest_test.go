@@ -155,6 +155,48 @@ func TestConcurrentInsertsEachGetTheirOwnAnswer(t *testing.T) {
 	assert.Equal(t, callers*(each-1)+1, rows)
 }
 
+// TestCommitTimeCountsEachCommitBeforeItsCallersHear: a fresh store has
+// spent no time committing; CommitTime has grown by the time an Insert
+// returns (the benchmark reads it right after its callers' answers); and
+// concurrent inserts add no more than Committers commits running for their
+// whole wall time could.
+func TestCommitTimeCountsEachCommitBeforeItsCallersHear(t *testing.T) {
+	s := freshStore(t)
+	require.Zero(t, s.CommitTime())
+	var last time.Duration
+	for range 3 {
+		inserted, err := s.Insert(t.Context(), inboxEvent(t, "wf-time"))
+		require.NoError(t, err)
+		require.True(t, inserted)
+		now := s.CommitTime()
+		assert.Greater(t, now, last, "the commit is counted before its caller is answered")
+		last = now
+	}
+
+	const callers, each = 32, 4
+	started, before := time.Now(), s.CommitTime()
+	var wg sync.WaitGroup
+	errs := make(chan error, callers*each)
+	for g := range callers {
+		wg.Go(func() {
+			for i := range each {
+				if _, err := s.Insert(t.Context(), inboxEvent(t, fmt.Sprintf("wf-time-%d-%d", g, i))); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	wall := time.Since(started)
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	spent := s.CommitTime() - before
+	assert.Positive(t, spent)
+	assert.LessOrEqual(t, spent, inbox.Committers*wall, "commits overlap at most %d at a time", inbox.Committers)
+}
+
 // TestEventKeyNamesTheUniqueConstraint guards the one refusal a batch
 // answers by going again with ON CONFLICT: if a migration renamed the
 // constraint, every batch holding a redelivery would fall back to row by

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmflow/crmflow/inbox"
 	"github.com/crmflow/crmflow/internal/store"
 	"github.com/crmflow/crmflow/internal/testsupport/testenv"
 )
@@ -55,6 +56,14 @@ func TestHarness(t *testing.T) {
 	assert.Positive(t, ingest.SignalCapacity)
 	assert.Len(t, ingest.M2.Ratios, 3, "M2 compares with the best raw insert, with SignalWithStart, and with each round's fastest raw insert")
 	assert.Positive(t, extra(t, ingest.M1, rawAsSubjectRatio).Median, "M1 scores the raw insert in the subject's place")
+	busy := extra(t, ingest.M1, fmt.Sprintf(committersBusyFigure, inbox.Committers))
+	assert.Positive(t, busy.Min, "the committers wrote during every inbox phase")
+	assert.LessOrEqual(t, busy.Max, 1.0, "no more commits ran at once than there are committers")
+	assert.Positive(t, extra(t, ingest.M1, inboxCommitFigure).Min, "every inbox phase timed its commits")
+	assert.Positive(t, extra(t, ingest.M1, fmt.Sprintf(rawCommitFigure, inbox.Committers)).Min, "every raw phase timed its commits")
+	rawBusy := extra(t, ingest.M1, fmt.Sprintf(rawBusyFigure, inbox.Committers))
+	assert.Positive(t, rawBusy.Min)
+	assert.LessOrEqual(t, rawBusy.Max, 1.0, "no more raw commits ran at once than there are workers")
 
 	m3, err := e.Latency(ctx, t, ingest.SignalCapacity)
 	require.NoError(t, err)
@@ -141,6 +150,7 @@ func TestHarness(t *testing.T) {
 	}
 	md := rep.Markdown()
 	assert.Contains(t, md, "**Where the time goes.**")
+	assert.Contains(t, md, fmt.Sprintf("In M1 the inbox's %d committers were committing for", inbox.Committers), "the findings say where M1's time goes")
 	for _, res := range rep.Results {
 		line := res.SummaryLine()
 		assert.True(t, strings.HasPrefix(line, res.ID+" "), line)

@@ -236,8 +236,10 @@ func commitSizes(before, after []int64) []int {
 // (round picks the order): a later way meets PostgreSQL's work after the
 // thousands of rows before it (autovacuum of the new rows, the
 // checkpointer), and a fixed order would hand that to the same way every
-// round.
-func rawBaselines(ctx context.Context, g *edge, prefix string, round, n int, sizes []int, senders, committers int) (single, batchedFew, batchedMany float64, err error) {
+// round. It also returns how the batched way from committers goroutines
+// spent its time, which the inbox's committers are compared with.
+func rawBaselines(ctx context.Context, g *edge, prefix string, round, n int, sizes []int, senders, committers int) (
+	single, batchedFew, batchedMany float64, fewTiming commitTiming, err error) {
 	ways := []func() error{
 		func() (err error) {
 			rows := inboxEvents(prefix+"-single", n)
@@ -251,27 +253,42 @@ func rawBaselines(ctx context.Context, g *edge, prefix string, round, n int, siz
 			return err
 		},
 		func() (err error) {
-			batchedFew, err = rawBatched(ctx, g, prefix+"-few", n, sizes, committers)
+			batchedFew, fewTiming, err = rawBatched(ctx, g, prefix+"-few", n, sizes, committers)
 			return err
 		},
 		func() (err error) {
-			batchedMany, err = rawBatched(ctx, g, prefix+"-many", n, sizes, senders)
+			batchedMany, _, err = rawBatched(ctx, g, prefix+"-many", n, sizes, senders)
 			return err
 		},
 	}
 	for i := range ways {
 		if err := ways[(round+i)%len(ways)](); err != nil {
-			return 0, 0, 0, err
+			return 0, 0, 0, commitTiming{}, err
 		}
 	}
-	return single, batchedFew, batchedMany, nil
+	return single, batchedFew, batchedMany, fewTiming, nil
+}
+
+// commitTiming is how a phase that commits from several goroutines spent
+// its time.
+type commitTiming struct {
+	// mean is a commit's mean time.
+	mean time.Duration
+	// busy is the commits' summed time over the goroutines' number times
+	// the phase: the share of the phase they spent committing.
+	busy float64
 }
 
 // rawBatched inserts n rows in batches of the given sizes with rawBatchInsert
-// from workers goroutines and returns the rate.
-func rawBatched(ctx context.Context, g *edge, prefix string, n int, sizes []int, workers int) (float64, error) {
+// from workers goroutines and returns the rate and how the workers spent
+// the phase, a commit timed from building its arrays until PostgreSQL
+// answered: what the inbox's CommitTime counts of its own commits.
+func rawBatched(ctx context.Context, g *edge, prefix string, n int, sizes []int, workers int) (float64, commitTiming, error) {
 	batches := batchesOf(inboxEvents(prefix, n), sizes)
+	var committing atomic.Int64
 	d, err := parallel(len(batches), workers, func(i int) error {
+		started := time.Now()
+		defer func() { committing.Add(int64(time.Since(started))) }()
 		b := batches[i]
 		p, e, t, w, r := make([]string, len(b)), make([]string, len(b)), make([]string, len(b)), make([]string, len(b)), make([]string, len(b))
 		pl := make([][]byte, len(b))
@@ -284,12 +301,29 @@ func rawBatched(ctx context.Context, g *edge, prefix string, n int, sizes []int,
 		}
 		return nil
 	})
-	return rate(n, d), err
+	timing := commitTiming{
+		mean: time.Duration(committing.Load() / int64(max(len(batches), 1))),
+		busy: float64(committing.Load()) / float64(time.Duration(min(workers, len(batches)))*d),
+	}
+	return rate(n, d), timing, err
 }
 
 // rawAsSubjectRatio names M1's calibration figure: the raw insert run in
 // the subject's place, divided by the best raw insert.
 const rawAsSubjectRatio = "that subject/best raw (what a subject as fast as the raw insert scores)"
+
+// M1's figures on where the inbox's time goes, against the raw unnest
+// insert from as many goroutines as the inbox has committers: the rate of
+// either is about its busy share over its mean commit, so the inbox's over
+// the raw insert's is about the ratio of the shares times that of the raw
+// commit to the inbox commit. All but inboxCommitFigure take the
+// committers' number.
+const (
+	committersBusyFigure = "inbox: share of the phase its %d committers were committing"
+	inboxCommitFigure    = "inbox: mean commit, from building its statement to answering its callers"
+	rawBusyFigure        = "raw pgx, unnest at the inbox's commit sizes (%d concurrent): share of the phase its workers were committing"
+	rawCommitFigure      = "raw pgx, unnest at the inbox's commit sizes (%d concurrent): mean commit, from building its arrays to PostgreSQL's answer"
+)
 
 // rawSeries collects a raw baseline's three ways over the rounds.
 type rawSeries struct {
@@ -411,6 +445,10 @@ func (e *Env) Ingest(ctx context.Context, tb testing.TB) (IngestResults, error) 
 	// run in the subject's place: what a subject exactly as fast as the raw
 	// insert scores against the baselines in this run.
 	var rawAsSubject []float64
+	// Where the inbox's time goes against the raw insert at its
+	// concurrency: the share of each phase its committers (the raw way's
+	// workers) were committing, and a commit's mean time, in ms.
+	var committersBusy, inboxCommits, rawBusy, rawCommits []float64
 	var rawM1, rawM2 rawSeries
 	var inboxSizes, hookSizes []int // the latest subject phase's commits
 	var allInboxSizes, allHookSizes []int
@@ -418,7 +456,7 @@ func (e *Env) Ingest(ctx context.Context, tb testing.TB) (IngestResults, error) 
 	for r := range sz.Rounds {
 		inboxPhase := func() error {
 			rows := inboxEvents(fmt.Sprintf("inbox-%d", r), sz.InboxRows)
-			before := g.inbox.CommitSizes()
+			before, busyBefore := g.inbox.CommitSizes(), g.inbox.CommitTime()
 			d, err := parallel(len(rows), sz.Senders, func(i int) error {
 				inserted, err := g.inbox.Insert(ctx, rows[i])
 				if err == nil && !inserted {
@@ -431,6 +469,9 @@ func (e *Env) Ingest(ctx context.Context, tb testing.TB) (IngestResults, error) 
 			}
 			inboxSizes = commitSizes(before, g.inbox.CommitSizes())
 			allInboxSizes = append(allInboxSizes, inboxSizes...)
+			busy := g.inbox.CommitTime() - busyBefore
+			committersBusy = append(committersBusy, float64(busy)/float64(time.Duration(inbox.Committers)*d))
+			inboxCommits = append(inboxCommits, millis(busy/time.Duration(max(len(inboxSizes), 1))))
 			inboxRates = append(inboxRates, rate(len(rows), d))
 			written += len(rows)
 			return nil
@@ -439,8 +480,10 @@ func (e *Env) Ingest(ctx context.Context, tb testing.TB) (IngestResults, error) 
 			if inboxSizes == nil { // the first odd round runs it before its subject
 				return fmt.Errorf("no inbox commit sizes to replay")
 			}
-			single, few, many, err := rawBaselines(ctx, g, fmt.Sprintf("raw1-%d", r), r, sz.InboxRows, inboxSizes, sz.Senders, inbox.Committers)
+			single, few, many, fewTiming, err := rawBaselines(ctx, g, fmt.Sprintf("raw1-%d", r), r, sz.InboxRows, inboxSizes, sz.Senders, inbox.Committers)
 			rawM1.add(single, few, many, inboxSizes)
+			rawCommits = append(rawCommits, millis(fewTiming.mean))
+			rawBusy = append(rawBusy, fewTiming.busy)
 			written += 3 * sz.InboxRows
 			return err
 		}
@@ -448,7 +491,7 @@ func (e *Env) Ingest(ctx context.Context, tb testing.TB) (IngestResults, error) 
 			if inboxSizes == nil {
 				return fmt.Errorf("no inbox commit sizes to replay")
 			}
-			v, err := rawBatched(ctx, g, fmt.Sprintf("raw1s-%d", r), sz.InboxRows, inboxSizes, sz.Senders)
+			v, _, err := rawBatched(ctx, g, fmt.Sprintf("raw1s-%d", r), sz.InboxRows, inboxSizes, sz.Senders)
 			rawAsSubject = append(rawAsSubject, v)
 			written += sz.InboxRows
 			return err
@@ -470,7 +513,7 @@ func (e *Env) Ingest(ctx context.Context, tb testing.TB) (IngestResults, error) 
 			if hookSizes == nil {
 				return fmt.Errorf("no webhook commit sizes to replay")
 			}
-			single, few, many, err := rawBaselines(ctx, g, fmt.Sprintf("raw2-%d", r), r, sz.Webhooks, hookSizes, sz.Senders, inbox.Committers)
+			single, few, many, _, err := rawBaselines(ctx, g, fmt.Sprintf("raw2-%d", r), r, sz.Webhooks, hookSizes, sz.Senders, inbox.Committers)
 			rawM2.add(single, few, many, hookSizes)
 			written += 3 * sz.Webhooks
 			return err
@@ -513,6 +556,10 @@ func (e *Env) Ingest(ctx context.Context, tb testing.TB) (IngestResults, error) 
 			{fmt.Sprintf("raw unnest (%d concurrent) run as a subject", sz.Senders), "rows/s", summarise(rawAsSubject)},
 			{rawAsSubjectRatio, "×", summarise(ratios(rawAsSubject, m1Best))},
 			{"that subject/fastest raw of each round", "×", summarise(ratios(rawAsSubject, rawM1.fastest))},
+			{fmt.Sprintf(committersBusyFigure, inbox.Committers), "share", summarise(committersBusy)},
+			{inboxCommitFigure, "ms", summarise(inboxCommits)},
+			{fmt.Sprintf(rawBusyFigure, inbox.Committers), "share", summarise(rawBusy)},
+			{fmt.Sprintf(rawCommitFigure, inbox.Committers), "ms", summarise(rawCommits)},
 		}, sizeFigures(allInboxSizes, sz.Rounds)...),
 		Target: ">= 0.85", Pass: m1Ratio.Median >= 0.85,
 		Headline: fmt.Sprintf("%s rows/s", num(summarise(inboxRates).Median)),
