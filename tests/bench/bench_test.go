@@ -75,6 +75,13 @@ func TestHarness(t *testing.T) {
 	require.NoError(t, err)
 	assert.Positive(t, m4.Subject.Stats.Median)
 	assert.Positive(t, m4.Ratios[0].Stats.Median)
+	for _, name := range []string{fmt.Sprintf(handOffBusyFigure, inbox.DefaultHandOffConcurrency), fmt.Sprintf(rawCallBusyFigure, inbox.DefaultHandOffConcurrency)} {
+		busy := extra(t, m4, name)
+		assert.Positive(t, busy.Min, name)
+		assert.LessOrEqual(t, busy.Max, 1.0, "%s: no more calls ran at once than there are slots", name)
+	}
+	assert.Positive(t, extra(t, m4, handOffCallFigure).Min)
+	assert.Positive(t, extra(t, m4, rawCallFigure).Min)
 
 	m5, calls, err := e.Duplicates(ctx, t)
 	require.NoError(t, err)
@@ -151,6 +158,7 @@ func TestHarness(t *testing.T) {
 	md := rep.Markdown()
 	assert.Contains(t, md, "**Where the time goes.**")
 	assert.Contains(t, md, fmt.Sprintf("In M1 the inbox's %d committers were committing for", inbox.Committers), "the findings say where M1's time goes")
+	assert.Contains(t, md, fmt.Sprintf("The dispatcher's %d hand-off slots were handing off for", inbox.DefaultHandOffConcurrency), "the findings say where M4's time goes")
 	for _, res := range rep.Results {
 		line := res.SummaryLine()
 		assert.True(t, strings.HasPrefix(line, res.ID+" "), line)

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"testing"
@@ -19,6 +20,16 @@ func defaultDispatcher() inbox.DispatcherOptions { return inbox.DispatcherOption
 // SignalWithStart at the same concurrency.
 const drainTarget ratioTarget = 0.9
 
+// M4's figures on where the dispatcher's time goes against raw
+// SignalWithStart at its concurrency (see workTiming); the busy shares take
+// that concurrency.
+const (
+	handOffBusyFigure = "dispatcher: share of the drain its %d hand-off slots were handing off"
+	handOffCallFigure = "dispatcher: mean hand-off (its route's reads and the call, until Temporal answered)"
+	rawCallBusyFigure = "raw SignalWithStart: share of the phase its %d callers were calling"
+	rawCallFigure     = "raw SignalWithStart: mean call"
+)
+
 // Drain measures M4: a burst of events already committed to the inbox is
 // handed to Temporal by the real dispatcher, against raw SignalWithStart
 // calls at the dispatcher's concurrency. Each event is for its own order, so
@@ -34,13 +45,17 @@ func (e *Env) Drain(ctx context.Context, tb testing.TB) (Result, error) {
 	noWorker := e.queue("drain")
 	conc := inbox.DefaultHandOffConcurrency
 	var raw, starterLoop, disp, serial []float64
+	// How the dispatcher's hand-off slots and the raw callers spent each
+	// phase: the share calling Temporal, and a call's mean time in ms.
+	var dispBusy, dispCall, rawBusy, rawCall []float64
 	s := starter.New(c, starter.Options{TaskQueue: noWorker, PaymentTimeout: time.Hour})
 	for r := range sz.Rounds {
 		prefix := fmt.Sprintf("drain-%d-%d", time.Now().UnixNano(), r)
 		err := alternate(r,
 			e.profiled("M4", 1, "raw SignalWithStart", func() error {
-				d, err := rawSignalWithStart(ctx, c, noWorker, prefix+"-raw", sz.Backlog, conc)
+				d, timing, err := rawSignalWithStartTimed(ctx, c, noWorker, prefix+"-raw", sz.Backlog, conc)
 				raw = append(raw, rate(sz.Backlog, d))
+				rawBusy, rawCall = append(rawBusy, timing.busy), append(rawCall, millis(timing.mean))
 				return err
 			}),
 			func() error {
@@ -59,15 +74,16 @@ func (e *Env) Drain(ctx context.Context, tb testing.TB) (Result, error) {
 				return nil
 			},
 			func() error {
-				d, err := e.drainInbox(ctx, tb, c, noWorker, prefix, defaultDispatcher(), e.profiledWindow("M4", 0, "dispatcher"))
+				d, timing, err := e.drainInbox(ctx, tb, c, noWorker, prefix, defaultDispatcher(), e.profiledWindow("M4", 0, "dispatcher"))
 				disp = append(disp, rate(sz.Backlog, d))
+				dispBusy, dispCall = append(dispBusy, timing.busy), append(dispCall, millis(timing.mean))
 				return err
 			},
 			func() error {
 				// The same drain one hand-off at a time, as the dispatcher
 				// worked before it handed off concurrently: what that knob
 				// moves.
-				d, err := e.drainInbox(ctx, tb, c, noWorker, prefix+"-serial", inbox.DispatcherOptions{Concurrency: 1}, unprofiled)
+				d, _, err := e.drainInbox(ctx, tb, c, noWorker, prefix+"-serial", inbox.DispatcherOptions{Concurrency: 1}, unprofiled)
 				serial = append(serial, rate(sz.Backlog, d))
 				return err
 			})
@@ -87,6 +103,10 @@ func (e *Env) Drain(ctx context.Context, tb testing.TB) (Result, error) {
 			{fmt.Sprintf("starter.SignalPayment (%d concurrent)", conc), "calls/s", summarise(starterLoop)},
 			{"starter/raw (Temporal-side cost of crmflow's start options)", "×", summarise(ratios(starterLoop, raw))},
 			{"dispatcher/starter (inbox claim and mark)", "×", summarise(ratios(disp, starterLoop))},
+			{fmt.Sprintf(handOffBusyFigure, conc), "share", summarise(dispBusy)},
+			{handOffCallFigure, "ms", summarise(dispCall)},
+			{fmt.Sprintf(rawCallBusyFigure, conc), "share", summarise(rawBusy)},
+			{rawCallFigure, "ms", summarise(rawCall)},
 			{"dispatcher with one hand-off at a time", "events/s", summarise(serial)},
 			{"concurrent/one at a time", "×", summarise(ratios(disp, serial))},
 		},
@@ -105,12 +125,15 @@ func (e *Env) Drain(ctx context.Context, tb testing.TB) (Result, error) {
 
 // drainInbox commits Backlog payment events to a fresh inbox, then times a
 // dispatcher with opts from Run until it has handed off and marked them all;
-// within runs the timed part (see window).
+// within runs the timed part (see window). It also returns how the
+// dispatcher's hand-off slots spent the drain, read from its own
+// inbox.HandOffCallMetric: a hand-off (the reads its route needs and the
+// call, until Temporal answered) is a unit of work.
 func (e *Env) drainInbox(ctx context.Context, tb testing.TB, c client.Client, queue, prefix string, opts inbox.DispatcherOptions,
-	within window) (time.Duration, error) {
+	within window) (time.Duration, workTiming, error) {
 	g, err := e.newEdge(ctx, e.NewDatabase(tb), c, queue, opts)
 	if err != nil {
-		return 0, err
+		return 0, workTiming{}, err
 	}
 	defer g.close()
 	rows := inboxEvents(prefix, e.Sizes.Backlog)
@@ -119,13 +142,13 @@ func (e *Env) drainInbox(ctx context.Context, tb testing.TB, c client.Client, qu
 		ids[i] = r.Route.Payment.OrderID
 	}
 	if err := g.insertOrders(ctx, ids); err != nil {
-		return 0, err
+		return 0, workTiming{}, err
 	}
 	if _, err := parallel(len(rows), 8, func(i int) error {
 		_, err := g.inbox.Insert(ctx, rows[i])
 		return err
 	}); err != nil {
-		return 0, err
+		return 0, workTiming{}, err
 	}
 	var d time.Duration
 	err = within(func() error {
@@ -137,13 +160,20 @@ func (e *Env) drainInbox(ctx context.Context, tb testing.TB, c client.Client, qu
 	})
 	g.stopDispatcher()
 	if err != nil {
-		return 0, err
+		return 0, workTiming{}, err
 	}
 	left, err := g.pending(ctx)
 	if err == nil && left != 0 {
 		err = fmt.Errorf("%d events still pending after the drain", left)
 	}
-	return d, err
+	if err != nil {
+		return 0, workTiming{}, err
+	}
+	// Every hand-off ended before Run returned, so each is in the
+	// histogram; those after the last counted one add a little.
+	_, call, err := g.handOffTimes()
+	slots := cmp.Or(opts.Concurrency, inbox.DefaultHandOffConcurrency)
+	return d, newWorkTiming(time.Duration(call.Sum*float64(time.Second)), int(call.Count), slots, d), err
 }
 
 // insertOrders writes the orders payments are for, before the clock

@@ -185,7 +185,8 @@ func (e *Env) sidePhases(ctx context.Context, tb testing.TB, s *engineSide, pref
 			return rawSignalWithStart(ctx, s.c, s.noWorker, prefix+"-raw", sz.Backlog, inbox.DefaultHandOffConcurrency)
 		}),
 		timed(&s.drain, sz.Backlog, func() (time.Duration, error) {
-			return e.drainInbox(ctx, tb, s.c, s.noWorker, prefix+"-drain", defaultDispatcher(), unprofiled)
+			d, _, err := e.drainInbox(ctx, tb, s.c, s.noWorker, prefix+"-drain", defaultDispatcher(), unprofiled)
+			return d, err
 		}),
 		timed(&s.minimal, sz.Orders, func() (time.Duration, error) { return s.orders.minimal(ctx, prefix, sz.Orders) }),
 		timed(&s.confirm, sz.Orders, func() (time.Duration, error) { return s.orders.confirm(ctx, prefix, sz.Orders) }),

@@ -153,7 +153,13 @@ func inboxEvents(prefix string, n int) []inbox.Event {
 // the dispatcher sends, through the bare client, with only an ID and a task
 // queue (no worker polls it, so only the start and signal are measured).
 func rawSignalWithStart(ctx context.Context, c client.Client, queue, prefix string, n, concurrency int) (time.Duration, error) {
-	return parallel(n, concurrency, func(i int) error {
+	d, _, err := rawSignalWithStartTimed(ctx, c, queue, prefix, n, concurrency)
+	return d, err
+}
+
+// rawSignalWithStartTimed is rawSignalWithStart timing each call.
+func rawSignalWithStartTimed(ctx context.Context, c client.Client, queue, prefix string, n, concurrency int) (time.Duration, workTiming, error) {
+	return timedParallel(n, concurrency, func(i int) error {
 		orderID := fmt.Sprintf("%s-%d", prefix, i)
 		ev := contract.PaymentEvent{EventID: "evt_" + orderID, Succeeded: true, PaymentIntentID: "pi_" + orderID,
 			AmountCents: 4200, AmountReceivedCents: 4200, Currency: "eur"}
@@ -239,7 +245,7 @@ func commitSizes(before, after []int64) []int {
 // round. It also returns how the batched way from committers goroutines
 // spent its time, which the inbox's committers are compared with.
 func rawBaselines(ctx context.Context, g *edge, prefix string, round, n int, sizes []int, senders, committers int) (
-	single, batchedFew, batchedMany float64, fewTiming commitTiming, err error) {
+	single, batchedFew, batchedMany float64, fewTiming workTiming, err error) {
 	ways := []func() error{
 		func() (err error) {
 			rows := inboxEvents(prefix+"-single", n)
@@ -263,32 +269,51 @@ func rawBaselines(ctx context.Context, g *edge, prefix string, round, n int, siz
 	}
 	for i := range ways {
 		if err := ways[(round+i)%len(ways)](); err != nil {
-			return 0, 0, 0, commitTiming{}, err
+			return 0, 0, 0, workTiming{}, err
 		}
 	}
 	return single, batchedFew, batchedMany, fewTiming, nil
 }
 
-// commitTiming is how a phase that commits from several goroutines spent
-// its time.
-type commitTiming struct {
-	// mean is a commit's mean time.
+// workTiming is how a phase whose goroutines each do one unit of work (a
+// commit, a call) after another spent its time. A subject whose units take
+// as long as the baseline's and whose goroutines are as busy runs at the
+// baseline's rate: the two figures split a ratio into waiting and working.
+type workTiming struct {
+	// mean is a unit's mean time.
 	mean time.Duration
-	// busy is the commits' summed time over the goroutines' number times
-	// the phase: the share of the phase they spent committing.
+	// busy is the units' summed time over the goroutines' number times the
+	// phase: the share of the phase they spent working.
 	busy float64
+}
+
+// newWorkTiming is the timing of units that took spent in all, done by
+// workers goroutines in a phase of d.
+func newWorkTiming(spent time.Duration, units, workers int, d time.Duration) workTiming {
+	if units <= 0 || workers <= 0 || d <= 0 {
+		return workTiming{}
+	}
+	return workTiming{mean: spent / time.Duration(units), busy: float64(spent) / float64(time.Duration(workers)*d)}
+}
+
+// timedParallel is parallel timing each call of fn as a unit of work.
+func timedParallel(n, workers int, fn func(i int) error) (time.Duration, workTiming, error) {
+	var spent atomic.Int64
+	d, err := parallel(n, workers, func(i int) error {
+		started := time.Now()
+		defer func() { spent.Add(int64(time.Since(started))) }()
+		return fn(i)
+	})
+	return d, newWorkTiming(time.Duration(spent.Load()), n, min(workers, n), d), err
 }
 
 // rawBatched inserts n rows in batches of the given sizes with rawBatchInsert
 // from workers goroutines and returns the rate and how the workers spent
 // the phase, a commit timed from building its arrays until PostgreSQL
 // answered: what the inbox's CommitTime counts of its own commits.
-func rawBatched(ctx context.Context, g *edge, prefix string, n int, sizes []int, workers int) (float64, commitTiming, error) {
+func rawBatched(ctx context.Context, g *edge, prefix string, n int, sizes []int, workers int) (float64, workTiming, error) {
 	batches := batchesOf(inboxEvents(prefix, n), sizes)
-	var committing atomic.Int64
-	d, err := parallel(len(batches), workers, func(i int) error {
-		started := time.Now()
-		defer func() { committing.Add(int64(time.Since(started))) }()
+	d, timing, err := timedParallel(len(batches), workers, func(i int) error {
 		b := batches[i]
 		p, e, t, w, r := make([]string, len(b)), make([]string, len(b)), make([]string, len(b)), make([]string, len(b)), make([]string, len(b))
 		pl := make([][]byte, len(b))
@@ -301,10 +326,6 @@ func rawBatched(ctx context.Context, g *edge, prefix string, n int, sizes []int,
 		}
 		return nil
 	})
-	timing := commitTiming{
-		mean: time.Duration(committing.Load() / int64(max(len(batches), 1))),
-		busy: float64(committing.Load()) / float64(time.Duration(min(workers, len(batches)))*d),
-	}
 	return rate(n, d), timing, err
 }
 
@@ -469,9 +490,9 @@ func (e *Env) Ingest(ctx context.Context, tb testing.TB) (IngestResults, error) 
 			}
 			inboxSizes = commitSizes(before, g.inbox.CommitSizes())
 			allInboxSizes = append(allInboxSizes, inboxSizes...)
-			busy := g.inbox.CommitTime() - busyBefore
-			committersBusy = append(committersBusy, float64(busy)/float64(time.Duration(inbox.Committers)*d))
-			inboxCommits = append(inboxCommits, millis(busy/time.Duration(max(len(inboxSizes), 1))))
+			timing := newWorkTiming(g.inbox.CommitTime()-busyBefore, len(inboxSizes), inbox.Committers, d)
+			committersBusy = append(committersBusy, timing.busy)
+			inboxCommits = append(inboxCommits, millis(timing.mean))
 			inboxRates = append(inboxRates, rate(len(rows), d))
 			written += len(rows)
 			return nil
