@@ -395,8 +395,8 @@ func (r *Report) findings(p func(format string, args ...any)) {
 			"what queued meanwhile before it frees the committer (`inbox/ingest.go`). A batch sends the columns only some events set "+
 			"(ignored, held back, recovered, traced) only when one of its rows sets them, so a batch of routed, untraced events, as in these "+
 			"phases, sends the six arrays the raw inserts send; only a batch the unique key refuses goes again with ON CONFLICT. Every caller is answered only once its own row is durable. "+
-			"Better sharing raises the baseline with the subject, since the raw inserts replay the same commit sizes; what the ratio leaves is "+
-			"gathering each commit from callers that each wait for their own row, where the raw inserts run ready-made batches back to back. "+
+			"Better sharing raises the baseline with the subject, since the raw inserts replay the same commit sizes; what the inbox does that they do not is "+
+			"gather each commit from callers that each wait for their own row, where the raw inserts run ready-made batches back to back. "+
 			"In M1 the inbox's %d committers were committing for %s of each phase (median over rounds), the raw insert's %d workers for %s, "+
 			"and one of the inbox's commits took %s ms on average against %s ms for the raw insert's from %d goroutines; "+
 			"together (the shares' ratio × raw commit ÷ inbox commit) those put the inbox at about %s× the raw insert at its own concurrency. "+
