@@ -64,6 +64,11 @@ func TestHarness(t *testing.T) {
 	rawBusy := extra(t, ingest.M1, fmt.Sprintf(rawBusyFigure, inbox.Committers))
 	assert.Positive(t, rawBusy.Min)
 	assert.LessOrEqual(t, rawBusy.Max, 1.0, "no more raw commits ran at once than there are workers")
+	// One round: the raw insert replayed that round's commits, so the two
+	// parts multiply to the rate's ratio exactly.
+	same := extra(t, ingest.M1, fmt.Sprintf(sameConcurrencyRatio, inbox.Committers)).Median
+	parts := extra(t, ingest.M1, busyPartFigure).Median * extra(t, ingest.M1, commitPartFigure).Median
+	assert.InEpsilon(t, same, parts, 1e-6, "busy share and commit time split inbox/raw at the same concurrency")
 
 	m3, err := e.Latency(ctx, t, ingest.SignalCapacity)
 	require.NoError(t, err)
@@ -82,6 +87,8 @@ func TestHarness(t *testing.T) {
 	}
 	assert.Positive(t, extra(t, m4, handOffCallFigure).Min)
 	assert.Positive(t, extra(t, m4, rawCallFigure).Min)
+	assert.Positive(t, extra(t, m4, slotsPartFigure).Min)
+	assert.Positive(t, extra(t, m4, callPartFigure).Min)
 
 	m5, calls, err := e.Duplicates(ctx, t)
 	require.NoError(t, err)
@@ -157,7 +164,8 @@ func TestHarness(t *testing.T) {
 	}
 	md := rep.Markdown()
 	assert.Contains(t, md, "**Where the time goes.**")
-	assert.Contains(t, md, fmt.Sprintf("In M1 the inbox's %d committers were committing for", inbox.Committers), "the findings say where M1's time goes")
+	assert.Contains(t, md, fmt.Sprintf("In M1, against the raw unnest insert from as many goroutines as it has committers (%d), the inbox ran at", inbox.Committers),
+		"the findings say where M1's time goes")
 	assert.Contains(t, md, fmt.Sprintf("The dispatcher's %d hand-off slots were handing off for", inbox.DefaultHandOffConcurrency), "the findings say where M4's time goes")
 	for _, res := range rep.Results {
 		line := res.SummaryLine()

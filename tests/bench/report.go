@@ -384,9 +384,10 @@ func (r *Report) findings(p func(format string, args ...any)) {
 		m2Rows, _ := r.figure("M2", "rows per inbox commit (mean)")
 		aa, _ := r.figure("M1", rawAsSubjectRatio)
 		busy, _ := r.figure("M1", fmt.Sprintf(committersBusyFigure, inbox.Committers))
-		inboxCommit, _ := r.figure("M1", inboxCommitFigure)
-		rawCommit, _ := r.figure("M1", fmt.Sprintf(rawCommitFigure, inbox.Committers))
 		rawBusy, _ := r.figure("M1", fmt.Sprintf(rawBusyFigure, inbox.Committers))
+		same, _ := r.figure("M1", fmt.Sprintf(sameConcurrencyRatio, inbox.Committers))
+		busyPart, _ := r.figure("M1", busyPartFigure)
+		commitPart, _ := r.figure("M1", commitPartFigure)
 		p("- **Shared commits (M1, M2).** InsertInboxEvent ran at %s× the best raw pgx insert of the same rows and signed webhooks at %s× it, "+
 			"where the best raw insert is whichever of one row per commit and multi-row unnest inserts at exactly the commit sizes the inbox formed "+
 			"(a mean of %s rows per commit for M1 and %s for M2 in this run) had the highest median; the raw unnest insert itself, run in the "+
@@ -397,13 +398,12 @@ func (r *Report) findings(p func(format string, args ...any)) {
 			"phases, sends the six arrays the raw inserts send; only a batch the unique key refuses goes again with ON CONFLICT. Every caller is answered only once its own row is durable. "+
 			"Better sharing raises the baseline with the subject, since the raw inserts replay the same commit sizes; what the inbox does that they do not is "+
 			"gather each commit from callers that each wait for their own row, where the raw inserts run ready-made batches back to back. "+
-			"In M1 the inbox's %d committers were committing for %s of each phase (median over rounds), the raw insert's %d workers for %s, "+
-			"and one of the inbox's commits took %s ms on average against %s ms for the raw insert's from %d goroutines; "+
-			"together (the shares' ratio × raw commit ÷ inbox commit) those put the inbox at about %s× the raw insert at its own concurrency. "+
+			"In M1, against the raw unnest insert from as many goroutines as it has committers (%d), the inbox ran at %s× (median of the rounds); "+
+			"its committers were committing for %s of each phase and the raw insert's workers for %s, a ratio of %s, "+
+			"and the raw insert's commit took %s× as long as the inbox's (each ratio taken round by round; their product is about the rate's ratio). "+
 			"What the share leaves is time a committer spent not writing: after each commit, until the callers it answered have queued their next rows and it has taken them.\n",
 			num(m1.Median), num(m2.Median), num(m1Rows.Median), num(m2Rows.Median), num(aa.Median), inbox.Committers,
-			inbox.Committers, num(busy.Median), inbox.Committers, num(rawBusy.Median), num(inboxCommit.Median), num(rawCommit.Median), inbox.Committers,
-			num(busy.Median/max(rawBusy.Median, 1e-9)*rawCommit.Median/max(inboxCommit.Median, 1e-9)))
+			inbox.Committers, num(same.Median), num(busy.Median), num(rawBusy.Median), num(busyPart.Median), num(commitPart.Median))
 	}
 	if used, ok := r.poolUsed(); ok && len(r.Pool) > 1 {
 		raw, hooks := r.Pool[0], r.Pool[0]
@@ -442,18 +442,18 @@ func (r *Report) findings(p func(format string, args ...any)) {
 		cs, _ := r.figure("M4", "concurrent/one at a time")
 		conc := inbox.DefaultHandOffConcurrency
 		slotsBusy, _ := r.figure("M4", fmt.Sprintf(handOffBusyFigure, conc))
-		handOff, _ := r.figure("M4", handOffCallFigure)
 		callersBusy, _ := r.figure("M4", fmt.Sprintf(rawCallBusyFigure, conc))
-		call, _ := r.figure("M4", rawCallFigure)
+		slotsPart, _ := r.figure("M4", slotsPartFigure)
+		callPart, _ := r.figure("M4", callPartFigure)
 		p("- **Drain (M4).** starter.SignalPayment ran at %s× bare SignalWithStart calls (what separates them is crmflow's start options: "+
 			"conflict and reuse policy, the CrmflowOrderID search attribute), "+
 			"and the dispatcher at %s× the starter (what separates those is the inbox bookkeeping: claiming rows, one look-up of the orders per claim, and marking rows delivered, several to a commit). "+
-			"The dispatcher's %d hand-off slots were handing off for %s of the drain (median over rounds) and the raw callers were calling for %s of theirs; "+
-			"a hand-off took %s ms on average against %s ms for a raw call, so (the shares' ratio × raw call ÷ hand-off) those put the dispatcher at about %s× the raw calls: "+
-			"a hand-off longer than a raw call is crmflow's start options and Temporal answering slower beside the inbox's bookkeeping on the same cores; a smaller share is slots waiting for claimed rows. "+
+			"The dispatcher's %d hand-off slots were handing off for %s of the drain (median over rounds) and the raw callers were calling for %s of theirs, a ratio of %s, "+
+			"and a raw call took %s× as long as a hand-off (each ratio taken round by round; their product is about dispatcher/raw): "+
+			"a smaller share is slots waiting for claimed rows, a hand-off longer than a raw call is crmflow's start options and Temporal answering slower beside the inbox's bookkeeping on the same cores. "+
 			"Handing off %d workflows' events at once ran at %s× the same drain with one hand-off at a time.\n",
-			num(sr.Median), num(ds.Median), conc, num(slotsBusy.Median), num(callersBusy.Median), num(handOff.Median), num(call.Median),
-			num(slotsBusy.Median/max(callersBusy.Median, 1e-9)*call.Median/max(handOff.Median, 1e-9)), conc, num(cs.Median))
+			num(sr.Median), num(ds.Median), conc, num(slotsBusy.Median), num(callersBusy.Median), num(slotsPart.Median), num(callPart.Median),
+			conc, num(cs.Median))
 	}
 	offered, m8 := r.figure("M8", "offered rate (half the SignalWithStart capacity)")
 	drain, m4 := r.figure("M4", "dispatcher hand-offs")
