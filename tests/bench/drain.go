@@ -50,8 +50,8 @@ func (e *Env) Drain(ctx context.Context, tb testing.TB) (Result, error) {
 	conc := inbox.DefaultHandOffConcurrency
 	var raw, starterLoop, disp, serial []float64
 	// How the dispatcher's hand-off slots and the raw callers spent each
-	// phase: the share calling Temporal, and a call's mean time in ms.
-	var dispBusy, dispCall, rawBusy, rawCall []float64
+	// phase.
+	var dispTiming, rawTiming timingSeries
 	s := starter.New(c, starter.Options{TaskQueue: noWorker, PaymentTimeout: time.Hour})
 	for r := range sz.Rounds {
 		prefix := fmt.Sprintf("drain-%d-%d", time.Now().UnixNano(), r)
@@ -59,7 +59,7 @@ func (e *Env) Drain(ctx context.Context, tb testing.TB) (Result, error) {
 			e.profiled("M4", 1, "raw SignalWithStart", func() error {
 				d, timing, err := rawSignalWithStartTimed(ctx, c, noWorker, prefix+"-raw", sz.Backlog, conc)
 				raw = append(raw, rate(sz.Backlog, d))
-				rawBusy, rawCall = append(rawBusy, timing.busy), append(rawCall, millis(timing.mean))
+				rawTiming.add(timing)
 				return err
 			}),
 			func() error {
@@ -80,7 +80,7 @@ func (e *Env) Drain(ctx context.Context, tb testing.TB) (Result, error) {
 			func() error {
 				d, timing, err := e.drainInbox(ctx, tb, c, noWorker, prefix, defaultDispatcher(), e.profiledWindow("M4", 0, "dispatcher"))
 				disp = append(disp, rate(sz.Backlog, d))
-				dispBusy, dispCall = append(dispBusy, timing.busy), append(dispCall, millis(timing.mean))
+				dispTiming.add(timing)
 				return err
 			},
 			func() error {
@@ -107,12 +107,12 @@ func (e *Env) Drain(ctx context.Context, tb testing.TB) (Result, error) {
 			{fmt.Sprintf("starter.SignalPayment (%d concurrent)", conc), "calls/s", summarise(starterLoop)},
 			{"starter/raw (Temporal-side cost of crmflow's start options)", "×", summarise(ratios(starterLoop, raw))},
 			{"dispatcher/starter (inbox claim and mark)", "×", summarise(ratios(disp, starterLoop))},
-			{fmt.Sprintf(handOffBusyFigure, conc), "share", summarise(dispBusy)},
-			{handOffCallFigure, "ms", summarise(dispCall)},
-			{fmt.Sprintf(rawCallBusyFigure, conc), "share", summarise(rawBusy)},
-			{rawCallFigure, "ms", summarise(rawCall)},
-			{slotsPartFigure, "×", summarise(ratios(dispBusy, rawBusy))},
-			{callPartFigure, "×", summarise(ratios(rawCall, dispCall))},
+			{fmt.Sprintf(handOffBusyFigure, conc), "share", summarise(dispTiming.busy)},
+			{handOffCallFigure, "ms", summarise(dispTiming.mean)},
+			{fmt.Sprintf(rawCallBusyFigure, conc), "share", summarise(rawTiming.busy)},
+			{rawCallFigure, "ms", summarise(rawTiming.mean)},
+			{slotsPartFigure, "×", summarise(ratios(dispTiming.busy, rawTiming.busy))},
+			{callPartFigure, "×", summarise(ratios(rawTiming.mean, dispTiming.mean))},
 			{"dispatcher with one hand-off at a time", "events/s", summarise(serial)},
 			{"concurrent/one at a time", "×", summarise(ratios(disp, serial))},
 		},

@@ -296,6 +296,15 @@ func newWorkTiming(spent time.Duration, units, workers int, d time.Duration) wor
 	return workTiming{mean: spent / time.Duration(units), busy: float64(spent) / float64(time.Duration(workers)*d)}
 }
 
+// timingSeries collects a side's workTiming round by round: the busy
+// share, and a unit's mean time in ms.
+type timingSeries struct{ busy, mean []float64 }
+
+func (ts *timingSeries) add(t workTiming) {
+	ts.busy = append(ts.busy, t.busy)
+	ts.mean = append(ts.mean, millis(t.mean))
+}
+
 // timedParallel is parallel timing each call of fn as a unit of work.
 func timedParallel(n, workers int, fn func(i int) error) (time.Duration, workTiming, error) {
 	var spent atomic.Int64
@@ -471,9 +480,9 @@ func (e *Env) Ingest(ctx context.Context, tb testing.TB) (IngestResults, error) 
 	// insert scores against the baselines in this run.
 	var rawAsSubject []float64
 	// Where the inbox's time goes against the raw insert at its
-	// concurrency: the share of each phase its committers (the raw way's
-	// workers) were committing, and a commit's mean time, in ms.
-	var committersBusy, inboxCommits, rawBusy, rawCommits []float64
+	// concurrency: how its committers (the raw way's workers) spent each
+	// phase.
+	var inboxTiming, rawTiming timingSeries
 	var rawM1, rawM2 rawSeries
 	var inboxSizes, hookSizes []int // the latest subject phase's commits
 	var allInboxSizes, allHookSizes []int
@@ -494,9 +503,7 @@ func (e *Env) Ingest(ctx context.Context, tb testing.TB) (IngestResults, error) 
 			}
 			inboxSizes = commitSizes(before, g.inbox.CommitSizes())
 			allInboxSizes = append(allInboxSizes, inboxSizes...)
-			timing := newWorkTiming(g.inbox.CommitTime()-busyBefore, len(inboxSizes), inbox.Committers, d)
-			committersBusy = append(committersBusy, timing.busy)
-			inboxCommits = append(inboxCommits, millis(timing.mean))
+			inboxTiming.add(newWorkTiming(g.inbox.CommitTime()-busyBefore, len(inboxSizes), inbox.Committers, d))
 			inboxRates = append(inboxRates, rate(len(rows), d))
 			written += len(rows)
 			return nil
@@ -507,8 +514,7 @@ func (e *Env) Ingest(ctx context.Context, tb testing.TB) (IngestResults, error) 
 			}
 			single, few, many, fewTiming, err := rawBaselines(ctx, g, fmt.Sprintf("raw1-%d", r), r, sz.InboxRows, inboxSizes, sz.Senders, inbox.Committers)
 			rawM1.add(single, few, many, inboxSizes)
-			rawCommits = append(rawCommits, millis(fewTiming.mean))
-			rawBusy = append(rawBusy, fewTiming.busy)
+			rawTiming.add(fewTiming)
 			written += 3 * sz.InboxRows
 			return err
 		}
@@ -581,13 +587,13 @@ func (e *Env) Ingest(ctx context.Context, tb testing.TB) (IngestResults, error) 
 			{fmt.Sprintf("raw unnest (%d concurrent) run as a subject", sz.Senders), "rows/s", summarise(rawAsSubject)},
 			{rawAsSubjectRatio, "×", summarise(ratios(rawAsSubject, m1Best))},
 			{"that subject/fastest raw of each round", "×", summarise(ratios(rawAsSubject, rawM1.fastest))},
-			{fmt.Sprintf(committersBusyFigure, inbox.Committers), "share", summarise(committersBusy)},
-			{inboxCommitFigure, "ms", summarise(inboxCommits)},
-			{fmt.Sprintf(rawBusyFigure, inbox.Committers), "share", summarise(rawBusy)},
-			{fmt.Sprintf(rawCommitFigure, inbox.Committers), "ms", summarise(rawCommits)},
+			{fmt.Sprintf(committersBusyFigure, inbox.Committers), "share", summarise(inboxTiming.busy)},
+			{inboxCommitFigure, "ms", summarise(inboxTiming.mean)},
+			{fmt.Sprintf(rawBusyFigure, inbox.Committers), "share", summarise(rawTiming.busy)},
+			{fmt.Sprintf(rawCommitFigure, inbox.Committers), "ms", summarise(rawTiming.mean)},
 			{fmt.Sprintf(sameConcurrencyRatio, inbox.Committers), "×", summarise(ratios(inboxRates, rawM1.few))},
-			{busyPartFigure, "×", summarise(ratios(committersBusy, rawBusy))},
-			{commitPartFigure, "×", summarise(ratios(rawCommits, inboxCommits))},
+			{busyPartFigure, "×", summarise(ratios(inboxTiming.busy, rawTiming.busy))},
+			{commitPartFigure, "×", summarise(ratios(rawTiming.mean, inboxTiming.mean))},
 		}, sizeFigures(allInboxSizes, sz.Rounds)...),
 		Target: ">= 0.85", Pass: m1Ratio.Median >= 0.85,
 		Headline: fmt.Sprintf("%s rows/s", num(summarise(inboxRates).Median)),
