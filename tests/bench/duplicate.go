@@ -93,12 +93,12 @@ func (e *Env) Duplicates(ctx context.Context, tb testing.TB) (Result, DuplicateC
 	}
 	return Result{
 		ID: "M5", What: "duplicate delivery vs fresh event",
-		Subject:   Figure{"duplicate delivery", "ms/event", summarise(dup)},
-		Baselines: []Figure{{"fresh event, acknowledged and handed to Temporal", "ms/event", summarise(fresh)}},
-		Ratios:    []Figure{{"fresh/duplicate", "×", speedup}},
+		Subject:   Figure{Name: "duplicate delivery", Unit: "ms/event", Stats: summarise(dup)},
+		Baselines: []Figure{{Name: "fresh event, acknowledged and handed to Temporal", Unit: "ms/event", Stats: summarise(fresh)}},
+		Ratios:    []Figure{{Name: "fresh/duplicate", Unit: "×", Stats: speedup}},
 		Extra: []Figure{
-			{"Temporal calls on the duplicate path", "calls", summarise([]float64{float64(dupCalls)})},
-			{"SignalWithStart calls on the fresh path", "calls", summarise([]float64{float64(counts.Fresh[signalWithStartMethod])})},
+			{Name: "Temporal calls on the duplicate path", Unit: "calls", Stats: summarise([]float64{float64(dupCalls)})},
+			{Name: "SignalWithStart calls on the fresh path", Unit: "calls", Stats: summarise([]float64{float64(counts.Fresh[signalWithStartMethod])})},
 		},
 		Target:   ">= 5× faster, zero Temporal calls",
 		Pass:     speedup.Median >= 5 && dupCalls == 0,

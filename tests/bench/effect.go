@@ -175,9 +175,9 @@ func (e *Env) Effect(ctx context.Context, tb testing.TB) (Result, EffectCounts, 
 	ratio := summarise(ratios(hooks, base))
 	return Result{
 		ID: "M9", What: "webhook to effect (order confirmed, Knock called)",
-		Subject:   Figure{"signed webhooks through the edge to effect", "orders/s", summarise(hooks)},
-		Baselines: []Figure{{"the same confirmations started directly (SignalWithStart)", "orders/s", summarise(base)}},
-		Ratios:    []Figure{{"webhooks/direct", "×", ratio}},
+		Subject:   Figure{Name: "signed webhooks through the edge to effect", Unit: "orders/s", Stats: summarise(hooks)},
+		Baselines: []Figure{{Name: "the same confirmations started directly (SignalWithStart)", Unit: "orders/s", Stats: summarise(base)}},
+		Ratios:    []Figure{{Name: "webhooks/direct", Unit: "×", Stats: ratio}},
 		Target:    effectTarget.String(), Pass: effectTarget.met(ratio),
 		Headline: fmt.Sprintf("%s orders/s", num(summarise(hooks).Median)),
 		Rounds:   sz.Rounds, Elapsed: time.Since(started),

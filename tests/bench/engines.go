@@ -279,7 +279,10 @@ func (e *Env) Engines(ctx context.Context, tb testing.TB) (*EngineResults, error
 
 // summaryResult is measurement id's row on PostgreSQL for the summary.
 func (en *EngineResults) summaryResult(id, what, subject, baseline, ratio string, target ratioTarget) Result {
-	pg := func(key string) Figure { f := en.figure(key); return Figure{f.Name, f.Unit, f.Postgres} }
+	pg := func(key string) Figure {
+		f := en.figure(key)
+		return Figure{Name: f.Name, Unit: f.Unit, Stats: f.Postgres}
+	}
 	s, r := pg(subject), pg(ratio)
 	s.Name, r.Name = strings.TrimPrefix(s.Name, id+": "), strings.TrimPrefix(r.Name, id+": ")
 	return Result{

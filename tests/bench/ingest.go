@@ -381,9 +381,9 @@ func (rs *rawSeries) add(single, few, many float64, sizes []int) {
 // ways names the three ways with their per-round rates, in report order.
 func (rs *rawSeries) ways(senders, committers int) []Figure {
 	return []Figure{
-		{fmt.Sprintf("raw pgx, one row per commit (%d concurrent)", senders), "rows/s", summarise(rs.single)},
-		{fmt.Sprintf("raw pgx, unnest at the inbox's commit sizes (%d concurrent)", committers), "rows/s", summarise(rs.few)},
-		{fmt.Sprintf("raw pgx, unnest at the inbox's commit sizes (%d concurrent)", senders), "rows/s", summarise(rs.many)},
+		{Name: fmt.Sprintf("raw pgx, one row per commit (%d concurrent)", senders), Unit: "rows/s", Stats: summarise(rs.single)},
+		{Name: fmt.Sprintf("raw pgx, unnest at the inbox's commit sizes (%d concurrent)", committers), Unit: "rows/s", Stats: summarise(rs.few)},
+		{Name: fmt.Sprintf("raw pgx, unnest at the inbox's commit sizes (%d concurrent)", senders), Unit: "rows/s", Stats: summarise(rs.many)},
 	}
 }
 
@@ -406,8 +406,8 @@ func (rs *rawSeries) best(senders, committers int) Figure {
 func (rs *rawSeries) figures(senders, committers int) []Figure {
 	b := rs.best(senders, committers)
 	return append([]Figure{
-		{"best raw pgx: " + strings.TrimPrefix(b.Name, "raw pgx, ") + ", the way with the highest median of the three below", b.Unit, b.Stats},
-		{"fastest raw pgx of each round (the largest of the three below in each round)", "rows/s", summarise(rs.fastest)},
+		{Name: "best raw pgx: " + strings.TrimPrefix(b.Name, "raw pgx, ") + ", the way with the highest median of the three below", Unit: b.Unit, Stats: b.Stats},
+		{Name: "fastest raw pgx of each round (the largest of the three below in each round)", Unit: "rows/s", Stats: summarise(rs.fastest)},
 	}, rs.ways(senders, committers)...)
 }
 
@@ -424,9 +424,9 @@ func sizeFigures(sizes []int, rounds int) []Figure {
 	}
 	st := summarise(f)
 	return []Figure{
-		{"inbox commits per round", "commits", summarise([]float64{float64(len(sizes)) / float64(rounds)})},
-		{"rows per inbox commit (median, min, max over all commits)", "rows", Stats{Median: st.Median, Min: st.Min, Max: st.Max}},
-		{"rows per inbox commit (mean)", "rows", summarise([]float64{float64(total) / float64(len(sizes))})},
+		{Name: "inbox commits per round", Unit: "commits", Stats: summarise([]float64{float64(len(sizes)) / float64(rounds)})},
+		{Name: "rows per inbox commit (median, min, max over all commits)", Unit: "rows", Stats: Stats{Median: st.Median, Min: st.Min, Max: st.Max}},
+		{Name: "rows per inbox commit (mean)", Unit: "rows", Stats: summarise([]float64{float64(total) / float64(len(sizes))})},
 	}
 }
 
@@ -574,26 +574,26 @@ func (e *Env) Ingest(ctx context.Context, tb testing.TB) (IngestResults, error) 
 
 	poolSize := g.store.Pool().Config().MaxConns
 	elapsed := time.Since(started)
-	swsF := Figure{fmt.Sprintf("raw SignalWithStart (%d concurrent)", sz.Senders), "calls/s", summarise(sws)}
+	swsF := Figure{Name: fmt.Sprintf("raw SignalWithStart (%d concurrent)", sz.Senders), Unit: "calls/s", Stats: summarise(sws)}
 	m1Best := rawM1.best(sz.Senders, inbox.Committers).Stats.Values
 	m1Ratio := summarise(ratios(inboxRates, m1Best))
 	m1 := Result{
 		ID: "M1", What: "inbox write (InsertInboxEvent)",
-		Subject:   Figure{"InsertInboxEvent", "rows/s", summarise(inboxRates)},
+		Subject:   Figure{Name: "InsertInboxEvent", Unit: "rows/s", Stats: summarise(inboxRates)},
 		Baselines: rawM1.figures(sz.Senders, inbox.Committers),
-		Ratios: []Figure{{"inbox/best raw", "×", m1Ratio},
-			{"inbox/fastest raw of each round (no target)", "×", summarise(ratios(inboxRates, rawM1.fastest))}},
+		Ratios: []Figure{{Name: "inbox/best raw", Unit: "×", Stats: m1Ratio},
+			{Name: "inbox/fastest raw of each round (no target)", Unit: "×", Stats: summarise(ratios(inboxRates, rawM1.fastest))}},
 		Extra: append([]Figure{
-			{fmt.Sprintf("raw unnest (%d concurrent) run as a subject", sz.Senders), "rows/s", summarise(rawAsSubject)},
-			{rawAsSubjectRatio, "×", summarise(ratios(rawAsSubject, m1Best))},
-			{"that subject/fastest raw of each round", "×", summarise(ratios(rawAsSubject, rawM1.fastest))},
-			{fmt.Sprintf(committersBusyFigure, inbox.Committers), "share", summarise(inboxTiming.busy)},
-			{inboxCommitFigure, "ms", summarise(inboxTiming.mean)},
-			{fmt.Sprintf(rawBusyFigure, inbox.Committers), "share", summarise(rawTiming.busy)},
-			{fmt.Sprintf(rawCommitFigure, inbox.Committers), "ms", summarise(rawTiming.mean)},
-			{fmt.Sprintf(sameConcurrencyRatio, inbox.Committers), "×", summarise(ratios(inboxRates, rawM1.few))},
-			{busyPartFigure, "×", summarise(ratios(inboxTiming.busy, rawTiming.busy))},
-			{commitPartFigure, "×", summarise(ratios(rawTiming.mean, inboxTiming.mean))},
+			{Name: fmt.Sprintf("raw unnest (%d concurrent) run as a subject", sz.Senders), Unit: "rows/s", Stats: summarise(rawAsSubject)},
+			{Name: rawAsSubjectRatio, Unit: "×", Stats: summarise(ratios(rawAsSubject, m1Best))},
+			{Name: "that subject/fastest raw of each round", Unit: "×", Stats: summarise(ratios(rawAsSubject, rawM1.fastest))},
+			{Name: fmt.Sprintf(committersBusyFigure, inbox.Committers), Unit: "share", Stats: summarise(inboxTiming.busy)},
+			{Name: inboxCommitFigure, Unit: "ms", Stats: summarise(inboxTiming.mean)},
+			{Name: fmt.Sprintf(rawBusyFigure, inbox.Committers), Unit: "share", Stats: summarise(rawTiming.busy)},
+			{Name: fmt.Sprintf(rawCommitFigure, inbox.Committers), Unit: "ms", Stats: summarise(rawTiming.mean)},
+			{Name: fmt.Sprintf(sameConcurrencyRatio, inbox.Committers), Unit: "×", Stats: summarise(ratios(inboxRates, rawM1.few))},
+			{Name: busyPartFigure, Unit: "×", Stats: summarise(ratios(inboxTiming.busy, rawTiming.busy))},
+			{Name: commitPartFigure, Unit: "×", Stats: summarise(ratios(rawTiming.mean, inboxTiming.mean))},
 		}, sizeFigures(allInboxSizes, sz.Rounds)...),
 		Target: ">= 0.85", Pass: m1Ratio.Median >= 0.85,
 		Headline: fmt.Sprintf("%s rows/s", num(summarise(inboxRates).Median)),
@@ -614,10 +614,10 @@ func (e *Env) Ingest(ctx context.Context, tb testing.TB) (IngestResults, error) 
 	swsRatio := summarise(ratios(hooks, sws))
 	m2 := Result{
 		ID: "M2", What: "signed Stripe webhooks acknowledged",
-		Subject:   Figure{"webhooks acknowledged", "webhooks/s", summarise(hooks)},
+		Subject:   Figure{Name: "webhooks acknowledged", Unit: "webhooks/s", Stats: summarise(hooks)},
 		Baselines: append(rawM2.figures(sz.Senders, inbox.Committers), swsF),
-		Ratios: []Figure{{"webhooks/best raw", "×", hookRatio}, {"webhooks/SignalWithStart", "×", swsRatio},
-			{"webhooks/fastest raw of each round (no target)", "×", summarise(ratios(hooks, rawM2.fastest))}},
+		Ratios: []Figure{{Name: "webhooks/best raw", Unit: "×", Stats: hookRatio}, {Name: "webhooks/SignalWithStart", Unit: "×", Stats: swsRatio},
+			{Name: "webhooks/fastest raw of each round (no target)", Unit: "×", Stats: summarise(ratios(hooks, rawM2.fastest))}},
 		Extra:    sizeFigures(allHookSizes, sz.Rounds),
 		Target:   ">= 0.6 of the best raw insert and >= 10× SignalWithStart",
 		Pass:     hookRatio.Median >= 0.6 && swsRatio.Median >= 10,

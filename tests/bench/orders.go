@@ -440,19 +440,19 @@ func (e *Env) Orders(ctx context.Context, tb testing.TB) (Result, OrderCounts, e
 	ratio, apartRatio := summarise(ratios(subj, base)), summarise(ratios(subj, apart))
 	return Result{
 		ID: "M6", What: "order confirmations completed",
-		Subject: Figure{"OrderConfirmation completed", "orders/s", summarise(subj)},
+		Subject: Figure{Name: "OrderConfirmation completed", Unit: "orders/s", Stats: summarise(subj)},
 		Baselines: []Figure{
-			{fmt.Sprintf("minimal workflow, %d no-op activities and %d local", counts.Activities, counts.LocalActivities), "workflows/s", summarise(base)},
-			{fmt.Sprintf("minimal workflow, its activities on %d queues of their own", counts.ActivityQueues), "workflows/s", summarise(apart)},
+			{Name: fmt.Sprintf("minimal workflow, %d no-op activities and %d local", counts.Activities, counts.LocalActivities), Unit: "workflows/s", Stats: summarise(base)},
+			{Name: fmt.Sprintf("minimal workflow, its activities on %d queues of their own", counts.ActivityQueues), Unit: "workflows/s", Stats: summarise(apart)},
 		},
 		Ratios: []Figure{
-			{"crmflow/minimal", "×", ratio},
-			{"crmflow/minimal with its activities apart (no eager dispatch)", "×", apartRatio},
+			{Name: "crmflow/minimal", Unit: "×", Stats: ratio},
+			{Name: "crmflow/minimal with its activities apart (no eager dispatch)", Unit: "×", Stats: apartRatio},
 		},
 		Extra: []Figure{
-			{"history events of one OrderConfirmation", "events", summarise([]float64{float64(counts.Events)})},
-			{"history events of one minimal run", "events", summarise([]float64{float64(counts.MinimalEvents)})},
-			{"search-attribute upserts in one OrderConfirmation", "events", summarise([]float64{float64(counts.Upserts)})},
+			{Name: "history events of one OrderConfirmation", Unit: "events", Stats: summarise([]float64{float64(counts.Events)})},
+			{Name: "history events of one minimal run", Unit: "events", Stats: summarise([]float64{float64(counts.MinimalEvents)})},
+			{Name: "search-attribute upserts in one OrderConfirmation", Unit: "events", Stats: summarise([]float64{float64(counts.Upserts)})},
 		},
 		Target: ordersTarget.String(), Pass: ordersTarget.met(ratio),
 		Headline: fmt.Sprintf("%s orders/s", num(summarise(subj).Median)),

@@ -46,11 +46,11 @@ func TestPoolSentenceComparesWithThePoolUsed(t *testing.T) {
 // its offered rate beside the dispatcher's drain rate from M4.
 func TestHandoffSentenceRelatesTheOfferedRateToTheDrain(t *testing.T) {
 	r := &Report{Results: []Result{
-		{ID: "M4", Subject: Figure{"dispatcher hand-offs", "events/s", Stats{Median: 200}}},
+		{ID: "M4", Subject: Figure{Name: "dispatcher hand-offs", Unit: "events/s", Stats: Stats{Median: 200}}},
 		{ID: "M8", Extra: []Figure{
-			{"offered rate (half the SignalWithStart capacity)", "events/s", Stats{Median: 150}},
-			{"p50 commit to signal in history, every event of every round", "ms", Stats{Median: 240}},
-			{"p50 raw SignalWithStart, every call of every round", "ms", Stats{Median: 11}},
+			{Name: "offered rate (half the SignalWithStart capacity)", Unit: "events/s", Stats: Stats{Median: 150}},
+			{Name: "p50 commit to signal in history, every event of every round", Unit: "ms", Stats: Stats{Median: 240}},
+			{Name: "p50 raw SignalWithStart, every call of every round", Unit: "ms", Stats: Stats{Median: 11}},
 		}},
 	}}
 	var b strings.Builder

@@ -114,11 +114,11 @@ func (e *Env) StockBurst(ctx context.Context, tb testing.TB) (Result, []StockCou
 	sig, ev := summarise(signals), summarise(events)
 	return Result{
 		ID: "M7", What: fmt.Sprintf("%d stock updates for one SKU", sz.StockUpdates),
-		Subject: Figure{"signals reaching the workflow", "signals", sig},
+		Subject: Figure{Name: "signals reaching the workflow", Unit: "signals", Stats: sig},
 		Extra: []Figure{
-			{"history events (all runs)", "events", ev},
-			{"longest single run's history", "events", summarise(longest)},
-			{"updates accepted by the API", "updates/s", summarise(accept)},
+			{Name: "history events (all runs)", Unit: "events", Stats: ev},
+			{Name: "longest single run's history", Unit: "events", Stats: summarise(longest)},
+			{Name: "updates accepted by the API", Unit: "updates/s", Stats: summarise(accept)},
 		},
 		Target:   "<= 20 signals, history < 2,000 events (worst round)",
 		Pass:     sig.Max <= 20 && ev.Max < 2000,
