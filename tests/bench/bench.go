@@ -10,6 +10,7 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -44,6 +45,30 @@ type Figure struct {
 	Name  string
 	Unit  string
 	Stats Stats
+	// Bound is the value a target compares this figure with, 0 when none
+	// does. The report prints the figure's values with as many digits as
+	// it takes to show which side of the bound each falls on.
+	Bound float64
+}
+
+// format prints one of the figure's values, numBeside its bound.
+func (f Figure) format(v float64) string { return numBeside(v, f.Bound) }
+
+// numBeside prints v as num does, or with more digits where num's rounding
+// would land on bound or cross it, so a 0.8496 judged against 0.85 reads
+// 0.8496 rather than passing for the bound itself. A bound of 0 is none.
+func numBeside(v, bound float64) string {
+	s := num(v)
+	for d := decimals(v) + 1; bound != 0 && d <= 9 && !sameSide(s, v, bound); d++ {
+		s = strconv.FormatFloat(v, 'f', d, 64)
+	}
+	return s
+}
+
+// sameSide says whether printed, read back, compares with bound as v does.
+func sameSide(printed string, v, bound float64) bool {
+	p, err := strconv.ParseFloat(printed, 64)
+	return err == nil && cmp.Compare(p, bound) == cmp.Compare(v, bound)
 }
 
 // Result is one measurement (M1 … M10) as the report prints it.
@@ -93,7 +118,7 @@ func (r Result) SummaryLine() string {
 	}
 	var ratios []string
 	for _, f := range r.Ratios {
-		ratios = append(ratios, fmt.Sprintf("%s %s (min %s, max %s)", f.Name, num(f.Stats.Median), num(f.Stats.Min), num(f.Stats.Max)))
+		ratios = append(ratios, fmt.Sprintf("%s %s (min %s, max %s)", f.Name, f.format(f.Stats.Median), f.format(f.Stats.Min), f.format(f.Stats.Max)))
 	}
 	ratio := strings.Join(ratios, "; ")
 	if ratio == "" {
@@ -104,15 +129,21 @@ func (r Result) SummaryLine() string {
 
 // num prints a figure with about three significant digits.
 func num(v float64) string {
-	switch a := math.Abs(v); {
-	case a == 0:
+	if v == 0 {
 		return "0"
+	}
+	return strconv.FormatFloat(v, 'f', decimals(v), 64)
+}
+
+// decimals is how many digits num prints after the point.
+func decimals(v float64) int {
+	switch a := math.Abs(v); {
 	case a >= 100:
-		return fmt.Sprintf("%.0f", v)
+		return 0
 	case a >= 10:
-		return fmt.Sprintf("%.1f", v)
+		return 1
 	default:
-		return fmt.Sprintf("%.2f", v)
+		return 2
 	}
 }
 

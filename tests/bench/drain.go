@@ -102,7 +102,7 @@ func (e *Env) Drain(ctx context.Context, tb testing.TB) (Result, error) {
 		ID: "M4", What: "backlog drain through the dispatcher",
 		Subject:   Figure{Name: "dispatcher hand-offs", Unit: "events/s", Stats: summarise(disp)},
 		Baselines: []Figure{{Name: fmt.Sprintf("raw SignalWithStart (%d concurrent)", conc), Unit: "calls/s", Stats: summarise(raw)}},
-		Ratios:    []Figure{{Name: "dispatcher/raw", Unit: "×", Stats: ratio}},
+		Ratios:    []Figure{{Name: "dispatcher/raw", Unit: "×", Stats: ratio, Bound: float64(drainTarget)}},
 		Extra: []Figure{
 			{Name: fmt.Sprintf("starter.SignalPayment (%d concurrent)", conc), Unit: "calls/s", Stats: summarise(starterLoop)},
 			{Name: "starter/raw (Temporal-side cost of crmflow's start options)", Unit: "×", Stats: summarise(ratios(starterLoop, raw))},

@@ -68,8 +68,17 @@ type EngineFigure struct {
 	// PostgresOverSQLite is the PostgreSQL figure over the SQLite one,
 	// round by round.
 	PostgresOverSQLite Stats
+	// Bound is the value a target compares the figure with on each engine,
+	// 0 when none does (as Figure's).
+	Bound float64
 	// key names the figure for the report's prose.
 	key string
+}
+
+// against sets the target the figure is judged by on each engine.
+func (f EngineFigure) against(t ratioTarget) EngineFigure {
+	f.Bound = float64(t)
+	return f
 }
 
 // The keys of EngineResults.Figures.
@@ -261,14 +270,14 @@ func (e *Env) Engines(ctx context.Context, tb testing.TB) (*EngineResults, error
 		pair(keyRaw, fmt.Sprintf("M4 baseline: raw SignalWithStart, %d concurrent", conc), "calls/s",
 			func(s *engineSide) []float64 { return s.raw }),
 		pair(keyDrain, "M4: dispatcher hand-offs", "events/s", func(s *engineSide) []float64 { return s.drain }),
-		pair(keyM4, "M4: dispatcher/raw", "×", func(s *engineSide) []float64 { return ratios(s.drain, s.raw) }),
+		pair(keyM4, "M4: dispatcher/raw", "×", func(s *engineSide) []float64 { return ratios(s.drain, s.raw) }).against(drainTarget),
 		pair(keyMinimal, fmt.Sprintf("M6 baseline: minimal workflow, %d no-op activities and %d local", res.Activities, res.LocalActivities), "workflows/s",
 			func(s *engineSide) []float64 { return s.minimal }),
 		pair(keyConfirm, "M6: OrderConfirmation completed", "orders/s", func(s *engineSide) []float64 { return s.confirm }),
-		pair(keyM6, "M6: crmflow/minimal", "×", func(s *engineSide) []float64 { return ratios(s.confirm, s.minimal) }),
+		pair(keyM6, "M6: crmflow/minimal", "×", func(s *engineSide) []float64 { return ratios(s.confirm, s.minimal) }).against(ordersTarget),
 		pair(keyDirect, "M9 baseline: confirmations started directly", "orders/s", func(s *engineSide) []float64 { return s.direct }),
 		pair(keyHooks, "M9: signed webhooks through the edge to effect", "orders/s", func(s *engineSide) []float64 { return s.hooks }),
-		pair(keyM9, "M9: webhooks/direct", "×", func(s *engineSide) []float64 { return ratios(s.hooks, s.direct) }),
+		pair(keyM9, "M9: webhooks/direct", "×", func(s *engineSide) []float64 { return ratios(s.hooks, s.direct) }).against(effectTarget),
 	}
 	res.Elapsed = time.Since(started)
 	res.M4 = res.summaryResult("M4", "backlog drain, Temporal on PostgreSQL", keyDrain, keyRaw, keyM4, drainTarget)
@@ -281,7 +290,7 @@ func (e *Env) Engines(ctx context.Context, tb testing.TB) (*EngineResults, error
 func (en *EngineResults) summaryResult(id, what, subject, baseline, ratio string, target ratioTarget) Result {
 	pg := func(key string) Figure {
 		f := en.figure(key)
-		return Figure{Name: f.Name, Unit: f.Unit, Stats: f.Postgres}
+		return Figure{Name: f.Name, Unit: f.Unit, Stats: f.Postgres, Bound: f.Bound}
 	}
 	s, r := pg(subject), pg(ratio)
 	s.Name, r.Name = strings.TrimPrefix(s.Name, id+": "), strings.TrimPrefix(r.Name, id+": ")
@@ -325,9 +334,11 @@ func (r *Report) bothEngines(p func(format string, args ...any)) {
 		sz.Rounds, en.Elapsed.Round(time.Second),
 		sz.SignalCalls, sz.Senders, sz.Backlog, inbox.DefaultHandOffConcurrency, sz.Orders, sz.OrderSenders, sz.Orders)
 	p("| figure | unit | SQLite (median, min–max) | PostgreSQL (median, min–max) | PostgreSQL/SQLite per round (median, min–max) |\n|---|---|---|---|---|\n")
-	cell := func(s Stats) string { return fmt.Sprintf("%s (%s–%s)", num(s.Median), num(s.Min), num(s.Max)) }
+	cell := func(s Stats, bound float64) string {
+		return fmt.Sprintf("%s (%s–%s)", numBeside(s.Median, bound), numBeside(s.Min, bound), numBeside(s.Max, bound))
+	}
 	for _, f := range en.Figures {
-		p("| %s | %s | %s | %s | %s |\n", f.Name, f.Unit, cell(f.SQLite), cell(f.Postgres), cell(f.PostgresOverSQLite))
+		p("| %s | %s | %s | %s | %s |\n", f.Name, f.Unit, cell(f.SQLite, f.Bound), cell(f.Postgres, f.Bound), cell(f.PostgresOverSQLite, 0))
 	}
 	p("\nM6: %d orders confirmed and %d Knock triggers recorded on SQLite, %d and %d on PostgreSQL (each with one warm-up confirmation). "+
 		"M9: %d orders confirmed and notified through the edge and %d directly on SQLite, %d and %d on PostgreSQL (one warm-up order each way included).\n",
@@ -344,9 +355,9 @@ func (r *Report) bothEngines(p func(format string, args ...any)) {
 		durability(pgs), shards(en.Postgres.HistoryShards), shards(en.SQLite.HistoryShards),
 		num(capacity.Median), num(capacity.Min), num(capacity.Max), direction(capacity, "faster", "slower"),
 		num(minimal.Median), num(minimal.Min), num(minimal.Max), direction(minimal, "faster", "slower"),
-		num(m4.Postgres.Median), num(m4.SQLite.Median), direction(m4.PostgresOverSQLite, "higher", "lower"), drainTarget, metOn(drainTarget, m4),
-		num(m6.Postgres.Median), num(m6.SQLite.Median), direction(m6.PostgresOverSQLite, "higher", "lower"), ordersTarget, metOn(ordersTarget, m6),
-		num(m9.Postgres.Median), num(m9.SQLite.Median), direction(m9.PostgresOverSQLite, "higher", "lower"), effectTarget, metOn(effectTarget, m9))
+		numBeside(m4.Postgres.Median, m4.Bound), numBeside(m4.SQLite.Median, m4.Bound), direction(m4.PostgresOverSQLite, "higher", "lower"), drainTarget, metOn(drainTarget, m4),
+		numBeside(m6.Postgres.Median, m6.Bound), numBeside(m6.SQLite.Median, m6.Bound), direction(m6.PostgresOverSQLite, "higher", "lower"), ordersTarget, metOn(ordersTarget, m6),
+		numBeside(m9.Postgres.Median, m9.Bound), numBeside(m9.SQLite.Median, m9.Bound), direction(m9.PostgresOverSQLite, "higher", "lower"), effectTarget, metOn(effectTarget, m9))
 }
 
 // direction says whether a per-round ratio of PostgreSQL over SQLite was

@@ -277,7 +277,7 @@ func (r *Report) Markdown() string {
 	for _, res := range r.summaryResults() {
 		var rs []string
 		for _, f := range res.Ratios {
-			rs = append(rs, fmt.Sprintf("%s %s (%s–%s)", f.Name, num(f.Stats.Median), num(f.Stats.Min), num(f.Stats.Max)))
+			rs = append(rs, fmt.Sprintf("%s %s (%s–%s)", f.Name, f.format(f.Stats.Median), f.format(f.Stats.Min), f.format(f.Stats.Max)))
 		}
 		ratio := strings.Join(rs, "; ")
 		if ratio == "" {
@@ -297,9 +297,10 @@ func (r *Report) Markdown() string {
 		row := func(f Figure) {
 			var per []string
 			for _, v := range f.Stats.Values {
-				per = append(per, num(v))
+				per = append(per, f.format(v))
 			}
-			p("| %s | %s | %s | %s | %s | %s |\n", f.Name, f.Unit, num(f.Stats.Median), num(f.Stats.Min), num(f.Stats.Max), strings.Join(per, ", "))
+			p("| %s | %s | %s | %s | %s | %s |\n", f.Name, f.Unit, f.format(f.Stats.Median), f.format(f.Stats.Min), f.format(f.Stats.Max),
+				strings.Join(per, ", "))
 		}
 		row(res.Subject)
 		for _, f := range res.Baselines {

@@ -71,3 +71,30 @@ func TestTailCauseFollowsTheFigures(t *testing.T) {
 	assert.Contains(t, tailCause(2, 40), "rows hardly waited")
 	assert.Contains(t, tailCause(85, 179), "the rows behind them waited for a slot")
 }
+
+// TestFigureShowsWhichSideOfItsBound: a value that rounds onto its target
+// (or across it) is printed with the digits that tell the two apart, in the
+// summary and in the measurement's table; one clear of it keeps three
+// significant digits.
+func TestFigureShowsWhichSideOfItsBound(t *testing.T) {
+	f := Figure{Bound: 0.85}
+	for v, want := range map[float64]string{
+		0.8496: "0.8496", 0.8504: "0.8504", 0.85: "0.85", 0.84: "0.84", 0.8449: "0.84", 1.18: "1.18",
+	} {
+		assert.Equal(t, want, f.format(v), "%v against 0.85", v)
+	}
+	assert.Equal(t, "199.6", Figure{Bound: 200}.format(199.6))
+	assert.Equal(t, "2.004", Figure{Bound: 2}.format(2.004))
+	assert.Equal(t, "0.85", Figure{}.format(0.8496), "without a bound, as num prints it")
+
+	ratio := Stats{Median: 0.8496, Min: 0.6, Max: 0.8504, Values: []float64{0.6, 0.8496, 0.8504}}
+	r := &Report{Results: []Result{{
+		ID: "M1", What: "inbox write", Target: insertTarget.String(), Pass: insertTarget.met(ratio),
+		Subject: Figure{Name: "InsertInboxEvent", Unit: "rows/s", Stats: Stats{Median: 100}},
+		Ratios:  []Figure{{Name: "inbox/best raw", Unit: "×", Stats: ratio, Bound: float64(insertTarget)}},
+	}}}
+	md := r.Markdown()
+	assert.Contains(t, md, "| inbox/best raw 0.8496 (0.60–0.8504) | >= 0.85 | **MISS** |")
+	assert.Contains(t, md, "| inbox/best raw | × | 0.8496 | 0.60 | 0.8504 | 0.60, 0.8496, 0.8504 |")
+	assert.Contains(t, r.Results[0].SummaryLine(), "inbox/best raw 0.8496 (min 0.60, max 0.8504)")
+}
