@@ -125,11 +125,19 @@ func TestHarness(t *testing.T) {
 	require.NoError(t, err)
 	assert.Positive(t, m8.Subject.Stats.Median, "hand-off p99")
 	assert.Positive(t, m8.Baselines[0].Stats.Median, "raw SignalWithStart p99")
+	late := 0
 	for _, f := range m8.Extra {
 		if strings.HasPrefix(f.Name, "in the dispatcher: the call") {
 			assert.Positive(t, f.Stats.Median, f.Name)
 		}
+		if strings.HasPrefix(f.Name, generatorLateFigure) {
+			// Each clock starts when its commit or call was made, never
+			// before its slot: the generator's delay is measured apart.
+			assert.GreaterOrEqual(t, f.Stats.Median, 0.0, f.Name)
+			late++
+		}
 	}
+	assert.Equal(t, 2, late, "the load generator's delay is shown for both sides")
 
 	m9, effects, err := e.Effect(ctx, t)
 	require.NoError(t, err)

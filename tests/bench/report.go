@@ -465,12 +465,15 @@ func (r *Report) findings(p func(format string, args ...any)) {
 		queuedMean, _ := r.figure("M8", "in the dispatcher: claim to call, mean")
 		call, _ := r.figure("M8", "in the dispatcher: the call, until Temporal answered, p99")
 		callMean, _ := r.figure("M8", "in the dispatcher: the call, mean")
+		late, _ := r.figure("M8", generatorLateFigure+", commits, p99")
+		rawLate, _ := r.figure("M8", generatorLateFigure+", raw calls, p99")
 		p("- **Hand-off latency (M8).** The offered rate, %s events/s (the median over rounds, each half the SignalWithStart capacity measured just before it), was %s× the rate the dispatcher drained a committed backlog at in M4 (%s/s, "+
 			"measured later in the same run); raw SignalWithStart calls at that rate have no limit on calls in flight, the dispatcher has %d. "+
 			"Half of the hand-offs took longer than %s ms from commit to history, against %s ms for the raw calls. "+
+			"The load generator made its commits %s ms and its raw calls %s ms after their slots in the schedule at p99, a delay neither clock counts. "+
 			"Inside the dispatcher a claimed row waited %s ms at p99 (mean %s ms) for its order look-up and a free slot, and its call took %s ms at p99 (mean %s ms) until Temporal answered: %s.\n",
 			num(offered.Median), num(offered.Median/max(drain.Median, 0.001)), num(drain.Median), inbox.DefaultHandOffConcurrency,
-			num(p50.Median), num(rawP50.Median), num(queued.Median), num(queuedMean.Median), num(call.Median), num(callMean.Median),
+			num(p50.Median), num(rawP50.Median), num(late.Median), num(rawLate.Median), num(queued.Median), num(queuedMean.Median), num(call.Median), num(callMean.Median),
 			tailCause(queued.Median, call.Median))
 	}
 	if ev, ok := r.figure("M6", "history events of one OrderConfirmation"); ok {

@@ -51,12 +51,15 @@ func TestHandoffSentenceRelatesTheOfferedRateToTheDrain(t *testing.T) {
 			{Name: "offered rate (half the SignalWithStart capacity)", Unit: "events/s", Stats: Stats{Median: 150}},
 			{Name: "p50 commit to signal in history, every event of every round", Unit: "ms", Stats: Stats{Median: 240}},
 			{Name: "p50 raw SignalWithStart, every call of every round", Unit: "ms", Stats: Stats{Median: 11}},
+			{Name: generatorLateFigure + ", commits, p99", Unit: "ms", Stats: Stats{Median: 3}},
+			{Name: generatorLateFigure + ", raw calls, p99", Unit: "ms", Stats: Stats{Median: 45}},
 		}},
 	}}
 	var b strings.Builder
 	r.findings(func(format string, args ...any) { fmt.Fprintf(&b, format, args...) })
 	assert.Contains(t, b.String(), "The offered rate, 150 events/s (the median over rounds, each half the SignalWithStart capacity measured just before it), was 0.75× the rate the dispatcher drained a committed backlog at in M4 (200/s")
 	assert.Contains(t, b.String(), "took longer than 240 ms from commit to history, against 11.0 ms for the raw calls")
+	assert.Contains(t, b.String(), "The load generator made its commits 3.00 ms and its raw calls 45.0 ms after their slots in the schedule at p99, a delay neither clock counts.")
 
 	b.Reset()
 	r.Results = r.Results[1:]
