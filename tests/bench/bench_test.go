@@ -75,6 +75,11 @@ func TestHarness(t *testing.T) {
 	assert.Positive(t, m3.Subject.Stats.Median, "p99 latency")
 	assert.Equal(t, 0.0, extra(t, m3, "errors (non-200 or transport)").Median, "every webhook was answered 200")
 	assert.Positive(t, extra(t, m3, "cold edge: p99 latency over every request of every round").Median, "the cold edge is measured")
+	// Each request's latency counts from its slot, so it includes how late
+	// it was sent: request by request, and so at p99 too.
+	sentLate := extra(t, m3, sentLateFigure).Median
+	assert.GreaterOrEqual(t, sentLate, 0.0)
+	assert.LessOrEqual(t, sentLate, m3.Subject.Stats.Median, "the generator's delay is part of the latency, never more")
 
 	m4, err := e.Drain(ctx, t)
 	require.NoError(t, err)
