@@ -108,6 +108,7 @@ func TestDurablePostgresKilledKeepsEveryAcknowledgedEvent(t *testing.T) {
 	require.NotEmpty(t, refusedAtRestart, "the kill failed requests in flight or after it")
 
 	pg.start()
+	s.databaseRestarted()
 	logf(t, "PostgreSQL restarted on the same data directory")
 	stored := func(i int) bool {
 		var n int

@@ -112,6 +112,7 @@ func TestPostgresStoppedAnswers503(t *testing.T) {
 	expectNotReady(t, srv)
 
 	pg.start()
+	s.databaseRestarted()
 	logf(t, "PostgreSQL restarted")
 	s.deliverUntilAcked(during, "evt_pg_during", map[string]string{confirmationKey("o-pg-during"): workflows.KnockOrderConfirmed}, srv.url)
 	waitFor(t, time.Minute, "/readyz green again", func() bool { return readyz(t, srv).code == http.StatusOK })

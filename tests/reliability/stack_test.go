@@ -200,6 +200,15 @@ func (s *stack) polls(p *proc, queue string, typ enumspb.TaskQueueType) bool {
 	return false
 }
 
+// databaseRestarted drops the test's own connections to a PostgreSQL that
+// has just been restarted. They died with the old server, and a backend
+// may have written its "terminating connection" (57P01) to one before it
+// went: the pool checks only connections idle for a second or more, so it
+// would hand such a one to the first query after a quick restart.
+func (s *stack) databaseRestarted() {
+	s.store.Pool().Reset()
+}
+
 // seedOrders creates one customer and a pending order per id.
 func (s *stack) seedOrders(ids ...string) {
 	s.t.Helper()
