@@ -280,8 +280,9 @@ func rawBaselines(ctx context.Context, g *edge, prefix string, round, n int, siz
 // as long as the baseline's and whose goroutines are as busy runs at the
 // baseline's rate: the two figures split a ratio into waiting and working.
 type workTiming struct {
-	// mean is a unit's mean time.
-	mean time.Duration
+	// meanMillis is a unit's mean time in ms, not rounded to a whole
+	// nanosecond: M1's parts multiply back to its ratio only unrounded.
+	meanMillis float64
 	// busy is the units' summed time over the goroutines' number times the
 	// phase: the share of the phase they spent working.
 	busy float64
@@ -293,7 +294,7 @@ func newWorkTiming(spent time.Duration, units, workers int, d time.Duration) wor
 	if units <= 0 || workers <= 0 || d <= 0 {
 		return workTiming{}
 	}
-	return workTiming{mean: spent / time.Duration(units), busy: float64(spent) / float64(time.Duration(workers)*d)}
+	return workTiming{meanMillis: millis(spent) / float64(units), busy: float64(spent) / float64(time.Duration(workers)*d)}
 }
 
 // timingSeries collects a side's workTiming round by round: the busy
@@ -302,7 +303,7 @@ type timingSeries struct{ busy, mean []float64 }
 
 func (ts *timingSeries) add(t workTiming) {
 	ts.busy = append(ts.busy, t.busy)
-	ts.mean = append(ts.mean, millis(t.mean))
+	ts.mean = append(ts.mean, t.meanMillis)
 }
 
 // timedParallel is parallel timing each call of fn as a unit of work.
