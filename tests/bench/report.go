@@ -435,7 +435,7 @@ func (r *Report) findings(p func(format string, args ...any)) {
 			"to Temporal and %s ms with it stopped (%s× with it than without), at the same offered rate of %s/s, which is %s of the closed-loop rate M2 reached. "+
 			"On a cold edge under the same load p99 was %s ms (maximum %s ms; %s ms over the first second). "+
 			"The embedded Temporal server, the dispatcher, the handler and the load generator share the machine's cores (see the load average): "+
-			"the load generator itself sent its requests up to %s ms after their slots (p99), and a request's latency counts from its slot. "+
+			"the load generator itself sent 99%% of its requests within %s ms of their slots, and a request's latency counts from its slot. "+
 			"The per-round rows of the table show how much the rounds differ.\n",
 			num(with.Median), num(worst.Median), num(alone.Median), num(with.Median/max(alone.Median, 0.001)), num(offered.Median),
 			fmt.Sprintf("%.0f%%", 100*offered.Median/max(closed.Median, 1)), num(coldP99.Median), num(coldMax.Median), num(coldFirst.Median), num(late.Median))

@@ -101,3 +101,22 @@ func TestFigureShowsWhichSideOfItsBound(t *testing.T) {
 	assert.Contains(t, md, "| inbox/best raw | × | 0.8496 | 0.60 | 0.8504 | 0.60, 0.8496, 0.8504 |")
 	assert.Contains(t, r.Results[0].SummaryLine(), "inbox/best raw 0.8496 (min 0.60, max 0.8504)")
 }
+
+// TestLatencySentenceSaysHowLateTheGeneratorSent: the M3 finding quotes the
+// load generator's own delay, which the latencies include.
+func TestLatencySentenceSaysHowLateTheGeneratorSent(t *testing.T) {
+	r := &Report{Results: []Result{
+		{ID: "M2", Subject: Figure{Name: "webhooks acknowledged", Unit: "webhooks/s", Stats: Stats{Median: 10000}}},
+		{ID: "M3", Subject: Figure{Name: "p99 latency over every request of every round", Unit: "ms", Stats: Stats{Median: 53.9}},
+			Baselines: []Figure{{Name: "p99 latency with the dispatcher stopped, every request of every round", Unit: "ms", Stats: Stats{Median: 12.4}}},
+			Extra: []Figure{
+				{Name: "offered rate (5× SignalWithStart capacity)", Unit: "webhooks/s", Stats: Stats{Median: 2500}},
+				{Name: sentLateFigure, Unit: "ms", Stats: Stats{Median: 8.38}},
+			}},
+	}}
+	var b strings.Builder
+	r.findings(func(format string, args ...any) { fmt.Fprintf(&b, format, args...) })
+	assert.Contains(t, b.String(), "p99 was 53.9 ms")
+	assert.Contains(t, b.String(), "the load generator itself sent 99% of its requests within 8.38 ms of their slots, and a request's latency counts from its slot.")
+	assert.NotContains(t, b.String(), "%!", "no broken format verbs")
+}
