@@ -170,6 +170,10 @@ func worstHold(batch, concurrency int) time.Duration {
 	return rounds*(callTimeout+markTimeout) + 3*markTimeout + 2*markGather + time.Second
 }
 
+// Concurrency is how many targets' events the dispatcher hands off at
+// once: DispatcherOptions.Concurrency, or its default.
+func (d *Dispatcher) Concurrency() int { return d.opts.Concurrency }
+
 // Poke asks for a claim now; it never blocks.
 func (d *Dispatcher) Poke() {
 	select {

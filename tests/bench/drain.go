@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"testing"
@@ -178,8 +177,7 @@ func (e *Env) drainInbox(ctx context.Context, tb testing.TB, c client.Client, qu
 	// Every hand-off ended before Run returned, so each is in the
 	// histogram; those after the last counted one add a little.
 	_, call, err := g.handOffTimes()
-	slots := cmp.Or(opts.Concurrency, inbox.DefaultHandOffConcurrency)
-	return d, newWorkTiming(time.Duration(call.Sum*float64(time.Second)), int(call.Count), slots, d), err
+	return d, newWorkTiming(time.Duration(call.Sum*float64(time.Second)), int(call.Count), g.disp.Concurrency(), d), err
 }
 
 // insertOrders writes the orders payments are for, before the clock
