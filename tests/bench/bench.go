@@ -49,6 +49,31 @@ type Figure struct {
 	// does. The report prints the figure's values with as many digits as
 	// it takes to show which side of the bound each falls on.
 	Bound float64
+	// Ceiling says the target wants values at most Bound; otherwise it
+	// wants them at least Bound (a ratio's floor).
+	Ceiling bool
+}
+
+// metIn counts the rounds whose value meets the figure's bound, and the
+// rounds there are. A median on the target's edge reads differently when
+// 9 of 10 rounds met it than when 5 did.
+func (f Figure) metIn() (met, rounds int) {
+	for _, v := range f.Stats.Values {
+		if (f.Ceiling && v <= f.Bound) || (!f.Ceiling && v >= f.Bound) {
+			met++
+		}
+	}
+	return met, len(f.Stats.Values)
+}
+
+// roundsMet states metIn for the summary, e.g. "met in 7 of 10 rounds";
+// "" for a figure without a bound or with one value only (a pooled one).
+func (f Figure) roundsMet() string {
+	met, rounds := f.metIn()
+	if f.Bound == 0 || rounds < 2 {
+		return ""
+	}
+	return fmt.Sprintf("met in %d of %d rounds", met, rounds)
 }
 
 // format prints one of the figure's values, numBeside its bound.
@@ -118,7 +143,7 @@ func (r Result) SummaryLine() string {
 	}
 	var ratios []string
 	for _, f := range r.Ratios {
-		ratios = append(ratios, fmt.Sprintf("%s %s (min %s, max %s)", f.Name, f.format(f.Stats.Median), f.format(f.Stats.Min), f.format(f.Stats.Max)))
+		ratios = append(ratios, fmt.Sprintf("%s %s (min %s, max %s%s)", f.Name, f.format(f.Stats.Median), f.format(f.Stats.Min), f.format(f.Stats.Max), prefixed("; ", f.roundsMet())))
 	}
 	ratio := strings.Join(ratios, "; ")
 	if ratio == "" {
@@ -195,4 +220,12 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
 	rank = min(max(rank, 1), len(sorted))
 	return sorted[rank-1]
+}
+
+// prefixed is s after prefix, or "" when s is empty.
+func prefixed(prefix, s string) string {
+	if s == "" {
+		return ""
+	}
+	return prefix + s
 }

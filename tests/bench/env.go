@@ -97,12 +97,16 @@ type Sizes struct {
 }
 
 // FullSizes are what `make bench` runs: enough work per round for stable
-// rates; BENCH_TIMEOUT in the Makefile bounds the whole run.
+// rates, and enough rounds for a median that one odd round does not move:
+// on a machine of two shared cores five rounds put several targets on
+// either side from one run to the next, with the code unchanged. An even
+// number lets ABBA run each order equally often. BENCH_TIMEOUT in the
+// Makefile bounds the whole run.
 func FullSizes() Sizes {
 	return Sizes{
-		Rounds: 5, Senders: 32, InboxRows: 2000, Webhooks: 2000,
+		Rounds: 10, Senders: 32, InboxRows: 2000, Webhooks: 2000,
 		SignalCalls: 200, SignalConcurrency: 16, LatencyDuration: 5 * time.Second,
-		Backlog: 600, Duplicates: 100, Orders: 50, OrderSenders: 8,
+		Backlog: 600, Duplicates: 400, Orders: 50, OrderSenders: 8,
 		StockUpdates: 10_000, M7Rounds: 3, PoolSizes: []int{4, 16, 32},
 		HandoffDuration: 8 * time.Second, StorageEvents: 500, StorageDays: 9, StorageDay: 3 * time.Second,
 	}

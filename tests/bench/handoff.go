@@ -144,7 +144,7 @@ func (e *Env) Handoff(ctx context.Context, tb testing.TB) (Result, error) {
 		Baselines: []Figure{
 			{Name: "p99 raw SignalWithStart, call to signal in history, every call of every round", Unit: "ms", Stats: summarise([]float64{baseP99})},
 		},
-		Ratios: []Figure{{Name: "hand-off p99/raw p99", Unit: "×", Stats: summarise([]float64{ratio}), Bound: handOffCeiling}},
+		Ratios: []Figure{{Name: "hand-off p99/raw p99", Unit: "×", Stats: summarise([]float64{ratio}), Bound: handOffCeiling, Ceiling: true}},
 		Extra: []Figure{
 			{Name: "p50 commit to signal in history, every event of every round", Unit: "ms", Stats: summarise([]float64{millis(percentile(pooled, 50))})},
 			{Name: "p50 raw SignalWithStart, every call of every round", Unit: "ms", Stats: summarise([]float64{millis(percentile(pooledRaw, 50))})},

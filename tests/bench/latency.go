@@ -168,7 +168,7 @@ func (e *Env) Latency(ctx context.Context, tb testing.TB, capacity float64) (Res
 	slices.Sort(pooledLate)
 	pooledP99, pooledMax := millis(percentile(pooled, 99)), millis(percentile(pooled, 100))
 	coldP99, coldMax := millis(percentile(pooledCold, 99)), millis(percentile(pooledCold, 100))
-	subject := Figure{Name: "p99 latency over every request of every round", Unit: "ms", Stats: summarise([]float64{pooledP99}), Bound: latencyCeiling}
+	subject := Figure{Name: "p99 latency over every request of every round", Unit: "ms", Stats: summarise([]float64{pooledP99}), Bound: latencyCeiling, Ceiling: true}
 	res := Result{
 		ID: "M3", What: "webhook latency at 5× Temporal's rate",
 		Subject: subject,

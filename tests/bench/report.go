@@ -277,7 +277,7 @@ func (r *Report) Markdown() string {
 	for _, res := range r.summaryResults() {
 		var rs []string
 		for _, f := range res.Ratios {
-			rs = append(rs, fmt.Sprintf("%s %s (%s–%s)", f.Name, f.format(f.Stats.Median), f.format(f.Stats.Min), f.format(f.Stats.Max)))
+			rs = append(rs, fmt.Sprintf("%s %s (%s–%s%s)", f.Name, f.format(f.Stats.Median), f.format(f.Stats.Min), f.format(f.Stats.Max), prefixed("; ", f.roundsMet())))
 		}
 		ratio := strings.Join(rs, "; ")
 		if ratio == "" {

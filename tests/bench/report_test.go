@@ -97,9 +97,21 @@ func TestFigureShowsWhichSideOfItsBound(t *testing.T) {
 		Ratios:  []Figure{{Name: "inbox/best raw", Unit: "×", Stats: ratio, Bound: float64(insertTarget)}},
 	}}}
 	md := r.Markdown()
-	assert.Contains(t, md, "| inbox/best raw 0.8496 (0.60–0.8504) | >= 0.85 | **MISS** |")
+	assert.Contains(t, md, "| inbox/best raw 0.8496 (0.60–0.8504; met in 1 of 3 rounds) | >= 0.85 | **MISS** |")
 	assert.Contains(t, md, "| inbox/best raw | × | 0.8496 | 0.60 | 0.8504 | 0.60, 0.8496, 0.8504 |")
-	assert.Contains(t, r.Results[0].SummaryLine(), "inbox/best raw 0.8496 (min 0.60, max 0.8504)")
+	assert.Contains(t, r.Results[0].SummaryLine(), "inbox/best raw 0.8496 (min 0.60, max 0.8504; met in 1 of 3 rounds)")
+}
+
+// TestRoundsMetCountsEachRoundAgainstItsBound: a floor is met at or above
+// its bound, a ceiling at or below it; a pooled figure (one value) and a
+// figure with no bound get no count.
+func TestRoundsMetCountsEachRoundAgainstItsBound(t *testing.T) {
+	values := Stats{Values: []float64{0.84, 0.85, 0.9, 2, 2.1}}
+	assert.Equal(t, "met in 4 of 5 rounds", Figure{Stats: values, Bound: 0.85}.roundsMet(), "0.85 meets a floor of 0.85")
+	assert.Equal(t, "met in 3 of 5 rounds", Figure{Stats: values, Bound: 0.9, Ceiling: true}.roundsMet(), "0.9 meets a ceiling of 0.9")
+	assert.Equal(t, "met in 0 of 5 rounds", Figure{Stats: values, Bound: 3}.roundsMet())
+	assert.Empty(t, Figure{Stats: values}.roundsMet(), "no bound")
+	assert.Empty(t, Figure{Stats: summarise([]float64{2.48}), Bound: 2, Ceiling: true}.roundsMet(), "one pooled value")
 }
 
 // TestLatencySentenceSaysHowLateTheGeneratorSent: the M3 finding quotes the
