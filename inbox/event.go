@@ -86,6 +86,10 @@ type Event struct {
 	orderFound bool
 	// claimedAt is when the dispatcher claimed the row, on its own clock.
 	claimedAt time.Time
+	// followed is set by Claim when a later row of the same target was
+	// waiting: it becomes claimable once this row is done, so finishing
+	// this row must wake the claimer.
+	followed bool
 }
 
 // Route is where an event goes and what it carries there, decided once at

@@ -29,12 +29,14 @@ func NewStore(pool *pgxpool.Pool) *Store {
 const eventColumns = `id, provider, event_id, event_type, coalesce(workflow_id, ''), route, payload, received_at, attempts,
        coalesce(trace_parent, ''), recovered, status, coalesce(last_error, ''), handed_off_at`
 
-// scanEvent reads one row of eventColumns.
-func scanEvent(rows pgx.Rows) (Event, error) {
+// scanEvent reads one row of eventColumns, then any further columns the
+// query returned after them into more.
+func scanEvent(rows pgx.Rows, more ...any) (Event, error) {
 	var e Event
 	var route *string
-	if err := rows.Scan(&e.ID, &e.Source, &e.EventID, &e.EventType, &e.Target, &route, &e.Payload, &e.ReceivedAt,
-		&e.Attempts, &e.TraceParent, &e.Recovered, &e.Status, &e.Note, &e.DoneAt); err != nil {
+	dest := []any{&e.ID, &e.Source, &e.EventID, &e.EventType, &e.Target, &route, &e.Payload, &e.ReceivedAt,
+		&e.Attempts, &e.TraceParent, &e.Recovered, &e.Status, &e.Note, &e.DoneAt}
+	if err := rows.Scan(append(dest, more...)...); err != nil {
 		return e, fmt.Errorf("scan inbox event: %w", err)
 	}
 	if route != nil {
@@ -63,7 +65,9 @@ func scanEvents(rows pgx.Rows) ([]Event, error) {
 // hand-off in commit order per target and means a batch holds at most one
 // row per target. The lease pushes the row's next attempt out, so another
 // dispatcher (or this one after a crash) picks it up again only if it is
-// neither handed off nor failed by then.
+// neither handed off nor failed by then. Each row claimed says whether a
+// later row of its target was waiting (Event.followed), so the dispatcher
+// knows which finished rows make another claimable.
 func (s *Store) Claim(ctx context.Context, limit int, lease time.Duration) ([]Event, error) {
 	const q = `
 UPDATE webhook_inbox w
@@ -77,13 +81,25 @@ WHERE w.id IN (
     ORDER BY i.id
     LIMIT $1
     FOR UPDATE SKIP LOCKED)
-RETURNING ` + eventColumns
+RETURNING ` + eventColumns + `,
+    EXISTS (SELECT 1 FROM webhook_inbox n
+            WHERE n.workflow_id = w.workflow_id AND n.handed_off_at IS NULL AND n.id > w.id)`
 	rows, err := s.pool.Query(ctx, q, limit, lease.Milliseconds())
 	if err != nil {
 		return nil, fmt.Errorf("claim inbox events: %w", err)
 	}
-	out, err := scanEvents(rows)
-	if err != nil {
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var followed bool
+		e, err := scanEvent(rows, &followed)
+		if err != nil {
+			return nil, fmt.Errorf("claim inbox events: %w", err)
+		}
+		e.followed = followed
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("claim inbox events: %w", err)
 	}
 	// UPDATE ... RETURNING does not keep the subquery's order.

@@ -214,7 +214,14 @@ func commitPaymentForNewOrder(t *testing.T, st *store.Store, ib *inbox.Store, or
 // the order exists.
 func commitPayment(t *testing.T, ib *inbox.Store, orderID string) {
 	t.Helper()
-	body := paymentEvent("evt_"+orderID, "payment_intent.succeeded", orderID, time.Now())
+	commitPaymentEvent(t, ib, "evt_"+orderID, orderID)
+}
+
+// commitPaymentEvent is commitPayment with the event id given: a second
+// payment event for the same order.
+func commitPaymentEvent(t *testing.T, ib *inbox.Store, eventID, orderID string) {
+	t.Helper()
+	body := paymentEvent(eventID, "payment_intent.succeeded", orderID, time.Now())
 	var se stripego.Event
 	require.NoError(t, json.Unmarshal(body, &se))
 	row, err := inbox.StripeEvent(se, body)

@@ -108,8 +108,15 @@ func dialTemporal(t *testing.T) client.Client {
 // reading orders through lookups, until the test ends.
 func runDispatcher(t *testing.T, ib *inbox.Store, lookups inbox.Lookups, c client.Client) *inbox.Dispatcher {
 	t.Helper()
+	return runDispatcherWith(t, ib, lookups, c, inbox.DispatcherOptions{})
+}
+
+// runDispatcherWith is runDispatcher with opts instead of the production
+// options.
+func runDispatcherWith(t *testing.T, ib *inbox.Store, lookups inbox.Lookups, c client.Client, opts inbox.DispatcherOptions) *inbox.Dispatcher {
+	t.Helper()
 	d := inbox.NewDispatcher(ib, lookups, starter.New(c, starter.Options{}), slog.New(slog.NewTextHandler(io.Discard, nil)),
-		prometheus.NewRegistry(), inbox.DispatcherOptions{})
+		prometheus.NewRegistry(), opts)
 	runCtx, stop := context.WithCancel(context.Background())
 	ran := make(chan struct{})
 	go func() { defer close(ran); _ = d.Run(runCtx) }()
