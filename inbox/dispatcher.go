@@ -247,11 +247,12 @@ func (d *Dispatcher) claimRows(ctx context.Context, p *pipeline) {
 		// While Concurrency rows already wait for a slot, claiming more
 		// would only cost a statement per freed row: claim once the
 		// queue runs low, in larger batches.
-		if room := d.opts.Batch - int(p.held.Load()); room > 0 && len(p.work) < d.opts.Concurrency {
+		held := int(p.held.Load())
+		if room := d.opts.Batch - held; room > 0 && len(p.work) < d.opts.Concurrency {
 			// Set before the claim starts: a row finishing meanwhile
 			// either sees it set and wakes the claimer again, or finished
 			// before the claim began, which then sees the row done.
-			p.passedOver.Store(p.held.Load() > 0)
+			p.passedOver.Store(held > 0)
 			events, err := d.store.Claim(ctx, room, d.opts.Lease)
 			if err != nil && ctx.Err() == nil {
 				d.logger.Warn("Inbox claim failed; will retry", "error", err)

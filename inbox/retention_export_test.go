@@ -13,7 +13,7 @@ func (s *Store) EventByID(ctx context.Context, id int64) (Event, error) {
 	if err != nil {
 		return Event{}, fmt.Errorf("read inbox event %d: %w", id, err)
 	}
-	events, err := scanEvents(rows)
+	events, err := scanEvents(rows, nil)
 	if err != nil {
 		return Event{}, err
 	}

@@ -29,14 +29,18 @@ func NewStore(pool *pgxpool.Pool) *Store {
 const eventColumns = `id, provider, event_id, event_type, coalesce(workflow_id, ''), route, payload, received_at, attempts,
        coalesce(trace_parent, ''), recovered, status, coalesce(last_error, ''), handed_off_at`
 
-// scanEvent reads one row of eventColumns, then any further columns the
-// query returned after them into more.
-func scanEvent(rows pgx.Rows, more ...any) (Event, error) {
+// scanEvent reads one row of eventColumns, then, when more is set, the
+// further columns the query returned after them into the fields more
+// names.
+func scanEvent(rows pgx.Rows, more func(e *Event) []any) (Event, error) {
 	var e Event
 	var route *string
 	dest := []any{&e.ID, &e.Source, &e.EventID, &e.EventType, &e.Target, &route, &e.Payload, &e.ReceivedAt,
 		&e.Attempts, &e.TraceParent, &e.Recovered, &e.Status, &e.Note, &e.DoneAt}
-	if err := rows.Scan(append(dest, more...)...); err != nil {
+	if more != nil {
+		dest = append(dest, more(&e)...)
+	}
+	if err := rows.Scan(dest...); err != nil {
 		return e, fmt.Errorf("scan inbox event: %w", err)
 	}
 	if route != nil {
@@ -47,11 +51,12 @@ func scanEvent(rows pgx.Rows, more ...any) (Event, error) {
 	return e, nil
 }
 
-func scanEvents(rows pgx.Rows) ([]Event, error) {
+// scanEvents reads every row with scanEvent.
+func scanEvents(rows pgx.Rows, more func(e *Event) []any) ([]Event, error) {
 	defer rows.Close()
 	var out []Event
 	for rows.Next() {
-		e, err := scanEvent(rows)
+		e, err := scanEvent(rows, more)
 		if err != nil {
 			return nil, err
 		}
@@ -88,18 +93,8 @@ RETURNING ` + eventColumns + `,
 	if err != nil {
 		return nil, fmt.Errorf("claim inbox events: %w", err)
 	}
-	defer rows.Close()
-	var out []Event
-	for rows.Next() {
-		var followed bool
-		e, err := scanEvent(rows, &followed)
-		if err != nil {
-			return nil, fmt.Errorf("claim inbox events: %w", err)
-		}
-		e.followed = followed
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanEvents(rows, func(e *Event) []any { return []any{&e.followed} })
+	if err != nil {
 		return nil, fmt.Errorf("claim inbox events: %w", err)
 	}
 	// UPDATE ... RETURNING does not keep the subquery's order.
@@ -116,7 +111,7 @@ FROM webhook_inbox WHERE workflow_id = $1 AND handed_off_at IS NULL ORDER BY id 
 	if err != nil {
 		return nil, fmt.Errorf("pending inbox rows of %s: %w", target, err)
 	}
-	out, err := scanEvents(rows)
+	out, err := scanEvents(rows, nil)
 	if err != nil {
 		return nil, fmt.Errorf("pending inbox rows of %s: %w", target, err)
 	}

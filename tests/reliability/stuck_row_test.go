@@ -63,15 +63,9 @@ func (l *stuckLookups) GetOrder(ctx context.Context, id string) (*store.Order, e
 // only collect their signals.
 func TestStuckHandOffHoldsUpOnlyItsRow(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	st, _ := newDatabase(t)
 	ib := inbox.NewStore(st.Pool())
-	status := func(orderID string) string {
-		t.Helper()
-		var s string
-		require.NoError(t, st.Pool().QueryRow(ctx, `SELECT status FROM webhook_inbox WHERE event_id = $1`, "evt_"+orderID).Scan(&s))
-		return s
-	}
+	status := func(orderID string) string { return inboxStatus(t, st, "evt_"+orderID) }
 
 	lookups := &stuckLookups{Store: st, order: "o-stuck", entered: make(chan struct{}), release: make(chan struct{})}
 	d := runDispatcher(t, ib, lookups, dialTemporal(t))

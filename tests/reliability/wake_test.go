@@ -25,33 +25,35 @@ func TestRowBehindItsTargetsRowIsClaimedOnceThatOneIsDone(t *testing.T) {
 	c := dialTemporal(t)
 	noSweep := inbox.DispatcherOptions{Sweep: time.Hour}
 
-	t.Run("committed together", func(t *testing.T) {
-		t.Parallel()
-		st, _ := newDatabase(t)
-		ib := inbox.NewStore(st.Pool())
-		commitPaymentForNewOrder(t, st, ib, "o-pair")
-		commitPaymentEvent(t, ib, "evt_o-pair-again", "o-pair")
+	// Both rows are committed before the dispatcher starts, and it is not
+	// poked: its first claim, as it starts, takes the earlier row only.
+	for _, tc := range []struct {
+		name string
+		opts inbox.DispatcherOptions
+		// later commits the later row and returns its event id.
+		later func(t *testing.T, st *store.Store, ib *inbox.Store) string
+	}{
+		{"committed together", noSweep, func(t *testing.T, _ *store.Store, ib *inbox.Store) string {
+			commitPaymentEvent(t, ib, "evt_o-first-again", "o-first") // the same order: behind the earlier row
+			return "evt_o-first-again"
+		}},
+		{"no room for it", inbox.DispatcherOptions{Sweep: time.Hour, Batch: 1}, func(t *testing.T, st *store.Store, ib *inbox.Store) string {
+			commitPaymentForNewOrder(t, st, ib, "o-second") // another order: waits for room, not for its target
+			return "evt_o-second"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			st, _ := newDatabase(t)
+			ib := inbox.NewStore(st.Pool())
+			commitPaymentForNewOrder(t, st, ib, "o-first")
+			later := tc.later(t, st, ib)
 
-		// Not poked: its first claim, as it starts, takes the earlier row
-		// and passes the later one over.
-		runDispatcherWith(t, ib, st, c, noSweep)
-		waitFor(t, time.Minute, "the later row delivered", func() bool { return inboxStatus(t, st, "evt_o-pair-again") == inbox.StatusDelivered })
-		require.Equal(t, inbox.StatusDelivered, inboxStatus(t, st, "evt_o-pair"))
-	})
-
-	t.Run("no room for it", func(t *testing.T) {
-		t.Parallel()
-		st, _ := newDatabase(t)
-		ib := inbox.NewStore(st.Pool())
-		commitPaymentForNewOrder(t, st, ib, "o-first")
-		commitPaymentForNewOrder(t, st, ib, "o-second")
-
-		// One row held at a time: the second waits for room, not for its
-		// target.
-		runDispatcherWith(t, ib, st, c, inbox.DispatcherOptions{Sweep: time.Hour, Batch: 1})
-		waitFor(t, time.Minute, "the second row delivered", func() bool { return inboxStatus(t, st, "evt_o-second") == inbox.StatusDelivered })
-		require.Equal(t, inbox.StatusDelivered, inboxStatus(t, st, "evt_o-first"))
-	})
+			runDispatcherWith(t, ib, st, c, tc.opts)
+			waitFor(t, time.Minute, "the later row delivered", func() bool { return inboxStatus(t, st, later) == inbox.StatusDelivered })
+			require.Equal(t, inbox.StatusDelivered, inboxStatus(t, st, "evt_o-first"))
+		})
+	}
 
 	t.Run("committed while the earlier one is in flight", func(t *testing.T) {
 		t.Parallel()
